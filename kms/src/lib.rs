@@ -1,0 +1,1 @@
+//! rampart-kms: key providers (local keyring, AWS KMS) and the envelope format.

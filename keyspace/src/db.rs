@@ -1,0 +1,573 @@
+//! A database: a sharded hash table of boxed nodes with expiry.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hashbrown::HashTable;
+use parking_lot::RwLock;
+
+use crate::{Key, Notify, Value};
+
+/// log2 of the number of shards per database. 256 shards keep lock
+/// contention negligible on many cores and bound the work of one SCAN step
+/// to a 256th of the database.
+const SHARD_BITS: u32 = 8;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+/// One key with its value, expiry and access time. Nodes are boxed so that a
+/// table slot is one pointer: with power-of-two tables a slot is often only
+/// half full, and an 8-byte slot wastes far less than a 64-byte one.
+pub struct Node {
+    /// The key.
+    pub key: Key,
+    /// The value.
+    pub value: Value,
+    expire_at: u64,
+    atime: AtomicU32,
+}
+
+impl Node {
+    /// Absolute expiry in Unix milliseconds, if the key is volatile.
+    pub fn expire_at(&self) -> Option<u64> {
+        (self.expire_at != 0).then_some(self.expire_at)
+    }
+
+    /// Whether the key is logically gone at `now` (Unix ms).
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now
+    }
+
+    /// Seconds since the key was last read or written (OBJECT IDLETIME).
+    pub fn idle_secs(&self, now: u64) -> u64 {
+        ((now / 1000) as u32).wrapping_sub(self.atime.load(Ordering::Relaxed)) as u64
+    }
+
+    fn touch(&self, now: u64) {
+        let t = (now / 1000) as u32;
+        // Skip the store when unchanged so readers don't bounce the cache line.
+        if self.atime.load(Ordering::Relaxed) != t {
+            self.atime.store(t, Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashTable<Box<Node>>,
+    volatile: usize,
+}
+
+/// The table's contents after FLUSHDB/FLUSHALL, detached so the caller can
+/// free them on another thread (`FLUSHALL ASYNC`).
+pub struct Detached(#[allow(dead_code)] Vec<HashTable<Box<Node>>>);
+
+/// One numbered database.
+///
+/// Every operation takes the lock of the one shard that holds the key, and
+/// hands the caller a view inside a closure so nothing escapes the lock.
+///
+/// ```
+/// use rampart_keyspace::{Keyspace, Value};
+/// let ks = Keyspace::new(16);
+/// let db = ks.db(0);
+/// db.write(b"k", 0, |slot| slot.insert(Value::string(b"v"), None));
+/// assert_eq!(db.get(b"k", 0, |n| n.map(|n| n.value.as_str().map(<[u8]>::to_vec))), Some(Some(b"v".to_vec())));
+/// ```
+pub struct Db {
+    index: usize,
+    shards: Box<[RwLock<Shard>]>,
+    hasher: foldhash::fast::FixedState,
+    notify: std::sync::Arc<dyn Notify>,
+}
+
+fn shard_of(h: u64) -> usize {
+    (h >> (64 - SHARD_BITS)) as usize
+}
+
+/// The hash given to the table: the shard bits sit at the top of the key's
+/// hash, where hashbrown takes its 7-bit tag, so the halves are swapped to
+/// keep tags and bucket indexes well spread inside a shard.
+fn table_hash(h: u64) -> u64 {
+    h.rotate_left(32)
+}
+
+impl Db {
+    pub(crate) fn new(index: usize, seed: u64, notify: std::sync::Arc<dyn Notify>) -> Db {
+        Db {
+            index,
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+            notify,
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Reads `key` at time `now` (Unix ms). An expired key reads as absent
+    /// and is deleted (lazy expiry).
+    pub fn get<R>(&self, key: &[u8], now: u64, f: impl FnOnce(Option<&Node>) -> R) -> R {
+        let h = self.hash(key);
+        let shard = self.shards[shard_of(h)].read();
+        let found = shard.map.find(table_hash(h), |n| n.key.as_bytes() == key);
+        match found {
+            Some(n) if n.is_expired(now) => {
+                drop(shard);
+                self.write(key, now, |_| ());
+                f(None)
+            }
+            Some(n) => {
+                n.touch(now);
+                f(Some(n))
+            }
+            None => f(None),
+        }
+    }
+
+    /// Whether `key` exists at `now`, without touching its access time.
+    pub fn exists(&self, key: &[u8], now: u64) -> bool {
+        let h = self.hash(key);
+        let shard = self.shards[shard_of(h)].read();
+        let found = shard.map.find(table_hash(h), |n| n.key.as_bytes() == key);
+        matches!(found, Some(n) if !n.is_expired(now))
+    }
+
+    /// Opens `key` for writing at `now`. An expired key is deleted first, so
+    /// the closure only ever sees live data.
+    pub fn write<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
+        let h = self.hash(key);
+        let mut shard = self.shards[shard_of(h)].write();
+        let mut slot = Slot {
+            shard: &mut shard,
+            hasher: &self.hasher,
+            hash: table_hash(h),
+            key,
+            now,
+            modified: false,
+        };
+        let expired = slot.purge_expired();
+        let r = f(&mut slot);
+        let modified = slot.modified;
+        drop(shard);
+        if expired {
+            self.notify.expired(self.index, key);
+        }
+        if modified {
+            self.notify.modified(self.index, key);
+        }
+        r
+    }
+
+    /// Number of keys, expired-but-not-yet-collected ones included (as
+    /// Redis's DBSIZE).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().map.len()).sum()
+    }
+
+    /// Whether the database holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.read().map.is_empty())
+    }
+
+    /// Number of keys with an expiry.
+    pub fn volatile_len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().volatile).sum()
+    }
+
+    /// Empties the database and hands back its old contents.
+    pub fn clear(&self) -> Detached {
+        let mut old = Vec::new();
+        for s in self.shards.iter() {
+            let mut s = s.write();
+            if !s.map.is_empty() {
+                old.push(std::mem::take(&mut s.map));
+            }
+            s.volatile = 0;
+        }
+        Detached(old)
+    }
+
+    /// Exchanges the contents of two databases (SWAPDB). The caller holds the
+    /// exclusive gate, so no other command observes the half-swapped state.
+    pub fn swap_with(&self, other: &Db) {
+        for (a, b) in self.shards.iter().zip(other.shards.iter()) {
+            std::mem::swap(&mut *a.write(), &mut *b.write());
+        }
+    }
+
+    /// Calls `f` on every live key (KEYS, and snapshots later).
+    pub fn for_each(&self, now: u64, mut f: impl FnMut(&Node)) {
+        for s in self.shards.iter() {
+            let s = s.read();
+            for n in s.map.iter() {
+                if !n.is_expired(now) {
+                    f(n);
+                }
+            }
+        }
+    }
+
+    /// One SCAN step. The cursor is a position in the 64-bit hash order of
+    /// the keys (shard bits first), so growing or shrinking a table never
+    /// moves a key across the cursor: every key present for the whole
+    /// iteration is returned exactly once. `count` bounds the keys visited;
+    /// `keep` filters them (MATCH, TYPE) after the visit, as in Redis.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        now: u64,
+        mut keep: impl FnMut(&Node) -> bool,
+    ) -> (u64, Vec<Key>) {
+        let count = count.max(1);
+        let mut out = Vec::new();
+        let mut visited = 0;
+        let mut c = cursor;
+        loop {
+            let s = shard_of(c);
+            let shard = self.shards[s].read();
+            let mut cand: Vec<(u64, &Node)> = shard
+                .map
+                .iter()
+                .filter_map(|n| {
+                    let h = self.hash(&n.key);
+                    (h >= c).then_some((h, &**n))
+                })
+                .collect();
+            let need = count - visited;
+            let mut next = None;
+            if cand.len() > need {
+                cand.select_nth_unstable_by_key(need - 1, |e| e.0);
+                let boundary = cand[need - 1].0;
+                // Keys sharing the boundary hash go out together, or the next
+                // step would skip them.
+                cand.retain(|e| e.0 <= boundary);
+                next = Some(boundary.wrapping_add(1));
+            }
+            visited += cand.len();
+            for (_, n) in cand {
+                if !n.is_expired(now) && keep(n) {
+                    out.push(n.key.clone());
+                }
+            }
+            if let Some(next) = next {
+                return (next, out);
+            }
+            if s == SHARDS - 1 {
+                return (0, out);
+            }
+            c = ((s + 1) as u64) << (64 - SHARD_BITS);
+            if visited >= count {
+                return (c, out);
+            }
+        }
+    }
+
+    /// A random live key (RANDOMKEY), or `None` when empty.
+    pub fn random_key(&self, now: u64) -> Option<Key> {
+        let start = rand::random::<u64>() as usize % SHARDS;
+        // A few attempts, so a database full of expired keys still ends.
+        for attempt in 0..SHARDS * 2 {
+            let shard = self.shards[(start + attempt) % SHARDS].read();
+            let len = shard.map.len();
+            if len == 0 {
+                continue;
+            }
+            let i = rand::random::<u64>() as usize % len;
+            if let Some(n) = shard.map.iter().nth(i) {
+                if !n.is_expired(now) {
+                    return Some(n.key.clone());
+                }
+            }
+        }
+        None
+    }
+
+    /// Active expiry: deletes expired keys from up to `max_shards` shards
+    /// that hold volatile keys, starting at shard `start`. Returns the shard
+    /// to resume from and how many volatile keys were sampled and deleted.
+    pub fn sweep_expired(&self, start: usize, max_shards: usize, now: u64) -> Sweep {
+        let mut sweep = Sweep::default();
+        let mut removed = Vec::new();
+        let mut i = start % SHARDS;
+        for _ in 0..SHARDS {
+            if sweep.shards >= max_shards {
+                break;
+            }
+            {
+                let mut s = self.shards[i].write();
+                if s.volatile > 0 {
+                    sweep.shards += 1;
+                    let mut gone = 0;
+                    s.map.retain(|n| {
+                        if n.expire_at != 0 {
+                            sweep.sampled += 1;
+                            sweep.ttl_sum += n.expire_at.saturating_sub(now);
+                            if n.expire_at <= now {
+                                removed.push(n.key.clone());
+                                gone += 1;
+                                return false;
+                            }
+                        }
+                        true
+                    });
+                    s.volatile -= gone;
+                }
+            }
+            i = (i + 1) % SHARDS;
+        }
+        sweep.next = i;
+        sweep.expired = removed.len();
+        for k in &removed {
+            self.notify.expired(self.index, k);
+            self.notify.modified(self.index, k);
+        }
+        sweep
+    }
+}
+
+/// What one active-expiry step did.
+#[derive(Default, Debug)]
+pub struct Sweep {
+    /// Shard to resume from.
+    pub next: usize,
+    /// Shards visited.
+    pub shards: usize,
+    /// Volatile keys looked at.
+    pub sampled: usize,
+    /// Keys deleted.
+    pub expired: usize,
+    /// Sum of the remaining TTLs of the sampled keys (for `avg_ttl`).
+    pub ttl_sum: u64,
+}
+
+/// A key opened for writing, inside its shard's lock.
+pub struct Slot<'a> {
+    shard: &'a mut Shard,
+    hasher: &'a foldhash::fast::FixedState,
+    hash: u64,
+    key: &'a [u8],
+    now: u64,
+    modified: bool,
+}
+
+impl Slot<'_> {
+    fn find(&self) -> Option<&Node> {
+        let key = self.key;
+        self.shard
+            .map
+            .find(self.hash, |n| n.key.as_bytes() == key)
+            .map(|n| &**n)
+    }
+
+    fn find_mut(&mut self) -> Option<&mut Node> {
+        let key = self.key;
+        self.shard
+            .map
+            .find_mut(self.hash, |n| n.key.as_bytes() == key)
+            .map(|n| &mut **n)
+    }
+
+    fn purge_expired(&mut self) -> bool {
+        let now = self.now;
+        if self.find().is_some_and(|n| n.is_expired(now)) {
+            self.take();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The current time this write runs at (Unix ms).
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The key being written.
+    pub fn key(&self) -> &[u8] {
+        self.key
+    }
+
+    /// Whether the key exists.
+    pub fn exists(&self) -> bool {
+        self.find().is_some()
+    }
+
+    /// The node, read-only.
+    pub fn node(&self) -> Option<&Node> {
+        self.find()
+    }
+
+    /// The value, read-only.
+    pub fn value(&self) -> Option<&Value> {
+        self.find().map(|n| &n.value)
+    }
+
+    /// The value, for modification: marks the key modified (WATCH, dirty
+    /// counter), so only call it when the command does write.
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
+        let now = self.now;
+        let n = self.find_mut()?;
+        n.touch(now);
+        self.modified = true;
+        self.find_mut().map(|n| &mut n.value)
+    }
+
+    /// The key's absolute expiry (Unix ms), if any.
+    pub fn expire_at(&self) -> Option<u64> {
+        self.find().and_then(Node::expire_at)
+    }
+
+    /// Sets or clears the expiry of an existing key; returns false when the
+    /// key does not exist.
+    pub fn set_expire_at(&mut self, at: Option<u64>) -> bool {
+        let at = at.unwrap_or(0);
+        let Some(n) = self.find_mut() else {
+            return false;
+        };
+        let was = n.expire_at;
+        n.expire_at = at;
+        match (was != 0, at != 0) {
+            (false, true) => self.shard.volatile += 1,
+            (true, false) => self.shard.volatile -= 1,
+            _ => {}
+        }
+        self.modified = true;
+        true
+    }
+
+    /// Stores `value` (replacing any old value) with the given expiry.
+    pub fn insert(&mut self, value: Value, expire_at: Option<u64>) {
+        let now = self.now;
+        let at = expire_at.unwrap_or(0);
+        self.modified = true;
+        if let Some(n) = self.find_mut() {
+            let was = n.expire_at;
+            n.value = value;
+            n.expire_at = at;
+            n.touch(now);
+            match (was != 0, at != 0) {
+                (false, true) => self.shard.volatile += 1,
+                (true, false) => self.shard.volatile -= 1,
+                _ => {}
+            }
+            return;
+        }
+        let node = Box::new(Node {
+            key: Key::new(self.key),
+            value,
+            expire_at: at,
+            atime: AtomicU32::new((now / 1000) as u32),
+        });
+        if at != 0 {
+            self.shard.volatile += 1;
+        }
+        let hasher = self.hasher;
+        self.shard
+            .map
+            .insert_unique(self.hash, node, |n| table_hash(hasher.hash_one(n.key.as_bytes())));
+    }
+
+    /// Stores a whole node taken from elsewhere (RENAME, MOVE), keeping its
+    /// value and expiry but not its key.
+    pub fn insert_node(&mut self, node: Box<Node>) {
+        let at = node.expire_at();
+        self.insert(node.value, at);
+    }
+
+    /// Deletes the key, returning its node.
+    pub fn remove(&mut self) -> Option<Box<Node>> {
+        let n = self.take()?;
+        self.modified = true;
+        Some(n)
+    }
+
+    fn take(&mut self) -> Option<Box<Node>> {
+        let key = self.key;
+        let entry = self
+            .shard
+            .map
+            .find_entry(self.hash, |n| n.key.as_bytes() == key)
+            .ok()?;
+        let (n, _) = entry.remove();
+        if n.expire_at != 0 {
+            self.shard.volatile -= 1;
+        }
+        Some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Keyspace, Value};
+    use std::collections::HashSet;
+
+    #[test]
+    fn node_is_one_cache_line() {
+        assert!(std::mem::size_of::<super::Node>() <= 64);
+    }
+
+    #[test]
+    fn expiry_is_lazy_and_counted() {
+        let ks = Keyspace::new(1);
+        let db = ks.db(0);
+        db.write(b"a", 1000, |s| s.insert(Value::string(b"1"), Some(2000)));
+        assert_eq!(db.volatile_len(), 1);
+        assert!(db.exists(b"a", 1999));
+        assert!(!db.exists(b"a", 2000));
+        assert!(db.get(b"a", 2000, |n| n.is_none()));
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.volatile_len(), 0);
+    }
+
+    #[test]
+    fn scan_returns_every_key_while_the_table_grows() {
+        let ks = Keyspace::new(1);
+        let db = ks.db(0);
+        for i in 0..1000 {
+            db.write(format!("k{i}").as_bytes(), 0, |s| s.insert(Value::int(i), None));
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        let mut extra = 0;
+        loop {
+            let (next, keys) = db.scan(cursor, 10, 0, |_| true);
+            for k in keys {
+                assert!(seen.insert(k.as_bytes().to_vec()), "duplicate {k:?}");
+            }
+            // Grow the table between steps.
+            for _ in 0..20 {
+                db.write(format!("x{extra}").as_bytes(), 0, |s| s.insert(Value::int(1), None));
+                extra += 1;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        for i in 0..1000 {
+            assert!(seen.contains(format!("k{i}").as_bytes()), "missing k{i}");
+        }
+    }
+
+    #[test]
+    fn sweep_deletes_only_expired() {
+        let ks = Keyspace::new(1);
+        let db = ks.db(0);
+        for i in 0..100u64 {
+            db.write(format!("k{i}").as_bytes(), 0, |s| {
+                s.insert(Value::int(1), (i % 2 == 0).then_some(10))
+            });
+        }
+        let mut expired = 0;
+        let mut next = 0;
+        for _ in 0..300 {
+            let s = db.sweep_expired(next, 16, 100);
+            expired += s.expired;
+            next = s.next;
+        }
+        assert_eq!(expired, 50);
+        assert_eq!(db.len(), 50);
+    }
+}

@@ -1,1 +1,182 @@
-fn main() {}
+//! `rampart-server [config-file] [--directive value ...]`: a drop-in for
+//! `redis-server`.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rampart_server::config::{split_command_line, Config};
+use rampart_server::state::Server;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(first) = args.first() {
+        match first.as_str() {
+            "-v" | "--version" => {
+                println!(
+                    "Rampart server v={} (Redis {} compatible)",
+                    env!("CARGO_PKG_VERSION"),
+                    rampart_server::REDIS_VERSION
+                );
+                return ExitCode::SUCCESS;
+            }
+            "-h" | "--help" => {
+                println!(
+                    "Usage: rampart-server [/path/to/redis.conf] [options]\n\
+                     \x20      rampart-server - (read config from stdin)\n\
+                     \x20      rampart-server -v or --version\n\n\
+                     Examples:\n\
+                     \x20      rampart-server (run with defaults: port 6379)\n\
+                     \x20      rampart-server /etc/redis/6379.conf\n\
+                     \x20      rampart-server --port 7777\n\
+                     \x20      rampart-server /etc/myredis.conf --loglevel verbose"
+                );
+                return ExitCode::SUCCESS;
+            }
+            _ => {}
+        }
+    }
+    let (file, extra) = split_command_line(&args);
+    let config = Config::default();
+    if let Err(e) = config.load(file.as_deref(), &extra) {
+        eprintln!("{e}");
+        return ExitCode::from(1);
+    }
+    if let Err(e) = init_logging(&config) {
+        eprintln!("Can't open the log file: {e}");
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rampart")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Can't start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let level = match config.get("loglevel").as_deref() {
+        Some("debug") => tracing::Level::DEBUG,
+        Some("verbose") => tracing::Level::DEBUG,
+        Some("warning") => tracing::Level::WARN,
+        _ => tracing::Level::INFO,
+    };
+    let logfile = config.get("logfile").unwrap_or_default();
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false);
+    if logfile.is_empty() {
+        builder.with_writer(std::io::stdout).init();
+    } else {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&logfile)?;
+        builder.with_writer(std::sync::Mutex::new(f)).init();
+    }
+    Ok(())
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let port = config.int("port");
+    let binds = config.get("bind").unwrap_or_default();
+    let pidfile = config.get("pidfile").unwrap_or_default();
+    let srv = Arc::new(Server::new(config));
+    let mut listeners = Vec::new();
+    if port != 0 {
+        for addr in binds.split_whitespace() {
+            let (optional, addr) = match addr.strip_prefix('-') {
+                Some(a) => (true, a),
+                None => (false, addr),
+            };
+            let host = match addr {
+                "*" => "0.0.0.0",
+                "::*" => "::",
+                a => a,
+            };
+            let target = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            match bind(&target) {
+                Ok(l) => listeners.push(l),
+                Err(e) if optional => {
+                    tracing::debug!("Skipping optional address {target}: {e}")
+                }
+                Err(e) => {
+                    anyhow::bail!("Warning: Could not create server TCP listening socket {target}: {e}")
+                }
+            }
+        }
+    }
+    if listeners.is_empty() {
+        anyhow::bail!("Configured to not listen anywhere, exiting.");
+    }
+    srv.port.store(port as u64, Ordering::Relaxed);
+    if !pidfile.is_empty() {
+        if let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
+            tracing::warn!("Failed to write PID file {pidfile}: {e}");
+        }
+    }
+    tracing::info!(
+        "Rampart {} (Redis {} compatible) started, pid={}, port={}",
+        env!("CARGO_PKG_VERSION"),
+        rampart_server::REDIS_VERSION,
+        std::process::id(),
+        port
+    );
+    tracing::info!(
+        "Data directory {}: data is kept in memory only (persistence is not implemented yet), so nothing is written there and no encryption key is in use",
+        srv.config.get("dir").unwrap_or_default()
+    );
+    for l in listeners {
+        tokio::spawn(rampart_server::conn::accept_loop(srv.clone(), l));
+    }
+    tokio::spawn(rampart_server::cron::run(srv.clone()));
+    tracing::info!("Ready to accept connections tcp");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("Received SIGTERM scheduling shutdown..."),
+        _ = tokio::signal::ctrl_c() => tracing::info!("Received SIGINT scheduling shutdown..."),
+        _ = srv.shutdown.notified() => {}
+    }
+    srv.shutting_down.store(true, Ordering::Relaxed);
+    srv.shutdown.notify_waiters();
+    if !pidfile.is_empty() {
+        let _ = std::fs::remove_file(&pidfile);
+    }
+    tracing::info!("Rampart is now ready to exit, bye bye...");
+    Ok(())
+}
+
+fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+    let socket = if addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()?
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(511)
+}

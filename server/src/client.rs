@@ -1,0 +1,54 @@
+//! Per-connection state that only its own connection touches.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::state::ClientHandle;
+
+/// One connection's private state.
+pub struct Client {
+    /// The part other connections can see.
+    pub handle: Arc<ClientHandle>,
+    /// Selected database.
+    pub db: usize,
+    /// RESP version (2 or 3).
+    pub proto: u8,
+    /// Passed AUTH (or no password is set).
+    pub authenticated: bool,
+    /// Commands queued since MULTI (command id, arguments); `None`
+    /// outside a transaction.
+    pub multi: Option<Vec<(usize, Vec<Bytes>)>>,
+    /// A command failed to queue: EXEC must answer EXECABORT.
+    pub multi_error: bool,
+    /// WATCHed keys.
+    pub watched: Vec<(usize, Bytes)>,
+    /// Set by the keyspace when a watched key changes.
+    pub dirty_cas: Arc<AtomicBool>,
+    /// CLIENT REPLY OFF.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: drop the next command's reply.
+    pub skip_next: bool,
+    /// Close the connection once the reply is written (QUIT, errors).
+    pub close: bool,
+}
+
+impl Client {
+    /// State for a new connection.
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Client {
+        Client {
+            handle,
+            db: 0,
+            proto: 2,
+            authenticated,
+            multi: None,
+            multi_error: false,
+            watched: Vec::new(),
+            dirty_cas: Arc::new(AtomicBool::new(false)),
+            reply_off: false,
+            skip_next: false,
+            close: false,
+        }
+    }
+}

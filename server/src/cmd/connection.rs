@@ -1,0 +1,551 @@
+//! Connection commands: PING ECHO QUIT RESET AUTH HELLO SELECT CLIENT.
+
+use std::sync::atomic::Ordering;
+
+use super::flags::*;
+use super::{container_spec, err, help, spec, CommandSpec, Ctx};
+use crate::state::{now_ms, ClientHandle};
+
+/// `PING [message]`
+fn ping(ctx: &mut Ctx<'_>) {
+    match ctx.args.len() {
+        1 => ctx.out.simple("PONG"),
+        2 => ctx.out.bulk(&ctx.args[1]),
+        _ => ctx.wrong_args(),
+    }
+}
+
+/// `ECHO message`
+fn echo(ctx: &mut Ctx<'_>) {
+    ctx.out.bulk(&ctx.args[1]);
+}
+
+/// `QUIT`: replies OK, then closes.
+fn quit(ctx: &mut Ctx<'_>) {
+    ctx.out.ok();
+    ctx.client.close = true;
+}
+
+/// `RESET`: back to a fresh connection's state.
+fn reset(ctx: &mut Ctx<'_>) {
+    super::transaction::discard_state(ctx.srv, ctx.client);
+    super::transaction::unwatch_all(ctx.srv, ctx.client);
+    let c = &mut *ctx.client;
+    c.db = 0;
+    c.handle.db.store(0, Ordering::Relaxed);
+    c.proto = 2;
+    c.handle.resp.store(2, Ordering::Relaxed);
+    c.reply_off = false;
+    c.skip_next = false;
+    *c.handle.name.lock() = None;
+    c.handle.no_evict.store(false, Ordering::Relaxed);
+    c.authenticated = ctx
+        .srv
+        .config
+        .get("requirepass")
+        .unwrap_or_default()
+        .is_empty();
+    ctx.out.proto = 2;
+    ctx.out.simple("RESET");
+}
+
+/// Checks a username/password pair against the single `default` user.
+fn check_auth(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> bool {
+    let required = ctx.srv.config.get("requirepass").unwrap_or_default();
+    user == b"default" && (required.is_empty() || required.as_bytes() == pass)
+}
+
+/// `AUTH [username] password`
+fn auth(ctx: &mut Ctx<'_>) {
+    let (user, pass) = match ctx.args.len() {
+        2 => (&b"default"[..], &ctx.args[1][..]),
+        3 => (&ctx.args[1][..], &ctx.args[2][..]),
+        _ => return ctx.out.error(err::SYNTAX),
+    };
+    if ctx.args.len() == 2 && ctx.srv.config.get("requirepass").unwrap_or_default().is_empty() {
+        return ctx.out.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+    }
+    if check_auth(ctx, user, pass) {
+        ctx.client.authenticated = true;
+        ctx.out.ok();
+    } else {
+        ctx.out
+            .error("WRONGPASS invalid username-password pair or user is disabled.");
+    }
+}
+
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
+fn hello(ctx: &mut Ctx<'_>) {
+    let mut ver = None;
+    if ctx.args.len() >= 2 {
+        match crate::num::parse_i64(&ctx.args[1]) {
+            Some(v) => {
+                if !(2..=3).contains(&v) {
+                    return ctx.out.error("NOPROTO unsupported protocol version");
+                }
+                ver = Some(v as u8);
+            }
+            None => {
+                return ctx
+                    .out
+                    .error("ERR Protocol version is not an integer or out of range")
+            }
+        }
+    }
+    let mut i = 2;
+    let mut auth = None;
+    let mut name = None;
+    while i < ctx.args.len() {
+        let more = ctx.args.len() - i - 1;
+        match ctx.opt(i).as_str() {
+            "auth" if more >= 2 => {
+                auth = Some((ctx.args[i + 1].clone(), ctx.args[i + 2].clone()));
+                i += 3;
+            }
+            "setname" if more >= 1 => {
+                name = Some(ctx.args[i + 1].clone());
+                i += 2;
+            }
+            _ => {
+                let opt = String::from_utf8_lossy(&ctx.args[i]).into_owned();
+                return ctx
+                    .out
+                    .error(&format!("ERR Syntax error in HELLO option '{opt}'"));
+            }
+        }
+    }
+    if let Some((u, p)) = &auth {
+        if !check_auth(ctx, u, p) {
+            return ctx
+                .out
+                .error("WRONGPASS invalid username-password pair or user is disabled.");
+        }
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated {
+        return ctx.out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    }
+    if let Some(n) = name {
+        if !valid_name(&n) {
+            return ctx.out.error(BAD_NAME);
+        }
+        *ctx.client.handle.name.lock() = (!n.is_empty()).then_some(n);
+    }
+    if let Some(v) = ver {
+        ctx.client.proto = v;
+        ctx.client.handle.resp.store(v, Ordering::Relaxed);
+        ctx.out.proto = v;
+    }
+    let o = &mut *ctx.out;
+    o.map_len(7);
+    o.bulk(b"server");
+    o.bulk(b"redis");
+    o.bulk(b"version");
+    o.bulk(crate::REDIS_VERSION.as_bytes());
+    o.bulk(b"proto");
+    o.int(ctx.client.proto as i64);
+    o.bulk(b"id");
+    o.int(ctx.client.handle.id as i64);
+    o.bulk(b"mode");
+    o.bulk(b"standalone");
+    o.bulk(b"role");
+    o.bulk(b"master");
+    o.bulk(b"modules");
+    o.array(0);
+}
+
+/// `SELECT index`
+fn select(ctx: &mut Ctx<'_>) {
+    let Some(i) = ctx.int_arg(1) else { return };
+    if i < 0 || i as usize >= ctx.srv.keyspace.len() {
+        return ctx.out.error(err::DB_INDEX);
+    }
+    ctx.client.db = i as usize;
+    ctx.client.handle.db.store(i as usize, Ordering::Relaxed);
+    ctx.out.ok();
+}
+
+const BAD_NAME: &str =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+
+fn valid_name(n: &[u8]) -> bool {
+    n.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+/// `CLIENT ID`
+fn client_id(ctx: &mut Ctx<'_>) {
+    ctx.out.int(ctx.client.handle.id as i64);
+}
+
+/// `CLIENT SETNAME name`
+fn client_setname(ctx: &mut Ctx<'_>) {
+    let n = ctx.args[2].clone();
+    if !valid_name(&n) {
+        return ctx.out.error(BAD_NAME);
+    }
+    *ctx.client.handle.name.lock() = (!n.is_empty()).then_some(n);
+    ctx.out.ok();
+}
+
+/// `CLIENT GETNAME`
+fn client_getname(ctx: &mut Ctx<'_>) {
+    match ctx.client.handle.name.lock().clone() {
+        Some(n) => ctx.out.bulk(&n),
+        None => ctx.out.null(),
+    }
+}
+
+/// `CLIENT SETINFO LIB-NAME|LIB-VER value` (Redis 7.2; accepted so newer
+/// client libraries connect without an error line).
+fn client_setinfo(ctx: &mut Ctx<'_>) {
+    let v = String::from_utf8_lossy(&ctx.args[3]).into_owned();
+    if v.contains(|c: char| c == ' ' || c.is_control()) {
+        let attr = ctx.opt(2);
+        return ctx.out.error(&format!(
+            "ERR {attr} cannot contain spaces, newlines or special characters."
+        ));
+    }
+    let mut lib = ctx.client.handle.lib.lock();
+    match ctx.opt(2).as_str() {
+        "lib-name" => lib.0 = v,
+        "lib-ver" => lib.1 = v,
+        _ => {
+            let attr = String::from_utf8_lossy(&ctx.args[2]).into_owned();
+            drop(lib);
+            return ctx.out.error(&format!("ERR Unrecognized option '{attr}'"));
+        }
+    }
+    drop(lib);
+    ctx.out.ok();
+}
+
+/// One CLIENT LIST / CLIENT INFO line.
+pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>) -> String {
+    let now = now_ms();
+    let age = h.created.elapsed().as_secs();
+    let idle = now.saturating_sub(h.last_active.load(Ordering::Relaxed)) / 1000;
+    let name = h
+        .name
+        .lock()
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default();
+    let multi = h.multi.load(Ordering::Relaxed);
+    let mut flags = h.flags.lock().clone();
+    if multi >= 0 {
+        flags.push('x');
+    }
+    if h.no_evict.load(Ordering::Relaxed) {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let cmd = own_cmd
+        .map(str::to_string)
+        .unwrap_or_else(|| h.last_cmd.lock().clone());
+    let qbuf = h.qbuf.load(Ordering::Relaxed);
+    let lib = h.lib.lock().clone();
+    let _ = lib;
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        h.id,
+        h.addr,
+        h.laddr,
+        h.fd,
+        name,
+        age,
+        idle,
+        flags,
+        h.db.load(Ordering::Relaxed),
+        multi,
+        qbuf,
+        16384usize.saturating_sub(qbuf),
+        16384 + qbuf,
+        cmd,
+        h.resp.load(Ordering::Relaxed)
+    )
+}
+
+/// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]`
+fn client_list(ctx: &mut Ctx<'_>) {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut kind: Option<String> = None;
+    let mut i = 2;
+    while i < ctx.args.len() {
+        match ctx.opt(i).as_str() {
+            "type" if i + 1 < ctx.args.len() => {
+                let t = ctx.opt(i + 1);
+                if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
+                    let raw = String::from_utf8_lossy(&ctx.args[i + 1]).into_owned();
+                    return ctx.out.error(&format!("ERR Unknown client type '{raw}'"));
+                }
+                kind = Some(t);
+                i += 2;
+            }
+            "id" if i + 1 < ctx.args.len() => {
+                let mut v = Vec::new();
+                for a in &ctx.args[i + 1..] {
+                    match crate::num::parse_i64(a) {
+                        Some(n) if n > 0 => v.push(n as u64),
+                        _ => return ctx.out.error("ERR Invalid client ID"),
+                    }
+                }
+                ids = Some(v);
+                i = ctx.args.len();
+            }
+            _ => return ctx.out.error(err::SYNTAX),
+        }
+    }
+    let own = ctx.client.handle.id;
+    let mut text = String::new();
+    for h in ctx.srv.clients.all() {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&h.id)) {
+            continue;
+        }
+        if kind.as_deref().is_some_and(|k| k != "normal") {
+            continue;
+        }
+        let own_cmd = (h.id == own).then_some("client|list");
+        text.push_str(&client_line(&h, own_cmd));
+        text.push('\n');
+    }
+    ctx.out.verbatim(text.as_bytes());
+}
+
+/// `CLIENT INFO`
+fn client_info(ctx: &mut Ctx<'_>) {
+    let mut line = client_line(&ctx.client.handle, Some("client|info"));
+    line.push('\n');
+    ctx.out.verbatim(line.as_bytes());
+}
+
+/// `CLIENT KILL ip:port` or `CLIENT KILL <filter> <value> ...`
+fn client_kill(ctx: &mut Ctx<'_>) {
+    let own = ctx.client.handle.id;
+    let all = ctx.srv.clients.all();
+    if ctx.args.len() == 3 {
+        let addr = String::from_utf8_lossy(&ctx.args[2]).into_owned();
+        let Some(h) = all.iter().find(|h| h.addr == addr) else {
+            return ctx.out.error("ERR No such client");
+        };
+        kill(h);
+        if h.id == own {
+            ctx.client.close = true;
+        }
+        return ctx.out.ok();
+    }
+    if ctx.args.len() % 2 != 0 {
+        return ctx.out.error(err::SYNTAX);
+    }
+    let mut id = None;
+    let mut addr = None;
+    let mut laddr = None;
+    let mut kind = None;
+    let mut user = None;
+    let mut skipme = true;
+    for pair in ctx.args[2..].chunks(2) {
+        let v = String::from_utf8_lossy(&pair[1]).into_owned();
+        match String::from_utf8_lossy(&pair[0]).to_ascii_lowercase().as_str() {
+            "id" => match crate::num::parse_i64(&pair[1]) {
+                Some(n) if n > 0 => id = Some(n as u64),
+                _ => return ctx.out.error("ERR client-id should be greater than 0"),
+            },
+            "addr" => addr = Some(v),
+            "laddr" => laddr = Some(v),
+            "type" => {
+                let t = v.to_ascii_lowercase();
+                if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
+                    return ctx.out.error(&format!("ERR Unknown client type '{v}'"));
+                }
+                kind = Some(t)
+            }
+            "user" => user = Some(v),
+            "skipme" => match v.to_ascii_lowercase().as_str() {
+                "yes" => skipme = true,
+                "no" => skipme = false,
+                _ => return ctx.out.error(err::SYNTAX),
+            },
+            _ => return ctx.out.error(err::SYNTAX),
+        }
+    }
+    if let Some(u) = &user {
+        if u != "default" {
+            return ctx.out.error(&format!("ERR No such user '{u}'"));
+        }
+    }
+    let mut killed = 0;
+    for h in &all {
+        if id.is_some_and(|i| i != h.id)
+            || addr.as_ref().is_some_and(|a| *a != h.addr)
+            || laddr.as_ref().is_some_and(|a| *a != h.laddr)
+            || kind.as_deref().is_some_and(|k| k != "normal")
+            || (skipme && h.id == own)
+        {
+            continue;
+        }
+        kill(h);
+        if h.id == own {
+            ctx.client.close = true;
+        }
+        killed += 1;
+    }
+    ctx.out.int(killed);
+}
+
+fn kill(h: &ClientHandle) {
+    h.killed.store(true, Ordering::Relaxed);
+    h.wake.notify_one();
+}
+
+/// `CLIENT PAUSE timeout [WRITE|ALL]`
+fn client_pause(ctx: &mut Ctx<'_>) {
+    let Some(ms) = crate::num::parse_i64(&ctx.args[2]) else {
+        return ctx.out.error("ERR timeout is not an integer or out of range");
+    };
+    if ms < 0 {
+        return ctx.out.error("ERR timeout is negative");
+    }
+    let mut writes_only = false;
+    if ctx.args.len() == 4 {
+        match ctx.opt(3).as_str() {
+            "write" => writes_only = true,
+            "all" => {}
+            _ => return ctx.out.error(err::SYNTAX),
+        }
+    } else if ctx.args.len() > 4 {
+        return ctx.out.error(err::SYNTAX);
+    }
+    let p = &ctx.srv.pause;
+    let until = ctx.now.saturating_add(ms as u64);
+    // A stricter or longer pause wins over a running one, as in Redis.
+    let cur_until = p.until.load(Ordering::Relaxed);
+    let cur_active = cur_until > ctx.now;
+    if !cur_active || until > cur_until {
+        p.until.store(until, Ordering::Relaxed);
+    }
+    if !cur_active || !writes_only {
+        p.writes_only.store(writes_only, Ordering::Relaxed);
+    }
+    ctx.out.ok();
+}
+
+/// `CLIENT UNPAUSE`
+fn client_unpause(ctx: &mut Ctx<'_>) {
+    ctx.srv.pause.until.store(0, Ordering::Relaxed);
+    ctx.srv.pause.wake.notify_waiters();
+    ctx.out.ok();
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`
+fn client_reply(ctx: &mut Ctx<'_>) {
+    match ctx.opt(2).as_str() {
+        "on" => {
+            ctx.client.reply_off = false;
+            ctx.out.ok();
+        }
+        "off" => ctx.client.reply_off = true,
+        "skip" => {
+            if !ctx.client.reply_off {
+                ctx.client.skip_next = true;
+            }
+        }
+        _ => ctx.out.error(err::SYNTAX),
+    }
+}
+
+/// `CLIENT NO-EVICT ON|OFF`
+fn client_no_evict(ctx: &mut Ctx<'_>) {
+    match ctx.opt(2).as_str() {
+        "on" => ctx.client.handle.no_evict.store(true, Ordering::Relaxed),
+        "off" => ctx.client.handle.no_evict.store(false, Ordering::Relaxed),
+        _ => return ctx.out.error(err::SYNTAX),
+    }
+    ctx.out.ok();
+}
+
+/// `CLIENT HELP`
+fn client_help(ctx: &mut Ctx<'_>) {
+    help(
+        ctx.out,
+        "CLIENT",
+        &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are:",
+            "    * ADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made from the specified address",
+            "    * LADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made to specified local address",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Kill connections by type.",
+            "    * USER <username>",
+            "      Kill connections authenticated by <username>.",
+            "    * SKIPME (YES|NO)",
+            "      Skip killing current connection (default: yes).",
+            "    * ID <client-id>",
+            "      Kill connections by client id.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+        ],
+    );
+}
+
+const C: &str = "connection";
+
+static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    spec("id", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_id),
+    spec("setname", 3, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_setname),
+    spec("getname", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_getname),
+    spec("setinfo", 4, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_setinfo),
+    spec("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_list),
+    spec("info", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_info),
+    spec("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_kill),
+    spec("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_pause),
+    spec("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_unpause),
+    spec("reply", 3, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_reply),
+    spec("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_no_evict),
+    spec("help", 2, LOADING | STALE, (0, 0, 0), C, client_help),
+];
+
+/// The connection family's table.
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("ping", -1, FAST, (0, 0, 0), C, ping),
+    spec("echo", 2, FAST, (0, 0, 0), C, echo),
+    spec("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | TX_CONTROL, (0, 0, 0), C, quit),
+    spec("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | TX_CONTROL, (0, 0, 0), C, reset),
+    spec("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), C, auth),
+    spec("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), C, hello),
+    spec("select", 2, LOADING | STALE | FAST, (0, 0, 0), C, select),
+    container_spec("client", -2, 0, C, CLIENT_SUBCOMMANDS),
+];

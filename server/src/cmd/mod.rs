@@ -1,0 +1,401 @@
+//! The command table: one file per family, each ending with its table of
+//! [`CommandSpec`]s; [`Registry`] gathers them. Generic rules (arity, auth,
+//! MULTI queuing, stats, atomicity) live once in `dispatch`.
+
+pub mod bitmap;
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod string;
+pub mod transaction;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use rampart_keyspace::Db;
+
+use crate::client::Client;
+use crate::resp::Out;
+use crate::state::Server;
+
+/// Command flags, as COMMAND INFO reports them.
+pub mod flags {
+    /// May modify the dataset.
+    pub const WRITE: u32 = 1 << 0;
+    /// Never modifies the dataset.
+    pub const READONLY: u32 = 1 << 1;
+    /// May grow memory: refused under maxmemory.
+    pub const DENYOOM: u32 = 1 << 2;
+    /// Administrative.
+    pub const ADMIN: u32 = 1 << 3;
+    /// Pub/Sub.
+    pub const PUBSUB: u32 = 1 << 4;
+    /// Not allowed in scripts.
+    pub const NOSCRIPT: u32 = 1 << 5;
+    /// May block the client.
+    pub const BLOCKING: u32 = 1 << 6;
+    /// Allowed while loading.
+    pub const LOADING: u32 = 1 << 7;
+    /// Allowed on a stale replica.
+    pub const STALE: u32 = 1 << 8;
+    /// Not shown to MONITOR.
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    /// Not in the slowlog.
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    /// O(1) or O(log N).
+    pub const FAST: u32 = 1 << 11;
+    /// Allowed before AUTH.
+    pub const NO_AUTH: u32 = 1 << 12;
+    /// May replicate even when read-only (e.g. expiry).
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    /// Not allowed inside MULTI.
+    pub const NO_MULTI: u32 = 1 << 14;
+    /// Allowed while a script is busy.
+    pub const ALLOW_BUSY: u32 = 1 << 15;
+    /// Rampart: holds the gate exclusive even with one key.
+    pub const EXCLUSIVE: u32 = 1 << 16;
+    /// Rampart: must not be queued by MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
+    pub const TX_CONTROL: u32 = 1 << 17;
+
+    /// Names in COMMAND INFO's order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// A command handler: reads `ctx.args`, writes its reply to `ctx.out`.
+pub type Handler = fn(&mut Ctx<'_>);
+
+/// One command (or subcommand) of the table.
+pub struct CommandSpec {
+    /// Lower-case name (`get`, or `kill` under `client`).
+    pub name: &'static str,
+    /// Redis arity: N exact, -N at least N (name included).
+    pub arity: i32,
+    /// [`flags`] bits.
+    pub flags: u32,
+    /// Position of the first key (0 = none).
+    pub first_key: i32,
+    /// Position of the last key (-1 = last argument).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// The family's group name (`string`, `generic`, `server`…).
+    pub group: &'static str,
+    /// Implementation; unused for containers.
+    pub handler: Handler,
+    /// Subcommands of a container command (CLIENT, CONFIG…).
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    /// Whether `flag` is set.
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Key positions in `args` according to first/last/step.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let first = self.first_key.max(0) as usize;
+        let last = if self.last_key < 0 {
+            (argc as i32 + self.last_key).max(0) as usize
+        } else {
+            (self.last_key as usize).min(argc.saturating_sub(1))
+        };
+        let step = self.step.max(1) as usize;
+        let valid = first > 0 && first < argc;
+        (first..=last).step_by(step).filter(move |_| valid)
+    }
+}
+
+/// Per-command counters (INFO commandstats).
+#[derive(Default)]
+pub struct CmdStats {
+    /// calls
+    pub calls: AtomicU64,
+    /// usec
+    pub usec: AtomicU64,
+    /// rejected_calls
+    pub rejected: AtomicU64,
+    /// failed_calls
+    pub failed: AtomicU64,
+}
+
+/// A resolved command: its spec and its full name (`config|get`).
+#[derive(Clone, Copy)]
+pub struct Resolved {
+    /// The spec that runs.
+    pub spec: &'static CommandSpec,
+    /// Index into the stats table.
+    pub id: usize,
+}
+
+/// All commands, by name.
+pub struct Registry {
+    top: HashMap<&'static str, usize>,
+    /// Every spec with its full name, in registration order.
+    pub entries: Vec<(String, &'static CommandSpec, Option<&'static CommandSpec>)>,
+    sub: HashMap<(usize, String), usize>,
+    /// Counters, parallel to `entries`.
+    pub stats: Vec<CmdStats>,
+}
+
+/// Every family's table.
+pub fn tables() -> [&'static [CommandSpec]; 6] {
+    [
+        connection::COMMANDS,
+        string::COMMANDS,
+        bitmap::COMMANDS,
+        keys::COMMANDS,
+        server::COMMANDS,
+        transaction::COMMANDS,
+    ]
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// Gathers the family tables.
+    pub fn new() -> Registry {
+        let mut r = Registry {
+            top: HashMap::new(),
+            entries: Vec::new(),
+            sub: HashMap::new(),
+            stats: Vec::new(),
+        };
+        for table in tables() {
+            for spec in table {
+                let id = r.entries.len();
+                r.entries.push((spec.name.to_string(), spec, None));
+                r.stats.push(CmdStats::default());
+                r.top.insert(spec.name, id);
+                for sub in spec.subcommands {
+                    let sid = r.entries.len();
+                    r.entries
+                        .push((format!("{}|{}", spec.name, sub.name), sub, Some(spec)));
+                    r.stats.push(CmdStats::default());
+                    r.sub.insert((id, sub.name.to_string()), sid);
+                }
+            }
+        }
+        r
+    }
+
+    /// Looks up a top-level command by name, case-insensitively.
+    pub fn top(&self, name: &[u8]) -> Option<usize> {
+        let mut buf = [0u8; 32];
+        if name.len() > buf.len() {
+            return None;
+        }
+        for (d, s) in buf.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+        self.top.get(lower).copied()
+    }
+
+    /// Looks up a subcommand of container `parent`.
+    pub fn sub(&self, parent: usize, name: &[u8]) -> Option<usize> {
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        self.sub.get(&(parent, lower)).copied()
+    }
+
+    /// The spec at `id`.
+    pub fn spec(&self, id: usize) -> &'static CommandSpec {
+        self.entries[id].1
+    }
+
+    /// The full name at `id` (`get`, `client|list`).
+    pub fn full_name(&self, id: usize) -> &str {
+        &self.entries[id].0
+    }
+
+    /// Records one call.
+    pub fn record(&self, id: usize, usec: u64, failed: bool) {
+        let s = &self.stats[id];
+        s.calls.fetch_add(1, Ordering::Relaxed);
+        s.usec.fetch_add(usec, Ordering::Relaxed);
+        if failed {
+            s.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Number of top-level commands (COMMAND COUNT).
+    pub fn count(&self) -> usize {
+        self.top.len()
+    }
+}
+
+/// Everything a handler may use.
+pub struct Ctx<'a> {
+    /// Shared state.
+    pub srv: &'a Server,
+    /// The calling connection.
+    pub client: &'a mut Client,
+    /// Where the reply goes.
+    pub out: &'a mut Out,
+    /// The request, command name first.
+    pub args: &'a [Bytes],
+    /// The time this command runs at (Unix ms): one clock per command, so
+    /// every key it touches sees the same "now", as in Redis.
+    pub now: u64,
+    /// Set when the handler propagated its own effects; otherwise dispatch
+    /// propagates the request itself if it changed anything.
+    pub propagated: bool,
+}
+
+/// Redis's standard error texts.
+pub mod err {
+    /// Wrong type.
+    pub const WRONGTYPE: &str =
+        "WRONGTYPE Operation against a key holding the wrong kind of value";
+    /// Syntax.
+    pub const SYNTAX: &str = "ERR syntax error";
+    /// Not an integer.
+    pub const NOT_INT: &str = "ERR value is not an integer or out of range";
+    /// Not a float.
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    /// No such key.
+    pub const NO_KEY: &str = "ERR no such key";
+    /// Bad DB index.
+    pub const DB_INDEX: &str = "ERR DB index is out of range";
+    /// Overflow.
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+}
+
+impl Ctx<'_> {
+    /// The current database.
+    pub fn db(&self) -> &Db {
+        self.srv.keyspace.db(self.client.db)
+    }
+
+    /// Argument `i` (0 is the command name).
+    pub fn arg(&self, i: usize) -> &[u8] {
+        &self.args[i]
+    }
+
+    /// Argument `i` as lower-case text, for option matching.
+    pub fn opt(&self, i: usize) -> String {
+        String::from_utf8_lossy(&self.args[i]).to_ascii_lowercase()
+    }
+
+    /// Argument `i` as an i64, or replies the standard error.
+    pub fn int_arg(&mut self, i: usize) -> Option<i64> {
+        let v = crate::num::parse_i64(&self.args[i]);
+        if v.is_none() {
+            self.out.error(err::NOT_INT);
+        }
+        v
+    }
+
+    /// Argument `i` as a double, or replies the standard error.
+    pub fn float_arg(&mut self, i: usize) -> Option<f64> {
+        let v = crate::num::parse_f64(&self.args[i]);
+        if v.is_none() {
+            self.out.error(err::NOT_FLOAT);
+        }
+        v
+    }
+
+    /// Replies the arity error for this command.
+    pub fn wrong_args(&mut self) {
+        let name = String::from_utf8_lossy(&self.args[0]).to_ascii_lowercase();
+        self.out
+            .error(&format!("ERR wrong number of arguments for '{name}' command"));
+    }
+
+    /// Propagates an effect command instead of the request.
+    pub fn propagate(&mut self, argv: &[&[u8]]) {
+        self.propagated = true;
+        let stream = &self.srv.hooks.stream;
+        if stream.active() {
+            stream.propagate(self.client.db, argv);
+        }
+    }
+
+    /// Records a keyspace hit or miss (INFO keyspace_hits/misses).
+    pub fn hit(&self, hit: bool) {
+        let s = &self.srv.stats;
+        if hit { &s.hits } else { &s.misses }.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Builds a [`CommandSpec`] with no subcommands.
+pub const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    group: &'static str,
+    handler: Handler,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        group,
+        handler,
+        subcommands: &[],
+    }
+}
+
+/// Handler of container commands; dispatch never calls it because it
+/// resolves the subcommand first.
+pub fn container(_: &mut Ctx<'_>) {}
+
+/// Builds a container command (CLIENT, CONFIG…).
+pub const fn container_spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    group: &'static str,
+    subcommands: &'static [CommandSpec],
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group,
+        handler: container,
+        subcommands,
+    }
+}
+
+/// Writes a HELP reply: the header line, the lines, and Redis's footer.
+pub fn help(out: &mut Out, cmd: &str, lines: &[&str]) {
+    out.array(lines.len() + 3);
+    out.simple(&format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for l in lines {
+        out.simple(l);
+    }
+    out.simple("HELP");
+    out.simple("    Print this help.");
+}

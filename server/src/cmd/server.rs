@@ -1,0 +1,5 @@
+//! placeholder
+use super::CommandSpec;
+
+/// The family's table.
+pub static COMMANDS: &[CommandSpec] = &[];

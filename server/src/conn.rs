@@ -1,0 +1,211 @@
+//! The accept loop and the per-connection read → execute → write loop.
+//!
+//! A connection reads what is available, runs every complete command in the
+//! buffer, and writes all their replies with one write: pipelines cost one
+//! syscall per batch, not per command.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::client::Client;
+use crate::cmd::flags;
+use crate::dispatch::execute;
+use crate::resp::{Limits, Out, Parser};
+use crate::state::{now_ms, Server};
+
+const DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Flush the reply buffer mid-pipeline past this size, so a long pipeline
+/// of large replies does not pile up in memory.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Accepts connections until shutdown.
+pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = srv.shutdown.notified() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let srv = srv.clone();
+                tokio::spawn(async move {
+                    connection(srv, stream, peer).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!("Accepting client connection: {e}");
+                // Out of descriptors and the like: back off briefly.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+fn protected(srv: &Server, peer: &SocketAddr) -> bool {
+    srv.config.flag("protected-mode")
+        && srv.config.get("requirepass").unwrap_or_default().is_empty()
+        && srv.config.get("bind").as_deref() == Some("* -::*")
+        && !peer.ip().is_loopback()
+}
+
+async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    srv.stats.connections.fetch_add(1, Ordering::Relaxed);
+    if protected(&srv, &peer) {
+        let _ = stream.write_all(DENIED.as_bytes()).await;
+        srv.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if srv.clients.len() as u64 >= srv.config.hot.maxclients.load(Ordering::Relaxed) {
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        srv.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let fd = fd_of(&stream);
+    let handle = srv.clients.register(peer.to_string(), laddr, fd);
+    let needs_auth = !srv.config.get("requirepass").unwrap_or_default().is_empty();
+    let mut client = Client::new(handle.clone(), !needs_auth);
+    serve(&srv, &mut stream, &mut client).await;
+    crate::cmd::transaction::unwatch_all(&srv, &mut client);
+    srv.clients.remove(handle.id);
+}
+
+#[cfg(unix)]
+fn fd_of(s: &TcpStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    s.as_raw_fd()
+}
+
+#[cfg(not(unix))]
+fn fd_of(_: &TcpStream) -> i32 {
+    -1
+}
+
+async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut parser = Parser::default();
+    let mut out = Out::new(2);
+    loop {
+        // Run every complete command already buffered.
+        loop {
+            let limits = Limits {
+                max_bulk: srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed),
+                unauthenticated: !client.authenticated,
+            };
+            match parser.next(&mut buf, limits) {
+                Ok(Some(args)) => {
+                    wait_if_paused(srv, &args).await;
+                    execute(srv, client, args, &mut out);
+                    if out.proto != client.proto {
+                        out.proto = client.proto;
+                    }
+                    if client.close {
+                        break;
+                    }
+                    if out.len() >= FLUSH_AT && flush(srv, stream, &mut out).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.error(&format!("ERR {}", e.0));
+                    srv.stats.error("ERR");
+                    tracing::info!(
+                        "Protocol error ({}) from client: id={} addr={}",
+                        e.0,
+                        client.handle.id,
+                        client.handle.addr
+                    );
+                    client.close = true;
+                    break;
+                }
+            }
+        }
+        if flush(srv, stream, &mut out).await.is_err() || client.close {
+            return;
+        }
+        let limit = srv.config.hot.query_buffer_limit.load(Ordering::Relaxed);
+        if buf.len() as i64 > limit {
+            tracing::warn!(
+                "Closing client that reached max query buffer length: id={} addr={} (qbuf initial bytes: {:?})",
+                client.handle.id,
+                client.handle.addr,
+                String::from_utf8_lossy(&buf[..buf.len().min(64)])
+            );
+            return;
+        }
+        client.handle.qbuf.store(buf.len(), Ordering::Relaxed);
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
+        let timeout = srv.config.hot.timeout.load(Ordering::Relaxed);
+        let idle = async {
+            if timeout == 0 || client.multi.is_some() {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(Duration::from_secs(timeout)).await
+            }
+        };
+        tokio::select! {
+            r = stream.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => { srv.stats.net_in.fetch_add(n as u64, Ordering::Relaxed); }
+            },
+            _ = client.handle.wake.notified() => {}
+            _ = idle => return,
+        }
+        if client.handle.killed.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}
+
+async fn flush(srv: &Server, stream: &mut TcpStream, out: &mut Out) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(out.buf()).await?;
+    srv.stats
+        .net_out
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    out.clear();
+    Ok(())
+}
+
+/// CLIENT PAUSE: hold the command until the pause ends (writes only, or
+/// every command, depending on the mode).
+async fn wait_if_paused(srv: &Server, args: &[bytes::Bytes]) {
+    loop {
+        let until = srv.pause.until.load(Ordering::Relaxed);
+        let now = now_ms();
+        if until == 0 || until <= now {
+            return;
+        }
+        if srv.pause.writes_only.load(Ordering::Relaxed) {
+            let write = srv.commands.top(&args[0]).is_some_and(|id| {
+                let s = srv.commands.spec(id);
+                s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE)
+            });
+            if !write {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(until - now)) => {}
+            _ = srv.pause.wake.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Background work on the `hz` clock: active expiry and the ops/sec sampler.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::state::{now_ms, Server};
+
+/// Shards visited per database per tick. With 256 shards and hz 10 a full
+/// pass over a database takes about 1.6 s, like Redis's slow cycle.
+const SHARDS_PER_TICK: usize = 16;
+
+/// Runs until shutdown.
+pub async fn run(srv: Arc<Server>) {
+    let mut cursors = vec![0usize; srv.keyspace.len()];
+    loop {
+        let hz = srv.config.hot.hz.load(Ordering::Relaxed).max(1);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(1000 / hz)) => {}
+            _ = srv.shutdown.notified() => return,
+        }
+        sample_ops(&srv);
+        if srv.active_expire.load(Ordering::Relaxed) {
+            active_expire(&srv, &mut cursors);
+        }
+    }
+}
+
+fn active_expire(srv: &Server, cursors: &mut [usize]) {
+    let _gate = srv.keyspace.shared();
+    let now = now_ms();
+    let mut avg = srv.avg_ttl.lock();
+    for (i, cursor) in cursors.iter_mut().enumerate() {
+        let db = srv.keyspace.db(i);
+        // Keep going while a quarter of what we see is expired, as Redis
+        // does, within a budget of one pass over the database.
+        for _ in 0..16 {
+            let s = db.sweep_expired(*cursor, SHARDS_PER_TICK, now);
+            *cursor = s.next;
+            if s.sampled > 0 {
+                let live = (s.sampled - s.expired).max(1) as u64;
+                let sample_avg = s.ttl_sum / live;
+                // Redis smooths avg_ttl the same way (2% per sample).
+                avg[i] = if avg[i] == 0 {
+                    sample_avg
+                } else {
+                    (avg[i] * 49 + sample_avg) / 50
+                };
+            } else if db.volatile_len() == 0 {
+                avg[i] = 0;
+            }
+            if s.shards == 0 || s.expired * 4 < s.sampled {
+                break;
+            }
+        }
+    }
+}
+
+fn sample_ops(srv: &Server) {
+    let mut s = srv.stats.ops_sample.lock();
+    let now = Instant::now();
+    let elapsed = now.duration_since(s.0).as_secs_f64();
+    if elapsed >= 0.1 {
+        let total = srv.stats.commands.load(Ordering::Relaxed);
+        let rate = (total - s.1) as f64 / elapsed;
+        // Smooth over about a second of samples.
+        s.2 = s.2 * 0.8 + rate * 0.2;
+        s.0 = now;
+        s.1 = total;
+    }
+}

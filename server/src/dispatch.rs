@@ -1,0 +1,162 @@
+//! The generic rules every command goes through, applied once, in Redis's
+//! `processCommand` order: lookup, arity, authentication, MULTI queuing;
+//! then the call under the gate, with stats and propagation.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::client::Client;
+use crate::cmd::{flags, Ctx};
+use crate::resp::Out;
+use crate::state::{now_ms, Server};
+
+/// Resolves `args` to a command id, writing Redis's error when it can't.
+fn resolve(srv: &Server, args: &[Bytes], out: &mut Out) -> Result<usize, Option<usize>> {
+    let reg = &srv.commands;
+    let Some(id) = reg.top(&args[0]) else {
+        let mut shown = String::new();
+        for a in &args[1..] {
+            if shown.len() >= 128 {
+                break;
+            }
+            let room = 128 - shown.len();
+            let a = String::from_utf8_lossy(a);
+            let a: String = a.chars().take(room).collect();
+            shown.push_str(&format!("'{a}' "));
+        }
+        let name: String = String::from_utf8_lossy(&args[0]).chars().take(128).collect();
+        out.error(&format!(
+            "ERR unknown command '{name}', with args beginning with: {shown}"
+        ));
+        return Err(None);
+    };
+    let mut id = id;
+    let spec = reg.spec(id);
+    if !spec.subcommands.is_empty() && args.len() >= 2 {
+        match reg.sub(id, &args[1]) {
+            Some(sid) => id = sid,
+            None => {
+                let sub: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
+                out.error(&format!(
+                    "ERR unknown subcommand '{sub}'. Try {} HELP.",
+                    spec.name.to_ascii_uppercase()
+                ));
+                return Err(Some(id));
+            }
+        }
+    }
+    let spec = reg.spec(id);
+    let argc = args.len() as i32;
+    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        out.error(&format!(
+            "ERR wrong number of arguments for '{}' command",
+            reg.full_name(id)
+        ));
+        return Err(Some(id));
+    }
+    Ok(id)
+}
+
+/// Runs one request from a client: the generic checks, then the command.
+pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
+    let mark = out.len();
+    let skip = std::mem::take(&mut c.skip_next);
+    out.last_error = None;
+    let now = now_ms();
+    c.handle.last_active.store(now, Ordering::Relaxed);
+    match precheck(srv, c, &args, out) {
+        Ok(id) => {
+            if c.multi.is_some() && !srv.commands.spec(id).has(flags::TX_CONTROL) {
+                c.multi.get_or_insert_with(Vec::new).push((id, args));
+                c.handle.multi.fetch_add(1, Ordering::Relaxed);
+                out.simple("QUEUED");
+            } else {
+                call(srv, c, id, &args, out, now, false);
+            }
+        }
+        Err(id) => {
+            if let Some(id) = id {
+                srv.commands.stats[id].rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(code) = out.last_error.take() {
+                srv.stats.error(&code);
+            }
+            if c.multi.is_some() {
+                c.multi_error = true;
+            }
+        }
+    }
+    if skip || c.reply_off {
+        out.truncate(mark);
+    }
+}
+
+fn precheck(srv: &Server, c: &mut Client, args: &[Bytes], out: &mut Out) -> Result<usize, Option<usize>> {
+    let id = resolve(srv, args, out)?;
+    let spec = srv.commands.spec(id);
+    if !c.authenticated && !spec.has(flags::NO_AUTH) {
+        out.error("NOAUTH Authentication required.");
+        return Err(Some(id));
+    }
+    if c.multi.is_some() && spec.has(flags::NO_MULTI) {
+        out.error(&format!(
+            "ERR Command not allowed inside a transaction"
+        ));
+        return Err(Some(id));
+    }
+    Ok(id)
+}
+
+/// Calls a resolved command. `gated` is true inside EXEC, which already
+/// holds the gate exclusive for the whole transaction.
+pub fn call(
+    srv: &Server,
+    c: &mut Client,
+    id: usize,
+    args: &[Bytes],
+    out: &mut Out,
+    now: u64,
+    gated: bool,
+) {
+    let spec = srv.commands.spec(id);
+    let exclusive =
+        spec.has(flags::EXCLUSIVE) || spec.key_positions(args.len()).nth(1).is_some();
+    let _shared;
+    let _exclusive;
+    if !gated && !spec.has(flags::TX_CONTROL) {
+        if exclusive {
+            _exclusive = srv.keyspace.exclusive();
+        } else {
+            _shared = srv.keyspace.shared();
+        }
+    }
+    let before_err = out.last_error.take();
+    let start = Instant::now();
+    let mut ctx = Ctx {
+        srv,
+        client: c,
+        out,
+        args,
+        now,
+        propagated: false,
+    };
+    (spec.handler)(&mut ctx);
+    let propagated = ctx.propagated;
+    let usec = start.elapsed().as_micros() as u64;
+    let failed = out.last_error.is_some();
+    srv.commands.record(id, usec, failed);
+    srv.stats.commands.fetch_add(1, Ordering::Relaxed);
+    if let Some(code) = &out.last_error {
+        srv.stats.error(code);
+    }
+    if !failed && !propagated && spec.has(flags::WRITE) && srv.hooks.stream.active() {
+        let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        srv.hooks.stream.propagate(c.db, &argv);
+    }
+    *c.handle.last_cmd.lock() = srv.commands.full_name(id).to_string();
+    if before_err.is_some() && out.last_error.is_none() {
+        out.last_error = before_err;
+    }
+}

@@ -1,0 +1,23 @@
+//! rampart-server: the Redis-protocol front end.
+//!
+//! One abstraction, the command table ([`cmd::Registry`]), fed by one file
+//! per command family and driven by [`dispatch`], which applies Redis's
+//! generic rules once. Around it: the wire protocol ([`resp`]), the
+//! connection loop ([`conn`]), configuration ([`config`]) and the shared
+//! state ([`state`]).
+
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod conn;
+pub mod cron;
+pub mod dispatch;
+pub mod info;
+pub mod num;
+pub mod resp;
+pub mod state;
+pub mod testkit;
+
+/// The Redis version Rampart is compatible with, reported where clients
+/// look for it (INFO `redis_version`, HELLO).
+pub const REDIS_VERSION: &str = "7.0.15";

@@ -1,0 +1,360 @@
+//! The server's shared state: keyspace, config, clients, stats, WATCH.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rampart_keyspace::{Keyspace, Notify};
+
+use crate::cmd::Registry;
+use crate::config::Config;
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Where writes go after they are applied: the replication stream once
+/// replication lands. Commands propagate effects, not requests (DESIGN.md).
+pub trait Propagate: Send + Sync {
+    /// Appends one command, run in database `db`, to the stream.
+    fn propagate(&self, db: usize, argv: &[&[u8]]);
+    /// Whether anyone listens; lets callers skip building effect commands.
+    fn active(&self) -> bool;
+}
+
+/// No replicas and no AOF: the stream goes nowhere.
+pub struct NoStream;
+
+impl Propagate for NoStream {
+    fn propagate(&self, _: usize, _: &[&[u8]]) {}
+    fn active(&self) -> bool {
+        false
+    }
+}
+
+/// Clients watching keys (WATCH). A write to a watched key marks the
+/// watching transactions dirty, so their EXEC fails.
+#[derive(Default)]
+pub struct Watches {
+    count: AtomicUsize,
+    map: Mutex<HashMap<(usize, Vec<u8>), Vec<Arc<AtomicBool>>>>,
+}
+
+impl Watches {
+    /// Registers `flag` to be set when `key` in `db` changes.
+    pub fn watch(&self, db: usize, key: &[u8], flag: &Arc<AtomicBool>) {
+        let mut m = self.map.lock();
+        let v = m.entry((db, key.to_vec())).or_default();
+        if !v.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            v.push(flag.clone());
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops every registration of `flag` for the given keys.
+    pub fn unwatch(&self, keys: &[(usize, Bytes)], flag: &Arc<AtomicBool>) {
+        let mut m = self.map.lock();
+        for (db, key) in keys {
+            let k = (*db, key.to_vec());
+            if let Some(v) = m.get_mut(&k) {
+                let before = v.len();
+                v.retain(|f| !Arc::ptr_eq(f, flag));
+                self.count.fetch_sub(before - v.len(), Ordering::Relaxed);
+                if v.is_empty() {
+                    m.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// A key changed.
+    pub fn touch(&self, db: usize, key: &[u8]) {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if let Some(v) = self.map.lock().get(&(db, key.to_vec())) {
+            for f in v {
+                f.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A whole database changed (FLUSHDB, SWAPDB): every watched key of `db`
+    /// for which `existed` says it was there is touched, as Redis does.
+    pub fn touch_db(&self, db: usize, existed: impl Fn(&[u8]) -> bool) {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for ((d, key), v) in self.map.lock().iter() {
+            if *d == db && existed(key) {
+                for f in v {
+                    f.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Number of keys watched by anyone (INFO `watching_clients` is per client).
+    pub fn watched_keys(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+/// Key events from the keyspace: WATCH, stats, the write stream.
+pub struct Hooks {
+    /// WATCH registrations.
+    pub watches: Watches,
+    /// `expired_keys` in INFO stats.
+    pub expired_keys: AtomicU64,
+    /// Changes since the last save (`rdb_changes_since_last_save`).
+    pub dirty: AtomicU64,
+    /// The write stream.
+    pub stream: Arc<dyn Propagate>,
+}
+
+impl Notify for Hooks {
+    fn modified(&self, db: usize, key: &[u8]) {
+        self.dirty.fetch_add(1, Ordering::Relaxed);
+        self.watches.touch(db, key);
+    }
+
+    fn expired(&self, db: usize, key: &[u8]) {
+        self.expired_keys.fetch_add(1, Ordering::Relaxed);
+        self.watches.touch(db, key);
+        self.stream.propagate(db, &[b"DEL", key]);
+    }
+}
+
+/// Shared, per-connection facts other connections can see (CLIENT LIST,
+/// CLIENT KILL, INFO clients).
+pub struct ClientHandle {
+    /// CLIENT ID.
+    pub id: u64,
+    /// Peer address `ip:port`.
+    pub addr: String,
+    /// Local address `ip:port`.
+    pub laddr: String,
+    /// Socket descriptor, as CLIENT LIST shows it.
+    pub fd: i32,
+    /// Connection time.
+    pub created: Instant,
+    /// Last command time, Unix ms.
+    pub last_active: AtomicU64,
+    /// CLIENT SETNAME.
+    pub name: Mutex<Option<Bytes>>,
+    /// CLIENT SETINFO lib-name / lib-ver.
+    pub lib: Mutex<(String, String)>,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// Protocol version.
+    pub resp: AtomicU8,
+    /// Last command's full name.
+    pub last_cmd: Mutex<String>,
+    /// Commands queued in MULTI, -1 outside MULTI.
+    pub multi: AtomicI64,
+    /// Keys watched.
+    pub watching: AtomicUsize,
+    /// Query buffer length.
+    pub qbuf: AtomicUsize,
+    /// CLIENT NO-EVICT.
+    pub no_evict: AtomicBool,
+    /// Set by CLIENT KILL; the connection ends at its next step.
+    pub killed: AtomicBool,
+    /// Wakes the connection when killed.
+    pub wake: tokio::sync::Notify,
+    /// Whether the connection is a replica or primary link (flags S/M).
+    pub flags: Mutex<String>,
+}
+
+/// All connected clients.
+#[derive(Default)]
+pub struct Clients {
+    next_id: AtomicU64,
+    map: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+}
+
+impl Clients {
+    /// Registers a new connection.
+    pub fn register(&self, addr: String, laddr: String, fd: i32) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let h = Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            last_active: AtomicU64::new(now_ms()),
+            name: Mutex::new(None),
+            lib: Mutex::new((String::new(), String::new())),
+            db: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            last_cmd: Mutex::new("NULL".into()),
+            multi: AtomicI64::new(-1),
+            watching: AtomicUsize::new(0),
+            qbuf: AtomicUsize::new(0),
+            no_evict: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            flags: Mutex::new(String::new()),
+        });
+        self.map.lock().insert(id, h.clone());
+        h
+    }
+
+    /// Forgets a closed connection.
+    pub fn remove(&self, id: u64) {
+        self.map.lock().remove(&id);
+    }
+
+    /// All clients, by id.
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.map.lock().values().cloned().collect()
+    }
+
+    /// Number of connected clients.
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Server-wide counters for INFO stats.
+pub struct Stats {
+    /// total_connections_received
+    pub connections: AtomicU64,
+    /// rejected_connections
+    pub rejected: AtomicU64,
+    /// total_commands_processed
+    pub commands: AtomicU64,
+    /// keyspace_hits
+    pub hits: AtomicU64,
+    /// keyspace_misses
+    pub misses: AtomicU64,
+    /// total_net_input_bytes
+    pub net_in: AtomicU64,
+    /// total_net_output_bytes
+    pub net_out: AtomicU64,
+    /// total_error_replies
+    pub error_replies: AtomicU64,
+    /// errorstat_<code>
+    pub errors: Mutex<BTreeMap<String, u64>>,
+    /// Ops/sec samples for instantaneous_ops_per_sec.
+    pub ops_sample: Mutex<(Instant, u64, f64)>,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            connections: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            net_in: AtomicU64::new(0),
+            net_out: AtomicU64::new(0),
+            error_replies: AtomicU64::new(0),
+            errors: Mutex::new(BTreeMap::new()),
+            ops_sample: Mutex::new((Instant::now(), 0, 0.0)),
+        }
+    }
+}
+
+impl Stats {
+    /// Counts one error reply under its code.
+    pub fn error(&self, code: &str) {
+        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        let mut e = self.errors.lock();
+        // Bound the table as Redis does (128 codes) against clients
+        // inventing codes.
+        if e.len() < 128 || e.contains_key(code) {
+            *e.entry(code.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// CLIENT PAUSE state.
+#[derive(Default)]
+pub struct Pause {
+    /// Unix ms until which clients are paused; 0 when not paused.
+    pub until: AtomicU64,
+    /// Whether only writes are paused.
+    pub writes_only: AtomicBool,
+    /// Wakes paused clients on CLIENT UNPAUSE.
+    pub wake: tokio::sync::Notify,
+}
+
+/// Everything the connections share.
+pub struct Server {
+    /// The data.
+    pub keyspace: Keyspace,
+    /// Key event sinks.
+    pub hooks: Arc<Hooks>,
+    /// Configuration.
+    pub config: Config,
+    /// Connected clients.
+    pub clients: Clients,
+    /// Counters.
+    pub stats: Stats,
+    /// The command table.
+    pub commands: Registry,
+    /// CLIENT PAUSE.
+    pub pause: Pause,
+    /// When the server started.
+    pub started: Instant,
+    /// 40 hex characters identifying this run (INFO run_id).
+    pub run_id: String,
+    /// The port actually bound.
+    pub port: AtomicU64,
+    /// Active expiry on (DEBUG SET-ACTIVE-EXPIRE).
+    pub active_expire: AtomicBool,
+    /// Set to begin a shutdown.
+    pub shutdown: tokio::sync::Notify,
+    /// Shutdown requested (checked by the accept loop).
+    pub shutting_down: AtomicBool,
+    /// Average TTL estimate per db from active expiry (INFO keyspace).
+    pub avg_ttl: Mutex<Vec<u64>>,
+}
+
+impl Server {
+    /// A server with the given configuration and an empty keyspace.
+    pub fn new(config: Config) -> Server {
+        let stream: Arc<dyn Propagate> = Arc::new(NoStream);
+        let hooks = Arc::new(Hooks {
+            watches: Watches::default(),
+            expired_keys: AtomicU64::new(0),
+            dirty: AtomicU64::new(0),
+            stream,
+        });
+        let databases = config.int("databases").max(1) as usize;
+        let run_id = (0..40)
+            .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
+            .collect();
+        Server {
+            keyspace: Keyspace::with_notify(databases, hooks.clone()),
+            hooks,
+            config,
+            clients: Clients::default(),
+            stats: Stats::default(),
+            commands: Registry::new(),
+            pause: Pause::default(),
+            started: Instant::now(),
+            run_id,
+            port: AtomicU64::new(0),
+            active_expire: AtomicBool::new(true),
+            shutdown: tokio::sync::Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            avg_ttl: Mutex::new(vec![0; databases]),
+        }
+    }
+}

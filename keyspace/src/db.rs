@@ -125,6 +125,23 @@ impl Db {
         }
     }
 
+    /// Reads `key` like [`Db::get`] but leaves its access time alone
+    /// (OBJECT IDLETIME, TYPE-like inspection that Redis does with NOTOUCH).
+    pub fn peek<R>(&self, key: &[u8], now: u64, f: impl FnOnce(Option<&Node>) -> R) -> R {
+        let h = self.hash(key);
+        let shard = self.shards[shard_of(h)].read();
+        let found = shard.map.find(table_hash(h), |n| n.key.as_bytes() == key);
+        match found {
+            Some(n) if n.is_expired(now) => {
+                drop(shard);
+                self.write(key, now, |_| ());
+                f(None)
+            }
+            Some(n) => f(Some(n)),
+            None => f(None),
+        }
+    }
+
     /// Whether `key` exists at `now`, without touching its access time.
     pub fn exists(&self, key: &[u8], now: u64) -> bool {
         let h = self.hash(key);

@@ -93,18 +93,6 @@ fn strip_zeros(s: &str) -> &str {
     }
 }
 
-/// Formats the result of INCRBYFLOAT: Redis prints a long double with
-/// `%.17Lf` and strips trailing zeros; on a double the shortest round-trip
-/// text gives the same digits for the values people use.
-pub fn fmt_incrbyfloat(d: f64) -> String {
-    let s = format!("{d}");
-    if s.contains('e') {
-        format!("{d:.17}").trim_end_matches('0').trim_end_matches('.').into()
-    } else {
-        s
-    }
-}
-
 /// Parses a memory size as in redis.conf: `1gb`, `512mb`, `100k`, plain bytes.
 ///
 /// ```
@@ -150,10 +138,175 @@ mod tests {
         assert_eq!(fmt_double(12345678901234567.0), "12345678901234568");
     }
 
+}
+
+/// Whether `body` (sign removed, lower case) is a whole number strtold
+/// would consume entirely: decimal `d*.d*[e[+-]d+]` or hex `0xh*.h*[p[+-]d+]`.
+fn strtold_syntax(body: &str) -> bool {
+    let (hex, rest, exp_char): (bool, &str, char) = match body.strip_prefix("0x") {
+        Some(r) => (true, r, 'p'),
+        None => (false, body, 'e'),
+    };
+    let (mant, exp) = match rest.split_once(exp_char) {
+        Some((m, e)) => (m, Some(e)),
+        None => (rest, None),
+    };
+    let digit = |c: char| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return false;
+    }
+    if !int.chars().all(digit) || !frac.chars().all(digit) {
+        return false;
+    }
+    match exp {
+        None => true,
+        Some(e) => {
+            let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+            !e.is_empty() && e.chars().all(|c| c.is_ascii_digit())
+        }
+    }
+}
+
+/// An x87 80-bit extended-precision number, the `long double` Redis uses
+/// for INCRBYFLOAT on x86-64, emulated in software so results match Redis
+/// digit for digit on any machine.
+///
+/// ```
+/// use rampart_server::num::LongDouble;
+/// let a = LongDouble::parse(b"0.1").unwrap();
+/// let b = LongDouble::parse(b"0.2").unwrap();
+/// assert_eq!(a.add(&b).unwrap().to_human_string(), "0.3");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct LongDouble(rustc_apfloat::ieee::X87DoubleExtended);
+
+impl LongDouble {
+    /// Zero.
+    pub fn zero() -> LongDouble {
+        use rustc_apfloat::Float;
+        LongDouble(rustc_apfloat::ieee::X87DoubleExtended::ZERO)
+    }
+
+    /// Parses like Redis's `string2ld` (strtold over the whole string; no
+    /// leading space; NaN, overflow and underflow to zero refused).
+    pub fn parse(s: &[u8]) -> Option<LongDouble> {
+        use rustc_apfloat::{Float, Round, Status};
+        type X = rustc_apfloat::ieee::X87DoubleExtended;
+        if s.is_empty() || s.len() >= 5 * 1024 {
+            return None;
+        }
+        let text = std::str::from_utf8(s).ok()?;
+        if text.starts_with(|c: char| c.is_ascii_whitespace()) {
+            return None;
+        }
+        let lower = text.to_ascii_lowercase();
+        let (neg, body) = match lower.as_bytes()[0] {
+            b'-' => (true, &lower[1..]),
+            b'+' => (false, &lower[1..]),
+            _ => (false, &lower[..]),
+        };
+        if body == "inf" || body == "infinity" {
+            let inf = X::INFINITY;
+            return Some(LongDouble(if neg { -inf } else { inf }));
+        }
+        if !strtold_syntax(body) {
+            return None;
+        }
+        // strtold takes hex floats without a binary exponent; apfloat wants one.
+        let text = if body.starts_with("0x") && !body.contains('p') {
+            format!("{lower}p0")
+        } else {
+            lower.clone()
+        };
+        let parsed = X::from_str_r(&text, Round::NearestTiesToEven).ok()?;
+        let v = parsed.value;
+        if v.is_nan() || v.is_infinite() {
+            return None;
+        }
+        if v.is_zero() && parsed.status.contains(Status::UNDERFLOW) {
+            return None;
+        }
+        Some(LongDouble(v))
+    }
+
+    /// `self + other`, or `None` when the result is NaN or infinite.
+    pub fn add(&self, other: &LongDouble) -> Option<LongDouble> {
+        use rustc_apfloat::Float;
+        let r = (self.0 + other.0).value;
+        (!r.is_nan() && !r.is_infinite()).then_some(LongDouble(r))
+    }
+
+    /// Formats as Redis's `ld2string(…, LD_STR_HUMAN)`: `%.17Lf`, then
+    /// trailing zeros (and a trailing dot) removed, "-0" printed as "0".
+    pub fn to_human_string(&self) -> String {
+        use num_bigint::BigUint;
+        use rustc_apfloat::Float;
+        let bits = self.0.to_bits();
+        let neg = (bits >> 79) & 1 == 1;
+        let exp = ((bits >> 64) & 0x7fff) as i64;
+        let sig = (bits & 0xffff_ffff_ffff_ffff) as u64;
+        // value = sig * 2^(e2); a denormal's exponent field 0 means 1-16383.
+        let e2 = if exp == 0 { 1 - 16383 - 63 } else { exp - 16383 - 63 };
+        let scale = BigUint::from(10u32).pow(17);
+        let mut n = BigUint::from(sig) * &scale;
+        if e2 >= 0 {
+            n <<= e2 as usize;
+        } else {
+            let shift = (-e2) as usize;
+            let q: BigUint = &n >> shift;
+            let r: BigUint = &n - (&q << shift);
+            let half = BigUint::from(1u8) << (shift - 1);
+            let odd = q.bit(0);
+            n = if r > half || (r == half && odd) { q + 1u8 } else { q };
+        }
+        let digits = n.to_string();
+        let digits = format!("{digits:0>18}");
+        let (int, frac) = digits.split_at(digits.len() - 17);
+        let frac = frac.trim_end_matches('0');
+        let mut s = String::new();
+        if neg {
+            s.push('-');
+        }
+        s.push_str(int);
+        if !frac.is_empty() {
+            s.push('.');
+            s.push_str(frac);
+        }
+        if s == "-0" {
+            s = "0".into();
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod long_double_tests {
+    use super::LongDouble;
+
+    fn incr(a: &str, b: &str) -> Option<String> {
+        let a = LongDouble::parse(a.as_bytes())?;
+        let b = LongDouble::parse(b.as_bytes())?;
+        Some(a.add(&b)?.to_human_string())
+    }
+
     #[test]
-    fn incrbyfloat_format() {
-        assert_eq!(fmt_incrbyfloat(10.6), "10.6");
-        assert_eq!(fmt_incrbyfloat(5200.0), "5200");
-        assert_eq!(fmt_incrbyfloat(1e21), "1000000000000000000000");
+    fn matches_redis_on_x86_64() {
+        // Results taken from redis-server 7.0 on x86-64.
+        assert_eq!(incr("10.50", "0.1").as_deref(), Some("10.6"));
+        assert_eq!(incr("10.6", "-5").as_deref(), Some("5.6"));
+        assert_eq!(incr("5.0e3", "2.0e2").as_deref(), Some("5200"));
+        assert_eq!(incr("0.1", "0.2").as_deref(), Some("0.3"));
+        assert_eq!(incr("1", "-1").as_deref(), Some("0"));
+        assert_eq!(incr("-0.5", "0.25").as_deref(), Some("-0.25"));
+        assert_eq!(incr("1e30", "1").as_deref(), Some("1000000000000000000024696061952"));
+        assert_eq!(incr("3.0", "1.5e-7").as_deref(), Some("3.00000015"));
+        assert_eq!(incr("0x10", "1").as_deref(), Some("17"));
+        assert_eq!(incr(".5", "1.").as_deref(), Some("1.5"));
+        assert!(incr("inf", "1").is_none());
+        assert!(LongDouble::parse(b"nan").is_none());
+        assert!(LongDouble::parse(b" 1").is_none());
+        assert!(LongDouble::parse(b"1e").is_none());
+        assert!(LongDouble::parse(b"abc").is_none());
     }
 }

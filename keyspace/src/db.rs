@@ -481,9 +481,9 @@ impl Slot<'_> {
             self.shard.volatile += 1;
         }
         let hasher = self.hasher;
-        self.shard
-            .map
-            .insert_unique(self.hash, node, |n| table_hash(hasher.hash_one(n.key.as_bytes())));
+        self.shard.map.insert_unique(self.hash, node, |n| {
+            table_hash(hasher.hash_one(n.key.as_bytes()))
+        });
     }
 
     /// Stores a whole node taken from elsewhere (RENAME, MOVE), keeping its
@@ -543,7 +543,9 @@ mod tests {
         let ks = Keyspace::new(1);
         let db = ks.db(0);
         for i in 0..1000 {
-            db.write(format!("k{i}").as_bytes(), 0, |s| s.insert(Value::int(i), None));
+            db.write(format!("k{i}").as_bytes(), 0, |s| {
+                s.insert(Value::int(i), None)
+            });
         }
         let mut seen = HashSet::new();
         let mut cursor = 0;
@@ -555,7 +557,9 @@ mod tests {
             }
             // Grow the table between steps.
             for _ in 0..20 {
-                db.write(format!("x{extra}").as_bytes(), 0, |s| s.insert(Value::int(1), None));
+                db.write(format!("x{extra}").as_bytes(), 0, |s| {
+                    s.insert(Value::int(1), None)
+                });
                 extra += 1;
             }
             if next == 0 {

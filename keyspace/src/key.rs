@@ -29,7 +29,10 @@ impl Key {
         if bytes.len() <= INLINE {
             let mut buf = [0u8; INLINE];
             buf[..bytes.len()].copy_from_slice(bytes);
-            Key::Inline { len: bytes.len() as u8, buf }
+            Key::Inline {
+                len: bytes.len() as u8,
+                buf,
+            }
         } else {
             Key::Heap(bytes.into())
         }

@@ -47,7 +47,10 @@ impl Value {
         if bytes.len() <= INLINE {
             let mut buf = [0u8; INLINE];
             buf[..bytes.len()].copy_from_slice(bytes);
-            Value::StrInline { len: bytes.len() as u8, buf }
+            Value::StrInline {
+                len: bytes.len() as u8,
+                buf,
+            }
         } else {
             Value::Str(bytes.into())
         }
@@ -182,7 +185,10 @@ mod tests {
         assert_eq!(Value::string(&[b'a'; 44]).encoding(), "embstr");
         assert_eq!(Value::string(&[b'a'; 45]).encoding(), "raw");
         assert_eq!(Value::raw_string(b"1".to_vec()).encoding(), "raw");
-        assert_eq!(Value::int(i64::MIN).as_str(), Some(&b"-9223372036854775808"[..]));
+        assert_eq!(
+            Value::int(i64::MIN).as_str(),
+            Some(&b"-9223372036854775808"[..])
+        );
     }
 
     #[test]

@@ -75,154 +75,834 @@ const fn p(
 
 /// Every directive, with Redis 7.0's defaults.
 pub static PARAMS: &[Param] = &[
-    p("acl-pubsub-default", &[], "resetchannels", Kind::Enum(&["allchannels", "resetchannels"]), false),
+    p(
+        "acl-pubsub-default",
+        &[],
+        "resetchannels",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        false,
+    ),
     p("aclfile", &[], "", Kind::Str, true),
-    p("acllog-max-len", &[], "128", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("active-defrag-cycle-max", &[], "25", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("active-defrag-cycle-min", &[], "1", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("active-defrag-ignore-bytes", &[], "104857600", Kind::Memory { min: 1, max: i64::MAX }, false),
-    p("active-defrag-max-scan-fields", &[], "1000", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("active-defrag-threshold-lower", &[], "10", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("active-defrag-threshold-upper", &[], "100", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("active-expire-effort", &[], "1", Kind::Int { min: 1, max: 10 }, false),
+    p(
+        "acllog-max-len",
+        &[],
+        "128",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "active-defrag-cycle-max",
+        &[],
+        "25",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "active-defrag-cycle-min",
+        &[],
+        "1",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "active-defrag-ignore-bytes",
+        &[],
+        "104857600",
+        Kind::Memory {
+            min: 1,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "active-defrag-max-scan-fields",
+        &[],
+        "1000",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "active-defrag-threshold-lower",
+        &[],
+        "10",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "active-defrag-threshold-upper",
+        &[],
+        "100",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "active-expire-effort",
+        &[],
+        "1",
+        Kind::Int { min: 1, max: 10 },
+        false,
+    ),
     p("activedefrag", &[], "no", Kind::Bool, false),
     p("activerehashing", &[], "yes", Kind::Bool, false),
     p("always-show-logo", &[], "no", Kind::Bool, true),
     p("aof-disable-auto-gc", &[], "no", Kind::Bool, false),
     p("aof-load-truncated", &[], "yes", Kind::Bool, false),
-    p("aof-rewrite-incremental-fsync", &[], "yes", Kind::Bool, false),
+    p(
+        "aof-rewrite-incremental-fsync",
+        &[],
+        "yes",
+        Kind::Bool,
+        false,
+    ),
     p("aof-timestamp-enabled", &[], "no", Kind::Bool, false),
     p("aof-use-rdb-preamble", &[], "yes", Kind::Bool, false),
     p("aof_rewrite_cpulist", &[], "", Kind::Str, false),
     p("appenddirname", &[], "appendonlydir", Kind::Str, true),
     p("appendfilename", &[], "appendonly.aof", Kind::Str, true),
-    p("appendfsync", &[], "everysec", Kind::Enum(&["always", "everysec", "no"]), false),
+    p(
+        "appendfsync",
+        &[],
+        "everysec",
+        Kind::Enum(&["always", "everysec", "no"]),
+        false,
+    ),
     p("appendonly", &[], "no", Kind::Bool, false),
-    p("auto-aof-rewrite-min-size", &[], "67108864", Kind::Memory { min: 0, max: i64::MAX }, false),
-    p("auto-aof-rewrite-percentage", &[], "100", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "auto-aof-rewrite-min-size",
+        &[],
+        "67108864",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "auto-aof-rewrite-percentage",
+        &[],
+        "100",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("bgsave_cpulist", &[], "", Kind::Str, false),
     p("bind", &[], "* -::*", Kind::Special, false),
     p("bind-source-addr", &[], "", Kind::Str, true),
     p("bio_cpulist", &[], "", Kind::Str, false),
-    p("busy-reply-threshold", &["lua-time-limit"], "5000", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("client-output-buffer-limit", &[], "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", Kind::Special, false),
-    p("client-query-buffer-limit", &[], "1073741824", Kind::Memory { min: 1048576, max: i64::MAX }, false),
-    p("cluster-allow-pubsubshard-when-down", &[], "yes", Kind::Bool, false),
-    p("cluster-allow-reads-when-down", &[], "no", Kind::Bool, false),
-    p("cluster-allow-replica-migration", &[], "yes", Kind::Bool, false),
-    p("cluster-announce-bus-port", &[], "0", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "busy-reply-threshold",
+        &["lua-time-limit"],
+        "5000",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "client-output-buffer-limit",
+        &[],
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Kind::Special,
+        false,
+    ),
+    p(
+        "client-query-buffer-limit",
+        &[],
+        "1073741824",
+        Kind::Memory {
+            min: 1048576,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "cluster-allow-pubsubshard-when-down",
+        &[],
+        "yes",
+        Kind::Bool,
+        false,
+    ),
+    p(
+        "cluster-allow-reads-when-down",
+        &[],
+        "no",
+        Kind::Bool,
+        false,
+    ),
+    p(
+        "cluster-allow-replica-migration",
+        &[],
+        "yes",
+        Kind::Bool,
+        false,
+    ),
+    p(
+        "cluster-announce-bus-port",
+        &[],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("cluster-announce-hostname", &[], "", Kind::Str, false),
     p("cluster-announce-ip", &[], "", Kind::Str, false),
-    p("cluster-announce-port", &[], "0", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("cluster-announce-tls-port", &[], "0", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "cluster-announce-port",
+        &[],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "cluster-announce-tls-port",
+        &[],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("cluster-config-file", &[], "nodes.conf", Kind::Str, true),
     p("cluster-enabled", &[], "no", Kind::Bool, true),
-    p("cluster-link-sendbuf-limit", &[], "0", Kind::Memory { min: 0, max: i64::MAX }, false),
-    p("cluster-migration-barrier", &[], "1", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("cluster-node-timeout", &[], "15000", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("cluster-port", &[], "0", Kind::Int { min: 0, max: 65535 }, true),
-    p("cluster-preferred-endpoint-type", &[], "ip", Kind::Enum(&["ip", "hostname", "unknown-endpoint"]), false),
-    p("cluster-replica-no-failover", &["cluster-slave-no-failover"], "no", Kind::Bool, false),
-    p("cluster-replica-validity-factor", &["cluster-slave-validity-factor"], "10", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("cluster-require-full-coverage", &[], "yes", Kind::Bool, false),
+    p(
+        "cluster-link-sendbuf-limit",
+        &[],
+        "0",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "cluster-migration-barrier",
+        &[],
+        "1",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "cluster-node-timeout",
+        &[],
+        "15000",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "cluster-port",
+        &[],
+        "0",
+        Kind::Int { min: 0, max: 65535 },
+        true,
+    ),
+    p(
+        "cluster-preferred-endpoint-type",
+        &[],
+        "ip",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        false,
+    ),
+    p(
+        "cluster-replica-no-failover",
+        &["cluster-slave-no-failover"],
+        "no",
+        Kind::Bool,
+        false,
+    ),
+    p(
+        "cluster-replica-validity-factor",
+        &["cluster-slave-validity-factor"],
+        "10",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "cluster-require-full-coverage",
+        &[],
+        "yes",
+        Kind::Bool,
+        false,
+    ),
     p("crash-log-enabled", &[], "yes", Kind::Bool, false),
     p("crash-memcheck-enabled", &[], "yes", Kind::Bool, false),
     p("daemonize", &[], "no", Kind::Bool, true),
-    p("databases", &[], "16", Kind::Int { min: 1, max: i32::MAX as i64 }, true),
+    p(
+        "databases",
+        &[],
+        "16",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        true,
+    ),
     p("dbfilename", &[], "dump.rdb", Kind::Str, false),
     p("dir", &[], "", Kind::Special, false),
     p("disable-thp", &[], "yes", Kind::Bool, true),
     p("dynamic-hz", &[], "yes", Kind::Bool, false),
-    p("enable-debug-command", &[], "no", Kind::Enum(&["no", "yes", "local"]), true),
-    p("enable-module-command", &[], "no", Kind::Enum(&["no", "yes", "local"]), true),
-    p("enable-protected-configs", &[], "no", Kind::Enum(&["no", "yes", "local"]), true),
-    p("hash-max-listpack-entries", &["hash-max-ziplist-entries"], "512", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("hash-max-listpack-value", &["hash-max-ziplist-value"], "64", Kind::Memory { min: 0, max: i64::MAX }, false),
-    p("hll-sparse-max-bytes", &[], "3000", Kind::Memory { min: 0, max: i64::MAX }, false),
-    p("hz", &[], "10", Kind::Int { min: 0, max: i32::MAX as i64 }, false),
+    p(
+        "enable-debug-command",
+        &[],
+        "no",
+        Kind::Enum(&["no", "yes", "local"]),
+        true,
+    ),
+    p(
+        "enable-module-command",
+        &[],
+        "no",
+        Kind::Enum(&["no", "yes", "local"]),
+        true,
+    ),
+    p(
+        "enable-protected-configs",
+        &[],
+        "no",
+        Kind::Enum(&["no", "yes", "local"]),
+        true,
+    ),
+    p(
+        "hash-max-listpack-entries",
+        &["hash-max-ziplist-entries"],
+        "512",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "hash-max-listpack-value",
+        &["hash-max-ziplist-value"],
+        "64",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "hll-sparse-max-bytes",
+        &[],
+        "3000",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "hz",
+        &[],
+        "10",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
     p("ignore-warnings", &[], "", Kind::Special, false),
     p("io-threads", &[], "1", Kind::Int { min: 1, max: 128 }, true),
     p("io-threads-do-reads", &[], "no", Kind::Bool, true),
     p("jemalloc-bg-thread", &[], "yes", Kind::Bool, false),
-    p("latency-monitor-threshold", &[], "0", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "latency-monitor-threshold",
+        &[],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("latency-tracking", &[], "yes", Kind::Bool, false),
-    p("latency-tracking-info-percentiles", &[], "50 99 99.9", Kind::Special, false),
+    p(
+        "latency-tracking-info-percentiles",
+        &[],
+        "50 99 99.9",
+        Kind::Special,
+        false,
+    ),
     p("lazyfree-lazy-eviction", &[], "no", Kind::Bool, false),
     p("lazyfree-lazy-expire", &[], "no", Kind::Bool, false),
     p("lazyfree-lazy-server-del", &[], "no", Kind::Bool, false),
     p("lazyfree-lazy-user-del", &[], "no", Kind::Bool, false),
     p("lazyfree-lazy-user-flush", &[], "no", Kind::Bool, false),
-    p("lfu-decay-time", &[], "1", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("lfu-log-factor", &[], "10", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("list-compress-depth", &[], "0", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("list-max-listpack-size", &["list-max-ziplist-size"], "-2", Kind::Int { min: i32::MIN as i64, max: i32::MAX as i64 }, false),
+    p(
+        "lfu-decay-time",
+        &[],
+        "1",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "lfu-log-factor",
+        &[],
+        "10",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "list-compress-depth",
+        &[],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "list-max-listpack-size",
+        &["list-max-ziplist-size"],
+        "-2",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
     p("logfile", &[], "", Kind::Str, true),
-    p("loglevel", &[], "notice", Kind::Enum(&["debug", "verbose", "notice", "warning"]), false),
+    p(
+        "loglevel",
+        &[],
+        "notice",
+        Kind::Enum(&["debug", "verbose", "notice", "warning"]),
+        false,
+    ),
     p("masterauth", &[], "", Kind::Str, false),
     p("masteruser", &[], "", Kind::Str, false),
-    p("maxclients", &[], "10000", Kind::Int { min: 1, max: u32::MAX as i64 }, false),
-    p("maxmemory", &[], "0", Kind::Memory { min: 0, max: i64::MAX }, false),
+    p(
+        "maxclients",
+        &[],
+        "10000",
+        Kind::Int {
+            min: 1,
+            max: u32::MAX as i64,
+        },
+        false,
+    ),
+    p(
+        "maxmemory",
+        &[],
+        "0",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("maxmemory-clients", &[], "0", Kind::Special, false),
-    p("maxmemory-eviction-tenacity", &[], "10", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("maxmemory-policy", &[], "noeviction", Kind::Enum(&["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"]), false),
-    p("maxmemory-samples", &[], "5", Kind::Int { min: 1, max: i32::MAX as i64 }, false),
-    p("min-replicas-max-lag", &["min-slaves-max-lag"], "10", Kind::Int { min: 0, max: i32::MAX as i64 }, false),
-    p("min-replicas-to-write", &["min-slaves-to-write"], "0", Kind::Int { min: 0, max: i32::MAX as i64 }, false),
+    p(
+        "maxmemory-eviction-tenacity",
+        &[],
+        "10",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "maxmemory-policy",
+        &[],
+        "noeviction",
+        Kind::Enum(&[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ]),
+        false,
+    ),
+    p(
+        "maxmemory-samples",
+        &[],
+        "5",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
+    p(
+        "min-replicas-max-lag",
+        &["min-slaves-max-lag"],
+        "10",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
+    p(
+        "min-replicas-to-write",
+        &["min-slaves-to-write"],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
     p("no-appendfsync-on-rewrite", &[], "no", Kind::Bool, false),
     p("notify-keyspace-events", &[], "", Kind::Special, false),
-    p("oom-score-adj", &[], "no", Kind::Enum(&["no", "yes", "relative", "absolute"]), false),
-    p("oom-score-adj-values", &[], "0 200 800", Kind::Special, false),
+    p(
+        "oom-score-adj",
+        &[],
+        "no",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        false,
+    ),
+    p(
+        "oom-score-adj-values",
+        &[],
+        "0 200 800",
+        Kind::Special,
+        false,
+    ),
     p("pidfile", &[], "", Kind::Str, true),
     p("port", &[], "6379", Kind::Int { min: 0, max: 65535 }, false),
-    p("proc-title-template", &[], "{title} {listen-addr} {server-mode}", Kind::Str, false),
-    p("propagation-error-behavior", &[], "ignore", Kind::Enum(&["ignore", "panic", "panic-on-replicas"]), false),
+    p(
+        "proc-title-template",
+        &[],
+        "{title} {listen-addr} {server-mode}",
+        Kind::Str,
+        false,
+    ),
+    p(
+        "propagation-error-behavior",
+        &[],
+        "ignore",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        false,
+    ),
     p("protected-mode", &[], "yes", Kind::Bool, false),
-    p("proto-max-bulk-len", &[], "536870912", Kind::Memory { min: 1048576, max: i64::MAX }, false),
+    p(
+        "proto-max-bulk-len",
+        &[],
+        "536870912",
+        Kind::Memory {
+            min: 1048576,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("rdb-del-sync-files", &[], "no", Kind::Bool, false),
     p("rdb-save-incremental-fsync", &[], "yes", Kind::Bool, false),
     p("rdbchecksum", &[], "yes", Kind::Bool, false),
     p("rdbcompression", &[], "yes", Kind::Bool, false),
-    p("repl-backlog-size", &[], "1048576", Kind::Memory { min: 1, max: i64::MAX }, false),
-    p("repl-backlog-ttl", &[], "3600", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "repl-backlog-size",
+        &[],
+        "1048576",
+        Kind::Memory {
+            min: 1,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "repl-backlog-ttl",
+        &[],
+        "3600",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("repl-disable-tcp-nodelay", &[], "no", Kind::Bool, false),
-    p("repl-diskless-load", &[], "disabled", Kind::Enum(&["disabled", "on-empty-db", "swapdb"]), false),
+    p(
+        "repl-diskless-load",
+        &[],
+        "disabled",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        false,
+    ),
     p("repl-diskless-sync", &[], "yes", Kind::Bool, false),
-    p("repl-diskless-sync-delay", &[], "5", Kind::Int { min: 0, max: i32::MAX as i64 }, false),
-    p("repl-diskless-sync-max-replicas", &[], "0", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("repl-ping-replica-period", &["repl-ping-slave-period"], "10", Kind::Int { min: 1, max: i32::MAX as i64 }, false),
-    p("repl-timeout", &[], "60", Kind::Int { min: 1, max: i32::MAX as i64 }, false),
-    p("replica-announce-ip", &["slave-announce-ip"], "", Kind::Str, false),
-    p("replica-announce-port", &["slave-announce-port"], "0", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "repl-diskless-sync-delay",
+        &[],
+        "5",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
+    p(
+        "repl-diskless-sync-max-replicas",
+        &[],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "repl-ping-replica-period",
+        &["repl-ping-slave-period"],
+        "10",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
+    p(
+        "repl-timeout",
+        &[],
+        "60",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
+    p(
+        "replica-announce-ip",
+        &["slave-announce-ip"],
+        "",
+        Kind::Str,
+        false,
+    ),
+    p(
+        "replica-announce-port",
+        &["slave-announce-port"],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("replica-announced", &[], "yes", Kind::Bool, false),
-    p("replica-ignore-disk-write-errors", &[], "no", Kind::Bool, false),
-    p("replica-ignore-maxmemory", &["slave-ignore-maxmemory"], "yes", Kind::Bool, false),
-    p("replica-lazy-flush", &["slave-lazy-flush"], "no", Kind::Bool, false),
-    p("replica-priority", &["slave-priority"], "100", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("replica-read-only", &["slave-read-only"], "yes", Kind::Bool, false),
-    p("replica-serve-stale-data", &["slave-serve-stale-data"], "yes", Kind::Bool, false),
+    p(
+        "replica-ignore-disk-write-errors",
+        &[],
+        "no",
+        Kind::Bool,
+        false,
+    ),
+    p(
+        "replica-ignore-maxmemory",
+        &["slave-ignore-maxmemory"],
+        "yes",
+        Kind::Bool,
+        false,
+    ),
+    p(
+        "replica-lazy-flush",
+        &["slave-lazy-flush"],
+        "no",
+        Kind::Bool,
+        false,
+    ),
+    p(
+        "replica-priority",
+        &["slave-priority"],
+        "100",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "replica-read-only",
+        &["slave-read-only"],
+        "yes",
+        Kind::Bool,
+        false,
+    ),
+    p(
+        "replica-serve-stale-data",
+        &["slave-serve-stale-data"],
+        "yes",
+        Kind::Bool,
+        false,
+    ),
     p("replicaof", &["slaveof"], "", Kind::Special, false),
     p("requirepass", &[], "", Kind::Str, false),
-    p("sanitize-dump-payload", &[], "no", Kind::Enum(&["no", "yes", "clients"]), false),
+    p(
+        "sanitize-dump-payload",
+        &[],
+        "no",
+        Kind::Enum(&["no", "yes", "clients"]),
+        false,
+    ),
     p("save", &[], "3600 1 300 100 60 10000", Kind::Special, false),
     p("server_cpulist", &[], "", Kind::Str, false),
-    p("set-max-intset-entries", &[], "512", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "set-max-intset-entries",
+        &[],
+        "512",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("set-proc-title", &[], "yes", Kind::Bool, false),
     p("shutdown-on-sigint", &[], "default", Kind::Special, false),
     p("shutdown-on-sigterm", &[], "default", Kind::Special, false),
-    p("shutdown-timeout", &[], "10", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("slowlog-log-slower-than", &[], "10000", Kind::Int { min: -1, max: i64::MAX }, false),
-    p("slowlog-max-len", &[], "128", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("socket-mark-id", &[], "0", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "shutdown-timeout",
+        &[],
+        "10",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "slowlog-log-slower-than",
+        &[],
+        "10000",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "slowlog-max-len",
+        &[],
+        "128",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "socket-mark-id",
+        &[],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("stop-writes-on-bgsave-error", &[], "yes", Kind::Bool, false),
-    p("stream-node-max-bytes", &[], "4096", Kind::Memory { min: 0, max: i64::MAX }, false),
-    p("stream-node-max-entries", &[], "100", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("supervised", &[], "no", Kind::Enum(&["upstart", "systemd", "auto", "no"]), true),
+    p(
+        "stream-node-max-bytes",
+        &[],
+        "4096",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "stream-node-max-entries",
+        &[],
+        "100",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "supervised",
+        &[],
+        "no",
+        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
+        true,
+    ),
     p("syslog-enabled", &[], "no", Kind::Bool, true),
-    p("syslog-facility", &[], "local0", Kind::Enum(&["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]), true),
+    p(
+        "syslog-facility",
+        &[],
+        "local0",
+        Kind::Enum(&[
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        ]),
+        true,
+    ),
     p("syslog-ident", &[], "redis", Kind::Str, true),
-    p("tcp-backlog", &[], "511", Kind::Int { min: 0, max: i32::MAX as i64 }, true),
-    p("tcp-keepalive", &[], "300", Kind::Int { min: 0, max: i32::MAX as i64 }, false),
-    p("timeout", &[], "0", Kind::Int { min: 0, max: i32::MAX as i64 }, false),
+    p(
+        "tcp-backlog",
+        &[],
+        "511",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        true,
+    ),
+    p(
+        "tcp-keepalive",
+        &[],
+        "300",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
+    p(
+        "timeout",
+        &[],
+        "0",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        false,
+    ),
     p("tls-auth-clients", &[], "yes", Kind::Bool, false),
     p("tls-ca-cert-dir", &[], "", Kind::Str, false),
     p("tls-ca-cert-file", &[], "", Kind::Str, false),
@@ -236,18 +916,75 @@ pub static PARAMS: &[Param] = &[
     p("tls-dh-params-file", &[], "", Kind::Str, false),
     p("tls-key-file", &[], "", Kind::Str, false),
     p("tls-key-file-pass", &[], "", Kind::Str, false),
-    p("tls-port", &[], "0", Kind::Int { min: 0, max: 65535 }, false),
+    p(
+        "tls-port",
+        &[],
+        "0",
+        Kind::Int { min: 0, max: 65535 },
+        false,
+    ),
     p("tls-prefer-server-ciphers", &[], "no", Kind::Bool, false),
     p("tls-protocols", &[], "", Kind::Str, false),
     p("tls-replication", &[], "no", Kind::Bool, false),
-    p("tls-session-cache-size", &[], "20480", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("tls-session-cache-timeout", &[], "300", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "tls-session-cache-size",
+        &[],
+        "20480",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "tls-session-cache-timeout",
+        &[],
+        "300",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("tls-session-caching", &[], "yes", Kind::Bool, false),
-    p("tracking-table-max-keys", &[], "1000000", Kind::Int { min: 0, max: i64::MAX }, false),
+    p(
+        "tracking-table-max-keys",
+        &[],
+        "1000000",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
     p("unixsocket", &[], "", Kind::Str, true),
-    p("unixsocketperm", &[], "0", Kind::Int { min: 0, max: 511 }, true),
-    p("zset-max-listpack-entries", &["zset-max-ziplist-entries"], "128", Kind::Int { min: 0, max: i64::MAX }, false),
-    p("zset-max-listpack-value", &["zset-max-ziplist-value"], "64", Kind::Memory { min: 0, max: i64::MAX }, false),
+    p(
+        "unixsocketperm",
+        &[],
+        "0",
+        Kind::Int { min: 0, max: 511 },
+        true,
+    ),
+    p(
+        "zset-max-listpack-entries",
+        &["zset-max-ziplist-entries"],
+        "128",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
+    p(
+        "zset-max-listpack-value",
+        &["zset-max-ziplist-value"],
+        "64",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        false,
+    ),
 ];
 
 /// Values read on every request, kept in atomics.
@@ -400,14 +1137,19 @@ impl Config {
                     .parse()
                     .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
                 if n < min || n > max {
-                    return Err(format!("argument must be between {min} and {max} inclusive"));
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
                 }
                 Ok(n.to_string())
             }
             Kind::Memory { min, max } => {
-                let n = parse_memory(&v).ok_or_else(|| "argument must be a memory value".to_string())?;
+                let n = parse_memory(&v)
+                    .ok_or_else(|| "argument must be a memory value".to_string())?;
                 if n < min || n > max {
-                    return Err(format!("argument must be between {min} and {max} inclusive"));
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
                 }
                 Ok(n.to_string())
             }
@@ -458,7 +1200,13 @@ impl Config {
             let v = Config::normalise(param, &args).map_err(|e| fail(&e))?;
             if param.name == "dir" {
                 std::env::set_current_dir(&v).map_err(|e| {
-                    fail(&e.to_string().split(" (os error").next().unwrap_or("").to_string())
+                    fail(
+                        &e.to_string()
+                            .split(" (os error")
+                            .next()
+                            .unwrap_or("")
+                            .to_string(),
+                    )
                 })?;
             }
             staged.push((i, v));
@@ -518,8 +1266,9 @@ impl Config {
         if let Some(f) = file {
             let text = if f == Path::new("-") {
                 let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                    .map_err(|e| FatalConfigError::Io(format!("Fatal error, can't open config file '-': {e}")))?;
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+                    FatalConfigError::Io(format!("Fatal error, can't open config file '-': {e}"))
+                })?;
                 s
             } else {
                 std::fs::read_to_string(f).map_err(|e| {
@@ -564,7 +1313,10 @@ impl Config {
                     return Err(fatal("Bad directive or wrong number of arguments".into()));
                 }
                 let text = std::fs::read_to_string(&args[0]).map_err(|e| {
-                    fatal(format!("Fatal error, can't open config file '{}': {e}", args[0]))
+                    fatal(format!(
+                        "Fatal error, can't open config file '{}': {e}",
+                        args[0]
+                    ))
                 })?;
                 self.load_text(&text, depth + 1)?;
                 continue;
@@ -645,7 +1397,11 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                     return Err("Invalid save parameters".into());
                 }
             }
-            Ok(args.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))
+            Ok(args
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" "))
         }
         "client-output-buffer-limit" => {
             if args.len() % 4 != 0 || args.is_empty() {
@@ -661,7 +1417,11 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                     "normal" => "normal",
                     "slave" | "replica" => "slave",
                     "pubsub" => "pubsub",
-                    _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+                    _ => {
+                        return Err(
+                            "Invalid client class specified in buffer limit configuration.".into(),
+                        )
+                    }
                 };
                 let hard = parse_memory(&chunk[1]);
                 let soft = parse_memory(&chunk[2]);
@@ -708,7 +1468,9 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
         }
         "shutdown-on-sigint" | "shutdown-on-sigterm" => {
             for a in args {
-                if !["default", "save", "nosave", "now", "force"].contains(&a.to_ascii_lowercase().as_str()) {
+                if !["default", "save", "nosave", "now", "force"]
+                    .contains(&a.to_ascii_lowercase().as_str())
+                {
                     return Err("argument(s) must be one of the following: default, save, nosave, now, force".into());
                 }
             }
@@ -777,7 +1539,10 @@ pub fn split_command_line(args: &[String]) -> (Option<PathBuf>, String) {
     let mut text = String::new();
     let mut started = false;
     for a in rest {
-        if let Some(name) = a.strip_prefix("--").filter(|n| !n.is_empty() && !n.starts_with('-')) {
+        if let Some(name) = a
+            .strip_prefix("--")
+            .filter(|n| !n.is_empty() && !n.starts_with('-'))
+        {
             if started {
                 text.push('\n');
             }
@@ -810,7 +1575,10 @@ mod tests {
     fn set_validates_like_redis() {
         let c = Config::default();
         let e = |n: &str, v: &str| c.set(&[(n.into(), v.into())]).unwrap_err().0;
-        assert_eq!(e("nope", "1"), "ERR Unknown option or number of arguments for CONFIG SET - 'nope'");
+        assert_eq!(
+            e("nope", "1"),
+            "ERR Unknown option or number of arguments for CONFIG SET - 'nope'"
+        );
         assert_eq!(
             e("appendonly", "maybe"),
             "ERR CONFIG SET failed (possibly related to argument 'appendonly') - argument must be 'yes' or 'no'"
@@ -820,17 +1588,27 @@ mod tests {
             "ERR CONFIG SET failed (possibly related to argument 'databases') - can't set immutable config"
         );
         assert!(e("maxmemory-policy", "foo").contains("must be one of the following: volatile-lru"));
-        c.set(&[("hz".into(), "100".into()), ("slave-read-only".into(), "no".into())]).unwrap();
+        c.set(&[
+            ("hz".into(), "100".into()),
+            ("slave-read-only".into(), "no".into()),
+        ])
+        .unwrap();
         assert_eq!(c.get("replica-read-only").as_deref(), Some("no"));
     }
 
     #[test]
     fn config_lines_and_errors() {
         let c = Config::default();
-        c.load(None, "port 7001\nsave 900 1\nsave 60 10\n# comment\n").unwrap();
+        c.load(None, "port 7001\nsave 900 1\nsave 60 10\n# comment\n")
+            .unwrap();
         assert_eq!(c.get("port").as_deref(), Some("7001"));
         assert_eq!(c.get("save").as_deref(), Some("900 1 60 10"));
         let err = c.load(None, "port 1\nfoo bar\n").unwrap_err().to_string();
-        assert!(err.contains("at line 2") && err.contains(">>> 'foo bar'") && err.contains("Bad directive or wrong number of arguments"), "{err}");
+        assert!(
+            err.contains("at line 2")
+                && err.contains(">>> 'foo bar'")
+                && err.contains("Bad directive or wrong number of arguments"),
+            "{err}"
+        );
     }
 }

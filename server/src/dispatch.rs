@@ -26,7 +26,10 @@ fn resolve(srv: &Server, args: &[Bytes], out: &mut Out) -> Result<usize, Option<
             let a: String = a.chars().take(room).collect();
             shown.push_str(&format!("'{a}' "));
         }
-        let name: String = String::from_utf8_lossy(&args[0]).chars().take(128).collect();
+        let name: String = String::from_utf8_lossy(&args[0])
+            .chars()
+            .take(128)
+            .collect();
         out.error(&format!(
             "ERR unknown command '{name}', with args beginning with: {shown}"
         ));
@@ -38,7 +41,10 @@ fn resolve(srv: &Server, args: &[Bytes], out: &mut Out) -> Result<usize, Option<
         match reg.sub(id, &args[1]) {
             Some(sid) => id = sid,
             None => {
-                let sub: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
+                let sub: String = String::from_utf8_lossy(&args[1])
+                    .chars()
+                    .take(128)
+                    .collect();
                 out.error(&format!(
                     "ERR unknown subcommand '{sub}'. Try {} HELP.",
                     spec.name.to_ascii_uppercase()
@@ -78,7 +84,9 @@ pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
         }
         Err(id) => {
             if let Some(id) = id {
-                srv.commands.stats[id].rejected.fetch_add(1, Ordering::Relaxed);
+                srv.commands.stats[id]
+                    .rejected
+                    .fetch_add(1, Ordering::Relaxed);
             }
             if let Some(code) = out.last_error.take() {
                 srv.stats.error(&code);
@@ -93,7 +101,12 @@ pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
     }
 }
 
-fn precheck(srv: &Server, c: &mut Client, args: &[Bytes], out: &mut Out) -> Result<usize, Option<usize>> {
+fn precheck(
+    srv: &Server,
+    c: &mut Client,
+    args: &[Bytes],
+    out: &mut Out,
+) -> Result<usize, Option<usize>> {
     let id = resolve(srv, args, out)?;
     let spec = srv.commands.spec(id);
     if !c.authenticated && !spec.has(flags::NO_AUTH) {
@@ -101,9 +114,7 @@ fn precheck(srv: &Server, c: &mut Client, args: &[Bytes], out: &mut Out) -> Resu
         return Err(Some(id));
     }
     if c.multi.is_some() && spec.has(flags::NO_MULTI) {
-        out.error(&format!(
-            "ERR Command not allowed inside a transaction"
-        ));
+        out.error(&format!("ERR Command not allowed inside a transaction"));
         return Err(Some(id));
     }
     Ok(id)
@@ -121,8 +132,7 @@ pub fn call(
     gated: bool,
 ) {
     let spec = srv.commands.spec(id);
-    let exclusive =
-        spec.has(flags::EXCLUSIVE) || spec.key_positions(args.len()).nth(1).is_some();
+    let exclusive = spec.has(flags::EXCLUSIVE) || spec.key_positions(args.len()).nth(1).is_some();
     let _shared;
     let _exclusive;
     if !gated && !spec.has(flags::TX_CONTROL) {

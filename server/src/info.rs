@@ -1,1 +1,258 @@
-//! INFO.
+//! INFO: Redis's sections and field names, so monitoring tools and client
+//! libraries that parse INFO keep working.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use crate::state::{now_ms, Server};
+
+/// Sections in Redis's order, and whether each is in the default set.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("modules", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("latencystats", false),
+    ("cluster", true),
+    ("keyspace", true),
+];
+
+/// Renders INFO for the requested section names (empty = default).
+pub fn render(srv: &Server, wanted: &[String]) -> String {
+    let wanted: Vec<String> = wanted.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
+    let mut out = String::new();
+    for (name, in_default) in SECTIONS {
+        let on = all || (default && *in_default) || wanted.iter().any(|w| w == name);
+        if !on {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        section(srv, name, &mut out);
+    }
+    out
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < 1024.0 {
+        format!("{bytes}B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.2}K", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2}G", b / (1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+/// Bytes allocated by the process (jemalloc's `stats.allocated`).
+pub fn used_memory() -> u64 {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64
+}
+
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|k| k.parse::<u64>().ok())
+                })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// (system, user) CPU seconds of this process, from /proc/self/stat
+/// (no `unsafe` getrusage needed).
+fn cpu_times() -> (f64, f64) {
+    let ticks = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may hold spaces: fields are counted after its ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / ticks;
+    // utime and stime are fields 14 and 15; field 3 is the first after ')'.
+    (get(12), get(11))
+}
+
+fn section(srv: &Server, name: &str, o: &mut String) {
+    let now = now_ms();
+    let uptime = srv.started.elapsed().as_secs();
+    let c = &srv.config;
+    let s = &srv.stats;
+    match name {
+        "server" => {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let cfg = c
+                .file
+                .read()
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let _ = write!(
+                o,
+                "# Server\r\nredis_version:{}\r\nrampart_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+                crate::REDIS_VERSION,
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                std::process::id(),
+                srv.run_id,
+                srv.port.load(Ordering::Relaxed),
+                now * 1000,
+                uptime,
+                uptime / 86400,
+                c.hot.hz.load(Ordering::Relaxed),
+                c.int("hz"),
+                (now / 1000) & ((1 << 24) - 1),
+                exe,
+                cfg
+            );
+        }
+        "clients" => {
+            let _ = write!(
+                o,
+                "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                srv.clients.len(),
+                c.int("maxclients")
+            );
+        }
+        "memory" => {
+            let used = used_memory();
+            let rss = rss();
+            let sys = system_memory();
+            let maxmem = c.int("maxmemory").max(0) as u64;
+            let _ = write!(
+                o,
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{used}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{used}\r\nallocator_active:{used}\r\nallocator_resident:{rss}\r\ntotal_system_memory:{sys}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_scripts:0\r\nnumber_of_cached_scripts:0\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+                human(used),
+                human(rss),
+                human(used),
+                human(sys),
+                human(maxmem),
+                c.get("maxmemory-policy").unwrap_or_default(),
+                if used > 0 { rss as f64 / used as f64 } else { 0.0 }
+            );
+        }
+        "persistence" => {
+            let started_unix = now / 1000 - uptime;
+            let _ = write!(
+                o,
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+                srv.hooks.dirty.load(Ordering::Relaxed),
+                started_unix
+            );
+        }
+        "stats" => {
+            let ops = s.ops_sample.lock().2;
+            let _ = write!(
+                o,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                s.connections.load(Ordering::Relaxed),
+                s.commands.load(Ordering::Relaxed),
+                ops.round() as u64,
+                s.net_in.load(Ordering::Relaxed),
+                s.net_out.load(Ordering::Relaxed),
+                s.rejected.load(Ordering::Relaxed),
+                srv.hooks.expired_keys.load(Ordering::Relaxed),
+                s.hits.load(Ordering::Relaxed),
+                s.misses.load(Ordering::Relaxed),
+                s.error_replies.load(Ordering::Relaxed),
+            );
+        }
+        "replication" => {
+            let _ = write!(
+                o,
+                "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                srv.run_id,
+                c.int("repl-backlog-size")
+            );
+        }
+        "cpu" => {
+            let (sys, user) = cpu_times();
+            let _ = write!(
+                o,
+                "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
+            );
+        }
+        "modules" => o.push_str("# Modules\r\n"),
+        "commandstats" => {
+            o.push_str("# Commandstats\r\n");
+            let reg = &srv.commands;
+            for (i, st) in reg.stats.iter().enumerate() {
+                let calls = st.calls.load(Ordering::Relaxed);
+                let rejected = st.rejected.load(Ordering::Relaxed);
+                let failed = st.failed.load(Ordering::Relaxed);
+                if calls == 0 && rejected == 0 && failed == 0 {
+                    continue;
+                }
+                let usec = st.usec.load(Ordering::Relaxed);
+                let per = if calls > 0 {
+                    usec as f64 / calls as f64
+                } else {
+                    0.0
+                };
+                let _ = write!(
+                    o,
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+                    reg.full_name(i)
+                );
+            }
+        }
+        "errorstats" => {
+            o.push_str("# Errorstats\r\n");
+            for (code, n) in s.errors.lock().iter() {
+                let _ = write!(o, "errorstat_{code}:count={n}\r\n");
+            }
+        }
+        "latencystats" => o.push_str("# Latencystats\r\n"),
+        "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "keyspace" => {
+            o.push_str("# Keyspace\r\n");
+            let avg = srv.avg_ttl.lock().clone();
+            for i in 0..srv.keyspace.len() {
+                let db = srv.keyspace.db(i);
+                let keys = db.len();
+                if keys == 0 {
+                    continue;
+                }
+                let _ = write!(
+                    o,
+                    "db{i}:keys={keys},expires={},avg_ttl={}\r\n",
+                    db.volatile_len(),
+                    avg.get(i).copied().unwrap_or(0)
+                );
+            }
+        }
+        _ => {}
+    }
+}

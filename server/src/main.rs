@@ -122,7 +122,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
                     tracing::debug!("Skipping optional address {target}: {e}")
                 }
                 Err(e) => {
-                    anyhow::bail!("Warning: Could not create server TCP listening socket {target}: {e}")
+                    anyhow::bail!(
+                        "Warning: Could not create server TCP listening socket {target}: {e}"
+                    )
                 }
             }
         }

@@ -69,7 +69,11 @@ pub fn fmt_g(d: f64, precision: usize) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let p = precision.max(1);
     let sci = format!("{:.*e}", p - 1, d);
@@ -137,7 +141,6 @@ mod tests {
         assert_eq!(fmt_double(1e17), "1e+17");
         assert_eq!(fmt_double(12345678901234567.0), "12345678901234568");
     }
-
 }
 
 /// Whether `body` (sign removed, lower case) is a whole number strtold
@@ -151,7 +154,13 @@ fn strtold_syntax(body: &str) -> bool {
         Some((m, e)) => (m, Some(e)),
         None => (rest, None),
     };
-    let digit = |c: char| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() };
+    let digit = |c: char| {
+        if hex {
+            c.is_ascii_hexdigit()
+        } else {
+            c.is_ascii_digit()
+        }
+    };
     let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
     if int.is_empty() && frac.is_empty() {
         return false;
@@ -247,7 +256,11 @@ impl LongDouble {
         let exp = ((bits >> 64) & 0x7fff) as i64;
         let sig = (bits & 0xffff_ffff_ffff_ffff) as u64;
         // value = sig * 2^(e2); a denormal's exponent field 0 means 1-16383.
-        let e2 = if exp == 0 { 1 - 16383 - 63 } else { exp - 16383 - 63 };
+        let e2 = if exp == 0 {
+            1 - 16383 - 63
+        } else {
+            exp - 16383 - 63
+        };
         let scale = BigUint::from(10u32).pow(17);
         let mut n = BigUint::from(sig) * &scale;
         if e2 >= 0 {
@@ -258,7 +271,11 @@ impl LongDouble {
             let r: BigUint = &n - (&q << shift);
             let half = BigUint::from(1u8) << (shift - 1);
             let odd = q.bit(0);
-            n = if r > half || (r == half && odd) { q + 1u8 } else { q };
+            n = if r > half || (r == half && odd) {
+                q + 1u8
+            } else {
+                q
+            };
         }
         let digits = n.to_string();
         let digits = format!("{digits:0>18}");
@@ -299,7 +316,10 @@ mod long_double_tests {
         assert_eq!(incr("0.1", "0.2").as_deref(), Some("0.3"));
         assert_eq!(incr("1", "-1").as_deref(), Some("0"));
         assert_eq!(incr("-0.5", "0.25").as_deref(), Some("-0.25"));
-        assert_eq!(incr("1e30", "1").as_deref(), Some("1000000000000000000024696061952"));
+        assert_eq!(
+            incr("1e30", "1").as_deref(),
+            Some("1000000000000000000024696061952")
+        );
         assert_eq!(incr("3.0", "1.5e-7").as_deref(), Some("3.00000015"));
         assert_eq!(incr("0x10", "1").as_deref(), Some("17"));
         assert_eq!(incr(".5", "1.").as_deref(), Some("1.5"));

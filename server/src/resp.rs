@@ -128,10 +128,7 @@ impl Parser {
                             return Ok(None);
                         }
                         if buf[0] != b'$' {
-                            return Err(perr(&format!(
-                                "expected '$', got '{}'",
-                                buf[0] as char
-                            )));
+                            return Err(perr(&format!("expected '$', got '{}'", buf[0] as char)));
                         }
                         let len = match parse_len(&buf[1..cr]) {
                             Some(l) if l >= 0 && l <= limits.max_bulk => l,
@@ -376,8 +373,10 @@ impl Out {
         let code = msg.split(' ').next().unwrap_or("ERR").to_string();
         self.last_error = Some(code);
         self.buf.push(b'-');
-        self.buf
-            .extend(msg.bytes().map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+        self.buf.extend(
+            msg.bytes()
+                .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
         self.buf.extend_from_slice(b"\r\n");
     }
 
@@ -446,7 +445,8 @@ impl Out {
     /// A boolean (`:1`/`:0` in RESP2).
     pub fn boolean(&mut self, b: bool) {
         if self.resp3() {
-            self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(b as i64);
         }
@@ -527,19 +527,34 @@ mod tests {
         assert_eq!(e(b"*x\r\n"), "Protocol error: invalid multibulk length");
         assert_eq!(e(b"*1\r\n:5\r\n"), "Protocol error: expected '$', got ':'");
         assert_eq!(e(b"*1\r\n$-5\r\n"), "Protocol error: invalid bulk length");
-        assert_eq!(e(b"*1\r\n$600000000\r\n"), "Protocol error: invalid bulk length");
-        assert_eq!(e(b"set \"a\r\n"), "Protocol error: unbalanced quotes in request");
-        assert_eq!(e(&vec![b'a'; INLINE_MAX + 1]), "Protocol error: too big inline request");
+        assert_eq!(
+            e(b"*1\r\n$600000000\r\n"),
+            "Protocol error: invalid bulk length"
+        );
+        assert_eq!(
+            e(b"set \"a\r\n"),
+            "Protocol error: unbalanced quotes in request"
+        );
+        assert_eq!(
+            e(&vec![b'a'; INLINE_MAX + 1]),
+            "Protocol error: too big inline request"
+        );
     }
 
     #[test]
     fn empty_commands_are_skipped() {
-        assert_eq!(all(b"*0\r\n\r\n*-1\r\nPING\r\n").unwrap(), vec![vec![b"PING".to_vec()]]);
+        assert_eq!(
+            all(b"*0\r\n\r\n*-1\r\nPING\r\n").unwrap(),
+            vec![vec![b"PING".to_vec()]]
+        );
     }
 
     #[test]
     fn split_args_like_sdssplitargs() {
-        assert_eq!(split_args(b"a \"b\\x41\\n\" 'c'").unwrap(), vec![b"a".to_vec(), b"bA\n".to_vec(), b"c".to_vec()]);
+        assert_eq!(
+            split_args(b"a \"b\\x41\\n\" 'c'").unwrap(),
+            vec![b"a".to_vec(), b"bA\n".to_vec(), b"c".to_vec()]
+        );
         assert!(split_args(b"\"a\"b").is_none());
         assert!(split_args(b"'abc").is_none());
         assert_eq!(split_args(b"   ").unwrap(), Vec::<Vec<u8>>::new());

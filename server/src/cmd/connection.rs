@@ -62,7 +62,14 @@ fn auth(ctx: &mut Ctx<'_>) {
         3 => (&ctx.args[1][..], &ctx.args[2][..]),
         _ => return ctx.out.error(err::SYNTAX),
     };
-    if ctx.args.len() == 2 && ctx.srv.config.get("requirepass").unwrap_or_default().is_empty() {
+    if ctx.args.len() == 2
+        && ctx
+            .srv
+            .config
+            .get("requirepass")
+            .unwrap_or_default()
+            .is_empty()
+    {
         return ctx.out.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
     }
     if check_auth(ctx, user, pass) {
@@ -165,8 +172,7 @@ fn select(ctx: &mut Ctx<'_>) {
     ctx.out.ok();
 }
 
-const BAD_NAME: &str =
-    "ERR Client names cannot contain spaces, newlines or special characters.";
+const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
 
 fn valid_name(n: &[u8]) -> bool {
     n.iter().all(|&c| (b'!'..=b'~').contains(&c))
@@ -346,7 +352,10 @@ fn client_kill(ctx: &mut Ctx<'_>) {
     let mut skipme = true;
     for pair in ctx.args[2..].chunks(2) {
         let v = String::from_utf8_lossy(&pair[1]).into_owned();
-        match String::from_utf8_lossy(&pair[0]).to_ascii_lowercase().as_str() {
+        match String::from_utf8_lossy(&pair[0])
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "id" => match crate::num::parse_i64(&pair[1]) {
                 Some(n) if n > 0 => id = Some(n as u64),
                 _ => return ctx.out.error("ERR client-id should be greater than 0"),
@@ -401,7 +410,9 @@ fn kill(h: &ClientHandle) {
 /// `CLIENT PAUSE timeout [WRITE|ALL]`
 fn client_pause(ctx: &mut Ctx<'_>) {
     let Some(ms) = crate::num::parse_i64(&ctx.args[2]) else {
-        return ctx.out.error("ERR timeout is not an integer or out of range");
+        return ctx
+            .out
+            .error("ERR timeout is not an integer or out of range");
     };
     if ms < 0 {
         return ctx.out.error("ERR timeout is negative");
@@ -525,27 +536,125 @@ const C: &str = "connection";
 
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     spec("id", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_id),
-    spec("setname", 3, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_setname),
-    spec("getname", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_getname),
-    spec("setinfo", 4, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_setinfo),
-    spec("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_list),
-    spec("info", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_info),
-    spec("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_kill),
-    spec("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_pause),
-    spec("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_unpause),
-    spec("reply", 3, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_reply),
-    spec("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_no_evict),
+    spec(
+        "setname",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_setname,
+    ),
+    spec(
+        "getname",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_getname,
+    ),
+    spec(
+        "setinfo",
+        4,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_setinfo,
+    ),
+    spec(
+        "list",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_list,
+    ),
+    spec(
+        "info",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_info,
+    ),
+    spec(
+        "kill",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_kill,
+    ),
+    spec(
+        "pause",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_pause,
+    ),
+    spec(
+        "unpause",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_unpause,
+    ),
+    spec(
+        "reply",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_reply,
+    ),
+    spec(
+        "no-evict",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_no_evict,
+    ),
     spec("help", 2, LOADING | STALE, (0, 0, 0), C, client_help),
 ];
 
 /// The connection family's table.
 pub static COMMANDS: &[CommandSpec] = &[
     spec("ping", -1, FAST, (0, 0, 0), C, ping),
-    spec("echo", 2, FAST, (0, 0, 0), C, echo),
-    spec("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | TX_CONTROL, (0, 0, 0), C, quit),
-    spec("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | TX_CONTROL, (0, 0, 0), C, reset),
-    spec("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), C, auth),
-    spec("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), C, hello),
+    spec("echo", 2, LOADING | STALE | FAST, (0, 0, 0), C, echo),
+    spec(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | TX_CONTROL,
+        (0, 0, 0),
+        C,
+        quit,
+    ),
+    spec(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | TX_CONTROL,
+        (0, 0, 0),
+        C,
+        reset,
+    ),
+    spec(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        (0, 0, 0),
+        C,
+        auth,
+    ),
+    spec(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        (0, 0, 0),
+        C,
+        hello,
+    ),
     spec("select", 2, LOADING | STALE | FAST, (0, 0, 0), C, select),
     container_spec("client", -2, 0, C, CLIENT_SUBCOMMANDS),
 ];

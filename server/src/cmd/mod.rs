@@ -267,8 +267,7 @@ pub struct Ctx<'a> {
 /// Redis's standard error texts.
 pub mod err {
     /// Wrong type.
-    pub const WRONGTYPE: &str =
-        "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
     /// Syntax.
     pub const SYNTAX: &str = "ERR syntax error";
     /// Not an integer.
@@ -320,8 +319,9 @@ impl Ctx<'_> {
     /// Replies the arity error for this command.
     pub fn wrong_args(&mut self) {
         let name = String::from_utf8_lossy(&self.args[0]).to_ascii_lowercase();
-        self.out
-            .error(&format!("ERR wrong number of arguments for '{name}' command"));
+        self.out.error(&format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ));
     }
 
     /// Propagates an effect command instead of the request.

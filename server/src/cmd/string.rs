@@ -44,9 +44,7 @@ fn parse_ext(ctx: &mut Ctx<'_>, from: usize, mode: Mode) -> Option<Ext> {
     while j < n {
         let opt = ctx.opt(j);
         let has_next = j + 1 < n;
-        let timed = |e: &Ext, except: Unit| {
-            e.expire.is_some_and(|(u, _)| u != except)
-        };
+        let timed = |e: &Ext, except: Unit| e.expire.is_some_and(|(u, _)| u != except);
         match opt.as_str() {
             "nx" if !e.xx && mode == Mode::Set => e.nx = true,
             "xx" if !e.nx && mode == Mode::Set => e.xx = true,
@@ -165,7 +163,11 @@ fn set_generic(ctx: &mut Ctx<'_>, ext: &Ext, expire: Option<u64>, ok_reply: Repl
             }
             return;
         }
-        let ttl = if ext.keepttl { slot.expire_at() } else { expire };
+        let ttl = if ext.keepttl {
+            slot.expire_at()
+        } else {
+            expire
+        };
         slot.insert(Value::string(&val), ttl);
         if !ext.get {
             match ok_reply {
@@ -215,7 +217,11 @@ fn setex_generic(ctx: &mut Ctx<'_>, unit: Unit) {
         return;
     };
     // SETEX key seconds value: the value is the third argument.
-    let args = [ctx.args[0].clone(), ctx.args[1].clone(), ctx.args[3].clone()];
+    let args = [
+        ctx.args[0].clone(),
+        ctx.args[1].clone(),
+        ctx.args[3].clone(),
+    ];
     let mut sub = Ctx {
         srv: ctx.srv,
         client: ctx.client,
@@ -329,7 +335,9 @@ fn mset(ctx: &mut Ctx<'_>) {
 fn mset_all(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     for pair in ctx.args[1..].chunks(2) {
-        db.write(&pair[0], ctx.now, |slot| slot.insert(Value::string(&pair[1]), None));
+        db.write(&pair[0], ctx.now, |slot| {
+            slot.insert(Value::string(&pair[1]), None)
+        });
     }
 }
 
@@ -428,9 +436,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>) {
             return ctx.out.error(err::NOT_FLOAT);
         };
         let Some(new) = old.add(&by) else {
-            return ctx
-                .out
-                .error("ERR increment would produce NaN or Infinity");
+            return ctx.out.error("ERR increment would produce NaN or Infinity");
         };
         let text = new.to_human_string();
         let ttl = slot.expire_at();
@@ -728,7 +734,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), S, decr),
     spec("incrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), S, incrby),
     spec("decrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), S, decrby),
-    spec("incrbyfloat", 3, WRITE | DENYOOM | FAST, (1, 1, 1), S, incrbyfloat),
+    spec(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        S,
+        incrbyfloat,
+    ),
     spec("append", 3, WRITE | DENYOOM | FAST, (1, 1, 1), S, append),
     spec("strlen", 2, READONLY | FAST, (1, 1, 1), S, strlen),
     spec("getrange", 4, READONLY, (1, 1, 1), S, getrange),

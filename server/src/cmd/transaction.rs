@@ -118,9 +118,44 @@ const T: &str = "transactions";
 
 /// The transactions family's table.
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | TX_CONTROL, (0, 0, 0), T, multi),
-    spec("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | TX_CONTROL, (0, 0, 0), T, exec),
-    spec("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | TX_CONTROL, (0, 0, 0), T, discard),
-    spec("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | TX_CONTROL, (1, -1, 1), T, watch),
-    spec("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, (0, 0, 0), T, unwatch),
+    spec(
+        "multi",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | TX_CONTROL,
+        (0, 0, 0),
+        T,
+        multi,
+    ),
+    spec(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | TX_CONTROL,
+        (0, 0, 0),
+        T,
+        exec,
+    ),
+    spec(
+        "discard",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | TX_CONTROL,
+        (0, 0, 0),
+        T,
+        discard,
+    ),
+    spec(
+        "watch",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | TX_CONTROL,
+        (1, -1, 1),
+        T,
+        watch,
+    ),
+    spec(
+        "unwatch",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        (0, 0, 0),
+        T,
+        unwatch,
+    ),
 ];

@@ -62,6 +62,14 @@ fn db_index_arg(ctx: &mut Ctx<'_>, i: usize) -> Option<usize> {
     Some(v as usize)
 }
 
+/// Redis's `lookupKeyWrite`/`lookupKeyRead` without stats: whether `key`
+/// exists, deleting it if expired and refreshing its access time if not.
+/// Redis refreshes the access time of every key a command looks up, even
+/// when the command then changes nothing (RENAMENX onto an existing key).
+fn lookup(db: &Db, key: &[u8], now: u64) -> bool {
+    db.get(key, now, |n| n.is_some())
+}
+
 /// Whether the configured maxmemory-policy is an LFU one.
 fn lfu_policy(ctx: &Ctx<'_>) -> bool {
     ctx.srv
@@ -133,8 +141,7 @@ fn renamenx(ctx: &mut Ctx<'_>) {
 fn rename_generic(ctx: &mut Ctx<'_>, nx: bool) {
     let db = cur_db(ctx);
     let (src, dst, now) = (&ctx.args[1][..], &ctx.args[2][..], ctx.now);
-    // `write` deletes an expired source first, as `lookupKeyWrite` does.
-    if !db.write(src, now, |s| s.exists()) {
+    if !lookup(db, src, now) {
         return ctx.out.error(err::NO_KEY);
     }
     if src == dst {
@@ -142,7 +149,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, nx: bool) {
         no_effect(ctx);
         return if nx { ctx.out.int(0) } else { ctx.out.ok() };
     }
-    if nx && db.write(dst, now, |s| s.exists()) {
+    if nx && lookup(db, dst, now) {
         no_effect(ctx);
         return ctx.out.int(0);
     }
@@ -192,17 +199,14 @@ fn copy(ctx: &mut Ctx<'_>) {
         no_effect(ctx);
         return ctx.out.int(0);
     };
-    let copied = target.write(dst, now, |s| {
-        if s.exists() && !replace {
-            return false;
-        }
-        s.insert(value, expire_at);
-        true
-    });
-    if !copied {
+    // `lookupKeyWrite` on the destination refreshes it even when it stays.
+    let taken = lookup(target, dst, now);
+    if taken && !replace {
         no_effect(ctx);
+        return ctx.out.int(0);
     }
-    ctx.out.int(copied as i64);
+    target.write(dst, now, |s| s.insert(value, expire_at));
+    ctx.out.int(1);
 }
 
 /// `MOVE key db`: 0 when the key is missing or the target already holds
@@ -219,7 +223,7 @@ fn move_cmd(ctx: &mut Ctx<'_>) {
     let target = ctx.srv.keyspace.db(to);
     // Checked before anything moves, so a refused MOVE modifies nothing
     // (no spurious WATCH invalidation of the source).
-    if !from.write(key, now, |s| s.exists()) || target.write(key, now, |s| s.exists()) {
+    if !lookup(from, key, now) || lookup(target, key, now) {
         no_effect(ctx);
         return ctx.out.int(0);
     }
@@ -433,8 +437,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, name: &str, base: u64, seconds: bool) {
     };
     let db = cur_db(ctx);
     let (key, now) = (&ctx.args[1][..], ctx.now);
-    // `lookupKeyWrite` refreshes the access time even when nothing changes.
-    db.get(key, now, |_| ());
+    lookup(db, key, now);
     let outcome = db.write(key, now, |s| {
         if !s.exists() {
             return Expired::Unchanged;
@@ -526,8 +529,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, ms: bool, absolute: bool) {
 fn persist(ctx: &mut Ctx<'_>) {
     let db = cur_db(ctx);
     let (key, now) = (&ctx.args[1][..], ctx.now);
-    // `lookupKeyWrite` refreshes the access time.
-    db.get(key, now, |_| ());
+    lookup(db, key, now);
     let removed = db.write(key, now, |s| {
         s.expire_at().is_some() && s.set_expire_at(None)
     });
@@ -602,7 +604,7 @@ fn object_freq(ctx: &mut Ctx<'_>) {
         return ctx.out.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
     let decay = u64::try_from(ctx.srv.config.int("lfu-decay-time")).unwrap_or(0);
-    let periods = if decay > 0 { idle / 60 / decay } else { 0 };
+    let periods = (idle / 60).checked_div(decay).unwrap_or(0);
     ctx.out.int(LFU_INIT_VAL.saturating_sub(periods) as i64);
 }
 
@@ -674,3 +676,560 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("persist", 2, WRITE | FAST, ONE, G, persist),
     container_spec("object", -2, 0, G, OBJECT_SUBCOMMANDS),
 ];
+
+#[cfg(test)]
+mod tests {
+    //! Expected replies were taken from redis-server 7.0.15.
+
+    use std::sync::atomic::Ordering;
+
+    use crate::state::now_ms;
+    use crate::testkit::Kit;
+
+    fn int(n: i64) -> String {
+        format!(":{n}\r\n")
+    }
+
+    fn err(msg: &str) -> String {
+        format!("-{msg}\r\n")
+    }
+
+    /// A RESP array of bulk strings, sorted so hash order doesn't matter.
+    fn sorted_keys(reply: &str) -> Vec<String> {
+        let mut keys: Vec<String> = reply
+            .split("\r\n")
+            .skip(1)
+            .filter(|l| !l.starts_with('$') && !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn kit_with(pairs: &[(&str, &str)]) -> Kit {
+        let mut k = Kit::new();
+        for (key, v) in pairs {
+            assert_eq!(k.run(&["SET", key, v]), "+OK\r\n");
+        }
+        k
+    }
+
+    #[test]
+    fn del_unlink_exists_count_like_redis() {
+        let mut k = kit_with(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        assert_eq!(k.run(&["EXISTS", "a", "a", "nokey", "b"]), int(3));
+        assert_eq!(k.run(&["DEL", "a", "a", "nokey"]), int(1));
+        assert_eq!(k.run(&["DEL", "nokey"]), int(0));
+        assert_eq!(k.run(&["UNLINK", "b", "c", "c"]), int(2));
+        assert_eq!(k.run(&["EXISTS", "a", "b", "c"]), int(0));
+        assert_eq!(
+            k.run(&["DEL"]),
+            err("ERR wrong number of arguments for 'del' command")
+        );
+        assert_eq!(
+            k.run(&["UNLINK"]),
+            err("ERR wrong number of arguments for 'unlink' command")
+        );
+        assert_eq!(
+            k.run(&["EXISTS"]),
+            err("ERR wrong number of arguments for 'exists' command")
+        );
+    }
+
+    #[test]
+    fn exists_and_type_count_hits_and_misses() {
+        let mut k = kit_with(&[("a", "1")]);
+        let hits = k.srv.stats.hits.load(Ordering::Relaxed);
+        let misses = k.srv.stats.misses.load(Ordering::Relaxed);
+        k.run(&["EXISTS", "a", "x"]);
+        k.run(&["TYPE", "a"]);
+        assert_eq!(k.srv.stats.hits.load(Ordering::Relaxed), hits + 2);
+        assert_eq!(k.srv.stats.misses.load(Ordering::Relaxed), misses + 1);
+    }
+
+    #[test]
+    fn type_names() {
+        let mut k = kit_with(&[("s", "v")]);
+        assert_eq!(k.run(&["TYPE", "s"]), "+string\r\n");
+        assert_eq!(k.run(&["TYPE", "nokey"]), "+none\r\n");
+        assert_eq!(
+            k.run(&["TYPE"]),
+            err("ERR wrong number of arguments for 'type' command")
+        );
+    }
+
+    #[test]
+    fn rename_and_renamenx() {
+        let mut k = kit_with(&[("a", "1"), ("b", "2")]);
+        assert_eq!(k.run(&["RENAME", "nokey", "x"]), err("ERR no such key"));
+        assert_eq!(k.run(&["RENAME", "nokey", "nokey"]), err("ERR no such key"));
+        assert_eq!(
+            k.run(&["RENAMENX", "nokey", "nokey"]),
+            err("ERR no such key")
+        );
+        assert_eq!(k.run(&["RENAMENX", "nokey", "x"]), err("ERR no such key"));
+        // Onto itself: OK (RENAME) or 0 (RENAMENX) when the key exists.
+        assert_eq!(k.run(&["RENAME", "a", "a"]), "+OK\r\n");
+        assert_eq!(k.run(&["RENAMENX", "a", "a"]), int(0));
+        assert_eq!(k.run(&["RENAMENX", "a", "b"]), int(0));
+        assert_eq!(k.run(&["GET", "b"]), "$1\r\n2\r\n");
+        // The TTL travels with the value.
+        assert_eq!(k.run(&["EXPIRE", "a", "100"]), int(1));
+        assert_eq!(k.run(&["RENAME", "a", "b"]), "+OK\r\n");
+        assert_eq!(k.run(&["EXISTS", "a"]), int(0));
+        assert_eq!(k.run(&["GET", "b"]), "$1\r\n1\r\n");
+        assert_eq!(k.run(&["TTL", "b"]), int(100));
+        assert_eq!(k.run(&["RENAMENX", "b", "c"]), int(1));
+        assert_eq!(k.run(&["TTL", "c"]), int(100));
+        // Overwriting a volatile key with a persistent one drops the TTL.
+        assert_eq!(k.run(&["SET", "d", "4"]), "+OK\r\n");
+        assert_eq!(k.run(&["RENAME", "d", "c"]), "+OK\r\n");
+        assert_eq!(k.run(&["TTL", "c"]), int(-1));
+        assert_eq!(
+            k.run(&["RENAME", "c"]),
+            err("ERR wrong number of arguments for 'rename' command")
+        );
+    }
+
+    #[test]
+    fn copy_options_and_errors() {
+        let mut k = kit_with(&[("a", "1"), ("b", "2")]);
+        let same = err("ERR source and destination objects are the same");
+        assert_eq!(k.run(&["COPY", "a", "a"]), same);
+        assert_eq!(k.run(&["COPY", "a", "a", "DB", "0"]), same);
+        assert_eq!(k.run(&["COPY", "a", "c", "DB"]), err("ERR syntax error"));
+        assert_eq!(k.run(&["COPY", "a", "c", "foo"]), err("ERR syntax error"));
+        assert_eq!(
+            k.run(&["COPY", "a", "c", "DB", "x", "REPLACE"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            k.run(&["COPY", "a", "c", "REPLACE", "DB", "99"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            k.run(&["COPY", "nokey", "c", "DB", "-1"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            k.run(&["COPY", "a", "c", "DB", "2147483648"]),
+            err("ERR value is out of range, value must between -2147483648 and 2147483647")
+        );
+        assert_eq!(k.run(&["COPY", "nokey", "c"]), int(0));
+        assert_eq!(k.run(&["COPY", "a", "b"]), int(0));
+        assert_eq!(k.run(&["COPY", "a", "b", "REPLACE"]), int(1));
+        assert_eq!(k.run(&["GET", "b"]), "$1\r\n1\r\n");
+        // Same name in another database is fine; the TTL is copied.
+        assert_eq!(k.run(&["PEXPIRE", "a", "100000"]), int(1));
+        assert_eq!(k.run(&["COPY", "a", "a", "db", "1"]), int(1));
+        assert_eq!(k.run(&["COPY", "a", "a", "db", "1"]), int(0));
+        assert_eq!(k.run(&["COPY", "a", "a", "replace", "db", "1"]), int(1));
+        assert_eq!(k.run(&["SELECT", "1"]), "+OK\r\n");
+        assert_eq!(k.run(&["GET", "a"]), "$1\r\n1\r\n");
+        assert_eq!(k.run(&["TTL", "a"]), int(100));
+        assert_eq!(
+            k.run(&["COPY", "a"]),
+            err("ERR wrong number of arguments for 'copy' command")
+        );
+    }
+
+    #[test]
+    fn move_between_databases() {
+        let mut k = kit_with(&[("a", "1"), ("b", "2")]);
+        let same = err("ERR source and destination objects are the same");
+        assert_eq!(k.run(&["MOVE", "a", "0"]), same);
+        assert_eq!(k.run(&["MOVE", "nokey", "0"]), same);
+        assert_eq!(
+            k.run(&["MOVE", "a", "16"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            k.run(&["MOVE", "a", "-1"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            k.run(&["MOVE", "a", "x"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            k.run(&["MOVE", "a", "99999999999"]),
+            err("ERR value is out of range, value must between -2147483648 and 2147483647")
+        );
+        assert_eq!(k.run(&["MOVE", "nokey", "1"]), int(0));
+        assert_eq!(k.run(&["EXPIRE", "a", "100"]), int(1));
+        assert_eq!(k.run(&["MOVE", "a", "1"]), int(1));
+        assert_eq!(k.run(&["EXISTS", "a"]), int(0));
+        // The target already holds the key: nothing moves.
+        assert_eq!(k.run(&["SET", "a", "x"]), "+OK\r\n");
+        assert_eq!(k.run(&["MOVE", "a", "1"]), int(0));
+        assert_eq!(k.run(&["GET", "a"]), "$1\r\nx\r\n");
+        assert_eq!(k.run(&["SELECT", "1"]), "+OK\r\n");
+        assert_eq!(k.run(&["GET", "a"]), "$1\r\n1\r\n");
+        assert_eq!(k.run(&["TTL", "a"]), int(100));
+    }
+
+    #[test]
+    fn keys_patterns() {
+        let mut k = kit_with(&[("k1", "v"), ("k2", "v"), ("k10", "v"), ("other", "5")]);
+        assert_eq!(
+            sorted_keys(&k.run(&["KEYS", "*"])),
+            ["k1", "k10", "k2", "other"]
+        );
+        assert_eq!(sorted_keys(&k.run(&["KEYS", "k?"])), ["k1", "k2"]);
+        assert_eq!(sorted_keys(&k.run(&["KEYS", "*1*"])), ["k1", "k10"]);
+        assert_eq!(sorted_keys(&k.run(&["KEYS", "k[^1]"])), ["k2"]);
+        assert_eq!(k.run(&["KEYS", ""]), "*0\r\n");
+        assert_eq!(k.run(&["SET", "", "e"]), "+OK\r\n");
+        // `*` alone takes every key, the empty one included.
+        assert_eq!(k.run(&["KEYS", "*"]).matches("$0\r\n").count(), 1);
+        assert_eq!(k.run(&["KEYS", ""]), "*1\r\n$0\r\n\r\n");
+        assert_eq!(
+            k.run(&["KEYS"]),
+            err("ERR wrong number of arguments for 'keys' command")
+        );
+    }
+
+    #[test]
+    fn scan_cursor_parsing() {
+        use super::parse_cursor;
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"+0"), Some(0));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"-18446744073709551615"), Some(1));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551616"), None);
+        assert_eq!(parse_cursor(b"5\0junk"), Some(5));
+        for bad in [&b" 0"[..], b"0 ", b"-", b"+", b"0x0", b"x", b"\t1", b"+-1"] {
+            assert_eq!(parse_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn scan_options_and_errors() {
+        let mut k = kit_with(&[("k1", "v"), ("k10", "v"), ("other", "5")]);
+        let syntax = err("ERR syntax error");
+        assert_eq!(k.run(&["SCAN", "x"]), err("ERR invalid cursor"));
+        assert_eq!(k.run(&["SCAN", " 0"]), err("ERR invalid cursor"));
+        assert_eq!(
+            k.run(&["SCAN", "x", "COUNT", "0"]),
+            err("ERR invalid cursor")
+        );
+        assert_eq!(k.run(&["SCAN", "0", "COUNT", "0"]), syntax);
+        assert_eq!(k.run(&["SCAN", "0", "COUNT", "-1"]), syntax);
+        assert_eq!(k.run(&["SCAN", "0", "COUNT", "0", "foo"]), syntax);
+        assert_eq!(
+            k.run(&["SCAN", "0", "COUNT", "x"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            k.run(&["SCAN", "0", "COUNT", "99999999999999999999"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(k.run(&["SCAN", "0", "COUNT"]), syntax);
+        assert_eq!(k.run(&["SCAN", "0", "MATCH"]), syntax);
+        assert_eq!(k.run(&["SCAN", "0", "TYPE"]), syntax);
+        assert_eq!(k.run(&["SCAN", "0", "foo", "bar"]), syntax);
+        assert_eq!(
+            k.run(&["SCAN"]),
+            err("ERR wrong number of arguments for 'scan' command")
+        );
+        // The largest cursor is past every key.
+        assert_eq!(k.run(&["SCAN", "-1"]), "*2\r\n$1\r\n0\r\n*0\r\n");
+        let all = k.run(&["SCAN", "0", "COUNT", "1000"]);
+        assert!(all.starts_with("*2\r\n$1\r\n0\r\n*3\r\n"), "{all}");
+        let m = k.run(&["SCAN", "0", "MATCH", "k1*", "COUNT", "1000"]);
+        assert!(
+            m.ends_with("*2\r\n$2\r\nk1\r\n$3\r\nk10\r\n")
+                || m.ends_with("*2\r\n$3\r\nk10\r\n$2\r\nk1\r\n"),
+            "{m}"
+        );
+        let t = k.run(&[
+            "SCAN", "0", "TYPE", "StRiNg", "MATCH", "oth*", "COUNT", "1000",
+        ]);
+        assert_eq!(t, "*2\r\n$1\r\n0\r\n*1\r\n$5\r\nother\r\n");
+        assert_eq!(
+            k.run(&["SCAN", "0", "TYPE", "hash", "COUNT", "1000"]),
+            "*2\r\n$1\r\n0\r\n*0\r\n"
+        );
+        assert_eq!(
+            k.run(&["SCAN", "0", "TYPE", "none", "COUNT", "1000"]),
+            "*2\r\n$1\r\n0\r\n*0\r\n"
+        );
+    }
+
+    #[test]
+    fn scan_iterates_every_key_once() {
+        let mut k = Kit::new();
+        for i in 0..300 {
+            let key = format!("key:{i}");
+            assert_eq!(k.run(&["SET", &key, "v"]), "+OK\r\n");
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = "0".to_string();
+        let mut calls = 0;
+        loop {
+            let r = k.run(&["SCAN", &cursor, "COUNT", "7"]);
+            let mut lines = r.split("\r\n");
+            assert_eq!(lines.next(), Some("*2"));
+            lines.next();
+            cursor = lines.next().unwrap_or_default().to_string();
+            for key in lines.skip(1).filter(|l| l.starts_with("key:")) {
+                assert!(seen.insert(key.to_string()), "duplicate {key}");
+            }
+            calls += 1;
+            if cursor == "0" {
+                break;
+            }
+            assert!(calls < 1000);
+        }
+        assert_eq!(seen.len(), 300);
+        assert!(calls > 10, "COUNT bounds each call");
+    }
+
+    #[test]
+    fn randomkey_and_touch() {
+        let mut k = Kit::new();
+        assert_eq!(k.run(&["RANDOMKEY"]), "$-1\r\n");
+        assert_eq!(k.run(&["SET", "a", "1"]), "+OK\r\n");
+        assert_eq!(k.run(&["RANDOMKEY"]), "$1\r\na\r\n");
+        assert_eq!(
+            k.run(&["RANDOMKEY", "x"]),
+            err("ERR wrong number of arguments for 'randomkey' command")
+        );
+        assert_eq!(k.run(&["TOUCH", "nokey", "a", "a"]), int(2));
+        assert_eq!(
+            k.run(&["TOUCH"]),
+            err("ERR wrong number of arguments for 'touch' command")
+        );
+    }
+
+    #[test]
+    fn expire_option_errors() {
+        let mut k = kit_with(&[("a", "1")]);
+        let nx = err("ERR NX and XX, GT or LT options at the same time are not compatible");
+        assert_eq!(k.run(&["EXPIRE", "a", "100", "nx", "xx"]), nx);
+        assert_eq!(k.run(&["EXPIRE", "a", "100", "NX", "GT"]), nx);
+        assert_eq!(k.run(&["EXPIRE", "a", "100", "nx", "lt"]), nx);
+        // Options are checked before the number.
+        assert_eq!(k.run(&["EXPIRE", "a", "x", "nx", "xx"]), nx);
+        assert_eq!(
+            k.run(&["EXPIRE", "a", "100", "gt", "lt"]),
+            err("ERR GT and LT options at the same time are not compatible")
+        );
+        assert_eq!(
+            k.run(&["EXPIRE", "a", "x", "foo"]),
+            err("ERR Unsupported option foo")
+        );
+        assert_eq!(
+            k.run_bytes(vec![b"EXPIRE", b"a", b"1", b"xx\0yy"]),
+            b"-ERR Unsupported option xx\r\n"
+        );
+        let not_int = err("ERR value is not an integer or out of range");
+        assert_eq!(k.run(&["EXPIRE", "a", "x"]), not_int);
+        assert_eq!(k.run(&["EXPIRE", "a", "1.5"]), not_int);
+        assert_eq!(k.run(&["EXPIRE", "nokey", "x"]), not_int);
+        assert_eq!(
+            k.run(&["EXPIRE", "a"]),
+            err("ERR wrong number of arguments for 'expire' command")
+        );
+    }
+
+    #[test]
+    fn expire_overflow_errors_name_the_command() {
+        let mut k = kit_with(&[("a", "1")]);
+        for (cmd, t) in [
+            ("expire", "9223372036854775807"),
+            ("expire", "9223372036854775"),
+            // Fits in milliseconds but not once now is added.
+            ("expire", "9223372036854774"),
+            ("expire", "-9223372036854776"),
+            ("pexpire", "9223372036854775807"),
+            ("expireat", "9223372036854775807"),
+        ] {
+            assert_eq!(
+                k.run(&[&cmd.to_uppercase(), "a", t]),
+                err(&format!("ERR invalid expire time in '{cmd}' command")),
+                "{cmd} {t}"
+            );
+        }
+        assert_eq!(
+            k.run(&["EXPIREAT", "a", "9223372036854775808"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(k.run(&["EXISTS", "a"]), int(1));
+        // The largest absolute time is valid.
+        assert_eq!(k.run(&["PEXPIREAT", "a", "9223372036854775807"]), int(1));
+        assert_eq!(k.run(&["PEXPIRETIME", "a"]), int(i64::MAX));
+        assert_eq!(k.run(&["EXPIRETIME", "a"]), int(9223372036854776));
+        // A huge negative time lies in the past: the key goes.
+        assert_eq!(k.run(&["EXPIRE", "a", "-9223372036854775"]), int(1));
+        assert_eq!(k.run(&["EXISTS", "a"]), int(0));
+    }
+
+    #[test]
+    fn expire_in_the_past_deletes() {
+        let mut k = Kit::new();
+        for args in [
+            &["EXPIRE", "a", "-1"][..],
+            &["PEXPIRE", "a", "0"],
+            &["EXPIREAT", "a", "1"],
+            &["PEXPIREAT", "a", "0"],
+            &["EXPIRE", "a", "-5", "LT"],
+        ] {
+            assert_eq!(k.run(&["SET", "a", "1"]), "+OK\r\n");
+            assert_eq!(k.run(args), int(1), "{args:?}");
+            assert_eq!(k.run(&["EXISTS", "a"]), int(0), "{args:?}");
+        }
+        // GT against no expiry, NX against an expiry: refused, key stays.
+        assert_eq!(k.run(&["SET", "a", "1"]), "+OK\r\n");
+        assert_eq!(k.run(&["EXPIRE", "a", "-5", "GT"]), int(0));
+        assert_eq!(k.run(&["EXPIRE", "a", "100"]), int(1));
+        assert_eq!(k.run(&["EXPIRE", "a", "-5", "NX"]), int(0));
+        assert_eq!(k.run(&["EXISTS", "a"]), int(1));
+        assert_eq!(k.run(&["EXPIRE", "nokey", "-1"]), int(0));
+    }
+
+    #[test]
+    fn expire_conditions() {
+        let mut k = kit_with(&[("a", "1")]);
+        assert_eq!(k.run(&["EXPIRE", "nokey", "10"]), int(0));
+        assert_eq!(k.run(&["EXPIRE", "a", "100", "xx"]), int(0));
+        assert_eq!(k.run(&["EXPIRE", "a", "100", "gt"]), int(0));
+        assert_eq!(k.run(&["EXPIRE", "a", "100", "lt"]), int(1));
+        assert_eq!(k.run(&["EXPIRE", "a", "200", "nx"]), int(0));
+        assert_eq!(k.run(&["TTL", "a"]), int(100));
+        assert_eq!(k.run(&["EXPIRE", "a", "300", "Gt"]), int(1));
+        assert_eq!(k.run(&["EXPIRE", "a", "400", "lT"]), int(0));
+        assert_eq!(k.run(&["EXPIRE", "a", "50", "LT"]), int(1));
+        assert_eq!(k.run(&["EXPIRE", "a", "60", "XX"]), int(1));
+        assert_eq!(k.run(&["TTL", "a"]), int(60));
+        // Both GT and XX: needs an expiry and a later time.
+        assert_eq!(k.run(&["EXPIRE", "a", "10", "XX", "GT"]), int(0));
+        assert_eq!(k.run(&["EXPIRE", "a", "70", "XX", "GT"]), int(1));
+        assert_eq!(k.run(&["TTL", "a"]), int(70));
+    }
+
+    #[test]
+    fn ttl_family() {
+        let mut k = kit_with(&[("a", "1")]);
+        for cmd in ["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"] {
+            assert_eq!(k.run(&[cmd, "nokey"]), int(-2), "{cmd}");
+            assert_eq!(k.run(&[cmd, "a"]), int(-1), "{cmd}");
+        }
+        assert_eq!(k.run(&["EXPIREAT", "a", "4000000000"]), int(1));
+        assert_eq!(k.run(&["EXPIRETIME", "a"]), int(4000000000));
+        assert_eq!(k.run(&["PEXPIRETIME", "a"]), int(4000000000000));
+        // Seconds round to nearest, half up.
+        assert_eq!(k.run(&["PEXPIREAT", "a", "4000000000499"]), int(1));
+        assert_eq!(k.run(&["EXPIRETIME", "a"]), int(4000000000));
+        assert_eq!(k.run(&["PEXPIREAT", "a", "4000000000500"]), int(1));
+        assert_eq!(k.run(&["EXPIRETIME", "a"]), int(4000000001));
+        // 1.5 s left rounds to 2 s; PTTL is within the window.
+        assert_eq!(k.run(&["PEXPIRE", "a", "1500"]), int(1));
+        assert!(matches!(k.run(&["TTL", "a"]).as_str(), ":2\r\n" | ":1\r\n"));
+        let pttl: i64 = k.run(&["PTTL", "a"])[1..].trim().parse().unwrap_or(-9);
+        assert!((1000..=1500).contains(&pttl), "{pttl}");
+        let at = now_ms() + 100_000;
+        assert_eq!(k.run(&["PEXPIREAT", "a", &at.to_string()]), int(1));
+        assert_eq!(k.run(&["PEXPIRETIME", "a"]), int(at as i64));
+        assert_eq!(k.run(&["TTL", "a"]), int(100));
+        assert_eq!(
+            k.run(&["TTL"]),
+            err("ERR wrong number of arguments for 'ttl' command")
+        );
+    }
+
+    #[test]
+    fn persist() {
+        let mut k = kit_with(&[("p", "1")]);
+        assert_eq!(k.run(&["PERSIST", "nokey"]), int(0));
+        assert_eq!(k.run(&["PERSIST", "p"]), int(0));
+        assert_eq!(k.run(&["EXPIRE", "p", "10"]), int(1));
+        assert_eq!(k.run(&["PERSIST", "p"]), int(1));
+        assert_eq!(k.run(&["TTL", "p"]), int(-1));
+        assert_eq!(k.run(&["PERSIST", "p"]), int(0));
+    }
+
+    #[test]
+    fn object_subcommands() {
+        let mut k = kit_with(&[("i", "1"), ("big", "10000"), ("neg", "-1"), ("s", "hello")]);
+        assert_eq!(k.run(&["OBJECT", "ENCODING", "i"]), "$3\r\nint\r\n");
+        assert_eq!(k.run(&["OBJECT", "ENCODING", "s"]), "$6\r\nembstr\r\n");
+        for sub in ["ENCODING", "REFCOUNT", "IDLETIME", "FREQ"] {
+            assert_eq!(k.run(&["OBJECT", sub, "nokey"]), "$-1\r\n", "{sub}");
+        }
+        assert_eq!(k.run(&["OBJECT", "REFCOUNT", "i"]), int(2147483647));
+        assert_eq!(k.run(&["OBJECT", "REFCOUNT", "big"]), int(1));
+        assert_eq!(k.run(&["OBJECT", "REFCOUNT", "neg"]), int(1));
+        assert_eq!(k.run(&["OBJECT", "REFCOUNT", "s"]), int(1));
+        assert_eq!(k.run(&["OBJECT", "IDLETIME", "i"]), int(0));
+        assert_eq!(
+            k.run(&["OBJECT", "FREQ", "i"]),
+            err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
+        );
+        assert_eq!(
+            k.run(&["OBJECT", "foo"]),
+            err("ERR unknown subcommand 'foo'. Try OBJECT HELP.")
+        );
+        assert_eq!(
+            k.run(&["OBJECT"]),
+            err("ERR wrong number of arguments for 'object' command")
+        );
+        assert_eq!(
+            k.run(&["OBJECT", "ENCODING"]),
+            err("ERR wrong number of arguments for 'object|encoding' command")
+        );
+        assert_eq!(
+            k.run(&["OBJECT", "HELP", "x"]),
+            err("ERR wrong number of arguments for 'object|help' command")
+        );
+    }
+
+    #[test]
+    fn object_follows_the_eviction_policy() {
+        let mut k = kit_with(&[("i", "1")]);
+        let set = |k: &Kit, name: &str, v: &str| {
+            assert!(k.srv.config.set(&[(name.into(), v.into())]).is_ok());
+        };
+        // An LRU policy alone keeps integers shared; with maxmemory it doesn't.
+        set(&k, "maxmemory-policy", "allkeys-lru");
+        assert_eq!(k.run(&["OBJECT", "REFCOUNT", "i"]), int(2147483647));
+        set(&k, "maxmemory", "1000000000");
+        assert_eq!(k.run(&["OBJECT", "REFCOUNT", "i"]), int(1));
+        set(&k, "maxmemory-policy", "volatile-ttl");
+        assert_eq!(k.run(&["OBJECT", "REFCOUNT", "i"]), int(2147483647));
+        set(&k, "maxmemory-policy", "volatile-lfu");
+        assert_eq!(k.run(&["OBJECT", "REFCOUNT", "i"]), int(1));
+        assert_eq!(k.run(&["OBJECT", "FREQ", "i"]), int(5));
+        assert_eq!(
+            k.run(&["OBJECT", "IDLETIME", "i"]),
+            err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
+        );
+        assert_eq!(k.run(&["OBJECT", "IDLETIME", "nokey"]), "$-1\r\n");
+    }
+
+    #[test]
+    fn object_help_is_redis_text() {
+        let mut k = Kit::new();
+        let r = k.run(&["object", "help"]);
+        assert!(r.starts_with(
+            "*15\r\n+OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n+ENCODING <key>\r\n"
+        ));
+        assert!(r.ends_with("+HELP\r\n+    Prints this help.\r\n"), "{r}");
+    }
+
+    #[test]
+    fn commands_match_redis_command_info() {
+        let table: Vec<(&str, i32, (i32, i32, i32))> = super::COMMANDS
+            .iter()
+            .map(|c| (c.name, c.arity, (c.first_key, c.last_key, c.step)))
+            .collect();
+        assert!(table.contains(&("del", -2, (1, -1, 1))));
+        assert!(table.contains(&("rename", 3, (1, 2, 1))));
+        assert!(table.contains(&("move", 3, (1, 1, 1))));
+        assert!(table.contains(&("scan", -2, (0, 0, 0))));
+        assert!(table.contains(&("object", -2, (0, 0, 0))));
+        let copy = super::COMMANDS.iter().find(|c| c.name == "copy");
+        assert!(copy.is_some_and(|c| c.has(super::EXCLUSIVE)));
+    }
+}

@@ -90,6 +90,8 @@ fn unlink(ctx: &mut Ctx<'_>) {
     del_generic(ctx);
 }
 
+/// DEL and UNLINK: counts the keys that existed; an expired key counts as
+/// already gone, and a key named twice is deleted once.
 fn del_generic(ctx: &mut Ctx<'_>) {
     let db = cur_db(ctx);
     let mut deleted = 0;

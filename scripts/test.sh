@@ -25,9 +25,24 @@ install_packages() {
         ! command -v redis-cli >/dev/null 2>&1 ||
         ! command -v redis-benchmark >/dev/null 2>&1; then
         echo "==> installing redis-server and redis-tools"
-        "${SUDO[@]}" apt-get update
-        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y --no-install-recommends redis-server redis-tools
+        # Keep the package from starting its own service on 6379: the tests
+        # never use it, and a failed start would fail the install. The
+        # standard way is a policy-rc.d that denies starts, removed after.
+        local policy=/usr/sbin/policy-rc.d added_policy=no
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+            "${SUDO[@]}" chmod +x "$policy"
+            added_policy=yes
+        fi
+        local status=0
+        { "${SUDO[@]}" apt-get update &&
+            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y --no-install-recommends redis-server redis-tools; } ||
+            status=$?
+        if [ "$added_policy" = yes ]; then
+            "${SUDO[@]}" rm -f "$policy"
+        fi
+        return "$status"
     fi
 }
 

@@ -387,7 +387,35 @@ impl fmt::Display for Mismatch {
             f,
             "{}: {}\n    redis-server: {}\n    rampart:      {}",
             self.location, self.command, self.expected, self.actual
-        )
+        )?;
+        // In a long reply (COMMAND INFO, HELP) the difference is hard to
+        // spot: point at it.
+        let (e, a) = (self.expected.as_bytes(), self.actual.as_bytes());
+        if e.len().max(a.len()) > 120 {
+            let at = e
+                .iter()
+                .zip(a)
+                .position(|(x, y)| x != y)
+                .unwrap_or(e.len().min(a.len()));
+            let floor = |s: &str, mut i: usize| {
+                while !s.is_char_boundary(i) {
+                    i -= 1;
+                }
+                i
+            };
+            let window = |s: &str| -> String {
+                let from = floor(s, at.saturating_sub(40).min(s.len()));
+                let to = floor(s, (at + 60).min(s.len()));
+                s[from..to].to_string()
+            };
+            write!(
+                f,
+                "\n    first difference at character {at}:\n      redis-server: ...{}...\n      rampart:      ...{}...",
+                window(&self.expected),
+                window(&self.actual)
+            )?;
+        }
+        Ok(())
     }
 }
 

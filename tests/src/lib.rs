@@ -679,6 +679,19 @@ impl Reply {
         }
     }
 
+    /// The reply with every integer (`:N`) replaced by `:`, for replies
+    /// that are exact but for an id or a counter (HELLO, CLIENT ID).
+    pub fn without_integers(&self) -> Reply {
+        match self {
+            Reply::Scalar(b) if b.starts_with(b":") => Reply::Scalar(b":".to_vec()),
+            Reply::Scalar(_) => self.clone(),
+            Reply::Aggregate(h, children) => Reply::Aggregate(
+                h.clone(),
+                children.iter().map(Reply::without_integers).collect(),
+            ),
+        }
+    }
+
     /// The reply with every scalar reduced to its type byte (and nil kept
     /// apart from a value), for replies whose contents legitimately differ
     /// (TIME, CLIENT ID) but whose shape must not.

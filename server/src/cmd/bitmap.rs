@@ -236,14 +236,21 @@ fn find_bit(s: &[u8], lo: u64, hi: u64, bit: bool) -> Option<u64> {
 /// BITCOUNT key [start end [BYTE|BIT]]
 fn bitcount(ctx: &mut Ctx<'_>) {
     // Redis 7.0 looks the key up before checking the range arguments, so a
-    // missing key answers 0 whatever follows; parse now, report later.
-    let range = match ctx.args.len() {
+    // missing key answers 0 whatever follows: parse now, answer later. `Err`
+    // is the answer for an existing string that the range decides alone.
+    let range: Result<Option<Range>, Result<u64, &'static str>> = match ctx.args.len() {
         2 => Ok(None),
         4 | 5 => (|| {
-            let start = parse_int(ctx.arg(2))?;
-            let end = parse_int(ctx.arg(3))?;
+            let start = parse_int(ctx.arg(2)).map_err(Err)?;
+            let end = parse_int(ctx.arg(3)).map_err(Err)?;
+            // Both ends negative and crossed: empty, even where clamping
+            // both to 0 would select the first byte. Redis checks this
+            // before the unit, so it wins over a bad unit.
+            if start < 0 && end < 0 && start > end {
+                return Err(Ok(0));
+            }
             let bits = match ctx.args.get(4) {
-                Some(u) => parse_unit(u)?,
+                Some(u) => parse_unit(u).map_err(Err)?,
                 None => false,
             };
             Ok(Some(Range {
@@ -252,29 +259,17 @@ fn bitcount(ctx: &mut Ctx<'_>) {
                 bits,
             }))
         })(),
-        _ => Err(err::SYNTAX),
+        _ => Err(Err(err::SYNTAX)),
     };
     let found = db(ctx).get(ctx.arg(1), ctx.now, |node| {
         let node = node?;
         let Some(s) = node.value.as_str() else {
             return Some(Err(err::WRONGTYPE));
         };
-        let range = match &range {
-            Ok(r) => r.as_ref(),
-            Err(e) => return Some(Err(*e)),
-        };
-        // Both ends negative and crossed: empty, even where clamping both
-        // to 0 would select the first byte.
-        if let Some(r) = range {
-            if let Some(end) = r.end {
-                if r.start < 0 && end < 0 && r.start > end {
-                    return Some(Ok(0));
-                }
-            }
-        }
-        Some(Ok(
-            resolve(s.len(), range).map_or(0, |(lo, hi)| count_bits(s, lo, hi))
-        ))
+        Some(match &range {
+            Ok(r) => Ok(resolve(s.len(), r.as_ref()).map_or(0, |(lo, hi)| count_bits(s, lo, hi))),
+            Err(early) => *early,
+        })
     });
     ctx.hit(found.is_some());
     match found {
@@ -516,6 +511,9 @@ fn unsigned_add(value: u64, incr: i64, bits: u32, ow: Overflow) -> Option<u64> {
 }
 
 /// `value + incr` in a signed field, or `None` when it overflows under FAIL.
+/// The checks are Redis's, including its wrapping intermediate sums: they
+/// only matter for SET of a value far below the field's minimum, which
+/// Redis sees as an upward overflow (so SAT stores the maximum).
 fn signed_add(value: i64, incr: i64, bits: u32, ow: Overflow) -> Option<i64> {
     let max = if bits == 64 {
         i64::MAX
@@ -523,13 +521,22 @@ fn signed_add(value: i64, incr: i64, bits: u32, ow: Overflow) -> Option<i64> {
         (1i64 << (bits - 1)) - 1
     };
     let min = -max - 1;
-    let sum = i128::from(value) + i128::from(incr);
-    if (i128::from(min)..=i128::from(max)).contains(&sum) {
-        return Some(sum as i64);
+    let max_incr = (max as u64).wrapping_sub(value as u64) as i64;
+    let min_incr = min.wrapping_sub(value);
+    let narrow = bits != 64;
+    let up =
+        value > max || (narrow && incr > max_incr) || (value >= 0 && incr > 0 && incr > max_incr);
+    let down = !up
+        && (value < min
+            || (narrow && incr < min_incr)
+            || (value < 0 && incr < 0 && incr < min_incr));
+    let sum = value.wrapping_add(incr);
+    if !up && !down {
+        return Some(sum);
     }
     match ow {
-        Overflow::Wrap => Some(sign_extend((value as u64).wrapping_add(incr as u64), bits)),
-        Overflow::Sat => Some(if sum > 0 { max } else { min }),
+        Overflow::Wrap => Some(sign_extend(sum as u64, bits)),
+        Overflow::Sat => Some(if up { max } else { min }),
         Overflow::Fail => None,
     }
 }
@@ -867,7 +874,7 @@ mod tests {
             k.run(&["GETBIT", "k", "x"]),
             "-ERR bit offset is not an integer or out of range\r\n"
         );
-        assert!(!get(&k, b"k").is_some());
+        assert!(get(&k, b"k").is_none());
         assert_eq!(
             k.run(&["SETBIT", "k"]),
             "-ERR wrong number of arguments for 'setbit' command\r\n"
@@ -1266,20 +1273,20 @@ mod tests {
             k.run(&["BITOP", "XOR", "dest", "nokey", "nokey2"]),
             ":0\r\n"
         );
-        assert!(!get(&k, b"dest").is_some());
+        assert!(get(&k, b"dest").is_none());
         assert_eq!(k.run(&["BITOP", "OR", "dest", "a"]), ":6\r\n");
         assert_eq!(k.run(&["BITOP", "NOT", "dest", "nokey"]), ":0\r\n");
-        assert!(!get(&k, b"dest").is_some());
+        assert!(get(&k, b"dest").is_none());
         assert_eq!(k.run(&["BITOP", "AND", "nothing", "nokey"]), ":0\r\n");
-        assert!(!get(&k, b"nothing").is_some());
+        assert!(get(&k, b"nothing").is_none());
         set(&mut k, b"e", b"");
         assert_eq!(k.run(&["BITOP", "OR", "dest", "a"]), ":6\r\n");
         assert_eq!(k.run(&["BITOP", "OR", "dest", "e"]), ":0\r\n");
-        assert!(!get(&k, b"dest").is_some());
+        assert!(get(&k, b"dest").is_none());
         assert_eq!(k.run(&["BITOP", "AND", "dest", "a", "e"]), ":6\r\n");
         assert_eq!(get(&k, b"dest"), Some(b"\x00\x00\x00\x00\x00\x00".to_vec()));
         assert_eq!(k.run(&["BITOP", "NOT", "dest", "e"]), ":0\r\n");
-        assert!(!get(&k, b"dest").is_some());
+        assert!(get(&k, b"dest").is_none());
         assert_eq!(k.run(&["BITOP", "OR", "dest", "a"]), ":6\r\n");
         expire(&mut k, b"dest", 100000);
         assert!(has_ttl(&k, b"dest"));
@@ -1320,7 +1327,7 @@ mod tests {
             k.run(&["BITOP", "AND", "dest"]),
             "-ERR wrong number of arguments for 'bitop' command\r\n"
         );
-        assert!(!get(&k, b"dest").is_some());
+        assert!(get(&k, b"dest").is_none());
     }
 
     #[test]
@@ -1328,7 +1335,7 @@ mod tests {
         let mut k = Kit::new();
         assert_eq!(k.run(&["BITFIELD", "k"]), "*0\r\n");
         assert_eq!(k.run(&["BITFIELD", "k", "GET", "u8", "0"]), "*1\r\n:0\r\n");
-        assert!(!get(&k, b"k").is_some());
+        assert!(get(&k, b"k").is_none());
         assert_eq!(
             k.run(&["BITFIELD", "k", "SET", "u8", "0", "255", "GET", "u8", "0"]),
             "*2\r\n:0\r\n:255\r\n"
@@ -1927,7 +1934,7 @@ mod tests {
             "*1\r\n:0\r\n"
         );
         assert_eq!(k.run(&["BITFIELD_RO", "nokey"]), "*0\r\n");
-        assert!(!get(&k, b"nokey").is_some());
+        assert!(get(&k, b"nokey").is_none());
         assert_eq!(
             k.run(&["BITFIELD_RO", "k", "OVERFLOW", "SAT", "GET", "u8", "0"]),
             "*1\r\n:129\r\n"
@@ -1958,11 +1965,189 @@ mod tests {
             k.run(&["BITFIELD_RO", "nokey", "SET", "u8", "0", "1"]),
             "-ERR BITFIELD_RO only supports the GET subcommand\r\n"
         );
-        assert!(!get(&k, b"nokey").is_some());
+        assert!(get(&k, b"nokey").is_none());
         assert_eq!(get(&k, b"k"), Some(b"\x81\x02".to_vec()));
         assert_eq!(
             k.run(&["BITFIELD_RO"]),
             "-ERR wrong number of arguments for 'bitfield_ro' command\r\n"
         );
+    }
+
+    #[test]
+    fn bitcount_crossed_negative_range_wins_over_unit() {
+        let mut k = Kit::new();
+        set(&mut k, b"k", b"foobar");
+        assert_eq!(k.run(&["BITCOUNT", "k", "-1", "-55", "bad"]), ":0\r\n");
+        assert_eq!(k.run(&["BITCOUNT", "k", "-1", "-55", "bit"]), ":0\r\n");
+        assert_eq!(
+            k.run(&["BITCOUNT", "k", "-55", "-1", "bad"]),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            k.run(&["BITCOUNT", "k", "-1", "x", "bad"]),
+            "-ERR value is not an integer or out of range\r\n"
+        );
+    }
+
+    #[test]
+    fn bitfield_signed_set_far_below_min_counts_as_upward() {
+        let mut k = Kit::new();
+        assert_eq!(
+            k.run(&[
+                "BITFIELD",
+                "k",
+                "OVERFLOW",
+                "SAT",
+                "SET",
+                "i62",
+                "1",
+                "-9223372036854775808",
+                "GET",
+                "i62",
+                "1"
+            ]),
+            "*2\r\n:0\r\n:2305843009213693951\r\n"
+        );
+        assert_eq!(
+            k.run(&[
+                "BITFIELD",
+                "k",
+                "OVERFLOW",
+                "SAT",
+                "SET",
+                "i8",
+                "0",
+                "-9223372036854775808",
+                "GET",
+                "i8",
+                "0"
+            ]),
+            "*2\r\n:63\r\n:127\r\n"
+        );
+        assert_eq!(
+            k.run(&[
+                "BITFIELD",
+                "k",
+                "OVERFLOW",
+                "SAT",
+                "SET",
+                "i8",
+                "0",
+                "-9223372036854775680",
+                "GET",
+                "i8",
+                "0"
+            ]),
+            "*2\r\n:127\r\n:-128\r\n"
+        );
+        assert_eq!(
+            k.run(&[
+                "BITFIELD",
+                "k",
+                "OVERFLOW",
+                "SAT",
+                "SET",
+                "i8",
+                "0",
+                "-9223372036854775681",
+                "GET",
+                "i8",
+                "0"
+            ]),
+            "*2\r\n:-128\r\n:127\r\n"
+        );
+        assert_eq!(
+            k.run(&[
+                "BITFIELD",
+                "k",
+                "OVERFLOW",
+                "WRAP",
+                "SET",
+                "i8",
+                "0",
+                "-9223372036854775681",
+                "GET",
+                "i8",
+                "0"
+            ]),
+            "*2\r\n:127\r\n:127\r\n"
+        );
+        assert_eq!(
+            k.run(&[
+                "BITFIELD",
+                "k",
+                "OVERFLOW",
+                "FAIL",
+                "SET",
+                "i8",
+                "0",
+                "-9223372036854775681",
+                "GET",
+                "i8",
+                "0"
+            ]),
+            "*2\r\n$-1\r\n:127\r\n"
+        );
+        assert_eq!(
+            k.run(&[
+                "BITFIELD",
+                "k",
+                "OVERFLOW",
+                "SAT",
+                "SET",
+                "i63",
+                "0",
+                "-9223372036854775808",
+                "GET",
+                "i63",
+                "0"
+            ]),
+            "*2\r\n:4611686018427387903\r\n:4611686018427387903\r\n"
+        );
+    }
+
+    #[test]
+    fn bitfield_fail_is_null_in_resp3() {
+        let mut k = Kit::new();
+        k.client.proto = 3;
+        assert_eq!(
+            k.run(&["BITFIELD", "k", "OVERFLOW", "FAIL", "SET", "u2", "0", "5", "GET", "u2", "0"]),
+            "*2\r\n_\r\n:0\r\n"
+        );
+        assert_eq!(
+            k.run(&["BITFIELD_RO", "k", "GET", "u2", "0"]),
+            "*1\r\n:0\r\n"
+        );
+    }
+
+    /// Bit-at-a-time reference for the word-at-a-time scans.
+    #[test]
+    fn scans_match_a_naive_reference() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let len = (next() % 40) as usize + 1;
+            let s: Vec<u8> = (0..len)
+                .map(|_| match next() % 4 {
+                    0 => 0,
+                    1 => 0xff,
+                    _ => next() as u8,
+                })
+                .collect();
+            let nbits = len as u64 * 8;
+            let a = next() % nbits;
+            let b = next() % nbits;
+            let (lo, hi) = (a.min(b), a.max(b));
+            let naive = |want: u8| (lo..=hi).find(|&i| bit_at(&s, i) == want);
+            let ones = (lo..=hi).filter(|&i| bit_at(&s, i) == 1).count() as u64;
+            assert_eq!(count_bits(&s, lo, hi), ones, "{s:?} {lo} {hi}");
+            assert_eq!(find_bit(&s, lo, hi, true), naive(1), "{s:?} {lo} {hi}");
+            assert_eq!(find_bit(&s, lo, hi, false), naive(0), "{s:?} {lo} {hi}");
+        }
     }
 }

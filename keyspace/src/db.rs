@@ -225,11 +225,13 @@ impl Db {
         }
     }
 
-    /// One SCAN step. The cursor is a position in the 64-bit hash order of
-    /// the keys (shard bits first), so growing or shrinking a table never
-    /// moves a key across the cursor: every key present for the whole
-    /// iteration is returned exactly once. `count` bounds the keys visited;
-    /// `keep` filters them (MATCH, TYPE) after the visit, as in Redis.
+    /// One SCAN step. The cursor is a position in the hash order of the
+    /// keys (the top 63 bits of the hash, shard bits first, so cursors stay
+    /// within a signed 64-bit integer for clients that parse them so). A
+    /// table growing or shrinking never moves a key across the cursor: every
+    /// key present for the whole iteration is returned exactly once.
+    /// `count` bounds the keys visited; `keep` filters them (MATCH, TYPE)
+    /// after the visit, as in Redis.
     pub fn scan(
         &self,
         cursor: u64,
@@ -237,19 +239,23 @@ impl Db {
         now: u64,
         mut keep: impl FnMut(&Node) -> bool,
     ) -> (u64, Vec<Key>) {
+        const ORDER_BITS: u32 = 63;
         let count = count.max(1);
         let mut out = Vec::new();
         let mut visited = 0;
         let mut c = cursor;
         loop {
-            let s = shard_of(c);
+            let s = (c >> (ORDER_BITS - SHARD_BITS)) as usize;
+            if s >= SHARDS {
+                return (0, out);
+            }
             let shard = self.shards[s].read();
             let mut cand: Vec<(u64, &Node)> = shard
                 .map
                 .iter()
                 .filter_map(|n| {
-                    let h = self.hash(&n.key);
-                    (h >= c).then_some((h, &**n))
+                    let o = self.hash(&n.key) >> 1;
+                    (o >= c).then_some((o, &**n))
                 })
                 .collect();
             let need = count - visited;
@@ -257,10 +263,14 @@ impl Db {
             if cand.len() > need {
                 cand.select_nth_unstable_by_key(need - 1, |e| e.0);
                 let boundary = cand[need - 1].0;
-                // Keys sharing the boundary hash go out together, or the next
-                // step would skip them.
+                // Keys sharing the boundary position go out together, or the
+                // next step would skip them.
                 cand.retain(|e| e.0 <= boundary);
-                next = Some(boundary.wrapping_add(1));
+                next = Some(if boundary >= (1 << ORDER_BITS) - 1 {
+                    0
+                } else {
+                    boundary + 1
+                });
             }
             visited += cand.len();
             for (_, n) in cand {
@@ -274,7 +284,7 @@ impl Db {
             if s == SHARDS - 1 {
                 return (0, out);
             }
-            c = ((s + 1) as u64) << (64 - SHARD_BITS);
+            c = ((s + 1) as u64) << (ORDER_BITS - SHARD_BITS);
             if visited >= count {
                 return (c, out);
             }
@@ -488,7 +498,7 @@ impl Slot<'_> {
 
     /// Stores a whole node taken from elsewhere (RENAME, MOVE), keeping its
     /// value and expiry but not its key.
-    pub fn insert_node(&mut self, node: Box<Node>) {
+    pub fn insert_node(&mut self, node: Node) {
         let at = node.expire_at();
         self.insert(node.value, at);
     }

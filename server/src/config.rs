@@ -1110,8 +1110,9 @@ impl Config {
         let plain = !pattern.contains(['*', '?', '[']);
         let mut out = Vec::new();
         if plain {
+            // Redis answers under the name as the client typed it.
             if let Some(&i) = self.index.get(pattern.to_ascii_lowercase().as_str()) {
-                out.push((pattern.to_ascii_lowercase(), values[i].clone()));
+                out.push((pattern.to_string(), values[i].clone()));
             }
             return out;
         }
@@ -1144,7 +1145,9 @@ impl Config {
                 Ok(n.to_string())
             }
             Kind::Memory { min, max } => {
+                // Redis parses sizes as unsigned: a minus sign is not a size.
                 let n = parse_memory(&v)
+                    .filter(|_| !v.starts_with('-'))
                     .ok_or_else(|| "argument must be a memory value".to_string())?;
                 if n < min || n > max {
                     return Err(format!(
@@ -1199,15 +1202,8 @@ impl Config {
             };
             let v = Config::normalise(param, &args).map_err(|e| fail(&e))?;
             if param.name == "dir" {
-                std::env::set_current_dir(&v).map_err(|e| {
-                    fail(
-                        &e.to_string()
-                            .split(" (os error")
-                            .next()
-                            .unwrap_or("")
-                            .to_string(),
-                    )
-                })?;
+                std::env::set_current_dir(&v)
+                    .map_err(|e| fail(e.to_string().split(" (os error").next().unwrap_or("")))?;
             }
             staged.push((i, v));
         }
@@ -1389,7 +1385,7 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
     match name {
         "save" => {
             let args: Vec<&String> = args.iter().filter(|a| !a.is_empty()).collect();
-            if args.len() % 2 != 0 {
+            if !args.len().is_multiple_of(2) {
                 return Err("Invalid save parameters".into());
             }
             for a in &args {
@@ -1404,10 +1400,10 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                 .join(" "))
         }
         "client-output-buffer-limit" => {
-            if args.len() % 4 != 0 || args.is_empty() {
+            if !args.len().is_multiple_of(4) || args.is_empty() {
                 return Err("Wrong number of arguments in buffer limit configuration.".into());
             }
-            let mut classes = vec![
+            let mut classes = [
                 ("normal", "0 0 0".to_string()),
                 ("slave", "268435456 67108864 60".to_string()),
                 ("pubsub", "33554432 8388608 60".to_string()),

@@ -83,6 +83,21 @@ pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
             }
         }
         Err(id) => {
+            if id.is_some_and(|id| srv.commands.spec(id).name == "exec") {
+                // Redis turns a rejected EXEC into the transaction's abort.
+                let text = String::from_utf8_lossy(&out.buf()[mark..]).into_owned();
+                let reason = text
+                    .trim_start_matches('-')
+                    .trim_end()
+                    .trim_start_matches("ERR ")
+                    .to_string();
+                out.truncate(mark);
+                out.error(&format!(
+                    "EXECABORT Transaction discarded because of: {reason}"
+                ));
+                crate::cmd::transaction::discard_state(srv, c);
+                crate::cmd::transaction::unwatch_all(srv, c);
+            }
             if let Some(id) = id {
                 srv.commands.stats[id]
                     .rejected
@@ -114,7 +129,7 @@ fn precheck(
         return Err(Some(id));
     }
     if c.multi.is_some() && spec.has(flags::NO_MULTI) {
-        out.error(&format!("ERR Command not allowed inside a transaction"));
+        out.error("ERR Command not allowed inside a transaction");
         return Err(Some(id));
     }
     Ok(id)
@@ -143,6 +158,7 @@ pub fn call(
         }
     }
     let before_err = out.last_error.take();
+    let changes_before = crate::state::changes_on_this_thread();
     let start = Instant::now();
     let mut ctx = Ctx {
         srv,
@@ -161,7 +177,8 @@ pub fn call(
     if let Some(code) = &out.last_error {
         srv.stats.error(code);
     }
-    if !failed && !propagated && spec.has(flags::WRITE) && srv.hooks.stream.active() {
+    let changed = crate::state::changes_on_this_thread() != changes_before;
+    if changed && !propagated && spec.has(flags::WRITE) && srv.hooks.stream.active() {
         let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
         srv.hooks.stream.propagate(c.db, &argv);
     }

@@ -44,8 +44,11 @@ impl Propagate for NoStream {
 #[derive(Default)]
 pub struct Watches {
     count: AtomicUsize,
-    map: Mutex<HashMap<(usize, Vec<u8>), Vec<Arc<AtomicBool>>>>,
+    map: Mutex<HashMap<WatchedKey, Vec<Arc<AtomicBool>>>>,
 }
+
+/// (database, key)
+type WatchedKey = (usize, Vec<u8>);
 
 impl Watches {
     /// Registers `flag` to be set when `key` in `db` changes.
@@ -119,8 +122,20 @@ pub struct Hooks {
     pub stream: Arc<dyn Propagate>,
 }
 
+thread_local! {
+    static CHANGES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Key changes made on this thread so far. A command runs on one thread
+/// from start to end, so the difference around a call says whether that
+/// command changed anything (only then is it propagated, as in Redis).
+pub fn changes_on_this_thread() -> u64 {
+    CHANGES.with(|c| c.get())
+}
+
 impl Notify for Hooks {
     fn modified(&self, db: usize, key: &[u8]) {
+        CHANGES.with(|c| c.set(c.get() + 1));
         self.dirty.fetch_add(1, Ordering::Relaxed);
         self.watches.touch(db, key);
     }

@@ -341,7 +341,7 @@ fn client_kill(ctx: &mut Ctx<'_>) {
         }
         return ctx.out.ok();
     }
-    if ctx.args.len() % 2 != 0 {
+    if !ctx.args.len().is_multiple_of(2) {
         return ctx.out.error(err::SYNTAX);
     }
     let mut id = None;
@@ -475,6 +475,41 @@ fn client_no_evict(ctx: &mut Ctx<'_>) {
     ctx.out.ok();
 }
 
+/// `CLIENT UNBLOCK client-id [TIMEOUT|ERROR]`: no client can be blocked
+/// until the blocking commands land, so nothing is ever unblocked.
+fn client_unblock(ctx: &mut Ctx<'_>) {
+    let Some(_id) = ctx.int_arg(2) else { return };
+    if ctx.args.len() == 4 && !matches!(ctx.opt(3).as_str(), "timeout" | "error") {
+        return ctx
+            .out
+            .error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+    }
+    ctx.out.int(0);
+}
+
+/// `CLIENT GETREDIR`: tracking is off, so no redirection.
+fn client_getredir(ctx: &mut Ctx<'_>) {
+    ctx.out.int(-1);
+}
+
+/// `CLIENT TRACKINGINFO`
+fn client_trackinginfo(ctx: &mut Ctx<'_>) {
+    let o = &mut *ctx.out;
+    o.map_len(3);
+    o.bulk(b"flags");
+    o.set_len(1);
+    o.bulk(b"off");
+    o.bulk(b"redirect");
+    o.int(-1);
+    o.bulk(b"prefixes");
+    o.array(0);
+}
+
+/// `CLIENT CACHING YES|NO`: only meaningful in tracking mode, which is off.
+fn client_caching(ctx: &mut Ctx<'_>) {
+    ctx.out.error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
+}
+
 /// `CLIENT HELP`
 fn client_help(ctx: &mut Ctx<'_>) {
     help(
@@ -535,6 +570,38 @@ fn client_help(ctx: &mut Ctx<'_>) {
 const C: &str = "connection";
 
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    spec(
+        "unblock",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_unblock,
+    ),
+    spec(
+        "getredir",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_getredir,
+    ),
+    spec(
+        "trackinginfo",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_trackinginfo,
+    ),
+    spec(
+        "caching",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        client_caching,
+    ),
     spec("id", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_id),
     spec(
         "setname",

@@ -158,7 +158,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, nx: bool) {
     let Some(node) = db.write(src, now, |s| s.remove()) else {
         return ctx.out.error(err::NO_KEY);
     };
-    db.write(dst, now, |s| s.insert_node(node));
+    db.write(dst, now, |s| s.insert_node(*node));
     if nx {
         ctx.out.int(1);
     } else {
@@ -233,7 +233,7 @@ fn move_cmd(ctx: &mut Ctx<'_>) {
         no_effect(ctx);
         return ctx.out.int(0);
     };
-    target.write(key, now, |s| s.insert_node(node));
+    target.write(key, now, |s| s.insert_node(*node));
     ctx.out.int(1);
 }
 

@@ -259,8 +259,9 @@ pub struct Ctx<'a> {
     /// The time this command runs at (Unix ms): one clock per command, so
     /// every key it touches sees the same "now", as in Redis.
     pub now: u64,
-    /// Set when the handler propagated its own effects; otherwise dispatch
-    /// propagates the request itself if it changed anything.
+    /// Set when the handler propagated its own effects (or decided nothing
+    /// is to be propagated); otherwise dispatch propagates the request
+    /// itself if it changed any key.
     pub propagated: bool,
 }
 
@@ -397,5 +398,5 @@ pub fn help(out: &mut Out, cmd: &str, lines: &[&str]) {
         out.simple(l);
     }
     out.simple("HELP");
-    out.simple("    Print this help.");
+    out.simple("    Prints this help.");
 }

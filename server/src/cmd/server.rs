@@ -232,7 +232,7 @@ fn command_entry(out: &mut Out, reg: &Registry, id: usize) {
     let subs: Vec<usize> = (0..reg.entries.len())
         .filter(|&i| reg.entries[i].2.is_some_and(|p| std::ptr::eq(p, spec)))
         .collect();
-    out.array(subs.len());
+    out.set_len(subs.len());
     for s in subs {
         command_entry(out, reg, s);
     }
@@ -269,7 +269,7 @@ fn command_info(ctx: &mut Ctx<'_>) {
     for name in &ctx.args[2..] {
         match lookup_full(reg, name) {
             Some(id) => command_entry(ctx.out, reg, id),
-            None => ctx.out.null_array(),
+            None => ctx.out.null(),
         }
     }
 }
@@ -446,10 +446,8 @@ fn config_get(ctx: &mut Ctx<'_>) {
 
 /// `CONFIG SET parameter value [parameter value ...]`
 fn config_set(ctx: &mut Ctx<'_>) {
-    if ctx.args.len() % 2 != 0 {
-        return ctx
-            .out
-            .error("ERR wrong number of arguments for 'config|set' command");
+    if !ctx.args.len().is_multiple_of(2) {
+        return ctx.out.error(err::SYNTAX);
     }
     let pairs: Vec<(String, String)> = ctx.args[2..]
         .chunks(2)

@@ -325,7 +325,7 @@ fn mget(ctx: &mut Ctx<'_>) {
 
 /// `MSET key value [key value ...]`
 fn mset(ctx: &mut Ctx<'_>) {
-    if ctx.args.len() % 2 == 0 {
+    if ctx.args.len().is_multiple_of(2) {
         return ctx.wrong_args();
     }
     mset_all(ctx);
@@ -343,7 +343,7 @@ fn mset_all(ctx: &mut Ctx<'_>) {
 
 /// `MSETNX key value [key value ...]`
 fn msetnx(ctx: &mut Ctx<'_>) {
-    if ctx.args.len() % 2 == 0 {
+    if ctx.args.len().is_multiple_of(2) {
         return ctx.wrong_args();
     }
     let db = db(ctx);

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Runs Rampart and redis-server 7.0 side by side and prints ratios:
+#   - redis-benchmark throughput and p99 latency for each test, at -P 1 and
+#     -P 16 (ratio = Rampart / Redis; > 1 means Rampart is faster);
+#   - memory per key after DEBUG POPULATE of N keys with 16-byte values
+#     (used_memory and RSS deltas; ratio < 1 means Rampart uses less).
+# A benchmark, not a test: it reports, it asserts nothing.
+#
+#   bash bench/compare.sh                        # defaults below
+#   REQUESTS=200000 TESTS=set,get bash bench/compare.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+REQUESTS=${REQUESTS:-1000000}
+CLIENTS=${CLIENTS:-50}
+TESTS=${TESTS:-set,get,incr,mset}
+PIPELINES=${PIPELINES:-"1 16"}
+KEYS=${KEYS:-1000000}
+VALUE_SIZE=${VALUE_SIZE:-16}
+
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
+    echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
+    exit 1
+}
+cargo build --release --bin rampart-server >&2
+RAMPART=target/release/rampart-server
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+start() { # name binary -> sets PORT_<name>
+    local name=$1 bin=$2 port
+    port=$(free_port)
+    mkdir -p "$tmp/$name"
+    "$bin" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+        --enable-debug-command yes --dir "$tmp/$name" >"$tmp/$name.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    printf -v "PORT_$name" %s "$port"
+}
+
+start redis redis-server
+start rampart "$RAMPART"
+
+# bench PORT PIPELINE -> lines "test,rps,p99"
+bench() {
+    redis-benchmark -p "$1" -c "$CLIENTS" -n "$REQUESTS" -P "$2" -t "$TESTS" --csv 2>/dev/null |
+        awk -F'","' 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print f[1] "," f[2] "," f[7] }'
+}
+
+printf '\n%-22s %14s %14s %8s %10s %10s\n' test redis_rps rampart_rps ratio redis_p99 ramp_p99
+for p in $PIPELINES; do
+    redis-cli -p "$PORT_redis" flushall >/dev/null
+    redis-cli -p "$PORT_rampart" flushall >/dev/null
+    bench "$PORT_redis" "$p" >"$tmp/r.csv"
+    bench "$PORT_rampart" "$p" >"$tmp/m.csv"
+    join -t, <(sort "$tmp/r.csv") <(sort "$tmp/m.csv") |
+        awk -F, -v p="$p" '{ printf "%-22s %14.0f %14.0f %8.2f %10s %10s\n", $1 " -P" p, $2, $4, $4 / $2, $3, $5 }'
+done
+
+used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ { print $2+0 }'; }
+rss() { redis-cli -p "$1" info memory | awk -F: '/^used_memory_rss:/ { print $2+0 }'; }
+
+printf '\nmemory per key, %s keys of %s-byte values (DEBUG POPULATE)\n' "$KEYS" "$VALUE_SIZE"
+printf '%-10s %16s %16s\n' server used_memory/key rss/key
+declare -A per_used per_rss
+for s in redis rampart; do
+    port_var="PORT_$s"
+    port=${!port_var}
+    redis-cli -p "$port" flushall >/dev/null
+    sleep 0.5
+    u0=$(used "$port"); r0=$(rss "$port")
+    redis-cli -p "$port" debug populate "$KEYS" key "$VALUE_SIZE" >/dev/null
+    sleep 0.5
+    u1=$(used "$port"); r1=$(rss "$port")
+    per_used[$s]=$(awk -v a="$u0" -v b="$u1" -v n="$KEYS" 'BEGIN { printf "%.1f", (b - a) / n }')
+    per_rss[$s]=$(awk -v a="$r0" -v b="$r1" -v n="$KEYS" 'BEGIN { printf "%.1f", (b - a) / n }')
+    printf '%-10s %16s %16s\n' "$s" "${per_used[$s]}" "${per_rss[$s]}"
+done
+awk -v a="${per_used[rampart]}" -v b="${per_used[redis]}" -v c="${per_rss[rampart]}" -v d="${per_rss[redis]}" \
+    'BEGIN { printf "%-10s %16.2f %16.2f\n", "ratio", a / b, c / d }'

@@ -179,7 +179,8 @@ impl ServerProcess {
             let ping = RawConn::connect_timeout(self.port, Duration::from_millis(500))
                 .and_then(|mut c| c.cmd(&["PING"]));
             if let Ok(reply) = ping {
-                if reply == b"+PONG\r\n" {
+                // A server with a password answers NOAUTH: it is up too.
+                if reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") {
                     return Ok(());
                 }
             }
@@ -226,6 +227,25 @@ impl ServerProcess {
         match std::fs::read(&self.log) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) => format!("(cannot read {}: {e})", self.log.display()),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -277,6 +297,34 @@ impl Rampart {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         ServerProcess::start("rampart", &bin, |port, dir| {
             let mut args = vec![
+                "--port".to_string(),
+                port.to_string(),
+                "--bind".to_string(),
+                "127.0.0.1".to_string(),
+                "--dir".to_string(),
+                dir.to_string_lossy().into_owned(),
+            ];
+            args.extend(extra.iter().cloned());
+            args
+        })
+        .map(Rampart)
+    }
+}
+
+impl Rampart {
+    /// Starts `rampart-server <dir>/rampart.conf --port P --bind 127.0.0.1
+    /// --dir <dir> extra…` after writing `config` to that file.
+    pub fn start_with_config(config: &str, extra: &[&str]) -> Result<Self> {
+        let bin = rampart_bin()?;
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let config = config.to_string();
+        ServerProcess::start("rampart", &bin, move |port, dir| {
+            let file = dir.join("rampart.conf");
+            // The closure has no error channel; a failed write shows up as
+            // the server refusing to start, with its log.
+            let _ = std::fs::write(&file, &config);
+            let mut args = vec![
+                file.to_string_lossy().into_owned(),
                 "--port".to_string(),
                 port.to_string(),
                 "--bind".to_string(),

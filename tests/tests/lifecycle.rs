@@ -1,0 +1,181 @@
+//! The server as a process: config files and command-line options, startup
+//! errors and log lines, graceful shutdown on signals, and the connection
+//! limits (query buffer, maxclients, timeout, requirepass).
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use rampart_tests::{rampart_bin, run_with_timeout, Rampart, RawConn};
+
+fn config_get(r: &Rampart, name: &str) -> Result<String> {
+    let mut c = r.redis_conn()?;
+    let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(&mut c)?;
+    Ok(v.get(1).cloned().unwrap_or_default())
+}
+
+#[test]
+fn config_file_include_and_command_line() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let inc = dir.path().join("extra.conf");
+    std::fs::write(&inc, "maxmemory-policy allkeys-lru\nhz 20\n")?;
+    let conf = format!(
+        "# a comment\ndatabases 4\ninclude {}\nrequirepass \"se cret\"\nhz 15\n",
+        inc.display()
+    );
+    let r = Rampart::start_with_config(&conf, &["--hz", "30"])?;
+    let mut c = r.conn()?;
+    assert_eq!(
+        c.cmd(&["GET", "k"])?,
+        b"-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["AUTH", "wrong"])?,
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(c.cmd(&["AUTH", "se cret"])?, b"+OK\r\n");
+    assert_eq!(
+        c.cmd(&["SELECT", "4"])?,
+        b"-ERR DB index is out of range\r\n"
+    );
+    assert_eq!(c.cmd(&["SELECT", "3"])?, b"+OK\r\n");
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory-policy"])?,
+        b"*2\r\n$16\r\nmaxmemory-policy\r\n$11\r\nallkeys-lru\r\n"
+    );
+    // The command line comes last and wins over the file.
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "hz"])?,
+        b"*2\r\n$2\r\nhz\r\n$2\r\n30\r\n"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_directive_stops_startup_with_redis_report() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("bad.conf");
+    std::fs::write(&conf, "port 7777\nno-such-directive yes\n")?;
+    let out = run_with_timeout(
+        Command::new(rampart_bin()?).arg(&conf).stdin(Stdio::null()),
+        Duration::from_secs(10),
+    )?;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("*** FATAL CONFIG FILE ERROR"), "{err}");
+    assert!(
+        err.contains("Reading the configuration file, at line 2"),
+        "{err}"
+    );
+    assert!(err.contains(">>> 'no-such-directive yes'"), "{err}");
+    assert!(
+        err.contains("Bad directive or wrong number of arguments"),
+        "{err}"
+    );
+
+    let out = run_with_timeout(
+        Command::new(rampart_bin()?)
+            .args(["--port", "notanumber"])
+            .stdin(Stdio::null()),
+        Duration::from_secs(10),
+    )?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("argument couldn't be parsed into an integer"));
+    Ok(())
+}
+
+#[test]
+fn startup_log_and_graceful_sigterm() -> Result<()> {
+    let mut r = Rampart::start(&[])?;
+    let log = r.log();
+    assert!(log.contains(env!("CARGO_PKG_VERSION")), "{log}");
+    assert!(log.contains(&format!("pid={}", r.pid())), "{log}");
+    assert!(log.contains(&format!("port={}", r.port())), "{log}");
+    assert!(log.contains(&r.dir().display().to_string()), "{log}");
+    let status = Command::new("kill")
+        .args(["-TERM", &r.pid().to_string()])
+        .status()?;
+    ensure!(status.success(), "kill failed");
+    let exit = r.wait_exit(Duration::from_secs(10))?;
+    assert_eq!(exit.and_then(|s| s.code()), Some(0), "log: {}", r.log());
+    assert!(r.log().contains("Received SIGTERM scheduling shutdown"));
+    Ok(())
+}
+
+#[test]
+fn shutdown_command_ends_the_process() -> Result<()> {
+    let mut r = Rampart::start(&[])?;
+    let mut c = r.conn()?;
+    c.send(&["SHUTDOWN", "NOSAVE"])?;
+    let (reply, closed) = c.read_until_close(Duration::from_secs(5))?;
+    assert!(reply.is_empty() && closed, "{reply:?}");
+    let exit = r.wait_exit(Duration::from_secs(10))?;
+    assert_eq!(exit.and_then(|s| s.code()), Some(0));
+    Ok(())
+}
+
+#[test]
+fn query_buffer_limit_closes_only_that_client() -> Result<()> {
+    let r = Rampart::start(&["--client-query-buffer-limit", "1mb"])?;
+    let mut big = r.conn()?;
+    // Announce a 4 MiB argument and send more than the limit of it.
+    big.send_raw(b"*2\r\n$3\r\nSET\r\n$4194304\r\n")?;
+    let chunk = vec![b'x'; 64 * 1024];
+    for _ in 0..24 {
+        if big.send_raw(&chunk).is_err() {
+            break;
+        }
+    }
+    let (_, closed) = big.read_until_close(Duration::from_secs(5))?;
+    assert!(closed, "the client over the limit must be closed");
+    let mut other = r.conn()?;
+    assert_eq!(other.cmd(&["PING"])?, b"+PONG\r\n");
+    Ok(())
+}
+
+#[test]
+fn maxclients_refuses_extra_connections() -> Result<()> {
+    let r = Rampart::start(&["--maxclients", "2"])?;
+    let mut a = r.conn()?;
+    let mut b = r.conn()?;
+    assert_eq!(a.cmd(&["PING"])?, b"+PONG\r\n");
+    assert_eq!(b.cmd(&["PING"])?, b"+PONG\r\n");
+    let mut c = r.conn()?;
+    let (reply, closed) = c.read_until_close(Duration::from_secs(5))?;
+    assert_eq!(reply, b"-ERR max number of clients reached\r\n");
+    assert!(closed);
+    Ok(())
+}
+
+#[test]
+fn idle_timeout_closes_clients() -> Result<()> {
+    let r = Rampart::start(&["--timeout", "1"])?;
+    let mut c = r.conn()?;
+    assert_eq!(c.cmd(&["PING"])?, b"+PONG\r\n");
+    let (_, closed) = c.read_until_close(Duration::from_secs(5))?;
+    assert!(
+        closed,
+        "an idle client must be closed after `timeout` seconds"
+    );
+    Ok(())
+}
+
+#[test]
+fn config_rewrite_persists_changes() -> Result<()> {
+    let r = Rampart::start_with_config("# keep me\nhz 12\n", &[])?;
+    let mut c = r.conn()?;
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "hz", "25", "maxmemory", "2mb"])?,
+        b"+OK\r\n"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "REWRITE"])?, b"+OK\r\n");
+    let text = std::fs::read_to_string(r.dir().join("rampart.conf"))?;
+    assert!(text.contains("# keep me"), "{text}");
+    assert!(text.contains("hz 25"), "{text}");
+    assert!(text.contains("maxmemory 2097152"), "{text}");
+    assert!(!text.contains("hz 12"), "{text}");
+    assert_eq!(config_get(&r, "maxmemory")?, "2097152");
+    let _ = RawConn::connect(r.port())?;
+    Ok(())
+}

@@ -11,6 +11,7 @@
 pub mod db;
 pub mod glob;
 mod key;
+mod pack;
 pub mod value;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use db::{Db, Detached, Node, Slot, Sweep};
 pub use key::Key;
+pub use pack::Pack;
 pub use value::{Kind, Value};
 
 /// Receives key events from the keyspace. Called outside shard locks but

@@ -10,9 +10,13 @@
 
 pub mod db;
 pub mod glob;
+pub mod hash;
 mod key;
+pub mod list;
 mod pack;
+pub mod set;
 pub mod value;
+pub mod zset;
 
 use std::sync::Arc;
 
@@ -21,7 +25,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use db::{Db, Detached, Node, Slot, Sweep};
 pub use key::Key;
 pub use pack::Pack;
-pub use value::{Kind, Value};
+pub use value::{EncodingLimits, Kind, Value};
 
 /// Receives key events from the keyspace. Called outside shard locks but
 /// while the command that caused the event still holds the gate.

@@ -23,6 +23,47 @@ pub enum Value {
     Str(Box<[u8]>),
     #[doc(hidden)]
     StrRaw(Box<Vec<u8>>),
+    /// A list.
+    List(Box<crate::list::List>),
+    /// A hash.
+    Hash(Box<crate::hash::Hash>),
+    /// A set.
+    Set(Box<crate::set::Set>),
+    /// A sorted set.
+    ZSet(Box<crate::zset::ZSet>),
+}
+
+/// The `*-max-listpack-*` / `set-max-intset-entries` thresholds that decide
+/// when a small, compact collection converts to its large representation,
+/// as Redis's config directives of the same names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodingLimits {
+    /// `hash-max-listpack-entries`
+    pub hash_max_listpack_entries: usize,
+    /// `hash-max-listpack-value`
+    pub hash_max_listpack_value: usize,
+    /// `set-max-intset-entries`
+    pub set_max_intset_entries: usize,
+    /// `zset-max-listpack-entries`
+    pub zset_max_listpack_entries: usize,
+    /// `zset-max-listpack-value`
+    pub zset_max_listpack_value: usize,
+    /// `list-max-listpack-size` (negative: a byte limit of 4 KiB << (-n - 1))
+    pub list_max_listpack_size: i64,
+}
+
+impl Default for EncodingLimits {
+    /// Redis 7.0's defaults.
+    fn default() -> Self {
+        EncodingLimits {
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+        }
+    }
 }
 
 /// The Redis type of a value, as TYPE names it.
@@ -30,6 +71,14 @@ pub enum Value {
 pub enum Kind {
     /// `string`
     String,
+    /// `list`
+    List,
+    /// `hash`
+    Hash,
+    /// `set`
+    Set,
+    /// `zset`
+    ZSet,
 }
 
 impl Kind {
@@ -37,6 +86,10 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::String => "string",
+            Kind::List => "list",
+            Kind::Hash => "hash",
+            Kind::Set => "set",
+            Kind::ZSet => "zset",
         }
     }
 }
@@ -71,6 +124,10 @@ impl Value {
     pub fn kind(&self) -> Kind {
         match self {
             Value::StrInline { .. } | Value::Str(_) | Value::StrRaw(_) => Kind::String,
+            Value::List(_) => Kind::List,
+            Value::Hash(_) => Kind::Hash,
+            Value::Set(_) => Kind::Set,
+            Value::ZSet(_) => Kind::ZSet,
         }
     }
 
@@ -80,6 +137,7 @@ impl Value {
             Value::StrInline { len, buf } => Some(&buf[..*len as usize]),
             Value::Str(b) => Some(b),
             Value::StrRaw(v) => Some(v),
+            _ => None,
         }
     }
 
@@ -90,6 +148,7 @@ impl Value {
             Value::StrRaw(v) => return Some(v),
             Value::StrInline { len, buf } => buf[..*len as usize].to_vec(),
             Value::Str(b) => b.to_vec(),
+            _ => return None,
         };
         *self = Value::StrRaw(Box::new(bytes));
         match self {
@@ -102,6 +161,10 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::StrRaw(_) => "raw",
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
             Value::StrInline { .. } | Value::Str(_) => {
                 let s = self.as_str().unwrap_or_default();
                 if s.len() <= 20 && parse_canonical_i64(s).is_some() {
@@ -122,6 +185,10 @@ impl Value {
             Value::StrInline { .. } => 0,
             Value::Str(b) => b.len(),
             Value::StrRaw(v) => v.capacity() + std::mem::size_of::<Vec<u8>>(),
+            Value::List(l) => l.heap_size(),
+            Value::Hash(h) => h.heap_size(),
+            Value::Set(s) => s.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 }

@@ -1000,6 +1000,8 @@ pub struct Hot {
     pub hz: AtomicU64,
     /// `maxclients`.
     pub maxclients: AtomicU64,
+    /// The encoding thresholds, read by every collection write.
+    pub encodings: RwLock<rampart_keyspace::EncodingLimits>,
 }
 
 /// A configuration error, worded as Redis words it.
@@ -1059,6 +1061,11 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 impl Config {
+    /// The encoding thresholds in force.
+    pub fn encoding_limits(&self) -> rampart_keyspace::EncodingLimits {
+        *self.hot.encodings.read()
+    }
+
     /// Looks a directive up by name or alias (case-insensitive).
     pub fn param(&self, name: &str) -> Option<&'static Param> {
         self.index
@@ -1101,6 +1108,15 @@ impl Config {
         h.hz.store(self.int("hz").clamp(1, 500) as u64, Ordering::Relaxed);
         h.maxclients
             .store(self.int("maxclients").max(1) as u64, Ordering::Relaxed);
+        let size = |n: &str| self.int(n).max(0) as usize;
+        *h.encodings.write() = rampart_keyspace::EncodingLimits {
+            hash_max_listpack_entries: size("hash-max-listpack-entries"),
+            hash_max_listpack_value: size("hash-max-listpack-value"),
+            set_max_intset_entries: size("set-max-intset-entries"),
+            zset_max_listpack_entries: size("zset-max-listpack-entries"),
+            zset_max_listpack_value: size("zset-max-listpack-value"),
+            list_max_listpack_size: self.int("list-max-listpack-size"),
+        };
     }
 
     /// Pairs `(name, value)` matching a glob (CONFIG GET). Aliases match

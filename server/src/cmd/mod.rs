@@ -4,10 +4,14 @@
 
 pub mod bitmap;
 pub mod connection;
+pub mod hash;
 pub mod keys;
+pub mod list;
 pub mod server;
+pub mod set;
 pub mod string;
 pub mod transaction;
+pub mod zset;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,12 +161,16 @@ pub struct Registry {
 }
 
 /// Every family's table.
-pub fn tables() -> [&'static [CommandSpec]; 6] {
+pub fn tables() -> [&'static [CommandSpec]; 10] {
     [
         connection::COMMANDS,
         string::COMMANDS,
         bitmap::COMMANDS,
         keys::COMMANDS,
+        list::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
+        zset::COMMANDS,
         server::COMMANDS,
         transaction::COMMANDS,
     ]
@@ -332,6 +340,11 @@ impl Ctx<'_> {
         if stream.active() {
             stream.propagate(self.client.db, argv);
         }
+    }
+
+    /// The encoding thresholds currently configured.
+    pub fn limits(&self) -> rampart_keyspace::EncodingLimits {
+        self.srv.config.encoding_limits()
     }
 
     /// Records a keyspace hit or miss (INFO keyspace_hits/misses).

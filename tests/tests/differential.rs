@@ -37,4 +37,4 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(connection, strings, bitmap, keys, server, transactions, lists);
+corpus_tests!(connection, strings, bitmap, keys, server, transactions, lists, zsets);

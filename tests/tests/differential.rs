@@ -37,4 +37,15 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(connection, strings, bitmap, keys, server, transactions, lists, zsets);
+corpus_tests!(
+    connection,
+    strings,
+    bitmap,
+    keys,
+    server,
+    transactions,
+    lists,
+    zsets,
+    hashes,
+    sets
+);

@@ -32,6 +32,17 @@ pub struct Client {
     pub skip_next: bool,
     /// Close the connection once the reply is written (QUIT, errors).
     pub close: bool,
+    /// Set by a blocking command that found nothing: the connection waits
+    /// for the reply before it runs anything else.
+    pub blocked: Option<BlockState>,
+}
+
+/// A pending blocked command.
+pub struct BlockState {
+    /// Where the reply arrives.
+    pub reply: tokio::sync::oneshot::Receiver<Vec<u8>>,
+    /// When to give up (`None`: wait forever).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Client {
@@ -49,6 +60,7 @@ impl Client {
             reply_off: false,
             skip_next: false,
             close: false,
+            blocked: None,
         }
     }
 }

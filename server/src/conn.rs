@@ -112,6 +112,16 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client) {
                     if out.proto != client.proto {
                         out.proto = client.proto;
                     }
+                    if let Some(b) = client.blocked.take() {
+                        if flush(srv, stream, &mut out).await.is_err() {
+                            srv.hooks.blocked.remove(client.handle.id);
+                            return;
+                        }
+                        match wait_blocked(srv, stream, client, &mut buf, b).await {
+                            Some(reply) => out.raw(&reply),
+                            None => return,
+                        }
+                    }
                     if client.close {
                         break;
                     }
@@ -169,6 +179,55 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client) {
         }
         if client.handle.killed.load(Ordering::Relaxed) {
             return;
+        }
+    }
+}
+
+/// Waits for a blocked command's reply: served by a write, timed out, or
+/// unblocked. Input that arrives meanwhile stays buffered for later; a
+/// closed or killed connection gives up its place in the queues.
+async fn wait_blocked(
+    srv: &Server,
+    stream: &mut TcpStream,
+    client: &mut Client,
+    buf: &mut BytesMut,
+    mut b: crate::client::BlockState,
+) -> Option<Vec<u8>> {
+    let id = client.handle.id;
+    loop {
+        let deadline = b.deadline;
+        let timer = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = &mut b.reply => return r.ok(),
+            _ = timer => {
+                if let Some(w) = srv.hooks.blocked.remove(id) {
+                    let mut o = Out::new(w.proto);
+                    (w.on_timeout)(&mut o);
+                    return Some(o.buf().to_vec());
+                }
+                // A write served us first: its reply is on the way.
+                return (&mut b.reply).await.ok();
+            }
+            _ = client.handle.wake.notified() => {
+                if client.handle.killed.load(Ordering::Relaxed) {
+                    srv.hooks.blocked.remove(id);
+                    return None;
+                }
+            }
+            r = stream.read_buf(buf) => match r {
+                Ok(0) | Err(_) => {
+                    srv.hooks.blocked.remove(id);
+                    return None;
+                }
+                Ok(n) => {
+                    srv.stats.net_in.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            },
         }
     }
 }

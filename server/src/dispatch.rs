@@ -148,13 +148,20 @@ pub fn call(
 ) {
     let spec = srv.commands.spec(id);
     let exclusive = spec.has(flags::EXCLUSIVE) || spec.key_positions(args.len()).nth(1).is_some();
-    let _shared;
-    let _exclusive;
+    let mut _shared = None;
+    let mut excl = None;
     if !gated && !spec.has(flags::TX_CONTROL) {
         if exclusive {
-            _exclusive = srv.keyspace.exclusive();
+            excl = Some(srv.keyspace.exclusive());
         } else {
-            _shared = srv.keyspace.shared();
+            _shared = Some(srv.keyspace.shared());
+            // Blocked clients must be served before anyone else sees this
+            // write: take the gate exclusive. Checked under the gate, as
+            // clients only block under the exclusive gate.
+            if spec.has(flags::WRITE) && srv.hooks.blocked.count() > 0 {
+                _shared = None;
+                excl = Some(srv.keyspace.exclusive());
+            }
         }
     }
     let before_err = out.last_error.take();
@@ -166,6 +173,8 @@ pub fn call(
         out,
         args,
         now,
+        cmd: id,
+        in_exec: gated,
         propagated: false,
     };
     (spec.handler)(&mut ctx);
@@ -183,6 +192,14 @@ pub fn call(
         srv.hooks.stream.propagate(c.db, &argv);
     }
     *c.handle.last_cmd.lock() = srv.commands.full_name(id).to_string();
+    if excl.is_some() {
+        if srv.hooks.blocked.count() > 0 {
+            crate::blocking::serve_ready(srv, now);
+        } else {
+            crate::blocking::clear_ready();
+        }
+    }
+    drop(excl);
     if before_err.is_some() && out.last_error.is_none() {
         out.last_error = before_err;
     }

@@ -120,6 +120,8 @@ pub struct Hooks {
     pub dirty: AtomicU64,
     /// The write stream.
     pub stream: Arc<dyn Propagate>,
+    /// Clients blocked on keys.
+    pub blocked: crate::blocking::Blocked,
 }
 
 thread_local! {
@@ -137,6 +139,9 @@ impl Notify for Hooks {
     fn modified(&self, db: usize, key: &[u8]) {
         CHANGES.with(|c| c.set(c.get() + 1));
         self.dirty.fetch_add(1, Ordering::Relaxed);
+        if self.blocked.count() > 0 && self.blocked.has(db, key) {
+            crate::blocking::note_ready(db, key);
+        }
         self.watches.touch(db, key);
     }
 
@@ -350,6 +355,7 @@ impl Server {
             expired_keys: AtomicU64::new(0),
             dirty: AtomicU64::new(0),
             stream,
+            blocked: crate::blocking::Blocked::default(),
         });
         let databases = config.int("databases").max(1) as usize;
         let run_id = (0..40)

@@ -475,16 +475,32 @@ fn client_no_evict(ctx: &mut Ctx<'_>) {
     ctx.out.ok();
 }
 
-/// `CLIENT UNBLOCK client-id [TIMEOUT|ERROR]`: no client can be blocked
-/// until the blocking commands land, so nothing is ever unblocked.
+/// `CLIENT UNBLOCK client-id [TIMEOUT|ERROR]`
 fn client_unblock(ctx: &mut Ctx<'_>) {
-    let Some(_id) = ctx.int_arg(2) else { return };
-    if ctx.args.len() == 4 && !matches!(ctx.opt(3).as_str(), "timeout" | "error") {
-        return ctx
-            .out
-            .error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+    let Some(id) = ctx.int_arg(2) else { return };
+    let mut error = false;
+    if ctx.args.len() == 4 {
+        match ctx.opt(3).as_str() {
+            "timeout" => {}
+            "error" => error = true,
+            _ => {
+                return ctx
+                    .out
+                    .error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+            }
+        }
     }
-    ctx.out.int(0);
+    let Some(w) = ctx.srv.hooks.blocked.remove(id as u64) else {
+        return ctx.out.int(0);
+    };
+    let mut reply = crate::resp::Out::new(w.proto);
+    if error {
+        reply.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+    } else {
+        (w.on_timeout)(&mut reply);
+    }
+    w.reply(reply.buf().to_vec());
+    ctx.out.int(1);
 }
 
 /// `CLIENT GETREDIR`: tracking is off, so no redirection.

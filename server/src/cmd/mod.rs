@@ -267,6 +267,10 @@ pub struct Ctx<'a> {
     /// The time this command runs at (Unix ms): one clock per command, so
     /// every key it touches sees the same "now", as in Redis.
     pub now: u64,
+    /// The running command's id in the registry.
+    pub cmd: usize,
+    /// True inside EXEC: blocking commands must not block there.
+    pub in_exec: bool,
     /// Set when the handler propagated its own effects (or decided nothing
     /// is to be propagated); otherwise dispatch propagates the request
     /// itself if it changed any key.
@@ -340,6 +344,57 @@ impl Ctx<'_> {
         if stream.active() {
             stream.propagate(self.client.db, argv);
         }
+    }
+
+    /// Parses a blocking timeout in seconds (decimals allowed) as Redis's
+    /// `getTimeoutFromObjectOrReply`: `Some(None)` waits forever,
+    /// `Some(Some(ms))` is relative milliseconds; errors are replied.
+    pub fn timeout_arg(&mut self, i: usize) -> Option<Option<u64>> {
+        let Some(secs) = crate::num::parse_f64(&self.args[i]).filter(|s| s.is_finite()) else {
+            self.out.error("ERR timeout is not a float or out of range");
+            return None;
+        };
+        if secs < 0.0 {
+            self.out.error("ERR timeout is negative");
+            return None;
+        }
+        let ms = secs * 1000.0;
+        if ms > (i64::MAX as f64) - (self.now as f64) {
+            self.out.error("ERR timeout is out of range");
+            return None;
+        }
+        let ms = ms as u64;
+        Some((ms > 0).then_some(ms))
+    }
+
+    /// Blocks the client on `keys` until a write lets `serve` reply, the
+    /// timeout passes (`on_timeout` replies) or CLIENT UNBLOCK. Inside EXEC
+    /// a blocking command never blocks: it times out at once, as in Redis.
+    pub fn block(
+        &mut self,
+        keys: Vec<Bytes>,
+        timeout_ms: Option<u64>,
+        serve: crate::blocking::ServeFn,
+        on_timeout: crate::blocking::TimeoutFn,
+    ) {
+        if self.in_exec {
+            return on_timeout(self.out);
+        }
+        let rx = self.srv.hooks.blocked.block(crate::blocking::Request {
+            client_id: self.client.handle.id,
+            db: self.client.db,
+            proto: self.client.proto,
+            args: self.args.to_vec(),
+            keys,
+            cmd: self.cmd,
+            serve,
+            on_timeout,
+        });
+        self.client.blocked = Some(crate::client::BlockState {
+            reply: rx,
+            deadline: timeout_ms
+                .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms)),
+        });
     }
 
     /// The encoding thresholds currently configured.

@@ -228,6 +228,8 @@ fn setex_generic(ctx: &mut Ctx<'_>, unit: Unit) {
         out: ctx.out,
         args: &args,
         now: ctx.now,
+        cmd: ctx.cmd,
+        in_exec: ctx.in_exec,
         propagated: false,
     };
     set_generic(&mut sub, &Ext::default(), Some(ms), Reply::Ok);

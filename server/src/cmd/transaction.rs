@@ -81,6 +81,11 @@ fn exec(ctx: &mut Ctx<'_>) {
     }
     // EXEC itself succeeded even if queued commands failed.
     ctx.out.last_error = None;
+    // Pushes inside the transaction wake blocked clients only now that it
+    // has committed, as in Redis.
+    if srv.hooks.blocked.count() > 0 {
+        crate::blocking::serve_ready(srv, ctx.now);
+    }
 }
 
 /// `WATCH key [key ...]`

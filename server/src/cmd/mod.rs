@@ -5,6 +5,7 @@
 pub mod bitmap;
 pub mod connection;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod server;
@@ -161,7 +162,7 @@ pub struct Registry {
 }
 
 /// Every family's table.
-pub fn tables() -> [&'static [CommandSpec]; 10] {
+pub fn tables() -> [&'static [CommandSpec]; 11] {
     [
         connection::COMMANDS,
         string::COMMANDS,
@@ -171,6 +172,7 @@ pub fn tables() -> [&'static [CommandSpec]; 10] {
         hash::COMMANDS,
         set::COMMANDS,
         zset::COMMANDS,
+        hyperloglog::COMMANDS,
         server::COMMANDS,
         transaction::COMMANDS,
     ]

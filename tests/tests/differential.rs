@@ -47,5 +47,6 @@ corpus_tests!(
     lists,
     zsets,
     hashes,
-    sets
+    sets,
+    hyperloglog
 );

@@ -732,3 +732,139 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("sdiffstore", -3, WRITE | DENYOOM, (1, -1, 1), S, sdiffstore),
     spec("sscan", -3, READONLY, (1, 1, 1), S, sscan),
 ];
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::Kit;
+
+    fn err(s: &str) -> String {
+        format!("-{s}\r\n")
+    }
+
+    fn members(reply: &str) -> Vec<String> {
+        let mut v: Vec<String> = reply
+            .split("\r\n")
+            .skip(1)
+            .filter(|l| !l.starts_with('$') && !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn add_remove_and_order() {
+        let mut k = Kit::new();
+        assert_eq!(k.run(&["SADD", "s", "3", "1", "2", "1"]), ":3\r\n");
+        assert_eq!(
+            k.run(&["SMEMBERS", "s"]),
+            "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"
+        );
+        assert_eq!(k.run(&["OBJECT", "ENCODING", "s"]), "$6\r\nintset\r\n");
+        assert_eq!(k.run(&["SADD", "s", "x"]), ":1\r\n");
+        assert_eq!(k.run(&["OBJECT", "ENCODING", "s"]), "$9\r\nhashtable\r\n");
+        assert_eq!(k.run(&["SREM", "s", "x", "1", "2", "3"]), ":4\r\n");
+        assert_eq!(k.run(&["EXISTS", "s"]), ":0\r\n");
+        assert_eq!(
+            k.run(&["SMISMEMBER", "nokey", "a", "b"]),
+            "*2\r\n:0\r\n:0\r\n"
+        );
+    }
+
+    #[test]
+    fn pop_and_random() {
+        let mut k = Kit::new();
+        for i in 0..300 {
+            k.run(&["SADD", "s", &format!("m{i}")]);
+        }
+        let r = k.run(&["SPOP", "s", "100"]);
+        assert!(r.starts_with("*100\r\n"));
+        let popped = members(&r);
+        popped.windows(2).for_each(|w| assert_ne!(w[0], w[1]));
+        assert_eq!(k.run(&["SCARD", "s"]), ":200\r\n");
+        for m in &popped {
+            assert_eq!(k.run(&["SISMEMBER", "s", m]), ":0\r\n");
+        }
+        let r = k.run(&["SRANDMEMBER", "s", "150"]);
+        let picked = members(&r);
+        assert_eq!(picked.len(), 150);
+        picked.windows(2).for_each(|w| assert_ne!(w[0], w[1]));
+        assert!(k
+            .run(&["SRANDMEMBER", "s", "-1000"])
+            .starts_with("*1000\r\n"));
+        assert_eq!(
+            k.run(&["SPOP", "s", "-1"]),
+            err("ERR value is out of range, must be positive")
+        );
+        let r = k.run(&["SPOP", "s", "1000"]);
+        assert_eq!(members(&r).len(), 200);
+        assert_eq!(k.run(&["EXISTS", "s"]), ":0\r\n");
+    }
+
+    #[test]
+    fn algebra() {
+        let mut k = Kit::new();
+        k.run(&["SADD", "a", "1", "2", "3", "4"]);
+        k.run(&["SADD", "b", "3", "4", "5"]);
+        assert_eq!(k.run(&["SINTER", "a", "b"]), "*2\r\n$1\r\n3\r\n$1\r\n4\r\n");
+        assert_eq!(
+            k.run(&["SINTERCARD", "2", "a", "b", "LIMIT", "1"]),
+            ":1\r\n"
+        );
+        assert_eq!(
+            k.run(&["SUNION", "a", "b"]),
+            "*5\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n$1\r\n5\r\n"
+        );
+        assert_eq!(k.run(&["SDIFF", "a", "b"]), "*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+        assert_eq!(k.run(&["SDIFFSTORE", "d", "b", "a"]), ":1\r\n");
+        assert_eq!(k.run(&["SMEMBERS", "d"]), "*1\r\n$1\r\n5\r\n");
+        assert_eq!(k.run(&["SINTERSTORE", "d", "a", "nokey"]), ":0\r\n");
+        assert_eq!(k.run(&["EXISTS", "d"]), ":0\r\n");
+        k.run(&["SET", "str", "x"]);
+        assert!(k.run(&["SINTER", "nokey", "str"]).starts_with("-WRONGTYPE"));
+        assert_eq!(k.run(&["SMOVE", "nokey", "str", "1"]), ":0\r\n");
+        assert_eq!(k.run(&["SMOVE", "a", "b", "1"]), ":1\r\n");
+        assert_eq!(k.run(&["SISMEMBER", "b", "1"]), ":1\r\n");
+        assert_eq!(
+            k.run(&["SINTERCARD", "0", "a"]),
+            err("ERR numkeys should be greater than 0")
+        );
+        assert_eq!(
+            k.run(&["SINTERCARD", "1", "a", "LIMIT", "-1"]),
+            err("ERR LIMIT can't be negative")
+        );
+    }
+
+    #[test]
+    fn big_sets_scan_fully() {
+        let mut k = Kit::new();
+        for i in 0..3000 {
+            k.run(&["SADD", "s", &format!("m{i}")]);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = "0".to_string();
+        let mut extra = 0;
+        loop {
+            let r = k.run(&["SSCAN", "s", &cursor, "COUNT", "20"]);
+            let mut lines = r.split("\r\n").skip(2);
+            cursor = lines.next().unwrap_or_default().to_string();
+            for m in lines
+                .skip(1)
+                .filter(|l| !l.starts_with('$') && !l.is_empty())
+            {
+                seen.insert(m.to_string());
+            }
+            // Grow the set while iterating.
+            for _ in 0..10 {
+                k.run(&["SADD", "s", &format!("x{extra}")]);
+                extra += 1;
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+        for i in 0..3000 {
+            assert!(seen.contains(&format!("m{i}")), "missing m{i}");
+        }
+    }
+}

@@ -767,3 +767,230 @@ pub static COMMANDS: &[CommandSpec] = &[
     // as first/last/step), so the gate is taken exclusive by flag.
     spec("lmpop", -4, WRITE | EXCLUSIVE, (0, 0, 0), L, lmpop),
 ];
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::Kit;
+
+    fn int(n: i64) -> String {
+        format!(":{n}\r\n")
+    }
+
+    fn err(s: &str) -> String {
+        format!("-{s}\r\n")
+    }
+
+    fn bulks(items: &[&str]) -> String {
+        let mut s = format!("*{}\r\n", items.len());
+        for i in items {
+            s.push_str(&format!("${}\r\n{i}\r\n", i.len()));
+        }
+        s
+    }
+
+    const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+    #[test]
+    fn push_pop_and_delete_when_empty() {
+        let mut k = Kit::new();
+        assert_eq!(k.run(&["RPUSH", "l", "a", "b"]), int(2));
+        assert_eq!(k.run(&["LPUSH", "l", "y", "z"]), int(4));
+        assert_eq!(
+            k.run(&["LRANGE", "l", "0", "-1"]),
+            bulks(&["z", "y", "a", "b"])
+        );
+        assert_eq!(k.run(&["OBJECT", "ENCODING", "l"]), "$9\r\nquicklist\r\n");
+        assert_eq!(k.run(&["TYPE", "l"]), "+list\r\n");
+        assert_eq!(k.run(&["LPOP", "l"]), "$1\r\nz\r\n");
+        assert_eq!(k.run(&["RPOP", "l", "2"]), bulks(&["b", "a"]));
+        assert_eq!(k.run(&["LPOP", "l", "0"]), "*0\r\n");
+        assert_eq!(k.run(&["LPOP", "l", "5"]), bulks(&["y"]));
+        assert_eq!(k.run(&["EXISTS", "l"]), int(0));
+        assert_eq!(k.run(&["LPOP", "l"]), "$-1\r\n");
+        assert_eq!(k.run(&["LPOP", "l", "0"]), "*-1\r\n");
+        assert_eq!(
+            k.run(&["LPOP", "l", "-1"]),
+            err("ERR value is out of range, must be positive")
+        );
+        assert_eq!(
+            k.run(&["LPOP", "l", "1", "2"]),
+            err("ERR wrong number of arguments for 'lpop' command")
+        );
+        assert_eq!(k.run(&["LPUSHX", "l", "a"]), int(0));
+        assert_eq!(k.run(&["EXISTS", "l"]), int(0));
+    }
+
+    #[test]
+    fn wrong_type_everywhere() {
+        let mut k = Kit::new();
+        k.run(&["SET", "s", "v"]);
+        for cmd in [
+            &["LPUSH", "s", "a"][..],
+            &["RPUSHX", "s", "a"],
+            &["LPOP", "s"],
+            &["RPOP", "s", "0"],
+            &["LLEN", "s"],
+            &["LRANGE", "s", "0", "1"],
+            &["LINDEX", "s", "x"],
+            &["LSET", "s", "0", "a"],
+            &["LINSERT", "s", "BEFORE", "a", "b"],
+            &["LREM", "s", "0", "a"],
+            &["LTRIM", "s", "0", "1"],
+            &["LPOS", "s", "a"],
+            &["LMOVE", "s", "d", "LEFT", "LEFT"],
+            &["RPOPLPUSH", "s", "d"],
+            &["LMPOP", "1", "s", "LEFT"],
+        ] {
+            assert_eq!(k.run(cmd), err(WRONGTYPE), "{cmd:?}");
+        }
+        assert_eq!(k.run(&["GET", "s"]), "$1\r\nv\r\n");
+    }
+
+    #[test]
+    fn positional_commands() {
+        let mut k = Kit::new();
+        k.run(&["RPUSH", "l", "a", "b", "c", "b"]);
+        assert_eq!(k.run(&["LINDEX", "l", "-1"]), "$1\r\nb\r\n");
+        assert_eq!(k.run(&["LINDEX", "l", "4"]), "$-1\r\n");
+        assert_eq!(k.run(&["LINDEX", "nokey", "x"]), "$-1\r\n");
+        assert_eq!(k.run(&["LSET", "l", "-4", "A"]), "+OK\r\n");
+        assert_eq!(
+            k.run(&["LSET", "l", "4", "x"]),
+            err("ERR index out of range")
+        );
+        assert_eq!(k.run(&["LSET", "nokey", "0", "x"]), err("ERR no such key"));
+        assert_eq!(k.run(&["LINSERT", "l", "AFTER", "b", "x"]), int(5));
+        assert_eq!(k.run(&["LINSERT", "l", "BEFORE", "zz", "x"]), int(-1));
+        assert_eq!(k.run(&["LINSERT", "nokey", "BEFORE", "a", "x"]), int(0));
+        assert_eq!(
+            k.run(&["LINSERT", "l", "NEAR", "a", "x"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            k.run(&["LRANGE", "l", "0", "-1"]),
+            bulks(&["A", "b", "x", "c", "b"])
+        );
+        assert_eq!(k.run(&["LREM", "l", "-1", "b"]), int(1));
+        assert_eq!(
+            k.run(&["LRANGE", "l", "0", "-1"]),
+            bulks(&["A", "b", "x", "c"])
+        );
+        assert_eq!(k.run(&["LTRIM", "l", "1", "-2"]), "+OK\r\n");
+        assert_eq!(k.run(&["LRANGE", "l", "0", "-1"]), bulks(&["b", "x"]));
+        assert_eq!(k.run(&["LTRIM", "l", "2", "1"]), "+OK\r\n");
+        assert_eq!(k.run(&["EXISTS", "l"]), int(0));
+    }
+
+    #[test]
+    fn lpos_options() {
+        let mut k = Kit::new();
+        k.run(&["RPUSH", "l", "a", "b", "c", "1", "2", "3", "c", "c"]);
+        assert_eq!(k.run(&["LPOS", "l", "c"]), int(2));
+        assert_eq!(k.run(&["LPOS", "l", "c", "RANK", "-1"]), int(7));
+        assert_eq!(
+            k.run(&["LPOS", "l", "c", "COUNT", "0"]),
+            "*3\r\n:2\r\n:6\r\n:7\r\n"
+        );
+        assert_eq!(
+            k.run(&["LPOS", "l", "c", "COUNT", "0", "MAXLEN", "7"]),
+            "*2\r\n:2\r\n:6\r\n"
+        );
+        assert_eq!(
+            k.run(&["LPOS", "l", "c", "RANK", "-2", "COUNT", "5"]),
+            "*2\r\n:6\r\n:2\r\n"
+        );
+        assert_eq!(k.run(&["LPOS", "nokey", "c", "COUNT", "1"]), "*0\r\n");
+        assert_eq!(k.run(&["LPOS", "nokey", "c"]), "$-1\r\n");
+        assert!(k
+            .run(&["LPOS", "l", "c", "RANK", "0"])
+            .starts_with("-ERR RANK can't be zero"));
+        assert_eq!(
+            k.run(&["LPOS", "l", "c", "COUNT", "x"]),
+            err("ERR COUNT can't be negative")
+        );
+        assert_eq!(
+            k.run(&["LPOS", "l", "c", "MAXLEN", "-1"]),
+            err("ERR MAXLEN can't be negative")
+        );
+        assert_eq!(k.run(&["LPOS", "l", "c", "RANK"]), err("ERR syntax error"));
+    }
+
+    #[test]
+    fn moves_and_multi_pops() {
+        let mut k = Kit::new();
+        k.run(&["RPUSH", "src", "a", "b", "c"]);
+        assert_eq!(
+            k.run(&["LMOVE", "src", "dst", "RIGHT", "LEFT"]),
+            "$1\r\nc\r\n"
+        );
+        assert_eq!(k.run(&["RPOPLPUSH", "src", "dst"]), "$1\r\nb\r\n");
+        assert_eq!(
+            k.run(&["LMOVE", "src", "src", "LEFT", "RIGHT"]),
+            "$1\r\na\r\n"
+        );
+        assert_eq!(
+            k.run(&["LMOVE", "src", "dst", "LEFT", "LEFT"]),
+            "$1\r\na\r\n"
+        );
+        assert_eq!(k.run(&["EXISTS", "src"]), int(0));
+        assert_eq!(k.run(&["LMOVE", "src", "dst", "LEFT", "LEFT"]), "$-1\r\n");
+        assert_eq!(
+            k.run(&["LMOVE", "src", "dst", "UP", "LEFT"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            k.run(&["LRANGE", "dst", "0", "-1"]),
+            bulks(&["a", "b", "c"])
+        );
+        assert_eq!(
+            k.run(&["LMPOP", "2", "src", "dst", "RIGHT", "COUNT", "2"]),
+            "*2\r\n$3\r\ndst\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n"
+        );
+        assert_eq!(k.run(&["LMPOP", "1", "src", "LEFT"]), "*-1\r\n");
+        assert_eq!(
+            k.run(&["LMPOP", "0", "src", "LEFT"]),
+            err("ERR numkeys should be greater than 0")
+        );
+        assert_eq!(
+            k.run(&["LMPOP", "1", "dst", "LEFT", "COUNT", "0"]),
+            err("ERR count should be greater than 0")
+        );
+        assert_eq!(
+            k.run(&["LMPOP", "3", "a", "b", "LEFT"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            k.run(&["LMPOP", "1", "dst", "LEFT"]),
+            "*2\r\n$3\r\ndst\r\n*1\r\n$1\r\na\r\n"
+        );
+        assert_eq!(k.run(&["EXISTS", "dst"]), int(0));
+    }
+
+    #[test]
+    fn resp3_nulls() {
+        let mut k = Kit::new();
+        k.run(&["HELLO", "3"]);
+        assert_eq!(k.run(&["LPOP", "nokey"]), "_\r\n");
+        assert_eq!(k.run(&["LPOP", "nokey", "2"]), "_\r\n");
+        assert_eq!(k.run(&["LMPOP", "1", "nokey", "LEFT"]), "_\r\n");
+        assert_eq!(k.run(&["LPOS", "nokey", "a"]), "_\r\n");
+    }
+
+    #[test]
+    fn lists_follow_the_configured_chunk_size() {
+        let mut k = Kit::new();
+        assert_eq!(
+            k.run(&["CONFIG", "SET", "list-max-listpack-size", "2"]),
+            "+OK\r\n"
+        );
+        let items: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+        let mut cmd = vec!["RPUSH", "l"];
+        cmd.extend(items.iter().map(String::as_str));
+        assert_eq!(k.run(&cmd), int(50));
+        assert_eq!(k.run(&["LINSERT", "l", "AFTER", "25", "x"]), int(51));
+        assert_eq!(k.run(&["LINDEX", "l", "26"]), "$1\r\nx\r\n");
+        assert_eq!(k.run(&["LREM", "l", "0", "x"]), int(1));
+        let all: Vec<&str> = items.iter().map(String::as_str).collect();
+        assert_eq!(k.run(&["LRANGE", "l", "0", "-1"]), bulks(&all));
+    }
+}

@@ -979,8 +979,10 @@ mod tests {
     #[test]
     fn chunks_follow_the_fill() {
         let l: List = (0..1000).map(|i| format!("{i:04}")).collect();
-        // -2: 8 KiB chunks of 6-byte entries.
-        assert!(l.chunks.len() <= 1 + 1000 * 6 / 8192 + 1);
+        // -2: 8 KiB chunks; 1000 entries of 6 encoded bytes fit in one.
+        assert_eq!(l.chunks.len(), 1);
+        let l: List = (0..3000).map(|i| format!("{i:04}")).collect();
+        assert_eq!(l.chunks.len(), 3);
         let mut l = List::new(10);
         l.extend((0..100).map(|i| i.to_string()));
         assert_eq!(l.chunks.len(), 10);

@@ -22,24 +22,11 @@ use tokio::sync::oneshot;
 use crate::resp::Out;
 use crate::state::Server;
 
-/// What a waiter's command needs to try again on a key that changed.
-pub struct Serve<'a> {
-    /// The shared state.
-    pub srv: &'a Server,
-    /// The waiter's database.
-    pub db: usize,
-    /// The key that changed.
-    pub key: &'a [u8],
-    /// The waiter's full command.
-    pub args: &'a [Bytes],
-    /// Where the reply goes (in the waiter's protocol).
-    pub out: &'a mut Out,
-    /// Command time, Unix ms.
-    pub now: u64,
-}
-
-/// Tries to serve a waiter from `key`; true when it replied.
-pub type ServeFn = fn(&mut Serve<'_>) -> bool;
+/// Tries to serve a waiter from the key that changed, running its command
+/// in a context that looks like the waiter's own connection (its database,
+/// protocol and arguments; `in_exec` set so it cannot block again). True
+/// when it replied.
+pub type ServeFn = fn(&mut crate::cmd::Ctx<'_>, &[u8]) -> bool;
 
 /// Writes the reply a waiter gets when its timeout passes.
 pub type TimeoutFn = fn(&mut Out);
@@ -194,18 +181,27 @@ pub fn serve_ready(srv: &Server, now: u64) {
             if w.db != db {
                 continue;
             }
+            let Some(handle) = srv.clients.get(w.client_id) else {
+                blocked.remove(w.client_id);
+                continue;
+            };
+            let mut client = crate::client::Client::new(handle, true);
+            client.db = w.db;
+            client.proto = w.proto;
             let mut out = Out::new(w.proto);
             let start = std::time::Instant::now();
             let served = {
-                let mut s = Serve {
+                let mut ctx = crate::cmd::Ctx {
                     srv,
-                    db,
-                    key: &key,
-                    args: &w.args,
+                    client: &mut client,
                     out: &mut out,
+                    args: &w.args,
                     now,
+                    cmd: w.cmd,
+                    in_exec: true,
+                    propagated: false,
                 };
-                (w.serve)(&mut s)
+                (w.serve)(&mut ctx, &key)
             };
             if !served {
                 continue;

@@ -228,6 +228,11 @@ impl Clients {
         h
     }
 
+    /// The client with this id, if connected.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.map.lock().get(&id).cloned()
+    }
+
     /// Forgets a closed connection.
     pub fn remove(&self, id: u64) {
         self.map.lock().remove(&id);

@@ -557,7 +557,7 @@ impl ZSet {
     /// One ZSCAN step over the skiplist encoding: calls `f` on every member
     /// of the bucket at `cursor` and returns the next cursor (0 at the end).
     /// The listpack encoding is returned whole with cursor 0.
-    pub fn scan_step(&self, cursor: u64, mut f: impl FnMut(&[u8], f64)) -> u64 {
+    pub fn scan_step<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a [u8], f64)) -> u64 {
         match &self.repr {
             Repr::Pack(_) => {
                 for (m, s) in self.iter() {
@@ -1014,7 +1014,7 @@ impl Tree {
         }
     }
 
-    fn scan_step(&self, cursor: u64, mut f: impl FnMut(&[u8], f64)) -> u64 {
+    fn scan_step<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a [u8], f64)) -> u64 {
         let m0 = self.mask() as u64;
         let mut i = self.buckets[(cursor & m0) as usize];
         while i != NIL {

@@ -1,0 +1,1 @@
+//! The `rampart` command line (keyring and snapshot tools).

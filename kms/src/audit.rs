@@ -59,7 +59,9 @@ pub struct AuditLog {
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog").field("path", &self.path()).finish()
+        f.debug_struct("AuditLog")
+            .field("path", &self.path())
+            .finish()
     }
 }
 
@@ -110,7 +112,14 @@ impl AuditLog {
     /// # use rampart_kms::*;
     /// AuditLog::disabled().record("Decrypt", "local", "k", &KeyContext::new("d", Payload::Backup), Some("boom"));
     /// ```
-    pub fn record(&self, operation: &'static str, provider: &'static str, key_id: &str, ctx: &KeyContext, error: Option<&str>) {
+    pub fn record(
+        &self,
+        operation: &'static str,
+        provider: &'static str,
+        key_id: &str,
+        ctx: &KeyContext,
+        error: Option<&str>,
+    ) {
         let Some(sink) = &self.sink else { return };
         let rec = AuditRecord {
             time: crate::time::now_rfc3339_millis(),
@@ -119,7 +128,11 @@ impl AuditLog {
             key_id: key_id.to_string(),
             purpose: ctx.purpose.as_str(),
             dataset: ctx.dataset.clone(),
-            outcome: if error.is_none() { "success" } else { "failure" },
+            outcome: if error.is_none() {
+                "success"
+            } else {
+                "failure"
+            },
             error: error.map(str::to_string),
         };
         let mut line = match serde_json::to_vec(&rec) {

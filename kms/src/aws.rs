@@ -84,7 +84,9 @@ impl AwsKms {
     /// ```
     pub async fn connect(cfg: &AwsKmsConfig, audit: AuditLog) -> Result<AwsKms> {
         let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
             .build_https();
         let retry = RetryConfig::standard()
             .with_max_attempts(cfg.max_attempts.max(1))
@@ -137,19 +139,27 @@ impl AwsKms {
     }
 
     fn require_key_id(&self) -> Result<&str> {
-        self.key_id
-            .as_deref()
-            .ok_or_else(|| Error::Config("no KMS key configured (kms-key-id) to wrap new data keys".into()))
+        self.key_id.as_deref().ok_or_else(|| {
+            Error::Config("no KMS key configured (kms-key-id) to wrap new data keys".into())
+        })
     }
 
     fn context(ctx: &KeyContext) -> HashMap<String, String> {
         ctx.encryption_context().into_iter().collect()
     }
 
-    fn audited<T>(&self, op: &'static str, key_id: &str, ctx: &KeyContext, r: Result<T>) -> Result<T> {
+    fn audited<T>(
+        &self,
+        op: &'static str,
+        key_id: &str,
+        ctx: &KeyContext,
+        r: Result<T>,
+    ) -> Result<T> {
         match &r {
             Ok(_) => self.audit.record(op, PROVIDER_AWS, key_id, ctx, None),
-            Err(e) => self.audit.record(op, PROVIDER_AWS, key_id, ctx, Some(&e.to_string())),
+            Err(e) => self
+                .audit
+                .record(op, PROVIDER_AWS, key_id, ctx, Some(&e.to_string())),
         }
         r
     }
@@ -256,7 +266,12 @@ impl AwsKms {
     /// let new_slot = kms.re_encrypt(&slot, &KeyContext::new("d", Payload::Backup), "alias/other").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn re_encrypt(&self, slot: &KeySlot, ctx: &KeyContext, dest_key_id: &str) -> Result<KeySlot> {
+    pub async fn re_encrypt(
+        &self,
+        slot: &KeySlot,
+        ctx: &KeyContext,
+        dest_key_id: &str,
+    ) -> Result<KeySlot> {
         let key_id = slot.key_id.as_str();
         let r = async {
             let out = self
@@ -300,7 +315,11 @@ fn take_key(blob: Option<Blob>, operation: &'static str, key_id: &str) -> Result
     if bytes.len() != 32 {
         let n = bytes.len();
         bytes.zeroize();
-        return Err(malformed(operation, key_id, &format!("plaintext data key is {n} bytes, expected 32")));
+        return Err(malformed(
+            operation,
+            key_id,
+            &format!("plaintext data key is {n} bytes, expected 32"),
+        ));
     }
     let mut k = [0u8; 32];
     k.copy_from_slice(&bytes);
@@ -322,12 +341,20 @@ where
         message,
     };
     match &err {
-        SdkError::TimeoutError(_) => return unavailable("timed out waiting for the KMS endpoint".into()),
+        SdkError::TimeoutError(_) => {
+            return unavailable("timed out waiting for the KMS endpoint".into())
+        }
         SdkError::DispatchFailure(_) => {
-            return unavailable(format!("cannot reach the KMS endpoint: {}", DisplayErrorContext(&err)))
+            return unavailable(format!(
+                "cannot reach the KMS endpoint: {}",
+                DisplayErrorContext(&err)
+            ))
         }
         SdkError::ResponseError(_) => {
-            return unavailable(format!("unreadable response from the KMS endpoint: {}", DisplayErrorContext(&err)))
+            return unavailable(format!(
+                "unreadable response from the KMS endpoint: {}",
+                DisplayErrorContext(&err)
+            ))
         }
         _ => {}
     }
@@ -346,7 +373,10 @@ where
             message,
         },
         "InvalidCiphertextException" => Error::KmsWrongContext { key_id },
-        "ThrottlingException" | "LimitExceededException" | "KMSInternalException" | "DependencyTimeoutException"
+        "ThrottlingException"
+        | "LimitExceededException"
+        | "KMSInternalException"
+        | "DependencyTimeoutException"
         | "KeyUnavailableException" => unavailable(format!("{code}: {message}")),
         _ => Error::Kms {
             operation,

@@ -118,10 +118,22 @@ impl ChunkCipher {
 
     /// Decrypts chunk `index` in place after verifying its tag; on failure the
     /// buffer holds no plaintext (ring zeroes it).
-    pub(crate) fn open(&self, index: u64, last: bool, buf: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<()> {
+    pub(crate) fn open(
+        &self,
+        index: u64,
+        last: bool,
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
         let tag = ring::aead::Tag::from(*tag);
         self.key
-            .open_in_place_separate_tag(self.nonce(index), Aad::from(Self::aad(index, last)), tag, buf, 0..)
+            .open_in_place_separate_tag(
+                self.nonce(index),
+                Aad::from(Self::aad(index, last)),
+                tag,
+                buf,
+                0..,
+            )
             .map(|_| ())
             .map_err(|_| Error::ChunkAuth { index })
     }
@@ -137,7 +149,11 @@ pub(crate) fn wrap_key(master: &[u8; KEY_LEN], data_key: &DataKey, aad: &[u8]) -
     out.extend_from_slice(&nonce);
     out.extend_from_slice(data_key.bytes());
     let tag = key
-        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[NONCE_LEN..])
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut out[NONCE_LEN..],
+        )
         .map_err(|_| Error::Random)?;
     out.extend_from_slice(tag.as_ref());
     Ok(out)

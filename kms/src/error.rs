@@ -123,7 +123,9 @@ pub enum Error {
     #[error("key file {0} does not exist (create it with: rampart keyring init --file {0})")]
     KeyFileMissing(PathBuf),
     /// `keyring init` on an existing file.
-    #[error("key file {0} already exists; refusing to overwrite a keyring (its keys may protect data)")]
+    #[error(
+        "key file {0} already exists; refusing to overwrite a keyring (its keys may protect data)"
+    )]
     KeyFileExists(PathBuf),
     /// I/O on the key file failed.
     #[error("key file {path}: {source}")]

@@ -162,7 +162,10 @@ impl KeyContext {
     pub fn encryption_context(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("rampart:dataset".to_string(), self.dataset.clone()),
-            ("rampart:purpose".to_string(), self.purpose.as_str().to_string()),
+            (
+                "rampart:purpose".to_string(),
+                self.purpose.as_str().to_string(),
+            ),
         ])
     }
 

@@ -60,9 +60,12 @@ mod time;
 pub use audit::{AuditLog, AuditRecord};
 pub use aws::{AwsKms, AwsKmsConfig};
 pub use envelope::{
-    AsyncEnvelopeReader, AsyncEnvelopeWriter, EnvelopeParams, EnvelopeReader, EnvelopeWriter, Header, StreamKey,
+    AsyncEnvelopeReader, AsyncEnvelopeWriter, EnvelopeParams, EnvelopeReader, EnvelopeWriter,
+    Header, StreamKey,
 };
 pub use error::{Error, Result};
 pub use key::{DataKey, KeyContext, KeySlot, Payload, PROVIDER_AWS, PROVIDER_LOCAL};
 pub use local::{KeyState, KeyVersionInfo, LocalKeyring};
-pub use provider::{rewrap_stream, rewrap_stream_async, LocalProvider, Provider, ProviderConfig, ProviderKind};
+pub use provider::{
+    rewrap_stream, rewrap_stream_async, LocalProvider, Provider, ProviderConfig, ProviderKind,
+};

@@ -266,7 +266,8 @@ impl LocalKeyring {
             path: path.to_path_buf(),
             reason,
         };
-        let file: KeyringFile = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let file: KeyringFile =
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
         if file.format != FORMAT || file.format_version != 1 {
             return Err(invalid(format!(
                 "format {:?} version {} (expected {FORMAT:?} version 1)",
@@ -275,19 +276,29 @@ impl LocalKeyring {
         }
         if file.id.is_empty()
             || file.id.len() > 64
-            || !file.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || !file
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
-            return Err(invalid("keyring id must be 1..=64 letters, digits or '-'".into()));
+            return Err(invalid(
+                "keyring id must be 1..=64 letters, digits or '-'".into(),
+            ));
         }
         let mut keys: Vec<MasterKey> = Vec::with_capacity(file.keys.len());
         for k in file.keys {
             if k.version == 0 || keys.iter().any(|m| m.version == k.version) {
-                return Err(invalid(format!("key version {} is zero or repeated", k.version)));
+                return Err(invalid(format!(
+                    "key version {} is zero or repeated",
+                    k.version
+                )));
             }
             let raw = Zeroizing::new(
                 base64::engine::general_purpose::STANDARD
                     .decode(k.material.as_bytes())
-                    .map_err(|_| invalid(format!("key version {}: material is not base64", k.version)))?,
+                    .map_err(|_| {
+                        invalid(format!("key version {}: material is not base64", k.version))
+                    })?,
             );
             let mut material = Zeroizing::new([0u8; KEY_LEN]);
             if raw.len() != KEY_LEN {
@@ -306,9 +317,17 @@ impl LocalKeyring {
             });
         }
         match keys.iter().find(|k| k.version == file.primary) {
-            None => return Err(invalid(format!("primary version {} is not in the keyring", file.primary))),
+            None => {
+                return Err(invalid(format!(
+                    "primary version {} is not in the keyring",
+                    file.primary
+                )))
+            }
             Some(k) if k.state != KeyState::Enabled => {
-                return Err(invalid(format!("primary version {} is disabled", file.primary)))
+                return Err(invalid(format!(
+                    "primary version {} is disabled",
+                    file.primary
+                )))
             }
             Some(_) => {}
         }
@@ -333,12 +352,15 @@ impl LocalKeyring {
                     version: k.version,
                     state: k.state,
                     created: k.created.clone(),
-                    material: Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&k.material[..])),
+                    material: Zeroizing::new(
+                        base64::engine::general_purpose::STANDARD.encode(&k.material[..]),
+                    ),
                 })
                 .collect(),
         };
         let mut out = Zeroizing::new(
-            serde_json::to_vec_pretty(&file).map_err(|e| Error::KeyringOp(format!("serializing keyring: {e}")))?,
+            serde_json::to_vec_pretty(&file)
+                .map_err(|e| Error::KeyringOp(format!("serializing keyring: {e}")))?,
         );
         out.push(b'\n');
         Ok(out)
@@ -370,7 +392,9 @@ impl LocalKeyring {
         let _ = fs::remove_file(&tmp);
         match linked {
             Ok(()) => sync_dir(path).map_err(io_err(path)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::KeyFileExists(path.clone())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::KeyFileExists(path.clone()))
+            }
             Err(e) => Err(io_err(path)(e)),
         }
     }
@@ -543,7 +567,12 @@ impl LocalKeyring {
             .keys
             .iter()
             .find(|k| k.version == self.primary && k.state == KeyState::Enabled)
-            .ok_or_else(|| Error::KeyringOp(format!("keyring {} has no enabled primary", self.path.display())))?;
+            .ok_or_else(|| {
+                Error::KeyringOp(format!(
+                    "keyring {} has no enabled primary",
+                    self.path.display()
+                ))
+            })?;
         let blob = wrap_key(&master.material, data_key, &Self::aad(&key_id, ctx))?;
         Ok(KeySlot::new(PROVIDER_LOCAL, key_id, blob))
     }
@@ -573,7 +602,11 @@ impl LocalKeyring {
     /// assert!(ring.owns(&slot));
     /// ```
     pub fn owns(&self, slot: &KeySlot) -> bool {
-        slot.provider == PROVIDER_LOCAL && slot.key_id.rsplit_once('/').is_some_and(|(id, _)| id == self.id)
+        slot.provider == PROVIDER_LOCAL
+            && slot
+                .key_id
+                .rsplit_once('/')
+                .is_some_and(|(id, _)| id == self.id)
     }
 
     /// Unwraps a slot made by this keyring. Fails with a specific error for a
@@ -589,7 +622,12 @@ impl LocalKeyring {
     /// assert!(matches!(ring.decrypt_data_key(&slot, &other), Err(Error::LocalUnwrap { .. })));
     /// ```
     pub fn decrypt_data_key(&self, slot: &KeySlot, ctx: &KeyContext) -> Result<DataKey> {
-        let bad_id = || Error::BadHeader(format!("local key slot has malformed key id {:?}", slot.key_id));
+        let bad_id = || {
+            Error::BadHeader(format!(
+                "local key slot has malformed key id {:?}",
+                slot.key_id
+            ))
+        };
         if slot.provider != PROVIDER_LOCAL {
             return Err(Error::NoMatchingSlot {
                 provider: format!("local keyring {}", self.path.display()),
@@ -622,7 +660,12 @@ impl LocalKeyring {
                 path: self.path.clone(),
             });
         }
-        unwrap_key(&master.material, &slot.wrapped, &Self::aad(&slot.key_id, ctx)).ok_or_else(|| Error::LocalUnwrap {
+        unwrap_key(
+            &master.material,
+            &slot.wrapped,
+            &Self::aad(&slot.key_id, ctx),
+        )
+        .ok_or_else(|| Error::LocalUnwrap {
             key_id: slot.key_id.clone(),
         })
     }
@@ -645,7 +688,11 @@ fn tmp_path(path: &Path) -> Result<PathBuf> {
 }
 
 fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f: File = OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
+    let mut f: File = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)?;
     f.write_all(bytes)?;
     f.sync_all()
 }

@@ -9,8 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::envelope::{Header, StreamKey};
 use crate::{
-    AuditLog, AwsKms, AwsKmsConfig, DataKey, Error, KeyContext, KeySlot, LocalKeyring, Result, PROVIDER_AWS,
-    PROVIDER_LOCAL,
+    AuditLog, AwsKms, AwsKmsConfig, DataKey, Error, KeyContext, KeySlot, LocalKeyring, Result,
+    PROVIDER_AWS, PROVIDER_LOCAL,
 };
 
 /// Which provider `kms-provider` names.
@@ -38,7 +38,9 @@ impl ProviderKind {
         match s {
             "local" => Ok(ProviderKind::Local),
             "aws" | "aws-kms" => Ok(ProviderKind::Aws),
-            other => Err(Error::Config(format!("kms-provider must be local or aws, not {other:?}"))),
+            other => Err(Error::Config(format!(
+                "kms-provider must be local or aws, not {other:?}"
+            ))),
         }
     }
 }
@@ -125,9 +127,16 @@ impl LocalProvider {
         LocalKeyring::open(&self.path)
     }
 
-    fn audited<T>(&self, op: &'static str, key_id: &str, ctx: &KeyContext, r: Result<T>) -> Result<T> {
+    fn audited<T>(
+        &self,
+        op: &'static str,
+        key_id: &str,
+        ctx: &KeyContext,
+        r: Result<T>,
+    ) -> Result<T> {
         let err = r.as_ref().err().map(ToString::to_string);
-        self.audit.record(op, PROVIDER_LOCAL, key_id, ctx, err.as_deref());
+        self.audit
+            .record(op, PROVIDER_LOCAL, key_id, ctx, err.as_deref());
         r
     }
 
@@ -142,7 +151,9 @@ impl LocalProvider {
     }
 
     fn decrypt(&self, slot: &KeySlot, ctx: &KeyContext) -> Result<DataKey> {
-        let r = self.keyring().and_then(|ring| ring.decrypt_data_key(slot, ctx));
+        let r = self
+            .keyring()
+            .and_then(|ring| ring.decrypt_data_key(slot, ctx));
         self.audited("Decrypt", &slot.key_id, ctx, r)
     }
 
@@ -369,7 +380,12 @@ impl Provider {
         }
         Err(first_err.unwrap_or_else(|| Error::NoMatchingSlot {
             provider: self.describe(),
-            slots: header.slots.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            slots: header
+                .slots
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         }))
     }
 
@@ -405,7 +421,12 @@ impl Provider {
 /// rampart_kms::rewrap_stream(&mut input, &mut output, &from, &to).await?;
 /// # Ok(()) }
 /// ```
-pub async fn rewrap_stream<R: Read, W: Write>(r: &mut R, w: &mut W, from: &Provider, to: &Provider) -> Result<Header> {
+pub async fn rewrap_stream<R: Read, W: Write>(
+    r: &mut R,
+    w: &mut W,
+    from: &Provider,
+    to: &Provider,
+) -> Result<Header> {
     let header = Header::read_from(r)?;
     let new = from.rewrap_header(&header, to).await?;
     w.write_all(&new.to_bytes())?;
@@ -423,7 +444,12 @@ pub async fn rewrap_stream<R: Read, W: Write>(r: &mut R, w: &mut W, from: &Provi
 /// rampart_kms::rewrap_stream_async(&mut input, &mut output, &from, &to).await?;
 /// # Ok(()) }
 /// ```
-pub async fn rewrap_stream_async<R, W>(r: &mut R, w: &mut W, from: &Provider, to: &Provider) -> Result<Header>
+pub async fn rewrap_stream_async<R, W>(
+    r: &mut R,
+    w: &mut W,
+    from: &Provider,
+    to: &Provider,
+) -> Result<Header>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

@@ -17,13 +17,17 @@ pub(crate) fn rfc3339(secs: u64, millis: Option<u32>) -> String {
 
 /// Now, to the second.
 pub(crate) fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339(d.as_secs(), None)
 }
 
 /// Now, to the millisecond (audit records).
 pub(crate) fn now_rfc3339_millis() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339(d.as_secs(), Some(d.subsec_millis()))
 }
 

@@ -70,7 +70,10 @@ impl EnvelopeParams {
         EnvelopeParams {
             payload,
             chunk_log2,
-            context: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            context: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -157,7 +160,11 @@ impl Header {
     /// let p = EnvelopeParams::from_pairs(Payload::Snapshot, 30, &[("dataset", "d")]);
     /// assert!(Header::unsealed(&p, [0; 32], vec![]).is_err());
     /// ```
-    pub fn unsealed(params: &EnvelopeParams, salt: [u8; 32], slots: Vec<KeySlot>) -> Result<Header> {
+    pub fn unsealed(
+        params: &EnvelopeParams,
+        salt: [u8; 32],
+        slots: Vec<KeySlot>,
+    ) -> Result<Header> {
         check_chunk_log2(params.chunk_log2)?;
         for (k, v) in &params.context {
             check_pair(k, v)?;
@@ -202,7 +209,10 @@ impl Header {
     /// assert_eq!(h.context_value("dataset"), Some("d"));
     /// ```
     pub fn context_value(&self, key: &str) -> Option<&str> {
-        self.context.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.context
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Dataset and purpose the stream's data key is bound to.
@@ -362,23 +372,33 @@ fn check_chunk_log2(c: u8) -> Result<()> {
 }
 
 fn check_pair(k: &str, v: &str) -> Result<()> {
-    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b)) {
+    if k.is_empty()
+        || !k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b))
+    {
         return Err(Error::BadContext(format!(
             "context key {k:?} must be non-empty ASCII letters, digits, '.', '_', '-' or ':'"
         )));
     }
     if v.contains('\n') {
-        return Err(Error::BadContext(format!("context value of {k:?} contains a newline")));
+        return Err(Error::BadContext(format!(
+            "context value of {k:?} contains a newline"
+        )));
     }
     Ok(())
 }
 
 fn check_slot(s: &KeySlot) -> Result<()> {
     if s.provider.is_empty() || s.provider.len() > usize::from(u8::MAX) {
-        return Err(Error::BadHeader("key slot provider name must be 1..=255 bytes".into()));
+        return Err(Error::BadHeader(
+            "key slot provider name must be 1..=255 bytes".into(),
+        ));
     }
     if s.key_id.len() > usize::from(u16::MAX) || s.wrapped.len() > usize::from(u16::MAX) {
-        return Err(Error::BadHeader("key slot field longer than 65535 bytes".into()));
+        return Err(Error::BadHeader(
+            "key slot field longer than 65535 bytes".into(),
+        ));
     }
     Ok(())
 }
@@ -437,11 +457,14 @@ fn be16(b: &[u8]) -> usize {
 
 fn parse(buf: &[u8]) -> Result<Parse> {
     let mut c = Cur { buf, pos: 0 };
-    // Check the magic on whatever prefix we have, so garbage fails fast
-    // instead of after reading 45 bytes.
+    // Read and check the magic alone first, so a short non-envelope input
+    // (a plain RDB file, say) is reported as such rather than as truncated.
     let have = buf.len().min(MAGIC.len());
     if buf[..have] != MAGIC[..have] {
         return Err(Error::BadMagic);
+    }
+    if have < MAGIC.len() {
+        return Ok(Parse::NeedAtLeast(MAGIC.len()));
     }
     let fixed = take!(c, FIXED_PREFIX);
     let suite = fixed[8];
@@ -468,7 +491,9 @@ fn parse(buf: &[u8]) -> Result<Parse> {
             .map_err(|_| Error::BadHeader(format!("key slot {i}: provider is not UTF-8")))?
             .to_string();
         if provider.is_empty() {
-            return Err(Error::BadHeader(format!("key slot {i}: empty provider name")));
+            return Err(Error::BadHeader(format!(
+                "key slot {i}: empty provider name"
+            )));
         }
         let klen = be16(take!(c, 2));
         let key_id = std::str::from_utf8(take!(c, klen))
@@ -476,7 +501,11 @@ fn parse(buf: &[u8]) -> Result<Parse> {
             .to_string();
         let wlen = be16(take!(c, 2));
         let wrapped = take!(c, wlen).to_vec();
-        slots.push(KeySlot { provider, key_id, wrapped });
+        slots.push(KeySlot {
+            provider,
+            key_id,
+            wrapped,
+        });
     }
     let h = Header {
         payload,

@@ -94,7 +94,10 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<ScanReport> {
             report.complete = true;
             report.trailing = end - pos;
             if report.trailing > 0 {
-                report.problem = Some(format!("{} unexpected byte(s) after the final chunk", report.trailing));
+                report.problem = Some(format!(
+                    "{} unexpected byte(s) after the final chunk",
+                    report.trailing
+                ));
             }
             break;
         }

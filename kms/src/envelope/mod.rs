@@ -8,13 +8,15 @@
 //! detectable.
 
 mod header;
-mod reader;
 mod inspect;
+mod reader;
 mod writer;
 
-pub use header::{EnvelopeParams, Header, DEFAULT_CHUNK_LOG2, MAGIC, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2, SUITE_V1};
-pub use reader::{AsyncEnvelopeReader, EnvelopeReader};
+pub use header::{
+    EnvelopeParams, Header, DEFAULT_CHUNK_LOG2, MAGIC, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2, SUITE_V1,
+};
 pub use inspect::{scan, ScanReport};
+pub use reader::{AsyncEnvelopeReader, EnvelopeReader};
 pub use writer::{AsyncEnvelopeWriter, EnvelopeWriter};
 
 use std::fmt;
@@ -55,7 +57,8 @@ impl StreamKey {
     /// assert!(matches!(StreamKey::from_data_key(&h, &DataKey::from_bytes([2; 32])), Err(Error::WrongKey)));
     /// ```
     pub fn from_data_key(header: &Header, data_key: &DataKey) -> Result<StreamKey> {
-        let (cipher, commitment) = ChunkCipher::derive(data_key, &header.salt, &header.authenticated_prefix())?;
+        let (cipher, commitment) =
+            ChunkCipher::derive(data_key, &header.salt, &header.authenticated_prefix())?;
         if !ct_eq(&commitment, &header.commitment) {
             return Err(Error::WrongKey);
         }

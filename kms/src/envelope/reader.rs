@@ -89,7 +89,11 @@ impl Core {
         let len = need - TAG_LEN;
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&self.buf[len..need]);
-        if let Err(e) = self.cipher.cipher.open(self.index, last, &mut self.buf[..len], &tag) {
+        if let Err(e) = self
+            .cipher
+            .cipher
+            .open(self.index, last, &mut self.buf[..len], &tag)
+        {
             return Err(self.fail(e));
         }
         self.index = match self.index.checked_add(1) {
@@ -177,7 +181,11 @@ impl<R: Read> EnvelopeReader<R> {
     /// ```
     pub fn new(inner: R, header: Header, key: StreamKey) -> Self {
         let core = Core::new(&header, key);
-        EnvelopeReader { inner, header, core }
+        EnvelopeReader {
+            inner,
+            header,
+            core,
+        }
     }
 
     /// Reads the header from `inner` and opens a key slot with `provider`.
@@ -308,7 +316,11 @@ impl<R: Read> Read for EnvelopeReader<R> {
                         Err(e) => return Err(core.fail(Error::Io(e))),
                     }
                 }
-                Phase::Body { need, mut got, last } => {
+                Phase::Body {
+                    need,
+                    mut got,
+                    last,
+                } => {
                     let r = Self::fill(&mut self.inner, &mut core.buf[..need], &mut got);
                     core.phase = Phase::Body { need, got, last };
                     match r {
@@ -381,7 +393,11 @@ impl<R: AsyncRead + Unpin> AsyncEnvelopeReader<R> {
     /// ```
     pub fn new(inner: R, header: Header, key: StreamKey) -> Self {
         let core = Core::new(&header, key);
-        AsyncEnvelopeReader { inner, header, core }
+        AsyncEnvelopeReader {
+            inner,
+            header,
+            core,
+        }
     }
 
     /// Reads the header and opens a key slot with `provider` (checking the
@@ -497,7 +513,12 @@ impl<R: AsyncRead + Unpin> AsyncEnvelopeReader<R> {
 
     /// Polls `inner` until `dst[*got..]` is full; `Ok(false)` on EOF. Reads
     /// only into `dst`, so never past what the stream says comes next.
-    fn poll_fill(inner: &mut R, cx: &mut Context<'_>, dst: &mut [u8], got: &mut usize) -> Poll<io::Result<bool>> {
+    fn poll_fill(
+        inner: &mut R,
+        cx: &mut Context<'_>,
+        dst: &mut [u8],
+        got: &mut usize,
+    ) -> Poll<io::Result<bool>> {
         while *got < dst.len() {
             let mut rb = ReadBuf::new(&mut dst[*got..]);
             ready!(Pin::new(&mut *inner).poll_read(cx, &mut rb))?;
@@ -512,7 +533,11 @@ impl<R: AsyncRead + Unpin> AsyncEnvelopeReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for AsyncEnvelopeReader<R> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let core = &mut this.core;
         loop {
@@ -528,7 +553,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for AsyncEnvelopeReader<R> {
                     }
                 }
                 Phase::Done => return Poll::Ready(Ok(())),
-                Phase::Failed => return Poll::Ready(Err(io::Error::other("envelope reader failed earlier"))),
+                Phase::Failed => {
+                    return Poll::Ready(Err(io::Error::other("envelope reader failed earlier")))
+                }
                 Phase::Len { mut got } => {
                     let r = Self::poll_fill(&mut this.inner, cx, &mut core.len_buf, &mut got);
                     core.phase = Phase::Len { got };
@@ -538,7 +565,11 @@ impl<R: AsyncRead + Unpin> AsyncRead for AsyncEnvelopeReader<R> {
                         Err(e) => return Poll::Ready(Err(core.fail(Error::Io(e)))),
                     }
                 }
-                Phase::Body { need, mut got, last } => {
+                Phase::Body {
+                    need,
+                    mut got,
+                    last,
+                } => {
                     let r = Self::poll_fill(&mut this.inner, cx, &mut core.buf[..need], &mut got);
                     core.phase = Phase::Body { need, got, last };
                     match ready!(r) {

@@ -25,12 +25,20 @@ struct Core {
 }
 
 impl Core {
-    fn new(params: &EnvelopeParams, data_key: DataKey, slots: Vec<KeySlot>, salt: [u8; 32]) -> Result<(Core, Vec<u8>)> {
+    fn new(
+        params: &EnvelopeParams,
+        data_key: DataKey,
+        slots: Vec<KeySlot>,
+        salt: [u8; 32],
+    ) -> Result<(Core, Vec<u8>)> {
         if slots.is_empty() {
-            return Err(Error::BadHeader("an envelope needs at least one key slot".into()));
+            return Err(Error::BadHeader(
+                "an envelope needs at least one key slot".into(),
+            ));
         }
         let mut header = Header::unsealed(params, salt, slots)?;
-        let (cipher, commitment) = ChunkCipher::derive(&data_key, &header.salt, &header.authenticated_prefix())?;
+        let (cipher, commitment) =
+            ChunkCipher::derive(&data_key, &header.salt, &header.authenticated_prefix())?;
         drop(data_key);
         header.commitment = commitment;
         let chunk_size = header.chunk_size();
@@ -71,7 +79,9 @@ impl Core {
         let n = self.filled;
         debug_assert!(last == (n < self.chunk_size));
         self.buf[..LEN_PREFIX].copy_from_slice(&(n as u32).to_be_bytes());
-        let tag = self.cipher.seal(self.index, last, &mut self.buf[LEN_PREFIX..LEN_PREFIX + n])?;
+        let tag = self
+            .cipher
+            .seal(self.index, last, &mut self.buf[LEN_PREFIX..LEN_PREFIX + n])?;
         self.buf[LEN_PREFIX + n..LEN_PREFIX + n + TAG_LEN].copy_from_slice(&tag);
         self.index = self.index.checked_add(1).ok_or(Error::TooManyChunks)?;
         self.filled = 0;
@@ -115,7 +125,12 @@ impl<W: Write> EnvelopeWriter<W> {
     /// let w = EnvelopeWriter::new(Vec::new(), &p, DataKey::generate().unwrap(), vec![KeySlot::new("t", "k", vec![])]);
     /// assert!(w.is_ok());
     /// ```
-    pub fn new(inner: W, params: &EnvelopeParams, data_key: DataKey, slots: Vec<KeySlot>) -> Result<Self> {
+    pub fn new(
+        inner: W,
+        params: &EnvelopeParams,
+        data_key: DataKey,
+        slots: Vec<KeySlot>,
+    ) -> Result<Self> {
         Self::with_salt(inner, params, data_key, slots, Core::random_salt()?)
     }
 
@@ -248,7 +263,12 @@ impl<W: AsyncWrite + Unpin> AsyncEnvelopeWriter<W> {
     /// let w = AsyncEnvelopeWriter::new(Vec::new(), &p, DataKey::generate().unwrap(), vec![KeySlot::new("t", "k", vec![])]);
     /// assert!(w.is_ok());
     /// ```
-    pub fn new(inner: W, params: &EnvelopeParams, data_key: DataKey, slots: Vec<KeySlot>) -> Result<Self> {
+    pub fn new(
+        inner: W,
+        params: &EnvelopeParams,
+        data_key: DataKey,
+        slots: Vec<KeySlot>,
+    ) -> Result<Self> {
         Self::with_salt(inner, params, data_key, slots, Core::random_salt()?)
     }
 
@@ -291,7 +311,8 @@ impl<W: AsyncWrite + Unpin> AsyncEnvelopeWriter<W> {
             self.head_pos += n;
         }
         while self.out_pos < self.out_len {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.core.buf[self.out_pos..self.out_len]))?;
+            let n = ready!(Pin::new(&mut self.inner)
+                .poll_write(cx, &self.core.buf[self.out_pos..self.out_len]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -349,7 +370,11 @@ impl<W: AsyncWrite + Unpin> AsyncEnvelopeWriter<W> {
 }
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for AsyncEnvelopeWriter<W> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.failed || this.finished {
             return Poll::Ready(Err(Error::WriterFinished.into_io()));

@@ -8,6 +8,9 @@ scheduled for deletion. Rampart's tests check that a stream whose key was
 disabled cannot be decrypted, so this launcher patches moto's KMS backend
 before starting the server.
 
+It also lets the key-state calls (DisableKey, EnableKey, ScheduleKeyDeletion,
+CancelKeyDeletion) take a key ARN, as real KMS does.
+
 Usage: moto_kms.py [-H 127.0.0.1] [-p PORT]
 """
 
@@ -64,6 +67,21 @@ def _decrypt(self, ciphertext_blob, encryption_context, key_id=None):
 
 models.KmsBackend.encrypt = _encrypt
 models.KmsBackend.decrypt = _decrypt
+
+
+def _accept_arn(name):
+    # Real KMS takes a key ARN wherever it takes a key id; moto's key-state
+    # calls only take the bare id (KeyError -> HTTP 500 on an ARN).
+    orig = getattr(models.KmsBackend, name)
+
+    def wrapper(self, key_id, *args, **kwargs):
+        return orig(self, self.get_key_id(key_id), *args, **kwargs)
+
+    setattr(models.KmsBackend, name, wrapper)
+
+
+for _name in ("disable_key", "enable_key", "schedule_key_deletion", "cancel_key_deletion"):
+    _accept_arn(_name)
 
 if __name__ == "__main__":
     from moto.server import main

@@ -28,13 +28,35 @@ fn ctx() -> KeyContext {
 #[tokio::test]
 async fn endpoint_down_fails_fast_with_unavailable() {
     // Bind then drop: the port refuses connections.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let kms = AwsKms::connect(&cfg(format!("http://127.0.0.1:{port}")), AuditLog::disabled()).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kms = AwsKms::connect(
+        &cfg(format!("http://127.0.0.1:{port}")),
+        AuditLog::disabled(),
+    )
+    .await
+    .unwrap();
     let t = Instant::now();
     let err = kms.generate_data_key(&ctx()).await.unwrap_err();
-    assert!(matches!(err, Error::KmsUnavailable { operation: "GenerateDataKey", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::KmsUnavailable {
+                operation: "GenerateDataKey",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("cannot reach"), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(10), "retries not bounded: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "retries not bounded: {:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -52,16 +74,36 @@ async fn endpoint_that_never_answers_times_out() {
             held.push(sock);
         }
     });
-    let kms = AwsKms::connect(&cfg(format!("http://127.0.0.1:{port}")), AuditLog::disabled()).await.unwrap();
+    let kms = AwsKms::connect(
+        &cfg(format!("http://127.0.0.1:{port}")),
+        AuditLog::disabled(),
+    )
+    .await
+    .unwrap();
     let slot = KeySlot::new("aws-kms", "arn:aws:kms:us-east-1:1:key/x", vec![1; 100]);
     let t = Instant::now();
     let err = kms.decrypt_data_key(&slot, &ctx()).await.unwrap_err();
     let took = t.elapsed();
-    assert!(matches!(err, Error::KmsUnavailable { operation: "Decrypt", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::KmsUnavailable {
+                operation: "Decrypt",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("timed out"), "{err}");
-    assert!(took < Duration::from_secs(6), "operation timeout not honoured: {took:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "operation timeout not honoured: {took:?}"
+    );
     let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
-    assert!((2..=3).contains(&n), "expected bounded retries, saw {n} attempts");
+    assert!(
+        (2..=3).contains(&n),
+        "expected bounded retries, saw {n} attempts"
+    );
     server.abort();
 }
 
@@ -86,9 +128,17 @@ async fn endpoint_returning_garbage_is_a_clear_error() {
             });
         }
     });
-    let kms = AwsKms::connect(&cfg(format!("http://127.0.0.1:{port}")), AuditLog::disabled()).await.unwrap();
+    let kms = AwsKms::connect(
+        &cfg(format!("http://127.0.0.1:{port}")),
+        AuditLog::disabled(),
+    )
+    .await
+    .unwrap();
     let err = kms.generate_data_key(&ctx()).await.unwrap_err();
-    assert!(matches!(err, Error::Kms { .. } | Error::KmsUnavailable { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Kms { .. } | Error::KmsUnavailable { .. }),
+        "{err}"
+    );
     server.abort();
 }
 
@@ -101,7 +151,9 @@ async fn missing_region_is_a_config_error() {
         region: None,
         ..cfg("http://127.0.0.1:9".into())
     };
-    let err = AwsKms::connect(&cfg, AuditLog::disabled()).await.unwrap_err();
+    let err = AwsKms::connect(&cfg, AuditLog::disabled())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     assert!(err.to_string().contains("region"));
 }

@@ -336,3 +336,71 @@ async fn from_config_builds_the_aws_provider() {
         .contains(":key/"));
     assert_eq!(decrypt(&p, &stream).await.unwrap(), b"sync");
 }
+
+#[tokio::test]
+async fn cli_rewraps_a_local_file_into_kms() {
+    let ep = endpoint();
+    let admin = kms(None, AuditLog::disabled()).await;
+    let arn = new_key(&admin).await;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(args)
+            .current_dir(p)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    std::fs::write(p.join("dump.rdb"), pattern(300_000)).unwrap();
+    assert!(run(&["keyring", "init", "--file", "k.json"]).0);
+    assert!(
+        run(&[
+            "snapshot",
+            "encrypt",
+            "dump.rdb",
+            "-o",
+            "a.enc",
+            "--key-file",
+            "k.json"
+        ])
+        .0
+    );
+    let kms_args = ["--kms-endpoint", ep.as_str(), "--kms-region", "us-east-1"];
+    let mut args = vec![
+        "snapshot",
+        "rewrap",
+        "a.enc",
+        "--key-file",
+        "k.json",
+        "--to-kms-key-id",
+        &arn,
+    ];
+    args.extend(kms_args);
+    let (ok, err) = run(&args);
+    assert!(ok, "{err}");
+    let mut args = vec!["snapshot", "decrypt", "a.enc", "-o", "out.rdb", "--kms"];
+    args.extend(kms_args);
+    let (ok, err) = run(&args);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read(p.join("out.rdb")).unwrap(), pattern(300_000));
+
+    admin
+        .client()
+        .disable_key()
+        .key_id(&arn)
+        .send()
+        .await
+        .unwrap();
+    let mut args = vec!["snapshot", "decrypt", "a.enc", "-o", "out2.rdb", "--kms"];
+    args.extend(kms_args);
+    let (ok, err) = run(&args);
+    assert!(!ok);
+    assert!(err.contains(&format!("KMS key {arn} is disabled")), "{err}");
+    assert!(!p.join("out2.rdb").exists());
+}

@@ -14,7 +14,7 @@ use aws_smithy_http_client::tls;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::{AuditLog, DataKey, Error, KeyContext, KeySlot, Result, PROVIDER_AWS};
+use crate::{AuditLog, DataKey, Error, KeyContext, KeySlot, PROVIDER_AWS, Result};
 
 /// How to reach KMS and which key to use.
 ///
@@ -41,6 +41,42 @@ pub struct AwsKmsConfig {
     pub attempt_timeout: Duration,
     /// Timeout of a whole call, retries included.
     pub operation_timeout: Duration,
+    /// Fixed credentials instead of the standard chain: for KMS-compatible
+    /// test endpoints only. `None` (the default) uses the standard chain.
+    pub static_credentials: Option<StaticCredentials>,
+}
+
+/// An access key pair for [`AwsKmsConfig::static_credentials`]; its `Debug`
+/// hides the secret.
+///
+/// ```
+/// let c = rampart_kms::StaticCredentials::new("test", "secret");
+/// assert!(!format!("{c:?}").contains("secret"));
+/// ```
+#[derive(Clone)]
+pub struct StaticCredentials {
+    access_key_id: String,
+    secret_access_key: Zeroizing<String>,
+}
+
+impl StaticCredentials {
+    /// An access key id and secret.
+    ///
+    /// ```
+    /// let _ = rampart_kms::StaticCredentials::new("test", "test");
+    /// ```
+    pub fn new(access_key_id: &str, secret_access_key: &str) -> Self {
+        StaticCredentials {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: Zeroizing::new(secret_access_key.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StaticCredentials({}, <redacted>)", self.access_key_id)
+    }
 }
 
 impl Default for AwsKmsConfig {
@@ -53,6 +89,7 @@ impl Default for AwsKmsConfig {
             connect_timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(30),
+            static_credentials: None,
         }
     }
 }
@@ -106,6 +143,15 @@ impl AwsKms {
         }
         if let Some(e) = &cfg.endpoint {
             loader = loader.endpoint_url(e.clone());
+        }
+        if let Some(c) = &cfg.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_kms::config::Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.to_string(),
+                None,
+                None,
+                "rampart-static",
+            ));
         }
         let sdk = loader.load().await;
         if sdk.region().is_none() {
@@ -342,19 +388,19 @@ where
     };
     match &err {
         SdkError::TimeoutError(_) => {
-            return unavailable("timed out waiting for the KMS endpoint".into())
+            return unavailable("timed out waiting for the KMS endpoint".into());
         }
         SdkError::DispatchFailure(_) => {
             return unavailable(format!(
                 "cannot reach the KMS endpoint: {}",
                 DisplayErrorContext(&err)
-            ))
+            ));
         }
         SdkError::ResponseError(_) => {
             return unavailable(format!(
                 "unreadable response from the KMS endpoint: {}",
                 DisplayErrorContext(&err)
-            ))
+            ));
         }
         _ => {}
     }

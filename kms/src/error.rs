@@ -42,7 +42,9 @@ pub enum Error {
     HeaderTruncated,
     /// The key derived from the slot's data key does not match the header's
     /// commitment: the slot was swapped in from another stream.
-    #[error("key commitment mismatch: the data key in key slot {slot} ({key_id}) does not belong to this stream (swapped or foreign key slot); nothing was decrypted")]
+    #[error(
+        "key commitment mismatch: the data key in key slot {slot} ({key_id}) does not belong to this stream (swapped or foreign key slot); nothing was decrypted"
+    )]
     SlotMismatch {
         /// Index of the slot that was used.
         slot: usize,
@@ -53,13 +55,17 @@ pub enum Error {
     #[error("key commitment mismatch: wrong data key for this stream; nothing was decrypted")]
     WrongKey,
     /// A chunk's tag did not verify.
-    #[error("chunk {index} failed authentication: the stream is corrupted, reordered or tampered with (no plaintext from it was released)")]
+    #[error(
+        "chunk {index} failed authentication: the stream is corrupted, reordered or tampered with (no plaintext from it was released)"
+    )]
     ChunkAuth {
         /// Index of the chunk, from 0.
         index: u64,
     },
     /// A chunk declares a length larger than the stream's chunk size.
-    #[error("chunk {index} declares {len} bytes, more than the stream's chunk size {max}: corrupted stream")]
+    #[error(
+        "chunk {index} declares {len} bytes, more than the stream's chunk size {max}: corrupted stream"
+    )]
     ChunkTooLarge {
         /// Index of the chunk, from 0.
         index: u64,
@@ -75,7 +81,9 @@ pub enum Error {
         chunks: u64,
     },
     /// Bytes follow the final chunk where the end of input was required.
-    #[error("unexpected data after the final chunk of the encrypted stream (padded or concatenated file)")]
+    #[error(
+        "unexpected data after the final chunk of the encrypted stream (padded or concatenated file)"
+    )]
     TrailingData,
     /// The chunk counter would overflow (2^64 chunks).
     #[error("envelope chunk counter exhausted")]
@@ -136,7 +144,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A key version that is disabled was asked to decrypt.
-    #[error("local key {key_id} (version {version} of {path}) is disabled: data encrypted under it cannot be decrypted until it is enabled (rampart keyring enable --version {version} --file {path})")]
+    #[error(
+        "local key {key_id} (version {version} of {path}) is disabled: data encrypted under it cannot be decrypted until it is enabled (rampart keyring enable --version {version} --file {path})"
+    )]
     LocalKeyDisabled {
         /// The slot's key id.
         key_id: String,
@@ -156,7 +166,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// The slot was made by another keyring.
-    #[error("key slot {key_id} was made by keyring {slot_keyring}, but {path} is keyring {keyring}: use the key file the data was encrypted with")]
+    #[error(
+        "key slot {key_id} was made by keyring {slot_keyring}, but {path} is keyring {keyring}: use the key file the data was encrypted with"
+    )]
     ForeignKeyring {
         /// The slot's key id.
         key_id: String,
@@ -169,7 +181,9 @@ pub enum Error {
     },
     /// A local slot did not unwrap: it belongs to another stream context or is
     /// corrupted, or the key material was replaced.
-    #[error("key slot {key_id} does not unwrap under the local key: it was made for another dataset or purpose, the slot is corrupted, or the key material is wrong")]
+    #[error(
+        "key slot {key_id} does not unwrap under the local key: it was made for another dataset or purpose, the slot is corrupted, or the key material is wrong"
+    )]
     LocalUnwrap {
         /// The slot's key id.
         key_id: String,
@@ -180,13 +194,17 @@ pub enum Error {
 
     // ---- AWS KMS ------------------------------------------------------------
     /// The KMS key is disabled.
-    #[error("KMS key {key_id} is disabled: data encrypted under it cannot be decrypted until it is enabled")]
+    #[error(
+        "KMS key {key_id} is disabled: data encrypted under it cannot be decrypted until it is enabled"
+    )]
     KmsKeyDisabled {
         /// Key id or ARN.
         key_id: String,
     },
     /// The KMS key is scheduled for deletion.
-    #[error("KMS key {key_id} is pending deletion: data encrypted under it cannot be decrypted; cancel the deletion (CancelKeyDeletion) and enable the key before the deletion date or the data is lost")]
+    #[error(
+        "KMS key {key_id} is pending deletion: data encrypted under it cannot be decrypted; cancel the deletion (CancelKeyDeletion) and enable the key before the deletion date or the data is lost"
+    )]
     KmsKeyPendingDeletion {
         /// Key id or ARN.
         key_id: String,
@@ -200,7 +218,9 @@ pub enum Error {
         message: String,
     },
     /// The KMS key does not exist (or was deleted).
-    #[error("KMS key {key_id} was not found (deleted, wrong region or account, or a typo): data encrypted under a deleted key is unrecoverable")]
+    #[error(
+        "KMS key {key_id} was not found (deleted, wrong region or account, or a typo): data encrypted under a deleted key is unrecoverable"
+    )]
     KmsKeyNotFound {
         /// Key id or ARN.
         key_id: String,
@@ -217,7 +237,9 @@ pub enum Error {
     },
     /// KMS refused the ciphertext: the encryption context differs or the blob
     /// was altered.
-    #[error("KMS key {key_id} refused to decrypt the data key: the encryption context (dataset, purpose) differs from the one it was encrypted with, or the wrapped key is corrupted")]
+    #[error(
+        "KMS key {key_id} refused to decrypt the data key: the encryption context (dataset, purpose) differs from the one it was encrypted with, or the wrapped key is corrupted"
+    )]
     KmsWrongContext {
         /// Key id or ARN.
         key_id: String,

@@ -58,14 +58,14 @@ mod provider;
 mod time;
 
 pub use audit::{AuditLog, AuditRecord};
-pub use aws::{AwsKms, AwsKmsConfig};
+pub use aws::{AwsKms, AwsKmsConfig, StaticCredentials};
 pub use envelope::{
     AsyncEnvelopeReader, AsyncEnvelopeWriter, EnvelopeParams, EnvelopeReader, EnvelopeWriter,
     Header, StreamKey,
 };
 pub use error::{Error, Result};
-pub use key::{DataKey, KeyContext, KeySlot, Payload, PROVIDER_AWS, PROVIDER_LOCAL};
+pub use key::{DataKey, KeyContext, KeySlot, PROVIDER_AWS, PROVIDER_LOCAL, Payload};
 pub use local::{KeyState, KeyVersionInfo, LocalKeyring};
 pub use provider::{
-    rewrap_stream, rewrap_stream_async, LocalProvider, Provider, ProviderConfig, ProviderKind,
+    LocalProvider, Provider, ProviderConfig, ProviderKind, rewrap_stream, rewrap_stream_async,
 };

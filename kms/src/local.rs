@@ -15,8 +15,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::cipher::{unwrap_key, wrap_key, KEY_LEN};
-use crate::{DataKey, Error, KeyContext, KeySlot, Result, PROVIDER_LOCAL};
+use crate::cipher::{KEY_LEN, unwrap_key, wrap_key};
+use crate::{DataKey, Error, KeyContext, KeySlot, PROVIDER_LOCAL, Result};
 
 /// A keyring file larger than this is not a keyring (and is not read whole).
 const MAX_FILE_LEN: u64 = 1 << 20;
@@ -213,7 +213,7 @@ impl LocalKeyring {
         {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::KeyFileMissing(path.to_path_buf()))
+                return Err(Error::KeyFileMissing(path.to_path_buf()));
             }
             Err(e) => return Err(io_err(path)(e)),
         };
@@ -321,13 +321,13 @@ impl LocalKeyring {
                 return Err(invalid(format!(
                     "primary version {} is not in the keyring",
                     file.primary
-                )))
+                )));
             }
             Some(k) if k.state != KeyState::Enabled => {
                 return Err(invalid(format!(
                     "primary version {} is disabled",
                     file.primary
-                )))
+                )));
             }
             Some(_) => {}
         }

@@ -9,8 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::envelope::{Header, StreamKey};
 use crate::{
-    AuditLog, AwsKms, AwsKmsConfig, DataKey, Error, KeyContext, KeySlot, LocalKeyring, Result,
-    PROVIDER_AWS, PROVIDER_LOCAL,
+    AuditLog, AwsKms, AwsKmsConfig, DataKey, Error, KeyContext, KeySlot, LocalKeyring,
+    PROVIDER_AWS, PROVIDER_LOCAL, Result,
 };
 
 /// Which provider `kms-provider` names.

@@ -30,25 +30,20 @@ fn endpoint() -> String {
 }
 
 fn set_dummy_creds() {
-    // Dummy credentials for the standard chain; the endpoint is moto.
-    for (k, v) in [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ] {
-        if std::env::var_os(k).is_none() {
-            // SAFETY-free: set_var is safe in edition 2021; tests set the same
-            // values from every thread.
-            std::env::set_var(k, v);
-        }
-    }
+    // from_config uses the standard chain, as the server will: the env that
+    // scripts/services.sh prints carries dummy credentials for moto.
+    assert!(
+        std::env::var_os("AWS_ACCESS_KEY_ID").is_some(),
+        "AWS_ACCESS_KEY_ID is not set: use the env printed by `scripts/services.sh start`"
+    );
 }
 
 async fn kms(key_id: Option<&str>, audit: AuditLog) -> AwsKms {
-    set_dummy_creds();
     let cfg = AwsKmsConfig {
         key_id: key_id.map(str::to_string),
         region: Some("us-east-1".into()),
         endpoint: Some(endpoint()),
+        static_credentials: Some(StaticCredentials::new("test", "test")),
         ..Default::default()
     };
     AwsKms::connect(&cfg, audit).await.unwrap()
@@ -111,7 +106,9 @@ async fn disabled_key_cannot_decrypt_until_enabled() {
     );
     assert_eq!(
         err.to_string(),
-        format!("KMS key {arn} is disabled: data encrypted under it cannot be decrypted until it is enabled")
+        format!(
+            "KMS key {arn} is disabled: data encrypted under it cannot be decrypted until it is enabled"
+        )
     );
     // New data cannot be encrypted under it either.
     let err = p
@@ -138,9 +135,10 @@ async fn disabled_key_cannot_decrypt_until_enabled() {
     assert_eq!(recs[0]["provider"], "aws-kms");
     assert_eq!(recs[0]["dataset"], "cache-prod");
     assert_eq!(recs[0]["purpose"], "snapshot");
-    assert!(recs
-        .iter()
-        .any(|r| r["operation"] == "Decrypt" && r["outcome"] == "failure"));
+    assert!(
+        recs.iter()
+            .any(|r| r["operation"] == "Decrypt" && r["outcome"] == "failure")
+    );
     assert_eq!(recs.last().unwrap()["outcome"], "success");
 }
 
@@ -331,9 +329,11 @@ async fn from_config_builds_the_aws_provider() {
     let params = EnvelopeParams::new(Payload::FullSync, "x").with_chunk_log2(16);
     let stream = encrypt(&p, &params, b"sync").await;
     // The alias was resolved to the key ARN in the slot.
-    assert!(Header::from_bytes(&stream).unwrap().0.slots[0]
-        .key_id
-        .contains(":key/"));
+    assert!(
+        Header::from_bytes(&stream).unwrap().0.slots[0]
+            .key_id
+            .contains(":key/")
+    );
     assert_eq!(decrypt(&p, &stream).await.unwrap(), b"sync");
 }
 

@@ -385,3 +385,31 @@ fn damaged_input_leaves_no_plaintext_behind() {
         files_in(p)
     );
 }
+
+#[test]
+fn kms_without_a_region_is_a_config_error() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("x.enc"), b"x").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "snapshot",
+            "decrypt",
+            "x.enc",
+            "-o",
+            "x.rdb",
+            "--kms",
+            "--kms-endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .current_dir(d.path())
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no AWS region"), "{err}");
+}

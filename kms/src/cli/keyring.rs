@@ -56,7 +56,9 @@ pub(crate) fn run(cmd: KeyringCmd) -> anyhow::Result<()> {
                 ring.id(),
                 file.display()
             );
-            println!("keep this file secret and backed up: data encrypted under it cannot be read without it");
+            println!(
+                "keep this file secret and backed up: data encrypted under it cannot be read without it"
+            );
         }
         KeyringCmd::Rotate { file } => {
             let mut ring = LocalKeyring::open(&file)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use super::{kms, AtomicFile, KeyArgs};
+use super::{AtomicFile, KeyArgs, kms};
 use crate::envelope::{self, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2};
 use crate::{
     AuditLog, EnvelopeParams, EnvelopeReader, EnvelopeWriter, Header, LocalProvider, Payload,

@@ -298,7 +298,7 @@ impl Header {
     ///
     /// ```
     /// # use rampart_kms::*;
-    /// # let h = Header::unsealed(&EnvelopeParams::from_pairs(Payload::Snapshot, 20, &[("dataset", "d")]), [0; 32], vec![]).unwrap();
+    /// # let h = Header::unsealed(&EnvelopeParams::from_pairs(Payload::Snapshot, 20, &[("dataset", "d")]), [0; 32], vec![KeySlot::new("t", "k", vec![])]).unwrap();
     /// let mut bytes = h.to_bytes();
     /// bytes.extend_from_slice(b"rest");
     /// let mut r = &bytes[..];
@@ -327,7 +327,7 @@ impl Header {
     ///
     /// ```
     /// # use rampart_kms::*;
-    /// # let h = Header::unsealed(&EnvelopeParams::from_pairs(Payload::Snapshot, 20, &[("dataset", "d")]), [0; 32], vec![]).unwrap();
+    /// # let h = Header::unsealed(&EnvelopeParams::from_pairs(Payload::Snapshot, 20, &[("dataset", "d")]), [0; 32], vec![KeySlot::new("t", "k", vec![])]).unwrap();
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let bytes = h.to_bytes();
     /// let back = Header::read_from_async(&mut &bytes[..]).await.unwrap();

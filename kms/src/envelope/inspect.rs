@@ -4,8 +4,8 @@
 use std::io::{Read, Seek, SeekFrom};
 
 use super::{Header, LEN_PREFIX};
-use crate::cipher::TAG_LEN;
 use crate::Result;
+use crate::cipher::TAG_LEN;
 
 /// What a keyless scan of a stream found. Nothing here is secret.
 ///

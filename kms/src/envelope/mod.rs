@@ -13,15 +13,15 @@ mod reader;
 mod writer;
 
 pub use header::{
-    EnvelopeParams, Header, DEFAULT_CHUNK_LOG2, MAGIC, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2, SUITE_V1,
+    DEFAULT_CHUNK_LOG2, EnvelopeParams, Header, MAGIC, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2, SUITE_V1,
 };
-pub use inspect::{scan, ScanReport};
+pub use inspect::{ScanReport, scan};
 pub use reader::{AsyncEnvelopeReader, EnvelopeReader};
 pub use writer::{AsyncEnvelopeWriter, EnvelopeWriter};
 
 use std::fmt;
 
-use crate::cipher::{ct_eq, ChunkCipher, TAG_LEN};
+use crate::cipher::{ChunkCipher, TAG_LEN, ct_eq};
 use crate::{DataKey, Error, Result};
 
 /// Length of a chunk's length prefix.

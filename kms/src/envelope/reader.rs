@@ -6,12 +6,12 @@
 
 use std::io::{self, Read};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use zeroize::Zeroize;
 
-use super::{Header, StreamKey, LEN_PREFIX};
+use super::{Header, LEN_PREFIX, StreamKey};
 use crate::cipher::TAG_LEN;
 use crate::{Error, Provider, Result};
 
@@ -554,7 +554,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for AsyncEnvelopeReader<R> {
                 }
                 Phase::Done => return Poll::Ready(Ok(())),
                 Phase::Failed => {
-                    return Poll::Ready(Err(io::Error::other("envelope reader failed earlier")))
+                    return Poll::Ready(Err(io::Error::other("envelope reader failed earlier")));
                 }
                 Phase::Len { mut got } => {
                     let r = Self::poll_fill(&mut this.inner, cx, &mut core.len_buf, &mut got);

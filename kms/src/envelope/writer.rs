@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tokio::io::AsyncWrite;
 use zeroize::Zeroize;
@@ -311,8 +311,10 @@ impl<W: AsyncWrite + Unpin> AsyncEnvelopeWriter<W> {
             self.head_pos += n;
         }
         while self.out_pos < self.out_len {
-            let n = ready!(Pin::new(&mut self.inner)
-                .poll_write(cx, &self.core.buf[self.out_pos..self.out_len]))?;
+            let n = ready!(
+                Pin::new(&mut self.inner)
+                    .poll_write(cx, &self.core.buf[self.out_pos..self.out_len])
+            )?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }

@@ -307,13 +307,13 @@ impl Provider {
     /// # Ok(()) }
     /// ```
     pub async fn rewrap(&self, slot: &KeySlot, ctx: &KeyContext, to: &Provider) -> Result<KeySlot> {
-        if let (Provider::Aws(a), Provider::Aws(b)) = (self, to) {
-            if slot.provider == PROVIDER_AWS {
-                let dest = b
-                    .key_id()
-                    .ok_or_else(|| Error::Config("rewrap target has no KMS key id".into()))?;
-                return a.re_encrypt(slot, ctx, dest).await;
-            }
+        if let (Provider::Aws(a), Provider::Aws(b)) = (self, to)
+            && slot.provider == PROVIDER_AWS
+        {
+            let dest = b
+                .key_id()
+                .ok_or_else(|| Error::Config("rewrap target has no KMS key id".into()))?;
+            return a.re_encrypt(slot, ctx, dest).await;
         }
         let dk = self.decrypt_data_key(slot, ctx).await?;
         to.wrap(&dk, ctx).await

@@ -205,11 +205,11 @@ impl<W: Write> Write for EnvelopeWriter<W> {
         let mut done = 0;
         while done < data.len() {
             done += self.core.absorb(&data[done..]);
-            if self.core.is_full() {
-                if let Err(e) = self.write_chunk(false) {
-                    self.failed = true;
-                    return Err(e);
-                }
+            if self.core.is_full()
+                && let Err(e) = self.write_chunk(false)
+            {
+                self.failed = true;
+                return Err(e);
             }
         }
         Ok(done)

@@ -242,7 +242,13 @@ impl AwsKms {
             Ok((dk, KeySlot::new(PROVIDER_AWS, arn, wrapped)))
         }
         .await;
-        self.audited("GenerateDataKey", key_id, ctx, r)
+        // Audit under the ARN KMS resolved (as CloudTrail does), or the
+        // configured id when the call failed.
+        let audited_id = r
+            .as_ref()
+            .map(|(_, s)| s.key_id.clone())
+            .unwrap_or_else(|_| key_id.to_string());
+        self.audited("GenerateDataKey", &audited_id, ctx, r)
     }
 
     /// `Decrypt` of a slot made by KMS, with the same encryption context.

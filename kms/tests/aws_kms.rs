@@ -404,3 +404,25 @@ async fn cli_rewraps_a_local_file_into_kms() {
     assert!(err.contains(&format!("KMS key {arn} is disabled")), "{err}");
     assert!(!p.join("out2.rdb").exists());
 }
+
+#[tokio::test]
+async fn access_denied_is_its_own_error() {
+    let admin = kms(None, AuditLog::disabled()).await;
+    let key_a = new_key(&admin).await;
+    let key_b = new_key(&admin).await;
+    let k = kms(Some(&key_a), AuditLog::disabled()).await;
+    let ctx = KeyContext::new("d", Payload::Snapshot);
+    let (_, mut slot) = k.generate_data_key(&ctx).await.unwrap();
+    // A slot naming key B over a blob of key A: KMS refuses the caller
+    // access to decrypt it under B (moto answers AccessDeniedException).
+    slot.key_id = key_b.clone();
+    let err = k.decrypt_data_key(&slot, &ctx).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::KmsAccessDenied { key_id, operation: "Decrypt", .. } if *key_id == key_b),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("access denied using KMS key {key_b}"))
+    );
+}

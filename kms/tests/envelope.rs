@@ -409,3 +409,43 @@ fn test_vectors_match_byte_for_byte() {
         );
     }
 }
+
+/// Reads with a buffer larger than a chunk: the reader's direct path.
+fn read_big(stream: &[u8]) -> (Result<Vec<u8>>, Vec<u8>) {
+    let mut r = stream;
+    let h = Header::read_from(&mut r).unwrap();
+    let k = StreamKey::from_data_key(&h, &DataKey::from_bytes(KEY)).unwrap();
+    let mut reader = EnvelopeReader::new(r, h, k).require_eof(true);
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 3 * C16];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return (Ok(out), buf),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => return (Err(Error::from(e)), buf),
+        }
+    }
+}
+
+#[test]
+fn direct_path_round_trips_and_fails_closed() {
+    let pt = pattern(3 * C16 + 11);
+    let stream = seal(&pt, 16);
+    assert_eq!(read_big(&stream).0.unwrap(), pt);
+
+    let c = chunk_offsets(&stream);
+    let mut s = stream.clone();
+    s[c[1].0 + 100] ^= 1;
+    let (r, buf) = read_big(&s);
+    assert!(matches!(r, Err(Error::ChunkAuth { index: 1 })));
+    assert!(
+        buf[..C16].iter().all(|&b| b == 0),
+        "unverified plaintext left in the caller's buffer"
+    );
+
+    let (r, _) = read_big(&stream[..c[2].0 + 500]);
+    assert!(matches!(r, Err(Error::Truncated { chunks: 2 })), "{r:?}");
+    let mut padded = stream.clone();
+    padded.push(1);
+    assert!(matches!(read_big(&padded).0, Err(Error::TrailingData)));
+}

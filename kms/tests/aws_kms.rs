@@ -426,3 +426,45 @@ async fn access_denied_is_its_own_error() {
             .starts_with(&format!("access denied using KMS key {key_b}"))
     );
 }
+
+#[tokio::test]
+async fn aws_endpoint_url_kms_is_honoured() {
+    let ep = endpoint();
+    let admin = kms(None, AuditLog::disabled()).await;
+    let arn = new_key(&admin).await;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("in"), b"plain").unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(args)
+            .current_dir(d.path())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL_KMS", &ep)
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "snapshot",
+        "encrypt",
+        "in",
+        "-o",
+        "in.enc",
+        "--kms-key-id",
+        &arn,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["snapshot", "decrypt", "in.enc", "-o", "out", "--kms"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(d.path().join("out")).unwrap(), b"plain");
+}

@@ -140,3 +140,112 @@ async fn endpoint_returning_garbage_is_a_clear_error() {
     );
     server.abort();
 }
+
+/// A tiny KMS stand-in: throttles the first `throttle` requests, then
+/// answers GenerateDataKey. Returns its port and a request counter.
+async fn throttling_server(
+    throttle: usize,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use base64::Engine as _;
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let c = c.clone();
+            tokio::spawn(async move {
+                loop {
+                    // Read one request: headers, then content-length bytes.
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    let body_start = loop {
+                        let n = match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        req.extend_from_slice(&buf[..n]);
+                        if let Some(p) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break p + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&req[..body_start]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map(|v| v.trim().parse().unwrap())
+                        .unwrap_or(0);
+                    while req.len() < body_start + len {
+                        let n = sock.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        req.extend_from_slice(&buf[..n]);
+                    }
+                    let i = c.fetch_add(1, Ordering::SeqCst);
+                    let (status, body) = if i < throttle {
+                        (
+                            "400 Bad Request",
+                            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#
+                                .to_string(),
+                        )
+                    } else {
+                        let b64 = base64::engine::general_purpose::STANDARD;
+                        (
+                            "200 OK",
+                            format!(
+                                r#"{{"CiphertextBlob":"{}","Plaintext":"{}","KeyId":"arn:aws:kms:us-east-1:1:key/k"}}"#,
+                                b64.encode([1u8; 64]),
+                                b64.encode([2u8; 32])
+                            ),
+                        )
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if sock.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test]
+async fn throttling_is_retried_with_backoff() {
+    let (port, count) = throttling_server(2).await;
+    let kms = AwsKms::connect(
+        &cfg(format!("http://127.0.0.1:{port}")),
+        AuditLog::disabled(),
+    )
+    .await
+    .unwrap();
+    let (_key, slot) = kms.generate_data_key(&ctx()).await.unwrap();
+    assert_eq!(slot.key_id, "arn:aws:kms:us-east-1:1:key/k");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn persistent_throttling_gives_up_after_max_attempts() {
+    let (port, count) = throttling_server(usize::MAX).await;
+    let kms = AwsKms::connect(
+        &cfg(format!("http://127.0.0.1:{port}")),
+        AuditLog::disabled(),
+    )
+    .await
+    .unwrap();
+    let err = kms.generate_data_key(&ctx()).await.unwrap_err();
+    assert!(matches!(err, Error::KmsUnavailable { .. }), "{err}");
+    assert!(err.to_string().contains("ThrottlingException"), "{err}");
+    assert_eq!(
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "max_attempts is 3"
+    );
+}

@@ -422,12 +422,38 @@ impl LocalKeyring {
     /// assert_eq!(ring.primary_version(), 2);
     /// ```
     pub fn rotate(&mut self) -> Result<u32> {
-        let v = self.add_version()?;
-        self.save()?;
-        Ok(v)
+        self.modify(|ring| ring.add_version())
+    }
+
+    /// Read-modify-write under an exclusive lock, starting from the file as
+    /// it is now: two `rampart keyring` runs at once must not lose a version
+    /// (data may already be encrypted under it).
+    fn modify<T>(&mut self, f: impl FnOnce(&mut LocalKeyring) -> Result<T>) -> Result<T> {
+        let lock_path = lock_path(&self.path);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(&lock_path)(e.into()))?;
+        let mut fresh = LocalKeyring::open(&self.path)?;
+        let out = f(&mut fresh)?;
+        fresh.save()?;
+        *self = fresh;
+        // The lock is released when `lock` is closed.
+        drop(lock);
+        Ok(out)
     }
 
     fn set_state(&mut self, version: u32, state: KeyState) -> Result<()> {
+        self.modify(|ring| ring.set_state_in_memory(version, state))
+    }
+
+    fn set_state_in_memory(&mut self, version: u32, state: KeyState) -> Result<()> {
         if state == KeyState::Disabled && version == self.primary {
             return Err(Error::KeyringOp(format!(
                 "version {version} is the primary key of {}; rotate first (rampart keyring rotate), then disable it",
@@ -445,7 +471,7 @@ impl LocalKeyring {
                 path: self.path.clone(),
             })?;
         k.state = state;
-        self.save()
+        Ok(())
     }
 
     /// Disables a version: data under it can no longer be decrypted. The
@@ -685,6 +711,14 @@ fn tmp_path(path: &Path) -> Result<PathBuf> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "keyring".into());
     Ok(path.with_file_name(format!(".{name}.tmp-{}", hex::encode(rnd))))
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "keyring".into());
+    path.with_file_name(format!(".{name}.lock"))
 }
 
 fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {

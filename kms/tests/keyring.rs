@@ -11,6 +11,13 @@ use std::path::Path;
 use common::pattern;
 use rampart_kms::*;
 
+fn assert_no_temp_files(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp-"), "temp file {name} left behind");
+    }
+}
+
 fn ctx() -> KeyContext {
     KeyContext::new("cache-1", Payload::Snapshot)
 }
@@ -48,8 +55,7 @@ fn init_writes_a_0600_file_and_refuses_to_overwrite() {
         LocalKeyring::init(&path),
         Err(Error::KeyFileExists(_))
     ));
-    // No temp files left behind.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_no_temp_files(dir.path());
 }
 
 #[test]
@@ -91,11 +97,7 @@ fn rotate_disable_enable_persist() {
         .unwrap()
         .decrypt_data_key(&slot1, &ctx())
         .unwrap();
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        1,
-        "temp file left behind"
-    );
+    assert_no_temp_files(dir.path());
 }
 
 #[test]
@@ -289,4 +291,45 @@ async fn swapped_key_slots_are_detected() {
     // Another dataset: the wrap's context binding refuses it.
     let err = decrypt(&p, &swap(&a, &other_ds)).await.unwrap_err();
     assert!(matches!(err, Error::LocalUnwrap { .. }), "{err}");
+}
+
+#[test]
+fn concurrent_keyring_edits_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.json");
+    LocalKeyring::init(&path).unwrap();
+    // Two handles loaded before either edits: a stale one must not undo
+    // the other's rotation.
+    let mut a = LocalKeyring::open(&path).unwrap();
+    let mut b = LocalKeyring::open(&path).unwrap();
+    assert_eq!(a.rotate().unwrap(), 2);
+    assert_eq!(b.rotate().unwrap(), 3);
+    b.disable(1).unwrap();
+    a.disable(2).unwrap();
+    let ring = LocalKeyring::open(&path).unwrap();
+    let states: Vec<_> = ring
+        .versions()
+        .iter()
+        .map(|v| (v.version, v.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (1, KeyState::Disabled),
+            (2, KeyState::Disabled),
+            (3, KeyState::Enabled)
+        ]
+    );
+
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || LocalKeyring::open(&path).unwrap().rotate().unwrap())
+        })
+        .collect();
+    let mut got: Vec<u32> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    got.sort();
+    assert_eq!(got, (4..12).collect::<Vec<_>>());
+    assert_eq!(LocalKeyring::open(&path).unwrap().versions().len(), 11);
+    assert_no_temp_files(dir.path());
 }

@@ -1665,3 +1665,233 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("zmpop", -4, WRITE | EXCLUSIVE, NONE, G, zmpop),
     spec("zscan", -3, READONLY, ONE, G, zscan),
 ];
+
+#[cfg(test)]
+mod tests {
+    //! Expected replies were taken from redis-server 7.0.15.
+
+    use super::{parse_range_item, parse_score, strtod};
+    use crate::state::changes_on_this_thread;
+    use crate::testkit::Kit;
+
+    fn int(n: i64) -> String {
+        format!(":{n}\r\n")
+    }
+
+    fn err(s: &str) -> String {
+        format!("-{s}\r\n")
+    }
+
+    fn bulks(items: &[&str]) -> String {
+        let mut s = format!("*{}\r\n", items.len());
+        for i in items {
+            s.push_str(&format!("${}\r\n{i}\r\n", i.len()));
+        }
+        s
+    }
+
+    #[test]
+    fn scores_parse_like_string2d() {
+        assert_eq!(parse_score(b"1.5"), Some(1.5));
+        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_score(b"+Infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_score(b"0x10"), Some(16.0));
+        assert_eq!(parse_score(b"0x1p-3"), Some(0.125));
+        assert_eq!(parse_score(b".5"), Some(0.5));
+        assert_eq!(parse_score(b"5."), Some(5.0));
+        assert!(parse_score(b"1e-310").is_some_and(|v| v > 0.0));
+        for bad in [
+            &b"1e400"[..],
+            b"1e-400",
+            b" 1",
+            b"1 ",
+            b"",
+            b"nan",
+            b"1e",
+            b"0x",
+            b"--1",
+            b"1\x002",
+        ] {
+            assert_eq!(parse_score(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(strtod(b"  12abc"), (12.0, 4, false));
+        assert_eq!(strtod(b"abc").1, 0);
+    }
+
+    #[test]
+    fn range_items_parse_like_zslparserange() {
+        assert_eq!(parse_range_item(b"(1.5"), Some((1.5, true)));
+        assert_eq!(parse_range_item(b" 2"), Some((2.0, false)));
+        assert_eq!(parse_range_item(b""), Some((0.0, false)));
+        assert_eq!(parse_range_item(b"("), Some((0.0, true)));
+        assert_eq!(parse_range_item(b"1e400"), Some((f64::INFINITY, false)));
+        assert_eq!(parse_range_item(b"3\x00junk"), Some((3.0, false)));
+        assert_eq!(parse_range_item(b"(nan"), None);
+        assert_eq!(parse_range_item(b"x"), None);
+    }
+
+    #[test]
+    fn zadd_options_and_errors() {
+        let mut k = Kit::new();
+        assert_eq!(k.run(&["ZADD", "z", "1", "a", "2", "b"]), int(2));
+        assert_eq!(k.run(&["ZADD", "z", "CH", "5", "a", "3", "c"]), int(2));
+        assert_eq!(k.run(&["ZADD", "z", "GT", "CH", "1", "a"]), int(0));
+        assert_eq!(k.run(&["ZADD", "z", "INCR", "2", "a"]), "$1\r\n7\r\n");
+        assert_eq!(k.run(&["ZADD", "z", "NX", "INCR", "2", "a"]), "$-1\r\n");
+        assert_eq!(
+            k.run(&["ZADD", "z", "NX", "XX", "1", "a"]),
+            err("ERR XX and NX options at the same time are not compatible")
+        );
+        assert_eq!(
+            k.run(&["ZADD", "z", "GT", "LT", "1", "a"]),
+            err("ERR GT, LT, and/or NX options at the same time are not compatible")
+        );
+        assert_eq!(
+            k.run(&["ZADD", "z", "INCR", "1", "a", "2", "b"]),
+            err("ERR INCR option supports a single increment-element pair")
+        );
+        assert_eq!(
+            k.run(&["ZADD", "z", "x", "a"]),
+            err("ERR value is not a valid float")
+        );
+        assert_eq!(
+            k.run(&["ZADD", "z", "1", "a", "2"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(k.run(&["ZADD", "n", "inf", "a"]), int(1));
+        assert_eq!(
+            k.run(&["ZINCRBY", "n", "-inf", "a"]),
+            err("ERR resulting score is not a number (NaN)")
+        );
+        assert_eq!(k.run(&["ZADD", "none", "XX", "1", "a"]), int(0));
+        assert_eq!(k.run(&["EXISTS", "none"]), int(0));
+        k.run(&["SET", "s", "v"]);
+        assert_eq!(
+            k.run(&["ZADD", "s", "1", "a"]),
+            err("WRONGTYPE Operation against a key holding the wrong kind of value")
+        );
+    }
+
+    #[test]
+    fn no_op_writes_change_nothing() {
+        let mut k = Kit::new();
+        k.run(&["ZADD", "z", "1", "a", "2", "b"]);
+        for cmd in [
+            &["ZADD", "z", "NX", "5", "a"][..],
+            &["ZADD", "z", "1", "a"],
+            &["ZADD", "z", "XX", "1", "zz"],
+            &["ZADD", "z", "GT", "0", "a"],
+            &["ZREM", "z", "nosuch"],
+            &["ZREMRANGEBYSCORE", "z", "10", "20"],
+            &["ZREMRANGEBYRANK", "z", "5", "6"],
+            &["ZREMRANGEBYLEX", "z", "(x", "+"],
+            &["ZPOPMIN", "z", "0"],
+            &["ZUNIONSTORE", "none", "1", "missing"],
+        ] {
+            let before = changes_on_this_thread();
+            k.run(cmd);
+            assert_eq!(changes_on_this_thread(), before, "{cmd:?}");
+        }
+        let before = changes_on_this_thread();
+        k.run(&["ZADD", "z", "3", "a"]);
+        assert_ne!(changes_on_this_thread(), before);
+    }
+
+    #[test]
+    fn ranges_on_a_large_set() {
+        let mut k = Kit::new();
+        for i in 0..1000 {
+            let s = i.to_string();
+            let m = format!("m{i:04}");
+            k.run(&["ZADD", "big", &s, &m]);
+        }
+        assert_eq!(k.run(&["OBJECT", "ENCODING", "big"]), "$8\r\nskiplist\r\n");
+        assert_eq!(
+            k.run(&["ZRANGE", "big", "500", "501"]),
+            bulks(&["m0500", "m0501"])
+        );
+        assert_eq!(k.run(&["ZREVRANGE", "big", "0", "0"]), bulks(&["m0999"]));
+        assert_eq!(k.run(&["ZRANK", "big", "m0700"]), int(700));
+        assert_eq!(k.run(&["ZREVRANK", "big", "m0700"]), int(299));
+        assert_eq!(k.run(&["ZCOUNT", "big", "(10", "20"]), int(10));
+        assert_eq!(
+            k.run(&["ZRANGEBYSCORE", "big", "-inf", "+inf", "LIMIT", "998", "5"]),
+            bulks(&["m0998", "m0999"])
+        );
+        assert_eq!(
+            k.run(&[
+                "ZREVRANGEBYSCORE",
+                "big",
+                "+inf",
+                "-inf",
+                "LIMIT",
+                "998",
+                "5"
+            ]),
+            bulks(&["m0001", "m0000"])
+        );
+        assert_eq!(k.run(&["ZREMRANGEBYRANK", "big", "0", "899"]), int(900));
+        assert_eq!(k.run(&["ZCARD", "big"]), int(100));
+        // Never converted back.
+        assert_eq!(k.run(&["OBJECT", "ENCODING", "big"]), "$8\r\nskiplist\r\n");
+        assert_eq!(k.run(&["ZRANGESTORE", "copy", "big", "0", "-1"]), int(100));
+        assert_eq!(k.run(&["OBJECT", "ENCODING", "copy"]), "$8\r\nlistpack\r\n");
+    }
+
+    #[test]
+    fn zscan_covers_a_growing_skiplist() {
+        let mut k = Kit::new();
+        for i in 0..300 {
+            k.run(&["ZADD", "z", &i.to_string(), &format!("k{i}")]);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = "0".to_string();
+        let mut extra = 0;
+        loop {
+            let reply = k.run(&["ZSCAN", "z", &cursor, "COUNT", "20"]);
+            let lines: Vec<&str> = reply.split("\r\n").collect();
+            cursor = lines[2].to_string();
+            // Members are every other bulk after the inner array header.
+            let body = &lines[4..];
+            for pair in body.chunks(4) {
+                if pair.len() >= 2 {
+                    seen.insert(pair[1].to_string());
+                }
+            }
+            for _ in 0..10 {
+                k.run(&["ZADD", "z", "0", &format!("x{extra}")]);
+                extra += 1;
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+        for i in 0..300 {
+            assert!(seen.contains(&format!("k{i}")), "missing k{i}");
+        }
+    }
+
+    #[test]
+    fn pops_and_mpop() {
+        let mut k = Kit::new();
+        k.run(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
+        assert_eq!(k.run(&["ZPOPMIN", "z"]), bulks(&["a", "1"]));
+        assert_eq!(k.run(&["ZPOPMAX", "z", "5"]), bulks(&["c", "3", "b", "2"]));
+        assert_eq!(k.run(&["EXISTS", "z"]), int(0));
+        assert_eq!(k.run(&["ZPOPMIN", "z"]), "*0\r\n");
+        assert_eq!(k.run(&["ZMPOP", "1", "z", "MIN"]), "*-1\r\n");
+        k.run(&["ZADD", "z", "1", "a"]);
+        assert_eq!(
+            k.run(&["ZMPOP", "2", "nokey", "z", "MAX", "COUNT", "3"]),
+            "*2\r\n$1\r\nz\r\n*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n"
+        );
+        assert_eq!(
+            k.run(&["ZMPOP", "0", "z", "MIN"]),
+            err("ERR numkeys should be greater than 0")
+        );
+        assert_eq!(
+            k.run(&["ZPOPMIN", "z", "-1"]),
+            err("ERR value is out of range, must be positive")
+        );
+    }
+}

@@ -787,7 +787,12 @@ fn pfmerge(ctx: &mut Ctx<'_>) {
             }
         }
         invalidate(&mut work.v);
-        store(slot, work.v);
+        // Always a write, even when the bytes come out the same: Redis
+        // signals the key modified (WATCH) and propagates PFMERGE.
+        match slot.value_mut().and_then(Value::str_mut) {
+            Some(s) => *s = work.v,
+            None => slot.insert(Value::raw_string(work.v), None),
+        }
         Found::Hll(Ok(()))
     });
     if r.type_error(ctx) {

@@ -407,7 +407,9 @@ impl List {
 
     /// Approximate heap bytes held (MEMORY USAGE, eviction accounting).
     pub fn heap_size(&self) -> usize {
-        self.chunks.capacity() * std::mem::size_of::<Chunk>()
+        // The List itself lives in the Value's Box.
+        std::mem::size_of::<List>()
+            + self.chunks.capacity() * std::mem::size_of::<Chunk>()
             + self.chunks.iter().map(|c| c.buf.capacity()).sum::<usize>()
     }
 

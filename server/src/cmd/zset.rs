@@ -1270,6 +1270,10 @@ fn zrandmember(ctx: &mut Ctx<'_>) {
     });
 }
 
+/// The most members a negative ZRANDMEMBER count may ask for (Rampart's
+/// bound; Redis has none and would exhaust memory).
+const MAX_RANDOM_REPLY: usize = 1 << 24;
+
 /// Redis's `zrandmemberWithCountCommand`: a negative count samples with
 /// repetition; a positive one returns distinct members (all of them,
 /// highest first, when the count covers the set).
@@ -1285,6 +1289,11 @@ fn randmember_count(ctx: &mut Ctx<'_>, count: i64, withscores: bool) {
         let size = z.len();
         if count < 0 || count == 1 {
             let n = count.unsigned_abs() as usize;
+            // Redis would build this reply whatever its size; the whole reply
+            // is rendered in memory here, so refuse ones that cannot fit.
+            if n > MAX_RANDOM_REPLY {
+                return ctx.out.error("ERR value is out of range");
+            }
             emit_len(ctx, n, withscores);
             for _ in 0..n {
                 let i = (rand::random::<u64>() % size as u64) as usize;

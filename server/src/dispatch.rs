@@ -147,7 +147,8 @@ pub fn call(
     gated: bool,
 ) {
     let spec = srv.commands.spec(id);
-    let exclusive = spec.has(flags::EXCLUSIVE) || spec.key_positions(args.len()).nth(1).is_some();
+    let exclusive = spec.has(flags::EXCLUSIVE | flags::MOVABLEKEYS)
+        || spec.key_positions(args.len()).nth(1).is_some();
     let mut _shared = None;
     let mut excl = None;
     if !gated && !spec.has(flags::TX_CONTROL) {

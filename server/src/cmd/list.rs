@@ -765,7 +765,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), L, rpoplpush),
     // Keys come after numkeys (Redis's "keynum" key spec, not expressible
     // as first/last/step), so the gate is taken exclusive by flag.
-    spec("lmpop", -4, WRITE | EXCLUSIVE, (0, 0, 0), L, lmpop),
+    spec("lmpop", -4, WRITE | MOVABLEKEYS, (0, 0, 0), L, lmpop),
 ];
 
 #[cfg(test)]

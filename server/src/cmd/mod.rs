@@ -60,6 +60,10 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 15;
     /// Rampart: holds the gate exclusive even with one key.
     pub const EXCLUSIVE: u32 = 1 << 16;
+    /// Keys are found by parsing the arguments (a numkeys argument), so the
+    /// first/last/step triple cannot name them; such commands always hold
+    /// the gate exclusive.
+    pub const MOVABLEKEYS: u32 = 1 << 18;
     /// Rampart: must not be queued by MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
     pub const TX_CONTROL: u32 = 1 << 17;
 
@@ -81,6 +85,7 @@ pub mod flags {
         (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 

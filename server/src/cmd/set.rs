@@ -706,7 +706,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "sintercard",
         -3,
-        READONLY | EXCLUSIVE,
+        READONLY | MOVABLEKEYS,
         (0, 0, 0),
         S,
         sintercard,

@@ -46,15 +46,23 @@ install_packages() {
     fi
 }
 
-# ---------------------------------------------------------------------------
-# start_services: start the outside services that the tests talk to.
-#
-# TODO(KMS/S3): start the KMS endpoint (moto_server) and the S3-compatible
-# server here, export their URLs for the tests, and register a cleanup with
-# `trap ... EXIT` that stops them by PID. Nothing to start yet.
-# ---------------------------------------------------------------------------
+# start_services: the outside services the tests talk to, started here so
+# a fresh machine needs nothing by hand. The KMS endpoint is moto_server
+# (PyPI moto[server]==5.2.5 in .venv/moto) behind scripts/moto_kms.py, which
+# makes it refuse disabled keys as real KMS does; scripts/services.sh
+# installs it when missing, starts it on a free port and prints the env the
+# tests read (RAMPART_TEST_KMS_ENDPOINT, dummy AWS credentials). It is
+# stopped by PID when this script exits.
 start_services() {
-    :
+    command -v python3 >/dev/null 2>&1 || "${SUDO[@]}" apt-get install -y python3 python3-venv
+    python3 -c 'import venv, ensurepip' 2>/dev/null ||
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv
+    echo "==> starting the KMS endpoint (moto)"
+    local env
+    env="$(bash scripts/services.sh start)"
+    eval "$env"
+    trap 'bash scripts/services.sh stop' EXIT
+    echo "    KMS endpoint at $RAMPART_TEST_KMS_ENDPOINT"
 }
 
 install_packages

@@ -345,7 +345,7 @@ async fn cli_rewraps_a_local_file_into_kms() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        let out = std::process::Command::new(common::rampart_bin())
             .args(args)
             .current_dir(p)
             .env("AWS_ACCESS_KEY_ID", "test")
@@ -435,7 +435,7 @@ async fn aws_endpoint_url_kms_is_honoured() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("in"), b"plain").unwrap();
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        std::process::Command::new(common::rampart_bin())
             .args(args)
             .current_dir(d.path())
             .env("AWS_ACCESS_KEY_ID", "test")

@@ -1,12 +1,14 @@
 //! The `rampart` binary, run as a process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn rampart(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
+    Command::new(common::rampart_bin())
         .args(args)
         .current_dir(cwd)
         .output()
@@ -390,7 +392,7 @@ fn damaged_input_leaves_no_plaintext_behind() {
 fn kms_without_a_region_is_a_config_error() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("x.enc"), b"x").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+    let out = Command::new(common::rampart_bin())
         .args([
             "snapshot",
             "decrypt",

@@ -985,6 +985,21 @@ pub static PARAMS: &[Param] = &[
         },
         false,
     ),
+    // Rampart's own: at-rest encryption and its key provider. Fixed at
+    // startup (a running server keeps the provider it opened).
+    p("encryption-at-rest", &[], "yes", Kind::Bool, true),
+    p(
+        "kms-provider",
+        &[],
+        "local",
+        Kind::Enum(&["local", "aws"]),
+        true,
+    ),
+    p("kms-key-file", &[], "", Kind::Str, true),
+    p("kms-key-id", &[], "", Kind::Str, true),
+    p("kms-region", &[], "", Kind::Str, true),
+    p("kms-endpoint", &[], "", Kind::Str, true),
+    p("kms-audit-log", &[], "", Kind::Str, true),
 ];
 
 /// Values read on every request, kept in atomics.

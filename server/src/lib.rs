@@ -13,6 +13,7 @@ pub mod config;
 pub mod conn;
 pub mod cron;
 pub mod dispatch;
+pub mod encryption;
 pub mod info;
 pub mod num;
 pub mod resp;

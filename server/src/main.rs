@@ -98,7 +98,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let port = config.int("port");
     let binds = config.get("bind").unwrap_or_default();
     let pidfile = config.get("pidfile").unwrap_or_default();
-    let srv = Arc::new(Server::new(config));
+    let keys = rampart_server::encryption::open(&config).await?;
+    let mut srv = Server::new(config);
+    srv.keys = keys;
+    let srv = Arc::new(srv);
     let mut listeners = Vec::new();
     if port != 0 {
         for addr in binds.split_whitespace() {
@@ -146,7 +149,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         port
     );
     tracing::info!(
-        "Data directory {}: data is kept in memory only (persistence is not implemented yet), so nothing is written there and no encryption key is in use",
+        "Data directory {}: data is kept in memory only (persistence is not implemented yet), so nothing is written there yet",
         srv.config.get("dir").unwrap_or_default()
     );
     for l in listeners {

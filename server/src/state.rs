@@ -349,6 +349,8 @@ pub struct Server {
     pub shutting_down: AtomicBool,
     /// Average TTL estimate per db from active expiry (INFO keyspace).
     pub avg_ttl: Mutex<Vec<u64>>,
+    /// The at-rest key provider (`None` with `encryption-at-rest no`).
+    pub keys: Option<rampart_kms::Provider>,
 }
 
 impl Server {
@@ -381,6 +383,7 @@ impl Server {
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
             avg_ttl: Mutex::new(vec![0; databases]),
+            keys: None,
         }
     }
 }

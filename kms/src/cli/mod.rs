@@ -24,6 +24,8 @@ pub struct Cli {
 }
 
 /// Top-level commands.
+// Parsed once per process: the size difference between variants is moot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage a local keyring file (versioned master keys).
@@ -55,6 +57,22 @@ pub struct KeyArgs {
     /// Append a JSON line per key use to this file.
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// Take the key settings (kms-provider, kms-key-file, kms-key-id,
+    /// kms-region, kms-endpoint, kms-audit-log) from a rampart-server config
+    /// file.
+    #[arg(long, value_name = "REDIS.CONF", conflicts_with_all = ["key_file", "kms_key_id", "kms"])]
+    pub config: Option<PathBuf>,
+}
+
+/// Reads a server config file into provider settings; set by the binary
+/// that knows the config syntax (the server crate's `rampart`).
+pub type ConfigResolver = fn(&Path) -> anyhow::Result<crate::ProviderConfig>;
+
+static RESOLVER: std::sync::OnceLock<ConfigResolver> = std::sync::OnceLock::new();
+
+/// Installs the `--config` reader.
+pub fn set_config_resolver(f: ConfigResolver) {
+    let _ = RESOLVER.set(f);
 }
 
 impl KeyArgs {
@@ -64,6 +82,16 @@ impl KeyArgs {
 
     /// The provider these options name.
     async fn provider(&self) -> anyhow::Result<Provider> {
+        if let Some(conf) = &self.config {
+            let resolve = RESOLVER
+                .get()
+                .ok_or_else(|| anyhow::anyhow!("--config is not supported by this binary"))?;
+            let mut pc = resolve(conf)?;
+            if self.audit_log.is_some() {
+                pc.audit_log = self.audit_log.clone();
+            }
+            return Ok(Provider::from_config(&pc).await?);
+        }
         let audit = AuditLog::open(self.audit_log.as_deref())?;
         if let Some(path) = &self.key_file {
             return Ok(Provider::Local(LocalProvider::open(path, audit)?));

@@ -66,3 +66,19 @@ pub fn chunk_offsets(stream: &[u8]) -> Vec<(usize, usize)> {
         }
     }
 }
+
+/// The `rampart` binary, built by the server crate (`cargo build --bins`,
+/// which `scripts/test.sh` runs before the tests); `RAMPART_CLI` overrides.
+pub fn rampart_bin() -> std::path::PathBuf {
+    let path = std::env::var_os("RAMPART_CLI")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/rampart")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}

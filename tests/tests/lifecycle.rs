@@ -189,7 +189,10 @@ fn first_start_creates_the_service_managed_keyring() -> Result<()> {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let log = r.log();
     assert!(log.contains("Created a local keyring at"), "{log}");
-    assert!(log.contains("does not protect against someone who holds both"), "{log}");
+    assert!(
+        log.contains("does not protect against someone who holds both"),
+        "{log}"
+    );
     drop(r);
 
     let off = Rampart::start(&["--encryption-at-rest", "no"])?;
@@ -202,28 +205,82 @@ fn first_start_creates_the_service_managed_keyring() -> Result<()> {
 fn rampart_cli_takes_keys_from_the_server_config() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let cli = rampart_tests::workspace_root().join("target/debug/rampart");
-    ensure!(cli.exists(), "{} missing: run cargo build --bins", cli.display());
+    ensure!(
+        cli.exists(),
+        "{} missing: run cargo build --bins",
+        cli.display()
+    );
     let ring = dir.path().join("ring.json");
     let conf = dir.path().join("rampart.conf");
-    std::fs::write(&conf, format!("port 7777\nkms-provider local\nkms-key-file {}\n", ring.display()))?;
+    std::fs::write(
+        &conf,
+        format!(
+            "port 7777\nkms-provider local\nkms-key-file {}\n",
+            ring.display()
+        ),
+    )?;
     let run = |args: &[&str]| -> Result<std::process::Output> {
         run_with_timeout(
-            Command::new(&cli).args(args).current_dir(dir.path()).stdin(Stdio::null()),
+            Command::new(&cli)
+                .args(args)
+                .current_dir(dir.path())
+                .stdin(Stdio::null()),
             Duration::from_secs(30),
         )
     };
-    let out = run(&["keyring", "init", "--file", ring.to_str().unwrap_or_default()])?;
-    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "keyring",
+        "init",
+        "--file",
+        ring.to_str().unwrap_or_default(),
+    ])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(dir.path().join("plain.bin"), b"the marker value 12345")?;
     let conf_s = conf.to_str().unwrap_or_default();
-    let out = run(&["snapshot", "encrypt", "plain.bin", "-o", "enc.bin", "--config", conf_s])?;
-    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "snapshot",
+        "encrypt",
+        "plain.bin",
+        "-o",
+        "enc.bin",
+        "--config",
+        conf_s,
+    ])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let enc = std::fs::read(dir.path().join("enc.bin"))?;
-    assert!(!enc.windows(6).any(|w| w == b"marker"), "ciphertext holds plaintext");
-    let out = run(&["snapshot", "decrypt", "enc.bin", "-o", "dec.bin", "--config", conf_s])?;
-    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read(dir.path().join("dec.bin"))?, b"the marker value 12345");
-    let out = run(&["snapshot", "decrypt", "enc.bin", "-o", "x.bin", "--config", "/nonexistent.conf"])?;
+    assert!(
+        !enc.windows(6).any(|w| w == b"marker"),
+        "ciphertext holds plaintext"
+    );
+    let out = run(&[
+        "snapshot", "decrypt", "enc.bin", "-o", "dec.bin", "--config", conf_s,
+    ])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("dec.bin"))?,
+        b"the marker value 12345"
+    );
+    let out = run(&[
+        "snapshot",
+        "decrypt",
+        "enc.bin",
+        "-o",
+        "x.bin",
+        "--config",
+        "/nonexistent.conf",
+    ])?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("can't open config file"));
     Ok(())

@@ -392,8 +392,7 @@ impl ZSet {
             }
             Repr::Tree(t) => {
                 for _ in from..to {
-                    let i = t.select(from);
-                    t.remove(i);
+                    t.remove_rank(from);
                 }
             }
         }
@@ -416,8 +415,7 @@ impl ZSet {
                 Some((m, s))
             }
             Repr::Tree(t) => {
-                let idx = t.select(i);
-                let (m, s) = t.remove(idx);
+                let (m, s) = t.remove_rank(i);
                 Some((m.into_vec(), s))
             }
         }
@@ -880,7 +878,20 @@ impl Tree {
 
     /// Removes node `idx` entirely, returning its member and score.
     fn remove(&mut self, idx: u32) -> (Box<[u8]>, f64) {
-        self.tree_unlink(idx);
+        let k = self.rank_of(idx);
+        self.remove_at(idx, k)
+    }
+
+    /// Removes the node at ascending rank `k` (pops and rank ranges know
+    /// the rank already, which spares a descent comparing members).
+    fn remove_rank(&mut self, k: usize) -> (Box<[u8]>, f64) {
+        let idx = self.select(k);
+        self.remove_at(idx, k)
+    }
+
+    /// Removes node `idx`, whose rank is `k`.
+    fn remove_at(&mut self, idx: u32, k: usize) -> (Box<[u8]>, f64) {
+        self.root = self.erase_at(self.root, k);
         let h = self.nodes[idx as usize].hash;
         let slot = h as usize & self.mask();
         // Unlink from the bucket chain.
@@ -915,21 +926,38 @@ impl Tree {
         (member, score)
     }
 
-    /// Rebuilds the arena without free slots, keeping the hash seed (so
-    /// ZSCAN cursors stay valid).
+    /// Packs the live nodes to the front of the arena, renumbering the
+    /// links in one O(n) pass (no rehashing, no comparisons), then returns
+    /// the spare capacity. The tree shape and buckets are unchanged, so
+    /// ZSCAN cursors stay valid.
     fn compact(&mut self) {
-        let mut t = Tree::new(self.seed);
-        t.resize(self.buckets.len());
-        t.nodes.reserve_exact(self.len);
-        let mut pairs = Vec::with_capacity(self.len);
-        let mut it = self.iter_from(0, false);
-        while let Some((m, s)) = it.next() {
-            pairs.push((Box::<[u8]>::from(m), s));
+        let map = |m: &[u32], i: u32| if i == NIL { NIL } else { m[i as usize] };
+        let mut remap = vec![NIL; self.nodes.len()];
+        let mut next = 0u32;
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.size > 0 {
+                remap[i] = next;
+                next += 1;
+            }
         }
-        for (m, s) in pairs {
-            t.insert(m, s);
+        let old = std::mem::take(&mut self.nodes);
+        let mut nodes = Vec::with_capacity(self.len);
+        for mut n in old {
+            if n.size == 0 {
+                continue;
+            }
+            n.left = map(&remap, n.left);
+            n.right = map(&remap, n.right);
+            n.next = map(&remap, n.next);
+            nodes.push(n);
         }
-        *self = t;
+        self.nodes = nodes;
+        for b in self.buckets.iter_mut() {
+            *b = map(&remap, *b);
+        }
+        self.root = map(&remap, self.root);
+        self.free_head = NIL;
+        self.free_count = 0;
     }
 
     fn rank_of(&self, idx: u32) -> usize {
@@ -1393,5 +1421,16 @@ mod tests {
         }
         assert_eq!(z.len(), 1000);
         assert_eq!(z.iter().count(), 1000);
+        // Compaction ran: links, buckets and ranks all still agree.
+        let all: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+        for (r, (m, s)) in all.iter().enumerate() {
+            assert_eq!(z.rank(m), Some(r));
+            assert_eq!(z.score(m), Some(*s));
+        }
+        assert!(all
+            .windows(2)
+            .all(|w| key_cmp(w[0].1, &w[0].0, w[1].1, &w[1].0) == Ordering::Less));
+        while z.pop(false).is_some() {}
+        assert!(z.is_empty());
     }
 }

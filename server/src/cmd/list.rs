@@ -743,6 +743,158 @@ fn lmpop(ctx: &mut Ctx<'_>) {
     }
 }
 
+fn end_name(end: End) -> &'static [u8] {
+    match end {
+        End::Head => b"LEFT",
+        End::Tail => b"RIGHT",
+    }
+}
+
+/// Which end BLPOP-like commands pop from, by their name.
+fn bpop_end(ctx: &Ctx<'_>) -> End {
+    if ctx.args[0].eq_ignore_ascii_case(b"blpop") {
+        End::Head
+    } else {
+        End::Tail
+    }
+}
+
+/// Pops `[key, element]` from `key` for BLPOP/BRPOP and propagates the
+/// effect as LPOP/RPOP (Redis rewrites the blocking form).
+fn bpop_from(ctx: &mut Ctx<'_>, key: &[u8]) -> Pop {
+    let end = bpop_end(ctx);
+    let r = pop_generic(ctx, key, end, PopReply::KeyBulk);
+    if let Pop::Served(_) = r {
+        let cmd: &[u8] = match end {
+            End::Head => b"LPOP",
+            End::Tail => b"RPOP",
+        };
+        ctx.propagate(&[cmd, key]);
+    }
+    r
+}
+
+fn serve_bpop(ctx: &mut Ctx<'_>, key: &[u8]) -> bool {
+    matches!(bpop_from(ctx, key), Pop::Served(_))
+}
+
+/// `BLPOP key [key ...] timeout` and `BRPOP …`: pops from the first
+/// non-empty list, else waits (0 = forever) and is served in arrival order
+/// by the next push to any of the keys.
+fn bpop(ctx: &mut Ctx<'_>) {
+    let n = ctx.args.len();
+    let Some(timeout) = ctx.timeout_arg(n - 1) else {
+        return;
+    };
+    let args = ctx.args;
+    for key in &args[1..n - 1] {
+        match bpop_from(ctx, key) {
+            Pop::Empty => continue,
+            _ => return,
+        }
+    }
+    ctx.block(
+        args[1..n - 1].to_vec(),
+        timeout,
+        serve_bpop,
+        Out::null_array,
+    );
+}
+
+/// The ends a BLMOVE/BRPOPLPUSH moves between.
+fn bmove_ends(ctx: &Ctx<'_>) -> Option<(End, End)> {
+    if ctx.args[0].eq_ignore_ascii_case(b"brpoplpush") {
+        return Some((End::Tail, End::Head));
+    }
+    let parse = |a: &[u8]| {
+        if a.eq_ignore_ascii_case(b"left") {
+            Some(End::Head)
+        } else if a.eq_ignore_ascii_case(b"right") {
+            Some(End::Tail)
+        } else {
+            None
+        }
+    };
+    Some((parse(&ctx.args[3])?, parse(&ctx.args[4])?))
+}
+
+/// Moves one element for BLMOVE/BRPOPLPUSH and propagates it as the
+/// non-blocking command.
+fn bmove_from(ctx: &mut Ctx<'_>, from: End, to: End) -> Pop {
+    let args = ctx.args;
+    let r = move_generic(ctx, &args[1], &args[2], from, to);
+    if let Pop::Served(_) = r {
+        if args[0].eq_ignore_ascii_case(b"brpoplpush") {
+            ctx.propagate(&[b"RPOPLPUSH", &args[1], &args[2]]);
+        } else {
+            ctx.propagate(&[b"LMOVE", &args[1], &args[2], end_name(from), end_name(to)]);
+        }
+    }
+    r
+}
+
+fn serve_bmove(ctx: &mut Ctx<'_>, _key: &[u8]) -> bool {
+    match bmove_ends(ctx) {
+        Some((from, to)) => matches!(bmove_from(ctx, from, to), Pop::Served(_)),
+        None => false,
+    }
+}
+
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout` and
+/// `BRPOPLPUSH source destination timeout`.
+fn bmove(ctx: &mut Ctx<'_>) {
+    let (from, to) = if ctx.args[0].eq_ignore_ascii_case(b"brpoplpush") {
+        (End::Tail, End::Head)
+    } else {
+        let Some(from) = end_arg(ctx, 3) else { return };
+        let Some(to) = end_arg(ctx, 4) else { return };
+        (from, to)
+    };
+    let n = ctx.args.len();
+    let Some(timeout) = ctx.timeout_arg(n - 1) else {
+        return;
+    };
+    if bmove_from(ctx, from, to) == Pop::Empty {
+        let src = ctx.args[1].clone();
+        ctx.block(vec![src], timeout, serve_bmove, Out::null_array);
+    }
+}
+
+fn serve_bmpop(ctx: &mut Ctx<'_>, _key: &[u8]) -> bool {
+    // The arguments were valid when the client blocked; parse them again
+    // into a scratch reply so nothing leaks into the waiter's reply.
+    let mut scratch = Out::new(ctx.out.proto);
+    let parsed = {
+        let mut probe = Ctx {
+            srv: ctx.srv,
+            client: &mut *ctx.client,
+            out: &mut scratch,
+            args: ctx.args,
+            now: ctx.now,
+            cmd: ctx.cmd,
+            in_exec: true,
+            propagated: false,
+        };
+        parse_mpop(&mut probe, 2)
+    };
+    match parsed {
+        Some(m) => matches!(mpop_generic(ctx, m), Pop::Served(_)),
+        None => false,
+    }
+}
+
+/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`
+fn blmpop(ctx: &mut Ctx<'_>) {
+    let Some(timeout) = ctx.timeout_arg(1) else {
+        return;
+    };
+    let Some(m) = parse_mpop(ctx, 2) else { return };
+    if mpop_generic(ctx, m) == Pop::Empty {
+        let keys = ctx.args[m.first_key..m.first_key + m.numkeys].to_vec();
+        ctx.block(keys, timeout, serve_bmpop, Out::null_array);
+    }
+}
+
 const L: &str = "list";
 
 /// The list family's table.
@@ -766,6 +918,48 @@ pub static COMMANDS: &[CommandSpec] = &[
     // Keys come after numkeys (Redis's "keynum" key spec, not expressible
     // as first/last/step), so the gate is taken exclusive by flag.
     spec("lmpop", -4, WRITE | MOVABLEKEYS, (0, 0, 0), L, lmpop),
+    // Blocking forms: clients only block under the exclusive gate (see
+    // `blocking`), hence EXCLUSIVE even with one key.
+    spec(
+        "blpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING | EXCLUSIVE,
+        (1, -2, 1),
+        L,
+        bpop,
+    ),
+    spec(
+        "brpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING | EXCLUSIVE,
+        (1, -2, 1),
+        L,
+        bpop,
+    ),
+    spec(
+        "blmove",
+        6,
+        WRITE | DENYOOM | NOSCRIPT | BLOCKING | EXCLUSIVE,
+        (1, 2, 1),
+        L,
+        bmove,
+    ),
+    spec(
+        "brpoplpush",
+        4,
+        WRITE | DENYOOM | NOSCRIPT | BLOCKING | EXCLUSIVE,
+        (1, 2, 1),
+        L,
+        bmove,
+    ),
+    spec(
+        "blmpop",
+        -5,
+        WRITE | BLOCKING | MOVABLEKEYS,
+        (0, 0, 0),
+        L,
+        blmpop,
+    ),
 ];
 
 #[cfg(test)]

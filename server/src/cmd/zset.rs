@@ -1637,8 +1637,8 @@ const ONE: (i32, i32, i32) = (1, 1, 1);
 const NONE: (i32, i32, i32) = (0, 0, 0);
 
 /// The family's table (arity, flags and key positions as Redis 7.0's
-/// COMMAND INFO; the numkeys commands hold the gate exclusive because
-/// their keys are not covered by first/last/step).
+/// COMMAND INFO; the numkeys commands are MOVABLEKEYS, which also runs
+/// them under the exclusive gate since first/last/step miss their keys).
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     spec("zadd", -4, WRITE | DENYOOM | FAST, ONE, G, zadd),

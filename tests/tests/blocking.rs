@@ -124,3 +124,45 @@ fn blocking_lists_behave_as_redis() -> Result<()> {
     assert_eq!(got[2], b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
     Ok(())
 }
+
+fn zset_scenario(port: u16) -> Result<Vec<Vec<u8>>> {
+    let mut log = Vec::new();
+    let mut a = RawConn::connect(port)?;
+    let mut b = RawConn::connect(port)?;
+    let mut w = RawConn::connect(port)?;
+    log.push(w.cmd(&["ZADD", "z", "1", "one", "2", "two"])?);
+    log.push(w.cmd(&["BZPOPMAX", "z", "0"])?);
+    a.send(&["BZPOPMIN", "empty", "0"])?;
+    settle();
+    log.push(b.cmd(&["ZADD", "empty", "5", "five", "3", "three"])?);
+    log.push(a.read_reply()?);
+    log.push(w.cmd(&["ZRANGE", "empty", "0", "-1", "WITHSCORES"])?);
+    a.send(&["BZMPOP", "0", "2", "m1", "m2", "MAX", "COUNT", "2"])?;
+    settle();
+    log.push(b.cmd(&["ZADD", "m2", "1", "a", "2", "b", "3", "c"])?);
+    log.push(a.read_reply()?);
+    log.push(a.cmd(&["BZPOPMIN", "nothing", "0.1"])?);
+    log.push(a.cmd(&["BZMPOP", "0.1", "1", "nothing", "MIN"])?);
+    log.push(w.cmd(&["BZPOPMIN", "z", "-1"])?);
+    log.push(w.cmd(&["SET", "s", "x"])?);
+    log.push(w.cmd(&["BZPOPMIN", "s", "0"])?);
+    Ok(log)
+}
+
+#[test]
+fn blocking_zset_pops_behave_as_redis() -> Result<()> {
+    let redis = RedisOracle::start()?;
+    let rampart = Rampart::start(&[])?;
+    let expected = zset_scenario(redis.port())?;
+    let got = zset_scenario(rampart.port())?;
+    assert_eq!(expected.len(), got.len());
+    for (i, (e, g)) in expected.iter().zip(got.iter()).enumerate() {
+        assert_eq!(
+            escape(g),
+            escape(e),
+            "step {i}; rampart log:\n{}",
+            rampart.log()
+        );
+    }
+    Ok(())
+}

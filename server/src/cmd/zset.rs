@@ -13,6 +13,7 @@ use rampart_keyspace::{glob, Db, Value};
 use super::flags::*;
 use super::{err, spec, CommandSpec, Ctx};
 use crate::num::parse_i64;
+use crate::resp::Out;
 
 const G: &str = "sorted-set";
 
@@ -1542,6 +1543,93 @@ fn zmpop(ctx: &mut Ctx<'_>) {
     }
 }
 
+// ------------------------------------------------------ blocking pops
+
+/// Whether a BZPOP* command pops the highest scores.
+fn bzpop_max(ctx: &Ctx<'_>) -> bool {
+    ctx.args[0].eq_ignore_ascii_case(b"bzpopmax")
+}
+
+const BZPOP_SHAPE: PopShape = PopShape {
+    emit_key: true,
+    nested: false,
+    rewrite: Some(None),
+};
+
+fn serve_bzpop(ctx: &mut Ctx<'_>, key: &[u8]) -> bool {
+    let max = bzpop_max(ctx);
+    let key = Bytes::copy_from_slice(key);
+    pop_first(ctx, &[key], max, None, BZPOP_SHAPE) == Popped::Replied
+}
+
+/// `BZPOPMIN key [key ...] timeout` and `BZPOPMAX …`: `[key, member,
+/// score]` from the first non-empty sorted set, else waits for a ZADD.
+fn bzpop(ctx: &mut Ctx<'_>) {
+    let n = ctx.args.len();
+    let Some(timeout) = ctx.timeout_arg(n - 1) else {
+        return;
+    };
+    let max = bzpop_max(ctx);
+    let args = ctx.args;
+    if pop_first(ctx, &args[1..n - 1], max, None, BZPOP_SHAPE) == Popped::Empty {
+        ctx.block(
+            args[1..n - 1].to_vec(),
+            timeout,
+            serve_bzpop,
+            Out::null_array,
+        );
+    }
+}
+
+fn serve_bzmpop(ctx: &mut Ctx<'_>, _key: &[u8]) -> bool {
+    // The arguments were valid when the client blocked: parse them again
+    // into a scratch reply so nothing leaks into the waiter's reply.
+    let mut scratch = Out::new(ctx.out.proto);
+    let parsed = {
+        let mut probe = Ctx {
+            srv: ctx.srv,
+            client: &mut *ctx.client,
+            out: &mut scratch,
+            args: ctx.args,
+            now: ctx.now,
+            cmd: ctx.cmd,
+            in_exec: true,
+            propagated: false,
+        };
+        parse_mpop(&mut probe, 2)
+    };
+    let Some(a) = parsed else { return false };
+    let args = ctx.args;
+    let shape = PopShape {
+        emit_key: true,
+        nested: true,
+        rewrite: Some(Some(a.count)),
+    };
+    pop_first(ctx, &args[a.keys], a.max, Some(a.count), shape) == Popped::Replied
+}
+
+/// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`
+fn bzmpop(ctx: &mut Ctx<'_>) {
+    let Some(timeout) = ctx.timeout_arg(1) else {
+        return;
+    };
+    let Some(a) = parse_mpop(ctx, 2) else { return };
+    let args = ctx.args;
+    let shape = PopShape {
+        emit_key: true,
+        nested: true,
+        rewrite: Some(Some(a.count)),
+    };
+    if pop_first(ctx, &args[a.keys.clone()], a.max, Some(a.count), shape) == Popped::Empty {
+        ctx.block(
+            args[a.keys].to_vec(),
+            timeout,
+            serve_bzmpop,
+            Out::null_array,
+        );
+    }
+}
+
 // ---------------------------------------------------------------- ZSCAN
 
 /// Parses a SCAN cursor as Redis 7.0's `parseScanCursorOrReply` (strtoul
@@ -1672,6 +1760,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("zpopmin", -2, WRITE | FAST, ONE, G, zpopmin),
     spec("zpopmax", -2, WRITE | FAST, ONE, G, zpopmax),
     spec("zmpop", -4, WRITE | MOVABLEKEYS, NONE, G, zmpop),
+    // Clients only block under the exclusive gate (see `blocking`).
+    spec("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST | EXCLUSIVE, (1, -2, 1), G, bzpop),
+    spec("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST | EXCLUSIVE, (1, -2, 1), G, bzpop),
+    spec("bzmpop", -5, WRITE | BLOCKING | MOVABLEKEYS, NONE, G, bzmpop),
     spec("zscan", -3, READONLY, ONE, G, zscan),
 ];
 

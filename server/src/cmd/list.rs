@@ -861,22 +861,8 @@ fn bmove(ctx: &mut Ctx<'_>) {
 }
 
 fn serve_bmpop(ctx: &mut Ctx<'_>, _key: &[u8]) -> bool {
-    // The arguments were valid when the client blocked; parse them again
-    // into a scratch reply so nothing leaks into the waiter's reply.
-    let mut scratch = Out::new(ctx.out.proto);
-    let parsed = {
-        let mut probe = Ctx {
-            srv: ctx.srv,
-            client: &mut *ctx.client,
-            out: &mut scratch,
-            args: ctx.args,
-            now: ctx.now,
-            cmd: ctx.cmd,
-            in_exec: true,
-            propagated: false,
-        };
-        parse_mpop(&mut probe, 2)
-    };
+    // The arguments were valid when the client blocked.
+    let parsed = ctx.quietly(|p| parse_mpop(p, 2));
     match parsed {
         Some(m) => matches!(mpop_generic(ctx, m), Pop::Served(_)),
         None => false,

@@ -404,6 +404,24 @@ impl Ctx<'_> {
         });
     }
 
+    /// Runs `f` with a scratch reply buffer, so whatever it replies (errors
+    /// included) is dropped: used to re-parse a blocked command's arguments
+    /// when serving it, without leaking into the waiter's reply.
+    pub fn quietly<R>(&mut self, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+        let mut scratch = crate::resp::Out::new(self.out.proto);
+        let mut probe = Ctx {
+            srv: self.srv,
+            client: &mut *self.client,
+            out: &mut scratch,
+            args: self.args,
+            now: self.now,
+            cmd: self.cmd,
+            in_exec: true,
+            propagated: false,
+        };
+        f(&mut probe)
+    }
+
     /// The encoding thresholds currently configured.
     pub fn limits(&self) -> rampart_keyspace::EncodingLimits {
         self.srv.config.encoding_limits()

@@ -1582,22 +1582,8 @@ fn bzpop(ctx: &mut Ctx<'_>) {
 }
 
 fn serve_bzmpop(ctx: &mut Ctx<'_>, _key: &[u8]) -> bool {
-    // The arguments were valid when the client blocked: parse them again
-    // into a scratch reply so nothing leaks into the waiter's reply.
-    let mut scratch = Out::new(ctx.out.proto);
-    let parsed = {
-        let mut probe = Ctx {
-            srv: ctx.srv,
-            client: &mut *ctx.client,
-            out: &mut scratch,
-            args: ctx.args,
-            now: ctx.now,
-            cmd: ctx.cmd,
-            in_exec: true,
-            propagated: false,
-        };
-        parse_mpop(&mut probe, 2)
-    };
+    // The arguments were valid when the client blocked.
+    let parsed = ctx.quietly(|p| parse_mpop(p, 2));
     let Some(a) = parsed else { return false };
     let args = ctx.args;
     let shape = PopShape {

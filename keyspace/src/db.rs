@@ -1,12 +1,13 @@
 //! A database: a sharded hash table of boxed nodes with expiry.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
-use crate::{Key, Notify, Value};
+use crate::{Key, Notify, SnapshotState, Value};
 
 /// log2 of the number of shards per database. 256 shards keep lock
 /// contention negligible on many cores and bound the work of one SCAN step
@@ -55,6 +56,8 @@ impl Node {
 struct Shard {
     map: HashTable<Box<Node>>,
     volatile: usize,
+    /// The epoch of the last snapshot that captured this shard.
+    captured: AtomicU64,
 }
 
 /// The table's contents after FLUSHDB/FLUSHALL, detached so the caller can
@@ -77,7 +80,8 @@ pub struct Db {
     index: usize,
     shards: Box<[RwLock<Shard>]>,
     hasher: foldhash::fast::FixedState,
-    notify: std::sync::Arc<dyn Notify>,
+    notify: Arc<dyn Notify>,
+    snapshot: Arc<SnapshotState>,
 }
 
 fn shard_of(h: u64) -> usize {
@@ -92,12 +96,63 @@ fn table_hash(h: u64) -> u64 {
 }
 
 impl Db {
-    pub(crate) fn new(index: usize, seed: u64, notify: std::sync::Arc<dyn Notify>) -> Db {
+    pub(crate) fn new(
+        index: usize,
+        seed: u64,
+        notify: Arc<dyn Notify>,
+        snapshot: Arc<SnapshotState>,
+    ) -> Db {
         Db {
             index,
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             hasher: foldhash::fast::FixedState::with_seed(seed),
             notify,
+            snapshot,
+        }
+    }
+
+    /// Called with a shard's write lock held, before anything in it
+    /// changes: while a snapshot runs, a shard it has not reached yet is
+    /// handed to the snapshot first, so the snapshot sees it as it was when
+    /// the snapshot began (serialize-before-modify). One atomic load when no
+    /// snapshot runs.
+    #[inline]
+    fn preserve(&self, shard: &Shard) {
+        let epoch = self.snapshot.active.load(Ordering::Acquire);
+        if epoch != 0 && shard.captured.load(Ordering::Acquire) != epoch {
+            self.capture(shard, epoch);
+        }
+    }
+
+    #[cold]
+    fn capture(&self, shard: &Shard, epoch: u64) {
+        // The swap makes the capture happen once even if a snapshot visitor
+        // (holding a read lock) races a writer for another shard lock.
+        if shard.captured.swap(epoch, Ordering::AcqRel) == epoch {
+            return;
+        }
+        let sink = self.snapshot.sink.lock().clone();
+        if let Some(sink) = sink {
+            let now = self.snapshot.started_ms.load(Ordering::Acquire);
+            sink.shard(
+                self.index,
+                &mut shard
+                    .map
+                    .iter()
+                    .map(|n| &**n)
+                    .filter(|n| !n.is_expired(now)),
+            );
+        }
+    }
+
+    /// Hands every shard not captured yet in snapshot `epoch` to the
+    /// snapshot's sink (the snapshot's own pass over the database).
+    pub(crate) fn capture_rest(&self, epoch: u64) {
+        for s in self.shards.iter() {
+            let s = s.read();
+            if s.captured.load(Ordering::Acquire) != epoch {
+                self.capture(&s, epoch);
+            }
         }
     }
 
@@ -155,6 +210,7 @@ impl Db {
     pub fn write<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
         let h = self.hash(key);
         let mut shard = self.shards[shard_of(h)].write();
+        self.preserve(&shard);
         let mut slot = Slot {
             shard: &mut shard,
             hasher: &self.hasher,
@@ -197,6 +253,7 @@ impl Db {
         let mut old = Vec::new();
         for s in self.shards.iter() {
             let mut s = s.write();
+            self.preserve(&s);
             if !s.map.is_empty() {
                 old.push(std::mem::take(&mut s.map));
             }
@@ -209,7 +266,11 @@ impl Db {
     /// exclusive gate, so no other command observes the half-swapped state.
     pub fn swap_with(&self, other: &Db) {
         for (a, b) in self.shards.iter().zip(other.shards.iter()) {
-            std::mem::swap(&mut *a.write(), &mut *b.write());
+            let (mut a, mut b) = (a.write(), b.write());
+            self.preserve(&a);
+            other.preserve(&b);
+            std::mem::swap(&mut a.map, &mut b.map);
+            std::mem::swap(&mut a.volatile, &mut b.volatile);
         }
     }
 
@@ -325,6 +386,7 @@ impl Db {
             {
                 let mut s = self.shards[i].write();
                 if s.volatile > 0 {
+                    self.preserve(&s);
                     sweep.shards += 1;
                     let mut gone = 0;
                     s.map.retain(|n| {

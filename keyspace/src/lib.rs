@@ -18,9 +18,10 @@ pub mod set;
 pub mod value;
 pub mod zset;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use db::{Db, Detached, Node, Slot, Sweep};
 pub use key::Key;
@@ -44,6 +45,35 @@ impl Notify for Ignore {
     fn expired(&self, _: usize, _: &[u8]) {}
 }
 
+/// Receives a point-in-time snapshot, one shard at a time (see
+/// [`Keyspace::begin_snapshot`]).
+pub trait Capture: Send + Sync {
+    /// The live keys of one shard of database `db`, as they were when the
+    /// snapshot began. Called exactly once per shard per snapshot, with the
+    /// shard locked, either by the snapshot's own pass or by the first write
+    /// that reaches the shard before that pass does; so it should copy or
+    /// serialize what it needs and return quickly.
+    fn shard(&self, db: usize, nodes: &mut dyn Iterator<Item = &Node>);
+}
+
+/// The running snapshot, shared by every [`Db`].
+#[derive(Default)]
+pub(crate) struct SnapshotState {
+    /// Epoch of the running snapshot; 0 when none runs.
+    pub(crate) active: AtomicU64,
+    last: AtomicU64,
+    /// Unix ms at which the running snapshot began: keys expired by then
+    /// are left out.
+    pub(crate) started_ms: AtomicU64,
+    pub(crate) sink: Mutex<Option<Arc<dyn Capture>>>,
+}
+
+/// A snapshot in progress: finish it with [`Keyspace::finish_snapshot`].
+#[must_use = "a snapshot must be finished, or writes keep capturing shards"]
+pub struct Snapshot {
+    epoch: u64,
+}
+
 /// All databases and the atomicity gate.
 ///
 /// ```
@@ -59,6 +89,7 @@ impl Notify for Ignore {
 pub struct Keyspace {
     dbs: Box<[Db]>,
     gate: RwLock<()>,
+    snapshot: Arc<SnapshotState>,
 }
 
 impl Keyspace {
@@ -70,11 +101,13 @@ impl Keyspace {
     /// `databases` empty databases reporting key events to `notify`.
     pub fn with_notify(databases: usize, notify: Arc<dyn Notify>) -> Keyspace {
         let seed = rand::random::<u64>();
+        let snapshot = Arc::new(SnapshotState::default());
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|i| Db::new(i, seed, notify.clone()))
+                .map(|i| Db::new(i, seed, notify.clone(), snapshot.clone()))
                 .collect(),
             gate: RwLock::new(()),
+            snapshot,
         }
     }
 
@@ -102,5 +135,140 @@ impl Keyspace {
     /// Held by commands that must be atomic across keys.
     pub fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
         self.gate.write()
+    }
+
+    /// Starts a point-in-time snapshot without fork: from now on, the first
+    /// write to each shard hands the shard's old contents to `sink` before
+    /// changing it, and [`Keyspace::finish_snapshot`] hands over the shards
+    /// no write reached. The caller proves it holds the exclusive gate, so
+    /// no command is half-applied at the instant the snapshot describes.
+    /// `now` (Unix ms) decides which keys count as expired. Returns `None`
+    /// while another snapshot runs.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use rampart_keyspace::{Capture, Keyspace, Node, Value};
+    /// struct Keys(Mutex<Vec<(Vec<u8>, Vec<u8>)>>);
+    /// impl Capture for Keys {
+    ///     fn shard(&self, _db: usize, nodes: &mut dyn Iterator<Item = &Node>) {
+    ///         let mut v = self.0.lock().unwrap();
+    ///         v.extend(nodes.map(|n| (n.key.as_bytes().to_vec(), n.value.as_str().unwrap().to_vec())));
+    ///     }
+    /// }
+    /// let ks = Keyspace::new(1);
+    /// ks.db(0).write(b"k", 0, |s| s.insert(Value::string(b"old"), None));
+    /// let keys = Arc::new(Keys(Mutex::new(Vec::new())));
+    /// let snap = ks.begin_snapshot(&ks.exclusive(), keys.clone(), 0).unwrap();
+    /// ks.db(0).write(b"k", 0, |s| s.insert(Value::string(b"new"), None));
+    /// ks.finish_snapshot(snap);
+    /// assert_eq!(*keys.0.lock().unwrap(), vec![(b"k".to_vec(), b"old".to_vec())]);
+    /// ```
+    pub fn begin_snapshot(
+        &self,
+        _exclusive: &RwLockWriteGuard<'_, ()>,
+        sink: Arc<dyn Capture>,
+        now: u64,
+    ) -> Option<Snapshot> {
+        let st = &self.snapshot;
+        if st.active.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        let epoch = st.last.fetch_add(1, Ordering::AcqRel) + 1;
+        *st.sink.lock() = Some(sink);
+        st.started_ms.store(now, Ordering::Release);
+        st.active.store(epoch, Ordering::Release);
+        Some(Snapshot { epoch })
+    }
+
+    /// Whether a snapshot is running.
+    pub fn snapshot_running(&self) -> bool {
+        self.snapshot.active.load(Ordering::Acquire) != 0
+    }
+
+    /// Hands every shard not yet captured to the snapshot's sink, then ends
+    /// the snapshot. Takes time proportional to the dataset: run it off the
+    /// event loop. Writers are only delayed while their own shard is being
+    /// captured.
+    pub fn finish_snapshot(&self, snap: Snapshot) {
+        for db in self.dbs.iter() {
+            db.capture_rest(snap.epoch);
+        }
+        // Every shard is captured now, so no writer calls the sink again.
+        self.snapshot.active.store(0, Ordering::Release);
+        *self.snapshot.sink.lock() = None;
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    #[derive(Default)]
+    struct Collect(StdMutex<Vec<(usize, Vec<u8>, i64)>>);
+
+    impl Capture for Collect {
+        fn shard(&self, db: usize, nodes: &mut dyn Iterator<Item = &Node>) {
+            let mut v = self.0.lock().unwrap();
+            for n in nodes {
+                let s = n.value.as_str().unwrap_or_default();
+                let i = std::str::from_utf8(s).ok().and_then(|s| s.parse().ok());
+                v.push((db, n.key.as_bytes().to_vec(), i.unwrap_or(-1)));
+            }
+        }
+    }
+
+    fn int(ks: &Keyspace, db: usize, key: &str, i: i64) {
+        ks.db(db)
+            .write(key.as_bytes(), 0, |s| s.insert(Value::int(i), None));
+    }
+
+    #[test]
+    fn writes_delete_flush_and_swap_after_begin_are_invisible() {
+        let ks = Keyspace::new(2);
+        for i in 0..2000 {
+            int(&ks, 0, &format!("a{i}"), i);
+        }
+        int(&ks, 1, "b", 7);
+        let sink = Arc::new(Collect::default());
+        let snap = ks.begin_snapshot(&ks.exclusive(), sink.clone(), 0).unwrap();
+        assert!(ks
+            .begin_snapshot(&ks.exclusive(), sink.clone(), 0)
+            .is_none());
+        for i in 0..1000 {
+            int(&ks, 0, &format!("a{i}"), -5);
+            int(&ks, 0, &format!("new{i}"), 1);
+        }
+        ks.db(0).write(b"a1500", 0, |s| s.remove());
+        ks.db(0).swap_with(ks.db(1));
+        ks.db(1).clear();
+        ks.finish_snapshot(snap);
+        assert!(!ks.snapshot_running());
+        let mut got = sink.0.lock().unwrap().clone();
+        got.sort();
+        let mut want: Vec<_> = (0..2000)
+            .map(|i| (0, format!("a{i}").into_bytes(), i))
+            .collect();
+        want.push((1, b"b".to_vec(), 7));
+        want.sort();
+        assert_eq!(got, want);
+        // Writes after the end no longer reach the sink.
+        int(&ks, 0, "late", 1);
+        assert_eq!(sink.0.lock().unwrap().len(), 2001);
+    }
+
+    #[test]
+    fn keys_expired_at_the_start_are_left_out() {
+        let ks = Keyspace::new(1);
+        ks.db(0)
+            .write(b"gone", 0, |s| s.insert(Value::int(1), Some(50)));
+        ks.db(0)
+            .write(b"stays", 0, |s| s.insert(Value::int(2), Some(500)));
+        let sink = Arc::new(Collect::default());
+        let snap = ks
+            .begin_snapshot(&ks.exclusive(), sink.clone(), 100)
+            .unwrap();
+        ks.finish_snapshot(snap);
+        assert_eq!(*sink.0.lock().unwrap(), vec![(0, b"stays".to_vec(), 2)]);
     }
 }

@@ -140,8 +140,8 @@ impl Keyspace {
     /// Starts a point-in-time snapshot without fork: from now on, the first
     /// write to each shard hands the shard's old contents to `sink` before
     /// changing it, and [`Keyspace::finish_snapshot`] hands over the shards
-    /// no write reached. The caller proves it holds the exclusive gate, so
-    /// no command is half-applied at the instant the snapshot describes.
+    /// no write reached. Call it holding the exclusive gate ([`Keyspace::exclusive`]),
+    /// so no command is half-applied at the instant the snapshot describes.
     /// `now` (Unix ms) decides which keys count as expired. Returns `None`
     /// while another snapshot runs.
     ///
@@ -158,17 +158,12 @@ impl Keyspace {
     /// let ks = Keyspace::new(1);
     /// ks.db(0).write(b"k", 0, |s| s.insert(Value::string(b"old"), None));
     /// let keys = Arc::new(Keys(Mutex::new(Vec::new())));
-    /// let snap = ks.begin_snapshot(&ks.exclusive(), keys.clone(), 0).unwrap();
+    /// let snap = { let _gate = ks.exclusive(); ks.begin_snapshot(keys.clone(), 0) }.unwrap();
     /// ks.db(0).write(b"k", 0, |s| s.insert(Value::string(b"new"), None));
     /// ks.finish_snapshot(snap);
     /// assert_eq!(*keys.0.lock().unwrap(), vec![(b"k".to_vec(), b"old".to_vec())]);
     /// ```
-    pub fn begin_snapshot(
-        &self,
-        _exclusive: &RwLockWriteGuard<'_, ()>,
-        sink: Arc<dyn Capture>,
-        now: u64,
-    ) -> Option<Snapshot> {
+    pub fn begin_snapshot(&self, sink: Arc<dyn Capture>, now: u64) -> Option<Snapshot> {
         let st = &self.snapshot;
         if st.active.load(Ordering::Acquire) != 0 {
             return None;
@@ -231,7 +226,7 @@ mod snapshot_tests {
         }
         int(&ks, 1, "b", 7);
         let sink = Arc::new(Collect::default());
-        let snap = ks.begin_snapshot(&ks.exclusive(), sink.clone(), 0).unwrap();
+        let snap = ks.begin_snapshot(sink.clone(), 0).unwrap();
         assert!(ks
             .begin_snapshot(&ks.exclusive(), sink.clone(), 0)
             .is_none());

@@ -227,9 +227,7 @@ mod snapshot_tests {
         int(&ks, 1, "b", 7);
         let sink = Arc::new(Collect::default());
         let snap = ks.begin_snapshot(sink.clone(), 0).unwrap();
-        assert!(ks
-            .begin_snapshot(&ks.exclusive(), sink.clone(), 0)
-            .is_none());
+        assert!(ks.begin_snapshot(sink.clone(), 0).is_none());
         for i in 0..1000 {
             int(&ks, 0, &format!("a{i}"), -5);
             int(&ks, 0, &format!("new{i}"), 1);
@@ -260,9 +258,7 @@ mod snapshot_tests {
         ks.db(0)
             .write(b"stays", 0, |s| s.insert(Value::int(2), Some(500)));
         let sink = Arc::new(Collect::default());
-        let snap = ks
-            .begin_snapshot(&ks.exclusive(), sink.clone(), 100)
-            .unwrap();
+        let snap = ks.begin_snapshot(sink.clone(), 100).unwrap();
         ks.finish_snapshot(snap);
         assert_eq!(*sink.0.lock().unwrap(), vec![(0, b"stays".to_vec(), 2)]);
     }

@@ -46,6 +46,7 @@
 //! # });
 //! ```
 
+mod atomic_file;
 mod audit;
 mod aws;
 mod cipher;
@@ -57,6 +58,7 @@ mod local;
 mod provider;
 mod time;
 
+pub use atomic_file::AtomicFile;
 pub use audit::{AuditLog, AuditRecord};
 pub use aws::{AwsKms, AwsKmsConfig, StaticCredentials};
 pub use envelope::{

@@ -119,7 +119,24 @@ pub struct ServerProcess {
     log: PathBuf,
     // Dropped last (field order) so the process is gone before its
     // directory is removed.
-    dir: tempfile::TempDir,
+    dir: WorkDir,
+}
+
+/// A server's directory: a fresh one removed on drop, or one the test
+/// owns (to restart a server on the same data).
+#[derive(Debug)]
+enum WorkDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        match self {
+            WorkDir::Temp(t) => t.path(),
+            WorkDir::Kept(p) => p,
+        }
+    }
 }
 
 impl ServerProcess {
@@ -131,15 +148,35 @@ impl ServerProcess {
         bin: &Path,
         args: impl Fn(u16, &Path) -> Vec<String>,
     ) -> Result<Self> {
+        Self::start_in(name, bin, None, args)
+    }
+
+    /// [`ServerProcess::start`] in `kept` when given (the log is appended
+    /// to `server.log` there), else in a fresh temporary directory.
+    fn start_in(
+        name: &'static str,
+        bin: &Path,
+        kept: Option<&Path>,
+        args: impl Fn(u16, &Path) -> Vec<String>,
+    ) -> Result<Self> {
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
-            let dir = tempfile::Builder::new()
-                .prefix(&format!("{name}-"))
-                .tempdir()
-                .context("creating a temporary directory")?;
+            let dir = match kept {
+                Some(p) => WorkDir::Kept(p.to_path_buf()),
+                None => WorkDir::Temp(
+                    tempfile::Builder::new()
+                        .prefix(&format!("{name}-"))
+                        .tempdir()
+                        .context("creating a temporary directory")?,
+                ),
+            };
             let port = free_port()?;
             let log = dir.path().join("server.log");
-            let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .with_context(|| format!("creating {}", log.display()))?;
             let err = out.try_clone()?;
             let child = Command::new(bin)
                 .args(args(port, dir.path()))
@@ -312,6 +349,66 @@ impl Rampart {
 }
 
 impl Rampart {
+    /// Like [`Rampart::start`] but in `dir`, which outlives the server: a
+    /// test restarts a server on the same data directory this way.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Result<Self> {
+        let bin = rampart_bin()?;
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        ServerProcess::start_in("rampart", &bin, Some(dir), |port, dir| {
+            let mut args = vec![
+                "--port".to_string(),
+                port.to_string(),
+                "--bind".to_string(),
+                "127.0.0.1".to_string(),
+                "--dir".to_string(),
+                dir.to_string_lossy().into_owned(),
+            ];
+            args.extend(extra.iter().cloned());
+            args
+        })
+        .map(Rampart)
+    }
+
+    /// Runs `rampart-server --port P --bind 127.0.0.1 --dir DIR extra…` in
+    /// `dir` expecting it to exit on its own (a refused start): returns its
+    /// exit status and everything it printed. Fails if it is still running
+    /// after `timeout` (it is killed then).
+    pub fn run_expecting_exit(
+        dir: &Path,
+        extra: &[&str],
+        timeout: Duration,
+    ) -> Result<(std::process::ExitStatus, String)> {
+        let bin = rampart_bin()?;
+        let port = free_port()?;
+        let mut child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if child.try_wait()?.is_some() {
+                let out = child.wait_with_output()?;
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                return Ok((out.status, text));
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("rampart-server was still running after {timeout:?}; it was expected to refuse to start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts `rampart-server <dir>/rampart.conf --port P --bind 127.0.0.1
     /// --dir <dir> extra…` after writing `config` to that file.
     pub fn start_with_config(config: &str, extra: &[&str]) -> Result<Self> {

@@ -399,6 +399,17 @@ impl List {
         }
     }
 
+    /// The `list-max-listpack-size` this list was created with (clamped as
+    /// [`List::new`] clamps it), so a writer can split it into quicklist
+    /// nodes the way Redis would (RDB files, DUMP).
+    pub fn fill(&self) -> i64 {
+        if self.max_count == u32::MAX {
+            -((self.max_bytes / 4096).trailing_zeros() as i64 + 1)
+        } else {
+            self.max_count as i64
+        }
+    }
+
     /// OBJECT ENCODING's name for the representation: Redis 7.0 reports
     /// every list as `quicklist`.
     pub fn encoding(&self) -> &'static str {
@@ -812,6 +823,16 @@ impl ExactSizeIterator for Iter<'_> {}
 mod tests {
     use super::{End, List};
     use std::collections::VecDeque;
+
+    #[test]
+    fn fill_reports_the_configured_size() {
+        for fill in [-1, -2, -3, -4, -5, 1, 128, 32768] {
+            assert_eq!(List::new(fill).fill(), fill);
+        }
+        assert_eq!(List::new(-9).fill(), -5);
+        assert_eq!(List::new(0).fill(), 1);
+        assert_eq!(List::new(1 << 20).fill(), 1 << 15);
+    }
 
     struct Rng(u64);
     impl Rng {

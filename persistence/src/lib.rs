@@ -1,6 +1,10 @@
-//! rampart-persistence: the RDB codec inside encrypted snapshot files, and the
-//! backup stores (S3-compatible, local directory).
+//! rampart-persistence: the RDB codec inside encrypted snapshot files, and
+//! (later) the backup stores.
 //!
-//! Nothing is implemented here yet: the server keeps its data in memory only
-//! until the persistence issue lands. The crate exists so the dependency
-//! direction (keyspace, kms → persistence → replication → server) is fixed.
+//! [`rdb`] reads and writes Redis's RDB format, version 10 (what Redis 7.0
+//! reads and writes): whole files for snapshots and full syncs, and single
+//! values for DUMP / RESTORE. The encryption envelope around a snapshot is
+//! the kms crate's business; this crate sees plaintext bytes only, in
+//! memory.
+
+pub mod rdb;

@@ -1,6 +1,6 @@
 //! LZF, the compression of RDB strings.
 //!
-//! The compressor follows liblzf 3.6 as Redis builds it (`HLOG` 16,
+//! The compressor follows liblzf 3.6 as Redis 7.0 builds it (`HLOG` 16,
 //! `VERY_FAST`, not `ULTRA_FAST`) step for step, so a string compresses to
 //! the same bytes as in Redis and DUMP payloads match byte for byte. Its
 //! hash table starts empty where Redis's is left uninitialised; that cannot
@@ -50,13 +50,12 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
         let slot = idx(hval);
         let stored = htab[slot] as usize;
         htab[slot] = (ip + 1) as u32;
-        // liblzf: off = ip - ref - 1 < MAX_OFF && ip + 4 < in_end &&
-        // ref > in_data && the first three bytes equal.
+        // liblzf 3.6: off = ip - ref - 1 < MAX_OFF && ref > in_data && the
+        // first three bytes equal (3.5's `ip + 4 < in_end` is gone).
         let is_match = stored > 1 && {
             let r = stored - 1;
             r < ip
                 && ip - r - 1 < MAX_OFF
-                && ip + 4 < in_len
                 && input[r] == input[ip]
                 && input[r + 1] == input[ip + 1]
                 && input[r + 2] == input[ip + 2]
@@ -221,6 +220,33 @@ mod tests {
             assert!(c.len() < s.len());
             assert_eq!(decompress(&c, s.len()), Some(s.clone()));
             assert!(decompress(&c, s.len() + 1).is_none());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_round_trips(
+            s in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..3000),
+            alphabet in 1u8..=255,
+            slack in 0usize..40,
+        ) {
+            // Squeeze the bytes into a small alphabet so matches happen.
+            let s: Vec<u8> = s.iter().map(|b| b % alphabet).collect();
+            let out_len = s.len().saturating_sub(slack).max(1);
+            if let Some(c) = compress(&s, out_len) {
+                proptest::prop_assert!(c.len() <= out_len);
+                proptest::prop_assert_eq!(decompress(&c, s.len()), Some(s));
+            }
+        }
+
+        #[test]
+        fn decompress_never_panics(
+            c in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            n in 0usize..5000,
+        ) {
+            if let Some(out) = decompress(&c, n) {
+                proptest::prop_assert_eq!(out.len(), n);
+            }
         }
     }
 

@@ -43,6 +43,13 @@ impl Node {
         ((now / 1000) as u32).wrapping_sub(self.atime.load(Ordering::Relaxed)) as u64
     }
 
+    /// Makes the key look last accessed `secs` seconds before `now` (RESTORE
+    /// … IDLETIME); clamped to the Unix epoch.
+    pub fn set_idle_secs(&self, now: u64, secs: u64) {
+        let t = (now / 1000).saturating_sub(secs);
+        self.atime.store(t as u32, Ordering::Relaxed);
+    }
+
     fn touch(&self, now: u64) {
         let t = (now / 1000) as u32;
         // Skip the store when unchanged so readers don't bounce the cache line.

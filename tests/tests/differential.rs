@@ -48,5 +48,6 @@ corpus_tests!(
     zsets,
     hashes,
     sets,
-    hyperloglog
+    hyperloglog,
+    dump
 );

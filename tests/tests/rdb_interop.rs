@@ -8,6 +8,10 @@
 //! 3. DUMP from Redis → `restore_value` → equal, and byte-identical when
 //!    re-dumped for the compact encodings; `dump_value` → RESTORE into
 //!    Redis → equal.
+//! 4. The same through the servers: DUMP from redis-server → RESTORE into
+//!    Rampart → equal (value, encoding, TTL), Rampart's DUMP byte-identical
+//!    for the compact encodings, and Rampart's DUMP → RESTORE into
+//!    redis-server → equal.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -15,7 +19,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use rampart_keyspace::{EncodingLimits, Value};
 use rampart_persistence::rdb::{self, LoadSink, RdbError};
-use rampart_tests::RedisOracle;
+use rampart_tests::{Rampart, RedisOracle};
 
 /// A value by content.
 #[derive(Clone, Debug, PartialEq)]
@@ -433,5 +437,73 @@ fn redis_refuses_nothing_we_write_and_we_refuse_its_corruptions() -> Result<()> 
         "{err}"
     );
     std::thread::sleep(Duration::from_millis(1));
+    Ok(())
+}
+
+#[test]
+fn dump_restore_between_redis_and_rampart() -> Result<()> {
+    let redis = populated()?;
+    let rampart = Rampart::start(&[])?;
+    let expect = read_all(&redis)?;
+    let mut rc = redis.redis_conn()?;
+    let mut pc = rampart.redis_conn()?;
+    let mut identical = 0;
+    for ((db, key), seen) in &expect {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut rc)?;
+        redis::cmd("SELECT").arg(db).query::<()>(&mut pc)?;
+        let payload: Vec<u8> = redis::cmd("DUMP").arg(key).query(&mut rc)?;
+        // Redis → Rampart, with the key's absolute expiry.
+        let mut restore = redis::cmd("RESTORE");
+        restore
+            .arg(key)
+            .arg(seen.expire_at_ms.unwrap_or(0))
+            .arg(&payload)
+            .arg("ABSTTL");
+        restore
+            .query::<()>(&mut pc)
+            .with_context(|| format!("RESTORE {key:?} into Rampart"))?;
+        let got = read_key(&mut pc, key)?;
+        ensure!(
+            &got == seen,
+            "key {key:?} in Rampart after RESTORE:\n expected {seen:?}\n      got {got:?}"
+        );
+        // Rampart's DUMP is Redis's for the compact encodings.
+        let ours: Vec<u8> = redis::cmd("DUMP").arg(key).query(&mut pc)?;
+        if !matches!(seen.encoding.as_str(), "hashtable" | "skiplist") {
+            ensure!(
+                ours == payload,
+                "key {key:?} ({}): Rampart's DUMP differs from Redis's",
+                seen.encoding
+            );
+            identical += 1;
+        }
+        // Rampart → Redis.
+        let copy = [b"copy:".as_slice(), key].concat();
+        redis::cmd("RESTORE")
+            .arg(&copy)
+            .arg(0)
+            .arg(&ours)
+            .query::<()>(&mut rc)
+            .with_context(|| format!("RESTORE of Rampart's DUMP of {key:?} into redis"))?;
+        let back = read_key(&mut rc, &copy)?;
+        ensure!(
+            back.value == seen.value && back.encoding == seen.encoding,
+            "key {key:?}: Rampart's DUMP restored in redis as {back:?}, was {seen:?}"
+        );
+        redis::cmd("DEL").arg(&copy).query::<()>(&mut rc)?;
+    }
+    ensure!(identical > 20, "only {identical} byte-identical payloads");
+    // Nothing else appeared in Rampart.
+    let mut total = 0;
+    for db in 0..16usize {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut pc)?;
+        let n: usize = redis::cmd("DBSIZE").query(&mut pc)?;
+        total += n;
+    }
+    ensure!(
+        total == expect.len(),
+        "{total} keys in Rampart, {} in redis",
+        expect.len()
+    );
     Ok(())
 }

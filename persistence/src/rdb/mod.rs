@@ -269,8 +269,9 @@ pub fn dump_value_with(value: &Value, opts: &WriteOptions) -> Vec<u8> {
 /// [`RDB_VERSION`]) and CRC. An error for which
 /// [`RdbError::is_payload_version_or_checksum`] holds is RESTORE's
 /// "ERR DUMP payload version or checksum are wrong"; any other is
-/// "ERR Bad data format". Bytes after the value, before the footer, are
-/// ignored, as Redis ignores them.
+/// "ERR Bad data format". As in Redis the value is decoded from the whole
+/// payload: bytes after it are ignored, and a value may run into the
+/// footer's bytes.
 pub fn restore_value(payload: &[u8], limits: &EncodingLimits) -> Result<Value, RdbError> {
     read::restore(payload, limits)
 }

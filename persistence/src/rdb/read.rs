@@ -701,8 +701,10 @@ pub(crate) fn restore(payload: &[u8], limits: &EncodingLimits) -> Result<Value> 
     if Crc64::checksum(&payload[..body_len + 2]) != u64::from_le_bytes(stored) {
         return Err(bad());
     }
-    let body = &payload[..body_len];
-    let mut src = Src::new(body, body.len(), false);
+    // Like Redis, decode from the whole payload: a value that runs into
+    // the footer reads the footer's bytes (and what follows the value is
+    // ignored), so exactly the payloads Redis accepts are accepted.
+    let mut src = Src::new(payload, payload.len(), false);
     let t = src.u8("the value type")?;
     if !is_value_type(t) {
         return Err(src.err(ErrorKind::UnknownType(t)));

@@ -323,11 +323,19 @@ fn payload(body: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn restore_reads_into_the_footer_as_redis_does() {
+    // A 5-byte string whose last 3 bytes are the footer's: Redis accepts it.
+    let p = payload(b"\x00\x05ab");
+    let v = restore_value(&p, &lim()).expect("as redis");
+    assert_eq!(v.as_str(), Some(&p[2..7]));
+}
+
+#[test]
 fn restore_refuses_bad_data() {
     for body in [
         &b"\x08\x01a"[..],               // type 8 does not exist
         b"\x0f\x00",                     // stream
-        b"\x00\x05ab",                   // truncated string
+        b"\x00\x3fab",                   // truncated string (past the footer too)
         b"\x02\x00",                     // empty set
         b"\x02\x02\x01a\x01a",           // duplicate set member
         b"\x04\x02\x01a\x01b\x01a\x01c", // duplicate hash field

@@ -4,6 +4,7 @@
 
 pub mod bitmap;
 pub mod connection;
+pub mod dump;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
@@ -167,7 +168,7 @@ pub struct Registry {
 }
 
 /// Every family's table.
-pub fn tables() -> [&'static [CommandSpec]; 11] {
+pub fn tables() -> [&'static [CommandSpec]; 12] {
     [
         connection::COMMANDS,
         string::COMMANDS,
@@ -177,6 +178,7 @@ pub fn tables() -> [&'static [CommandSpec]; 11] {
         hash::COMMANDS,
         set::COMMANDS,
         zset::COMMANDS,
+        dump::COMMANDS,
         hyperloglog::COMMANDS,
         server::COMMANDS,
         transaction::COMMANDS,

@@ -1,4 +1,5 @@
-//! rampart-persistence: the RDB codec inside encrypted snapshot files, and
+//! rampart-persistence: the RDB codec inside encrypted snapshot files, the
+//! snapshot files themselves, the data directory's dataset marker, and
 //! (later) the backup stores.
 //!
 //! [`rdb`] reads and writes Redis's RDB format, version 10 (what Redis 7.0
@@ -7,4 +8,6 @@
 //! the kms crate's business; this crate sees plaintext bytes only, in
 //! memory.
 
+pub mod dataset;
 pub mod rdb;
+pub mod snapshot;

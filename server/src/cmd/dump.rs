@@ -89,14 +89,15 @@ fn restore(ctx: &mut Ctx<'_>) {
         Err(e) if e.is_payload_version_or_checksum() => return ctx.out.error(BAD_PAYLOAD),
         Err(_) => return ctx.out.error(BAD_FORMAT),
     };
-    let ttl = ttl as u64;
+    // Redis adds the TTL to the clock in a signed 64-bit integer: a sum
+    // that overflows is negative, hence already expired.
     let expire_at = match ttl {
         0 => None,
         _ if absttl => Some(ttl),
-        _ => Some(now.saturating_add(ttl)),
+        _ => Some((now as i64).wrapping_add(ttl)),
     };
     let key = &ctx.args[1][..];
-    if expire_at.is_some_and(|at| at <= now) {
+    if expire_at.is_some_and(|at| at <= now as i64) {
         // Already expired: nothing is created; REPLACE still deletes.
         let deleted = replace && db.write(key, now, |s| s.remove()).is_some();
         if deleted {
@@ -111,6 +112,7 @@ fn restore(ctx: &mut Ctx<'_>) {
         }
         return ctx.out.ok();
     }
+    let expire_at = expire_at.map(|at| at as u64);
     // Under an LFU policy Redis keeps a frequency instead of an idle time;
     // Rampart keeps no frequency, so FREQ is validated and dropped.
     let lfu = ctx

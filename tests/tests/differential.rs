@@ -49,5 +49,6 @@ corpus_tests!(
     hashes,
     sets,
     hyperloglog,
-    dump
+    dump,
+    sort
 );

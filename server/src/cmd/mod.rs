@@ -11,6 +11,7 @@ pub mod keys;
 pub mod list;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod transaction;
 pub mod zset;
@@ -168,7 +169,7 @@ pub struct Registry {
 }
 
 /// Every family's table.
-pub fn tables() -> [&'static [CommandSpec]; 12] {
+pub fn tables() -> [&'static [CommandSpec]; 13] {
     [
         connection::COMMANDS,
         string::COMMANDS,
@@ -178,6 +179,7 @@ pub fn tables() -> [&'static [CommandSpec]; 12] {
         hash::COMMANDS,
         set::COMMANDS,
         zset::COMMANDS,
+        sort::COMMANDS,
         dump::COMMANDS,
         hyperloglog::COMMANDS,
         server::COMMANDS,

@@ -1,0 +1,926 @@
+//! SORT and SORT_RO with Redis 7.0's semantics, replies and error texts
+//! (`sort.c`): lists, sets and sorted sets; numeric (C `strtod`) or ALPHA
+//! order; BY patterns (`*` substitution, `->field` of a hash, a pattern
+//! without `*` means "do not sort"); GET patterns (`#` is the element);
+//! LIMIT; STORE into a list.
+//!
+//! # Format
+//!
+//! ```text
+//! SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination]
+//! SORT_RO key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]
+//! ```
+//!
+//! Both read keys named by their patterns, so they are MOVABLEKEYS and run
+//! under the exclusive gate. Ties are broken as Redis's sorts break them:
+//! glibc's `qsort` (a stable merge sort) in general, and Redis's partial
+//! quicksort `pqsort`, ported below, for BY with a LIMIT, so replies match
+//! even where the order of equal weights is not specified.
+
+use std::cmp::Ordering;
+use std::sync::atomic::Ordering as Atomic;
+
+use bytes::Bytes;
+use rampart_keyspace::list::{End, List};
+use rampart_keyspace::{Db, Value};
+
+use super::flags::*;
+use super::{err, spec, CommandSpec, Ctx};
+use crate::num::parse_i64;
+use crate::state::Server;
+
+const G: &str = "generic";
+
+const CONVERSION_ERR: &str = "ERR One or more scores can't be converted into double";
+
+/// The options of one call, as `sortCommandGeneric` parses them.
+struct Options<'a> {
+    desc: bool,
+    alpha: bool,
+    /// LIMIT offset and count; count -1 means "to the end".
+    limit: (i64, i64),
+    /// The BY pattern.
+    by: Option<&'a [u8]>,
+    /// A BY pattern without `*` was given (sticky, as in Redis, even if a
+    /// later BY has one).
+    dontsort: bool,
+    gets: Vec<&'a [u8]>,
+    store: Option<&'a [u8]>,
+}
+
+/// One element being sorted: Redis's `redisSortObject`.
+struct Item {
+    obj: Vec<u8>,
+    /// Numeric weight (0 when the BY key is missing).
+    score: f64,
+    /// ALPHA weight from the BY pattern (`None`: missing, sorts first).
+    cmp: Option<Vec<u8>>,
+}
+
+impl Item {
+    fn new(obj: Vec<u8>) -> Item {
+        Item {
+            obj,
+            score: 0.0,
+            cmp: None,
+        }
+    }
+}
+
+/// The argument as C sees it: up to its first NUL.
+fn c_str(s: &[u8]) -> &[u8] {
+    let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
+    &s[..end]
+}
+
+/// `strcasecmp(arg, word) == 0`.
+fn is(arg: &[u8], word: &str) -> bool {
+    c_str(arg).eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// `strcmp`, which is what `strcoll` is in the C and C.UTF-8 locales.
+fn c_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    c_str(a).cmp(c_str(b))
+}
+
+/// Parses the options after the key; replies the error and returns `None`
+/// on a bad one.
+fn parse<'a>(ctx: &mut Ctx<'_>, args: &'a [Bytes], readonly: bool) -> Option<Options<'a>> {
+    let mut o = Options {
+        desc: false,
+        alpha: false,
+        limit: (0, -1),
+        by: None,
+        dontsort: false,
+        gets: Vec::new(),
+        store: None,
+    };
+    let mut j = 2;
+    while j < args.len() {
+        let left = args.len() - j - 1;
+        let a = &args[j][..];
+        if is(a, "asc") {
+            o.desc = false;
+        } else if is(a, "desc") {
+            o.desc = true;
+        } else if is(a, "alpha") {
+            o.alpha = true;
+        } else if is(a, "limit") && left >= 2 {
+            let (Some(start), Some(count)) = (parse_i64(&args[j + 1]), parse_i64(&args[j + 2]))
+            else {
+                ctx.out.error(err::NOT_INT);
+                return None;
+            };
+            o.limit = (start, count);
+            j += 2;
+        } else if !readonly && is(a, "store") && left >= 1 {
+            o.store = Some(&args[j + 1]);
+            j += 1;
+        } else if is(a, "by") && left >= 1 {
+            o.by = Some(&args[j + 1]);
+            if !c_str(&args[j + 1]).contains(&b'*') {
+                o.dontsort = true;
+            }
+            j += 1;
+        } else if is(a, "get") && left >= 1 {
+            o.gets.push(&args[j + 1]);
+            j += 1;
+        } else {
+            ctx.out.error(err::SYNTAX);
+            return None;
+        }
+        j += 1;
+    }
+    Some(o)
+}
+
+/// Counts a keyspace hit or miss, as Redis's `lookupKeyRead`.
+fn count_lookup(srv: &Server, hit: bool) {
+    let s = &srv.stats;
+    if hit { &s.hits } else { &s.misses }.fetch_add(1, Atomic::Relaxed);
+}
+
+/// Redis's `lookupKeyByPattern`: calls `f` with the value `pattern` names
+/// for element `subst`, or `None` when there is none. `#` is the element
+/// itself; the first `*` is replaced by the element; `key->field` reads a
+/// hash field. A key of another type than the one expected (string, or
+/// hash with `->`) reads as missing, and a pattern without `*` names
+/// nothing. Like Redis, `*`, `->` and `#` are found in the pattern as a C
+/// string, while the parts copied keep every byte.
+fn with_pattern<R>(
+    srv: &Server,
+    db: &Db,
+    now: u64,
+    pattern: &[u8],
+    subst: &[u8],
+    f: impl FnOnce(Option<&[u8]>) -> R,
+) -> R {
+    let pat = c_str(pattern);
+    if pat == b"#" {
+        return f(Some(subst));
+    }
+    let Some(star) = pat.iter().position(|&c| c == b'*') else {
+        return f(None);
+    };
+    // `->` after the star, followed by a non-empty field.
+    let arrow = pat[star + 1..]
+        .windows(2)
+        .position(|w| w == b"->")
+        .map(|i| star + 1 + i)
+        .filter(|&i| i + 2 < pat.len());
+    let (postfix_end, field) = match arrow {
+        Some(i) => (i, Some(&pattern[i + 2..])),
+        None => (pattern.len(), None),
+    };
+    let mut key = Vec::with_capacity(star + subst.len() + (postfix_end - star - 1));
+    key.extend_from_slice(&pattern[..star]);
+    key.extend_from_slice(subst);
+    key.extend_from_slice(&pattern[star + 1..postfix_end]);
+    db.get(&key, now, |n| {
+        count_lookup(srv, n.is_some());
+        let v = n.and_then(|n| match (&n.value, field) {
+            (Value::Hash(h), Some(field)) => h.get(field),
+            (v, None) => v.as_str(),
+            _ => None,
+        });
+        f(v)
+    })
+}
+
+/// C's `strtod` over `s`: (value, bytes consumed, ERANGE). Consumes
+/// nothing when no number starts the text. Takes what glibc takes:
+/// leading blanks, a sign, `inf`/`infinity`/`nan`, hex and decimal floats.
+fn strtod(s: &[u8]) -> (f64, usize, bool) {
+    let mut i = 0;
+    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        i += 1;
+    }
+    let num_start = i;
+    let neg = i < s.len() && s[i] == b'-';
+    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
+        i += 1;
+    }
+    let sign = |v: f64| if neg { -v } else { v };
+    let rest = &s[i..];
+    let word = |w: &[u8]| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w);
+    if word(b"infinity") {
+        return (sign(f64::INFINITY), i + 8, false);
+    }
+    if word(b"inf") {
+        return (sign(f64::INFINITY), i + 3, false);
+    }
+    if word(b"nan") {
+        // SORT refuses NaN whatever follows it.
+        return (f64::NAN, i + 3, false);
+    }
+    if rest.len() >= 2 && rest[0] == b'0' && (rest[1] | 0x20) == b'x' {
+        return match hex_float(&rest[2..]) {
+            Some((v, n)) => {
+                let erange = v.is_infinite() || (v != 0.0 && v < f64::MIN_POSITIVE);
+                (sign(v), i + 2 + n, erange)
+            }
+            // Just the "0".
+            None => (sign(0.0), i + 1, false),
+        };
+    }
+    let mut j = i;
+    let mut digits = 0;
+    let mut nonzero = false;
+    let mut take_digits = |j: &mut usize| {
+        while *j < s.len() && s[*j].is_ascii_digit() {
+            nonzero |= s[*j] != b'0';
+            digits += 1;
+            *j += 1;
+        }
+    };
+    take_digits(&mut j);
+    if j < s.len() && s[j] == b'.' {
+        j += 1;
+        take_digits(&mut j);
+    }
+    if digits == 0 {
+        return (0.0, 0, false);
+    }
+    if j < s.len() && (s[j] | 0x20) == b'e' {
+        let mut k = j + 1;
+        if k < s.len() && (s[k] == b'+' || s[k] == b'-') {
+            k += 1;
+        }
+        if k < s.len() && s[k].is_ascii_digit() {
+            while k < s.len() && s[k].is_ascii_digit() {
+                k += 1;
+            }
+            j = k;
+        }
+    }
+    let v: f64 = std::str::from_utf8(&s[num_start..j])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::NAN);
+    let a = v.abs();
+    let erange = a.is_infinite() || (a == 0.0 && nonzero) || (a != 0.0 && a < f64::MIN_POSITIVE);
+    (v, j, erange)
+}
+
+/// The hex digits (after `0x`) of a C hex float: (magnitude, bytes
+/// consumed), `None` when no digit follows.
+fn hex_float(s: &[u8]) -> Option<(f64, usize)> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut m: u64 = 0;
+    let mut exp: i64 = 0;
+    let mut any = false;
+    let mut j = 0;
+    while let Some(d) = s.get(j).and_then(|&c| hex(c)) {
+        if m < 1 << 59 {
+            m = m * 16 + d as u64;
+        } else {
+            exp += 4;
+        }
+        any = true;
+        j += 1;
+    }
+    if s.get(j) == Some(&b'.') {
+        let mut k = j + 1;
+        while let Some(d) = s.get(k).and_then(|&c| hex(c)) {
+            if m < 1 << 59 {
+                m = m * 16 + d as u64;
+                exp -= 4;
+            }
+            any = true;
+            k += 1;
+        }
+        if any {
+            j = k;
+        }
+    }
+    if !any {
+        return None;
+    }
+    if s.get(j).is_some_and(|&c| (c | 0x20) == b'p') {
+        let mut k = j + 1;
+        let eneg = s.get(k) == Some(&b'-');
+        if matches!(s.get(k), Some(b'+' | b'-')) {
+            k += 1;
+        }
+        if s.get(k).is_some_and(u8::is_ascii_digit) {
+            let mut e: i64 = 0;
+            while let Some(&c) = s.get(k).filter(|c| c.is_ascii_digit()) {
+                e = (e * 10 + (c - b'0') as i64).min(100_000);
+                k += 1;
+            }
+            exp += if eneg { -e } else { e };
+            j = k;
+        }
+    }
+    let mut v = m as f64;
+    while exp > 0 && v.is_finite() && v != 0.0 {
+        let step = exp.min(1000);
+        v *= 2f64.powi(step as i32);
+        exp -= step;
+    }
+    while exp < 0 && v != 0.0 {
+        let step = (-exp).min(1000);
+        v /= 2f64.powi(step as i32);
+        exp += step;
+    }
+    Some((v, j))
+}
+
+/// A numeric weight as SORT reads it: `strtod` over the C string (up to a
+/// NUL) must consume all of it, without overflow, underflow or NaN. An
+/// empty string is 0.
+fn sort_score(s: &[u8]) -> Option<f64> {
+    let s = c_str(s);
+    if s.is_empty() {
+        return Some(0.0);
+    }
+    let (v, used, erange) = strtod(s);
+    (used == s.len() && !erange && !v.is_nan()).then_some(v)
+}
+
+/// Redis's `sortCompare`.
+fn compare(a: &Item, b: &Item, o: &Options<'_>) -> Ordering {
+    let store = o.store.is_some();
+    let cmp = if !o.alpha {
+        if a.score > b.score {
+            Ordering::Greater
+        } else if a.score < b.score {
+            Ordering::Less
+        } else {
+            // Equal weights: the elements themselves, so the result is
+            // deterministic.
+            a.obj.cmp(&b.obj)
+        }
+    } else if o.by.is_some() {
+        match (&a.cmp, &b.cmp) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (Some(x), Some(y)) if store => x.cmp(y),
+            (Some(x), Some(y)) => c_cmp(x, y),
+        }
+    } else if store {
+        a.obj.cmp(&b.obj)
+    } else {
+        c_cmp(&a.obj, &b.obj)
+    };
+    if o.desc {
+        cmp.reverse()
+    } else {
+        cmp
+    }
+}
+
+/// The elements to sort and the output range, as `sortCommandGeneric`
+/// loads them.
+struct Loaded {
+    items: Vec<Item>,
+    start: i64,
+    end: i64,
+}
+
+/// Loads the elements of `value` (a missing key is an empty list), or
+/// `None` for a value of another type. Adjusts `o` as Redis does: a set
+/// that is stored unsorted is sorted ALPHA instead, so the stored list
+/// (and what a replica stores) does not depend on hash order.
+fn load(value: Option<&Value>, o: &mut Options<'_>) -> Option<Loaded> {
+    let len = match value {
+        None => 0,
+        Some(Value::List(l)) => l.len(),
+        Some(Value::Set(s)) => {
+            if o.dontsort && o.store.is_some() {
+                o.dontsort = false;
+                o.alpha = true;
+                o.by = None;
+            }
+            s.len()
+        }
+        Some(Value::ZSet(z)) => z.len(),
+        Some(_) => return None,
+    };
+    let vlen = len as i64;
+    // LIMIT sanity, clamped to the size so nothing overflows.
+    let mut start = o.limit.0.clamp(0, vlen);
+    let count = o.limit.1.clamp(-1, vlen);
+    let mut end = if count < 0 {
+        vlen - 1
+    } else {
+        start + count - 1
+    };
+    if start >= vlen {
+        start = vlen - 1;
+        end = vlen - 2;
+    }
+    if end >= vlen {
+        end = vlen - 1;
+    }
+    let ordered = matches!(value, Some(Value::List(_) | Value::ZSet(_)));
+    let ranged = ordered && o.dontsort && (start != 0 || end != vlen - 1);
+    // Never more than the collection holds, whatever LIMIT asked.
+    let n = if ranged {
+        (end - start + 1).max(0) as usize
+    } else {
+        len
+    };
+    let mut items = Vec::with_capacity(n);
+    match value {
+        None => {}
+        Some(Value::List(l)) if o.dontsort && end >= start => {
+            // The list's own order (reversed for DESC), LIMIT applied here.
+            let s = start as usize;
+            let item = |e: &[u8]| Item::new(e.to_vec());
+            if o.desc {
+                items.extend(l.range(len - s - n, n).rev().map(item));
+            } else {
+                items.extend(l.range(s, n).map(item));
+            }
+            end -= start;
+            start = 0;
+        }
+        // An empty LIMIT range of an unsorted list.
+        Some(Value::List(_)) if o.dontsort => {}
+        Some(Value::List(l)) => items.extend(l.iter().map(|e| Item::new(e.to_vec()))),
+        Some(Value::Set(s)) => items.extend(s.iter().map(|m| Item::new(m.to_vec()))),
+        Some(Value::ZSet(z)) if o.dontsort => {
+            // The sorted set's own order (reversed for DESC), LIMIT
+            // applied here.
+            if n > 0 {
+                let s = start as usize;
+                let from = if o.desc { len - 1 - s } else { s };
+                items.extend(
+                    z.iter_from(from, o.desc)
+                        .take(n)
+                        .map(|(m, _)| Item::new(m.to_vec())),
+                );
+            }
+            end -= start;
+            start = 0;
+        }
+        Some(Value::ZSet(z)) => items.extend(z.iter().map(|(m, _)| Item::new(m.to_vec()))),
+        Some(_) => return None,
+    }
+    Some(Loaded { items, start, end })
+}
+
+/// `SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination]`
+fn sort(ctx: &mut Ctx<'_>) {
+    sort_generic(ctx, false);
+}
+
+/// `SORT_RO key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]`
+fn sort_ro(ctx: &mut Ctx<'_>) {
+    sort_generic(ctx, true);
+}
+
+/// Redis's `sortCommandGeneric`; `readonly` refuses STORE (as a syntax
+/// error).
+fn sort_generic(ctx: &mut Ctx<'_>, readonly: bool) {
+    let args = ctx.args;
+    let Some(mut o) = parse(ctx, args, readonly) else {
+        return;
+    };
+    let srv = ctx.srv;
+    let db = srv.keyspace.db(ctx.client.db);
+    let now = ctx.now;
+    let loaded = db.get(&args[1], now, |n| {
+        count_lookup(srv, n.is_some());
+        load(n.map(|n| &n.value), &mut o)
+    });
+    let Some(Loaded {
+        mut items,
+        start,
+        end,
+    }) = loaded
+    else {
+        return ctx.out.error(err::WRONGTYPE);
+    };
+
+    // The weights, then the sort.
+    let mut conversion_error = false;
+    if !o.dontsort {
+        for it in items.iter_mut() {
+            let mut weigh = |v: &[u8]| {
+                if o.alpha {
+                    it.cmp = Some(v.to_vec());
+                } else {
+                    match sort_score(v) {
+                        Some(s) => it.score = s,
+                        None => conversion_error = true,
+                    }
+                }
+            };
+            match o.by {
+                Some(pattern) => with_pattern(srv, db, now, pattern, &it.obj, |v| {
+                    if let Some(v) = v {
+                        weigh(v);
+                    }
+                }),
+                // Sorting by the element itself: ALPHA compares elements.
+                None if o.alpha => {}
+                None => match sort_score(&it.obj) {
+                    Some(s) => it.score = s,
+                    None => conversion_error = true,
+                },
+            }
+        }
+        let last = items.len() as i64 - 1;
+        if o.by.is_some() && (start != 0 || end != last) {
+            pqsort(&mut items, &|a, b| compare(a, b, &o), start, end);
+        } else {
+            items.sort_by(|a, b| compare(a, b, &o));
+        }
+    }
+    if conversion_error {
+        return ctx.out.error(CONVERSION_ERR);
+    }
+
+    let span = (end - start + 1).max(0) as usize;
+    let range = match span {
+        0 => &items[..0],
+        _ => items.get(start as usize..=end as usize).unwrap_or(&[]),
+    };
+    let outputlen = if o.gets.is_empty() {
+        span
+    } else {
+        o.gets.len() * span
+    };
+    let Some(dst) = o.store else {
+        // A read: nothing to propagate, even if a lookup expired a key.
+        ctx.propagated = true;
+        let out = &mut *ctx.out;
+        out.array(outputlen);
+        for it in range {
+            if o.gets.is_empty() {
+                out.bulk(&it.obj);
+            }
+            for g in &o.gets {
+                with_pattern(srv, db, now, g, &it.obj, |v| match v {
+                    Some(v) => out.bulk(v),
+                    None => out.null(),
+                });
+            }
+        }
+        return;
+    };
+    let mut list = List::new(ctx.limits().list_max_listpack_size);
+    for it in range {
+        if o.gets.is_empty() {
+            list.push(End::Tail, &it.obj);
+        }
+        for g in &o.gets {
+            with_pattern(srv, db, now, g, &it.obj, |v| {
+                list.push(End::Tail, v.unwrap_or_default())
+            });
+        }
+    }
+    if outputlen > 0 {
+        db.write(dst, now, |s| s.insert(Value::List(Box::new(list)), None));
+    } else {
+        let removed = db.write(dst, now, |s| s.remove());
+        drop(removed);
+    }
+    ctx.out.int(outputlen as i64);
+}
+
+/// Redis's `pqsort` (NetBSD's Bentley-McIlroy quicksort, which skips the
+/// partitions that hold nothing of ranks `lrange..=rrange`), ported step
+/// for step so equal elements end up where Redis puts them.
+fn pqsort<T>(v: &mut [T], cmp: &impl Fn(&T, &T) -> Ordering, lrange: i64, rrange: i64) {
+    if !v.is_empty() {
+        pqsort_at(v, 0, v.len(), cmp, lrange, rrange);
+    }
+}
+
+/// Whether the partition `lo..lo + n` holds none of the wanted ranks.
+fn outside(lo: usize, n: usize, lrange: i64, rrange: i64) -> bool {
+    let (lo, hi) = (lo as i64, (lo + n) as i64);
+    (lrange < lo && rrange < lo) || (lrange >= hi && rrange + 1 > hi)
+}
+
+fn med3<T>(v: &[T], a: usize, b: usize, c: usize, cmp: &impl Fn(&T, &T) -> Ordering) -> usize {
+    let lt = |x: usize, y: usize| cmp(&v[x], &v[y]) == Ordering::Less;
+    let gt = |x: usize, y: usize| cmp(&v[x], &v[y]) == Ordering::Greater;
+    if lt(a, b) {
+        if lt(b, c) {
+            b
+        } else if lt(a, c) {
+            c
+        } else {
+            a
+        }
+    } else if gt(b, c) {
+        b
+    } else if lt(a, c) {
+        a
+    } else {
+        c
+    }
+}
+
+fn insertion_sort<T>(v: &mut [T], base: usize, n: usize, cmp: &impl Fn(&T, &T) -> Ordering) {
+    for m in base + 1..base + n {
+        let mut l = m;
+        while l > base && cmp(&v[l - 1], &v[l]) == Ordering::Greater {
+            v.swap(l, l - 1);
+            l -= 1;
+        }
+    }
+}
+
+fn pqsort_at<T>(
+    v: &mut [T],
+    mut base: usize,
+    mut n: usize,
+    cmp: &impl Fn(&T, &T) -> Ordering,
+    lrange: i64,
+    rrange: i64,
+) {
+    loop {
+        if n < 7 {
+            return insertion_sort(v, base, n, cmp);
+        }
+        let mut pm = base + n / 2;
+        if n > 7 {
+            let mut pl = base;
+            let mut pn = base + n - 1;
+            if n > 40 {
+                let d = n / 8;
+                pl = med3(v, pl, pl + d, pl + 2 * d, cmp);
+                pm = med3(v, pm - d, pm, pm + d, cmp);
+                pn = med3(v, pn - 2 * d, pn - d, pn, cmp);
+            }
+            pm = med3(v, pl, pm, pn, cmp);
+        }
+        v.swap(base, pm);
+        let mut swapped = false;
+        let (mut pa, mut pb) = (base + 1, base + 1);
+        let (mut pc, mut pd) = (base + n - 1, base + n - 1);
+        loop {
+            while pb <= pc {
+                let r = cmp(&v[pb], &v[base]);
+                if r == Ordering::Greater {
+                    break;
+                }
+                if r == Ordering::Equal {
+                    swapped = true;
+                    v.swap(pa, pb);
+                    pa += 1;
+                }
+                pb += 1;
+            }
+            while pb <= pc {
+                let r = cmp(&v[pc], &v[base]);
+                if r == Ordering::Less {
+                    break;
+                }
+                if r == Ordering::Equal {
+                    swapped = true;
+                    v.swap(pc, pd);
+                    pd -= 1;
+                }
+                pc -= 1;
+            }
+            if pb > pc {
+                break;
+            }
+            v.swap(pb, pc);
+            swapped = true;
+            pb += 1;
+            pc -= 1;
+        }
+        if !swapped {
+            return insertion_sort(v, base, n, cmp);
+        }
+        let pn = base + n;
+        let r = (pa - base).min(pb - pa);
+        for i in 0..r {
+            v.swap(base + i, pb - r + i);
+        }
+        let r = (pd - pc).min(pn - pd - 1);
+        for i in 0..r {
+            v.swap(pb + i, pn - r + i);
+        }
+        let r = pb - pa;
+        if r > 1 && !outside(base, r, lrange, rrange) {
+            pqsort_at(v, base, r, cmp, lrange, rrange);
+        }
+        let r = pd - pc;
+        if r > 1 {
+            base = pn - r;
+            n = r;
+            if !outside(base, n, lrange, rrange) {
+                continue;
+            }
+        }
+        return;
+    }
+}
+
+/// The family's table (Redis 7.0's COMMAND INFO). The BY and GET patterns
+/// name keys too, so both are MOVABLEKEYS, which runs them under the
+/// exclusive gate.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("sort", -2, WRITE | DENYOOM | MOVABLEKEYS, (1, 1, 1), G, sort),
+    spec("sort_ro", -2, READONLY | MOVABLEKEYS, (1, 1, 1), G, sort_ro),
+];
+
+#[cfg(test)]
+mod tests {
+    //! Expected replies were taken from redis-server 7.0.15.
+
+    use super::{pqsort, sort_score, strtod};
+    use crate::state::changes_on_this_thread;
+    use crate::testkit::Kit;
+
+    fn bulks(items: &[&str]) -> String {
+        let mut s = format!("*{}\r\n", items.len());
+        for i in items {
+            s.push_str(&format!("${}\r\n{i}\r\n", i.len()));
+        }
+        s
+    }
+
+    #[test]
+    fn weights_parse_like_strtod() {
+        assert_eq!(sort_score(b""), Some(0.0));
+        assert_eq!(sort_score(b" 7"), Some(7.0));
+        assert_eq!(sort_score(b"0x10"), Some(16.0));
+        assert_eq!(sort_score(b"0X1p4"), Some(16.0));
+        assert_eq!(sort_score(b"5."), Some(5.0));
+        assert_eq!(sort_score(b"-.5"), Some(-0.5));
+        assert_eq!(sort_score(b"-INF"), Some(f64::NEG_INFINITY));
+        assert_eq!(sort_score(b"4\x00junk"), Some(4.0));
+        for bad in [
+            &b"1e400"[..],
+            b"1e-400",
+            b"1e-310",
+            b"1 ",
+            b"   ",
+            b"nan",
+            b"1e",
+            b"0x",
+            b"--1",
+            b"x",
+        ] {
+            assert_eq!(sort_score(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(strtod(b"  12abc"), (12.0, 4, false));
+        assert_eq!(strtod(b"abc").1, 0);
+    }
+
+    #[test]
+    fn pqsort_sorts_the_requested_ranks() {
+        // A fixed pseudo-random sequence with many duplicates.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let cmp = |a: &u64, b: &u64| a.cmp(b);
+        for n in [0usize, 1, 5, 7, 8, 40, 41, 100, 1000] {
+            let v: Vec<u64> = (0..n).map(|_| next() % 50).collect();
+            let mut sorted = v.clone();
+            sorted.sort();
+            for (l, r) in [(0, 2), (3, 9), (n as i64 / 2, n as i64 - 1), (5, 4)] {
+                let mut p = v.clone();
+                pqsort(&mut p, &cmp, l, r);
+                let (lo, hi) = (l.max(0) as usize, (r + 1).clamp(0, n as i64) as usize);
+                if lo < hi {
+                    assert_eq!(p[lo..hi], sorted[lo..hi], "n={n} l={l} r={r}");
+                }
+                let mut all = p.clone();
+                all.sort();
+                assert_eq!(all, sorted);
+            }
+            let mut p = v.clone();
+            pqsort(&mut p, &|a: &u64, b: &u64| b.cmp(a), 0, n as i64 - 1);
+            sorted.reverse();
+            assert_eq!(p, sorted);
+        }
+    }
+
+    #[test]
+    fn sorts_lists_sets_and_zsets() {
+        let mut k = Kit::new();
+        k.run(&["RPUSH", "l", "3", "1", "2.5", "10"]);
+        assert_eq!(k.run(&["SORT", "l"]), bulks(&["1", "2.5", "3", "10"]));
+        assert_eq!(
+            k.run(&["SORT", "l", "ALPHA", "DESC"]),
+            bulks(&["3", "2.5", "10", "1"])
+        );
+        assert_eq!(
+            k.run(&["SORT", "l", "LIMIT", "1", "2"]),
+            bulks(&["2.5", "3"])
+        );
+        assert_eq!(
+            k.run(&["SORT", "l", "BY", "nosort", "DESC", "LIMIT", "1", "2"]),
+            bulks(&["2.5", "1"])
+        );
+        k.run(&["SADD", "s", "b", "a", "c"]);
+        assert_eq!(k.run(&["SORT", "s", "ALPHA"]), bulks(&["a", "b", "c"]));
+        k.run(&["ZADD", "z", "1", "x", "2", "a", "3", "m"]);
+        assert_eq!(
+            k.run(&["SORT", "z", "BY", "nosort", "DESC"]),
+            bulks(&["m", "a", "x"])
+        );
+        assert_eq!(
+            k.run(&["SORT", "z", "BY", "nosort", "LIMIT", "1", "5"]),
+            bulks(&["a", "m"])
+        );
+        assert_eq!(
+            k.run(&["SORT", "s"]),
+            "-ERR One or more scores can't be converted into double\r\n"
+        );
+        assert_eq!(k.run(&["SORT", "missing"]), "*0\r\n");
+        // A huge count is clamped to the size, never allocated.
+        assert_eq!(
+            k.run(&[
+                "SORT",
+                "l",
+                "BY",
+                "nosort",
+                "LIMIT",
+                "0",
+                "9223372036854775807"
+            ]),
+            bulks(&["3", "1", "2.5", "10"])
+        );
+    }
+
+    #[test]
+    fn by_and_get_patterns() {
+        let mut k = Kit::new();
+        k.run(&["RPUSH", "u", "a", "b", "c"]);
+        k.run(&["MSET", "w_a", "3", "w_b", "1"]);
+        k.run(&["HSET", "h_a", "n", "A"]);
+        k.run(&["HSET", "h_c", "n", "C"]);
+        assert_eq!(k.run(&["SORT", "u", "BY", "w_*"]), bulks(&["c", "b", "a"]));
+        assert_eq!(
+            k.run(&["SORT", "u", "BY", "w_*", "GET", "#", "GET", "h_*->n"]),
+            "*6\r\n$1\r\nc\r\n$1\r\nC\r\n$1\r\nb\r\n$-1\r\n$1\r\na\r\n$1\r\nA\r\n"
+        );
+        assert_eq!(
+            k.run(&["SORT", "u", "BY", "nosort", "GET", "w_*"]),
+            "*3\r\n$1\r\n3\r\n$1\r\n1\r\n$-1\r\n"
+        );
+        assert_eq!(
+            k.run(&["SORT", "u", "BY", "nosort", "GET", "fixed"]),
+            "*3\r\n$-1\r\n$-1\r\n$-1\r\n"
+        );
+    }
+
+    #[test]
+    fn store_and_errors() {
+        let mut k = Kit::new();
+        k.run(&["RPUSH", "l", "2", "1"]);
+        k.run(&["SET", "str", "v"]);
+        assert_eq!(k.run(&["SORT", "l", "STORE", "d"]), ":2\r\n");
+        assert_eq!(k.run(&["LRANGE", "d", "0", "-1"]), bulks(&["1", "2"]));
+        assert_eq!(
+            k.run(&["SORT", "l", "GET", "#", "GET", "x_*", "STORE", "d"]),
+            ":4\r\n"
+        );
+        assert_eq!(
+            k.run(&["LRANGE", "d", "0", "-1"]),
+            bulks(&["1", "", "2", ""])
+        );
+        assert_eq!(k.run(&["SORT", "missing", "STORE", "d"]), ":0\r\n");
+        assert_eq!(k.run(&["EXISTS", "d"]), ":0\r\n");
+        assert_eq!(
+            k.run(&["SORT_RO", "l", "STORE", "d"]),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(k.run(&["SORT", "l", "BY"]), "-ERR syntax error\r\n");
+        assert_eq!(
+            k.run(&["SORT", "l", "LIMIT", "x", "1"]),
+            "-ERR value is not an integer or out of range\r\n"
+        );
+        assert_eq!(k.run(&["SORT", "str", "bad"]), "-ERR syntax error\r\n");
+        assert_eq!(
+            k.run(&["SORT", "str"]),
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+        );
+    }
+
+    #[test]
+    fn only_store_changes_the_dataset() {
+        let mut k = Kit::new();
+        k.run(&["RPUSH", "l", "2", "1"]);
+        for cmd in [
+            &["SORT", "l"][..],
+            &["SORT_RO", "l", "BY", "w_*", "GET", "#"],
+            &["SORT", "missing", "STORE", "none"],
+            &["SORT", "l", "LIMIT", "5", "1", "STORE", "none"],
+        ] {
+            let before = changes_on_this_thread();
+            k.run(cmd);
+            assert_eq!(changes_on_this_thread(), before, "{cmd:?}");
+        }
+        let before = changes_on_this_thread();
+        k.run(&["SORT", "l", "STORE", "d"]);
+        assert_ne!(changes_on_this_thread(), before);
+    }
+}

@@ -1415,7 +1415,9 @@ fn quote(v: &str) -> String {
 fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
     match name {
         "save" => {
-            let args: Vec<&String> = args.iter().filter(|a| !a.is_empty()).collect();
+            // `save "3600 1 300 100"` (one quoted argument) means the same
+            // as the pairs written out, as in Redis 7.0.
+            let args: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
             if !args.len().is_multiple_of(2) {
                 return Err("Invalid save parameters".into());
             }
@@ -1424,11 +1426,7 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                     return Err("Invalid save parameters".into());
                 }
             }
-            Ok(args
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" "))
+            Ok(args.join(" "))
         }
         "client-output-buffer-limit" => {
             if !args.len().is_multiple_of(4) || args.is_empty() {

@@ -20,6 +20,7 @@ pub async fn run(srv: Arc<Server>) {
             _ = srv.shutdown.notified() => return,
         }
         sample_ops(&srv);
+        crate::persist::cron(&srv);
         if srv.active_expire.load(Ordering::Relaxed) {
             active_expire(&srv, &mut cursors);
         }

@@ -132,6 +132,17 @@ fn precheck(
         out.error("ERR Command not allowed inside a transaction");
         return Err(Some(id));
     }
+    let writes = spec.has(flags::WRITE)
+        || spec.name == "ping"
+        || (spec.name == "exec"
+            && c.multi.as_ref().is_some_and(|q| {
+                q.iter()
+                    .any(|(id, _)| srv.commands.spec(*id).has(flags::WRITE))
+            }));
+    if writes && crate::persist::writes_refused(srv) {
+        out.error("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.");
+        return Err(Some(id));
+    }
     Ok(id)
 }
 

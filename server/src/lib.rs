@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod encryption;
 pub mod info;
 pub mod num;
+pub mod persist;
 pub mod resp;
 pub mod state;
 pub mod testkit;

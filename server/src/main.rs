@@ -39,6 +39,18 @@ fn main() -> ExitCode {
             _ => {}
         }
     }
+    // `--import-rdb PATH` is Rampart's own, so it is taken out before the
+    // rest is read as redis.conf directives.
+    let mut args = args;
+    let mut import = None;
+    if let Some(i) = args.iter().position(|a| a == "--import-rdb") {
+        if i + 1 >= args.len() {
+            eprintln!("--import-rdb needs the path of a plain RDB file");
+            return ExitCode::from(1);
+        }
+        import = Some(std::path::PathBuf::from(args.remove(i + 1)));
+        args.remove(i);
+    }
     let (file, extra) = split_command_line(&args);
     let config = Config::default();
     if let Err(e) = config.load(file.as_deref(), &extra) {
@@ -60,7 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, import)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -94,14 +106,15 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, import: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let port = config.int("port");
     let binds = config.get("bind").unwrap_or_default();
     let pidfile = config.get("pidfile").unwrap_or_default();
     let keys = rampart_server::encryption::open(&config).await?;
     let mut srv = Server::new(config);
-    srv.keys = keys;
+    srv.keys = keys.map(Arc::new);
     let srv = Arc::new(srv);
+    let _ = srv.persist.runtime.set(tokio::runtime::Handle::current());
     let mut listeners = Vec::new();
     if port != 0 {
         for addr in binds.split_whitespace() {
@@ -149,19 +162,48 @@ async fn run(config: Config) -> anyhow::Result<()> {
         port
     );
     tracing::info!(
-        "Data directory {}: data is kept in memory only (persistence is not implemented yet), so nothing is written there yet",
-        srv.config.get("dir").unwrap_or_default()
+        "Data directory {}, snapshot {}, keys {}",
+        srv.config.get("dir").unwrap_or_default(),
+        rampart_server::persist::snapshot_path(&srv).display(),
+        srv.keys
+            .as_ref()
+            .map(|k| k.describe())
+            .unwrap_or_else(|| "none (encryption-at-rest no)".into())
     );
+    {
+        let srv = srv.clone();
+        tokio::task::spawn_blocking(move || {
+            rampart_server::persist::startup(&srv, import.as_deref())
+        })
+        .await??;
+    }
     for l in listeners {
         tokio::spawn(rampart_server::conn::accept_loop(srv.clone(), l));
     }
     tokio::spawn(rampart_server::cron::run(srv.clone()));
     tracing::info!("Ready to accept connections tcp");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("Received SIGTERM scheduling shutdown..."),
-        _ = tokio::signal::ctrl_c() => tracing::info!("Received SIGINT scheduling shutdown..."),
-        _ = srv.shutdown.notified() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("Received SIGTERM scheduling shutdown..."),
+            _ = tokio::signal::ctrl_c() => tracing::info!("Received SIGINT scheduling shutdown..."),
+            _ = srv.shutdown.notified() => {}
+        }
+        if srv.persist.is_saved_for_shutdown() {
+            break;
+        }
+        let s = srv.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            let _gate = s.keyspace.exclusive();
+            rampart_server::persist::shutdown_save(&s, false, false)
+        })
+        .await?;
+        match saved {
+            Ok(()) => break,
+            // As Redis: a server that cannot save its data does not exit
+            // on a signal (SHUTDOWN NOSAVE or a working disk/key ends it).
+            Err(e) => tracing::warn!("Error trying to save the DB, can't exit: {e}"),
+        }
     }
     srv.shutting_down.store(true, Ordering::Relaxed);
     srv.shutdown.notify_waiters();

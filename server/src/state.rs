@@ -321,8 +321,8 @@ pub struct Pause {
 
 /// Everything the connections share.
 pub struct Server {
-    /// The data.
-    pub keyspace: Keyspace,
+    /// The data (shared with snapshot threads).
+    pub keyspace: Arc<Keyspace>,
     /// Key event sinks.
     pub hooks: Arc<Hooks>,
     /// Configuration.
@@ -350,7 +350,9 @@ pub struct Server {
     /// Average TTL estimate per db from active expiry (INFO keyspace).
     pub avg_ttl: Mutex<Vec<u64>>,
     /// The at-rest key provider (`None` with `encryption-at-rest no`).
-    pub keys: Option<rampart_kms::Provider>,
+    pub keys: Option<Arc<rampart_kms::Provider>>,
+    /// Snapshot state (SAVE, BGSAVE, INFO persistence).
+    pub persist: Arc<crate::persist::Persist>,
 }
 
 impl Server {
@@ -369,7 +371,7 @@ impl Server {
             .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
             .collect();
         Server {
-            keyspace: Keyspace::with_notify(databases, hooks.clone()),
+            keyspace: Arc::new(Keyspace::with_notify(databases, hooks.clone())),
             hooks,
             config,
             clients: Clients::default(),
@@ -384,6 +386,7 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             avg_ttl: Mutex::new(vec![0; databases]),
             keys: None,
+            persist: Arc::new(crate::persist::Persist::new()),
         }
     }
 }

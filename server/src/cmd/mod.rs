@@ -9,6 +9,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
 pub mod list;
+pub mod persistence;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -68,6 +69,8 @@ pub mod flags {
     pub const MOVABLEKEYS: u32 = 1 << 18;
     /// Rampart: must not be queued by MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
     pub const TX_CONTROL: u32 = 1 << 17;
+    /// Not allowed while a replica loads its dataset asynchronously.
+    pub const NO_ASYNC_LOADING: u32 = 1 << 19;
 
     /// Names in COMMAND INFO's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -85,6 +88,7 @@ pub mod flags {
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (MOVABLEKEYS, "movablekeys"),
@@ -169,8 +173,8 @@ pub struct Registry {
 }
 
 /// Every family's table.
-pub fn tables() -> [&'static [CommandSpec]; 13] {
-    [
+pub fn tables() -> Vec<&'static [CommandSpec]> {
+    vec![
         connection::COMMANDS,
         string::COMMANDS,
         bitmap::COMMANDS,
@@ -182,6 +186,7 @@ pub fn tables() -> [&'static [CommandSpec]; 13] {
         sort::COMMANDS,
         dump::COMMANDS,
         hyperloglog::COMMANDS,
+        persistence::COMMANDS,
         server::COMMANDS,
         transaction::COMMANDS,
     ]
@@ -203,7 +208,7 @@ impl Registry {
             stats: Vec::new(),
         };
         for table in tables() {
-            for spec in table {
+            for spec in table.iter() {
                 let id = r.entries.len();
                 r.entries.push((spec.name.to_string(), spec, None));
                 r.stats.push(CmdStats::default());

@@ -125,11 +125,6 @@ fn time(ctx: &mut Ctx<'_>) {
 }
 
 /// `LASTSAVE`: no snapshot has been taken yet, so, as Redis, the start time.
-fn lastsave(ctx: &mut Ctx<'_>) {
-    let uptime = ctx.srv.started.elapsed().as_secs();
-    ctx.out.int((ctx.now / 1000 - uptime) as i64);
-}
-
 /// Redis's own COMMAND INFO / COMMAND DOCS data (ACL categories, tips, key
 /// specs, docs), generated from redis-server 7.0 by
 /// `scripts/gen-command-reference.py`.
@@ -535,6 +530,11 @@ fn shutdown(ctx: &mut Ctx<'_>) {
         return ctx.out.error("ERR No shutdown in progress.");
     }
     tracing::info!("User requested shutdown...");
+    if let Err(e) = crate::persist::shutdown_save(ctx.srv, save, nosave) {
+        tracing::warn!("Error trying to save the DB, can't exit: {e}");
+        return ctx.out.error("ERR Errors trying to SHUTDOWN. Check logs.");
+    }
+    ctx.srv.persist.saved_for_shutdown();
     ctx.srv.shutting_down.store(true, Ordering::Relaxed);
     ctx.srv.shutdown.notify_waiters();
     // Redis closes the connection without a reply when it shuts down.
@@ -567,6 +567,8 @@ fn debug(ctx: &mut Ctx<'_>) {
             &[
                 "OBJECT <key>",
                 "    Show low level info about `key` and associated value.",
+                "RELOAD",
+                "    Save the RDB on disk and reload it back to memory.",
                 "POPULATE <count> [<prefix>] [<size>]",
                 "    Create <count> string keys named key:<num>. If <prefix> is specified then",
                 "    it is used instead of the 'key' prefix. These are not propagated to",
@@ -587,6 +589,10 @@ fn debug(ctx: &mut Ctx<'_>) {
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
             ctx.out.ok();
         }
+        "reload" => match crate::persist::debug_reload(ctx.srv) {
+            Ok(()) => ctx.out.ok(),
+            Err(e) => ctx.out.error(&e),
+        },
         "set-active-expire" if argc == 3 => {
             let on = ctx.args[2].as_ref() != b"0";
             ctx.srv.active_expire.store(on, Ordering::Relaxed);
@@ -741,20 +747,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("flushall", -1, WRITE | EXCLUSIVE, (0, 0, 0), S, flushall),
     spec("swapdb", 3, WRITE | FAST | EXCLUSIVE, (0, 0, 0), S, swapdb),
     spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), S, time),
-    spec(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        (0, 0, 0),
-        S,
-        lastsave,
-    ),
     container_spec("command", -1, LOADING | STALE, S, COMMAND_SUBCOMMANDS),
     container_spec("config", -2, 0, S, CONFIG_SUBCOMMANDS),
     spec(
         "shutdown",
         -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY | EXCLUSIVE,
         (0, 0, 0),
         S,
         shutdown,

@@ -1,0 +1,727 @@
+//! Snapshots: SAVE, BGSAVE, the `save` rules, saving on shutdown, loading at
+//! startup, DEBUG RELOAD, `--import-rdb` and INFO persistence.
+//!
+//! A snapshot is a point-in-time cut of the keyspace taken without fork
+//! ([`Keyspace::begin_snapshot`]): shards are serialized to RDB either by the
+//! snapshot's own pass or, just before their first write, by the writer.
+//! Serialized shards flow through a channel to a writer thread that seals
+//! them in the envelope and writes the temp file that replaces the old
+//! snapshot only once complete and fsynced.
+
+use std::future::Future;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use parking_lot::Mutex;
+use rampart_keyspace::{Capture, Keyspace, Node, Value};
+use rampart_kms::{EnvelopeParams, EnvelopeReader, Payload, Provider};
+use rampart_persistence::dataset::Dataset;
+use rampart_persistence::rdb::{self, LoadSink, RdbError};
+use rampart_persistence::snapshot::{self, Format, Protection, SnapshotWriter};
+
+use crate::state::{now_ms, Server};
+
+/// After a failed background save, the `save` rules wait this long before
+/// trying again (Redis's CONFIG_BGSAVE_RETRY_DELAY).
+const RETRY_DELAY_MS: u64 = 5000;
+
+/// Snapshot state and counters (INFO persistence).
+#[derive(Default)]
+pub struct Persist {
+    /// The data directory's dataset, fixed at startup.
+    pub dataset: OnceLock<Dataset>,
+    /// The runtime, for key-provider calls made from snapshot threads.
+    pub runtime: OnceLock<tokio::runtime::Handle>,
+    lastsave: AtomicU64,
+    running: AtomicBool,
+    scheduled: AtomicBool,
+    last_ok: AtomicBool,
+    last_bgsave_secs: AtomicI64,
+    started: Mutex<Option<Instant>>,
+    saves: AtomicU64,
+    last_try_ms: AtomicU64,
+    loaded_keys: AtomicU64,
+    loaded_expired: AtomicU64,
+    shutdown_saved: AtomicBool,
+}
+
+impl Persist {
+    /// Fresh state: never saved, last status ok.
+    pub fn new() -> Persist {
+        let p = Persist::default();
+        p.last_ok.store(true, Ordering::Relaxed);
+        p.last_bgsave_secs.store(-1, Ordering::Relaxed);
+        p.lastsave.store(now_ms() / 1000, Ordering::Relaxed);
+        p
+    }
+
+    /// LASTSAVE: Unix time of the last successful save (or of startup).
+    pub fn lastsave(&self) -> u64 {
+        self.lastsave.load(Ordering::Relaxed)
+    }
+
+    /// SHUTDOWN did the final save: the exit path must not save again.
+    pub fn saved_for_shutdown(&self) {
+        self.shutdown_saved.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether SHUTDOWN already did the final save.
+    pub fn is_saved_for_shutdown(&self) -> bool {
+        self.shutdown_saved.load(Ordering::Relaxed)
+    }
+
+    /// Whether a background save runs.
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+}
+
+/// Serializes each captured shard to RDB and hands it to the writer.
+struct Chunks(Mutex<Sender<Vec<u8>>>);
+
+impl Capture for Chunks {
+    fn shard(&self, db: usize, nodes: &mut dyn Iterator<Item = &Node>) {
+        let mut buf = Vec::new();
+        rdb::write_select_db(&mut buf, db as u64);
+        let empty = buf.len();
+        for n in nodes {
+            rdb::write_entry(&mut buf, n.key.as_bytes(), &n.value, n.expire_at());
+        }
+        if buf.len() > empty {
+            // A writer that failed has dropped its receiver; the snapshot
+            // still has to run to its end, so the error is ignored here and
+            // reported by the writer.
+            let _ = self.0.lock().send(buf);
+        }
+    }
+}
+
+/// Where and how a snapshot is written.
+struct Target {
+    dest: PathBuf,
+    keys: Option<(Arc<Provider>, String)>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+/// The snapshot file's path: `dir` + `dbfilename`.
+pub fn snapshot_path(srv: &Server) -> PathBuf {
+    let dir = srv.config.get("dir").unwrap_or_else(|| ".".into());
+    let name = srv
+        .config
+        .get("dbfilename")
+        .unwrap_or_else(|| "dump.rdb".into());
+    Path::new(&dir).join(name)
+}
+
+fn target(srv: &Server) -> Target {
+    let dataset = srv
+        .persist
+        .dataset
+        .get()
+        .map(|d| d.id.clone())
+        .unwrap_or_else(|| "rampart".into());
+    Target {
+        dest: snapshot_path(srv),
+        keys: srv.keys.clone().map(|k| (k, dataset)),
+        runtime: srv.persist.runtime.get().cloned(),
+    }
+}
+
+/// Runs `f` to completion from synchronous code: on a runtime worker it
+/// steps out of the async context first; elsewhere it uses the stored
+/// runtime, or a small one of its own when there is none (tests).
+fn block_on<F: Future>(
+    runtime: Option<&tokio::runtime::Handle>,
+    f: F,
+) -> anyhow::Result<F::Output> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(tokio::task::block_in_place(|| h.block_on(f)))
+        }
+        Ok(_) => anyhow::bail!("key provider calls need a multi-threaded runtime"),
+        Err(_) => match runtime {
+            Some(h) => Ok(h.block_on(f)),
+            None => Ok(tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(f)),
+        },
+    }
+}
+
+/// Runs `f`, which blocks, without stalling other tasks of a runtime worker.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+fn write_file(t: &Target, rx: Receiver<Vec<u8>>) -> anyhow::Result<u64> {
+    let protection = match &t.keys {
+        None => Protection::Plain,
+        Some((provider, dataset)) => {
+            let params = EnvelopeParams::new(Payload::Snapshot, dataset);
+            let ctx = params.key_context()?;
+            let (key, slot) = block_on(t.runtime.as_ref(), provider.generate_data_key(&ctx))?
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot get a data key from {}: {e}", provider.describe())
+                })?;
+            Protection::Encrypted { params, key, slot }
+        }
+    };
+    let mut w = SnapshotWriter::create(&t.dest, protection)?;
+    let mut head = Vec::new();
+    rdb::write_header(&mut head, &[]);
+    w.write(&head)?;
+    for chunk in rx {
+        w.write(&chunk)?;
+    }
+    let mut tail = Vec::new();
+    rdb::write_eof(&mut tail);
+    w.write(&tail)?;
+    w.commit()
+}
+
+/// Takes the snapshot that `begin` started: the pass over the keyspace runs
+/// here while a second thread writes the file.
+fn run(
+    ks: &Keyspace,
+    snap: rampart_keyspace::Snapshot,
+    rx: Receiver<Vec<u8>>,
+    t: Target,
+) -> anyhow::Result<u64> {
+    let writer = std::thread::Builder::new()
+        .name("rampart-save".into())
+        .spawn(move || write_file(&t, rx))?;
+    ks.finish_snapshot(snap);
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the snapshot writer stopped unexpectedly"))?
+}
+
+/// Starts a snapshot. The caller holds the exclusive gate.
+fn begin(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Receiver<Vec<u8>>, u64)> {
+    let (tx, rx) = channel();
+    let dirty = srv.hooks.dirty.load(Ordering::Relaxed);
+    let snap = srv
+        .keyspace
+        .begin_snapshot(Arc::new(Chunks(Mutex::new(tx))), now_ms())?;
+    Some((snap, rx, dirty))
+}
+
+/// Records a save's outcome. Only background saves report failure in
+/// `rdb_last_bgsave_status` (and so stop writes), as in Redis.
+fn finished(p: &Persist, dirty: &AtomicU64, dirty_at_start: u64, ok: bool, background: bool) {
+    if ok {
+        // Changes made while the snapshot ran are not in it.
+        let _ = dirty.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+            Some(d.saturating_sub(dirty_at_start))
+        });
+        p.lastsave.store(now_ms() / 1000, Ordering::Relaxed);
+        p.saves.fetch_add(1, Ordering::Relaxed);
+        p.last_ok.store(true, Ordering::Relaxed);
+    } else {
+        p.last_try_ms.store(now_ms(), Ordering::Relaxed);
+        if background {
+            p.last_ok.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// SAVE: a snapshot taken in the foreground. The caller holds the exclusive
+/// gate, so, as with Redis, nothing else runs meanwhile.
+pub fn save(srv: &Server) -> Result<u64, String> {
+    let Some((snap, rx, dirty_at_start)) = begin(srv) else {
+        return Err("ERR Background save already in progress".into());
+    };
+    let t = target(srv);
+    let dest = t.dest.clone();
+    let result = blocking(|| run(&srv.keyspace, snap, rx, t));
+    let ok = result.is_ok();
+    finished(&srv.persist, &srv.hooks.dirty, dirty_at_start, ok, false);
+    match result {
+        Ok(bytes) => {
+            tracing::info!(
+                "DB saved on disk ({}, {bytes} bytes of RDB)",
+                dest.display()
+            );
+            Ok(bytes)
+        }
+        Err(e) => {
+            tracing::warn!("Error saving DB on disk ({}): {e:#}", dest.display());
+            Err(format!("ERR {e:#}"))
+        }
+    }
+}
+
+/// BGSAVE: begins a point-in-time snapshot and writes it on background
+/// threads. The caller holds the exclusive gate. Fails when one runs.
+pub fn bgsave(srv: &Server) -> Result<(), &'static str> {
+    if srv.persist.running() {
+        return Err("ERR Background save already in progress");
+    }
+    let Some((snap, rx, dirty_at_start)) = begin(srv) else {
+        return Err("ERR Background save already in progress");
+    };
+    let p = &srv.persist;
+    p.running.store(true, Ordering::Release);
+    *p.started.lock() = Some(Instant::now());
+    let t = target(srv);
+    let ks = srv.keyspace.clone();
+    let persist = srv.persist.clone();
+    let hooks = srv.hooks.clone();
+    tracing::info!("Background saving started");
+    let spawned = std::thread::Builder::new()
+        .name("rampart-bgsave".into())
+        .spawn(move || {
+            let start = Instant::now();
+            let dest = t.dest.clone();
+            let result = run(&ks, snap, rx, t);
+            let ok = result.is_ok();
+            finished(&persist, &hooks.dirty, dirty_at_start, ok, true);
+            persist
+                .last_bgsave_secs
+                .store(start.elapsed().as_secs() as i64, Ordering::Relaxed);
+            match result {
+                Ok(bytes) => tracing::info!(
+                    "Background saving terminated with success ({}, {bytes} bytes of RDB)",
+                    dest.display()
+                ),
+                Err(e) => tracing::warn!(
+                    "Background saving error: {e:#} (the previous snapshot {} is unchanged)",
+                    dest.display()
+                ),
+            }
+            *persist.started.lock() = None;
+            persist.running.store(false, Ordering::Release);
+        });
+    if spawned.is_err() {
+        // The snapshot was begun: it must end, or every write keeps
+        // capturing shards.
+        p.running.store(false, Ordering::Release);
+        *p.started.lock() = None;
+        return Err("ERR Can't start the background save thread");
+    }
+    Ok(())
+}
+
+/// BGSAVE SCHEDULE while one runs: start another when it ends.
+pub fn schedule(srv: &Server) {
+    srv.persist.scheduled.store(true, Ordering::Relaxed);
+}
+
+/// Waits for a running background save to end (shutdown, DEBUG RELOAD).
+pub fn wait_bgsave(srv: &Server) {
+    blocking(|| {
+        while srv.persist.running() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+}
+
+/// The `save` rules (`save 3600 1 300 100`): pairs of seconds and changes.
+fn rules(srv: &Server) -> Vec<(u64, u64)> {
+    let v = srv.config.get("save").unwrap_or_default();
+    let n: Vec<u64> = v
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    n.chunks_exact(2).map(|c| (c[0], c[1])).collect()
+}
+
+/// Whether writes are refused because the last background save failed
+/// while `save` rules are set and `stop-writes-on-bgsave-error yes`
+/// (Redis's MISCONF).
+pub fn writes_refused(srv: &Server) -> bool {
+    !srv.persist.last_ok.load(Ordering::Relaxed)
+        && srv.config.flag("stop-writes-on-bgsave-error")
+        && !rules(srv).is_empty()
+}
+
+/// Called on the `hz` clock: starts a background save when a `save` rule
+/// is met or one was scheduled.
+pub fn cron(srv: &Server) {
+    let p = &srv.persist;
+    if p.running() {
+        return;
+    }
+    let now = now_ms();
+    let dirty = srv.hooks.dirty.load(Ordering::Relaxed);
+    let since = now / 1000 - p.lastsave().min(now / 1000);
+    let retry_ok = p.last_ok.load(Ordering::Relaxed)
+        || now.saturating_sub(p.last_try_ms.load(Ordering::Relaxed)) > RETRY_DELAY_MS;
+    let due = rules(srv)
+        .into_iter()
+        .find(|(secs, changes)| dirty >= *changes && since >= *secs && retry_ok);
+    let scheduled = p.scheduled.load(Ordering::Relaxed);
+    if due.is_none() && !scheduled {
+        return;
+    }
+    if let Some((secs, changes)) = due {
+        tracing::info!("{changes} changes in {secs} seconds. Saving...");
+    }
+    let _gate = srv.keyspace.exclusive();
+    if bgsave(srv).is_ok() {
+        p.scheduled.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Saves before exiting when the `save` rules are set (or `save` is
+/// forced), as Redis does on SHUTDOWN and SIGTERM. The caller holds the
+/// exclusive gate.
+pub fn shutdown_save(srv: &Server, force: bool, nosave: bool) -> Result<(), String> {
+    if nosave || (!force && rules(srv).is_empty()) {
+        return Ok(());
+    }
+    if srv.persist.running() {
+        tracing::info!("Waiting for the background save to finish before the final save");
+        wait_bgsave(srv);
+    }
+    tracing::info!("Saving the final RDB snapshot before exiting.");
+    save(srv).map(|_| ())
+}
+
+/// Loads snapshot streams into the keyspace.
+struct Loader<'a> {
+    ks: &'a Keyspace,
+    now: u64,
+    loaded: u64,
+    expired: u64,
+    problem: Option<String>,
+}
+
+impl LoadSink for Loader<'_> {
+    fn function(&mut self, _code: &[u8]) {
+        tracing::warn!("The snapshot holds a Redis function library; Rampart has no functions, so it is skipped");
+    }
+
+    fn entry(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: Value,
+        expire_at_ms: Option<u64>,
+    ) -> Result<(), RdbError> {
+        if db >= self.ks.len() {
+            if self.problem.is_none() {
+                self.problem = Some(format!(
+                    "the snapshot has keys in database {db}, but only {} databases are configured (raise `databases`)",
+                    self.ks.len()
+                ));
+            }
+            return Ok(());
+        }
+        if expire_at_ms.is_some_and(|at| at <= self.now) {
+            self.expired += 1;
+            return Ok(());
+        }
+        self.ks
+            .db(db)
+            .write(key, self.now, |s| s.insert(value, expire_at_ms));
+        self.loaded += 1;
+        Ok(())
+    }
+}
+
+/// Loads the file at `path` (envelope or plain RDB) into the keyspace,
+/// adding to what is there. Returns the number of keys loaded.
+fn load_file(srv: &Server, path: &Path, format: Format) -> anyhow::Result<u64> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let limits = srv.config.encoding_limits();
+    let mut loader = Loader {
+        ks: &srv.keyspace,
+        now: now_ms(),
+        loaded: 0,
+        expired: 0,
+        problem: None,
+    };
+    let start = Instant::now();
+    let result = match format {
+        Format::Plain => rdb::load(
+            BufReader::with_capacity(1 << 20, file),
+            &limits,
+            &mut loader,
+        ),
+        Format::Encrypted => {
+            let Some(provider) = &srv.keys else {
+                anyhow::bail!(
+                    "{} is encrypted, but encryption-at-rest is no: there is no key provider to decrypt it",
+                    path.display()
+                );
+            };
+            let reader = block_on(
+                srv.persist.runtime.get(),
+                EnvelopeReader::open(BufReader::with_capacity(1 << 20, file), provider),
+            )?
+            .map_err(|e| anyhow::anyhow!("cannot decrypt {}: {e}", path.display()))?
+            .require_eof(true);
+            rdb::load(reader, &limits, &mut loader)
+        }
+    };
+    result.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(p) = loader.problem {
+        anyhow::bail!("{}: {p}", path.display());
+    }
+    let p = &srv.persist;
+    p.loaded_keys.store(loader.loaded, Ordering::Relaxed);
+    p.loaded_expired.store(loader.expired, Ordering::Relaxed);
+    srv.hooks.dirty.store(0, Ordering::Relaxed);
+    tracing::info!(
+        "Done loading RDB {}, keys loaded: {}, keys expired: {}, in {:.3} seconds",
+        path.display(),
+        loader.loaded,
+        loader.expired,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(loader.loaded)
+}
+
+/// `encryption-at-rest` as configured: the provider kind and key, or `None`.
+fn configured_key(srv: &Server) -> Option<(String, Option<String>)> {
+    srv.keys.as_ref()?;
+    let kind = srv
+        .config
+        .get("kms-provider")
+        .unwrap_or_else(|| "local".into());
+    let key = match kind.as_str() {
+        "aws" => srv.config.get("kms-key-id").filter(|k| !k.is_empty()),
+        _ => None,
+    };
+    Some((kind, key))
+}
+
+const RESTORE_PATH: &str = "To change it, back the data up and restore it into a new data directory: \
+`rampart snapshot decrypt` (or SAVE with the current settings) gives a plain dump.rdb, and \
+`rampart-server --import-rdb dump.rdb` with the new settings in an empty directory creates the new dataset.";
+
+/// Checks the data directory against the configuration, creating its
+/// dataset marker on first start, and loads the snapshot if there is one.
+/// With `import`, loads that plain RDB file instead and saves it as the
+/// dataset's first snapshot. Errors stop the server: it never starts empty
+/// over data it could not read.
+pub fn startup(srv: &Server, import: Option<&Path>) -> anyhow::Result<()> {
+    let dest = snapshot_path(srv);
+    let dir = dest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ".".into());
+    remove_stale_temps(&dest);
+    let want = configured_key(srv);
+    let format = snapshot::sniff(&dest)?;
+    let dataset = match Dataset::load(&dir)? {
+        Some(d) => {
+            if d.encrypted && want.is_none() {
+                anyhow::bail!(
+                    "The data directory {} holds a dataset encrypted at rest (created {}), but this configuration says encryption-at-rest no. At-rest encryption is fixed when a dataset is created. {RESTORE_PATH}",
+                    dir.display(),
+                    d.created
+                );
+            }
+            if !d.encrypted && want.is_some() {
+                anyhow::bail!(
+                    "The data directory {} holds a dataset created without encryption at rest, but this configuration says encryption-at-rest yes. At-rest encryption is fixed when a dataset is created. {RESTORE_PATH}",
+                    dir.display()
+                );
+            }
+            if let (Some((kind, key)), Some(dk)) = (&want, &d.provider) {
+                if kind != dk {
+                    anyhow::bail!(
+                        "The dataset in {} is encrypted with the {dk} key provider, but this configuration says kms-provider {kind}. The key is fixed when a dataset is created. {RESTORE_PATH}",
+                        dir.display()
+                    );
+                }
+                if key.is_some() && d.key.is_some() && key != &d.key {
+                    anyhow::bail!(
+                        "The dataset in {} is encrypted under KMS key {}, but this configuration names kms-key-id {}. The key is fixed when a dataset is created. {RESTORE_PATH}",
+                        dir.display(),
+                        d.key.as_deref().unwrap_or_default(),
+                        key.as_deref().unwrap_or_default()
+                    );
+                }
+            }
+            d
+        }
+        None => {
+            if format == Some(Format::Plain) && want.is_some() && import != Some(dest.as_path()) {
+                anyhow::bail!(
+                    "{} is a plaintext RDB file, and this data directory has no Rampart dataset yet. With encryption-at-rest yes Rampart does not read plaintext from its data directory implicitly: import it with `rampart-server --import-rdb {}` (which writes an encrypted snapshot and tells you when the plaintext can go), or start with `encryption-at-rest no` to run unencrypted like redis-server.",
+                    dest.display(),
+                    dest.display()
+                );
+            }
+            if format == Some(Format::Encrypted) && want.is_none() {
+                anyhow::bail!(
+                    "{} is an encrypted snapshot, but this configuration says encryption-at-rest no. Start with encryption enabled and the key that sealed it, or decrypt it with `rampart snapshot decrypt` first.",
+                    dest.display()
+                );
+            }
+            let (provider, key) = match &want {
+                Some((kind, key)) => (Some(kind.clone()), key.clone()),
+                None => (None, None),
+            };
+            let d = Dataset::new(want.is_some(), provider, key);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            d.save(&dir)?;
+            tracing::info!(
+                "Created dataset {} in {} (encryption at rest: {})",
+                d.id,
+                dir.display(),
+                if d.encrypted { "on" } else { "off" }
+            );
+            d
+        }
+    };
+    let _ = srv.persist.dataset.set(dataset);
+    if let Some(src) = import {
+        return import_rdb(srv, src, &dest, format);
+    }
+    match format {
+        None => {
+            tracing::info!("No snapshot at {}: starting with an empty dataset", dest.display());
+            Ok(())
+        }
+        Some(Format::Plain) if want.is_some() => anyhow::bail!(
+            "{} is a plaintext RDB file inside an encrypted dataset. Move it away, or import it with `rampart-server --import-rdb PATH`.",
+            dest.display()
+        ),
+        Some(f) => {
+            load_file(srv, &dest, f).map_err(|e| {
+                anyhow::anyhow!(
+                    "Can't load the snapshot: {e:#}. The server does not start on a snapshot it cannot read (the file is left as it is); move it away to start empty, or restore a backup."
+                )
+            })?;
+            Ok(())
+        }
+    }
+}
+
+fn import_rdb(
+    srv: &Server,
+    src: &Path,
+    dest: &Path,
+    existing: Option<Format>,
+) -> anyhow::Result<()> {
+    if existing == Some(Format::Encrypted) {
+        anyhow::bail!(
+            "--import-rdb would replace the existing snapshot {}; move it away first (or import into an empty data directory)",
+            dest.display()
+        );
+    }
+    match snapshot::sniff(src)? {
+        None => anyhow::bail!("--import-rdb: {} does not exist", src.display()),
+        Some(Format::Encrypted) => anyhow::bail!(
+            "--import-rdb: {} is already a Rampart encrypted snapshot; copy it to {} instead",
+            src.display(),
+            dest.display()
+        ),
+        Some(Format::Plain) => {}
+    }
+    let n =
+        load_file(srv, src, Format::Plain).map_err(|e| anyhow::anyhow!("--import-rdb: {e:#}"))?;
+    {
+        let _gate = srv.keyspace.exclusive();
+        save(srv)
+            .map_err(|e| anyhow::anyhow!("--import-rdb: saving the imported data failed: {e}"))?;
+    }
+    let same = std::fs::canonicalize(src).ok() == std::fs::canonicalize(dest).ok();
+    if srv.keys.is_some() {
+        if same {
+            tracing::warn!(
+                "Imported {n} keys from {}; it has been replaced by the encrypted snapshot (the old plaintext blocks may remain on the device until overwritten)",
+                src.display()
+            );
+        } else {
+            tracing::warn!(
+                "Imported {n} keys from {} into the encrypted snapshot {}. The plaintext file {} is still there: remove it once you no longer need it.",
+                src.display(),
+                dest.display(),
+                src.display()
+            );
+        }
+    } else {
+        tracing::info!(
+            "Imported {n} keys from {} into {}",
+            src.display(),
+            dest.display()
+        );
+    }
+    Ok(())
+}
+
+/// Temp files of a save that a crash interrupted (never loaded: the
+/// snapshot they would have replaced is still whole).
+fn remove_stale_temps(dest: &Path) {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            tracing::info!(
+                "Removing {} left by an interrupted save",
+                e.path().display()
+            );
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// DEBUG RELOAD: save, empty the keyspace, load the snapshot back. The
+/// caller holds the exclusive gate.
+pub fn debug_reload(srv: &Server) -> Result<(), String> {
+    wait_bgsave(srv);
+    save(srv)?;
+    let dest = snapshot_path(srv);
+    let format = snapshot::sniff(&dest)
+        .map_err(|e| format!("ERR {e}"))?
+        .ok_or_else(|| "ERR Error trying to load the RDB dump".to_string())?;
+    for i in 0..srv.keyspace.len() {
+        drop(srv.keyspace.db(i).clear());
+    }
+    blocking(|| load_file(srv, &dest, format)).map_err(|e| {
+        tracing::warn!("DEBUG RELOAD: {e:#}");
+        "ERR Error trying to load the RDB dump, check server logs.".to_string()
+    })?;
+    Ok(())
+}
+
+/// The `# Persistence` section of INFO.
+pub fn info(srv: &Server) -> String {
+    let p = &srv.persist;
+    let running = p.running();
+    let current = p
+        .started
+        .lock()
+        .map(|s| s.elapsed().as_secs() as i64)
+        .unwrap_or(-1);
+    format!(
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+        srv.hooks.dirty.load(Ordering::Relaxed),
+        running as u8,
+        p.lastsave(),
+        if p.last_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
+        p.last_bgsave_secs.load(Ordering::Relaxed),
+        current,
+        p.saves.load(Ordering::Relaxed),
+        p.loaded_expired.load(Ordering::Relaxed),
+        p.loaded_keys.load(Ordering::Relaxed),
+    )
+}

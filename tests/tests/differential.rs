@@ -50,5 +50,6 @@ corpus_tests!(
     sets,
     hyperloglog,
     dump,
-    sort
+    sort,
+    geo
 );

@@ -5,6 +5,7 @@
 pub mod bitmap;
 pub mod connection;
 pub mod dump;
+pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
@@ -183,6 +184,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         hash::COMMANDS,
         set::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
         sort::COMMANDS,
         dump::COMMANDS,
         hyperloglog::COMMANDS,

@@ -269,7 +269,7 @@ fn long_arg_msg(ctx: &mut Ctx<'_>, i: usize, msg: &str) -> Option<i64> {
 /// Reads `key` as a sorted set (a lookup that counts a hit or a miss):
 /// calls `f` with the set, or `None` when the key is missing. Replies
 /// WRONGTYPE and returns `None` for another type.
-fn read<R>(
+pub(super) fn read<R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     f: impl FnOnce(&mut Ctx<'_>, Option<&ZSet>) -> R,
@@ -314,7 +314,7 @@ fn emit_len(ctx: &mut Ctx<'_>, n: usize, withscores: bool) {
 /// Stores `pairs` (sorted) at `dst` as Redis's store commands do: replaces
 /// any value and TTL, or deletes `dst` when there is nothing; replies the
 /// count.
-fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], pairs: Vec<(Vec<u8>, f64)>) {
+pub(super) fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], pairs: Vec<(Vec<u8>, f64)>) {
     let db = cur_db(ctx);
     let n = pairs.len();
     if n == 0 {
@@ -380,7 +380,7 @@ fn add_outcome(z: Option<&ZSet>, member: &[u8], score: f64, f: AddFlags) -> AddO
 }
 
 /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`
-fn zadd(ctx: &mut Ctx<'_>) {
+pub(super) fn zadd(ctx: &mut Ctx<'_>) {
     zadd_generic(ctx, false);
 }
 

@@ -239,14 +239,20 @@ fn shutdown_and_sigterm_save_with_the_default_rules() -> Result<()> {
     {
         let mut s = Rampart::start_in(dir.path(), &[])?;
         let mut c = s.redis_conn()?;
-        assert_eq!(cmd(&mut c, &["GET", "a"])?, Value::BulkString(b"1".to_vec()));
+        assert_eq!(
+            cmd(&mut c, &["GET", "a"])?,
+            Value::BulkString(b"1".to_vec())
+        );
         cmd(&mut c, &["SET", "b", "2"])?;
         sigterm(&mut s)?;
     }
     {
         let mut s = Rampart::start_in(dir.path(), &[])?;
         let mut c = s.redis_conn()?;
-        assert_eq!(cmd(&mut c, &["GET", "b"])?, Value::BulkString(b"2".to_vec()));
+        assert_eq!(
+            cmd(&mut c, &["GET", "b"])?,
+            Value::BulkString(b"2".to_vec())
+        );
         cmd(&mut c, &["SET", "c", "3"])?;
         let _ = cmd(&mut c, &["SHUTDOWN", "NOSAVE"]);
         assert!(s.wait_exit(Duration::from_secs(30))?.is_some());
@@ -258,7 +264,10 @@ fn shutdown_and_sigterm_save_with_the_default_rules() -> Result<()> {
         Value::Nil,
         "NOSAVE must not save"
     );
-    assert_eq!(cmd(&mut c, &["GET", "b"])?, Value::BulkString(b"2".to_vec()));
+    assert_eq!(
+        cmd(&mut c, &["GET", "b"])?,
+        Value::BulkString(b"2".to_vec())
+    );
     Ok(())
 }
 
@@ -685,6 +694,38 @@ fn debug_reload_and_save_rules() -> Result<()> {
     assert!(s.log().contains("changes in 1 seconds. Saving..."));
     // BGSAVE inside MULTI is scheduled, as in Redis.
     let r: Vec<Value> = redis::pipe().atomic().cmd("BGSAVE").query(&mut c)?;
-    assert_eq!(r, vec![Value::SimpleString("Background saving scheduled".into())]);
+    assert_eq!(
+        r,
+        vec![Value::SimpleString("Background saving scheduled".into())]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_dump_rdb_encrypted_with_the_tool_is_loaded() -> Result<()> {
+    let redis = RedisOracle::start()?;
+    let mut rc = redis.redis_conn()?;
+    populate(&mut rc)?;
+    cmd(&mut rc, &["SAVE"])?;
+    let want = contents(&mut rc)?;
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("keys"))?;
+    let keyring = dir.path().join("keys/keyring.json");
+    rampart_tool(&["keyring", "init", "--file", &keyring.to_string_lossy()])?;
+    rampart_tool(&[
+        "snapshot",
+        "encrypt",
+        &redis.dir().join("dump.rdb").to_string_lossy(),
+        "-o",
+        &dir.path().join("dump.rdb").to_string_lossy(),
+        "--key-file",
+        &keyring.to_string_lossy(),
+    ])?;
+    assert_eq!(
+        files_containing(dir.path(), MARKER.as_bytes()),
+        Vec::<PathBuf>::new()
+    );
+    let s = Rampart::start_in(dir.path(), &[])?;
+    assert_eq!(contents(&mut s.redis_conn()?)?, want, "log:\n{}", s.log());
     Ok(())
 }

@@ -35,6 +35,12 @@ pub struct Client {
     /// Set by a blocking command that found nothing: the connection waits
     /// for the reply before it runs anything else.
     pub blocked: Option<BlockState>,
+    /// What this connection announced with REPLCONF (when it is a replica).
+    pub repl: crate::repl::PeerInfo,
+    /// Set by PSYNC/SYNC: the connection becomes a replica link.
+    pub handoff: Option<crate::repl::Handoff>,
+    /// The link to our primary: its writes pass replica-read-only.
+    pub is_master: bool,
 }
 
 /// A pending blocked command.
@@ -61,6 +67,9 @@ impl Client {
             skip_next: false,
             close: false,
             blocked: None,
+            repl: crate::repl::PeerInfo::default(),
+            handoff: None,
+            is_master: false,
         }
     }
 }

@@ -1000,6 +1000,9 @@ pub static PARAMS: &[Param] = &[
     p("kms-region", &[], "", Kind::Str, true),
     p("kms-endpoint", &[], "", Kind::Str, true),
     p("kms-audit-log", &[], "", Kind::Str, true),
+    // Rampart's own: whether a replica that cannot take an encrypted full
+    // sync (a real Redis replica) may get the dataset as plain RDB.
+    p("repl-allow-plaintext-sync", &[], "no", Kind::Bool, false),
 ];
 
 /// Values read on every request, kept in atomics.

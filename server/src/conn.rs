@@ -78,7 +78,10 @@ async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let handle = srv.clients.register(peer.to_string(), laddr, fd);
     let needs_auth = !srv.config.get("requirepass").unwrap_or_default().is_empty();
     let mut client = Client::new(handle.clone(), !needs_auth);
-    serve(&srv, &mut stream, &mut client).await;
+    if let Some((h, pending)) = serve(&srv, &mut stream, &mut client).await {
+        // PSYNC/SYNC: the connection is now a replica link.
+        crate::repl::serve_replica(srv.clone(), stream, &mut client, h, pending).await;
+    }
     crate::cmd::transaction::unwatch_all(&srv, &mut client);
     srv.clients.remove(handle.id);
 }
@@ -94,7 +97,13 @@ fn fd_of(_: &TcpStream) -> i32 {
     -1
 }
 
-async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client) {
+/// The request loop. Returns the PSYNC/SYNC hand-off (with any input read
+/// after it) when the connection turns into a replica link.
+async fn serve(
+    srv: &Server,
+    stream: &mut TcpStream,
+    client: &mut Client,
+) -> Option<(crate::repl::Handoff, BytesMut)> {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut parser = Parser::default();
     let mut out = Out::new(2);
@@ -115,18 +124,24 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client) {
                     if let Some(b) = client.blocked.take() {
                         if flush(srv, stream, &mut out).await.is_err() {
                             srv.hooks.blocked.remove(client.handle.id);
-                            return;
+                            return None;
                         }
                         match wait_blocked(srv, stream, client, &mut buf, b).await {
                             Some(reply) => out.raw(&reply),
-                            None => return,
+                            None => return None,
                         }
+                    }
+                    if let Some(h) = client.handoff.take() {
+                        if flush(srv, stream, &mut out).await.is_err() {
+                            return None;
+                        }
+                        return Some((h, buf));
                     }
                     if client.close {
                         break;
                     }
                     if out.len() >= FLUSH_AT && flush(srv, stream, &mut out).await.is_err() {
-                        return;
+                        return None;
                     }
                 }
                 Ok(None) => break,
@@ -145,7 +160,7 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client) {
             }
         }
         if flush(srv, stream, &mut out).await.is_err() || client.close {
-            return;
+            return None;
         }
         let limit = srv.config.hot.query_buffer_limit.load(Ordering::Relaxed);
         if buf.len() as i64 > limit {
@@ -155,7 +170,7 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client) {
                 client.handle.addr,
                 String::from_utf8_lossy(&buf[..buf.len().min(64)])
             );
-            return;
+            return None;
         }
         client.handle.qbuf.store(buf.len(), Ordering::Relaxed);
         if buf.capacity() - buf.len() < 4096 {
@@ -171,14 +186,14 @@ async fn serve(srv: &Server, stream: &mut TcpStream, client: &mut Client) {
         };
         tokio::select! {
             r = stream.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return None,
                 Ok(n) => { srv.stats.net_in.fetch_add(n as u64, Ordering::Relaxed); }
             },
             _ = client.handle.wake.notified() => {}
-            _ = idle => return,
+            _ = idle => return None,
         }
         if client.handle.killed.load(Ordering::Relaxed) {
-            return;
+            return None;
         }
     }
 }

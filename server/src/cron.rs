@@ -21,8 +21,13 @@ pub async fn run(srv: Arc<Server>) {
         }
         sample_ops(&srv);
         crate::persist::cron(&srv);
-        if srv.active_expire.load(Ordering::Relaxed) {
-            active_expire(&srv, &mut cursors);
+        // Replicas never expire keys themselves: they wait for the
+        // primary's DEL (DESIGN.md).
+        if srv.active_expire.load(Ordering::Relaxed) && !srv.repl.is_replica() {
+            // The sweep can wait on shards a snapshot or full sync is
+            // serializing: step off the worker so the connections it would
+            // otherwise starve (and the I/O driver) keep running.
+            tokio::task::block_in_place(|| active_expire(&srv, &mut cursors));
         }
     }
 }

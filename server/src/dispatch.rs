@@ -65,6 +65,43 @@ fn resolve(srv: &Server, args: &[Bytes], out: &mut Out) -> Result<usize, Option<
     Ok(id)
 }
 
+/// Redis's replication rules in `processCommand` order: NOREPLICAS on a
+/// primary short of good replicas, READONLY and MASTERDOWN on a replica.
+/// The primary's own link obeys none of them.
+fn replication_rules(
+    srv: &Server,
+    c: &Client,
+    spec: &crate::cmd::CommandSpec,
+    writes: bool,
+) -> Result<(), &'static str> {
+    if c.is_master {
+        return Ok(());
+    }
+    let replica = srv.repl.is_replica();
+    if writes && !replica {
+        let min = srv.config.int("min-replicas-to-write");
+        let lag = srv.config.int("min-replicas-max-lag");
+        if min > 0 && lag > 0 && (srv.repl.good_replicas(lag as u64) as i64) < min {
+            return Err("NOREPLICAS Not enough good replicas to write.");
+        }
+    }
+    if !replica {
+        return Ok(());
+    }
+    if writes && srv.config.flag("replica-read-only") {
+        return Err("READONLY You can't write against a read only replica.");
+    }
+    if !spec.has(flags::STALE)
+        && !srv.config.flag("replica-serve-stale-data")
+        && srv.repl.link().state != "connected"
+    {
+        return Err(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        );
+    }
+    Ok(())
+}
+
 /// Runs one request from a client: the generic checks, then the command.
 pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
     let mark = out.len();
@@ -139,8 +176,12 @@ fn precheck(
                 q.iter()
                     .any(|(id, _)| srv.commands.spec(*id).has(flags::WRITE))
             }));
-    if writes && crate::persist::writes_refused(srv) {
+    if writes && !c.is_master && crate::persist::writes_refused(srv) {
         out.error("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.");
+        return Err(Some(id));
+    }
+    if let Err(e) = replication_rules(srv, c, spec, writes && spec.name != "ping") {
+        out.error(e);
         return Err(Some(id));
     }
     Ok(id)
@@ -169,8 +210,14 @@ pub fn call(
             _shared = Some(srv.keyspace.shared());
             // Blocked clients must be served before anyone else sees this
             // write: take the gate exclusive. Checked under the gate, as
-            // clients only block under the exclusive gate.
-            if spec.has(flags::WRITE) && srv.hooks.blocked.count() > 0 {
+            // clients only block under the exclusive gate. Likewise while
+            // the replication stream is active (it only turns on or off
+            // under the exclusive gate): apply and propagate must be one
+            // critical section, or two writes to one key could reach the
+            // stream in the opposite order of their apply.
+            if spec.has(flags::WRITE)
+                && (srv.hooks.blocked.count() > 0 || srv.hooks.stream.active())
+            {
                 _shared = None;
                 excl = Some(srv.keyspace.exclusive());
             }

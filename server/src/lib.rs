@@ -17,6 +17,7 @@ pub mod encryption;
 pub mod info;
 pub mod num;
 pub mod persist;
+pub mod repl;
 pub mod resp;
 pub mod state;
 pub mod testkit;

@@ -181,6 +181,7 @@ async fn run(config: Config, import: Option<std::path::PathBuf>) -> anyhow::Resu
         tokio::spawn(rampart_server::conn::accept_loop(srv.clone(), l));
     }
     tokio::spawn(rampart_server::cron::run(srv.clone()));
+    rampart_server::repl::start(&srv);
     tracing::info!("Ready to accept connections tcp");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

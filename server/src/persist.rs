@@ -135,7 +135,7 @@ fn target(srv: &Server) -> Target {
 /// Runs `f` to completion from synchronous code: on a runtime worker it
 /// steps out of the async context first; elsewhere it uses the stored
 /// runtime, or a small one of its own when there is none (tests).
-fn block_on<F: Future>(
+pub(crate) fn block_on<F: Future>(
     runtime: Option<&tokio::runtime::Handle>,
     f: F,
 ) -> anyhow::Result<F::Output> {
@@ -156,7 +156,7 @@ fn block_on<F: Future>(
 }
 
 /// Runs `f`, which blocks, without stalling other tasks of a runtime worker.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
@@ -164,56 +164,121 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-fn write_file(t: &Target, rx: Receiver<Vec<u8>>) -> anyhow::Result<u64> {
-    let protection = match &t.keys {
+/// The protection of a new stream of kind `payload`: the envelope under a
+/// fresh data key from the provider, or plain without one.
+fn protection(
+    keys: Option<&(Arc<Provider>, String)>,
+    runtime: Option<&tokio::runtime::Handle>,
+    payload: Payload,
+) -> anyhow::Result<Protection> {
+    Ok(match keys {
         None => Protection::Plain,
         Some((provider, dataset)) => {
-            let params = EnvelopeParams::new(Payload::Snapshot, dataset);
+            let params = EnvelopeParams::new(payload, dataset);
             let ctx = params.key_context()?;
-            let (key, slot) = block_on(t.runtime.as_ref(), provider.generate_data_key(&ctx))?
-                .map_err(|e| {
+            let (key, slot) =
+                block_on(runtime, provider.generate_data_key(&ctx))?.map_err(|e| {
                     anyhow::anyhow!("cannot get a data key from {}: {e}", provider.describe())
                 })?;
             Protection::Encrypted { params, key, slot }
         }
-    };
+    })
+}
+
+/// Opens this server's snapshot file for writing with its own at-rest
+/// protection (a replica stores what its primary sends this way).
+pub(crate) fn create_snapshot(srv: &Server) -> anyhow::Result<SnapshotWriter> {
+    let t = target(srv);
+    let p = protection(t.keys.as_ref(), t.runtime.as_ref(), Payload::Snapshot)?;
+    SnapshotWriter::create(&t.dest, p)
+}
+
+/// The envelope parameters and data key of a full-sync stream to a
+/// replica (payload type 2), or `None` without encryption at rest.
+pub(crate) fn sync_protection(srv: &Server) -> anyhow::Result<Protection> {
+    let t = target(srv);
+    protection(t.keys.as_ref(), t.runtime.as_ref(), Payload::FullSync)
+}
+
+fn write_file(t: &Target, rx: Receiver<Vec<u8>>) -> anyhow::Result<u64> {
+    let protection = protection(t.keys.as_ref(), t.runtime.as_ref(), Payload::Snapshot)?;
     let mut w = SnapshotWriter::create(&t.dest, protection)?;
-    let mut head = Vec::new();
-    rdb::write_header(&mut head, &[]);
-    w.write(&head)?;
-    for chunk in rx {
-        w.write(&chunk)?;
-    }
-    let mut tail = Vec::new();
-    rdb::write_eof(&mut tail);
-    w.write(&tail)?;
+    write_rdb(rx, &mut |b| w.write(b))?;
     w.commit()
 }
 
-/// Takes the snapshot that `begin` started: the pass over the keyspace runs
-/// here while a second thread writes the file.
-fn run(
+/// Writes a captured snapshot as RDB (header, the shards `rx` delivers,
+/// EOF opcode; no CRC trailer) through `out`. Shared by snapshot files and
+/// full-sync streams, which differ only in where the bytes go.
+pub(crate) fn write_rdb(
+    rx: Receiver<Vec<u8>>,
+    out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    rdb::write_header(&mut head, &[]);
+    out(&head)?;
+    for chunk in rx {
+        out(&chunk)?;
+    }
+    let mut tail = Vec::new();
+    rdb::write_eof(&mut tail);
+    out(&tail)
+}
+
+/// Runs a begun snapshot to its end: the pass over the keyspace runs on
+/// this thread while `consume` turns the captured shards into bytes on a
+/// second one. Shared by SAVE/BGSAVE and full syncs.
+pub(crate) fn run_capture<T: Send + 'static>(
     ks: &Keyspace,
     snap: rampart_keyspace::Snapshot,
     rx: Receiver<Vec<u8>>,
-    t: Target,
-) -> anyhow::Result<u64> {
+    consume: impl FnOnce(Receiver<Vec<u8>>) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
     let writer = std::thread::Builder::new()
         .name("rampart-save".into())
-        .spawn(move || write_file(&t, rx))?;
+        .spawn(move || consume(rx));
+    let writer = match writer {
+        Ok(w) => w,
+        Err(e) => {
+            // The snapshot was begun: it must end, or every write keeps
+            // capturing shards.
+            ks.finish_snapshot(snap);
+            return Err(e.into());
+        }
+    };
     ks.finish_snapshot(snap);
     writer
         .join()
         .map_err(|_| anyhow::anyhow!("the snapshot writer stopped unexpectedly"))?
 }
 
-/// Starts a snapshot. The caller holds the exclusive gate.
-fn begin(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Receiver<Vec<u8>>, u64)> {
+/// Begins a point-in-time capture whose shards arrive, serialized as RDB,
+/// on the returned channel. The caller holds the exclusive gate; `None`
+/// while another snapshot runs.
+pub(crate) fn begin_capture(
+    srv: &Server,
+) -> Option<(rampart_keyspace::Snapshot, Receiver<Vec<u8>>)> {
     let (tx, rx) = channel();
-    let dirty = srv.hooks.dirty.load(Ordering::Relaxed);
     let snap = srv
         .keyspace
         .begin_snapshot(Arc::new(Chunks(Mutex::new(tx))), now_ms())?;
+    Some((snap, rx))
+}
+
+/// Takes the snapshot that `begin` started into the file `t` names.
+fn run(
+    ks: &Keyspace,
+    snap: rampart_keyspace::Snapshot,
+    rx: Receiver<Vec<u8>>,
+    t: Target,
+) -> anyhow::Result<u64> {
+    run_capture(ks, snap, rx, move |rx| write_file(&t, rx))
+}
+
+/// Starts a snapshot. The caller holds the exclusive gate.
+fn begin(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Receiver<Vec<u8>>, u64)> {
+    let dirty = srv.hooks.dirty.load(Ordering::Relaxed);
+    let (snap, rx) = begin_capture(srv)?;
     Some((snap, rx, dirty))
 }
 
@@ -433,7 +498,7 @@ impl LoadSink for Loader<'_> {
 
 /// Loads the file at `path` (envelope or plain RDB) into the keyspace,
 /// adding to what is there. Returns the number of keys loaded.
-fn load_file(srv: &Server, path: &Path, format: Format) -> anyhow::Result<u64> {
+pub(crate) fn load_file(srv: &Server, path: &Path, format: Format) -> anyhow::Result<u64> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let limits = srv.config.encoding_limits();

@@ -353,12 +353,18 @@ pub struct Server {
     pub keys: Option<Arc<rampart_kms::Provider>>,
     /// Snapshot state (SAVE, BGSAVE, INFO persistence).
     pub persist: Arc<crate::persist::Persist>,
+    /// Replication: the write stream (also `hooks.stream`), replicas, and
+    /// the link to a primary.
+    pub repl: Arc<crate::repl::Repl>,
 }
 
 impl Server {
     /// A server with the given configuration and an empty keyspace.
     pub fn new(config: Config) -> Server {
-        let stream: Arc<dyn Propagate> = Arc::new(NoStream);
+        let repl = Arc::new(crate::repl::Repl::new(
+            config.int("repl-backlog-size").max(0) as u64,
+        ));
+        let stream: Arc<dyn Propagate> = repl.clone();
         let hooks = Arc::new(Hooks {
             watches: Watches::default(),
             expired_keys: AtomicU64::new(0),
@@ -387,6 +393,7 @@ impl Server {
             avg_ttl: Mutex::new(vec![0; databases]),
             keys: None,
             persist: Arc::new(crate::persist::Persist::new()),
+            repl,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod persistence;
+pub mod replication;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -189,6 +190,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         dump::COMMANDS,
         hyperloglog::COMMANDS,
         persistence::COMMANDS,
+        replication::COMMANDS,
         server::COMMANDS,
         transaction::COMMANDS,
     ]

@@ -76,9 +76,13 @@ fn exec(ctx: &mut Ctx<'_>) {
     }
     unwatch_all(srv, ctx.client);
     ctx.out.array(queue.len());
+    // The effects go to the stream between MULTI and EXEC (written only if
+    // the transaction changed something), so replicas apply them at once.
+    srv.repl.begin_tx();
     for (id, args) in &queue {
         call(srv, ctx.client, *id, args, ctx.out, ctx.now, true);
     }
+    srv.repl.end_tx();
     // EXEC itself succeeded even if queued commands failed.
     ctx.out.last_error = None;
     // Pushes inside the transaction wake blocked clients only now that it

@@ -1,0 +1,1486 @@
+//! Replication, both sides, on top of the protocol pieces in
+//! `rampart_replication`.
+//!
+//! - [`Repl`] is the write stream: every propagated effect is encoded once,
+//!   appended to the backlog and to each attached replica's output buffer,
+//!   under one lock, in apply order (dispatch takes the exclusive gate for
+//!   writes while the stream is active).
+//! - Primary side: PSYNC/SYNC hand the connection to [`serve_replica`]:
+//!   `+CONTINUE` from the backlog, or `+FULLRESYNC` and a point-in-time
+//!   snapshot streamed without a temp file, sealed in the envelope (payload
+//!   type 2) for replicas that announced `capa rampart-enc`.
+//! - Replica side: [`start_replica`] runs the link to a primary: handshake,
+//!   full sync stored through the replica's own at-rest protection before it
+//!   is loaded, then the command stream, acknowledged every second.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bytes::{Buf, BytesMut};
+use parking_lot::Mutex;
+use rampart_kms::{EnvelopeReader, EnvelopeWriter};
+use rampart_persistence::rdb::Crc64;
+use rampart_persistence::snapshot::{Format, Protection};
+use rampart_replication::{encode_command, push_command, Backlog, Deframer, Framing, PsyncReply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::client::Client;
+use crate::resp::{Limits, Out, Parser};
+use crate::state::{now_ms, Propagate, Server};
+
+/// What PSYNC or SYNC asked for; the connection loop hands the socket to
+/// [`serve_replica`] with it once the command's turn comes.
+#[derive(Debug, Clone)]
+pub enum Handoff {
+    /// `PSYNC <replid> <offset>` (`?` and -1 force a full sync).
+    Psync {
+        /// The replication id the replica follows.
+        replid: String,
+        /// The next byte it wants.
+        offset: i64,
+    },
+    /// `SYNC`: the old protocol, always a full sync.
+    Sync,
+}
+
+/// What a replica announced with REPLCONF before PSYNC.
+#[derive(Debug, Clone, Default)]
+pub struct PeerInfo {
+    /// `REPLCONF listening-port`.
+    pub listening_port: u16,
+    /// `REPLCONF ip-address`.
+    pub ip: Option<String>,
+    /// `capa eof`: understands `$EOF:` framing.
+    pub capa_eof: bool,
+    /// `capa psync2`.
+    pub capa_psync2: bool,
+    /// `capa rampart-enc`: takes the full sync as an envelope.
+    pub capa_enc: bool,
+}
+
+/// One attached replica, as the primary sees it.
+pub struct Replica {
+    /// CLIENT ID of its connection.
+    pub client_id: u64,
+    /// Address for INFO (`ip=`).
+    pub ip: String,
+    /// Its listening port (`port=`).
+    pub port: u16,
+    buf: Mutex<Vec<u8>>,
+    wake: tokio::sync::Notify,
+    /// Last `REPLCONF ACK` offset.
+    pub ack: AtomicU64,
+    /// When the last ACK arrived (Unix ms).
+    pub last_ack_ms: AtomicU64,
+    /// Streaming (after the snapshot and its first ACK).
+    pub online: AtomicBool,
+    /// Whether the snapshot is being sent (INFO state `send_bulk`).
+    pub sending: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl Replica {
+    fn new(client_id: u64, ip: String, port: u16, pending: Vec<u8>) -> Arc<Replica> {
+        Arc::new(Replica {
+            client_id,
+            ip,
+            port,
+            buf: Mutex::new(pending),
+            wake: tokio::sync::Notify::new(),
+            ack: AtomicU64::new(0),
+            last_ack_ms: AtomicU64::new(now_ms()),
+            online: AtomicBool::new(false),
+            sending: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn state(&self) -> &'static str {
+        if self.online.load(Ordering::Relaxed) {
+            "online"
+        } else if self.sending.load(Ordering::Relaxed) {
+            "send_bulk"
+        } else {
+            "wait_bgsave"
+        }
+    }
+}
+
+/// Transaction wrapping of the stream: MULTI is written lazily, before the
+/// first effect of an EXEC, so a read-only transaction propagates nothing.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Tx {
+    None,
+    Pending,
+    Open,
+}
+
+struct Inner {
+    replid: String,
+    replid2: String,
+    second_offset: i64,
+    /// master_repl_offset: bytes ever written to the stream.
+    offset: u64,
+    backlog: Option<Backlog>,
+    /// The database the stream last SELECTed (`None`: SELECT next time).
+    db: Option<usize>,
+    tx: Tx,
+    replicas: Vec<Arc<Replica>>,
+    /// When the last replica left (repl-backlog-ttl).
+    alone_since: Option<Instant>,
+}
+
+impl Inner {
+    fn feed(&mut self, bytes: &[u8], limit: usize) {
+        self.offset += bytes.len() as u64;
+        if let Some(b) = &mut self.backlog {
+            b.append(bytes);
+        }
+        for r in &self.replicas {
+            let mut buf = r.buf.lock();
+            buf.extend_from_slice(bytes);
+            if limit > 0 && buf.len() > limit {
+                // Redis's client-output-buffer-limit for replicas: a replica
+                // this far behind is dropped and resyncs.
+                buf.clear();
+                drop(buf);
+                tracing::warn!(
+                    "Client id={} addr={}:{} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    r.client_id,
+                    r.ip,
+                    r.port
+                );
+                r.close();
+                continue;
+            }
+            drop(buf);
+            r.wake.notify_one();
+        }
+    }
+}
+
+/// The replica side's view of its primary (INFO, ROLE).
+#[derive(Clone, Default)]
+pub struct LinkInfo {
+    /// `master_host`.
+    pub host: String,
+    /// `master_port`.
+    pub port: u16,
+    /// `connect`, `connecting`, `sync` or `connected` (ROLE's states).
+    pub state: &'static str,
+    /// Last byte from the primary (Unix ms, 0 = never).
+    pub last_io_ms: u64,
+    /// When the link went down (Unix ms, 0 = never up).
+    pub down_since_ms: u64,
+    /// Full-sync payload bytes read so far.
+    pub sync_read: u64,
+    /// Full-sync payload size when framed by length (0 with `$EOF:`).
+    pub sync_total: u64,
+    /// Bytes read from the primary but not applied yet.
+    pub unapplied: u64,
+}
+
+/// Replication state: the write stream, the attached replicas, and the link
+/// to a primary when this server is a replica.
+pub struct Repl {
+    inner: Mutex<Inner>,
+    /// The stream is fed (a backlog exists): writes take the exclusive gate.
+    active: AtomicBool,
+    /// This server follows a primary.
+    replica: AtomicBool,
+    /// Held while a replica applies one command from its primary and feeds
+    /// it to its own stream, and while a full sync begins, so a snapshot's
+    /// offset always matches its contents. Taken before the gate.
+    pub apply: Mutex<()>,
+    generation: AtomicU64,
+    changed: tokio::sync::Notify,
+    link: Mutex<LinkInfo>,
+    /// `sync_full` (INFO stats).
+    pub sync_full: AtomicU64,
+    /// `sync_partial_ok`.
+    pub sync_partial_ok: AtomicU64,
+    /// `sync_partial_err`.
+    pub sync_partial_err: AtomicU64,
+    backlog_size: AtomicU64,
+    output_limit: AtomicU64,
+    /// The server itself, for tasks started from command handlers.
+    me: std::sync::OnceLock<std::sync::Weak<Server>>,
+}
+
+impl Repl {
+    /// A primary with no replicas and no backlog yet.
+    pub fn new(backlog_size: u64) -> Repl {
+        Repl {
+            inner: Mutex::new(Inner {
+                replid: rampart_replication::new_replid(),
+                replid2: "0".repeat(40),
+                second_offset: -1,
+                offset: 0,
+                backlog: None,
+                db: None,
+                tx: Tx::None,
+                replicas: Vec::new(),
+                alone_since: None,
+            }),
+            active: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
+            apply: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
+            link: Mutex::new(LinkInfo::default()),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
+            backlog_size: AtomicU64::new(backlog_size.max(16 * 1024)),
+            output_limit: AtomicU64::new(256 << 20),
+            me: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether this server follows a primary.
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Acquire)
+    }
+
+    /// The primary's address and link state (replica side).
+    pub fn link(&self) -> LinkInfo {
+        self.link.lock().clone()
+    }
+
+    /// `(replid, replid2, master_repl_offset, second_repl_offset)`.
+    pub fn ids(&self) -> (String, String, u64, i64) {
+        let g = self.inner.lock();
+        (
+            g.replid.clone(),
+            g.replid2.clone(),
+            g.offset,
+            g.second_offset,
+        )
+    }
+
+    /// master_repl_offset.
+    pub fn offset(&self) -> u64 {
+        self.inner.lock().offset
+    }
+
+    /// Attached replicas.
+    pub fn replicas(&self) -> Vec<Arc<Replica>> {
+        self.inner.lock().replicas.clone()
+    }
+
+    /// `(active, size, first_byte_offset, histlen)` of the backlog.
+    pub fn backlog_info(&self) -> (bool, u64, u64, u64) {
+        let g = self.inner.lock();
+        match &g.backlog {
+            Some(b) => (
+                true,
+                b.size() as u64,
+                b.first_byte_offset(),
+                b.histlen() as u64,
+            ),
+            None => (false, self.backlog_size.load(Ordering::Relaxed), 0, 0),
+        }
+    }
+
+    /// Replicas online whose last ACK is at most `max_lag` seconds old
+    /// (min-replicas-to-write).
+    pub fn good_replicas(&self, max_lag: u64) -> usize {
+        let now = now_ms();
+        self.inner
+            .lock()
+            .replicas
+            .iter()
+            .filter(|r| {
+                r.online.load(Ordering::Relaxed)
+                    && now.saturating_sub(r.last_ack_ms.load(Ordering::Relaxed)) <= max_lag * 1000
+            })
+            .count()
+    }
+
+    /// Replicas whose acknowledged offset reached `offset` (WAIT).
+    pub fn acked(&self, offset: u64) -> usize {
+        self.inner
+            .lock()
+            .replicas
+            .iter()
+            .filter(|r| r.online.load(Ordering::Relaxed) && r.ack.load(Ordering::Relaxed) >= offset)
+            .count()
+    }
+
+    fn ensure_backlog(&self, g: &mut Inner) {
+        if g.backlog.is_none() {
+            let size = self.backlog_size.load(Ordering::Relaxed) as usize;
+            g.backlog = Some(Backlog::new(size, g.offset));
+            // A new backlog starts a new history (Redis's
+            // createReplicationBacklog after the TTL freed the last one).
+            g.db = None;
+        }
+        self.active.store(true, Ordering::Release);
+    }
+
+    /// Sets repl-backlog-size (CONFIG SET).
+    pub fn set_backlog_size(&self, size: u64) {
+        let size = size.max(16 * 1024);
+        self.backlog_size.store(size, Ordering::Relaxed);
+        if let Some(b) = &mut self.inner.lock().backlog {
+            b.resize(size as usize);
+        }
+    }
+
+    /// EXEC begins: the effects that follow go between MULTI and EXEC.
+    pub fn begin_tx(&self) {
+        if self.active() {
+            self.inner.lock().tx = Tx::Pending;
+        }
+    }
+
+    /// EXEC ends: closes the MULTI if one was written.
+    pub fn end_tx(&self) {
+        if !self.active() {
+            return;
+        }
+        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let mut g = self.inner.lock();
+        if g.tx == Tx::Open {
+            g.feed(&encode_command(&["EXEC"]), limit);
+        }
+        g.tx = Tx::None;
+    }
+
+    /// A replica appends what it applied from its primary, byte for byte,
+    /// so its own replicas see the primary's offsets (psync2).
+    fn feed_raw(&self, bytes: &[u8]) {
+        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        self.inner.lock().feed(bytes, limit);
+    }
+
+    /// REPLCONF GETACK to every replica (WAIT).
+    pub fn request_acks(&self) {
+        if !self.active() || self.is_replica() {
+            return;
+        }
+        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let mut g = self.inner.lock();
+        if !g.replicas.is_empty() {
+            g.feed(&encode_command(&["REPLCONF", "GETACK", "*"]), limit);
+        }
+    }
+
+    /// A new history begins on this server (promotion): the old id stays
+    /// valid up to the current offset, so replicas of the old primary can
+    /// continue here.
+    fn shift_replid(&self, g: &mut Inner, new: String) {
+        g.replid2 = std::mem::replace(&mut g.replid, new);
+        g.second_offset = g.offset as i64 + 1;
+        g.db = None;
+    }
+
+    /// Under the apply lock and the exclusive gate: the state after loading
+    /// a full sync of `replid` at `offset`. Our own replicas must resync.
+    fn reset_to(&self, replid: String, offset: u64) {
+        let mut g = self.inner.lock();
+        g.replid = replid;
+        g.replid2 = "0".repeat(40);
+        g.second_offset = -1;
+        g.offset = offset;
+        g.backlog = Some(Backlog::new(
+            self.backlog_size.load(Ordering::Relaxed) as usize,
+            offset,
+        ));
+        g.db = None;
+        for r in g.replicas.drain(..) {
+            r.close();
+        }
+        self.active.store(true, Ordering::Release);
+    }
+
+    fn remove(&self, r: &Arc<Replica>) {
+        let mut g = self.inner.lock();
+        g.replicas.retain(|x| !Arc::ptr_eq(x, r));
+        if g.replicas.is_empty() {
+            g.alone_since = Some(Instant::now());
+        }
+    }
+
+    /// The `hz`-independent replication clock (once a second): PING to
+    /// replicas every `repl-ping-replica-period`, and the backlog freed
+    /// after `repl-backlog-ttl` seconds without replicas.
+    fn cron(&self, srv: &Server, tick: u64) {
+        let period = srv.config.int("repl-ping-replica-period").max(1) as u64;
+        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        if !self.is_replica() && tick.is_multiple_of(period) {
+            let mut g = self.inner.lock();
+            if !g.replicas.is_empty() {
+                g.feed(&encode_command(&["PING"]), limit);
+            }
+        }
+        let ttl = srv.config.int("repl-backlog-ttl");
+        if self.is_replica() || ttl <= 0 {
+            return;
+        }
+        let expired = {
+            let g = self.inner.lock();
+            g.backlog.is_some()
+                && g.replicas.is_empty()
+                && g.alone_since
+                    .is_some_and(|t| t.elapsed() >= Duration::from_secs(ttl as u64))
+        };
+        if expired {
+            let _gate = srv.keyspace.exclusive();
+            let mut g = self.inner.lock();
+            if g.replicas.is_empty() {
+                g.backlog = None;
+                g.replid = rampart_replication::new_replid();
+                g.replid2 = "0".repeat(40);
+                g.second_offset = -1;
+                self.active.store(false, Ordering::Release);
+                tracing::info!(
+                    "Replication backlog freed after {ttl} seconds without connected replicas."
+                );
+            }
+        }
+    }
+}
+
+impl Propagate for Repl {
+    fn propagate(&self, db: usize, argv: &[&[u8]]) {
+        if !self.active() || self.is_replica() {
+            // A replica's stream is its primary's, fed by `feed_raw`.
+            return;
+        }
+        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let mut g = self.inner.lock();
+        let mut bytes = Vec::new();
+        if g.db != Some(db) {
+            push_command(
+                &mut bytes,
+                &["SELECT".as_bytes(), db.to_string().as_bytes()],
+            );
+            g.db = Some(db);
+        }
+        if g.tx == Tx::Pending {
+            push_command(&mut bytes, &["MULTI"]);
+            g.tx = Tx::Open;
+        }
+        push_command(&mut bytes, argv);
+        g.feed(&bytes, limit);
+    }
+
+    fn active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+/// Starts the replication clock and, with a `replicaof` directive, the link
+/// to the primary. Called once at startup.
+pub fn start(srv: &Arc<Server>) {
+    let _ = srv.repl.me.set(Arc::downgrade(srv));
+    let s = srv.clone();
+    tokio::spawn(async move {
+        let mut tick = 0u64;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = s.shutdown.notified() => return,
+            }
+            tick += 1;
+            let s2 = s.clone();
+            let _ = tokio::task::spawn_blocking(move || s2.repl.cron(&s2, tick)).await;
+        }
+    });
+    let conf = srv.config.get("replicaof").unwrap_or_default();
+    let mut it = conf.split_whitespace();
+    if let (Some(host), Some(port)) = (it.next(), it.next()) {
+        if let Ok(port) = port.parse::<u16>() {
+            let _gate = srv.keyspace.exclusive();
+            start_replica(srv, host.to_string(), port);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- primary
+
+/// Why a full sync to this replica is refused, if it is.
+fn refusal(srv: &Server, peer: &PeerInfo) -> Option<String> {
+    if peer.capa_enc && srv.keys.is_some() {
+        return None;
+    }
+    if srv.config.flag("repl-allow-plaintext-sync") {
+        return None;
+    }
+    Some(if peer.capa_enc {
+        "ERR Rampart refuses a plaintext full sync: this primary has encryption-at-rest no, so it cannot seal the snapshot, and repl-allow-plaintext-sync is no".to_string()
+    } else {
+        "ERR Rampart refuses a plaintext full sync: this replica did not announce 'capa rampart-enc' (not a Rampart replica), and sending it the dataset unencrypted needs repl-allow-plaintext-sync yes on the primary".to_string()
+    })
+}
+
+/// Serves a replica on the connection whose PSYNC/SYNC asked for it, until
+/// the link ends. `pending` is input already read after that command.
+pub async fn serve_replica(
+    srv: Arc<Server>,
+    mut stream: TcpStream,
+    client: &mut Client,
+    handoff: Handoff,
+    pending: BytesMut,
+) {
+    *client.handle.flags.lock() = "S".into();
+    let addr = client.handle.addr.clone();
+    let ip = client.repl.ip.clone().unwrap_or_else(|| {
+        addr.parse::<SocketAddr>()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|_| addr.clone())
+    });
+    let peer = client.repl.clone();
+    let name = format!("{ip}:{}", peer.listening_port);
+    if srv.repl.is_replica() && srv.repl.link().state != "connected" {
+        // As Redis: a replica without its primary cannot serve a sync.
+        let _ = stream
+            .write_all(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n")
+            .await;
+        return;
+    }
+    if let Handoff::Psync { replid, offset } = &handoff {
+        if let Some(r) = try_continue(&srv, client.handle.id, &ip, &peer, replid, *offset, &name) {
+            let reply = if peer.capa_psync2 {
+                format!("+CONTINUE {}\r\n", srv.repl.ids().0)
+            } else {
+                "+CONTINUE\r\n".to_string()
+            };
+            if stream.write_all(reply.as_bytes()).await.is_ok() {
+                r.online.store(true, Ordering::Release);
+                run_link(&srv, stream, &r, pending).await;
+            }
+            srv.repl.remove(&r);
+            tracing::info!("Connection with replica {name} lost.");
+            return;
+        }
+    }
+    if let Some(why) = refusal(&srv, &peer) {
+        tracing::warn!("Refusing full sync to replica {name} ({addr}): {why}");
+        let _ = stream.write_all(format!("-{why}\r\n").as_bytes()).await;
+        return;
+    }
+    let encrypted = peer.capa_enc && srv.keys.is_some();
+    tracing::info!(
+        "Replica {name} asks for synchronization; starting a full sync ({}, diskless)",
+        if encrypted {
+            "encrypted envelope"
+        } else {
+            "PLAINTEXT RDB: repl-allow-plaintext-sync yes"
+        }
+    );
+    match full_sync(
+        &srv,
+        &mut stream,
+        client.handle.id,
+        &ip,
+        &peer,
+        encrypted,
+        &name,
+    )
+    .await
+    {
+        Ok(r) => {
+            run_link(&srv, stream, &r, pending).await;
+            srv.repl.remove(&r);
+            tracing::info!("Connection with replica {name} lost.");
+        }
+        Err(e) => tracing::warn!("Full sync to replica {name} failed: {e:#}"),
+    }
+}
+
+fn try_continue(
+    srv: &Server,
+    id: u64,
+    ip: &str,
+    peer: &PeerInfo,
+    replid: &str,
+    offset: i64,
+    name: &str,
+) -> Option<Arc<Replica>> {
+    let mut g = srv.repl.inner.lock();
+    let known = replid == g.replid || (replid == g.replid2 && offset <= g.second_offset);
+    let from = u64::try_from(offset).ok();
+    let data = match (&g.backlog, from) {
+        (Some(b), Some(from)) if known => b.since(from),
+        _ => None,
+    };
+    let Some(data) = data else {
+        if replid != "?" {
+            srv.repl.sync_partial_err.fetch_add(1, Ordering::Relaxed);
+            if known {
+                tracing::info!(
+                    "Unable to partial resync with replica {name} for lack of backlog (Replica request was: {offset})."
+                );
+            } else {
+                tracing::info!(
+                    "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{replid}', my replication IDs are '{}' and '{}')",
+                    g.replid,
+                    g.replid2
+                );
+            }
+        } else {
+            tracing::info!("Full resync requested by replica {name}");
+        }
+        return None;
+    };
+    srv.repl.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        "Partial resynchronization request from {name} accepted. Sending {} bytes of backlog starting from offset {offset}.",
+        data.len()
+    );
+    let r = Replica::new(id, ip.to_string(), peer.listening_port, data);
+    r.ack.store(offset.max(1) as u64 - 1, Ordering::Relaxed);
+    g.replicas.push(r.clone());
+    g.alone_since = None;
+    Some(r)
+}
+
+/// Sends bytes to the socket task from the snapshot threads.
+struct ChanWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "replica gone"))
+    }
+}
+
+/// Writes the captured RDB (with its CRC-64 trailer) into `out`.
+fn write_rdb_with_crc(
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut crc = Crc64::new();
+    crate::persist::write_rdb(rx, &mut |b| {
+        crc.update(b);
+        out.write_all(b)
+    })?;
+    out.write_all(&crc.value().to_le_bytes())
+}
+
+async fn full_sync(
+    srv: &Arc<Server>,
+    stream: &mut TcpStream,
+    id: u64,
+    ip: &str,
+    peer: &PeerInfo,
+    encrypted: bool,
+    name: &str,
+) -> anyhow::Result<Arc<Replica>> {
+    let protection = if encrypted {
+        let s = srv.clone();
+        Some(tokio::task::spawn_blocking(move || crate::persist::sync_protection(&s)).await??)
+    } else {
+        None
+    };
+    // Begin the snapshot and register the replica at the same instant
+    // (apply lock, then the exclusive gate): every write after it reaches the
+    // replica's buffer, every write before it is in the snapshot.
+    let s = srv.clone();
+    let r0 = Replica::new(id, ip.to_string(), peer.listening_port, Vec::new());
+    let r = r0.clone();
+    let begun = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        loop {
+            {
+                let _apply = s.repl.apply.lock();
+                let _gate = s.keyspace.exclusive();
+                let mut g = s.repl.inner.lock();
+                s.repl.ensure_backlog(&mut g);
+                if let Some((snap, rx)) = crate::persist::begin_capture(&s) {
+                    g.replicas.push(r.clone());
+                    g.alone_since = None;
+                    return Ok((snap, rx, g.replid.clone(), g.offset));
+                }
+            }
+            // One snapshot at a time: wait for a BGSAVE or another sync.
+            if started.elapsed() > Duration::from_secs(3600) {
+                bail!("timed out waiting for a running snapshot to end");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await??;
+    let (snap, rx, replid, offset) = begun;
+    let r = r0;
+    srv.repl.sync_full.fetch_add(1, Ordering::Relaxed);
+    let result = async {
+        stream
+            .write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
+            .await?;
+        r.sending.store(true, Ordering::Relaxed);
+        let (tx, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        let ks = srv.keyspace.clone();
+        let producer = tokio::task::spawn_blocking(move || {
+            crate::persist::run_capture(&ks, snap, rx, move |rx| {
+                let mut w = ChanWriter {
+                    tx,
+                    buf: Vec::new(),
+                };
+                match protection {
+                    Some(Protection::Encrypted { params, key, slot }) => {
+                        let mut e = EnvelopeWriter::new(&mut w, &params, key, vec![slot])?;
+                        write_rdb_with_crc(rx, &mut e)?;
+                        e.finish()?;
+                    }
+                    _ => write_rdb_with_crc(rx, &mut w)?,
+                }
+                w.flush()?;
+                Ok(())
+            })
+        });
+        let mut sent = 0u64;
+        if peer.capa_eof {
+            let framing = Framing::new_eof();
+            stream.write_all(&framing.header()).await?;
+            while let Some(c) = chunks.recv().await {
+                stream.write_all(&c).await?;
+                sent += c.len() as u64;
+            }
+            producer.await??;
+            stream.write_all(framing.trailer()).await?;
+        } else {
+            // An old replica needs the length first: the payload is held in
+            // memory (never in a file) until complete.
+            let mut all = Vec::new();
+            while let Some(c) = chunks.recv().await {
+                all.extend_from_slice(&c);
+            }
+            producer.await??;
+            stream
+                .write_all(&Framing::Len(all.len() as u64).header())
+                .await?;
+            stream.write_all(&all).await?;
+            sent = all.len() as u64;
+            r.online.store(true, Ordering::Release);
+        }
+        tracing::info!(
+            "Synchronization with replica {name} succeeded ({sent} bytes{})",
+            if encrypted {
+                ", encrypted"
+            } else {
+                ", plaintext"
+            }
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    r.sending.store(false, Ordering::Relaxed);
+    if let Err(e) = result {
+        srv.repl.remove(&r);
+        return Err(e);
+    }
+    Ok(r)
+}
+
+/// Streams the replica's buffer to it and reads its REPLCONF ACKs. A
+/// diskless full sync's replica goes online at its first ACK, as in Redis:
+/// until then it cannot tell the stream from the payload's end.
+async fn run_link(srv: &Server, stream: TcpStream, r: &Arc<Replica>, mut input: BytesMut) {
+    let (mut rd, mut wr) = stream.into_split();
+    let reader = async {
+        let mut parser = Parser::default();
+        loop {
+            let limits = Limits {
+                max_bulk: 1 << 20,
+                unauthenticated: false,
+            };
+            loop {
+                match parser.next(&mut input, limits) {
+                    Ok(Some(args)) => {
+                        if args.len() >= 3
+                            && args[0].eq_ignore_ascii_case(b"replconf")
+                            && args[1].eq_ignore_ascii_case(b"ack")
+                        {
+                            if let Some(off) = std::str::from_utf8(&args[2])
+                                .ok()
+                                .and_then(|s| s.parse::<u64>().ok())
+                            {
+                                r.ack.store(off, Ordering::Relaxed);
+                            }
+                            r.last_ack_ms.store(now_ms(), Ordering::Relaxed);
+                            if !r.online.swap(true, Ordering::AcqRel) {
+                                r.wake.notify_one();
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            input.reserve(4096);
+            match rd.read_buf(&mut input).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    srv.stats.net_in.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    };
+    let writer = async {
+        loop {
+            if r.closed.load(Ordering::Acquire) || srv.shutting_down.load(Ordering::Relaxed) {
+                return;
+            }
+            let data = if r.online.load(Ordering::Acquire) {
+                std::mem::take(&mut *r.buf.lock())
+            } else {
+                Vec::new()
+            };
+            if data.is_empty() {
+                r.wake.notified().await;
+                continue;
+            }
+            if wr.write_all(&data).await.is_err() {
+                return;
+            }
+            srv.stats
+                .net_out
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+    };
+    tokio::select! {
+        _ = reader => {}
+        _ = writer => {}
+        _ = srv.shutdown.notified() => {}
+    }
+}
+
+// ---------------------------------------------------------------- replica
+
+/// Makes this server a replica of `host:port` (REPLICAOF, `replicaof`):
+/// the old link, if any, ends and a new one starts. Writes from ordinary
+/// clients are refused from now on (replica-read-only). The caller holds
+/// the exclusive gate.
+pub fn start_replica(srv: &Server, host: String, port: u16) {
+    let gen = srv.repl.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    srv.repl.changed.notify_waiters();
+    {
+        let mut g = srv.repl.inner.lock();
+        srv.repl.ensure_backlog(&mut g);
+        srv.repl.replica.store(true, Ordering::Release);
+    }
+    *srv.repl.link.lock() = LinkInfo {
+        host: host.clone(),
+        port,
+        state: "connect",
+        ..LinkInfo::default()
+    };
+    tracing::info!("Connecting to MASTER {host}:{port}");
+    let Some(s) = srv.repl.me.get().and_then(|w| w.upgrade()) else {
+        return;
+    };
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move { replica_loop(s, gen).await });
+    }
+}
+
+/// REPLICAOF NO ONE: stops following the primary and starts a new history
+/// whose previous id stays valid up to the current offset. The caller
+/// holds the exclusive gate.
+pub fn promote(srv: &Server) {
+    srv.repl.generation.fetch_add(1, Ordering::AcqRel);
+    srv.repl.changed.notify_waiters();
+    let mut g = srv.repl.inner.lock();
+    let new = rampart_replication::new_replid();
+    srv.repl.shift_replid(&mut g, new);
+    srv.repl.ensure_backlog(&mut g);
+    srv.repl.replica.store(false, Ordering::Release);
+    *srv.repl.link.lock() = LinkInfo::default();
+    tracing::info!(
+        "MASTER MODE enabled (user request from 'id=? addr=?'); new replication ID {}, previous {} valid up to offset {}",
+        g.replid,
+        g.replid2,
+        g.second_offset
+    );
+}
+
+async fn replica_loop(srv: Arc<Server>, gen: u64) {
+    let mut backoff = Duration::from_secs(1);
+    while srv.repl.generation.load(Ordering::Acquire) == gen
+        && !srv.shutting_down.load(Ordering::Relaxed)
+    {
+        let link = tokio::select! {
+            r = link_once(&srv, gen) => r,
+            _ = srv.repl.changed.notified() => Ok(false),
+            _ = srv.shutdown.notified() => return,
+        };
+        {
+            let mut l = srv.repl.link.lock();
+            if srv.repl.generation.load(Ordering::Acquire) == gen {
+                if l.state == "connected" || l.down_since_ms == 0 {
+                    l.down_since_ms = now_ms();
+                }
+                l.state = "connect";
+            }
+        }
+        match link {
+            Ok(true) => backoff = Duration::from_secs(1),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("MASTER <-> REPLICA sync: {e:#}"),
+        }
+        if srv.repl.generation.load(Ordering::Acquire) != gen {
+            return;
+        }
+        tracing::info!("Reconnecting to MASTER in {} ms", backoff.as_millis());
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = srv.repl.changed.notified() => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// The connection to the primary, with a buffer of what it sent.
+struct Link<'a> {
+    srv: &'a Server,
+    stream: TcpStream,
+    buf: BytesMut,
+    timeout: Duration,
+}
+
+impl Link<'_> {
+    async fn read_more(&mut self) -> anyhow::Result<usize> {
+        self.buf.reserve(64 * 1024);
+        let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| anyhow::anyhow!("Timeout connecting to the MASTER..."))??;
+        if n == 0 {
+            bail!("the MASTER closed the connection");
+        }
+        self.srv.repl.link.lock().last_io_ms = now_ms();
+        self.srv.stats.net_in.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// One reply line without its CRLF; empty lines (the primary's
+    /// keepalive newlines while it prepares a snapshot) are skipped.
+    async fn line(&mut self) -> anyhow::Result<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line = self.buf.split_to(i + 1);
+                let s = String::from_utf8_lossy(&line[..i])
+                    .trim_end_matches('\r')
+                    .to_string();
+                if s.is_empty() {
+                    continue;
+                }
+                return Ok(s);
+            }
+            if self.buf.len() > 64 * 1024 {
+                bail!("the MASTER sent an over-long reply line");
+            }
+            self.read_more().await?;
+        }
+    }
+
+    async fn send<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> anyhow::Result<()> {
+        self.stream.write_all(&encode_command(argv)).await?;
+        Ok(())
+    }
+
+    async fn command<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> anyhow::Result<String> {
+        self.send(argv).await?;
+        self.line().await
+    }
+}
+
+/// One connection to the primary, from handshake to loss. `Ok(true)` when
+/// the link was up before it ended.
+async fn link_once(srv: &Arc<Server>, gen: u64) -> anyhow::Result<bool> {
+    let info = srv.repl.link();
+    let timeout = Duration::from_secs(srv.config.int("repl-timeout").max(1) as u64);
+    srv.repl.link.lock().state = "connecting";
+    let stream = tokio::time::timeout(timeout, TcpStream::connect((info.host.as_str(), info.port)))
+        .await
+        .map_err(|_| anyhow::anyhow!("Timeout connecting to the MASTER..."))?
+        .with_context(|| {
+            format!(
+                "Error condition on socket for SYNC: connecting to {}:{}",
+                info.host, info.port
+            )
+        })?;
+    let _ = stream.set_nodelay(true);
+    tracing::info!("MASTER <-> REPLICA sync started");
+    let mut link = Link {
+        srv,
+        stream,
+        buf: BytesMut::with_capacity(64 * 1024),
+        timeout,
+    };
+    let pong = link.command(&["PING"]).await?;
+    if pong.starts_with('-')
+        && !pong.starts_with("-NOAUTH")
+        && !pong.starts_with("-NOPERM")
+        && !pong.starts_with("-ERR operation not permitted")
+    {
+        bail!("Error reply to PING from master: '{pong}'");
+    }
+    tracing::info!("Master replied to PING, replication can continue...");
+    let pass = srv.config.get("masterauth").unwrap_or_default();
+    if !pass.is_empty() {
+        let user = srv.config.get("masteruser").unwrap_or_default();
+        let reply = if user.is_empty() {
+            link.command(&["AUTH", pass.as_str()]).await?
+        } else {
+            link.command(&["AUTH", user.as_str(), pass.as_str()])
+                .await?
+        };
+        if reply.starts_with('-') {
+            bail!("Unable to AUTH to MASTER: {reply}");
+        }
+    }
+    let port = srv.port.load(Ordering::Relaxed).to_string();
+    let announce = srv.config.int("replica-announce-port");
+    let port = if announce > 0 {
+        announce.to_string()
+    } else {
+        port
+    };
+    let reply = link
+        .command(&["REPLCONF", "listening-port", port.as_str()])
+        .await?;
+    if reply.starts_with('-') {
+        tracing::info!(
+            "(Non critical) Master does not understand REPLCONF listening-port: {reply}"
+        );
+    }
+    let reply = link
+        .command(&[
+            "REPLCONF",
+            "capa",
+            "eof",
+            "capa",
+            "psync2",
+            "capa",
+            "rampart-enc",
+        ])
+        .await?;
+    if reply.starts_with('-') {
+        tracing::info!("(Non critical) Master does not understand REPLCONF capa: {reply}");
+    }
+    let (replid, _, offset, _) = srv.repl.ids();
+    let want = (offset + 1).to_string();
+    tracing::info!("Trying a partial resynchronization (request {replid}:{want}).");
+    let reply = link
+        .command(&["PSYNC", replid.as_str(), want.as_str()])
+        .await?;
+    match PsyncReply::parse(&reply) {
+        Some(PsyncReply::Continue { replid: new }) => {
+            tracing::info!("Successful partial resynchronization with master.");
+            if let Some(new) = new {
+                let mut g = srv.repl.inner.lock();
+                if new != g.replid {
+                    srv.repl.shift_replid(&mut g, new);
+                    tracing::info!("Master replication ID changed to {}", g.replid);
+                }
+            }
+            tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
+        }
+        Some(PsyncReply::FullResync { replid, offset }) => {
+            tracing::info!("Full resync from master: {replid}:{offset}");
+            receive_snapshot(srv, &mut link, replid, offset, gen).await?;
+        }
+        Some(PsyncReply::Error(e)) => {
+            if e.starts_with("NOMASTERLINK") || e.starts_with("LOADING") {
+                bail!("Master is currently unable to PSYNC but should be in the future: -{e}");
+            }
+            bail!("Unexpected reply to PSYNC from master: -{e}");
+        }
+        None => bail!("Unexpected reply to PSYNC from master: {reply}"),
+    }
+    if srv.repl.generation.load(Ordering::Acquire) != gen {
+        return Ok(false);
+    }
+    stream_commands(srv, link, gen).await
+}
+
+/// A `Read` over payload chunks coming from the socket task.
+struct ChanReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Reads the full-sync payload from the primary, storing it as this
+/// server's snapshot through its own protection, then loads it.
+async fn receive_snapshot(
+    srv: &Arc<Server>,
+    link: &mut Link<'_>,
+    replid: String,
+    offset: u64,
+    gen: u64,
+) -> anyhow::Result<()> {
+    srv.repl.link.lock().state = "sync";
+    let header = link.line().await?;
+    let framing = Framing::parse(header.as_bytes()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "Bad protocol from MASTER, the first byte is not '$' (we received '{header}'), are you sure the host and port are right?"
+        )
+    })?;
+    {
+        let mut l = srv.repl.link.lock();
+        l.sync_read = 0;
+        l.sync_total = match framing {
+            Framing::Len(n) => n,
+            Framing::Eof(_) => 0,
+        };
+    }
+    tracing::info!(
+        "MASTER <-> REPLICA sync: receiving {} from master to disk",
+        match framing {
+            Framing::Len(n) => format!("{n} bytes"),
+            Framing::Eof(_) => "streamed RDB".into(),
+        }
+    );
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
+    let s = srv.clone();
+    let store = tokio::task::spawn_blocking(move || store_and_load(&s, rx, replid, offset, gen));
+    let mut d = Deframer::new(framing);
+    let mut fed = Ok(());
+    while !d.done() {
+        if link.buf.is_empty() {
+            if let Err(e) = link.read_more().await {
+                fed = Err(e);
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        let n = d.feed(&link.buf, &mut out);
+        link.buf.advance(n);
+        srv.repl.link.lock().sync_read += out.len() as u64;
+        if !out.is_empty() && tx.send(out).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let stored = store.await?;
+    fed?;
+    stored?;
+    // The primary waits for this first ACK before it streams (diskless).
+    let off = srv.repl.offset().to_string();
+    link.send(&["REPLCONF", "ACK", off.as_str()]).await?;
+    Ok(())
+}
+
+fn store_and_load(
+    srv: &Server,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    replid: String,
+    offset: u64,
+    gen: u64,
+) -> anyhow::Result<()> {
+    let mut raw = ChanReader {
+        rx,
+        cur: Vec::new(),
+        pos: 0,
+    };
+    let mut head = [0u8; 8];
+    raw.read_exact(&mut head)
+        .context("the full sync ended before its first bytes")?;
+    let chained = Read::chain(std::io::Cursor::new(head.to_vec()), raw);
+    let mut reader: Box<dyn Read> = if head == rampart_kms::envelope::MAGIC[..] {
+        let Some(provider) = &srv.keys else {
+            bail!("the primary sent an encrypted full sync, but this replica has encryption-at-rest no: it has no key to decrypt it");
+        };
+        let r = crate::persist::block_on(
+            srv.persist.runtime.get(),
+            EnvelopeReader::open(chained, provider),
+        )?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot decrypt the full sync from the primary: {e} (a replica needs the primary's key: the same keyring file or KMS key)"
+            )
+        })?
+        .require_eof(true);
+        tracing::info!("MASTER <-> REPLICA sync: the payload is an encrypted envelope");
+        Box::new(r)
+    } else if head.starts_with(b"REDIS") {
+        tracing::info!("MASTER <-> REPLICA sync: the payload is a plain RDB; storing it encrypted as it arrives");
+        Box::new(chained)
+    } else {
+        bail!("the full sync is neither an envelope nor an RDB file");
+    };
+    // The RDB goes to disk through this server's own protection; its CRC
+    // trailer is checked here and rewritten by the snapshot writer.
+    let mut w = crate::persist::create_snapshot(srv)?;
+    let mut crc = Crc64::new();
+    let mut tail: Vec<u8> = Vec::with_capacity(8);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).context("reading the full sync")?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > 8 {
+            let body = tail.len() - 8;
+            crc.update(&tail[..body]);
+            w.write(&tail[..body])?;
+            tail.drain(..body);
+        }
+    }
+    if tail.len() < 8 {
+        bail!("the full sync ended before the RDB's checksum ({total} bytes)");
+    }
+    let sent = u64::from_le_bytes([
+        tail[0], tail[1], tail[2], tail[3], tail[4], tail[5], tail[6], tail[7],
+    ]);
+    if sent != 0 && sent != crc.value() {
+        bail!("the full sync's RDB checksum does not match: corrupted in transit");
+    }
+    w.commit()?;
+    tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
+    let _apply = srv.repl.apply.lock();
+    let _gate = srv.keyspace.exclusive();
+    if srv.repl.generation.load(Ordering::Acquire) != gen {
+        bail!("replication was reconfigured during the sync");
+    }
+    for i in 0..srv.keyspace.len() {
+        drop(srv.keyspace.db(i).clear());
+    }
+    tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
+    let path = crate::persist::snapshot_path(srv);
+    let format = if srv.keys.is_some() {
+        Format::Encrypted
+    } else {
+        Format::Plain
+    };
+    crate::persist::load_file(srv, &path, format)?;
+    srv.repl.reset_to(replid, offset);
+    tracing::info!("MASTER <-> REPLICA sync: Finished with success");
+    Ok(())
+}
+
+/// Applies the primary's command stream until the link ends.
+async fn stream_commands(srv: &Arc<Server>, mut link: Link<'_>, gen: u64) -> anyhow::Result<bool> {
+    {
+        let mut l = srv.repl.link.lock();
+        l.state = "connected";
+        l.last_io_ms = now_ms();
+    }
+    let peer = link
+        .stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let laddr = link
+        .stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let handle = srv.clients.register(peer, laddr, -1);
+    *handle.flags.lock() = "M".into();
+    let mut client = Client::new(handle.clone(), true);
+    client.is_master = true;
+    let result = apply_loop(srv, &mut link, &mut client, gen).await;
+    srv.clients.remove(handle.id);
+    tracing::info!("Connection with master lost.");
+    result.map(|()| true)
+}
+
+async fn apply_loop(
+    srv: &Arc<Server>,
+    link: &mut Link<'_>,
+    client: &mut Client,
+    gen: u64,
+) -> anyhow::Result<()> {
+    let mut parser = Parser::default();
+    let mut out = Out::new(2);
+    // What was read, mirrored, so each applied command's exact bytes can be
+    // fed to this server's own stream.
+    let mut raw = BytesMut::from(&link.buf[..]);
+    let mut consumed = 0usize;
+    let mut ack = tokio::time::interval(Duration::from_secs(1));
+    let timeout = link.timeout;
+    loop {
+        loop {
+            let before = link.buf.len();
+            let next = parser.next(
+                &mut link.buf,
+                Limits {
+                    max_bulk: i64::MAX,
+                    unauthenticated: false,
+                },
+            );
+            consumed += before - link.buf.len();
+            match next {
+                Ok(Some(args)) => {
+                    let bytes = raw.split_to(consumed.min(raw.len()));
+                    consumed = 0;
+                    if args.len() >= 2
+                        && args[0].eq_ignore_ascii_case(b"replconf")
+                        && args[1].eq_ignore_ascii_case(b"getack")
+                    {
+                        let off = srv.repl.offset().to_string();
+                        srv.repl.feed_raw(&bytes);
+                        link.send(&["REPLCONF", "ACK", off.as_str()]).await?;
+                        continue;
+                    }
+                    {
+                        let _apply = srv.repl.apply.lock();
+                        if srv.repl.generation.load(Ordering::Acquire) != gen {
+                            // REPLICAOF changed the primary meanwhile.
+                            return Ok(());
+                        }
+                        crate::dispatch::execute(srv, client, args, &mut out);
+                        srv.repl.feed_raw(&bytes);
+                    }
+                    out.clear();
+                }
+                Ok(None) => break,
+                Err(e) => bail!("Protocol error from the MASTER: {}", e.0),
+            }
+        }
+        srv.repl.link.lock().unapplied = link.buf.len() as u64;
+        tokio::select! {
+            r = tokio::time::timeout(timeout, link.stream.read_buf(&mut link.buf)) => {
+                let n = r.map_err(|_| anyhow::anyhow!("MASTER timeout: no data nor PING received..."))??;
+                if n == 0 {
+                    bail!("the MASTER closed the connection");
+                }
+                let start = link.buf.len() - n;
+                raw.extend_from_slice(&link.buf[start..]);
+                srv.repl.link.lock().last_io_ms = now_ms();
+                srv.stats.net_in.fetch_add(n as u64, Ordering::Relaxed);
+                link.buf.reserve(16 * 1024);
+            }
+            _ = ack.tick() => {
+                let off = srv.repl.offset().to_string();
+                link.send(&["REPLCONF", "ACK", off.as_str()]).await?;
+            }
+        }
+    }
+}
+
+/// The `# Replication` section of INFO.
+pub fn info(srv: &Server) -> String {
+    let mut o = String::from("# Replication\r\n");
+    let (replid, replid2, offset, second) = srv.repl.ids();
+    if srv.repl.is_replica() {
+        let l = srv.repl.link();
+        let up = l.state == "connected";
+        let last_io = if l.last_io_ms == 0 {
+            -1
+        } else {
+            (now_ms().saturating_sub(l.last_io_ms) / 1000) as i64
+        };
+        o.push_str(&format!(
+            "role:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\nslave_repl_offset:{}\r\n",
+            l.host,
+            l.port,
+            if up { "up" } else { "down" },
+            if up { last_io } else { -1 },
+            (l.state == "sync") as u8,
+            offset + l.unapplied,
+            offset,
+        ));
+        if l.state == "sync" {
+            let left = l.sync_total.saturating_sub(l.sync_read);
+            let perc = if l.sync_total > 0 {
+                l.sync_read as f64 * 100.0 / l.sync_total as f64
+            } else {
+                0.0
+            };
+            o.push_str(&format!(
+                "master_sync_total_bytes:{}\r\nmaster_sync_read_bytes:{}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
+                if l.sync_total > 0 { l.sync_total as i64 } else { -1 },
+                l.sync_read,
+                left,
+                perc,
+                last_io.max(0)
+            ));
+        }
+        if !up {
+            let since = if l.down_since_ms == 0 {
+                -1
+            } else {
+                (now_ms().saturating_sub(l.down_since_ms) / 1000) as i64
+            };
+            o.push_str(&format!("master_link_down_since_seconds:{since}\r\n"));
+        }
+        o.push_str(&format!(
+            "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\n",
+            srv.config.int("replica-priority"),
+            srv.config.flag("replica-read-only") as u8,
+            srv.config.flag("replica-announced") as u8,
+        ));
+    } else {
+        o.push_str("role:master\r\n");
+    }
+    let replicas = srv.repl.replicas();
+    o.push_str(&format!("connected_slaves:{}\r\n", replicas.len()));
+    let min = srv.config.int("min-replicas-to-write");
+    let max_lag = srv.config.int("min-replicas-max-lag");
+    if min > 0 && max_lag > 0 {
+        o.push_str(&format!(
+            "min_slaves_good_slaves:{}\r\n",
+            srv.repl.good_replicas(max_lag as u64)
+        ));
+    }
+    let now = now_ms();
+    for (i, r) in replicas.iter().enumerate() {
+        o.push_str(&format!(
+            "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
+            r.ip,
+            r.port,
+            r.state(),
+            r.ack.load(Ordering::Relaxed),
+            now.saturating_sub(r.last_ack_ms.load(Ordering::Relaxed)) / 1000
+        ));
+    }
+    let (active, size, first, histlen) = srv.repl.backlog_info();
+    o.push_str(&format!(
+        "master_failover_state:no-failover\r\nmaster_replid:{replid}\r\nmaster_replid2:{replid2}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{second}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{size}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{histlen}\r\n",
+        active as u8
+    ));
+    o
+}

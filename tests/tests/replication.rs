@@ -1,0 +1,594 @@
+//! Encrypted replication, end to end: real `rampart-server` primaries and
+//! replicas, Debian's `redis-server` 7.0 on either side, and a TCP proxy of
+//! our own between them to record the full-sync bytes and to cut links.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rampart_tests::{Rampart, RedisOracle, ServerProcess};
+use redis::Value;
+
+/// Appears in key names and values; must never be seen in the clear on the
+/// wire between two Rampart servers or in a Rampart replica's directory.
+const MARKER: &str = "PLAINTEXT-MARKER-5e1d77";
+
+/// A TCP forwarder from a local port to `target`, recording what the
+/// target sends; `cut` drops every connection and refuses new ones until
+/// `restore`.
+struct Proxy {
+    port: u16,
+    down: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    from_target: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Proxy {
+    fn start(target: u16) -> Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let down = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let from_target: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let (d, c, rec) = (down.clone(), conns.clone(), from_target.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                if let (Ok(a), Ok(b)) = (client.try_clone(), server.try_clone()) {
+                    let mut g = c.lock().unwrap_or_else(|e| e.into_inner());
+                    g.push(a);
+                    g.push(b);
+                }
+                let (Ok(c1), Ok(s1)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                std::thread::spawn(move || pump(c1, server, None));
+                let rec = rec.clone();
+                std::thread::spawn(move || pump(s1, client, Some(rec)));
+            }
+        });
+        Ok(Proxy {
+            port,
+            down,
+            conns,
+            from_target,
+        })
+    }
+
+    fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for s in self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+
+    fn recorded(&self) -> Vec<u8> {
+        self.from_target
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, record: Option<Arc<Mutex<Vec<u8>>>>) {
+    let mut buf = [0u8; 65536];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Some(r) = &record {
+                    r.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&buf[..n]);
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+fn cmd(c: &mut redis::Connection, args: &[&str]) -> Result<Value> {
+    let mut r = redis::cmd(args[0]);
+    for a in &args[1..] {
+        r.arg(*a);
+    }
+    Ok(r.query(c)?)
+}
+
+fn info_field(s: &ServerProcess, section: &str, field: &str) -> Result<String> {
+    let mut c = s.redis_conn()?;
+    let info: String = redis::cmd("INFO").arg(section).query(&mut c)?;
+    for line in info.lines() {
+        if let Some(v) = line.strip_prefix(&format!("{field}:")) {
+            return Ok(v.trim().to_string());
+        }
+    }
+    Ok(String::new())
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().unwrap_or(false) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// (database, key) -> (DUMP payload, PEXPIRETIME).
+type Dataset = BTreeMap<(u8, Vec<u8>), (Vec<u8>, i64)>;
+
+/// Every key of every database with its DUMP payload and absolute expiry.
+fn dataset(s: &ServerProcess) -> Result<Dataset> {
+    let mut c = s.redis_conn()?;
+    let mut out = BTreeMap::new();
+    for db in 0..16u8 {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut c)?;
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut c)?;
+            for k in keys {
+                let dump: Option<Vec<u8>> = redis::cmd("DUMP").arg(&k).query(&mut c)?;
+                let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(&mut c)?;
+                if let Some(d) = dump {
+                    out.insert((db, k), (d, at));
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until the replica applied everything the primary wrote, then
+/// compares their datasets key by key.
+fn assert_converged(primary: &ServerProcess, replica: &ServerProcess) -> Result<()> {
+    wait_for("the replica to catch up", Duration::from_secs(60), || {
+        let p = info_field(primary, "replication", "master_repl_offset")?;
+        let r = info_field(replica, "replication", "slave_repl_offset")?;
+        let up = info_field(replica, "replication", "master_link_status")?;
+        Ok(up == "up" && p == r)
+    })?;
+    let a = dataset(primary)?;
+    let b = dataset(replica)?;
+    if a != b {
+        let only_a: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).take(5).collect();
+        let only_b: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).take(5).collect();
+        let differ: Vec<_> = a
+            .iter()
+            .filter(|(k, v)| b.get(*k).is_some_and(|w| w != *v))
+            .map(|(k, _)| k)
+            .take(5)
+            .collect();
+        bail!(
+            "datasets differ ({} vs {} keys): only on primary {only_a:?}, only on replica {only_b:?}, different {differ:?}",
+            a.len(),
+            b.len()
+        );
+    }
+    Ok(())
+}
+
+/// Keys of every type, expiries, two databases, a transaction.
+fn populate(c: &mut redis::Connection, tag: &str, n: usize) -> Result<()> {
+    let mut p = redis::pipe();
+    for i in 0..n {
+        p.cmd("SET")
+            .arg(format!("{tag}:s:{i}"))
+            .arg(format!("{MARKER}-{i}"));
+        p.cmd("SET")
+            .arg(format!("{tag}:ttl:{i}"))
+            .arg("v")
+            .arg("EX")
+            .arg(3600 + i);
+        p.cmd("RPUSH").arg(format!("{tag}:l:{}", i % 7)).arg(i);
+        p.cmd("HSET")
+            .arg(format!("{tag}:h:{}", i % 5))
+            .arg(format!("f{i}"))
+            .arg(MARKER);
+        p.cmd("SADD").arg(format!("{tag}:set:{}", i % 3)).arg(i);
+        p.cmd("ZADD")
+            .arg(format!("{tag}:z:{}", i % 4))
+            .arg(i as f64 / 3.0)
+            .arg(format!("m{i}"));
+        p.cmd("INCRBYFLOAT").arg(format!("{tag}:f")).arg("0.1");
+        p.cmd("EXPIRE").arg(format!("{tag}:l:{}", i % 7)).arg(5000);
+    }
+    p.cmd("SPOP").arg(format!("{tag}:set:0"));
+    p.cmd("SPOP").arg(format!("{tag}:set:1")).arg(2);
+    p.cmd("SET")
+        .arg(format!("{tag}:gone"))
+        .arg("x")
+        .arg("PX")
+        .arg(1);
+    p.cmd("PFADD")
+        .arg(format!("{tag}:hll"))
+        .arg(&["a", "b", "c"]);
+    p.cmd("SELECT").arg(3);
+    p.cmd("SET").arg(format!("{tag}:db3")).arg(MARKER);
+    p.cmd("SELECT").arg(0);
+    p.query::<()>(c)?;
+    redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg(format!("{tag}:tx"))
+        .cmd("LPUSH")
+        .arg(format!("{tag}:txl"))
+        .arg("a")
+        .cmd("GETEX")
+        .arg(format!("{tag}:s:0"))
+        .arg("PX")
+        .arg(900_000)
+        .query::<()>(c)?;
+    Ok(())
+}
+
+/// The shared keyring a primary and its replicas use.
+fn keyring(dir: &Path) -> String {
+    dir.join("keyring.json").to_string_lossy().into_owned()
+}
+
+fn replica_args(keys: &str, port: u16) -> Vec<String> {
+    vec![
+        "--kms-key-file".into(),
+        keys.into(),
+        "--replicaof".into(),
+        format!("127.0.0.1 {port}"),
+        "--save".into(),
+        "".into(),
+    ]
+}
+
+fn start_rampart(args: &[String]) -> Result<Rampart> {
+    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    Rampart::start(&a)
+}
+
+fn start_rampart_in(dir: &Path, args: &[String]) -> Result<Rampart> {
+    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    Rampart::start_in(dir, &a)
+}
+
+/// Whether any file under `dir` holds `needle`.
+fn dir_contains(dir: &Path, needle: &[u8]) -> Result<Option<PathBuf>> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            if let Some(f) = dir_contains(&p, needle)? {
+                return Ok(Some(f));
+            }
+        } else {
+            let data = std::fs::read(&p)?;
+            if data.windows(needle.len()).any(|w| w == needle) {
+                return Ok(Some(p));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The `$EOF:`-framed full-sync payload in what a primary sent.
+fn full_sync_payload(wire: &[u8]) -> Result<Vec<u8>> {
+    let find = |hay: &[u8], n: &[u8], from: usize| {
+        hay[from..]
+            .windows(n.len())
+            .position(|w| w == n)
+            .map(|p| p + from)
+    };
+    let start = find(wire, b"+FULLRESYNC", 0).context("no +FULLRESYNC on the wire")?;
+    let eof = find(wire, b"$EOF:", start).context("no $EOF: framing")?;
+    let mark = wire
+        .get(eof + 5..eof + 45)
+        .context("truncated $EOF: mark")?
+        .to_vec();
+    let body = eof + 47;
+    let end = find(wire, &mark, body).context("no closing mark")?;
+    Ok(wire[body..end].to_vec())
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn two_replicas_converge_under_writes_and_the_sync_is_encrypted() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "before", 300)?;
+    // Writes keep coming while the replicas attach.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut c = primary.redis_conn()?;
+        std::thread::spawn(move || -> Result<()> {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                populate(&mut c, &format!("during{}", i % 5), 20)?;
+                i += 1;
+            }
+            Ok(())
+        })
+    };
+    let proxy = Proxy::start(primary.port())?;
+    let r1 = start_rampart(&replica_args(&k, proxy.port))?;
+    let r2 = start_rampart(&replica_args(&k, primary.port()))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    populate(&mut c, "after", 50)?;
+    assert_converged(&primary, &r1)?;
+    assert_converged(&primary, &r2)?;
+    // Replicas refuse writes from clients.
+    let mut rc = r1.conn()?;
+    assert_eq!(
+        rc.cmd(&["SET", "x", "1"])?,
+        b"-READONLY You can't write against a read only replica.\r\n"
+    );
+    let payload = full_sync_payload(&proxy.recorded())?;
+    assert!(
+        payload.starts_with(b"RAMPART\x01"),
+        "the full sync is not an envelope"
+    );
+    assert!(payload.len() > 10_000, "suspiciously small full sync");
+    assert!(
+        !contains(&payload, MARKER.as_bytes()),
+        "the marker crossed the wire in the clear"
+    );
+    for r in [&r1, &r2] {
+        assert_eq!(
+            dir_contains(r.dir(), MARKER.as_bytes())?,
+            None,
+            "plaintext in the replica's directory"
+        );
+    }
+    assert!(primary.log().contains("succeeded"), "{}", primary.log());
+    let mut pc = primary.conn()?;
+    let role = String::from_utf8_lossy(&pc.cmd(&["ROLE"])?).into_owned();
+    assert!(role.starts_with("*3\r\n$6\r\nmaster\r\n"), "{role}");
+    assert_eq!(pc.cmd(&["WAIT", "2", "5000"])?, b":2\r\n");
+    Ok(())
+}
+
+#[test]
+fn a_cut_link_continues_from_the_backlog_and_a_long_cut_resyncs() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+        "--repl-backlog-size".into(),
+        "64kb".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "a", 100)?;
+    let proxy = Proxy::start(primary.port())?;
+    let replica = start_rampart(&replica_args(&k, proxy.port))?;
+    assert_converged(&primary, &replica)?;
+    // A short cut: the backlog covers what was missed.
+    proxy.cut();
+    wait_for("the link to drop", Duration::from_secs(10), || {
+        Ok(info_field(&replica, "replication", "master_link_status")? == "down")
+    })?;
+    populate(&mut c, "b", 20)?;
+    proxy.restore();
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_partial_ok")?, "1");
+    assert!(primary.log().contains("Partial resynchronization request"));
+    // A long cut: more than the backlog holds, so a full sync.
+    proxy.cut();
+    wait_for("the link to drop", Duration::from_secs(10), || {
+        Ok(info_field(&replica, "replication", "master_link_status")? == "down")
+    })?;
+    populate(&mut c, "c", 600)?;
+    proxy.restore();
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    Ok(())
+}
+
+#[test]
+fn promoted_replica_lets_its_sibling_continue() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "p", 100)?;
+    let r1 = start_rampart(&replica_args(&k, primary.port()))?;
+    let r2 = start_rampart(&replica_args(&k, primary.port()))?;
+    assert_converged(&primary, &r1)?;
+    assert_converged(&primary, &r2)?;
+    drop(c);
+    drop(primary);
+    let mut c1 = r1.redis_conn()?;
+    cmd(&mut c1, &["REPLICAOF", "NO", "ONE"])?;
+    let mut c2 = r2.redis_conn()?;
+    cmd(&mut c2, &["REPLICAOF", "127.0.0.1", &r1.port().to_string()])?;
+    populate(&mut c1, "q", 50)?;
+    assert_converged(&r1, &r2)?;
+    assert_eq!(info_field(&r1, "stats", "sync_partial_ok")?, "1");
+    assert_eq!(info_field(&r1, "stats", "sync_full")?, "0");
+    Ok(())
+}
+
+#[test]
+fn a_replica_without_the_key_retries_and_the_primary_is_unaffected() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        keyring(keys.path()),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "k", 20)?;
+    // Its own fresh keyring: cannot open the primary's data key.
+    let other = tempfile::tempdir()?;
+    let replica = start_rampart(&replica_args(&keyring(other.path()), primary.port()))?;
+    wait_for("two failed attempts", Duration::from_secs(20), || {
+        Ok(replica
+            .log()
+            .matches("cannot decrypt the full sync")
+            .count()
+            >= 2)
+    })?;
+    assert_eq!(
+        info_field(&replica, "replication", "master_link_status")?,
+        "down"
+    );
+    assert!(replica.log().contains("Reconnecting to MASTER"));
+    cmd(&mut c, &["SET", "still", "works"])?;
+    assert_eq!(
+        cmd(&mut c, &["GET", "still"])?,
+        Value::BulkString(b"works".to_vec())
+    );
+    let mut rc = replica.conn()?;
+    assert_eq!(rc.cmd(&["PING"])?, b"+PONG\r\n");
+    Ok(())
+}
+
+#[test]
+fn replica_and_primary_restarts() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let pdir = tempfile::tempdir()?;
+    let pargs = vec![
+        "--kms-key-file".to_string(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ];
+    let primary = start_rampart_in(pdir.path(), &pargs)?;
+    let mut c = primary.redis_conn()?;
+    // Big enough that the sync takes a moment.
+    for chunk in 0..10 {
+        let mut p = redis::pipe();
+        for i in 0..5000 {
+            p.cmd("SET")
+                .arg(format!("big:{chunk}:{i}"))
+                .arg("x".repeat(200));
+        }
+        p.query::<()>(&mut c)?;
+    }
+    let rdir = tempfile::tempdir()?;
+    let replica = start_rampart_in(rdir.path(), &replica_args(&k, primary.port()))?;
+    // Killed (SIGKILL) during the sync, then restarted on the same directory.
+    wait_for("the sync to begin", Duration::from_secs(10), || {
+        Ok(replica.log().contains("Full resync from master"))
+    })?;
+    drop(replica);
+    populate(&mut c, "m", 50)?;
+    let replica = start_rampart_in(rdir.path(), &replica_args(&k, primary.port()))?;
+    assert_converged(&primary, &replica)?;
+    // The primary is killed and restarts from its snapshot.
+    cmd(&mut c, &["SAVE"])?;
+    drop(c);
+    drop(primary);
+    wait_for("the link to drop", Duration::from_secs(10), || {
+        Ok(info_field(&replica, "replication", "master_link_status")? == "down")
+    })?;
+    let primary = start_rampart_in(pdir.path(), &pargs).context("restarting the primary")?;
+    let mut c = primary.redis_conn()?;
+    // It comes back on another port: point the replica at it.
+    let mut rc = replica.redis_conn()?;
+    cmd(
+        &mut rc,
+        &["REPLICAOF", "127.0.0.1", &primary.port().to_string()],
+    )?;
+    populate(&mut c, "n", 30)?;
+    assert_converged(&primary, &replica)?;
+    Ok(())
+}
+
+#[test]
+fn rampart_replica_of_redis_keeps_its_disk_encrypted() -> Result<()> {
+    let redis = RedisOracle::start()?;
+    let mut c = redis.redis_conn()?;
+    populate(&mut c, "r", 200)?;
+    let keys = tempfile::tempdir()?;
+    let replica = start_rampart(&replica_args(&keyring(keys.path()), redis.port()))?;
+    populate(&mut c, "r2", 50)?;
+    assert_converged(&redis, &replica)?;
+    assert!(replica.log().contains("plain RDB"), "{}", replica.log());
+    assert!(replica.dir().join("dump.rdb").exists());
+    assert_eq!(dir_contains(replica.dir(), MARKER.as_bytes())?, None);
+    Ok(())
+}
+
+#[test]
+fn redis_replica_of_rampart_is_refused_unless_allowed() -> Result<()> {
+    let primary = Rampart::start(&["--save", ""])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "x", 100)?;
+    let port = primary.port().to_string();
+    let refused = RedisOracle::start_with(&["--replicaof", "127.0.0.1", &port])?;
+    wait_for("the refusal in both logs", Duration::from_secs(20), || {
+        Ok(primary.log().contains("Refusing full sync")
+            && refused.log().contains("repl-allow-plaintext-sync"))
+    })?;
+    assert_eq!(
+        info_field(&refused, "replication", "master_link_status")?,
+        "down"
+    );
+    drop(refused);
+    cmd(
+        &mut c,
+        &["CONFIG", "SET", "repl-allow-plaintext-sync", "yes"],
+    )?;
+    let allowed = RedisOracle::start_with(&["--replicaof", "127.0.0.1", &port])?;
+    populate(&mut c, "y", 50)?;
+    assert_converged(&primary, &allowed)?;
+    Ok(())
+}

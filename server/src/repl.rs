@@ -215,6 +215,8 @@ pub struct Repl {
     output_limit: AtomicU64,
     /// The server itself, for tasks started from command handlers.
     me: std::sync::OnceLock<std::sync::Weak<Server>>,
+    /// The last refused replica and when it was logged.
+    last_refusal: Mutex<Option<(String, Instant)>>,
 }
 
 impl Repl {
@@ -244,6 +246,7 @@ impl Repl {
             backlog_size: AtomicU64::new(backlog_size.max(16 * 1024)),
             output_limit: AtomicU64::new(256 << 20),
             me: std::sync::OnceLock::new(),
+            last_refusal: Mutex::new(None),
         }
     }
 
@@ -518,10 +521,13 @@ fn refusal(srv: &Server, peer: &PeerInfo) -> Option<String> {
     if srv.config.flag("repl-allow-plaintext-sync") {
         return None;
     }
+    // NOMASTERLINK is the one PSYNC error a Redis replica retries on its
+    // once-a-second clock; any other makes it retry with SYNC and then
+    // reconnect at once, flooding both logs.
     Some(if peer.capa_enc {
-        "ERR Rampart refuses a plaintext full sync: this primary has encryption-at-rest no, so it cannot seal the snapshot, and repl-allow-plaintext-sync is no".to_string()
+        "NOMASTERLINK Rampart refuses a plaintext full sync: this primary has encryption-at-rest no, so it cannot seal the snapshot, and repl-allow-plaintext-sync is no".to_string()
     } else {
-        "ERR Rampart refuses a plaintext full sync: this replica did not announce 'capa rampart-enc' (not a Rampart replica), and sending it the dataset unencrypted needs repl-allow-plaintext-sync yes on the primary".to_string()
+        "NOMASTERLINK Rampart refuses a plaintext full sync: this replica did not announce 'capa rampart-enc' (not a Rampart replica), and sending it the dataset unencrypted needs repl-allow-plaintext-sync yes on the primary".to_string()
     })
 }
 
@@ -567,7 +573,20 @@ pub async fn serve_replica(
         }
     }
     if let Some(why) = refusal(&srv, &peer) {
-        tracing::warn!("Refusing full sync to replica {name} ({addr}): {why}");
+        // A refused replica retries every second: say why once a minute.
+        let say = {
+            let mut last = srv.repl.last_refusal.lock();
+            let say = last
+                .as_ref()
+                .is_none_or(|(who, at)| *who != name || at.elapsed() >= Duration::from_secs(60));
+            if say {
+                *last = Some((name.clone(), Instant::now()));
+            }
+            say
+        };
+        if say {
+            tracing::warn!("Refusing full sync to replica {name} ({addr}): {why}");
+        }
         let _ = stream.write_all(format!("-{why}\r\n").as_bytes()).await;
         return;
     }

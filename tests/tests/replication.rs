@@ -592,3 +592,79 @@ fn redis_replica_of_rampart_is_refused_unless_allowed() -> Result<()> {
     assert_converged(&primary, &allowed)?;
     Ok(())
 }
+
+#[test]
+fn a_chained_replica_follows_the_primary_through_its_replica() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "c1", 100)?;
+    let middle = start_rampart(&replica_args(&k, primary.port()))?;
+    assert_converged(&primary, &middle)?;
+    let leaf = start_rampart(&replica_args(&k, middle.port()))?;
+    populate(&mut c, "c2", 50)?;
+    assert_converged(&primary, &leaf)?;
+    // The leaf sees the primary's offsets: psync2's proxied stream.
+    assert_eq!(
+        info_field(&primary, "replication", "master_replid")?,
+        info_field(&leaf, "replication", "master_replid")?
+    );
+    Ok(())
+}
+
+#[test]
+fn min_replicas_stale_data_and_wait() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+        "--min-replicas-to-write".into(),
+        "1".into(),
+        "--min-replicas-max-lag".into(),
+        "10".into(),
+    ])?;
+    let mut pc = primary.conn()?;
+    assert_eq!(
+        pc.cmd(&["SET", "k", "v"])?,
+        b"-NOREPLICAS Not enough good replicas to write.\r\n"
+    );
+    assert_eq!(pc.cmd(&["WAIT", "1", "100"])?, b":0\r\n");
+    let replica = start_rampart(&replica_args(&k, primary.port()))?;
+    wait_for("a good replica", Duration::from_secs(20), || {
+        Ok(pc.cmd(&["SET", "k", "v"])? == b"+OK\r\n")
+    })?;
+    assert_eq!(pc.cmd(&["WAIT", "1", "5000"])?, b":1\r\n");
+    let mut rc = replica.conn()?;
+    assert_eq!(
+        rc.cmd(&["WAIT", "1", "0"])?,
+        b"-ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.\r\n"
+    );
+    // A replica whose primary is gone, told not to serve stale data.
+    drop(pc);
+    drop(primary);
+    assert_eq!(
+        rc.cmd(&["CONFIG", "SET", "replica-serve-stale-data", "no"])?,
+        b"+OK\r\n"
+    );
+    wait_for("the link to drop", Duration::from_secs(10), || {
+        Ok(info_field(&replica, "replication", "master_link_status")? == "down")
+    })?;
+    assert_eq!(
+        rc.cmd(&["GET", "k"])?,
+        b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n"
+    );
+    let role = String::from_utf8_lossy(&rc.cmd(&["ROLE"])?).into_owned();
+    assert!(role.starts_with("*5\r\n$5\r\nslave\r\n"), "{role}");
+    assert_eq!(rc.cmd(&["REPLICAOF", "NO", "ONE"])?, b"+OK\r\n");
+    assert_eq!(rc.cmd(&["GET", "k"])?, b"$1\r\nv\r\n");
+    Ok(())
+}

@@ -599,17 +599,14 @@ pub async fn serve_replica(
             "PLAINTEXT RDB: repl-allow-plaintext-sync yes"
         }
     );
-    match full_sync(
-        &srv,
-        &mut stream,
+    let psync = matches!(handoff, Handoff::Psync { .. });
+    let r0 = Replica::new(
         client.handle.id,
-        &ip,
-        &peer,
-        encrypted,
-        &name,
-    )
-    .await
-    {
+        ip.clone(),
+        peer.listening_port,
+        Vec::new(),
+    );
+    match full_sync(&srv, &mut stream, r0, &peer, encrypted, psync, &name).await {
         Ok(r) => {
             run_link(&srv, stream, &r, pending).await;
             srv.repl.remove(&r);
@@ -708,10 +705,10 @@ fn write_rdb_with_crc(
 async fn full_sync(
     srv: &Arc<Server>,
     stream: &mut TcpStream,
-    id: u64,
-    ip: &str,
+    r0: Arc<Replica>,
     peer: &PeerInfo,
     encrypted: bool,
+    psync: bool,
     name: &str,
 ) -> anyhow::Result<Arc<Replica>> {
     let protection = if encrypted {
@@ -724,7 +721,6 @@ async fn full_sync(
     // (apply lock, then the exclusive gate): every write after it reaches the
     // replica's buffer, every write before it is in the snapshot.
     let s = srv.clone();
-    let r0 = Replica::new(id, ip.to_string(), peer.listening_port, Vec::new());
     let r = r0.clone();
     let begun = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
@@ -752,9 +748,12 @@ async fn full_sync(
     let r = r0;
     srv.repl.sync_full.fetch_add(1, Ordering::Relaxed);
     let result = async {
-        stream
-            .write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
-            .await?;
+        // SYNC (the old protocol) gets the payload with no preamble.
+        if psync {
+            stream
+                .write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
+                .await?;
+        }
         r.sending.store(true, Ordering::Relaxed);
         let (tx, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
         let ks = srv.keyspace.clone();
@@ -1390,8 +1389,17 @@ async fn apply_loop(
                             // REPLICAOF changed the primary meanwhile.
                             return Ok(());
                         }
+                        let name = String::from_utf8_lossy(&args[0]).into_owned();
                         crate::dispatch::execute(srv, client, args, &mut out);
                         srv.repl.feed_raw(&bytes);
+                        if out.last_error.is_some() {
+                            // As Redis 7.0 does: this replica now differs
+                            // from its primary, which must be visible.
+                            tracing::warn!(
+                                "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{name}'",
+                                String::from_utf8_lossy(out.buf()).trim_end()
+                            );
+                        }
                     }
                     out.clear();
                 }

@@ -176,6 +176,10 @@ fn wait(ctx: &mut Ctx<'_>) {
     let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout));
     rt.spawn(async move {
         loop {
+            if tx.is_closed() {
+                // The client went away.
+                return;
+            }
             let n = repl.acked(target);
             if n as i64 >= want || deadline.is_some_and(|d| Instant::now() >= d) {
                 let mut o = crate::resp::Out::new(proto);

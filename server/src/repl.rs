@@ -1511,3 +1511,85 @@ pub fn info(srv: &Server) -> String {
     ));
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream_of(r: &Repl) -> Vec<u8> {
+        let g = r.inner.lock();
+        g.backlog
+            .as_ref()
+            .and_then(|b| b.since(b.first_byte_offset()))
+            .unwrap_or_default()
+    }
+
+    fn active() -> Repl {
+        let r = Repl::new(1 << 20);
+        let mut g = r.inner.lock();
+        r.ensure_backlog(&mut g);
+        drop(g);
+        r
+    }
+
+    #[test]
+    fn inactive_stream_records_nothing() {
+        let r = Repl::new(1 << 20);
+        r.propagate(0, &[b"SET", b"k", b"v"]);
+        assert_eq!(r.offset(), 0);
+        assert!(!r.active());
+    }
+
+    #[test]
+    fn select_only_when_the_db_changes_and_offsets_count_bytes() {
+        let r = active();
+        r.propagate(0, &[b"SET", b"k", b"v"]);
+        r.propagate(0, &[b"DEL", b"k"]);
+        r.propagate(2, &[b"DEL", b"k"]);
+        let want = [
+            encode_command(&["SELECT", "0"]),
+            encode_command(&["SET", "k", "v"]),
+            encode_command(&["DEL", "k"]),
+            encode_command(&["SELECT", "2"]),
+            encode_command(&["DEL", "k"]),
+        ]
+        .concat();
+        assert_eq!(stream_of(&r), want);
+        assert_eq!(r.offset(), want.len() as u64);
+    }
+
+    #[test]
+    fn transactions_are_wrapped_only_when_they_wrote() {
+        let r = active();
+        r.begin_tx();
+        r.end_tx();
+        assert_eq!(r.offset(), 0);
+        r.begin_tx();
+        r.propagate(1, &[b"INCR", b"n"]);
+        r.propagate(1, &[b"INCR", b"n"]);
+        r.end_tx();
+        let want = [
+            encode_command(&["SELECT", "1"]),
+            encode_command(&["MULTI"]),
+            encode_command(&["INCR", "n"]),
+            encode_command(&["INCR", "n"]),
+            encode_command(&["EXEC"]),
+        ]
+        .concat();
+        assert_eq!(stream_of(&r), want);
+    }
+
+    #[test]
+    fn promotion_keeps_the_old_id_valid_up_to_the_offset() {
+        let r = active();
+        r.propagate(0, &[b"SET", b"k", b"v"]);
+        let (old, _, off, _) = r.ids();
+        let mut g = r.inner.lock();
+        r.shift_replid(&mut g, rampart_replication::new_replid());
+        drop(g);
+        let (new, id2, _, second) = r.ids();
+        assert_ne!(new, old);
+        assert_eq!(id2, old);
+        assert_eq!(second, off as i64 + 1);
+    }
+}

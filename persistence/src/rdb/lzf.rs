@@ -26,16 +26,63 @@ fn idx(h: u32) -> usize {
     ((h >> (3 * 8 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
+/// The hash table, kept per thread: allocating and zeroing 256 KiB for
+/// every compressed string (every value of an RDB) cost more than the
+/// compression itself. Each slot carries the call's generation, so a slot
+/// written by an earlier call reads as empty, exactly like a fresh table.
+struct Htab {
+    gen: u32,
+    slots: Vec<u64>,
+}
+
+impl Htab {
+    #[inline]
+    fn get(&self, i: usize) -> u32 {
+        let e = self.slots[i];
+        if (e >> 32) as u32 == self.gen {
+            e as u32
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, v: u32) {
+        self.slots[i] = (u64::from(self.gen) << 32) | u64::from(v);
+    }
+}
+
+thread_local! {
+    static HTAB: std::cell::RefCell<Htab> = const {
+        std::cell::RefCell::new(Htab { gen: 0, slots: Vec::new() })
+    };
+}
+
 /// Compresses `input` into at most `out_len` bytes, as `lzf_compress`;
 /// `None` when it does not fit (Redis then stores the string as is).
 pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
-    let in_len = input.len();
-    if in_len == 0 || out_len == 0 {
+    if input.is_empty() || out_len == 0 {
         return None;
     }
+    HTAB.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.slots.is_empty() {
+            t.slots = vec![0; HSIZE];
+        }
+        t.gen = t.gen.wrapping_add(1);
+        if t.gen == 0 {
+            // Generations wrapped: old slots could look current.
+            t.slots.fill(0);
+            t.gen = 1;
+        }
+        compress_with(input, out_len, &mut t)
+    })
+}
+
+fn compress_with(input: &[u8], out_len: usize, htab: &mut Htab) -> Option<Vec<u8>> {
+    let in_len = input.len();
     // Positions are stored plus one so that 0 means "never set"; liblzf's
     // `ref > in_data` test rejects position 0 anyway.
-    let mut htab = vec![0u32; HSIZE];
     // Slack past out_len: liblzf's checks keep every write below out_len,
     // the slack only spares us proving it to the indexer.
     let mut out = vec![0u8; out_len + 8];
@@ -48,8 +95,8 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
     while ip + 2 < in_len {
         hval = (hval << 8) | at(ip + 2);
         let slot = idx(hval);
-        let stored = htab[slot] as usize;
-        htab[slot] = (ip + 1) as u32;
+        let stored = htab.get(slot) as usize;
+        htab.set(slot, (ip + 1) as u32);
         // liblzf 3.6: off = ip - ref - 1 < MAX_OFF && ref > in_data && the
         // first three bytes equal (3.5's `ip + 4 < in_end` is gone).
         let is_match = stored > 1 && {
@@ -114,10 +161,10 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
             ip -= 2;
             hval = (at(ip) << 8) | at(ip + 1);
             hval = (hval << 8) | at(ip + 2);
-            htab[idx(hval)] = (ip + 1) as u32;
+            htab.set(idx(hval), (ip + 1) as u32);
             ip += 1;
             hval = (hval << 8) | at(ip + 2);
-            htab[idx(hval)] = (ip + 1) as u32;
+            htab.set(idx(hval), (ip + 1) as u32);
             ip += 1;
         } else {
             // one more literal byte we must copy

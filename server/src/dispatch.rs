@@ -250,7 +250,7 @@ pub fn call(
         let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
         srv.hooks.stream.propagate(c.db, &argv);
     }
-    *c.handle.last_cmd.lock() = srv.commands.full_name(id).to_string();
+    c.handle.last_cmd.store(id + 1, Ordering::Relaxed);
     if excl.is_some() {
         if srv.hooks.blocked.count() > 0 {
             crate::blocking::serve_ready(srv, now);

@@ -175,8 +175,9 @@ pub struct ClientHandle {
     pub db: AtomicUsize,
     /// Protocol version.
     pub resp: AtomicU8,
-    /// Last command's full name.
-    pub last_cmd: Mutex<String>,
+    /// The last command, as its registry id + 1 (0 before the first), so
+    /// recording it costs a store rather than a lock and an allocation.
+    pub last_cmd: AtomicUsize,
     /// Commands queued in MULTI, -1 outside MULTI.
     pub multi: AtomicI64,
     /// Keys watched.
@@ -215,7 +216,7 @@ impl Clients {
             lib: Mutex::new((String::new(), String::new())),
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
-            last_cmd: Mutex::new("NULL".into()),
+            last_cmd: AtomicUsize::new(0),
             multi: AtomicI64::new(-1),
             watching: AtomicUsize::new(0),
             qbuf: AtomicUsize::new(0),

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::flags::*;
-use super::{container_spec, err, help, spec, CommandSpec, Ctx};
+use super::{container_spec, err, help, spec, CommandSpec, Ctx, Registry};
 use crate::state::{now_ms, ClientHandle};
 
 /// `PING [message]`
@@ -226,7 +226,7 @@ fn client_setinfo(ctx: &mut Ctx<'_>) {
 }
 
 /// One CLIENT LIST / CLIENT INFO line.
-pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>) -> String {
+pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry) -> String {
     let now = now_ms();
     let age = h.created.elapsed().as_secs();
     let idle = now.saturating_sub(h.last_active.load(Ordering::Relaxed)) / 1000;
@@ -247,9 +247,11 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>) -> String {
     if flags.is_empty() {
         flags.push('N');
     }
-    let cmd = own_cmd
-        .map(str::to_string)
-        .unwrap_or_else(|| h.last_cmd.lock().clone());
+    let cmd = match (own_cmd, h.last_cmd.load(Ordering::Relaxed)) {
+        (Some(c), _) => c.to_string(),
+        (None, 0) => "NULL".to_string(),
+        (None, id) => commands.full_name(id - 1).to_string(),
+    };
     let qbuf = h.qbuf.load(Ordering::Relaxed);
     let lib = h.lib.lock().clone();
     let _ = lib;
@@ -313,7 +315,7 @@ fn client_list(ctx: &mut Ctx<'_>) {
             continue;
         }
         let own_cmd = (h.id == own).then_some("client|list");
-        text.push_str(&client_line(&h, own_cmd));
+        text.push_str(&client_line(&h, own_cmd, &ctx.srv.commands));
         text.push('\n');
     }
     ctx.out.verbatim(text.as_bytes());
@@ -321,7 +323,7 @@ fn client_list(ctx: &mut Ctx<'_>) {
 
 /// `CLIENT INFO`
 fn client_info(ctx: &mut Ctx<'_>) {
-    let mut line = client_line(&ctx.client.handle, Some("client|info"));
+    let mut line = client_line(&ctx.client.handle, Some("client|info"), &ctx.srv.commands);
     line.push('\n');
     ctx.out.verbatim(line.as_bytes());
 }

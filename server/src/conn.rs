@@ -25,20 +25,15 @@ const DENIED: &str = "-DENIED Redis is running in protected mode because protect
 /// of large replies does not pile up in memory.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// Accepts connections until shutdown.
-pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener) {
+/// Accepts connections until shutdown, handing each to a per-core runtime.
+pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener, cores: Arc<crate::cores::Cores>) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = srv.shutdown.notified() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let srv = srv.clone();
-                tokio::spawn(async move {
-                    connection(srv, stream, peer).await;
-                });
-            }
+            Ok((stream, peer)) => cores.hand_over(stream, peer),
             Err(e) => {
                 tracing::warn!("Accepting client connection: {e}");
                 // Out of descriptors and the like: back off briefly.
@@ -55,7 +50,7 @@ fn protected(srv: &Server, peer: &SocketAddr) -> bool {
         && !peer.ip().is_loopback()
 }
 
-async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     srv.stats.connections.fetch_add(1, Ordering::Relaxed);
     if protected(&srv, &peer) {

@@ -11,6 +11,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod cores;
 pub mod cron;
 pub mod dispatch;
 pub mod encryption;

@@ -177,8 +177,14 @@ async fn run(config: Config, import: Option<std::path::PathBuf>) -> anyhow::Resu
         })
         .await??;
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = Arc::new(rampart_server::cores::Cores::start(&srv, cores)?);
     for l in listeners {
-        tokio::spawn(rampart_server::conn::accept_loop(srv.clone(), l));
+        tokio::spawn(rampart_server::conn::accept_loop(
+            srv.clone(),
+            l,
+            cores.clone(),
+        ));
     }
     tokio::spawn(rampart_server::cron::run(srv.clone()));
     rampart_server::repl::start(&srv);

@@ -1,0 +1,69 @@
+//! One single-threaded runtime per core for client connections.
+//!
+//! The accept loop hands each new connection to one of these runtimes, round
+//! robin, and the connection lives there until it ends: its reads, commands
+//! and writes stay on one thread, without the work-stealing scheduler's
+//! cross-thread wake-ups, which cost a context switch per request or so on
+//! a small machine. Everything else (cron, signals, snapshots, replication)
+//! stays on the main multi-threaded runtime.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use crate::state::Server;
+
+type NewConn = (std::net::TcpStream, SocketAddr);
+
+/// The per-core runtimes' inboxes.
+pub struct Cores {
+    inboxes: Vec<UnboundedSender<NewConn>>,
+    next: AtomicUsize,
+}
+
+impl Cores {
+    /// Starts `n` runtime threads (at least one).
+    pub fn start(srv: &Arc<Server>, n: usize) -> std::io::Result<Cores> {
+        let mut inboxes = Vec::new();
+        for i in 0..n.max(1) {
+            let (tx, mut rx) = unbounded_channel::<NewConn>();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let srv = srv.clone();
+            std::thread::Builder::new()
+                .name(format!("rampart-io-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        while let Some((stream, peer)) = rx.recv().await {
+                            match tokio::net::TcpStream::from_std(stream) {
+                                Ok(s) => {
+                                    tokio::spawn(crate::conn::connection(srv.clone(), s, peer));
+                                }
+                                Err(e) => tracing::warn!("Accepting client connection: {e}"),
+                            }
+                        }
+                    })
+                })?;
+            inboxes.push(tx);
+        }
+        Ok(Cores {
+            inboxes,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Hands a freshly accepted connection to the next runtime.
+    pub fn hand_over(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let std = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!("Accepting client connection: {e}"),
+        };
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.inboxes.len();
+        if self.inboxes[i].send((std, peer)).is_err() {
+            tracing::warn!("Connection runtime {i} is gone; dropping a new connection");
+        }
+    }
+}

@@ -135,23 +135,36 @@ fn target(srv: &Server) -> Target {
 /// Runs `f` to completion from synchronous code: on a runtime worker it
 /// steps out of the async context first; elsewhere it uses the stored
 /// runtime, or a small one of its own when there is none (tests).
-pub(crate) fn block_on<F: Future>(
+pub(crate) fn block_on<F>(
     runtime: Option<&tokio::runtime::Handle>,
     f: F,
-) -> anyhow::Result<F::Output> {
+) -> anyhow::Result<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
     use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            Ok(tokio::task::block_in_place(|| h.block_on(f)))
-        }
-        Ok(_) => anyhow::bail!("key provider calls need a multi-threaded runtime"),
-        Err(_) => match runtime {
+    let elsewhere = |f: F| -> anyhow::Result<F::Output> {
+        match runtime {
             Some(h) => Ok(h.block_on(f)),
             None => Ok(tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
                 .block_on(f)),
-        },
+        }
+    };
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(tokio::task::block_in_place(|| h.block_on(f)))
+        }
+        // A connection's single-threaded runtime cannot block in place:
+        // run the call on another thread (with the main runtime) and wait.
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(|| elsewhere(f))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the key provider call stopped unexpectedly"))?
+        }),
+        Err(_) => elsewhere(f),
     }
 }
 

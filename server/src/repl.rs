@@ -217,6 +217,9 @@ pub struct Repl {
     me: std::sync::OnceLock<std::sync::Weak<Server>>,
     /// The last refused replica and when it was logged.
     last_refusal: Mutex<Option<(String, Instant)>>,
+    /// The database the primary's stream last selected: a partial resync
+    /// continues in it (Redis keeps its cached master client for this).
+    master_db: std::sync::atomic::AtomicUsize,
 }
 
 impl Repl {
@@ -247,6 +250,7 @@ impl Repl {
             output_limit: AtomicU64::new(256 << 20),
             me: std::sync::OnceLock::new(),
             last_refusal: Mutex::new(None),
+            master_db: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -731,6 +735,9 @@ async fn full_sync(
                 let mut g = s.repl.inner.lock();
                 s.repl.ensure_backlog(&mut g);
                 if let Some((snap, rx)) = crate::persist::begin_capture(&s) {
+                    // The new replica starts in database 0: the next
+                    // effect must say which database it is for.
+                    g.db = None;
                     g.replicas.push(r.clone());
                     g.alone_since = None;
                     return Ok((snap, rx, g.replid.clone(), g.offset));
@@ -1314,6 +1321,7 @@ fn store_and_load(
     };
     crate::persist::load_file(srv, &path, format)?;
     srv.repl.reset_to(replid, offset);
+    srv.repl.master_db.store(0, Ordering::Relaxed);
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");
     Ok(())
 }
@@ -1339,6 +1347,7 @@ async fn stream_commands(srv: &Arc<Server>, mut link: Link<'_>, gen: u64) -> any
     *handle.flags.lock() = "M".into();
     let mut client = Client::new(handle.clone(), true);
     client.is_master = true;
+    client.db = srv.repl.master_db.load(Ordering::Relaxed);
     let result = apply_loop(srv, &mut link, &mut client, gen).await;
     srv.clients.remove(handle.id);
     tracing::info!("Connection with master lost.");
@@ -1392,6 +1401,7 @@ async fn apply_loop(
                         let name = String::from_utf8_lossy(&args[0]).into_owned();
                         crate::dispatch::execute(srv, client, args, &mut out);
                         srv.repl.feed_raw(&bytes);
+                        srv.repl.master_db.store(client.db, Ordering::Relaxed);
                         if out.last_error.is_some() {
                             // As Redis 7.0 does: this replica now differs
                             // from its primary, which must be visible.

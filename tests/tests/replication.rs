@@ -409,15 +409,26 @@ fn a_cut_link_continues_from_the_backlog_and_a_long_cut_resyncs() -> Result<()> 
     ])?;
     let mut c = primary.redis_conn()?;
     populate(&mut c, "a", 100)?;
+    // The stream's last SELECT is database 5 when the replica attaches,
+    // and still when it resumes after the cut: both must land there.
+    let mut c5 = primary.redis_conn()?;
+    cmd(&mut c5, &["SELECT", "5"])?;
+    cmd(&mut c5, &["SET", "in5", "a"])?;
     let proxy = Proxy::start(primary.port())?;
     let replica = start_rampart(&replica_args(&k, proxy.port))?;
+    wait_for("the link", Duration::from_secs(20), || {
+        Ok(info_field(&replica, "replication", "master_link_status")? == "up")
+    })?;
+    cmd(&mut c5, &["SET", "in5-after-sync", "b"])?;
     assert_converged(&primary, &replica)?;
     // A short cut: the backlog covers what was missed.
     proxy.cut();
     wait_for("the link to drop", Duration::from_secs(10), || {
         Ok(info_field(&replica, "replication", "master_link_status")? == "down")
     })?;
+    cmd(&mut c5, &["SET", "in5-during-cut", "c"])?;
     populate(&mut c, "b", 20)?;
+    cmd(&mut c5, &["SET", "in5-end-of-cut", "d"])?;
     proxy.restore();
     assert_converged(&primary, &replica)?;
     assert_eq!(info_field(&primary, "stats", "sync_partial_ok")?, "1");

@@ -1098,6 +1098,17 @@ async fn link_once(srv: &Arc<Server>, gen: u64) -> anyhow::Result<bool> {
             "(Non critical) Master does not understand REPLCONF listening-port: {reply}"
         );
     }
+    let ip = srv.config.get("replica-announce-ip").unwrap_or_default();
+    if !ip.is_empty() {
+        let reply = link
+            .command(&["REPLCONF", "ip-address", ip.as_str()])
+            .await?;
+        if reply.starts_with('-') {
+            tracing::info!(
+                "(Non critical) Master does not understand REPLCONF ip-address: {reply}"
+            );
+        }
+    }
     let reply = link
         .command(&[
             "REPLCONF",

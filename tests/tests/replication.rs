@@ -618,9 +618,19 @@ fn a_chained_replica_follows_the_primary_through_its_replica() -> Result<()> {
     populate(&mut c, "c1", 100)?;
     let middle = start_rampart(&replica_args(&k, primary.port()))?;
     assert_converged(&primary, &middle)?;
-    let leaf = start_rampart(&replica_args(&k, middle.port()))?;
+    let mut args = replica_args(&k, middle.port());
+    args.extend(["--replica-announce-ip".to_string(), "10.1.2.3".to_string()]);
+    let leaf = start_rampart(&args)?;
     populate(&mut c, "c2", 50)?;
     assert_converged(&primary, &leaf)?;
+    let slave0 = info_field(&middle, "replication", "slave0")?;
+    assert!(
+        slave0.starts_with(&format!(
+            "ip=10.1.2.3,port={},state=online,offset=",
+            leaf.port()
+        )),
+        "{slave0}"
+    );
     // The leaf sees the primary's offsets: psync2's proxied stream.
     assert_eq!(
         info_field(&primary, "replication", "master_replid")?,

@@ -1161,7 +1161,7 @@ async fn link_once(srv: &Arc<Server>, gen: u64) -> anyhow::Result<bool> {
 
 /// A `Read` over payload chunks coming from the socket task.
 struct ChanReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
 }
@@ -1169,12 +1169,12 @@ struct ChanReader {
 impl Read for ChanReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos >= self.cur.len() {
-            match self.rx.recv() {
-                Ok(c) => {
+            match self.rx.blocking_recv() {
+                Some(c) => {
                     self.cur = c;
                     self.pos = 0;
                 }
-                Err(_) => return Ok(0),
+                None => return Ok(0),
             }
         }
         let n = out.len().min(self.cur.len() - self.pos);
@@ -1215,7 +1215,9 @@ async fn receive_snapshot(
             Framing::Eof(_) => "streamed RDB".into(),
         }
     );
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
+    // Bounded, and awaited on this side: a slow disk on the replica holds
+    // back the socket reads, never a runtime worker.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let s = srv.clone();
     let store = tokio::task::spawn_blocking(move || store_and_load(&s, rx, replid, offset, gen));
     let mut d = Deframer::new(framing);
@@ -1231,7 +1233,7 @@ async fn receive_snapshot(
         let n = d.feed(&link.buf, &mut out);
         link.buf.advance(n);
         srv.repl.link.lock().sync_read += out.len() as u64;
-        if !out.is_empty() && tx.send(out).is_err() {
+        if !out.is_empty() && tx.send(out).await.is_err() {
             break;
         }
     }
@@ -1247,7 +1249,7 @@ async fn receive_snapshot(
 
 fn store_and_load(
     srv: &Server,
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
     replid: String,
     offset: u64,
     gen: u64,

@@ -51,8 +51,8 @@ pub enum Handoff {
 /// What a replica announced with REPLCONF before PSYNC.
 #[derive(Debug, Clone, Default)]
 pub struct PeerInfo {
-    /// `REPLCONF listening-port`.
-    pub listening_port: u16,
+    /// `REPLCONF listening-port` (kept as given: Redis does not range-check it).
+    pub listening_port: i64,
     /// `REPLCONF ip-address`.
     pub ip: Option<String>,
     /// `capa eof`: understands `$EOF:` framing.
@@ -70,7 +70,7 @@ pub struct Replica {
     /// Address for INFO (`ip=`).
     pub ip: String,
     /// Its listening port (`port=`).
-    pub port: u16,
+    pub port: i64,
     buf: Mutex<Vec<u8>>,
     wake: tokio::sync::Notify,
     /// Last `REPLCONF ACK` offset.
@@ -85,7 +85,7 @@ pub struct Replica {
 }
 
 impl Replica {
-    fn new(client_id: u64, ip: String, port: u16, pending: Vec<u8>) -> Arc<Replica> {
+    fn new(client_id: u64, ip: String, port: i64, pending: Vec<u8>) -> Arc<Replica> {
         Arc::new(Replica {
             client_id,
             ip,

@@ -24,8 +24,9 @@ fn replicaof(ctx: &mut Ctx<'_>) {
             .out
             .error("ERR Command is not valid when client is a replica.");
     }
-    let Some(port) = ctx.int_arg(2) else { return };
-    let Ok(port) = u16::try_from(port) else {
+    // Redis parses the port with its range check's own message.
+    let port = crate::num::parse_i64(&ctx.args[2]).and_then(|p| u16::try_from(p).ok());
+    let Some(port) = port else {
         return ctx.out.error("ERR Invalid master port");
     };
     let host = String::from_utf8_lossy(&ctx.args[1]).into_owned();
@@ -56,9 +57,9 @@ fn replconf(ctx: &mut Ctx<'_>) {
         let opt = ctx.opt(i);
         let val = String::from_utf8_lossy(&ctx.args[i + 1]).into_owned();
         match opt.as_str() {
-            "listening-port" => match val.parse::<u16>() {
-                Ok(p) => ctx.client.repl.listening_port = p,
-                Err(_) => return ctx.out.error(err::NOT_INT),
+            "listening-port" => match crate::num::parse_i64(&ctx.args[i + 1]) {
+                Some(p) => ctx.client.repl.listening_port = p,
+                None => return ctx.out.error(err::NOT_INT),
             },
             "ip-address" => ctx.client.repl.ip = Some(val),
             "capa" => match val.to_ascii_lowercase().as_str() {
@@ -149,10 +150,7 @@ fn wait(ctx: &mut Ctx<'_>) {
         return ctx.out.error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
     }
     let Some(want) = ctx.int_arg(1) else { return };
-    let timeout = match std::str::from_utf8(&ctx.args[2])
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-    {
+    let timeout = match crate::num::parse_i64(&ctx.args[2]) {
         None => {
             return ctx
                 .out

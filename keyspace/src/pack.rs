@@ -133,6 +133,11 @@ impl Pack {
 
     /// Appends an entry.
     pub fn push_back(&mut self, s: &[u8]) {
+        // Exact growth, like Redis's listpack realloc per insert: a pack
+        // lives long and small, and doubling would leave up to half of it
+        // allocated but unused (jemalloc's size classes still make most
+        // reallocations happen in place).
+        self.buf.reserve_exact(entry_size(s.len()));
         write_entry(&mut self.buf, s);
         self.len += 1;
     }
@@ -147,6 +152,7 @@ impl Pack {
         let off = self.offset(i);
         let mut e = Vec::with_capacity(entry_size(s.len()));
         write_entry(&mut e, s);
+        self.buf.reserve_exact(e.len());
         self.buf.splice(off..off, e);
         self.len += 1;
     }
@@ -185,6 +191,7 @@ impl Pack {
         let (_, next) = self.at(off);
         let mut e = Vec::with_capacity(entry_size(s.len()));
         write_entry(&mut e, s);
+        self.buf.reserve_exact(e.len().saturating_sub(next - off));
         self.buf.splice(off..next, e);
     }
 

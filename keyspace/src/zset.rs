@@ -37,12 +37,24 @@ fn enc_score(s: f64, buf: &mut [u8; 24]) -> usize {
         let mut b = itoa::Buffer::new();
         let t = b.format(s as i64).as_bytes();
         buf[..t.len()].copy_from_slice(t);
-        t.len()
-    } else {
-        buf[0] = RAW_SCORE;
-        buf[1..9].copy_from_slice(&s.to_le_bytes());
-        9
+        return t.len();
     }
+    // Other finite scores as their shortest round-trip decimal ("1.5")
+    // when that is shorter than the raw 8 bytes, as a listpack stores
+    // them as short strings: most real scores are a few digits.
+    if s.is_finite() {
+        use std::io::Write;
+        let mut w = &mut buf[..];
+        if write!(w, "{s}").is_ok() {
+            let n = 24 - w.len();
+            if n < 9 {
+                return n;
+            }
+        }
+    }
+    buf[0] = RAW_SCORE;
+    buf[1..9].copy_from_slice(&s.to_le_bytes());
+    9
 }
 
 /// Decodes a score written by [`enc_score`].
@@ -51,6 +63,14 @@ fn dec_score(b: &[u8]) -> f64 {
         let mut r = [0u8; 8];
         r.copy_from_slice(&b[1..9]);
         return f64::from_le_bytes(r);
+    }
+    if b.contains(&b'.') {
+        // Written by `enc_score` from a finite f64: always parses, and
+        // the shortest representation reads back to the same value.
+        return std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0.0);
     }
     let (neg, digits) = match b.first() {
         Some(b'-') => (true, &b[1..]),
@@ -1082,6 +1102,35 @@ impl<'a> TreeIter<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scores_round_trip_through_the_compact_encoding() {
+        let mut buf = [0u8; 24];
+        let values = [
+            1.5,
+            -2.25,
+            0.1,
+            1e-7,
+            123456.789,
+            3.0e300,
+            -1e-300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            4503599627370497.0,
+            0.30000000000000004,
+            7.0,
+            -9.0,
+        ];
+        for v in values {
+            let n = super::enc_score(v, &mut buf);
+            assert!(n <= 9, "{v}: {n} bytes");
+            assert_eq!(super::dec_score(&buf[..n]).to_bits(), v.to_bits(), "{v}");
+        }
+        assert_eq!(super::enc_score(1.5, &mut buf), 3);
+    }
+
     use super::*;
     use std::collections::{BTreeSet, HashMap};
 

@@ -51,6 +51,16 @@ fn main() -> ExitCode {
         import = Some(std::path::PathBuf::from(args.remove(i + 1)));
         args.remove(i);
     }
+    let set_aside = match args
+        .iter()
+        .position(|a| a == "--set-aside-unreadable-snapshot")
+    {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
     let (file, extra) = split_command_line(&args);
     let config = Config::default();
     if let Err(e) = config.load(file.as_deref(), &extra) {
@@ -72,7 +82,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(config, import)) {
+    match runtime.block_on(run(config, import, set_aside)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -106,7 +116,11 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(config: Config, import: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+async fn run(
+    config: Config,
+    import: Option<std::path::PathBuf>,
+    set_aside: bool,
+) -> anyhow::Result<()> {
     let port = config.int("port");
     let binds = config.get("bind").unwrap_or_default();
     let pidfile = config.get("pidfile").unwrap_or_default();
@@ -173,7 +187,7 @@ async fn run(config: Config, import: Option<std::path::PathBuf>) -> anyhow::Resu
     {
         let srv = srv.clone();
         tokio::task::spawn_blocking(move || {
-            rampart_server::persist::startup(&srv, import.as_deref())
+            rampart_server::persist::startup(&srv, import.as_deref(), set_aside)
         })
         .await??;
     }

@@ -586,7 +586,11 @@ const RESTORE_PATH: &str = "To change it, back the data up and restore it into a
 /// With `import`, loads that plain RDB file instead and saves it as the
 /// dataset's first snapshot. Errors stop the server: it never starts empty
 /// over data it could not read.
-pub fn startup(srv: &Server, import: Option<&Path>) -> anyhow::Result<()> {
+///
+/// With `set_aside` (`--set-aside-unreadable-snapshot`), a snapshot that
+/// cannot be read is renamed to `<name>.unreadable-<unix time>` (never
+/// deleted) and the server starts empty instead.
+pub fn startup(srv: &Server, import: Option<&Path>, set_aside: bool) -> anyhow::Result<()> {
     let dest = snapshot_path(srv);
     let dir = dest
         .parent()
@@ -672,14 +676,30 @@ pub fn startup(srv: &Server, import: Option<&Path>) -> anyhow::Result<()> {
             "{} is a plaintext RDB file inside an encrypted dataset. Move it away, or import it with `rampart-server --import-rdb PATH`.",
             dest.display()
         ),
-        Some(f) => {
-            load_file(srv, &dest, f).map_err(|e| {
-                anyhow::anyhow!(
-                    "Can't load the snapshot: {e:#}. The server does not start on a snapshot it cannot read (the file is left as it is); move it away to start empty, or restore a backup."
-                )
-            })?;
-            Ok(())
-        }
+        Some(f) => match load_file(srv, &dest, f) {
+            Ok(_) => Ok(()),
+            Err(e) if set_aside => {
+                let aside = dest.with_file_name(format!(
+                    "{}.unreadable-{}",
+                    dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    now_ms() / 1000
+                ));
+                std::fs::rename(&dest, &aside).with_context(|| {
+                    format!("Can't load the snapshot ({e:#}) nor set it aside as {}", aside.display())
+                })?;
+                for i in 0..srv.keyspace.len() {
+                    drop(srv.keyspace.db(i).clear());
+                }
+                tracing::warn!(
+                    "Can't load the snapshot: {e:#}. As asked (--set-aside-unreadable-snapshot), it was renamed to {} and the server starts with an empty dataset.",
+                    aside.display()
+                );
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!(
+                "Can't load the snapshot: {e:#}. The server does not start on a snapshot it cannot read (the file is left as it is); move it away to start empty, start with --set-aside-unreadable-snapshot, or restore a backup."
+            )),
+        },
     }
 }
 

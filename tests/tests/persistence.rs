@@ -616,9 +616,32 @@ fn damaged_snapshots_and_wrong_keys_stop_the_server_and_keep_the_file() -> Resul
         "--version",
         "1",
     ])?;
-    let s = Rampart::start_in(dir.path(), &[])?;
+    {
+        let s = Rampart::start_in(dir.path(), &[])?;
+        let n: i64 = redis::cmd("DBSIZE").query(&mut s.redis_conn()?)?;
+        assert!(n > 10);
+    }
+    // Told otherwise: the unreadable file is set aside, never deleted, and
+    // the server starts empty.
+    std::fs::write(&dump, &good[..good.len() / 2])?;
+    let s = Rampart::start_in(
+        dir.path(),
+        &["--set-aside-unreadable-snapshot", "--save", ""],
+    )?;
     let n: i64 = redis::cmd("DBSIZE").query(&mut s.redis_conn()?)?;
-    assert!(n > 10);
+    assert_eq!(n, 0);
+    assert!(!dump.exists());
+    let aside: Vec<PathBuf> = files(dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("dump.rdb.unreadable-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0])?.len(), good.len() / 2);
+    assert!(
+        s.log().contains("set-aside-unreadable-snapshot"),
+        "{}",
+        s.log()
+    );
     Ok(())
 }
 

@@ -156,9 +156,15 @@ impl Db {
     /// snapshot's sink (the snapshot's own pass over the database).
     pub(crate) fn capture_rest(&self, epoch: u64) {
         for s in self.shards.iter() {
-            let s = s.read();
-            if s.captured.load(Ordering::Acquire) != epoch {
-                self.capture(&s, epoch);
+            {
+                let s = s.read();
+                if s.captured.load(Ordering::Acquire) != epoch {
+                    self.capture(&s, epoch);
+                }
+            }
+            let sink = self.snapshot.sink.lock().clone();
+            if let Some(sink) = sink {
+                sink.pace();
             }
         }
     }

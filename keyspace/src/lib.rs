@@ -54,6 +54,11 @@ pub trait Capture: Send + Sync {
     /// that reaches the shard before that pass does; so it should copy or
     /// serialize what it needs and return quickly.
     fn shard(&self, db: usize, nodes: &mut dyn Iterator<Item = &Node>);
+
+    /// Called by the snapshot's own pass after each shard, outside every
+    /// lock: a sink that defers its work (copies now, encodes later) waits
+    /// here so deferred work cannot pile up. Writers never call it.
+    fn pace(&self) {}
 }
 
 /// The running snapshot, shared by every [`Db`].

@@ -2,16 +2,16 @@
 //! startup, DEBUG RELOAD, `--import-rdb` and INFO persistence.
 //!
 //! A snapshot is a point-in-time cut of the keyspace taken without fork
-//! ([`Keyspace::begin_snapshot`]): shards are serialized to RDB either by the
+//! ([`Keyspace::begin_snapshot`]): shards are copied either by the
 //! snapshot's own pass or, just before their first write, by the writer.
-//! Serialized shards flow through a channel to a writer thread that seals
-//! them in the envelope and writes the temp file that replaces the old
-//! snapshot only once complete and fsynced.
+//! Copied shards flow through a channel to a writer thread that encodes
+//! them as RDB, seals them in the envelope and writes the temp file that
+//! replaces the old snapshot only once complete and fsynced.
 
 use std::future::Future;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -81,22 +81,74 @@ impl Persist {
     }
 }
 
-/// Serializes each captured shard to RDB and hands it to the writer.
-struct Chunks(Mutex<Sender<Vec<u8>>>);
+/// A captured shard: copies of its live entries, encoded to RDB later by
+/// the thread that writes the snapshot, so a write that reaches a shard
+/// before the snapshot's pass pays for a copy (a memcpy), not for RDB
+/// encoding and LZF compression.
+pub(crate) struct Captured {
+    db: usize,
+    entries: Vec<(rampart_keyspace::Key, Value, Option<u64>)>,
+    _ticket: Ticket,
+}
+
+impl Captured {
+    /// Appends the shard as RDB (SELECTDB, then its entries).
+    fn encode(&self, buf: &mut Vec<u8>) {
+        rdb::write_select_db(buf, self.db as u64);
+        for (k, v, at) in &self.entries {
+            rdb::write_entry(buf, k.as_bytes(), v, *at);
+        }
+    }
+}
+
+/// Counts captured shards not yet encoded; dropping one (encoded, or
+/// discarded with a failed writer) gives its place back.
+struct Ticket(Arc<AtomicUsize>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The captured shards, in capture order.
+pub(crate) type Shards = Receiver<Captured>;
+
+/// The snapshot's own pass waits while this many copied shards wait to be
+/// encoded, so copies never pile up beyond a few shards.
+const MAX_QUEUED: usize = 8;
+
+/// Copies each captured shard and hands it to the writer.
+struct Chunks {
+    tx: Mutex<Sender<Captured>>,
+    queued: Arc<AtomicUsize>,
+}
 
 impl Capture for Chunks {
     fn shard(&self, db: usize, nodes: &mut dyn Iterator<Item = &Node>) {
-        let mut buf = Vec::new();
-        rdb::write_select_db(&mut buf, db as u64);
-        let empty = buf.len();
-        for n in nodes {
-            rdb::write_entry(&mut buf, n.key.as_bytes(), &n.value, n.expire_at());
+        let entries: Vec<_> = nodes
+            .map(|n| (n.key.clone(), n.value.clone(), n.expire_at()))
+            .collect();
+        if entries.is_empty() {
+            return;
         }
-        if buf.len() > empty {
-            // A writer that failed has dropped its receiver; the snapshot
-            // still has to run to its end, so the error is ignored here and
-            // reported by the writer.
-            let _ = self.0.lock().send(buf);
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let c = Captured {
+            db,
+            entries,
+            _ticket: Ticket(self.queued.clone()),
+        };
+        // A writer that failed has dropped its receiver; the snapshot
+        // still has to run to its end, so the error is ignored here (the
+        // copy is dropped at once) and reported by the writer.
+        let _ = self.tx.lock().send(c);
+    }
+
+    fn pace(&self) {
+        // Bounded by the writer: each encoded or discarded shard frees a
+        // place, and a writer that stops drops everything queued.
+        while self.queued.load(Ordering::Acquire) > MAX_QUEUED {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
@@ -213,7 +265,7 @@ pub(crate) fn sync_protection(srv: &Server) -> anyhow::Result<Protection> {
     protection(t.keys.as_ref(), t.runtime.as_ref(), Payload::FullSync)
 }
 
-fn write_file(t: &Target, rx: Receiver<Vec<u8>>) -> anyhow::Result<u64> {
+fn write_file(t: &Target, rx: Shards) -> anyhow::Result<u64> {
     let protection = protection(t.keys.as_ref(), t.runtime.as_ref(), Payload::Snapshot)?;
     let mut w = SnapshotWriter::create(&t.dest, protection)?;
     write_rdb(rx, &mut |b| w.write(b))?;
@@ -224,14 +276,18 @@ fn write_file(t: &Target, rx: Receiver<Vec<u8>>) -> anyhow::Result<u64> {
 /// EOF opcode; no CRC trailer) through `out`. Shared by snapshot files and
 /// full-sync streams, which differ only in where the bytes go.
 pub(crate) fn write_rdb(
-    rx: Receiver<Vec<u8>>,
+    rx: Shards,
     out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     rdb::write_header(&mut head, &[]);
     out(&head)?;
-    for chunk in rx {
-        out(&chunk)?;
+    let mut buf = Vec::new();
+    for shard in rx {
+        buf.clear();
+        shard.encode(&mut buf);
+        drop(shard);
+        out(&buf)?;
     }
     let mut tail = Vec::new();
     rdb::write_eof(&mut tail);
@@ -244,8 +300,8 @@ pub(crate) fn write_rdb(
 pub(crate) fn run_capture<T: Send + 'static>(
     ks: &Keyspace,
     snap: rampart_keyspace::Snapshot,
-    rx: Receiver<Vec<u8>>,
-    consume: impl FnOnce(Receiver<Vec<u8>>) -> anyhow::Result<T> + Send + 'static,
+    rx: Shards,
+    consume: impl FnOnce(Shards) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     let writer = std::thread::Builder::new()
         .name("rampart-save".into())
@@ -268,13 +324,15 @@ pub(crate) fn run_capture<T: Send + 'static>(
 /// Begins a point-in-time capture whose shards arrive, serialized as RDB,
 /// on the returned channel. The caller holds the exclusive gate; `None`
 /// while another snapshot runs.
-pub(crate) fn begin_capture(
-    srv: &Server,
-) -> Option<(rampart_keyspace::Snapshot, Receiver<Vec<u8>>)> {
+pub(crate) fn begin_capture(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Shards)> {
     let (tx, rx) = channel();
-    let snap = srv
-        .keyspace
-        .begin_snapshot(Arc::new(Chunks(Mutex::new(tx))), now_ms())?;
+    let snap = srv.keyspace.begin_snapshot(
+        Arc::new(Chunks {
+            tx: Mutex::new(tx),
+            queued: Arc::new(AtomicUsize::new(0)),
+        }),
+        now_ms(),
+    )?;
     Some((snap, rx))
 }
 
@@ -282,14 +340,14 @@ pub(crate) fn begin_capture(
 fn run(
     ks: &Keyspace,
     snap: rampart_keyspace::Snapshot,
-    rx: Receiver<Vec<u8>>,
+    rx: Shards,
     t: Target,
 ) -> anyhow::Result<u64> {
     run_capture(ks, snap, rx, move |rx| write_file(&t, rx))
 }
 
 /// Starts a snapshot. The caller holds the exclusive gate.
-fn begin(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Receiver<Vec<u8>>, u64)> {
+fn begin(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Shards, u64)> {
     let dirty = srv.hooks.dirty.load(Ordering::Relaxed);
     let (snap, rx) = begin_capture(srv)?;
     Some((snap, rx, dirty))

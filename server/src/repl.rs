@@ -694,10 +694,7 @@ impl Write for ChanWriter {
 }
 
 /// Writes the captured RDB (with its CRC-64 trailer) into `out`.
-fn write_rdb_with_crc(
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+fn write_rdb_with_crc(rx: crate::persist::Shards, out: &mut dyn Write) -> std::io::Result<()> {
     let mut crc = Crc64::new();
     crate::persist::write_rdb(rx, &mut |b| {
         crc.update(b);

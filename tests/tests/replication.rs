@@ -345,9 +345,13 @@ fn two_replicas_converge_under_writes_and_the_sync_is_encrypted() -> Result<()> 
         let stop = stop.clone();
         let mut c = primary.redis_conn()?;
         std::thread::spawn(move || -> Result<()> {
+            // At least 100k writes (each round queues more than 8 x 20
+            // commands), and for as long as the replicas are attaching.
             let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
+            let mut sent = 0usize;
+            while !stop.load(Ordering::Relaxed) || sent < 100_000 {
                 populate(&mut c, &format!("during{}", i % 5), 20)?;
+                sent += 8 * 20;
                 i += 1;
             }
             Ok(())

@@ -25,6 +25,7 @@ use rampart_keyspace::list::{End, List};
 use rampart_keyspace::{Db, Value};
 
 use super::flags::*;
+use super::zset::{c_str, strtod};
 use super::{err, spec, CommandSpec, Ctx};
 use crate::num::parse_i64;
 use crate::state::Server;
@@ -65,12 +66,6 @@ impl Item {
             cmp: None,
         }
     }
-}
-
-/// The argument as C sees it: up to its first NUL.
-fn c_str(s: &[u8]) -> &[u8] {
-    let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
-    &s[..end]
 }
 
 /// `strcasecmp(arg, word) == 0`.
@@ -185,145 +180,6 @@ fn with_pattern<R>(
         });
         f(v)
     })
-}
-
-/// C's `strtod` over `s`: (value, bytes consumed, ERANGE). Consumes
-/// nothing when no number starts the text. Takes what glibc takes:
-/// leading blanks, a sign, `inf`/`infinity`/`nan`, hex and decimal floats.
-fn strtod(s: &[u8]) -> (f64, usize, bool) {
-    let mut i = 0;
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        i += 1;
-    }
-    let num_start = i;
-    let neg = i < s.len() && s[i] == b'-';
-    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
-        i += 1;
-    }
-    let sign = |v: f64| if neg { -v } else { v };
-    let rest = &s[i..];
-    let word = |w: &[u8]| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w);
-    if word(b"infinity") {
-        return (sign(f64::INFINITY), i + 8, false);
-    }
-    if word(b"inf") {
-        return (sign(f64::INFINITY), i + 3, false);
-    }
-    if word(b"nan") {
-        // SORT refuses NaN whatever follows it.
-        return (f64::NAN, i + 3, false);
-    }
-    if rest.len() >= 2 && rest[0] == b'0' && (rest[1] | 0x20) == b'x' {
-        return match hex_float(&rest[2..]) {
-            Some((v, n)) => {
-                let erange = v.is_infinite() || (v != 0.0 && v < f64::MIN_POSITIVE);
-                (sign(v), i + 2 + n, erange)
-            }
-            // Just the "0".
-            None => (sign(0.0), i + 1, false),
-        };
-    }
-    let mut j = i;
-    let mut digits = 0;
-    let mut nonzero = false;
-    let mut take_digits = |j: &mut usize| {
-        while *j < s.len() && s[*j].is_ascii_digit() {
-            nonzero |= s[*j] != b'0';
-            digits += 1;
-            *j += 1;
-        }
-    };
-    take_digits(&mut j);
-    if j < s.len() && s[j] == b'.' {
-        j += 1;
-        take_digits(&mut j);
-    }
-    if digits == 0 {
-        return (0.0, 0, false);
-    }
-    if j < s.len() && (s[j] | 0x20) == b'e' {
-        let mut k = j + 1;
-        if k < s.len() && (s[k] == b'+' || s[k] == b'-') {
-            k += 1;
-        }
-        if k < s.len() && s[k].is_ascii_digit() {
-            while k < s.len() && s[k].is_ascii_digit() {
-                k += 1;
-            }
-            j = k;
-        }
-    }
-    let v: f64 = std::str::from_utf8(&s[num_start..j])
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(f64::NAN);
-    let a = v.abs();
-    let erange = a.is_infinite() || (a == 0.0 && nonzero) || (a != 0.0 && a < f64::MIN_POSITIVE);
-    (v, j, erange)
-}
-
-/// The hex digits (after `0x`) of a C hex float: (magnitude, bytes
-/// consumed), `None` when no digit follows.
-fn hex_float(s: &[u8]) -> Option<(f64, usize)> {
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut m: u64 = 0;
-    let mut exp: i64 = 0;
-    let mut any = false;
-    let mut j = 0;
-    while let Some(d) = s.get(j).and_then(|&c| hex(c)) {
-        if m < 1 << 59 {
-            m = m * 16 + d as u64;
-        } else {
-            exp += 4;
-        }
-        any = true;
-        j += 1;
-    }
-    if s.get(j) == Some(&b'.') {
-        let mut k = j + 1;
-        while let Some(d) = s.get(k).and_then(|&c| hex(c)) {
-            if m < 1 << 59 {
-                m = m * 16 + d as u64;
-                exp -= 4;
-            }
-            any = true;
-            k += 1;
-        }
-        if any {
-            j = k;
-        }
-    }
-    if !any {
-        return None;
-    }
-    if s.get(j).is_some_and(|&c| (c | 0x20) == b'p') {
-        let mut k = j + 1;
-        let eneg = s.get(k) == Some(&b'-');
-        if matches!(s.get(k), Some(b'+' | b'-')) {
-            k += 1;
-        }
-        if s.get(k).is_some_and(u8::is_ascii_digit) {
-            let mut e: i64 = 0;
-            while let Some(&c) = s.get(k).filter(|c| c.is_ascii_digit()) {
-                e = (e * 10 + (c - b'0') as i64).min(100_000);
-                k += 1;
-            }
-            exp += if eneg { -e } else { e };
-            j = k;
-        }
-    }
-    let mut v = m as f64;
-    while exp > 0 && v.is_finite() && v != 0.0 {
-        let step = exp.min(1000);
-        v *= 2f64.powi(step as i32);
-        exp -= step;
-    }
-    while exp < 0 && v != 0.0 {
-        let step = (-exp).min(1000);
-        v /= 2f64.powi(step as i32);
-        exp += step;
-    }
-    Some((v, j))
 }
 
 /// A numeric weight as SORT reads it: `strtod` over the C string (up to a

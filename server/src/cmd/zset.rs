@@ -49,7 +49,7 @@ fn c_space(c: u8) -> bool {
 /// C's `strtod`: (value, bytes consumed, ERANGE). Consumes nothing when no
 /// number starts the text. Takes what glibc takes: leading blanks, a sign,
 /// `inf`/`infinity`/`nan[(…)]` in any case, hex floats, decimal floats.
-fn strtod(s: &[u8]) -> (f64, usize, bool) {
+pub(super) fn strtod(s: &[u8]) -> (f64, usize, bool) {
     let mut i = 0;
     while i < s.len() && c_space(s[i]) {
         i += 1;
@@ -209,7 +209,7 @@ pub fn parse_score(s: &[u8]) -> Option<f64> {
 }
 
 /// The argument as C sees it: up to its first NUL.
-fn c_str(s: &[u8]) -> &[u8] {
+pub(super) fn c_str(s: &[u8]) -> &[u8] {
     let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
     &s[..end]
 }

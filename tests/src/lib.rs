@@ -330,9 +330,15 @@ impl Rampart {
     /// by `extra` arguments (`["--maxmemory", "1mb"]`), and waits until it
     /// answers PING.
     pub fn start(extra: &[&str]) -> Result<Self> {
+        Self::launch(None, extra)
+    }
+
+    /// `rampart-server --port P --bind 127.0.0.1 --dir DIR extra…` in `kept`
+    /// or a fresh temporary directory.
+    fn launch(kept: Option<&Path>, extra: &[&str]) -> Result<Self> {
         let bin = rampart_bin()?;
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        ServerProcess::start("rampart", &bin, |port, dir| {
+        ServerProcess::start_in("rampart", &bin, kept, |port, dir| {
             let mut args = vec![
                 "--port".to_string(),
                 port.to_string(),
@@ -352,21 +358,7 @@ impl Rampart {
     /// Like [`Rampart::start`] but in `dir`, which outlives the server: a
     /// test restarts a server on the same data directory this way.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Result<Self> {
-        let bin = rampart_bin()?;
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        ServerProcess::start_in("rampart", &bin, Some(dir), |port, dir| {
-            let mut args = vec![
-                "--port".to_string(),
-                port.to_string(),
-                "--bind".to_string(),
-                "127.0.0.1".to_string(),
-                "--dir".to_string(),
-                dir.to_string_lossy().into_owned(),
-            ];
-            args.extend(extra.iter().cloned());
-            args
-        })
-        .map(Rampart)
+        Self::launch(Some(dir), extra)
     }
 
     /// Runs `rampart-server --port P --bind 127.0.0.1 --dir DIR extra…` in

@@ -7,7 +7,7 @@
 //! their canonical text form; the few read on hot paths are mirrored in
 //! atomics by [`Config::hot`].
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -1018,6 +1018,14 @@ pub struct Hot {
     pub hz: AtomicU64,
     /// `maxclients`.
     pub maxclients: AtomicU64,
+    /// `min-replicas-to-write`, read by every write on a primary.
+    pub min_replicas_to_write: AtomicI64,
+    /// `min-replicas-max-lag`.
+    pub min_replicas_max_lag: AtomicI64,
+    /// `replica-read-only`, read by every write on a replica.
+    pub replica_read_only: AtomicBool,
+    /// `replica-serve-stale-data`, read by every command on a replica.
+    pub replica_serve_stale_data: AtomicBool,
     /// The encoding thresholds, read by every collection write.
     pub encodings: RwLock<rampart_keyspace::EncodingLimits>,
 }
@@ -1043,7 +1051,8 @@ pub struct Config {
     pub hot: Hot,
     /// Where the config file lives, for CONFIG REWRITE.
     pub file: RwLock<Option<PathBuf>>,
-    saw_save: AtomicBool,
+    /// Which directives a config file or the command line set.
+    given: RwLock<Vec<bool>>,
 }
 
 impl Default for Config {
@@ -1060,7 +1069,7 @@ impl Default for Config {
             values: RwLock::new(PARAMS.iter().map(|p| p.default.to_string()).collect()),
             hot: Hot::default(),
             file: RwLock::new(None),
-            saw_save: AtomicBool::new(false),
+            given: RwLock::new(vec![false; PARAMS.len()]),
         };
         if let Ok(cwd) = std::env::current_dir() {
             c.force("dir", &cwd.to_string_lossy());
@@ -1093,7 +1102,10 @@ impl Config {
 
     /// The current value of a directive.
     pub fn get(&self, name: &str) -> Option<String> {
-        let i = *self.index.get(name.to_ascii_lowercase().as_str())?;
+        let i = match self.index.get(name) {
+            Some(&i) => i,
+            None => *self.index.get(name.to_ascii_lowercase().as_str())?,
+        };
         Some(self.values.read()[i].clone())
     }
 
@@ -1105,6 +1117,12 @@ impl Config {
     /// The value as a boolean.
     pub fn flag(&self, name: &str) -> bool {
         self.get(name).as_deref() == Some("yes")
+    }
+
+    /// Whether the config file or the command line set `name` (an
+    /// alias counts), as opposed to its default being in force.
+    pub fn given(&self, name: &str) -> bool {
+        self.index.get(name).is_some_and(|&i| self.given.read()[i])
     }
 
     /// Sets a value without validation (startup-computed values).
@@ -1126,6 +1144,14 @@ impl Config {
         h.hz.store(self.int("hz").clamp(1, 500) as u64, Ordering::Relaxed);
         h.maxclients
             .store(self.int("maxclients").max(1) as u64, Ordering::Relaxed);
+        h.min_replicas_to_write
+            .store(self.int("min-replicas-to-write"), Ordering::Relaxed);
+        h.min_replicas_max_lag
+            .store(self.int("min-replicas-max-lag"), Ordering::Relaxed);
+        h.replica_read_only
+            .store(self.flag("replica-read-only"), Ordering::Relaxed);
+        h.replica_serve_stale_data
+            .store(self.flag("replica-serve-stale-data"), Ordering::Relaxed);
         let size = |n: &str| self.int(n).max(0) as usize;
         *h.encodings.write() = rampart_keyspace::EncodingLimits {
             hash_max_listpack_entries: size("hash-max-listpack-entries"),
@@ -1268,11 +1294,12 @@ impl Config {
             return Err("Bad directive or wrong number of arguments".into());
         }
         let v = Config::normalise(param, args)?;
+        let seen = std::mem::replace(&mut self.given.write()[i], true);
         if param.name == "dir" {
             std::env::set_current_dir(&v).map_err(|e| format!("Can't chdir to '{v}': {e}"))?;
             let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
             self.values.write()[i] = cwd.to_string_lossy().into_owned();
-        } else if param.name == "save" && !self.saw_save.swap(true, Ordering::Relaxed) {
+        } else if param.name == "save" && !seen {
             // The first `save` line replaces the defaults; later ones add.
             self.values.write()[i] = v;
         } else if param.name == "save" {

@@ -36,6 +36,7 @@ impl Cores {
             std::thread::Builder::new()
                 .name(format!("rampart-io-{i}"))
                 .spawn(move || {
+                    crate::state::take_stripe();
                     rt.block_on(async move {
                         while let Some((stream, peer)) = rx.recv().await {
                             match tokio::net::TcpStream::from_std(stream) {

@@ -67,7 +67,7 @@ fn sample_ops(srv: &Server) {
     let now = Instant::now();
     let elapsed = now.duration_since(s.0).as_secs_f64();
     if elapsed >= 0.1 {
-        let total = srv.stats.commands.load(Ordering::Relaxed);
+        let total = srv.stats.commands.get();
         let rate = (total - s.1) as f64 / elapsed;
         // Smooth over about a second of samples.
         s.2 = s.2 * 0.8 + rate * 0.2;

@@ -3,14 +3,13 @@
 //! then the call under the gate, with stats and propagation.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use bytes::Bytes;
 
 use crate::client::Client;
 use crate::cmd::{flags, Ctx};
 use crate::resp::Out;
-use crate::state::{now_ms, Server};
+use crate::state::{now_us, Server};
 
 /// Resolves `args` to a command id, writing Redis's error when it can't.
 fn resolve(srv: &Server, args: &[Bytes], out: &mut Out) -> Result<usize, Option<usize>> {
@@ -79,8 +78,8 @@ fn replication_rules(
     }
     let replica = srv.repl.is_replica();
     if writes && !replica {
-        let min = srv.config.int("min-replicas-to-write");
-        let lag = srv.config.int("min-replicas-max-lag");
+        let min = srv.config.hot.min_replicas_to_write.load(Ordering::Relaxed);
+        let lag = srv.config.hot.min_replicas_max_lag.load(Ordering::Relaxed);
         if min > 0 && lag > 0 && (srv.repl.good_replicas(lag as u64) as i64) < min {
             return Err("NOREPLICAS Not enough good replicas to write.");
         }
@@ -88,11 +87,12 @@ fn replication_rules(
     if !replica {
         return Ok(());
     }
-    if writes && srv.config.flag("replica-read-only") {
+    let hot = &srv.config.hot;
+    if writes && hot.replica_read_only.load(Ordering::Relaxed) {
         return Err("READONLY You can't write against a read only replica.");
     }
     if !spec.has(flags::STALE)
-        && !srv.config.flag("replica-serve-stale-data")
+        && !hot.replica_serve_stale_data.load(Ordering::Relaxed)
         && srv.repl.link().state != "connected"
     {
         return Err(
@@ -107,7 +107,8 @@ pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
     let mark = out.len();
     let skip = std::mem::take(&mut c.skip_next);
     out.last_error = None;
-    let now = now_ms();
+    let start_us = now_us();
+    let now = start_us / 1000;
     c.handle.last_active.store(now, Ordering::Relaxed);
     match precheck(srv, c, &args, out) {
         Ok(id) => {
@@ -116,7 +117,7 @@ pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
                 c.handle.multi.fetch_add(1, Ordering::Relaxed);
                 out.simple("QUEUED");
             } else {
-                call(srv, c, id, &args, out, now, false);
+                call(srv, c, id, &args, out, now, start_us, false);
             }
         }
         Err(id) => {
@@ -136,9 +137,7 @@ pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
                 crate::cmd::transaction::unwatch_all(srv, c);
             }
             if let Some(id) = id {
-                srv.commands.stats[id]
-                    .rejected
-                    .fetch_add(1, Ordering::Relaxed);
+                srv.commands.reject(id);
             }
             if let Some(code) = out.last_error.take() {
                 srv.stats.error(&code);
@@ -187,8 +186,11 @@ fn precheck(
     Ok(id)
 }
 
-/// Calls a resolved command. `gated` is true inside EXEC, which already
-/// holds the gate exclusive for the whole transaction.
+/// Calls a resolved command. `now` is the command's clock in ms (fixed for
+/// a whole EXEC, as Redis), `start_us` when it started, for its duration.
+/// `gated` is true inside EXEC, which already holds the gate exclusive for
+/// the whole transaction.
+#[allow(clippy::too_many_arguments)]
 pub fn call(
     srv: &Server,
     c: &mut Client,
@@ -196,6 +198,7 @@ pub fn call(
     args: &[Bytes],
     out: &mut Out,
     now: u64,
+    start_us: u64,
     gated: bool,
 ) {
     let spec = srv.commands.spec(id);
@@ -225,7 +228,6 @@ pub fn call(
     }
     let before_err = out.last_error.take();
     let changes_before = crate::state::changes_on_this_thread();
-    let start = Instant::now();
     let mut ctx = Ctx {
         srv,
         client: c,
@@ -238,10 +240,10 @@ pub fn call(
     };
     (spec.handler)(&mut ctx);
     let propagated = ctx.propagated;
-    let usec = start.elapsed().as_micros() as u64;
+    let usec = now_us().saturating_sub(start_us);
     let failed = out.last_error.is_some();
     srv.commands.record(id, usec, failed);
-    srv.stats.commands.fetch_add(1, Ordering::Relaxed);
+    srv.stats.commands.add(1);
     if let Some(code) = &out.last_error {
         srv.stats.error(code);
     }

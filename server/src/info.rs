@@ -171,17 +171,17 @@ fn section(srv: &Server, name: &str, o: &mut String) {
                 o,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                 s.connections.load(Ordering::Relaxed),
-                s.commands.load(Ordering::Relaxed),
+                s.commands.get(),
                 ops.round() as u64,
-                s.net_in.load(Ordering::Relaxed),
-                s.net_out.load(Ordering::Relaxed),
+                s.net_in.get(),
+                s.net_out.get(),
                 s.rejected.load(Ordering::Relaxed),
                 srv.repl.sync_full.load(Ordering::Relaxed),
                 srv.repl.sync_partial_ok.load(Ordering::Relaxed),
                 srv.repl.sync_partial_err.load(Ordering::Relaxed),
                 srv.hooks.expired_keys.load(Ordering::Relaxed),
-                s.hits.load(Ordering::Relaxed),
-                s.misses.load(Ordering::Relaxed),
+                s.hits.get(),
+                s.misses.get(),
                 s.error_replies.load(Ordering::Relaxed),
             );
         }
@@ -197,14 +197,11 @@ fn section(srv: &Server, name: &str, o: &mut String) {
         "commandstats" => {
             o.push_str("# Commandstats\r\n");
             let reg = &srv.commands;
-            for (i, st) in reg.stats.iter().enumerate() {
-                let calls = st.calls.load(Ordering::Relaxed);
-                let rejected = st.rejected.load(Ordering::Relaxed);
-                let failed = st.failed.load(Ordering::Relaxed);
+            for i in 0..reg.entries.len() {
+                let (calls, usec, rejected, failed) = reg.totals(i);
                 if calls == 0 && rejected == 0 && failed == 0 {
                     continue;
                 }
-                let usec = st.usec.load(Ordering::Relaxed);
                 let per = if calls > 0 {
                     usec as f64 / calls as f64
                 } else {

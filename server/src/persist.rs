@@ -348,19 +348,17 @@ fn run(
 
 /// Starts a snapshot. The caller holds the exclusive gate.
 fn begin(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Shards, u64)> {
-    let dirty = srv.hooks.dirty.load(Ordering::Relaxed);
+    let dirty = srv.hooks.dirty.get();
     let (snap, rx) = begin_capture(srv)?;
     Some((snap, rx, dirty))
 }
 
 /// Records a save's outcome. Only background saves report failure in
 /// `rdb_last_bgsave_status` (and so stop writes), as in Redis.
-fn finished(p: &Persist, dirty: &AtomicU64, dirty_at_start: u64, ok: bool, background: bool) {
+fn finished(p: &Persist, saved: &AtomicU64, dirty_at_start: u64, ok: bool, background: bool) {
     if ok {
         // Changes made while the snapshot ran are not in it.
-        let _ = dirty.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
-            Some(d.saturating_sub(dirty_at_start))
-        });
+        saved.fetch_max(dirty_at_start, Ordering::Relaxed);
         p.lastsave.store(now_ms() / 1000, Ordering::Relaxed);
         p.saves.fetch_add(1, Ordering::Relaxed);
         p.last_ok.store(true, Ordering::Relaxed);
@@ -382,7 +380,13 @@ pub fn save(srv: &Server) -> Result<u64, String> {
     let dest = t.dest.clone();
     let result = blocking(|| run(&srv.keyspace, snap, rx, t));
     let ok = result.is_ok();
-    finished(&srv.persist, &srv.hooks.dirty, dirty_at_start, ok, false);
+    finished(
+        &srv.persist,
+        &srv.hooks.saved_dirty,
+        dirty_at_start,
+        ok,
+        false,
+    );
     match result {
         Ok(bytes) => {
             tracing::info!(
@@ -422,7 +426,7 @@ pub fn bgsave(srv: &Server) -> Result<(), &'static str> {
             let dest = t.dest.clone();
             let result = run(&ks, snap, rx, t);
             let ok = result.is_ok();
-            finished(&persist, &hooks.dirty, dirty_at_start, ok, true);
+            finished(&persist, &hooks.saved_dirty, dirty_at_start, ok, true);
             persist
                 .last_bgsave_secs
                 .store(start.elapsed().as_secs() as i64, Ordering::Relaxed);
@@ -490,7 +494,7 @@ pub fn cron(srv: &Server) {
         return;
     }
     let now = now_ms();
-    let dirty = srv.hooks.dirty.load(Ordering::Relaxed);
+    let dirty = srv.hooks.changes_since_save();
     let since = now / 1000 - p.lastsave().min(now / 1000);
     let retry_ok = p.last_ok.load(Ordering::Relaxed)
         || now.saturating_sub(p.last_try_ms.load(Ordering::Relaxed)) > RETRY_DELAY_MS;
@@ -610,7 +614,9 @@ pub(crate) fn load_file(srv: &Server, path: &Path, format: Format) -> anyhow::Re
     let p = &srv.persist;
     p.loaded_keys.store(loader.loaded, Ordering::Relaxed);
     p.loaded_expired.store(loader.expired, Ordering::Relaxed);
-    srv.hooks.dirty.store(0, Ordering::Relaxed);
+    srv.hooks
+        .saved_dirty
+        .store(srv.hooks.dirty.get(), Ordering::Relaxed);
     tracing::info!(
         "Done loading RDB {}, keys loaded: {}, keys expired: {}, in {:.3} seconds",
         path.display(),
@@ -870,7 +876,7 @@ pub fn info(srv: &Server) -> String {
         .unwrap_or(-1);
     format!(
         "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-        srv.hooks.dirty.load(Ordering::Relaxed),
+        srv.hooks.changes_since_save(),
         running as u8,
         p.lastsave(),
         if p.last_ok.load(Ordering::Relaxed) { "ok" } else { "err" },

@@ -862,7 +862,7 @@ async fn run_link(srv: &Server, stream: TcpStream, r: &Arc<Replica>, mut input: 
             match rd.read_buf(&mut input).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    srv.stats.net_in.fetch_add(n as u64, Ordering::Relaxed);
+                    srv.stats.net_in.add(n as u64);
                 }
             }
         }
@@ -884,9 +884,7 @@ async fn run_link(srv: &Server, stream: TcpStream, r: &Arc<Replica>, mut input: 
             if wr.write_all(&data).await.is_err() {
                 return;
             }
-            srv.stats
-                .net_out
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            srv.stats.net_out.add(data.len() as u64);
         }
     };
     tokio::select! {
@@ -999,7 +997,7 @@ impl Link<'_> {
             bail!("the MASTER closed the connection");
         }
         self.srv.repl.link.lock().last_io_ms = now_ms();
-        self.srv.stats.net_in.fetch_add(n as u64, Ordering::Relaxed);
+        self.srv.stats.net_in.add(n as u64);
         Ok(n)
     }
 
@@ -1437,7 +1435,7 @@ async fn apply_loop(
                 let start = link.buf.len() - n;
                 raw.extend_from_slice(&link.buf[start..]);
                 srv.repl.link.lock().last_io_ms = now_ms();
-                srv.stats.net_in.fetch_add(n as u64, Ordering::Relaxed);
+                srv.stats.net_in.add(n as u64);
                 link.buf.reserve(16 * 1024);
             }
             _ = ack.tick() => {

@@ -107,7 +107,8 @@ fn scenario(port: u16) -> Result<Vec<Vec<u8>>> {
 #[test]
 fn blocking_lists_behave_as_redis() -> Result<()> {
     let redis = RedisOracle::start()?;
-    let rampart = Rampart::start(&[])?;
+    // Several connection threads: waiters and writers on different ones.
+    let rampart = Rampart::start(&["--io-threads", "3"])?;
     let expected = scenario(redis.port())?;
     let got = scenario(rampart.port())?;
     for (i, (e, g)) in expected.iter().zip(got.iter()).enumerate() {
@@ -152,7 +153,8 @@ fn zset_scenario(port: u16) -> Result<Vec<Vec<u8>>> {
 #[test]
 fn blocking_zset_pops_behave_as_redis() -> Result<()> {
     let redis = RedisOracle::start()?;
-    let rampart = Rampart::start(&[])?;
+    // Several connection threads: waiters and writers on different ones.
+    let rampart = Rampart::start(&["--io-threads", "3"])?;
     let expected = zset_scenario(redis.port())?;
     let got = zset_scenario(rampart.port())?;
     assert_eq!(expected.len(), got.len());

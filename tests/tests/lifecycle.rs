@@ -103,6 +103,38 @@ fn startup_log_and_graceful_sigterm() -> Result<()> {
     Ok(())
 }
 
+/// Names of the server's connection threads, from /proc.
+fn io_threads(r: &Rampart) -> Result<usize> {
+    let mut n = 0;
+    for t in std::fs::read_dir(format!("/proc/{}/task", r.pid()))? {
+        let comm = std::fs::read_to_string(t?.path().join("comm"))?;
+        n += usize::from(comm.starts_with("rampart-io-"));
+    }
+    Ok(n)
+}
+
+#[test]
+fn io_threads_sets_the_connection_threads() -> Result<()> {
+    // Unset: one per core but one (at least one), and CONFIG GET says so.
+    let r = Rampart::start(&[])?;
+    let cores = std::thread::available_parallelism()?.get();
+    let auto = cores.saturating_sub(1).max(1);
+    assert_eq!(config_get(&r, "io-threads")?, auto.to_string());
+    assert_eq!(io_threads(&r)?, auto);
+    // Given: exactly that many, and every one of them serves clients.
+    let r = Rampart::start(&["--io-threads", "3"])?;
+    assert_eq!(config_get(&r, "io-threads")?, "3");
+    assert_eq!(io_threads(&r)?, 3);
+    let mut conns = Vec::new();
+    for i in 0..6 {
+        let mut c = r.conn()?;
+        let reply = c.cmd(&["INCR", "n"])?;
+        assert_eq!(reply, format!(":{}\r\n", i + 1).into_bytes());
+        conns.push(c);
+    }
+    Ok(())
+}
+
 #[test]
 fn shutdown_command_ends_the_process() -> Result<()> {
     let mut r = Rampart::start(&[])?;

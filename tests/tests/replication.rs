@@ -277,7 +277,10 @@ fn replica_args(keys: &str, port: u16) -> Vec<String> {
 }
 
 fn start_rampart(args: &[String]) -> Result<Rampart> {
-    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    // Two connection threads even on a small machine, so writes from
+    // several clients race as they do on a big one.
+    let mut a: Vec<&str> = vec!["--io-threads", "2"];
+    a.extend(args.iter().map(|s| s.as_str()));
     Rampart::start(&a)
 }
 

@@ -326,9 +326,7 @@ fn scan(ctx: &mut Ctx<'_>) {
         if let Some(t) = type_name {
             // Redis looks the key up for its type (a hit) and compares the
             // names case-insensitively.
-            srv.stats
-                .hits
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            srv.stats.hits.add(1);
             return n.value.kind().name().as_bytes().eq_ignore_ascii_case(t);
         }
         true
@@ -683,7 +681,6 @@ pub static COMMANDS: &[CommandSpec] = &[
 mod tests {
     //! Expected replies were taken from redis-server 7.0.15.
 
-    use std::sync::atomic::Ordering;
 
     use crate::state::now_ms;
     use crate::testkit::Kit;
@@ -741,12 +738,12 @@ mod tests {
     #[test]
     fn exists_and_type_count_hits_and_misses() {
         let mut k = kit_with(&[("a", "1")]);
-        let hits = k.srv.stats.hits.load(Ordering::Relaxed);
-        let misses = k.srv.stats.misses.load(Ordering::Relaxed);
+        let hits = k.srv.stats.hits.get();
+        let misses = k.srv.stats.misses.get();
         k.run(&["EXISTS", "a", "x"]);
         k.run(&["TYPE", "a"]);
-        assert_eq!(k.srv.stats.hits.load(Ordering::Relaxed), hits + 2);
-        assert_eq!(k.srv.stats.misses.load(Ordering::Relaxed), misses + 1);
+        assert_eq!(k.srv.stats.hits.get(), hits + 2);
+        assert_eq!(k.srv.stats.misses.get(), misses + 1);
     }
 
     #[test]

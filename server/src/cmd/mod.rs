@@ -19,7 +19,7 @@ pub mod string;
 pub mod transaction;
 pub mod zset;
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -170,8 +170,8 @@ pub struct Registry {
     /// Every spec with its full name, in registration order.
     pub entries: Vec<(String, &'static CommandSpec, Option<&'static CommandSpec>)>,
     sub: HashMap<(usize, String), usize>,
-    /// Counters, parallel to `entries`.
-    pub stats: Vec<CmdStats>,
+    /// Counters, parallel to `entries`, one table per thread stripe.
+    stats: crate::state::Striped<Box<[CmdStats]>>,
 }
 
 /// Every family's table.
@@ -209,23 +209,23 @@ impl Registry {
             top: HashMap::new(),
             entries: Vec::new(),
             sub: HashMap::new(),
-            stats: Vec::new(),
+            stats: Default::default(),
         };
         for table in tables() {
             for spec in table.iter() {
                 let id = r.entries.len();
                 r.entries.push((spec.name.to_string(), spec, None));
-                r.stats.push(CmdStats::default());
                 r.top.insert(spec.name, id);
                 for sub in spec.subcommands {
                     let sid = r.entries.len();
                     r.entries
                         .push((format!("{}|{}", spec.name, sub.name), sub, Some(spec)));
-                    r.stats.push(CmdStats::default());
                     r.sub.insert((id, sub.name.to_string()), sid);
                 }
             }
         }
+        let n = r.entries.len();
+        r.stats = crate::state::Striped::new(|| (0..n).map(|_| CmdStats::default()).collect());
         r
     }
 
@@ -260,11 +260,41 @@ impl Registry {
 
     /// Records one call.
     pub fn record(&self, id: usize, usec: u64, failed: bool) {
-        let s = &self.stats[id];
+        let s = &self.stats.mine()[id];
         s.calls.fetch_add(1, Ordering::Relaxed);
         s.usec.fetch_add(usec, Ordering::Relaxed);
         if failed {
             s.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a call refused before it ran (`rejected_calls`).
+    pub fn reject(&self, id: usize) {
+        self.stats.mine()[id]
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(calls, usec, rejected_calls, failed_calls)` of command `id`.
+    pub fn totals(&self, id: usize) -> (u64, u64, u64, u64) {
+        self.stats.all().fold((0, 0, 0, 0), |t, s| {
+            let s = &s[id];
+            let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            (
+                t.0 + get(&s.calls),
+                t.1 + get(&s.usec),
+                t.2 + get(&s.rejected),
+                t.3 + get(&s.failed),
+            )
+        })
+    }
+
+    /// Zeroes every counter (CONFIG RESETSTAT).
+    pub fn reset_stats(&self) {
+        for s in self.stats.all().flat_map(|t| t.iter()) {
+            for a in [&s.calls, &s.usec, &s.rejected, &s.failed] {
+                a.store(0, Ordering::Relaxed);
+            }
         }
     }
 
@@ -443,7 +473,7 @@ impl Ctx<'_> {
     /// Records a keyspace hit or miss (INFO keyspace_hits/misses).
     pub fn hit(&self, hit: bool) {
         let s = &self.srv.stats;
-        if hit { &s.hits } else { &s.misses }.fetch_add(1, Ordering::Relaxed);
+        if hit { &s.hits } else { &s.misses }.add(1);
     }
 }
 

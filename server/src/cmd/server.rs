@@ -51,7 +51,7 @@ fn flush_db(ctx: &Ctx<'_>, i: usize) -> Detached {
     let now = ctx.now;
     ctx.srv.hooks.watches.touch_db(i, |k| db.exists(k, now));
     let n = db.len() as u64;
-    ctx.srv.hooks.dirty.fetch_add(n, Ordering::Relaxed);
+    ctx.srv.hooks.dirty.add(n);
     db.clear()
 }
 
@@ -109,7 +109,7 @@ fn swapdb(ctx: &mut Ctx<'_>) {
         w.touch_db(a, |k| da.exists(k, now) || db.exists(k, now));
         w.touch_db(b, |k| da.exists(k, now) || db.exists(k, now));
         da.swap_with(db);
-        ctx.srv.hooks.dirty.fetch_add(1, Ordering::Relaxed);
+        ctx.srv.hooks.dirty.add(1);
     }
     ctx.out.ok();
 }
@@ -462,25 +462,15 @@ fn config_set(ctx: &mut Ctx<'_>) {
 /// `CONFIG RESETSTAT`
 fn config_resetstat(ctx: &mut Ctx<'_>) {
     let s = &ctx.srv.stats;
-    for a in [
-        &s.connections,
-        &s.rejected,
-        &s.commands,
-        &s.hits,
-        &s.misses,
-        &s.net_in,
-        &s.net_out,
-        &s.error_replies,
-    ] {
+    for a in [&s.connections, &s.rejected, &s.error_replies] {
         a.store(0, Ordering::Relaxed);
+    }
+    for c in [&s.commands, &s.hits, &s.misses, &s.net_in, &s.net_out] {
+        c.reset();
     }
     s.errors.lock().clear();
     ctx.srv.hooks.expired_keys.store(0, Ordering::Relaxed);
-    for st in &ctx.srv.commands.stats {
-        for a in [&st.calls, &st.usec, &st.rejected, &st.failed] {
-            a.store(0, Ordering::Relaxed);
-        }
-    }
+    ctx.srv.commands.reset_stats();
     ctx.out.ok();
 }
 

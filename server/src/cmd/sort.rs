@@ -18,7 +18,6 @@
 //! even where the order of equal weights is not specified.
 
 use std::cmp::Ordering;
-use std::sync::atomic::Ordering as Atomic;
 
 use bytes::Bytes;
 use rampart_keyspace::list::{End, List};
@@ -132,7 +131,7 @@ fn parse<'a>(ctx: &mut Ctx<'_>, args: &'a [Bytes], readonly: bool) -> Option<Opt
 /// Counts a keyspace hit or miss, as Redis's `lookupKeyRead`.
 fn count_lookup(srv: &Server, hit: bool) {
     let s = &srv.stats;
-    if hit { &s.hits } else { &s.misses }.fetch_add(1, Atomic::Relaxed);
+    if hit { &s.hits } else { &s.misses }.add(1);
 }
 
 /// Redis's `lookupKeyByPattern`: calls `f` with the value `pattern` names

@@ -80,7 +80,16 @@ fn exec(ctx: &mut Ctx<'_>) {
     // the transaction changed something), so replicas apply them at once.
     srv.repl.begin_tx();
     for (id, args) in &queue {
-        call(srv, ctx.client, *id, args, ctx.out, ctx.now, true);
+        call(
+            srv,
+            ctx.client,
+            *id,
+            args,
+            ctx.out,
+            ctx.now,
+            crate::state::now_us(),
+            true,
+        );
     }
     srv.repl.end_tx();
     // EXEC itself succeeded even if queued commands failed.

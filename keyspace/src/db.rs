@@ -50,6 +50,16 @@ impl Node {
         self.atime.store(t as u32, Ordering::Relaxed);
     }
 
+    /// A deep copy, for the snapshot to keep while the key changes.
+    fn copy(&self) -> Node {
+        Node {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            expire_at: self.expire_at,
+            atime: AtomicU32::new(self.atime.load(Ordering::Relaxed)),
+        }
+    }
+
     fn touch(&self, now: u64) {
         let t = (now / 1000) as u32;
         // Skip the store when unchanged so readers don't bounce the cache line.
@@ -65,6 +75,36 @@ struct Shard {
     volatile: usize,
     /// The epoch of the last snapshot that captured this shard.
     captured: AtomicU64,
+    /// While a snapshot runs and has not captured this shard yet: each key
+    /// changed since the snapshot began, as it was then (`None`: absent).
+    before: HashTable<Before>,
+}
+
+/// A key as a running snapshot must see it.
+struct Before {
+    hash: u64,
+    key: Key,
+    node: Option<Box<Node>>,
+}
+
+impl Shard {
+    /// The key's entry in `before`, if it has one.
+    fn before_of(&self, hash: u64, key: &[u8]) -> Option<&Before> {
+        self.before.find(hash, |b| b.key.as_bytes() == key)
+    }
+
+    /// Records what the snapshot must see for a key changed for the first
+    /// time since it began.
+    fn keep(&mut self, hash: u64, key: &[u8], node: Option<Box<Node>>) {
+        let b = Before {
+            hash,
+            key: node
+                .as_ref()
+                .map_or_else(|| Key::new(key), |n| n.key.clone()),
+            node,
+        };
+        self.before.insert_unique(hash, b, |b| b.hash);
+    }
 }
 
 /// The table's contents after FLUSHDB/FLUSHALL, detached so the caller can
@@ -118,19 +158,27 @@ impl Db {
         }
     }
 
-    /// Called with a shard's write lock held, before anything in it
-    /// changes: while a snapshot runs, a shard it has not reached yet is
-    /// handed to the snapshot first, so the snapshot sees it as it was when
-    /// the snapshot began (serialize-before-modify). One atomic load when no
-    /// snapshot runs.
+    /// Whether a running snapshot has yet to capture `shard`: then a write
+    /// must first keep what it changes (see [`Shard::keep`]). One atomic
+    /// load when no snapshot runs.
     #[inline]
-    fn preserve(&self, shard: &Shard) {
+    fn pending(&self, shard: &Shard) -> bool {
         let epoch = self.snapshot.active.load(Ordering::Acquire);
-        if epoch != 0 && shard.captured.load(Ordering::Acquire) != epoch {
-            self.capture(shard, epoch);
+        epoch != 0 && shard.captured.load(Ordering::Acquire) != epoch
+    }
+
+    /// Before a change to a whole shard (FLUSHDB, SWAPDB): a running
+    /// snapshot that has not reached it captures it now.
+    fn preserve(&self, shard: &mut Shard) {
+        if self.pending(shard) {
+            self.capture(shard, self.snapshot.active.load(Ordering::Acquire));
+            drop(std::mem::take(&mut shard.before));
         }
     }
 
+    /// Hands the shard, as it was when snapshot `epoch` began, to the
+    /// snapshot's sink: its keys, except those changed since, which are
+    /// given as `before` keeps them.
     #[cold]
     fn capture(&self, shard: &Shard, epoch: u64) {
         // The swap makes the capture happen once even if a snapshot visitor
@@ -138,29 +186,50 @@ impl Db {
         if shard.captured.swap(epoch, Ordering::AcqRel) == epoch {
             return;
         }
-        let sink = self.snapshot.sink.lock().clone();
-        if let Some(sink) = sink {
-            let now = self.snapshot.started_ms.load(Ordering::Acquire);
-            sink.shard(
-                self.index,
-                &mut shard
-                    .map
-                    .iter()
-                    .map(|n| &**n)
-                    .filter(|n| !n.is_expired(now)),
-            );
+        let Some(sink) = self.snapshot.sink.lock().clone() else {
+            return;
+        };
+        let now = self.snapshot.started_ms.load(Ordering::Acquire);
+        let live = |n: &&Node| !n.is_expired(now);
+        if shard.before.is_empty() {
+            sink.shard(self.index, &mut shard.map.iter().map(|n| &**n).filter(live));
+            return;
         }
+        let unchanged = |n: &&Node| {
+            let h = table_hash(self.hash(n.key.as_bytes()));
+            shard.before_of(h, n.key.as_bytes()).is_none()
+        };
+        let kept = shard.before.iter().filter_map(|b| b.node.as_deref());
+        sink.shard(
+            self.index,
+            &mut shard
+                .map
+                .iter()
+                .map(|n| &**n)
+                .filter(unchanged)
+                .chain(kept)
+                .filter(live),
+        );
     }
 
     /// Hands every shard not captured yet in snapshot `epoch` to the
     /// snapshot's sink (the snapshot's own pass over the database).
+    /// Writers wait only while their own shard is being copied.
     pub(crate) fn capture_rest(&self, epoch: u64) {
         for s in self.shards.iter() {
-            {
+            let captured = {
                 let s = s.read();
-                if s.captured.load(Ordering::Acquire) != epoch {
+                let todo = s.captured.load(Ordering::Acquire) != epoch;
+                if todo {
                     self.capture(&s, epoch);
                 }
+                todo
+            };
+            if captured {
+                // What writers kept is stale now: free it here, not on
+                // a connection thread.
+                let stale = std::mem::take(&mut s.write().before);
+                drop(stale);
             }
             let sink = self.snapshot.sink.lock().clone();
             if let Some(sink) = sink {
@@ -223,7 +292,7 @@ impl Db {
     pub fn write<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
         let h = self.hash(key);
         let mut shard = self.shards[shard_of(h)].write();
-        self.preserve(&shard);
+        let remember = self.pending(&shard) && shard.before_of(table_hash(h), key).is_none();
         let mut slot = Slot {
             shard: &mut shard,
             hasher: &self.hasher,
@@ -231,6 +300,7 @@ impl Db {
             key,
             now,
             modified: false,
+            remember,
         };
         let expired = slot.purge_expired();
         let r = f(&mut slot);
@@ -266,7 +336,7 @@ impl Db {
         let mut old = Vec::new();
         for s in self.shards.iter() {
             let mut s = s.write();
-            self.preserve(&s);
+            self.preserve(&mut s);
             if !s.map.is_empty() {
                 old.push(std::mem::take(&mut s.map));
             }
@@ -280,8 +350,8 @@ impl Db {
     pub fn swap_with(&self, other: &Db) {
         for (a, b) in self.shards.iter().zip(other.shards.iter()) {
             let (mut a, mut b) = (a.write(), b.write());
-            self.preserve(&a);
-            other.preserve(&b);
+            self.preserve(&mut a);
+            other.preserve(&mut b);
             std::mem::swap(&mut a.map, &mut b.map);
             std::mem::swap(&mut a.volatile, &mut b.volatile);
         }
@@ -399,22 +469,34 @@ impl Db {
             {
                 let mut s = self.shards[i].write();
                 if s.volatile > 0 {
-                    self.preserve(&s);
+                    let pending = self.pending(&s);
                     sweep.shards += 1;
-                    let mut gone = 0;
+                    let removed_before = removed.len();
+                    let mut gone = Vec::new();
                     s.map.retain(|n| {
                         if n.expire_at != 0 {
                             sweep.sampled += 1;
                             sweep.ttl_sum += n.expire_at.saturating_sub(now);
                             if n.expire_at <= now {
                                 removed.push(n.key.clone());
-                                gone += 1;
+                                if pending {
+                                    gone.push(Box::new(n.copy()));
+                                }
                                 return false;
                             }
                         }
                         true
                     });
-                    s.volatile -= gone;
+                    s.volatile -= removed.len() - removed_before;
+                    // A running snapshot that has not reached this shard
+                    // began before these keys expired, maybe: it keeps them.
+                    for n in gone {
+                        let h = table_hash(self.hash(n.key.as_bytes()));
+                        if s.before_of(h, n.key.as_bytes()).is_none() {
+                            let key = n.key.clone();
+                            s.keep(h, key.as_bytes(), Some(n));
+                        }
+                    }
                 }
             }
             i = (i + 1) % SHARDS;
@@ -452,9 +534,27 @@ pub struct Slot<'a> {
     key: &'a [u8],
     now: u64,
     modified: bool,
+    /// A running snapshot still needs this key as it was: keep it before
+    /// the first change.
+    remember: bool,
 }
 
 impl Slot<'_> {
+    /// Gives the snapshot the key as it was (`node`), once.
+    fn keep(&mut self, node: Option<Box<Node>>) {
+        if std::mem::take(&mut self.remember) {
+            self.shard.keep(self.hash, self.key, node);
+        }
+    }
+
+    /// Gives the snapshot a copy of the key as it is, once.
+    fn keep_copy(&mut self) {
+        if self.remember {
+            let copy = self.find().map(|n| Box::new(n.copy()));
+            self.keep(copy);
+        }
+    }
+
     fn find(&self) -> Option<&Node> {
         let key = self.key;
         self.shard
@@ -474,7 +574,9 @@ impl Slot<'_> {
     fn purge_expired(&mut self) -> bool {
         let now = self.now;
         if self.find().is_some_and(|n| n.is_expired(now)) {
-            self.take();
+            let n = self.take();
+            // It may have been live when a running snapshot began.
+            self.keep(n);
             true
         } else {
             false
@@ -510,6 +612,8 @@ impl Slot<'_> {
     /// counter), so only call it when the command does write.
     pub fn value_mut(&mut self) -> Option<&mut Value> {
         let now = self.now;
+        self.find()?;
+        self.keep_copy();
         let n = self.find_mut()?;
         n.touch(now);
         self.modified = true;
@@ -525,6 +629,10 @@ impl Slot<'_> {
     /// key does not exist.
     pub fn set_expire_at(&mut self, at: Option<u64>) -> bool {
         let at = at.unwrap_or(0);
+        if self.find().is_none() {
+            return false;
+        }
+        self.keep_copy();
         let Some(n) = self.find_mut() else {
             return false;
         };
@@ -544,9 +652,19 @@ impl Slot<'_> {
         let now = self.now;
         let at = expire_at.unwrap_or(0);
         self.modified = true;
+        let remember = self.remember;
         if let Some(n) = self.find_mut() {
             let was = n.expire_at;
-            n.value = value;
+            let old = std::mem::replace(&mut n.value, value);
+            let old = remember.then(|| {
+                // The old value moves to the snapshot: no copy.
+                Box::new(Node {
+                    key: n.key.clone(),
+                    value: old,
+                    expire_at: was,
+                    atime: AtomicU32::new(n.atime.load(Ordering::Relaxed)),
+                })
+            });
             n.expire_at = at;
             n.touch(now);
             match (was != 0, at != 0) {
@@ -554,8 +672,12 @@ impl Slot<'_> {
                 (true, false) => self.shard.volatile -= 1,
                 _ => {}
             }
+            if old.is_some() {
+                self.keep(old);
+            }
             return;
         }
+        self.keep(None);
         let node = Box::new(Node {
             key: Key::new(self.key),
             value,
@@ -580,6 +702,7 @@ impl Slot<'_> {
 
     /// Deletes the key, returning its node.
     pub fn remove(&mut self) -> Option<Box<Node>> {
+        self.keep_copy();
         let n = self.take()?;
         self.modified = true;
         Some(n)

@@ -50,9 +50,12 @@ impl Notify for Ignore {
 pub trait Capture: Send + Sync {
     /// The live keys of one shard of database `db`, as they were when the
     /// snapshot began. Called exactly once per shard per snapshot, with the
-    /// shard locked, either by the snapshot's own pass or by the first write
-    /// that reaches the shard before that pass does; so it should copy or
-    /// serialize what it needs and return quickly.
+    /// shard locked, by the snapshot's own pass (or by FLUSHDB/SWAPDB
+    /// reaching the shard first); so it should copy or serialize what it
+    /// needs and return quickly. Ordinary writes never call it: the first
+    /// change to a key the pass has not reached keeps the key's old state
+    /// aside (moved, or copied when changed in place), and the pass hands
+    /// over that state instead of the current one.
     fn shard(&self, db: usize, nodes: &mut dyn Iterator<Item = &Node>);
 
     /// Called by the snapshot's own pass after each shard, outside every
@@ -143,9 +146,9 @@ impl Keyspace {
     }
 
     /// Starts a point-in-time snapshot without fork: from now on, the first
-    /// write to each shard hands the shard's old contents to `sink` before
-    /// changing it, and [`Keyspace::finish_snapshot`] hands over the shards
-    /// no write reached. Call it holding the exclusive gate ([`Keyspace::exclusive`]),
+    /// change to each key keeps its old state aside until the snapshot's
+    /// pass, [`Keyspace::finish_snapshot`], hands every shard to `sink` as
+    /// it was when the snapshot began. Call it holding the exclusive gate ([`Keyspace::exclusive`]),
     /// so no command is half-applied at the instant the snapshot describes.
     /// `now` (Unix ms) decides which keys count as expired. Returns `None`
     /// while another snapshot runs.
@@ -253,6 +256,87 @@ mod snapshot_tests {
         // Writes after the end no longer reach the sink.
         int(&ks, 0, "late", 1);
         assert_eq!(sink.0.lock().unwrap().len(), 2001);
+    }
+
+    /// Every kind of change, by several threads, while the snapshot's pass
+    /// runs beside them: the snapshot is exactly the keyspace at its start.
+    #[test]
+    fn the_snapshot_is_the_start_whatever_changes_race_the_pass() {
+        for seed in 0..8u64 {
+            let ks = Arc::new(Keyspace::new(2));
+            let mut want = Vec::new();
+            for i in 0..4000i64 {
+                let db = (i % 2) as usize;
+                // Some keys are expired at the start (400 < 500), some
+                // expire while the snapshot runs (1000), most never.
+                let at = match i % 7 {
+                    0 => Some(400),
+                    1 => Some(1000),
+                    _ => None,
+                };
+                let key = format!("k{i}");
+                ks.db(db)
+                    .write(key.as_bytes(), 0, |s| s.insert(Value::int(i), at));
+                if at != Some(400) {
+                    want.push((db, key.into_bytes(), i));
+                }
+            }
+            let sink = Arc::new(Collect::default());
+            let snap = {
+                let _gate = ks.exclusive();
+                ks.begin_snapshot(sink.clone(), 500).unwrap()
+            };
+            // Some changes surely before the pass, then more during it.
+            change(&ks, seed * 3, 3000);
+            let writers: Vec<_> = (1..3)
+                .map(|t| {
+                    let ks = ks.clone();
+                    std::thread::spawn(move || change(&ks, seed * 3 + t, 6000))
+                })
+                .collect();
+            ks.finish_snapshot(snap);
+            for w in writers {
+                w.join().unwrap();
+            }
+            let mut got = sink.0.lock().unwrap().clone();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "seed {seed}");
+        }
+    }
+
+    /// `n` random changes of every kind to keys k0..k4499 of databases 0
+    /// and 1, at times 600..2000.
+    fn change(ks: &Keyspace, seed: u64, n: usize) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..n {
+            let db = ks.db(rng.random_range(0..2));
+            let key = format!("k{}", rng.random_range(0..4500));
+            let key = key.as_bytes();
+            let now = rng.random_range(600..2000);
+            match rng.random_range(0..7) {
+                0 => db.write(key, now, |s| s.insert(Value::int(-1), None)),
+                1 => db.write(key, now, |s| {
+                    if let Some(v) = s.value_mut() {
+                        *v = Value::int(-2);
+                    }
+                }),
+                2 => db.write(key, now, |s| {
+                    s.set_expire_at(Some(now + 1));
+                }),
+                3 => db.write(key, now, |s| {
+                    s.remove();
+                }),
+                4 => db.get(key, now, |_| ()),
+                5 => {
+                    db.sweep_expired(rng.random_range(0..256), 8, now);
+                }
+                _ => db.write(key, now, |s| {
+                    s.set_expire_at(None);
+                }),
+            }
+        }
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! startup, DEBUG RELOAD, `--import-rdb` and INFO persistence.
 //!
 //! A snapshot is a point-in-time cut of the keyspace taken without fork
-//! ([`Keyspace::begin_snapshot`]): shards are copied either by the
-//! snapshot's own pass or, just before their first write, by the writer.
-//! Copied shards flow through a channel to a writer thread that encodes
+//! ([`Keyspace::begin_snapshot`]): the snapshot's own pass copies the
+//! shards, with the old state of any key changed before the pass reached
+//! it. Copied shards flow through a channel to a writer thread that encodes
 //! them as RDB, seals them in the envelope and writes the temp file that
 //! replaces the old snapshot only once complete and fsynced.
 
@@ -82,9 +82,9 @@ impl Persist {
 }
 
 /// A captured shard: copies of its live entries, encoded to RDB later by
-/// the thread that writes the snapshot, so a write that reaches a shard
-/// before the snapshot's pass pays for a copy (a memcpy), not for RDB
-/// encoding and LZF compression.
+/// the thread that writes the snapshot, so the snapshot's pass holds each
+/// shard's lock for a copy (a memcpy), not for RDB encoding and LZF
+/// compression.
 pub(crate) struct Captured {
     db: usize,
     entries: Vec<(rampart_keyspace::Key, Value, Option<u64>)>,

@@ -11,10 +11,15 @@
 #
 #   bash bench/compare.sh                        # defaults below
 #   REQUESTS=100000 TESTS=set,get MEMORY=no bash bench/compare.sh
+#   ROUNDS=3 TESTS=set,get,incr,mset MEMORY=no bash bench/compare.sh
+# ROUNDS > 1 runs each pipeline depth that many times, the two servers
+# taking turns, and prints the median of each figure: on a shared machine
+# one round can be off by 10-20% either way.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 REQUESTS=${REQUESTS:-200000}
+ROUNDS=${ROUNDS:-1}
 CLIENTS=${CLIENTS:-50}
 TESTS=${TESTS:-}
 MEMORY=${MEMORY:-yes}
@@ -68,12 +73,31 @@ bench() {
         awk -F'","' 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print f[1] "," f[2] "," f[7] }'
 }
 
+# median FILE... -> "test,rps,p99" with the median of each over the files
+median() {
+    cat "$@" | sort -t, -k1,1 | awk -F, '
+        function med(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        function flush() { if (name != "") print name "," med(rps, n) "," med(lat, n) }
+        $1 != name { flush(); name = $1; n = 0 }
+        { n++; rps[n] = $2; lat[n] = $3 }
+        END { flush() }'
+}
+
+[ "$ROUNDS" -gt 1 ] && printf '\nmedian of %s rounds, Redis and Rampart taking turns\n' "$ROUNDS"
 printf '\n%-22s %14s %14s %8s %10s %10s\n' test redis_rps rampart_rps ratio redis_p99 ramp_p99
 for p in $PIPELINES; do
     redis-cli -p "$PORT_redis" flushall >/dev/null
     redis-cli -p "$PORT_rampart" flushall >/dev/null
-    bench "$PORT_redis" "$p" >"$tmp/r.csv"
-    bench "$PORT_rampart" "$p" >"$tmp/m.csv"
+    for r in $(seq "$ROUNDS"); do
+        bench "$PORT_redis" "$p" >"$tmp/r.$r.csv"
+        bench "$PORT_rampart" "$p" >"$tmp/m.$r.csv"
+    done
+    median "$tmp"/r.*.csv >"$tmp/r.csv"
+    median "$tmp"/m.*.csv >"$tmp/m.csv"
+    rm -f "$tmp"/[rm].*.csv
     join -t, <(sort "$tmp/r.csv") <(sort "$tmp/m.csv") |
         awk -F, -v p="$p" '{ printf "%-22s %14.0f %14.0f %8.2f %10s %10s\n", $1 " -P" p, $2, $4, $4 / $2, $3, $5 }'
     # A test that failed on one side has no line there: say so.

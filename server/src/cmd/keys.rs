@@ -681,7 +681,6 @@ pub static COMMANDS: &[CommandSpec] = &[
 mod tests {
     //! Expected replies were taken from redis-server 7.0.15.
 
-
     use crate::state::now_ms;
     use crate::testkit::Kit;
 

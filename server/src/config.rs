@@ -1134,6 +1134,11 @@ impl Config {
     }
 
     fn refresh_hot(&self) {
+        // As Redis's set_jemalloc_bg_thread: jemalloc's background threads
+        // purge freed pages, so memory goes back to the system after a
+        // FLUSHALL or a big DEL instead of staying resident. Without
+        // jemalloc (unit tests) this only fails.
+        let _ = tikv_jemalloc_ctl::background_thread::write(self.flag("jemalloc-bg-thread"));
         let h = &self.hot;
         h.proto_max_bulk_len
             .store(self.int("proto-max-bulk-len"), Ordering::Relaxed);

@@ -18,6 +18,7 @@ pub mod encryption;
 pub mod info;
 pub mod num;
 pub mod persist;
+pub mod pqsort;
 pub mod repl;
 pub mod resp;
 pub mod state;

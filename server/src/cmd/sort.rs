@@ -14,12 +14,14 @@
 //! Both read keys named by their patterns, so they are MOVABLEKEYS and run
 //! under the exclusive gate. Ties are broken as Redis's sorts break them:
 //! glibc's `qsort` (a stable merge sort) in general, and Redis's partial
-//! quicksort `pqsort`, ported below, for BY with a LIMIT, so replies match
+//! quicksort ([`crate::pqsort`]) for BY with a LIMIT, so replies match
 //! even where the order of equal weights is not specified.
 
 use std::cmp::Ordering;
 
 use bytes::Bytes;
+
+use crate::pqsort::pqsort;
 use rampart_keyspace::list::{End, List};
 use rampart_keyspace::{Db, Value};
 
@@ -437,140 +439,6 @@ fn sort_generic(ctx: &mut Ctx<'_>, readonly: bool) {
     ctx.out.int(outputlen as i64);
 }
 
-/// Redis's `pqsort` (NetBSD's Bentley-McIlroy quicksort, which skips the
-/// partitions that hold nothing of ranks `lrange..=rrange`), ported step
-/// for step so equal elements end up where Redis puts them.
-fn pqsort<T>(v: &mut [T], cmp: &impl Fn(&T, &T) -> Ordering, lrange: i64, rrange: i64) {
-    if !v.is_empty() {
-        pqsort_at(v, 0, v.len(), cmp, lrange, rrange);
-    }
-}
-
-/// Whether the partition `lo..lo + n` holds none of the wanted ranks.
-fn outside(lo: usize, n: usize, lrange: i64, rrange: i64) -> bool {
-    let (lo, hi) = (lo as i64, (lo + n) as i64);
-    (lrange < lo && rrange < lo) || (lrange >= hi && rrange + 1 > hi)
-}
-
-fn med3<T>(v: &[T], a: usize, b: usize, c: usize, cmp: &impl Fn(&T, &T) -> Ordering) -> usize {
-    let lt = |x: usize, y: usize| cmp(&v[x], &v[y]) == Ordering::Less;
-    let gt = |x: usize, y: usize| cmp(&v[x], &v[y]) == Ordering::Greater;
-    if lt(a, b) {
-        if lt(b, c) {
-            b
-        } else if lt(a, c) {
-            c
-        } else {
-            a
-        }
-    } else if gt(b, c) {
-        b
-    } else if lt(a, c) {
-        a
-    } else {
-        c
-    }
-}
-
-fn insertion_sort<T>(v: &mut [T], base: usize, n: usize, cmp: &impl Fn(&T, &T) -> Ordering) {
-    for m in base + 1..base + n {
-        let mut l = m;
-        while l > base && cmp(&v[l - 1], &v[l]) == Ordering::Greater {
-            v.swap(l, l - 1);
-            l -= 1;
-        }
-    }
-}
-
-fn pqsort_at<T>(
-    v: &mut [T],
-    mut base: usize,
-    mut n: usize,
-    cmp: &impl Fn(&T, &T) -> Ordering,
-    lrange: i64,
-    rrange: i64,
-) {
-    loop {
-        if n < 7 {
-            return insertion_sort(v, base, n, cmp);
-        }
-        let mut pm = base + n / 2;
-        if n > 7 {
-            let mut pl = base;
-            let mut pn = base + n - 1;
-            if n > 40 {
-                let d = n / 8;
-                pl = med3(v, pl, pl + d, pl + 2 * d, cmp);
-                pm = med3(v, pm - d, pm, pm + d, cmp);
-                pn = med3(v, pn - 2 * d, pn - d, pn, cmp);
-            }
-            pm = med3(v, pl, pm, pn, cmp);
-        }
-        v.swap(base, pm);
-        let mut swapped = false;
-        let (mut pa, mut pb) = (base + 1, base + 1);
-        let (mut pc, mut pd) = (base + n - 1, base + n - 1);
-        loop {
-            while pb <= pc {
-                let r = cmp(&v[pb], &v[base]);
-                if r == Ordering::Greater {
-                    break;
-                }
-                if r == Ordering::Equal {
-                    swapped = true;
-                    v.swap(pa, pb);
-                    pa += 1;
-                }
-                pb += 1;
-            }
-            while pb <= pc {
-                let r = cmp(&v[pc], &v[base]);
-                if r == Ordering::Less {
-                    break;
-                }
-                if r == Ordering::Equal {
-                    swapped = true;
-                    v.swap(pc, pd);
-                    pd -= 1;
-                }
-                pc -= 1;
-            }
-            if pb > pc {
-                break;
-            }
-            v.swap(pb, pc);
-            swapped = true;
-            pb += 1;
-            pc -= 1;
-        }
-        if !swapped {
-            return insertion_sort(v, base, n, cmp);
-        }
-        let pn = base + n;
-        let r = (pa - base).min(pb - pa);
-        for i in 0..r {
-            v.swap(base + i, pb - r + i);
-        }
-        let r = (pd - pc).min(pn - pd - 1);
-        for i in 0..r {
-            v.swap(pb + i, pn - r + i);
-        }
-        let r = pb - pa;
-        if r > 1 && !outside(base, r, lrange, rrange) {
-            pqsort_at(v, base, r, cmp, lrange, rrange);
-        }
-        let r = pd - pc;
-        if r > 1 {
-            base = pn - r;
-            n = r;
-            if !outside(base, n, lrange, rrange) {
-                continue;
-            }
-        }
-        return;
-    }
-}
-
 /// The family's table (Redis 7.0's COMMAND INFO). The BY and GET patterns
 /// name keys too, so both are MOVABLEKEYS, which runs them under the
 /// exclusive gate.
@@ -584,7 +452,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 mod tests {
     //! Expected replies were taken from redis-server 7.0.15.
 
-    use super::{pqsort, sort_score, strtod};
+    use super::{sort_score, strtod};
     use crate::state::changes_on_this_thread;
     use crate::testkit::Kit;
 
@@ -622,39 +490,6 @@ mod tests {
         }
         assert_eq!(strtod(b"  12abc"), (12.0, 4, false));
         assert_eq!(strtod(b"abc").1, 0);
-    }
-
-    #[test]
-    fn pqsort_sorts_the_requested_ranks() {
-        // A fixed pseudo-random sequence with many duplicates.
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let cmp = |a: &u64, b: &u64| a.cmp(b);
-        for n in [0usize, 1, 5, 7, 8, 40, 41, 100, 1000] {
-            let v: Vec<u64> = (0..n).map(|_| next() % 50).collect();
-            let mut sorted = v.clone();
-            sorted.sort();
-            for (l, r) in [(0, 2), (3, 9), (n as i64 / 2, n as i64 - 1), (5, 4)] {
-                let mut p = v.clone();
-                pqsort(&mut p, &cmp, l, r);
-                let (lo, hi) = (l.max(0) as usize, (r + 1).clamp(0, n as i64) as usize);
-                if lo < hi {
-                    assert_eq!(p[lo..hi], sorted[lo..hi], "n={n} l={l} r={r}");
-                }
-                let mut all = p.clone();
-                all.sort();
-                assert_eq!(all, sorted);
-            }
-            let mut p = v.clone();
-            pqsort(&mut p, &|a: &u64, b: &u64| b.cmp(a), 0, n as i64 - 1);
-            sorted.reverse();
-            assert_eq!(p, sorted);
-        }
     }
 
     #[test]

@@ -76,34 +76,37 @@ struct Shard {
     /// The epoch of the last snapshot that captured this shard.
     captured: AtomicU64,
     /// While a snapshot runs and has not captured this shard yet: each key
-    /// changed since the snapshot began, as it was then (`None`: absent).
-    before: HashTable<Before>,
+    /// changed since the snapshot began, as it was then, by table hash.
+    before: HashTable<(u64, Before)>,
 }
 
 /// A key as a running snapshot must see it.
-struct Before {
-    hash: u64,
-    key: Key,
-    node: Option<Box<Node>>,
+enum Before {
+    /// It held this.
+    Was(Box<Node>),
+    /// It did not exist.
+    Absent(Key),
+}
+
+impl Before {
+    fn key(&self) -> &[u8] {
+        match self {
+            Before::Was(n) => n.key.as_bytes(),
+            Before::Absent(k) => k.as_bytes(),
+        }
+    }
 }
 
 impl Shard {
-    /// The key's entry in `before`, if it has one.
-    fn before_of(&self, hash: u64, key: &[u8]) -> Option<&Before> {
-        self.before.find(hash, |b| b.key.as_bytes() == key)
+    /// Whether `before` has an entry for the key.
+    fn kept(&self, hash: u64, key: &[u8]) -> bool {
+        self.before.find(hash, |(_, b)| b.key() == key).is_some()
     }
 
     /// Records what the snapshot must see for a key changed for the first
     /// time since it began.
-    fn keep(&mut self, hash: u64, key: &[u8], node: Option<Box<Node>>) {
-        let b = Before {
-            hash,
-            key: node
-                .as_ref()
-                .map_or_else(|| Key::new(key), |n| n.key.clone()),
-            node,
-        };
-        self.before.insert_unique(hash, b, |b| b.hash);
+    fn keep(&mut self, hash: u64, b: Before) {
+        self.before.insert_unique(hash, (hash, b), |(h, _)| *h);
     }
 }
 
@@ -197,9 +200,12 @@ impl Db {
         }
         let unchanged = |n: &&Node| {
             let h = table_hash(self.hash(n.key.as_bytes()));
-            shard.before_of(h, n.key.as_bytes()).is_none()
+            !shard.kept(h, n.key.as_bytes())
         };
-        let kept = shard.before.iter().filter_map(|b| b.node.as_deref());
+        let kept = shard.before.iter().filter_map(|(_, b)| match b {
+            Before::Was(n) => Some(&**n),
+            Before::Absent(_) => None,
+        });
         sink.shard(
             self.index,
             &mut shard
@@ -292,7 +298,7 @@ impl Db {
     pub fn write<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
         let h = self.hash(key);
         let mut shard = self.shards[shard_of(h)].write();
-        let remember = self.pending(&shard) && shard.before_of(table_hash(h), key).is_none();
+        let remember = self.pending(&shard) && !shard.kept(table_hash(h), key);
         let mut slot = Slot {
             shard: &mut shard,
             hasher: &self.hasher,
@@ -492,9 +498,8 @@ impl Db {
                     // began before these keys expired, maybe: it keeps them.
                     for n in gone {
                         let h = table_hash(self.hash(n.key.as_bytes()));
-                        if s.before_of(h, n.key.as_bytes()).is_none() {
-                            let key = n.key.clone();
-                            s.keep(h, key.as_bytes(), Some(n));
+                        if !s.kept(h, n.key.as_bytes()) {
+                            s.keep(h, Before::Was(n));
                         }
                     }
                 }
@@ -543,7 +548,8 @@ impl Slot<'_> {
     /// Gives the snapshot the key as it was (`node`), once.
     fn keep(&mut self, node: Option<Box<Node>>) {
         if std::mem::take(&mut self.remember) {
-            self.shard.keep(self.hash, self.key, node);
+            let b = node.map_or_else(|| Before::Absent(Key::new(self.key)), Before::Was);
+            self.shard.keep(self.hash, b);
         }
     }
 

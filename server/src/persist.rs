@@ -321,9 +321,9 @@ pub(crate) fn run_capture<T: Send + 'static>(
         .map_err(|_| anyhow::anyhow!("the snapshot writer stopped unexpectedly"))?
 }
 
-/// Begins a point-in-time capture whose shards arrive, serialized as RDB,
-/// on the returned channel. The caller holds the exclusive gate; `None`
-/// while another snapshot runs.
+/// Begins a point-in-time capture whose shards arrive, copied but not yet
+/// encoded, on the returned channel. The caller holds the exclusive gate;
+/// `None` while another snapshot runs.
 pub(crate) fn begin_capture(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Shards)> {
     let (tx, rx) = channel();
     let snap = srv.keyspace.begin_snapshot(

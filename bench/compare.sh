@@ -3,6 +3,11 @@
 #   - redis-benchmark throughput and p99 latency for each test, at -P 1 and
 #     -P 16 (ratio = Rampart / Redis; > 1 means Rampart is faster); by
 #     default the whole default suite (no -t), as `redis-benchmark` runs it;
+#   - the server's CPU time per request (user + system, microseconds) in
+#     each of those runs, and its ratio (< 1 means Rampart spends less).
+#     Where redis-benchmark saturates its own core (-P 1 on a small
+#     machine) throughput measures the client, not the server; CPU per
+#     request still measures the server;
 #   - memory per key after DEBUG POPULATE of N keys with 16-byte values,
 #     per field of HASHES hashes of 5 small fields and per member of ZSETS
 #     sorted sets of 100 members (used_memory and RSS deltas; ratio < 1
@@ -55,6 +60,7 @@ start() { # name binary -> sets PORT_<name>
     "$bin" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
         --enable-debug-command yes --dir "$tmp/$name" >"$tmp/$name.log" 2>&1 &
     pids+=($!)
+    printf -v "PID_$name" %s "$!"
     for _ in $(seq 100); do
         redis-cli -p "$port" ping >/dev/null 2>&1 && break
         sleep 0.1
@@ -65,41 +71,56 @@ start() { # name binary -> sets PORT_<name>
 start redis redis-server
 start rampart "$RAMPART"
 
-# bench PORT PIPELINE -> lines "test,rps,p99"
+# cpu_ticks PID -> user + system clock ticks the process has used
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# redis-benchmark's default suite, test by test
+SUITE=ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,lrange_600,mset
+
+# bench NAME PIPELINE -> lines "test,rps,p99,cpu_us_per_request", one
+# redis-benchmark run per test so each gets its own CPU reading (an
+# LRANGE run's reading includes the LPUSHes that fill its list; its line
+# is the LRANGE one, the last redis-benchmark prints)
 bench() {
-    local only=()
-    [ -n "$TESTS" ] && only=(-t "$TESTS")
-    redis-benchmark -p "$1" -c "$CLIENTS" -n "$REQUESTS" -P "$2" "${only[@]}" --csv 2>/dev/null |
-        awk -F'","' 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print f[1] "," f[2] "," f[7] }'
+    local port_var="PORT_$1" pid_var="PID_$1" tests t before after hz
+    tests=${TESTS:-$SUITE}
+    hz=$(getconf CLK_TCK)
+    for t in ${tests//,/ }; do
+        before=$(cpu_ticks "${!pid_var}")
+        redis-benchmark -p "${!port_var}" -c "$CLIENTS" -n "$REQUESTS" -P "$2" -t "$t" --csv 2>/dev/null >"$tmp/one.csv"
+        after=$(cpu_ticks "${!pid_var}")
+        awk -F'","' -v ticks=$((after - before)) -v hz="$hz" -v n="$REQUESTS" \
+            'END { if (NR < 2) exit; gsub(/"/, ""); split($0, f, ","); printf "%s,%s,%s,%.2f\n", f[1], f[2], f[7], ticks * 1e6 / hz / n }' "$tmp/one.csv"
+    done
 }
 
-# median FILE... -> "test,rps,p99" with the median of each over the files
+# median FILE... -> "test,rps,p99,cpu" with the median of each over the files
 median() {
     cat "$@" | sort -t, -k1,1 | awk -F, '
         function med(a, n,   i, j, t) {
             for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
             return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
         }
-        function flush() { if (name != "") print name "," med(rps, n) "," med(lat, n) }
+        function flush() { if (name != "") print name "," med(rps, n) "," med(lat, n) "," med(cpu, n) }
         $1 != name { flush(); name = $1; n = 0 }
-        { n++; rps[n] = $2; lat[n] = $3 }
+        { n++; rps[n] = $2; lat[n] = $3; cpu[n] = $4 }
         END { flush() }'
 }
 
 [ "$ROUNDS" -gt 1 ] && printf '\nmedian of %s rounds, Redis and Rampart taking turns\n' "$ROUNDS"
-printf '\n%-22s %14s %14s %8s %10s %10s\n' test redis_rps rampart_rps ratio redis_p99 ramp_p99
+printf '\n%-22s %12s %12s %6s %9s %9s %8s %8s %6s\n' test redis_rps rampart_rps ratio redis_p99 ramp_p99 redis_us ramp_us ratio
 for p in $PIPELINES; do
     redis-cli -p "$PORT_redis" flushall >/dev/null
     redis-cli -p "$PORT_rampart" flushall >/dev/null
     for r in $(seq "$ROUNDS"); do
-        bench "$PORT_redis" "$p" >"$tmp/r.$r.csv"
-        bench "$PORT_rampart" "$p" >"$tmp/m.$r.csv"
+        bench redis "$p" >"$tmp/r.$r.csv"
+        bench rampart "$p" >"$tmp/m.$r.csv"
     done
     median "$tmp"/r.*.csv >"$tmp/r.csv"
     median "$tmp"/m.*.csv >"$tmp/m.csv"
     rm -f "$tmp"/[rm].*.csv
     join -t, <(sort "$tmp/r.csv") <(sort "$tmp/m.csv") |
-        awk -F, -v p="$p" '{ printf "%-22s %14.0f %14.0f %8.2f %10s %10s\n", $1 " -P" p, $2, $4, $4 / $2, $3, $5 }'
+        awk -F, -v p="$p" '{ printf "%-22s %12.0f %12.0f %6.2f %9s %9s %8.2f %8.2f %6.2f\n", $1 " -P" p, $2, $5, $5 / $2, $3, $6, $4, $7, $7 / $4 }'
     # A test that failed on one side has no line there: say so.
     join -t, -v1 -v2 <(sort "$tmp/r.csv") <(sort "$tmp/m.csv") | sed 's/^/MISSING on one side: /'
 done

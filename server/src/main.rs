@@ -82,14 +82,20 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(config, import, set_aside)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match runtime.block_on(run(config, import, set_aside)) {
+        Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("{e:#}");
-            ExitCode::from(1)
+            1
         }
-    }
+    };
+    // Exit as Redis does, without tearing the runtime down: dropping it
+    // while a task runs inside block_in_place (the clock's expiry sweep, a
+    // snapshot) lets that task poll a timer on a runtime being shut down,
+    // which panics. Everything worth keeping is saved and logged by now
+    // (the log writers are unbuffered).
+    std::process::exit(code)
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {

@@ -1304,8 +1304,10 @@ impl Config {
             std::env::set_current_dir(&v).map_err(|e| format!("Can't chdir to '{v}': {e}"))?;
             let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
             self.values.write()[i] = cwd.to_string_lossy().into_owned();
-        } else if param.name == "save" && !seen {
-            // The first `save` line replaces the defaults; later ones add.
+        } else if param.name == "save" && (!seen || v.is_empty()) {
+            // The first `save` line replaces the defaults, later ones add,
+            // and `save ""` anywhere (say `--save ""` after a config file's
+            // rules) clears what came before, as in Redis.
             self.values.write()[i] = v;
         } else if param.name == "save" {
             let mut values = self.values.write();
@@ -1663,6 +1665,13 @@ mod tests {
             .unwrap();
         assert_eq!(c.get("port").as_deref(), Some("7001"));
         assert_eq!(c.get("save").as_deref(), Some("900 1 60 10"));
+        // As redis-server 7.0: `save ""` clears the rules read before it
+        // (a config file's, say, with `--save ""` on the command line) and
+        // later lines add to the empty set.
+        c.load(None, "save \"\"\n").unwrap();
+        assert_eq!(c.get("save").as_deref(), Some(""));
+        c.load(None, "save 30 2\n").unwrap();
+        assert_eq!(c.get("save").as_deref(), Some("30 2"));
         let err = c.load(None, "port 1\nfoo bar\n").unwrap_err().to_string();
         assert!(
             err.contains("at line 2")

@@ -103,6 +103,24 @@ fn startup_log_and_graceful_sigterm() -> Result<()> {
     Ok(())
 }
 
+/// `--save ""` after a config file's save lines turns snapshots off, as
+/// with redis-server 7.0 (which also reports `save` as empty): no final
+/// save on SIGTERM.
+#[test]
+fn command_line_save_empty_clears_config_file_rules() -> Result<()> {
+    let mut r = Rampart::start_with_config("save 900 1\nsave 300 10\n", &["--save", ""])?;
+    assert_eq!(config_get(&r, "save")?, "");
+    let status = Command::new("kill")
+        .args(["-TERM", &r.pid().to_string()])
+        .status()?;
+    ensure!(status.success(), "kill failed");
+    let exit = r.wait_exit(Duration::from_secs(10))?;
+    let log = r.log();
+    assert_eq!(exit.and_then(|s| s.code()), Some(0), "log: {log}");
+    assert!(!log.contains("Saving the final RDB snapshot"), "log: {log}");
+    Ok(())
+}
+
 /// SIGTERM while the clock task runs often and a final save happens: the
 /// process must end with status 0 every time. It used to abort now and
 /// then, when the clock task polled a timer on a runtime being torn down.

@@ -6,6 +6,7 @@ pub mod bitmap;
 pub mod connection;
 pub mod dump;
 pub mod geo;
+pub mod getkeys;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keys;

@@ -8,7 +8,7 @@ use rampart_keyspace::{Detached, Value};
 use serde_json::Value as Json;
 
 use super::flags::*;
-use super::{container_spec, err, help, spec, CommandSpec, Ctx, Registry};
+use super::{container_spec, err, getkeys, help, spec, CommandSpec, Ctx, Registry};
 use crate::resp::Out;
 
 /// `INFO [section ...]`
@@ -366,6 +366,18 @@ fn command_list(ctx: &mut Ctx<'_>) {
 
 /// `COMMAND GETKEYS command [arg ...]`
 fn command_getkeys(ctx: &mut Ctx<'_>) {
+    getkeys_reply(ctx, false);
+}
+
+/// `COMMAND GETKEYSANDFLAGS command [arg ...]`
+fn command_getkeysandflags(ctx: &mut Ctx<'_>) {
+    getkeys_reply(ctx, true);
+}
+
+/// Both GETKEYS forms, with Redis's checks in Redis's order: a known
+/// command, one that takes keys, the right number of arguments, then keys
+/// this line really names.
+fn getkeys_reply(ctx: &mut Ctx<'_>, with_flags: bool) {
     let reg = &ctx.srv.commands;
     let Some(mut id) = reg.top(&ctx.args[2]) else {
         return ctx.out.error("ERR Invalid command specified");
@@ -378,19 +390,64 @@ fn command_getkeys(ctx: &mut Ctx<'_>) {
         }
     }
     let spec = reg.spec(id);
+    let name = reg.full_name(id).to_string();
+    let info = reference_info(&name);
+    let specs = info
+        .as_ref()
+        .and_then(|i| i["v"][8]["v"].as_array().cloned())
+        .unwrap_or_default();
+    let flags_of = |i: &Option<Json>| -> Vec<String> {
+        i.as_ref()
+            .and_then(|i| i["v"][2]["v"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| f["v"].as_str().map(str::to_string))
+            .collect()
+    };
+    // A command Redis has no data for keeps our own first/last/step.
+    let from_table = info.is_none();
+    let takes_keys = if from_table {
+        spec.first_key > 0
+    } else {
+        getkeys::has_keys(&name, &specs)
+    };
+    if !takes_keys {
+        return ctx.out.error("ERR The command has no key arguments");
+    }
     let argc = cmd_args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
         return ctx
             .out
             .error("ERR Invalid number of arguments specified for command");
     }
-    let keys: Vec<usize> = spec.key_positions(cmd_args.len()).collect();
+    let keys: Vec<getkeys::KeyArg> = if from_table {
+        spec.key_positions(cmd_args.len())
+            .map(|pos| getkeys::KeyArg {
+                pos,
+                flags: Vec::new(),
+            })
+            .collect()
+    } else {
+        getkeys::find(&name, &specs, cmd_args)
+    };
     if keys.is_empty() {
-        return ctx.out.error("ERR The command has no key arguments");
+        if flags_of(&info).iter().any(|f| f == "no_mandatory_keys") {
+            return ctx.out.array(0);
+        }
+        return ctx.out.error("ERR Invalid arguments specified for command");
     }
     ctx.out.array(keys.len());
     for k in keys {
-        ctx.out.bulk(&cmd_args[k]);
+        if with_flags {
+            ctx.out.array(2);
+            ctx.out.bulk(&cmd_args[k.pos]);
+            ctx.out.set_len(k.flags.len());
+            for f in &k.flags {
+                ctx.out.simple(f);
+            }
+        } else {
+            ctx.out.bulk(&cmd_args[k.pos]);
+        }
     }
 }
 
@@ -689,6 +746,14 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         S,
         command_getkeys,
+    ),
+    spec(
+        "getkeysandflags",
+        -4,
+        LOADING | STALE,
+        (0, 0, 0),
+        S,
+        command_getkeysandflags,
     ),
     spec("help", 2, LOADING | STALE, (0, 0, 0), S, command_help),
 ];

@@ -272,6 +272,22 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit:
+    /// its exit code (`None` when a signal ended it). An error if it is
+    /// still running then.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Option<i32>> {
+        let st = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()?;
+        if !st.success() {
+            bail!("kill -TERM {} failed", self.pid());
+        }
+        match self.wait_exit(timeout)? {
+            Some(status) => Ok(status.code()),
+            None => bail!("server did not exit after SIGTERM; log:\n{}", self.log()),
+        }
+    }
+
     /// Waits up to `timeout` for the process to exit; its status if it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
         let deadline = Instant::now() + timeout;

@@ -93,12 +93,8 @@ fn startup_log_and_graceful_sigterm() -> Result<()> {
     assert!(log.contains(&format!("pid={}", r.pid())), "{log}");
     assert!(log.contains(&format!("port={}", r.port())), "{log}");
     assert!(log.contains(&r.dir().display().to_string()), "{log}");
-    let status = Command::new("kill")
-        .args(["-TERM", &r.pid().to_string()])
-        .status()?;
-    ensure!(status.success(), "kill failed");
-    let exit = r.wait_exit(Duration::from_secs(10))?;
-    assert_eq!(exit.and_then(|s| s.code()), Some(0), "log: {}", r.log());
+    let code = r.terminate(Duration::from_secs(10))?;
+    assert_eq!(code, Some(0), "log: {}", r.log());
     assert!(r.log().contains("Received SIGTERM scheduling shutdown"));
     Ok(())
 }
@@ -110,13 +106,9 @@ fn startup_log_and_graceful_sigterm() -> Result<()> {
 fn command_line_save_empty_clears_config_file_rules() -> Result<()> {
     let mut r = Rampart::start_with_config("save 900 1\nsave 300 10\n", &["--save", ""])?;
     assert_eq!(config_get(&r, "save")?, "");
-    let status = Command::new("kill")
-        .args(["-TERM", &r.pid().to_string()])
-        .status()?;
-    ensure!(status.success(), "kill failed");
-    let exit = r.wait_exit(Duration::from_secs(10))?;
+    let code = r.terminate(Duration::from_secs(10))?;
     let log = r.log();
-    assert_eq!(exit.and_then(|s| s.code()), Some(0), "log: {log}");
+    assert_eq!(code, Some(0), "log: {log}");
     assert!(!log.contains("Saving the final RDB snapshot"), "log: {log}");
     Ok(())
 }
@@ -134,17 +126,9 @@ fn sigterm_exit_is_clean_every_time() -> Result<()> {
             .arg("round")
             .arg(round)
             .query::<()>(&mut c)?;
-        let status = Command::new("kill")
-            .args(["-TERM", &r.pid().to_string()])
-            .status()?;
-        ensure!(status.success(), "kill failed");
-        let exit = r.wait_exit(Duration::from_secs(10))?;
+        let code = r.terminate(Duration::from_secs(10))?;
         let log = r.log();
-        assert_eq!(
-            exit.and_then(|s| s.code()),
-            Some(0),
-            "round {round}, log: {log}"
-        );
+        assert_eq!(code, Some(0), "round {round}, log: {log}");
         assert!(!log.contains("panicked"), "round {round}, log: {log}");
         assert!(
             log.contains("DB saved on disk"),

@@ -188,14 +188,7 @@ fn rampart_tool(args: &[&str]) -> Result<String> {
 }
 
 fn sigterm(p: &mut ServerProcess) -> Result<()> {
-    let st = Command::new("kill")
-        .args(["-TERM", &p.pid().to_string()])
-        .status()?;
-    assert!(st.success());
-    if p.wait_exit(Duration::from_secs(30))?.is_none() {
-        bail!("server did not exit after SIGTERM; log:\n{}", p.log());
-    }
-    Ok(())
+    p.terminate(Duration::from_secs(30)).map(drop)
 }
 
 #[test]

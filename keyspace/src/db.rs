@@ -626,6 +626,17 @@ impl Slot<'_> {
         self.find_mut().map(|n| &mut n.value)
     }
 
+    /// Changes how the value is represented, not what it holds (SORT
+    /// turns a listpack sorted set into a skiplist, as Redis does). Not a
+    /// modification: no WATCH, dirty counter or LRU touch. A snapshot in
+    /// progress needs no copy of the old form either, since either form
+    /// saves the same members.
+    pub fn reencode(&mut self, f: impl FnOnce(&mut Value)) {
+        if let Some(n) = self.find_mut() {
+            f(&mut n.value);
+        }
+    }
+
     /// The key's absolute expiry (Unix ms), if any.
     pub fn expire_at(&self) -> Option<u64> {
         self.find().and_then(Node::expire_at)

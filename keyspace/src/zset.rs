@@ -587,6 +587,20 @@ impl ZSet {
         }
     }
 
+    /// Moves to the skiplist encoding if not there already, as Redis's
+    /// SORT does to every sorted set it reads.
+    ///
+    /// ```
+    /// use rampart_keyspace::zset::ZSet;
+    /// let mut z = ZSet::default();
+    /// assert_eq!(z.encoding(), "listpack");
+    /// z.to_skiplist();
+    /// assert_eq!(z.encoding(), "skiplist");
+    /// ```
+    pub fn to_skiplist(&mut self) {
+        self.convert_to_tree();
+    }
+
     fn convert_to_tree(&mut self) {
         if let Repr::Pack(p) = &self.repr {
             let mut t = Tree::new(rand::random());

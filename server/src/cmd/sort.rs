@@ -339,10 +339,24 @@ fn sort_generic(ctx: &mut Ctx<'_>, readonly: bool) {
     let srv = ctx.srv;
     let db = srv.keyspace.db(ctx.client.db);
     let now = ctx.now;
+    let mut packed_zset = false;
     let loaded = db.get(&args[1], now, |n| {
         count_lookup(srv, n.is_some());
+        packed_zset =
+            matches!(n.map(|n| &n.value), Some(Value::ZSet(z)) if z.encoding() == "listpack");
         load(n.map(|n| &n.value), &mut o)
     });
+    if packed_zset {
+        // Redis's SORT converts every sorted set it reads to a skiplist
+        // (OBJECT ENCODING and DUMP show it afterwards).
+        db.write(&args[1], now, |slot| {
+            slot.reencode(|v| {
+                if let Value::ZSet(z) = v {
+                    z.to_skiplist();
+                }
+            })
+        });
+    }
     let Some(Loaded {
         mut items,
         start,

@@ -283,28 +283,27 @@ async fn flush(srv: &Server, stream: &mut TcpStream, out: &mut Out) -> std::io::
 }
 
 /// CLIENT PAUSE: hold the command until the pause ends (writes only, or
-/// every command, depending on the mode).
+/// every command, depending on the mode); a shutdown waiting for replicas
+/// holds writes the same way.
 async fn wait_if_paused(srv: &Server, args: &[bytes::Bytes]) {
+    let is_write = || {
+        srv.commands.top(&args[0]).is_some_and(|id| {
+            let s = srv.commands.spec(id);
+            s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE)
+        })
+    };
     loop {
         let until = srv.pause.until.load(Ordering::Relaxed);
-        if until == 0 {
-            return;
-        }
         let now = now_ms();
-        if until <= now {
+        let by_client =
+            until > now && (!srv.pause.writes_only.load(Ordering::Relaxed) || is_write());
+        let by_shutdown = srv.pause.shutdown.load(Ordering::Acquire) && is_write();
+        if !by_client && !by_shutdown {
             return;
         }
-        if srv.pause.writes_only.load(Ordering::Relaxed) {
-            let write = srv.commands.top(&args[0]).is_some_and(|id| {
-                let s = srv.commands.spec(id);
-                s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE)
-            });
-            if !write {
-                return;
-            }
-        }
+        let wait = if by_client { until - now } else { 100 };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(until - now)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             _ = srv.pause.wake.notified() => {}
         }
     }

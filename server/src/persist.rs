@@ -47,7 +47,6 @@ pub struct Persist {
     last_try_ms: AtomicU64,
     loaded_keys: AtomicU64,
     loaded_expired: AtomicU64,
-    shutdown_saved: AtomicBool,
 }
 
 impl Persist {
@@ -63,16 +62,6 @@ impl Persist {
     /// LASTSAVE: Unix time of the last successful save (or of startup).
     pub fn lastsave(&self) -> u64 {
         self.lastsave.load(Ordering::Relaxed)
-    }
-
-    /// SHUTDOWN did the final save: the exit path must not save again.
-    pub fn saved_for_shutdown(&self) {
-        self.shutdown_saved.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether SHUTDOWN already did the final save.
-    pub fn is_saved_for_shutdown(&self) -> bool {
-        self.shutdown_saved.load(Ordering::Relaxed)
     }
 
     /// Whether a background save runs.

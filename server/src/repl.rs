@@ -105,7 +105,8 @@ impl Replica {
         self.wake.notify_one();
     }
 
-    fn state(&self) -> &'static str {
+    /// INFO's replica state: `wait_bgsave`, `send_bulk` or `online`.
+    pub fn state(&self) -> &'static str {
         if self.online.load(Ordering::Relaxed) {
             "online"
         } else if self.sending.load(Ordering::Relaxed) {

@@ -696,3 +696,197 @@ fn min_replicas_stale_data_and_wait() -> Result<()> {
     assert_eq!(rc.cmd(&["GET", "k"])?, b"$1\r\nv\r\n");
     Ok(())
 }
+
+/// A replica of our own on a raw socket: it takes the full sync, sends one
+/// `REPLCONF ACK 0` so the primary counts it online, and never acknowledges
+/// anything after that, so the primary always sees it lagging.
+fn fake_lagging_replica(port: u16) -> Result<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = [0u8; 65536];
+    for c in [
+        &["REPLCONF", "listening-port", "4321"][..],
+        &["REPLCONF", "capa", "eof", "capa", "psync2"][..],
+    ] {
+        s.write_all(&rampart_tests::encode_command(c))?;
+        let n = s.read(&mut buf)?;
+        if &buf[..n] != b"+OK\r\n" {
+            bail!("{c:?}: {}", String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    s.write_all(&rampart_tests::encode_command(&["PSYNC", "?", "-1"]))?;
+    // Up to the end of the `$EOF:<mark>`-framed payload: the mark twice.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            bail!(
+                "the primary closed the link: {}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        got.extend_from_slice(&buf[..n]);
+        if let Some(at) = got.windows(5).position(|w| w == b"$EOF:") {
+            if let Some(mark) = got.get(at + 5..at + 45) {
+                let mark = mark.to_vec();
+                if got[at + 45..].windows(40).any(|w| w == mark) {
+                    break;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no full sync payload");
+        }
+    }
+    s.write_all(&rampart_tests::encode_command(&["REPLCONF", "ACK", "0"]))?;
+    Ok(s)
+}
+
+/// Whether a reply arrives on `c` within `wait`.
+fn replied_within(c: &mut rampart_tests::RawConn, wait: Duration) -> Result<Option<Vec<u8>>> {
+    c.set_read_timeout(wait)?;
+    let r = c.read_reply().ok();
+    c.set_read_timeout(rampart_tests::REPLY_TIMEOUT)?;
+    Ok(r)
+}
+
+/// SHUTDOWN with a lagging replica, run against a server: the replies (and
+/// whether one came) in order.
+fn shutdown_with_a_lagging_replica(s: &mut ServerProcess) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut c = s.conn()?;
+    let mut say = |r: &[u8]| out.push(String::from_utf8_lossy(r).into_owned());
+    say(&c.cmd(&["SHUTDOWN", "ABORT"])?);
+    say(&c.cmd(&["SHUTDOWN", "ABORT", "ABORT"])?);
+    say(&c.cmd(&["SHUTDOWN", "ABORT", "NOSAVE"])?);
+    say(&c.cmd(&["SHUTDOWN", "SAVE", "NOSAVE"])?);
+    say(&c.cmd(&["SHUTDOWN", "LATER"])?);
+    c.cmd(&["MULTI"])?;
+    say(&c.cmd(&["SHUTDOWN"])?);
+    c.cmd(&["DISCARD"])?;
+    let _replica = fake_lagging_replica(s.port())?;
+    say(&c.cmd(&["SET", "k", "v"])?);
+    // The replica never acknowledges that SET: SHUTDOWN waits.
+    let mut first = s.conn()?;
+    first.send(&["SHUTDOWN"])?;
+    let mut second = s.conn()?;
+    second.send(&["SHUTDOWN", "NOSAVE", "NOW"])?;
+    let mut writer = s.conn()?;
+    writer.send(&["SET", "k", "during"])?;
+    let quiet = Duration::from_millis(700);
+    say(format!("shutdown replied: {:?}", replied_within(&mut first, quiet)?).as_bytes());
+    say(format!(
+        "write replied: {:?}",
+        replied_within(&mut writer, quiet)?.is_some()
+    )
+    .as_bytes());
+    say(&c.cmd(&["GET", "k"])?);
+    say(&c.cmd(&["SHUTDOWN", "ABORT"])?);
+    say(&first.read_reply()?);
+    say(&second.read_reply()?);
+    say(&writer.read_reply()?);
+    say(&c.cmd(&["SHUTDOWN", "ABORT"])?);
+    // Now let the timeout end it: the server exits without answering.
+    say(&c.cmd(&["CONFIG", "SET", "shutdown-timeout", "1"])?);
+    say(&c.cmd(&["SET", "k", "last"])?);
+    let started = Instant::now();
+    let (reply, closed) = {
+        c.send(&["SHUTDOWN"])?;
+        c.read_until_close(Duration::from_secs(15))?
+    };
+    say(format!(
+        "final: {:?} closed={closed}",
+        String::from_utf8_lossy(&reply)
+    )
+    .as_bytes());
+    let status = s.wait_exit(Duration::from_secs(10))?;
+    say(format!("exited={}", status.is_some_and(|st| st.success())).as_bytes());
+    let waited = started.elapsed();
+    if waited < Duration::from_millis(900) {
+        bail!("exited after {waited:?}, before shutdown-timeout");
+    }
+    Ok(out)
+}
+
+#[test]
+fn shutdown_waits_for_lagging_replicas_as_redis_does() -> Result<()> {
+    let mut redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let want = shutdown_with_a_lagging_replica(&mut redis)?;
+    let mut rampart = Rampart::start(&["--save", "", "--repl-allow-plaintext-sync", "yes"])?;
+    let got = shutdown_with_a_lagging_replica(&mut rampart)?;
+    assert_eq!(got, want, "rampart's log:\n{}", rampart.log());
+    assert_eq!(want[0], "-ERR No shutdown in progress.\r\n");
+    assert!(want.contains(&"-ERR Errors trying to SHUTDOWN. Check logs.\r\n".to_string()));
+    let log = rampart.log();
+    assert!(
+        log.contains("Waiting for replicas before shutting down."),
+        "{log}"
+    );
+    assert!(log.contains("Shutdown manually aborted."), "{log}");
+    assert!(
+        log.contains("Lagging replica 127.0.0.1:4321 reported offset"),
+        "{log}"
+    );
+    assert!(
+        log.contains("0 of 1 replicas are in sync when shutting down."),
+        "{log}"
+    );
+    Ok(())
+}
+
+/// Sends `sig` (STOP, CONT, TERM) to a process this test started.
+fn signal(pid: u32, sig: &str) -> Result<()> {
+    let st = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    if !st.success() {
+        bail!("kill -{sig} {pid} failed");
+    }
+    Ok(())
+}
+
+#[test]
+fn sigterm_and_shutdown_wait_until_replicas_caught_up() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    for via_signal in [true, false] {
+        let mut primary = start_rampart(&[
+            "--kms-key-file".into(),
+            k.clone(),
+            "--save".into(),
+            "".into(),
+        ])?;
+        let mut c = primary.redis_conn()?;
+        populate(&mut c, "s", 50)?;
+        let replica = start_rampart(&replica_args(&k, primary.port()))?;
+        assert_converged(&primary, &replica)?;
+        // A frozen replica cannot acknowledge the last write.
+        signal(replica.pid(), "STOP")?;
+        cmd(&mut c, &["SET", "the-last-write", "1"])?;
+        let mut sc = primary.conn()?;
+        if via_signal {
+            signal(primary.pid(), "TERM")?;
+        } else {
+            sc.send(&["SHUTDOWN"])?;
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        let still_up = primary.is_running();
+        signal(replica.pid(), "CONT")?;
+        assert!(still_up, "the primary exited before its replica caught up");
+        let status = primary.wait_exit(Duration::from_secs(10))?;
+        assert!(
+            status.is_some(),
+            "the primary did not exit once the replica caught up"
+        );
+        let log = primary.log();
+        assert!(
+            log.contains("1 of 1 replicas are in sync when shutting down."),
+            "{log}"
+        );
+        let mut rc = replica.conn()?;
+        assert_eq!(rc.cmd(&["GET", "the-last-write"])?, b"$1\r\n1\r\n");
+    }
+    Ok(())
+}

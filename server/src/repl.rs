@@ -139,6 +139,11 @@ struct Inner {
     replicas: Vec<Arc<Replica>>,
     /// When the last replica left (repl-backlog-ttl).
     alone_since: Option<Instant>,
+    /// A replica's offset and its primary's database at the last command
+    /// applied outside a transaction: what a snapshot records, since a
+    /// restart that resumed inside MULTI would apply EXEC alone.
+    safe_offset: u64,
+    safe_db: usize,
 }
 
 impl Inner {
@@ -191,6 +196,50 @@ pub struct LinkInfo {
     pub unapplied: u64,
 }
 
+/// The replication position a snapshot records in its `repl-stream-db`,
+/// `repl-id` and `repl-offset` AUX fields (Redis's `rdbSaveInfo`), so a
+/// restart from it can continue with a partial resync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveInfo {
+    /// The replication id the offset belongs to.
+    pub replid: String,
+    /// The offset of the last byte of the stream the snapshot contains.
+    pub offset: u64,
+    /// The database the stream had selected at that offset.
+    pub db: usize,
+}
+
+impl SaveInfo {
+    /// The AUX fields, in the order Redis 7.0 writes them.
+    pub fn aux(&self) -> [(&'static str, Vec<u8>); 3] {
+        [
+            ("repl-stream-db", self.db.to_string().into_bytes()),
+            ("repl-id", self.replid.clone().into_bytes()),
+            ("repl-offset", self.offset.to_string().into_bytes()),
+        ]
+    }
+
+    /// Reads the AUX fields of a loaded snapshot; `None` unless all three
+    /// are there and valid, as Redis 7.0 requires (a 40-character id, an
+    /// offset and a database that are not -1).
+    pub fn from_aux(aux: &[(Vec<u8>, Vec<u8>)]) -> Option<SaveInfo> {
+        let get = |k: &[u8]| {
+            aux.iter()
+                .rev()
+                .find(|(a, _)| a == k)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
+        let replid = get(b"repl-id").filter(|id| id.len() == 40)?;
+        let offset = get(b"repl-offset")?.parse::<u64>().ok()?;
+        let db = get(b"repl-stream-db")?.parse::<usize>().ok()?;
+        Some(SaveInfo {
+            replid: replid.to_string(),
+            offset,
+            db,
+        })
+    }
+}
+
 /// Replication state: the write stream, the attached replicas, and the link
 /// to a primary when this server is a replica.
 pub struct Repl {
@@ -237,6 +286,8 @@ impl Repl {
                 tx: Tx::None,
                 replicas: Vec::new(),
                 alone_since: None,
+                safe_offset: 0,
+                safe_db: 0,
             }),
             active: AtomicBool::new(false),
             replica: AtomicBool::new(false),
@@ -279,6 +330,68 @@ impl Repl {
     /// master_repl_offset.
     pub fn offset(&self) -> u64 {
         self.inner.lock().offset
+    }
+
+    /// What a snapshot begun now records about replication (Redis's
+    /// `rdbPopulateSaveInfo`): a primary's id, offset and selected database
+    /// once it has a backlog, a replica's primary's; `None` for a primary
+    /// that never had replicas. Called under the exclusive gate, so the
+    /// offset matches the snapshot's contents.
+    pub fn save_info(&self) -> Option<SaveInfo> {
+        let g = self.inner.lock();
+        if self.is_replica() {
+            return Some(SaveInfo {
+                replid: g.replid.clone(),
+                offset: g.safe_offset,
+                db: g.safe_db,
+            });
+        }
+        g.backlog.as_ref()?;
+        Some(SaveInfo {
+            replid: g.replid.clone(),
+            offset: g.offset,
+            // No SELECT since the backlog began: the next write sends one,
+            // so any database will do (Redis writes 0 too).
+            db: g.db.unwrap_or(0),
+        })
+    }
+
+    /// At startup, after loading this server's own snapshot: takes up the
+    /// replication position it recorded, as Redis 7.0's
+    /// `loadDataFromDisk` does. A replica resumes its primary's id and
+    /// offset (so it asks for a partial resync); a primary keeps a fresh id
+    /// but accepts the recorded one as its previous id up to that offset,
+    /// and its backlog starts there with DELs for the keys that expired
+    /// while it was down, so a replica continuing from it drops them too.
+    pub fn restore(&self, info: &SaveInfo, replica: bool, expired: &[(usize, Vec<u8>)]) {
+        let mut g = self.inner.lock();
+        g.offset = info.offset;
+        g.safe_offset = info.offset;
+        g.safe_db = info.db;
+        if replica {
+            g.replid = info.replid.clone();
+            self.master_db.store(info.db, Ordering::Relaxed);
+            tracing::info!(
+                "Restored the replication ID {} and offset {} from the snapshot: a partial resynchronization will be tried",
+                info.replid,
+                info.offset
+            );
+            return;
+        }
+        g.replid2 = info.replid.clone();
+        g.second_offset = info.offset as i64 + 1;
+        self.ensure_backlog(&mut g);
+        g.alone_since = Some(Instant::now());
+        tracing::info!(
+            "Replication ID {} valid up to offset {} restored from the snapshot as the previous ID; new replication ID {}",
+            g.replid2,
+            g.second_offset,
+            g.replid
+        );
+        drop(g);
+        for (db, key) in expired {
+            self.propagate(*db, &[b"DEL", key]);
+        }
     }
 
     /// Attached replicas.
@@ -366,10 +479,19 @@ impl Repl {
     }
 
     /// A replica appends what it applied from its primary, byte for byte,
-    /// so its own replicas see the primary's offsets (psync2).
-    fn feed_raw(&self, bytes: &[u8]) {
+    /// so its own replicas see the primary's offsets (psync2). `db` is the
+    /// primary's selected database after it; `in_multi` whether a
+    /// transaction is open (its offset is not a safe point to resume from).
+    fn feed_applied(&self, bytes: &[u8], db: usize, in_multi: bool) {
         let limit = self.output_limit.load(Ordering::Relaxed) as usize;
-        self.inner.lock().feed(bytes, limit);
+        let mut g = self.inner.lock();
+        g.feed(bytes, limit);
+        if !in_multi {
+            g.safe_offset = g.offset;
+            g.safe_db = db;
+        }
+        drop(g);
+        self.master_db.store(db, Ordering::Relaxed);
     }
 
     /// REPLCONF GETACK to every replica (WAIT).
@@ -401,6 +523,8 @@ impl Repl {
         g.replid2 = "0".repeat(40);
         g.second_offset = -1;
         g.offset = offset;
+        g.safe_offset = offset;
+        g.safe_db = 0;
         g.backlog = Some(Backlog::new(
             self.backlog_size.load(Ordering::Relaxed) as usize,
             offset,
@@ -732,7 +856,15 @@ async fn full_sync(
                 let _gate = s.keyspace.exclusive();
                 let mut g = s.repl.inner.lock();
                 s.repl.ensure_backlog(&mut g);
-                if let Some((snap, rx)) = crate::persist::begin_capture(&s) {
+                // The replica stores this stream as its own snapshot: with
+                // the position in it, a restart resumes from there. The
+                // stream selects a database before its next effect.
+                let info = SaveInfo {
+                    replid: g.replid.clone(),
+                    offset: g.offset,
+                    db: 0,
+                };
+                if let Some((snap, rx)) = crate::persist::begin_capture(&s, Some(info)) {
                     // The new replica starts in database 0: the next
                     // effect must say which database it is for.
                     g.db = None;
@@ -1397,7 +1529,8 @@ async fn apply_loop(
                         && args[1].eq_ignore_ascii_case(b"getack")
                     {
                         let off = srv.repl.offset().to_string();
-                        srv.repl.feed_raw(&bytes);
+                        srv.repl
+                            .feed_applied(&bytes, client.db, client.multi.is_some());
                         link.send(&["REPLCONF", "ACK", off.as_str()]).await?;
                         continue;
                     }
@@ -1408,9 +1541,13 @@ async fn apply_loop(
                             return Ok(());
                         }
                         let name = String::from_utf8_lossy(&args[0]).into_owned();
+                        // Fed by dispatch while it still holds the gate, so
+                        // no snapshot sees the command applied but not
+                        // counted; here only when no command ran (queued,
+                        // rejected).
+                        client.master_feed = Some(bytes.freeze());
                         crate::dispatch::execute(srv, client, args, &mut out);
-                        srv.repl.feed_raw(&bytes);
-                        srv.repl.master_db.store(client.db, Ordering::Relaxed);
+                        applied(srv, client);
                         if out.last_error.is_some() {
                             // As Redis 7.0 does: this replica now differs
                             // from its primary, which must be visible.
@@ -1444,6 +1581,15 @@ async fn apply_loop(
                 link.send(&["REPLCONF", "ACK", off.as_str()]).await?;
             }
         }
+    }
+}
+
+/// Feeds the primary's command the replica just applied to this server's
+/// own stream (see [`Repl::feed_applied`]). Called by dispatch before it
+/// releases the gate.
+pub fn applied(srv: &Server, c: &mut Client) {
+    if let Some(bytes) = c.master_feed.take() {
+        srv.repl.feed_applied(&bytes, c.db, c.multi.is_some());
     }
 }
 

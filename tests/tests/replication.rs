@@ -890,3 +890,97 @@ fn sigterm_and_shutdown_wait_until_replicas_caught_up() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_primary_restarted_from_its_snapshot_continues_its_replica() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let pdir = tempfile::tempdir()?;
+    let pargs = vec![
+        "--kms-key-file".to_string(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ];
+    let mut primary = start_rampart_in(pdir.path(), &pargs)?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "a", 100)?;
+    let replica = start_rampart(&replica_args(&k, primary.port()))?;
+    assert_converged(&primary, &replica)?;
+    // Expires while the primary is down: saved, then deleted at load.
+    let ttl = Duration::from_millis(3000);
+    let set_at = Instant::now();
+    cmd(&mut c, &["SET", "gone-while-down", "x", "PX", "3000"])?;
+    assert_converged(&primary, &replica)?;
+    let replid = info_field(&primary, "replication", "master_replid")?;
+    let mut sc = primary.conn()?;
+    sc.send(&["SHUTDOWN", "SAVE"])?;
+    primary
+        .wait_exit(Duration::from_secs(20))?
+        .context("the primary did not exit")?;
+    drop(primary);
+    // SHUTDOWN waited for the replica: it has the primary's last offset.
+    let offset: u64 = info_field(&replica, "replication", "slave_repl_offset")?.parse()?;
+    std::thread::sleep(
+        (set_at + ttl + Duration::from_millis(200)).saturating_duration_since(Instant::now()),
+    );
+    let primary = start_rampart_in(pdir.path(), &pargs)?;
+    // As Redis 7.0: a new id, the saved one valid up to the saved offset.
+    assert_eq!(
+        info_field(&primary, "replication", "master_replid2")?,
+        replid
+    );
+    assert_eq!(
+        info_field(&primary, "replication", "second_repl_offset")?,
+        (offset + 1).to_string()
+    );
+    let mut rc = replica.redis_conn()?;
+    cmd(
+        &mut rc,
+        &["REPLICAOF", "127.0.0.1", &primary.port().to_string()],
+    )?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "b", 20)?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_partial_ok")?, "1");
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "0");
+    // The key that expired while the primary was down reached the replica
+    // as a DEL from the restarted primary's backlog.
+    let mut pc = primary.conn()?;
+    let mut rcn = replica.conn()?;
+    assert_eq!(pc.cmd(&["DBSIZE"])?, rcn.cmd(&["DBSIZE"])?);
+    Ok(())
+}
+
+#[test]
+fn a_replica_restarted_from_its_snapshot_continues_with_a_partial_resync() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "a", 100)?;
+    let rdir = tempfile::tempdir()?;
+    let rargs = replica_args(&k, primary.port());
+    let mut replica = start_rampart_in(rdir.path(), &rargs)?;
+    assert_converged(&primary, &replica)?;
+    let mut sc = replica.conn()?;
+    sc.send(&["SHUTDOWN", "SAVE"])?;
+    replica
+        .wait_exit(Duration::from_secs(20))?
+        .context("the replica did not exit")?;
+    drop(replica);
+    populate(&mut c, "c", 20)?;
+    let replica = start_rampart_in(rdir.path(), &rargs)?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "1");
+    assert_eq!(info_field(&primary, "stats", "sync_partial_ok")?, "1");
+    assert!(replica
+        .log()
+        .contains("Successful partial resynchronization"));
+    Ok(())
+}

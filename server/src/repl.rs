@@ -82,10 +82,16 @@ pub struct Replica {
     /// Whether the snapshot is being sent (INFO state `send_bulk`).
     pub sending: AtomicBool,
     closed: AtomicBool,
+    /// When its pending output went over the soft limit (Unix seconds,
+    /// 0 = it is under).
+    soft_since: AtomicU64,
+    /// Its CLIENT LIST line, for the log when it is dropped.
+    info: Mutex<String>,
 }
 
 impl Replica {
     fn new(client_id: u64, ip: String, port: i64, pending: Vec<u8>) -> Arc<Replica> {
+        let info = format!("id={client_id} addr={ip}:{port}");
         Arc::new(Replica {
             client_id,
             ip,
@@ -97,7 +103,13 @@ impl Replica {
             online: AtomicBool::new(false),
             sending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            soft_since: AtomicU64::new(0),
+            info: Mutex::new(info),
         })
+    }
+
+    fn describe(&self) -> String {
+        self.info.lock().clone()
     }
 
     fn close(&self) {
@@ -146,25 +158,76 @@ struct Inner {
     safe_db: usize,
 }
 
+/// The replica class of `client-output-buffer-limit`, in bytes and
+/// seconds (0 disables a limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObufLimits {
+    /// Closed at once past this many pending bytes.
+    pub hard: u64,
+    /// Closed when past this many bytes for longer than `soft_secs`.
+    pub soft: u64,
+    /// How long the soft limit may be exceeded.
+    pub soft_secs: u64,
+}
+
+impl ObufLimits {
+    /// The `replica` (`slave`) class of a `client-output-buffer-limit`
+    /// value as the config holds it (`normal 0 0 0 slave 268435456 …`).
+    pub fn from_config(value: &str) -> Option<ObufLimits> {
+        let words: Vec<&str> = value.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| w.eq_ignore_ascii_case("slave") || w.eq_ignore_ascii_case("replica"))?;
+        let num = |i: usize| words.get(at + i)?.parse::<u64>().ok();
+        Some(ObufLimits {
+            hard: num(1)?,
+            soft: num(2)?,
+            soft_secs: num(3)?,
+        })
+    }
+
+    /// Redis's `checkClientOutputBufferLimits`: whether a replica with
+    /// `used` bytes pending must go. `soft_since` (Unix seconds, 0 = under
+    /// the soft limit) is when it went over the soft limit.
+    fn exceeded(&self, used: u64, soft_since: &AtomicU64, now_secs: u64) -> bool {
+        let hard = self.hard > 0 && used >= self.hard;
+        let mut soft = self.soft > 0 && used >= self.soft;
+        if soft {
+            let since = soft_since.load(Ordering::Relaxed);
+            if since == 0 {
+                soft_since.store(now_secs, Ordering::Relaxed);
+                soft = false;
+            } else if now_secs.saturating_sub(since) <= self.soft_secs {
+                soft = false;
+            }
+        } else {
+            soft_since.store(0, Ordering::Relaxed);
+        }
+        hard || soft
+    }
+}
+
 impl Inner {
-    fn feed(&mut self, bytes: &[u8], limit: usize) {
+    fn feed(&mut self, bytes: &[u8], limit: ObufLimits) {
         self.offset += bytes.len() as u64;
         if let Some(b) = &mut self.backlog {
             b.append(bytes);
         }
+        let now_secs = now_ms() / 1000;
         for r in &self.replicas {
+            if r.closed.load(Ordering::Relaxed) {
+                continue;
+            }
             let mut buf = r.buf.lock();
             buf.extend_from_slice(bytes);
-            if limit > 0 && buf.len() > limit {
-                // Redis's client-output-buffer-limit for replicas: a replica
-                // this far behind is dropped and resyncs.
+            if limit.exceeded(buf.len() as u64, &r.soft_since, now_secs) {
+                // A replica this far behind is dropped and resyncs, as
+                // Redis drops it: its buffer would grow without bound.
                 buf.clear();
                 drop(buf);
                 tracing::warn!(
-                    "Client id={} addr={}:{} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                    r.client_id,
-                    r.ip,
-                    r.port
+                    "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    r.describe()
                 );
                 r.close();
                 continue;
@@ -262,7 +325,8 @@ pub struct Repl {
     /// `sync_partial_err`.
     pub sync_partial_err: AtomicU64,
     backlog_size: AtomicU64,
-    output_limit: AtomicU64,
+    /// `client-output-buffer-limit replica <hard> <soft> <seconds>`.
+    obuf: [AtomicU64; 3],
     /// The server itself, for tasks started from command handlers.
     me: std::sync::OnceLock<std::sync::Weak<Server>>,
     /// The last refused replica and when it was logged.
@@ -299,7 +363,11 @@ impl Repl {
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
             backlog_size: AtomicU64::new(backlog_size.max(16 * 1024)),
-            output_limit: AtomicU64::new(256 << 20),
+            obuf: [
+                AtomicU64::new(256 << 20),
+                AtomicU64::new(64 << 20),
+                AtomicU64::new(60),
+            ],
             me: std::sync::OnceLock::new(),
             last_refusal: Mutex::new(None),
             master_db: std::sync::atomic::AtomicUsize::new(0),
@@ -449,6 +517,22 @@ impl Repl {
         self.active.store(true, Ordering::Release);
     }
 
+    fn obuf_limits(&self) -> ObufLimits {
+        ObufLimits {
+            hard: self.obuf[0].load(Ordering::Relaxed),
+            soft: self.obuf[1].load(Ordering::Relaxed),
+            soft_secs: self.obuf[2].load(Ordering::Relaxed),
+        }
+    }
+
+    /// Applies the replica class of `client-output-buffer-limit` (at
+    /// startup and after CONFIG SET).
+    pub fn set_obuf_limits(&self, l: ObufLimits) {
+        self.obuf[0].store(l.hard, Ordering::Relaxed);
+        self.obuf[1].store(l.soft, Ordering::Relaxed);
+        self.obuf[2].store(l.soft_secs, Ordering::Relaxed);
+    }
+
     /// Sets repl-backlog-size (CONFIG SET).
     pub fn set_backlog_size(&self, size: u64) {
         let size = size.max(16 * 1024);
@@ -470,7 +554,7 @@ impl Repl {
         if !self.active() {
             return;
         }
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let limit = self.obuf_limits();
         let mut g = self.inner.lock();
         if g.tx == Tx::Open {
             g.feed(&encode_command(&["EXEC"]), limit);
@@ -483,7 +567,7 @@ impl Repl {
     /// primary's selected database after it; `in_multi` whether a
     /// transaction is open (its offset is not a safe point to resume from).
     fn feed_applied(&self, bytes: &[u8], db: usize, in_multi: bool) {
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let limit = self.obuf_limits();
         let mut g = self.inner.lock();
         g.feed(bytes, limit);
         if !in_multi {
@@ -499,7 +583,7 @@ impl Repl {
         if !self.active() || self.is_replica() {
             return;
         }
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let limit = self.obuf_limits();
         let mut g = self.inner.lock();
         if !g.replicas.is_empty() {
             g.feed(&encode_command(&["REPLCONF", "GETACK", "*"]), limit);
@@ -549,7 +633,7 @@ impl Repl {
     /// after `repl-backlog-ttl` seconds without replicas.
     fn cron(&self, srv: &Server, tick: u64) {
         let period = srv.config.int("repl-ping-replica-period").max(1) as u64;
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let limit = self.obuf_limits();
         if !self.is_replica() && tick.is_multiple_of(period) {
             let mut g = self.inner.lock();
             if !g.replicas.is_empty() {
@@ -590,7 +674,7 @@ impl Propagate for Repl {
             // A replica's stream is its primary's, fed by `feed_raw`.
             return;
         }
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let limit = self.obuf_limits();
         let mut g = self.inner.lock();
         let mut bytes = Vec::new();
         if g.db != Some(db) {
@@ -613,10 +697,23 @@ impl Propagate for Repl {
     }
 }
 
+/// Applies the configuration replication reads from atomics rather than
+/// from the config on every write: at startup and after CONFIG SET.
+pub fn config_changed(srv: &Server) {
+    let v = srv
+        .config
+        .get("client-output-buffer-limit")
+        .unwrap_or_default();
+    if let Some(l) = ObufLimits::from_config(&v) {
+        srv.repl.set_obuf_limits(l);
+    }
+}
+
 /// Starts the replication clock and, with a `replicaof` directive, the link
 /// to the primary. Called once at startup.
 pub fn start(srv: &Arc<Server>) {
     let _ = srv.repl.me.set(Arc::downgrade(srv));
+    config_changed(srv);
     let s = srv.clone();
     tokio::spawn(async move {
         let mut tick = 0u64;
@@ -687,6 +784,8 @@ pub async fn serve_replica(
     }
     if let Handoff::Psync { replid, offset } = &handoff {
         if let Some(r) = try_continue(&srv, client.handle.id, &ip, &peer, replid, *offset, &name) {
+            *r.info.lock() =
+                crate::cmd::connection::client_line(&client.handle, None, &srv.commands);
             let reply = if peer.capa_psync2 {
                 format!("+CONTINUE {}\r\n", srv.repl.ids().0)
             } else {
@@ -735,6 +834,7 @@ pub async fn serve_replica(
         peer.listening_port,
         Vec::new(),
     );
+    *r0.info.lock() = crate::cmd::connection::client_line(&client.handle, None, &srv.commands);
     match full_sync(&srv, &mut stream, r0, &peer, encrypted, psync, &name).await {
         Ok(r) => {
             run_link(&srv, stream, &r, pending).await;

@@ -701,6 +701,12 @@ fn min_replicas_stale_data_and_wait() -> Result<()> {
 /// `REPLCONF ACK 0` so the primary counts it online, and never acknowledges
 /// anything after that, so the primary always sees it lagging.
 fn fake_lagging_replica(port: u16) -> Result<TcpStream> {
+    fake_replica(port, true)
+}
+
+/// [`fake_lagging_replica`]; without `ack` it never acknowledges the full
+/// sync, so the primary keeps everything for it in its output buffer.
+fn fake_replica(port: u16, ack: bool) -> Result<TcpStream> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut buf = [0u8; 65536];
@@ -739,7 +745,9 @@ fn fake_lagging_replica(port: u16) -> Result<TcpStream> {
             bail!("no full sync payload");
         }
     }
-    s.write_all(&rampart_tests::encode_command(&["REPLCONF", "ACK", "0"]))?;
+    if ack {
+        s.write_all(&rampart_tests::encode_command(&["REPLCONF", "ACK", "0"]))?;
+    }
     Ok(s)
 }
 
@@ -982,5 +990,74 @@ fn a_replica_restarted_from_its_snapshot_continues_with_a_partial_resync() -> Re
     assert!(replica
         .log()
         .contains("Successful partial resynchronization"));
+    Ok(())
+}
+
+#[test]
+fn replica_output_buffer_limits_follow_the_config() -> Result<()> {
+    const DROPPED: &str = "scheduled to be closed ASAP for overcoming of output buffer limits.";
+    let primary = Rampart::start(&["--save", "", "--repl-allow-plaintext-sync", "yes"])?;
+    let mut c = primary.conn()?;
+    let slaves = || info_field(&primary, "replication", "connected_slaves");
+    let big = "x".repeat(100_000);
+    // The hard limit, set at runtime.
+    assert_eq!(
+        c.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 1mb 0 0"
+        ])?,
+        b"+OK\r\n"
+    );
+    let _r1 = fake_replica(primary.port(), false)?;
+    wait_for("the replica", Duration::from_secs(10), || {
+        Ok(slaves()? == "1")
+    })?;
+    for i in 0..8 {
+        c.cmd(&["SET", &format!("big:{i}"), &big])?;
+    }
+    assert_eq!(slaves()?, "1", "dropped below the hard limit");
+    for i in 8..12 {
+        c.cmd(&["SET", &format!("big:{i}"), &big])?;
+    }
+    wait_for("the hard limit", Duration::from_secs(10), || {
+        Ok(slaves()? == "0")
+    })?;
+    let line = primary
+        .log()
+        .lines()
+        .find(|l| l.contains(DROPPED))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.contains("Client id="), "{}", primary.log());
+    assert!(line.contains(" flags=S "), "{line}");
+    // The soft limit: only once exceeded for longer than its seconds.
+    assert_eq!(
+        c.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 0 256kb 1"
+        ])?,
+        b"+OK\r\n"
+    );
+    let _r2 = fake_replica(primary.port(), false)?;
+    wait_for("the replica", Duration::from_secs(10), || {
+        Ok(slaves()? == "1")
+    })?;
+    for i in 0..4 {
+        c.cmd(&["SET", &format!("soft:{i}"), &big])?;
+    }
+    // Redis counts whole seconds: 0.7 s later it is at most one.
+    std::thread::sleep(Duration::from_millis(700));
+    c.cmd(&["SET", "soft:4", &big])?;
+    assert_eq!(slaves()?, "1", "dropped before the soft limit's seconds");
+    std::thread::sleep(Duration::from_millis(1500));
+    c.cmd(&["SET", "soft:5", &big])?;
+    wait_for("the soft limit", Duration::from_secs(10), || {
+        Ok(slaves()? == "0")
+    })?;
+    assert_eq!(primary.log().matches(DROPPED).count(), 2);
     Ok(())
 }

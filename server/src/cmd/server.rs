@@ -454,7 +454,10 @@ fn config_set(ctx: &mut Ctx<'_>) {
         })
         .collect();
     match ctx.srv.config.set(&pairs) {
-        Ok(()) => ctx.out.ok(),
+        Ok(()) => {
+            crate::repl::config_changed(ctx.srv);
+            ctx.out.ok()
+        }
         Err(e) => ctx.out.error(&e.0),
     }
 }

@@ -331,6 +331,8 @@ pub struct Repl {
     me: std::sync::OnceLock<std::sync::Weak<Server>>,
     /// The last refused replica and when it was logged.
     last_refusal: Mutex<Option<(String, Instant)>>,
+    /// Replicas waiting for a diskless transfer to start.
+    batches: Mutex<Vec<Batch>>,
     /// The database the primary's stream last selected: a partial resync
     /// continues in it (Redis keeps its cached master client for this).
     master_db: std::sync::atomic::AtomicUsize,
@@ -370,6 +372,7 @@ impl Repl {
             ],
             me: std::sync::OnceLock::new(),
             last_refusal: Mutex::new(None),
+            batches: Mutex::new(Vec::new()),
             master_db: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -928,62 +931,71 @@ fn write_rdb_with_crc(rx: crate::persist::Shards, out: &mut dyn Write) -> std::i
     out.write_all(&crc.value().to_le_bytes())
 }
 
+/// What a full-sync transfer sends each replica taking part in it.
+enum SyncMsg {
+    /// The next bytes of the payload (shared by every replica).
+    Data(bytes::Bytes),
+    /// The payload is complete, or could not be produced.
+    End(Result<(), String>),
+}
+
+/// A transfer begun for one replica: where the payload is and what
+/// `+FULLRESYNC` announces.
+struct Started {
+    replid: String,
+    offset: u64,
+    chunks: tokio::sync::mpsc::Receiver<SyncMsg>,
+}
+
+/// Replicas waiting for the same diskless transfer (Redis's
+/// `WAIT_BGSAVE_START` replicas): one snapshot is taken and streamed to
+/// all of them. Replicas share a transfer only when they take the same
+/// payload: encrypted or not, `$EOF:`-framed or not.
+pub(crate) struct Batch {
+    key: (bool, bool),
+    members: Vec<(Arc<Replica>, tokio::sync::oneshot::Sender<Started>)>,
+}
+
 async fn full_sync(
     srv: &Arc<Server>,
     stream: &mut TcpStream,
-    r0: Arc<Replica>,
+    r: Arc<Replica>,
     peer: &PeerInfo,
     encrypted: bool,
     psync: bool,
     name: &str,
 ) -> anyhow::Result<Arc<Replica>> {
-    let protection = if encrypted {
-        let s = srv.clone();
-        Some(tokio::task::spawn_blocking(move || crate::persist::sync_protection(&s)).await??)
-    } else {
-        None
-    };
-    // Begin the snapshot and register the replica at the same instant
-    // (apply lock, then the exclusive gate): every write after it reaches the
-    // replica's buffer, every write before it is in the snapshot.
-    let s = srv.clone();
-    let r = r0.clone();
-    let begun = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        loop {
-            {
-                let _apply = s.repl.apply.lock();
-                let _gate = s.keyspace.exclusive();
-                let mut g = s.repl.inner.lock();
-                s.repl.ensure_backlog(&mut g);
-                // The replica stores this stream as its own snapshot: with
-                // the position in it, a restart resumes from there. The
-                // stream selects a database before its next effect.
-                let info = SaveInfo {
-                    replid: g.replid.clone(),
-                    offset: g.offset,
-                    db: 0,
-                };
-                if let Some((snap, rx)) = crate::persist::begin_capture(&s, Some(info)) {
-                    // The new replica starts in database 0: the next
-                    // effect must say which database it is for.
-                    g.db = None;
-                    g.replicas.push(r.clone());
-                    g.alone_since = None;
-                    return Ok((snap, rx, g.replid.clone(), g.offset));
-                }
+    let key = (encrypted, peer.capa_eof);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let lead = {
+        let mut batches = srv.repl.batches.lock();
+        match batches.iter_mut().find(|b| b.key == key) {
+            Some(b) => {
+                b.members.push((r.clone(), tx));
+                false
             }
-            // One snapshot at a time: wait for a BGSAVE or another sync.
-            if started.elapsed() > Duration::from_secs(3600) {
-                bail!("timed out waiting for a running snapshot to end");
+            None => {
+                batches.push(Batch {
+                    key,
+                    members: vec![(r.clone(), tx)],
+                });
+                true
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-    })
-    .await??;
-    let (snap, rx, replid, offset) = begun;
-    let r = r0;
-    srv.repl.sync_full.fetch_add(1, Ordering::Relaxed);
+    };
+    if lead {
+        // Its own task: the transfer goes on for the others even if this
+        // replica's link fails.
+        tokio::spawn(run_batch(srv.clone(), key));
+    }
+    let Ok(started) = rx.await else {
+        bail!("the full sync could not start (see the log)");
+    };
+    let Started {
+        replid,
+        offset,
+        mut chunks,
+    } = started;
     let result = async {
         // SYNC (the old protocol) gets the payload with no preamble.
         if psync {
@@ -992,44 +1004,29 @@ async fn full_sync(
                 .await?;
         }
         r.sending.store(true, Ordering::Relaxed);
-        let (tx, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        let ks = srv.keyspace.clone();
-        let producer = tokio::task::spawn_blocking(move || {
-            crate::persist::run_capture(&ks, snap, rx, move |rx| {
-                let mut w = ChanWriter {
-                    tx,
-                    buf: Vec::new(),
-                };
-                match protection {
-                    Some(Protection::Encrypted { params, key, slot }) => {
-                        let mut e = EnvelopeWriter::new(&mut w, &params, key, vec![slot])?;
-                        write_rdb_with_crc(rx, &mut e)?;
-                        e.finish()?;
-                    }
-                    _ => write_rdb_with_crc(rx, &mut w)?,
-                }
-                w.flush()?;
-                Ok(())
-            })
-        });
         let mut sent = 0u64;
+        let mut all = Vec::new();
+        let framing = Framing::new_eof();
         if peer.capa_eof {
-            let framing = Framing::new_eof();
             stream.write_all(&framing.header()).await?;
-            while let Some(c) = chunks.recv().await {
-                stream.write_all(&c).await?;
-                sent += c.len() as u64;
+        }
+        loop {
+            match chunks.recv().await {
+                Some(SyncMsg::Data(c)) if peer.capa_eof => {
+                    stream.write_all(&c).await?;
+                    sent += c.len() as u64;
+                }
+                // An old replica needs the length first: the payload is
+                // held in memory (never in a file) until complete.
+                Some(SyncMsg::Data(c)) => all.extend_from_slice(&c),
+                Some(SyncMsg::End(Ok(()))) => break,
+                Some(SyncMsg::End(Err(e))) => bail!("{e}"),
+                None => bail!("the snapshot for the full sync stopped"),
             }
-            producer.await??;
+        }
+        if peer.capa_eof {
             stream.write_all(framing.trailer()).await?;
         } else {
-            // An old replica needs the length first: the payload is held in
-            // memory (never in a file) until complete.
-            let mut all = Vec::new();
-            while let Some(c) = chunks.recv().await {
-                all.extend_from_slice(&c);
-            }
-            producer.await??;
             stream
                 .write_all(&Framing::Len(all.len() as u64).header())
                 .await?;
@@ -1054,6 +1051,163 @@ async fn full_sync(
         return Err(e);
     }
     Ok(r)
+}
+
+/// Runs one diskless transfer: waits `repl-diskless-sync-delay` seconds
+/// for more replicas to join (less once `repl-diskless-sync-max-replicas`
+/// are waiting), then takes one point-in-time snapshot and streams it to
+/// every replica of the batch.
+async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
+    let since = Instant::now();
+    loop {
+        let delay = srv.config.int("repl-diskless-sync-delay").max(0) as u64;
+        let max = srv.config.int("repl-diskless-sync-max-replicas").max(0) as usize;
+        let waiting = srv
+            .repl
+            .batches
+            .lock()
+            .iter()
+            .find(|b| b.key == key)
+            .map_or(0, |b| b.members.len());
+        if since.elapsed() >= Duration::from_secs(delay) || (max > 0 && waiting >= max) {
+            break;
+        }
+        if since.elapsed() < Duration::from_millis(100) {
+            tracing::info!("Delay next BGSAVE for diskless SYNC");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = srv.shutdown.notified() => return,
+        }
+    }
+    let members = {
+        let mut batches = srv.repl.batches.lock();
+        let Some(i) = batches.iter().position(|b| b.key == key) else {
+            return;
+        };
+        batches.swap_remove(i).members
+    };
+    let (encrypted, _) = key;
+    let protection = if encrypted {
+        let s = srv.clone();
+        match tokio::task::spawn_blocking(move || crate::persist::sync_protection(&s)).await {
+            Ok(Ok(p)) => Some(p),
+            Ok(Err(e)) => {
+                tracing::warn!("Full sync: {e:#}");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("Full sync: {e}");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    // Begin the snapshot and register the replicas at the same instant
+    // (apply lock, then the exclusive gate): every write after it reaches
+    // their buffers, every write before it is in the snapshot.
+    let s = srv.clone();
+    let replicas: Vec<Arc<Replica>> = members.iter().map(|(r, _)| r.clone()).collect();
+    let begun = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        loop {
+            {
+                let _apply = s.repl.apply.lock();
+                let _gate = s.keyspace.exclusive();
+                let mut g = s.repl.inner.lock();
+                s.repl.ensure_backlog(&mut g);
+                // The replica stores this stream as its own snapshot: with
+                // the position in it, a restart resumes from there. The
+                // stream selects a database before its next effect.
+                let info = SaveInfo {
+                    replid: g.replid.clone(),
+                    offset: g.offset,
+                    db: 0,
+                };
+                if let Some((snap, rx)) = crate::persist::begin_capture(&s, Some(info)) {
+                    // The new replicas start in database 0: the next
+                    // effect must say which database it is for.
+                    g.db = None;
+                    g.replicas.extend(replicas.iter().cloned());
+                    g.alone_since = None;
+                    return Ok((snap, rx, g.replid.clone(), g.offset));
+                }
+            }
+            // One snapshot at a time: wait for a BGSAVE or another sync.
+            if started.elapsed() > Duration::from_secs(3600) {
+                bail!("timed out waiting for a running snapshot to end");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await;
+    let (snap, rx, replid, offset) = match begun {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return tracing::warn!("Full sync: {e:#}"),
+        Err(e) => return tracing::warn!("Full sync: {e}"),
+    };
+    srv.repl
+        .sync_full
+        .fetch_add(members.len() as u64, Ordering::Relaxed);
+    tracing::info!(
+        "Starting a diskless full sync for {} replica(s) at offset {offset}",
+        members.len()
+    );
+    let mut outs = Vec::new();
+    for (r, tx) in members {
+        let (ctx, crx) = tokio::sync::mpsc::channel(16);
+        let started = Started {
+            replid: replid.clone(),
+            offset,
+            chunks: crx,
+        };
+        if tx.send(started).is_err() {
+            srv.repl.remove(&r);
+            continue;
+        }
+        outs.push(Some(ctx));
+    }
+    let (tx, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let ks = srv.keyspace.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        crate::persist::run_capture(&ks, snap, rx, move |rx| {
+            let mut w = ChanWriter {
+                tx,
+                buf: Vec::new(),
+            };
+            match protection {
+                Some(Protection::Encrypted { params, key, slot }) => {
+                    let mut e = EnvelopeWriter::new(&mut w, &params, key, vec![slot])?;
+                    write_rdb_with_crc(rx, &mut e)?;
+                    e.finish()?;
+                }
+                _ => write_rdb_with_crc(rx, &mut w)?,
+            }
+            w.flush()?;
+            Ok(())
+        })
+    });
+    // As Redis's diskless transfer, the slowest replica sets the pace; one
+    // that fails drops out and the others go on.
+    while let Some(c) = chunks.recv().await {
+        let c = bytes::Bytes::from(c);
+        for out in outs.iter_mut() {
+            if let Some(o) = out {
+                if o.send(SyncMsg::Data(c.clone())).await.is_err() {
+                    *out = None;
+                }
+            }
+        }
+    }
+    let end = match producer.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(e.to_string()),
+    };
+    for o in outs.into_iter().flatten() {
+        let _ = o.send(SyncMsg::End(end.clone())).await;
+    }
 }
 
 /// Streams the replica's buffer to it and reads its REPLCONF ACKs. A

@@ -276,16 +276,22 @@ fn replica_args(keys: &str, port: u16) -> Vec<String> {
     ]
 }
 
+/// No wait for more replicas before a full sync (7.0's default is 5
+/// seconds): the tests that need the delay set it themselves.
+const NO_SYNC_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
+
 fn start_rampart(args: &[String]) -> Result<Rampart> {
     // Two connection threads even on a small machine, so writes from
     // several clients race as they do on a big one.
     let mut a: Vec<&str> = vec!["--io-threads", "2"];
+    a.extend(NO_SYNC_DELAY);
     a.extend(args.iter().map(|s| s.as_str()));
     Rampart::start(&a)
 }
 
 fn start_rampart_in(dir: &Path, args: &[String]) -> Result<Rampart> {
-    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let mut a: Vec<&str> = NO_SYNC_DELAY.to_vec();
+    a.extend(args.iter().map(|s| s.as_str()));
     Rampart::start_in(dir, &a)
 }
 
@@ -587,7 +593,7 @@ fn rampart_replica_of_redis_keeps_its_disk_encrypted() -> Result<()> {
 
 #[test]
 fn redis_replica_of_rampart_is_refused_unless_allowed() -> Result<()> {
-    let primary = Rampart::start(&["--save", ""])?;
+    let primary = Rampart::start(&["--save", "", NO_SYNC_DELAY[0], NO_SYNC_DELAY[1]])?;
     let mut c = primary.redis_conn()?;
     populate(&mut c, "x", 100)?;
     let port = primary.port().to_string();
@@ -821,7 +827,14 @@ fn shutdown_with_a_lagging_replica(s: &mut ServerProcess) -> Result<Vec<String>>
 fn shutdown_waits_for_lagging_replicas_as_redis_does() -> Result<()> {
     let mut redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
     let want = shutdown_with_a_lagging_replica(&mut redis)?;
-    let mut rampart = Rampart::start(&["--save", "", "--repl-allow-plaintext-sync", "yes"])?;
+    let mut rampart = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
     let got = shutdown_with_a_lagging_replica(&mut rampart)?;
     assert_eq!(got, want, "rampart's log:\n{}", rampart.log());
     assert_eq!(want[0], "-ERR No shutdown in progress.\r\n");
@@ -996,7 +1009,14 @@ fn a_replica_restarted_from_its_snapshot_continues_with_a_partial_resync() -> Re
 #[test]
 fn replica_output_buffer_limits_follow_the_config() -> Result<()> {
     const DROPPED: &str = "scheduled to be closed ASAP for overcoming of output buffer limits.";
-    let primary = Rampart::start(&["--save", "", "--repl-allow-plaintext-sync", "yes"])?;
+    let primary = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
     let mut c = primary.conn()?;
     let slaves = || info_field(&primary, "replication", "connected_slaves");
     let big = "x".repeat(100_000);
@@ -1059,5 +1079,71 @@ fn replica_output_buffer_limits_follow_the_config() -> Result<()> {
         Ok(slaves()? == "0")
     })?;
     assert_eq!(primary.log().matches(DROPPED).count(), 2);
+    Ok(())
+}
+
+/// Two replicas asking for a full sync read the same transfer: returns
+/// what each got up to its payload, and how long the first waited.
+fn two_replicas_sync(primary: &Rampart) -> Result<(Vec<String>, Duration)> {
+    let t = Instant::now();
+    let a = std::thread::spawn({
+        let port = primary.port();
+        move || fake_replica(port, true)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let _b = fake_replica(primary.port(), true)?;
+    let _a = a
+        .join()
+        .map_err(|_| anyhow::anyhow!("replica thread panicked"))??;
+    let waited = t.elapsed();
+    let starts: Vec<String> = primary
+        .log()
+        .lines()
+        .filter(|l| l.contains("Starting a diskless full sync"))
+        .map(str::to_string)
+        .collect();
+    Ok((starts, waited))
+}
+
+#[test]
+fn diskless_sync_delay_lets_replicas_share_one_transfer() -> Result<()> {
+    // The delay: both replicas arrive within it and share one snapshot.
+    let primary = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "2",
+    ])?;
+    primary
+        .redis_conn()
+        .and_then(|mut c| populate(&mut c, "d", 50))?;
+    let (starts, waited) = two_replicas_sync(&primary)?;
+    assert_eq!(starts.len(), 1, "{}", primary.log());
+    assert!(starts[0].contains("for 2 replica(s)"), "{}", starts[0]);
+    assert!(
+        waited >= Duration::from_millis(1800),
+        "no delay: {waited:?}"
+    );
+    assert!(primary
+        .log()
+        .contains("Delay next BGSAVE for diskless SYNC"));
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    // Enough replicas waiting start the transfer before the delay ends.
+    let primary = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "30",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+    ])?;
+    let (starts, waited) = two_replicas_sync(&primary)?;
+    assert_eq!(starts.len(), 1, "{}", primary.log());
+    assert!(starts[0].contains("for 2 replica(s)"), "{}", starts[0]);
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
     Ok(())
 }

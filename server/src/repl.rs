@@ -1999,6 +1999,92 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_snapshot_never_points_inside_a_transaction() {
+        let r = active();
+        r.replica.store(true, Ordering::Release);
+        let multi = encode_command(&["MULTI"]);
+        let incr = encode_command(&["INCR", "n"]);
+        let exec = encode_command(&["EXEC"]);
+        r.feed_applied(&multi, 3, true);
+        r.feed_applied(&incr, 3, true);
+        let inside = r.save_info().map(|i| (i.offset, i.db));
+        assert_eq!(inside, Some((0, 0)));
+        r.feed_applied(&exec, 3, false);
+        let after = r.save_info().map(|i| (i.offset, i.db));
+        let total = (multi.len() + incr.len() + exec.len()) as u64;
+        assert_eq!(after, Some((total, 3)));
+    }
+
+    #[test]
+    fn save_info_round_trips_through_aux_fields() {
+        let info = SaveInfo {
+            replid: "a".repeat(40),
+            offset: 1234,
+            db: 5,
+        };
+        let aux: Vec<(Vec<u8>, Vec<u8>)> = info
+            .aux()
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+            .collect();
+        assert_eq!(SaveInfo::from_aux(&aux), Some(info));
+        // Redis ignores a position with a malformed id.
+        let mut bad = aux.clone();
+        bad[1].1 = b"short".to_vec();
+        assert_eq!(SaveInfo::from_aux(&bad), None);
+        assert_eq!(SaveInfo::from_aux(&aux[..2]), None);
+    }
+
+    #[test]
+    fn a_restored_primary_accepts_its_old_id_and_deletes_expired_keys() {
+        let r = Repl::new(1 << 20);
+        let old = "b".repeat(40);
+        let info = SaveInfo {
+            replid: old.clone(),
+            offset: 100,
+            db: 0,
+        };
+        r.restore(&info, false, &[(1, b"gone".to_vec())]);
+        let (id, id2, off, second) = r.ids();
+        assert_ne!(id, old);
+        assert_eq!((id2.as_str(), second), (old.as_str(), 101));
+        let dels = [
+            encode_command(&["SELECT", "1"]),
+            encode_command(&["DEL", "gone"]),
+        ]
+        .concat();
+        assert_eq!(off, 100 + dels.len() as u64);
+        let g = r.inner.lock();
+        assert_eq!(g.backlog.as_ref().and_then(|b| b.since(101)), Some(dels));
+    }
+
+    #[test]
+    fn output_limits_drop_at_the_hard_limit_or_after_the_soft_seconds() {
+        let l = ObufLimits::from_config("normal 0 0 0 slave 1000 100 2 pubsub 1 1 1");
+        assert_eq!(
+            l,
+            Some(ObufLimits {
+                hard: 1000,
+                soft: 100,
+                soft_secs: 2
+            })
+        );
+        let l = l.unwrap_or(ObufLimits {
+            hard: 0,
+            soft: 0,
+            soft_secs: 0,
+        });
+        let since = AtomicU64::new(0);
+        assert!(l.exceeded(1000, &since, 10));
+        assert!(!l.exceeded(150, &since, 10));
+        assert!(!l.exceeded(150, &since, 12));
+        assert!(l.exceeded(150, &since, 13));
+        // Back under the soft limit: the clock starts again.
+        assert!(!l.exceeded(50, &since, 14));
+        assert!(!l.exceeded(150, &since, 20));
+    }
+
+    #[test]
     fn promotion_keeps_the_old_id_valid_up_to_the_offset() {
         let r = active();
         r.propagate(0, &[b"SET", b"k", b"v"]);

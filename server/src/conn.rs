@@ -113,7 +113,7 @@ async fn serve(
             };
             match parser.next(&mut buf, limits) {
                 Ok(Some(args)) => {
-                    wait_if_paused(srv, &args).await;
+                    wait_if_paused(srv, &args, client).await;
                     execute(srv, client, args, &mut out);
                     if out.proto != client.proto {
                         out.proto = client.proto;
@@ -285,11 +285,20 @@ async fn flush(srv: &Server, stream: &mut TcpStream, out: &mut Out) -> std::io::
 /// CLIENT PAUSE: hold the command until the pause ends (writes only, or
 /// every command, depending on the mode); a shutdown waiting for replicas
 /// holds writes the same way.
-async fn wait_if_paused(srv: &Server, args: &[bytes::Bytes]) {
+async fn wait_if_paused(srv: &Server, args: &[bytes::Bytes], client: &Client) {
+    let writes = |id: usize| {
+        let s = srv.commands.spec(id);
+        s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE)
+    };
+    // EXEC counts as a write when its transaction holds one, as in Redis.
     let is_write = || {
         srv.commands.top(&args[0]).is_some_and(|id| {
-            let s = srv.commands.spec(id);
-            s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE)
+            writes(id)
+                || (srv.commands.spec(id).name == "exec"
+                    && client
+                        .multi
+                        .as_ref()
+                        .is_some_and(|q| q.iter().any(|(id, _)| writes(*id))))
         })
     };
     loop {

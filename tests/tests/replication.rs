@@ -781,13 +781,20 @@ fn shutdown_with_a_lagging_replica(s: &mut ServerProcess) -> Result<Vec<String>>
     c.cmd(&["DISCARD"])?;
     let _replica = fake_lagging_replica(s.port())?;
     say(&c.cmd(&["SET", "k", "v"])?);
+    let mut tx = s.conn()?;
+    tx.cmd(&["MULTI"])?;
+    say(&tx.cmd(&["SET", "k", "tx"])?);
     // The replica never acknowledges that SET: SHUTDOWN waits.
     let mut first = s.conn()?;
     first.send(&["SHUTDOWN"])?;
+    // Commands from older connections read in the same event-loop turn
+    // could run before it in Redis: let it begin first.
+    std::thread::sleep(Duration::from_millis(300));
     let mut second = s.conn()?;
     second.send(&["SHUTDOWN", "NOSAVE", "NOW"])?;
     let mut writer = s.conn()?;
     writer.send(&["SET", "k", "during"])?;
+    tx.send(&["EXEC"])?;
     let quiet = Duration::from_millis(700);
     say(format!("shutdown replied: {:?}", replied_within(&mut first, quiet)?).as_bytes());
     say(format!(
@@ -795,11 +802,17 @@ fn shutdown_with_a_lagging_replica(s: &mut ServerProcess) -> Result<Vec<String>>
         replied_within(&mut writer, quiet)?.is_some()
     )
     .as_bytes());
+    say(format!(
+        "exec replied: {:?}",
+        replied_within(&mut tx, quiet)?.is_some()
+    )
+    .as_bytes());
     say(&c.cmd(&["GET", "k"])?);
     say(&c.cmd(&["SHUTDOWN", "ABORT"])?);
     say(&first.read_reply()?);
     say(&second.read_reply()?);
     say(&writer.read_reply()?);
+    say(&tx.read_reply()?);
     say(&c.cmd(&["SHUTDOWN", "ABORT"])?);
     // Now let the timeout end it: the server exits without answering.
     say(&c.cmd(&["CONFIG", "SET", "shutdown-timeout", "1"])?);

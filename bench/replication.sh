@@ -59,7 +59,7 @@ start() { # kind name -> prints the port; extra args follow
     mkdir -p "$tmp/$name"
     if [ "$kind" = rampart ]; then
         bin=$RAMPART
-        set -- "$@" --kms-key-file "$tmp/keyring.json"
+        set -- "$@" --kms-key-file "$tmp/keyring.json" --repl-diskless-sync-delay 0
     else
         bin=redis-server
         set -- "$@" --appendonly no --repl-diskless-sync yes --repl-diskless-sync-delay 0

@@ -41,6 +41,9 @@ pub struct Client {
     pub handoff: Option<crate::repl::Handoff>,
     /// The link to our primary: its writes pass replica-read-only.
     pub is_master: bool,
+    /// On the link to our primary: the exact bytes of the command being
+    /// applied, fed to this server's own stream once it is applied.
+    pub master_feed: Option<Bytes>,
 }
 
 /// A pending blocked command.
@@ -70,6 +73,7 @@ impl Client {
             repl: crate::repl::PeerInfo::default(),
             handoff: None,
             is_master: false,
+            master_feed: None,
         }
     }
 }

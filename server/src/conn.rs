@@ -113,7 +113,7 @@ async fn serve(
             };
             match parser.next(&mut buf, limits) {
                 Ok(Some(args)) => {
-                    wait_if_paused(srv, &args).await;
+                    wait_if_paused(srv, &args, client).await;
                     execute(srv, client, args, &mut out);
                     if out.proto != client.proto {
                         out.proto = client.proto;
@@ -283,28 +283,36 @@ async fn flush(srv: &Server, stream: &mut TcpStream, out: &mut Out) -> std::io::
 }
 
 /// CLIENT PAUSE: hold the command until the pause ends (writes only, or
-/// every command, depending on the mode).
-async fn wait_if_paused(srv: &Server, args: &[bytes::Bytes]) {
+/// every command, depending on the mode); a shutdown waiting for replicas
+/// holds writes the same way.
+async fn wait_if_paused(srv: &Server, args: &[bytes::Bytes], client: &Client) {
+    let writes = |id: usize| {
+        let s = srv.commands.spec(id);
+        s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE)
+    };
+    // EXEC counts as a write when its transaction holds one, as in Redis.
+    let is_write = || {
+        srv.commands.top(&args[0]).is_some_and(|id| {
+            writes(id)
+                || (srv.commands.spec(id).name == "exec"
+                    && client
+                        .multi
+                        .as_ref()
+                        .is_some_and(|q| q.iter().any(|(id, _)| writes(*id))))
+        })
+    };
     loop {
         let until = srv.pause.until.load(Ordering::Relaxed);
-        if until == 0 {
-            return;
-        }
         let now = now_ms();
-        if until <= now {
+        let by_client =
+            until > now && (!srv.pause.writes_only.load(Ordering::Relaxed) || is_write());
+        let by_shutdown = srv.pause.shutdown.load(Ordering::Acquire) && is_write();
+        if !by_client && !by_shutdown {
             return;
         }
-        if srv.pause.writes_only.load(Ordering::Relaxed) {
-            let write = srv.commands.top(&args[0]).is_some_and(|id| {
-                let s = srv.commands.spec(id);
-                s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE)
-            });
-            if !write {
-                return;
-            }
-        }
+        let wait = if by_client { until - now } else { 100 };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(until - now)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             _ = srv.pause.wake.notified() => {}
         }
     }

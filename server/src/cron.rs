@@ -23,7 +23,11 @@ pub async fn run(srv: Arc<Server>) {
         crate::persist::cron(&srv);
         // Replicas never expire keys themselves: they wait for the
         // primary's DEL (DESIGN.md).
-        if srv.active_expire.load(Ordering::Relaxed) && !srv.repl.is_replica() {
+        // Paused writes (CLIENT PAUSE, a shutdown waiting for replicas) pause
+        // expiry too, as in Redis: its DELs would move the offset replicas
+        // are catching up to.
+        let paused = srv.pause.paused() || srv.pause.shutdown.load(Ordering::Acquire);
+        if srv.active_expire.load(Ordering::Relaxed) && !srv.repl.is_replica() && !paused {
             // The sweep can wait on shards a snapshot or full sync is
             // serializing: step off the worker so the connections it would
             // otherwise starve (and the I/O driver) keep running.

@@ -253,6 +253,9 @@ pub fn call(
         srv.hooks.stream.propagate(c.db, &argv);
     }
     c.handle.last_cmd.store(id + 1, Ordering::Relaxed);
+    if c.is_master {
+        crate::repl::applied(srv, c);
+    }
     if excl.is_some() {
         if srv.hooks.blocked.count() > 0 {
             crate::blocking::serve_ready(srv, now);

@@ -21,6 +21,7 @@ pub mod persist;
 pub mod pqsort;
 pub mod repl;
 pub mod resp;
+pub mod shutdown;
 pub mod state;
 pub mod testkit;
 

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rampart_server::config::{split_command_line, Config};
 use rampart_server::state::Server;
@@ -223,26 +224,66 @@ async fn run(
     rampart_server::repl::start(&srv);
     tracing::info!("Ready to accept connections tcp");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // Redis's serverCron checks an initiated shutdown 10 times a second.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("Received SIGTERM scheduling shutdown..."),
-            _ = tokio::signal::ctrl_c() => tracing::info!("Received SIGINT scheduling shutdown..."),
-            _ = srv.shutdown.notified() => {}
-        }
-        if srv.persist.is_saved_for_shutdown() {
+        // SHUTDOWN may have finished while this task was busy.
+        if srv.shutdown_ctl.finished() {
             break;
         }
-        let s = srv.clone();
-        let saved = tokio::task::spawn_blocking(move || {
-            let _gate = s.keyspace.exclusive();
-            rampart_server::persist::shutdown_save(&s, false, false)
-        })
-        .await?;
-        match saved {
-            Ok(()) => break,
-            // As Redis: a server that cannot save its data does not exit
-            // on a signal (SHUTDOWN NOSAVE or a working disk/key ends it).
-            Err(e) => tracing::warn!("Error trying to save the DB, can't exit: {e}"),
+        let waiting = srv.shutdown_ctl.in_progress();
+        let signal = tokio::select! {
+            _ = term.recv() => {
+                tracing::warn!("Received SIGTERM scheduling shutdown...");
+                Some("shutdown-on-sigterm")
+            }
+            _ = int.recv() => {
+                if srv.shutdown_ctl.signal() {
+                    // As Redis: a second SIGINT means "now", without saving.
+                    tracing::warn!("You insist... exiting now.");
+                    std::process::exit(1);
+                }
+                tracing::warn!("Received SIGINT scheduling shutdown...");
+                Some("shutdown-on-sigint")
+            }
+            _ = srv.shutdown.notified() => None,
+            _ = srv.shutdown_ctl.wake.notified() => None,
+            _ = tick.tick(), if waiting => None,
+        };
+        if srv.shutdown_ctl.finished() {
+            break;
+        }
+        if let Some(name) = signal {
+            srv.shutdown_ctl.signal();
+            if srv.shutdown_ctl.in_progress() {
+                // Already waiting for replicas: the signal changes nothing.
+                continue;
+            }
+            let flags = rampart_server::shutdown::Flags::from_config(
+                &srv.config.get(name).unwrap_or_default(),
+            );
+            let s = srv.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let _gate = s.keyspace.exclusive();
+                rampart_server::shutdown::prepare(&s, flags, None)
+            })
+            .await?;
+            if done == rampart_server::shutdown::Outcome::Exit {
+                break;
+            }
+            continue;
+        }
+        if srv.shutdown_ctl.in_progress() {
+            let s = srv.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let _gate = s.keyspace.exclusive();
+                rampart_server::shutdown::step(&s)
+            })
+            .await?;
+            if done {
+                break;
+            }
         }
     }
     srv.shutting_down.store(true, Ordering::Relaxed);

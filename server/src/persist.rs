@@ -47,7 +47,6 @@ pub struct Persist {
     last_try_ms: AtomicU64,
     loaded_keys: AtomicU64,
     loaded_expired: AtomicU64,
-    shutdown_saved: AtomicBool,
 }
 
 impl Persist {
@@ -63,16 +62,6 @@ impl Persist {
     /// LASTSAVE: Unix time of the last successful save (or of startup).
     pub fn lastsave(&self) -> u64 {
         self.lastsave.load(Ordering::Relaxed)
-    }
-
-    /// SHUTDOWN did the final save: the exit path must not save again.
-    pub fn saved_for_shutdown(&self) {
-        self.shutdown_saved.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether SHUTDOWN already did the final save.
-    pub fn is_saved_for_shutdown(&self) -> bool {
-        self.shutdown_saved.load(Ordering::Relaxed)
     }
 
     /// Whether a background save runs.
@@ -111,8 +100,12 @@ impl Drop for Ticket {
     }
 }
 
-/// The captured shards, in capture order.
-pub(crate) type Shards = Receiver<Captured>;
+/// The captured shards, in capture order, and the replication position
+/// the snapshot records in its header.
+pub(crate) struct Shards {
+    rx: Receiver<Captured>,
+    repl: Option<crate::repl::SaveInfo>,
+}
 
 /// The snapshot's own pass waits while this many copied shards wait to be
 /// encoded, so copies never pile up beyond a few shards.
@@ -280,10 +273,16 @@ pub(crate) fn write_rdb(
     out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
-    rdb::write_header(&mut head, &[]);
+    let aux = rx.repl.as_ref().map(|r| r.aux());
+    let pairs: Vec<(&str, &[u8])> = aux
+        .iter()
+        .flatten()
+        .map(|(k, v)| (*k, v.as_slice()))
+        .collect();
+    rdb::write_header(&mut head, &pairs);
     out(&head)?;
     let mut buf = Vec::new();
-    for shard in rx {
+    for shard in rx.rx {
         buf.clear();
         shard.encode(&mut buf);
         drop(shard);
@@ -322,18 +321,26 @@ pub(crate) fn run_capture<T: Send + 'static>(
 }
 
 /// Begins a point-in-time capture whose shards arrive, copied but not yet
-/// encoded, on the returned channel. The caller holds the exclusive gate;
-/// `None` while another snapshot runs.
-pub(crate) fn begin_capture(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Shards)> {
+/// encoded, on the returned channel; `repl` goes into its header. The
+/// caller holds the exclusive gate; `None` while another snapshot runs.
+pub(crate) fn begin_capture(
+    srv: &Server,
+    repl: Option<crate::repl::SaveInfo>,
+) -> Option<(rampart_keyspace::Snapshot, Shards)> {
     let (tx, rx) = channel();
+    // A snapshot that records a replication position keeps keys already
+    // expired, as Redis's does: whoever resumes from it deletes them and
+    // sends the DELs down the stream, which a replica continuing from the
+    // same position needs (it never expires keys itself).
+    let now = if repl.is_some() { 0 } else { now_ms() };
     let snap = srv.keyspace.begin_snapshot(
         Arc::new(Chunks {
             tx: Mutex::new(tx),
             queued: Arc::new(AtomicUsize::new(0)),
         }),
-        now_ms(),
+        now,
     )?;
-    Some((snap, rx))
+    Some((snap, Shards { rx, repl }))
 }
 
 /// Takes the snapshot that `begin` started into the file `t` names.
@@ -349,7 +356,7 @@ fn run(
 /// Starts a snapshot. The caller holds the exclusive gate.
 fn begin(srv: &Server) -> Option<(rampart_keyspace::Snapshot, Shards, u64)> {
     let dirty = srv.hooks.dirty.get();
-    let (snap, rx) = begin_capture(srv)?;
+    let (snap, rx) = begin_capture(srv, srv.repl.save_info())?;
     Some((snap, rx, dirty))
 }
 
@@ -536,6 +543,8 @@ struct Loader<'a> {
     loaded: u64,
     expired: u64,
     problem: Option<String>,
+    /// Keys skipped as expired, kept when the caller asked for them.
+    expired_keys: Option<Vec<(usize, Vec<u8>)>>,
 }
 
 impl LoadSink for Loader<'_> {
@@ -561,6 +570,9 @@ impl LoadSink for Loader<'_> {
         }
         if expire_at_ms.is_some_and(|at| at <= self.now) {
             self.expired += 1;
+            if let Some(keys) = &mut self.expired_keys {
+                keys.push((db, key.to_vec()));
+            }
             return Ok(());
         }
         self.ks
@@ -574,6 +586,24 @@ impl LoadSink for Loader<'_> {
 /// Loads the file at `path` (envelope or plain RDB) into the keyspace,
 /// adding to what is there. Returns the number of keys loaded.
 pub(crate) fn load_file(srv: &Server, path: &Path, format: Format) -> anyhow::Result<u64> {
+    load_file_with(srv, path, format, false).map(|l| l.keys)
+}
+
+/// What [`load_file_with`] read besides the keys.
+pub(crate) struct Loaded {
+    keys: u64,
+    aux: Vec<(Vec<u8>, Vec<u8>)>,
+    expired: Vec<(usize, Vec<u8>)>,
+}
+
+/// [`load_file`], also returning the AUX fields and, with
+/// `keep_expired`, the keys skipped as expired.
+pub(crate) fn load_file_with(
+    srv: &Server,
+    path: &Path,
+    format: Format,
+    keep_expired: bool,
+) -> anyhow::Result<Loaded> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let limits = srv.config.encoding_limits();
@@ -583,6 +613,7 @@ pub(crate) fn load_file(srv: &Server, path: &Path, format: Format) -> anyhow::Re
         loaded: 0,
         expired: 0,
         problem: None,
+        expired_keys: keep_expired.then(Vec::new),
     };
     let start = Instant::now();
     let result = match format {
@@ -607,7 +638,7 @@ pub(crate) fn load_file(srv: &Server, path: &Path, format: Format) -> anyhow::Re
             rdb::load(reader, &limits, &mut loader)
         }
     };
-    result.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let stats = result.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let Some(p) = loader.problem {
         anyhow::bail!("{}: {p}", path.display());
     }
@@ -624,7 +655,22 @@ pub(crate) fn load_file(srv: &Server, path: &Path, format: Format) -> anyhow::Re
         loader.expired,
         start.elapsed().as_secs_f64()
     );
-    Ok(loader.loaded)
+    Ok(Loaded {
+        keys: loader.loaded,
+        aux: stats.aux,
+        expired: loader.expired_keys.unwrap_or_default(),
+    })
+}
+
+/// Whether this server starts as a replica (a valid `replicaof`), which
+/// decides how a snapshot's replication position is taken up.
+fn starts_as_replica(srv: &Server) -> bool {
+    let conf = srv.config.get("replicaof").unwrap_or_default();
+    let mut it = conf.split_whitespace();
+    matches!(
+        (it.next(), it.next().map(str::parse::<u16>)),
+        (Some(_), Some(Ok(_)))
+    )
 }
 
 /// `encryption-at-rest` as configured: the provider kind and key, or `None`.
@@ -740,8 +786,13 @@ pub fn startup(srv: &Server, import: Option<&Path>, set_aside: bool) -> anyhow::
             "{} is a plaintext RDB file inside an encrypted dataset. Move it away, or import it with `rampart-server --import-rdb PATH`.",
             dest.display()
         ),
-        Some(f) => match load_file(srv, &dest, f) {
-            Ok(_) => Ok(()),
+        Some(f) => match load_file_with(srv, &dest, f, true) {
+            Ok(l) => {
+                if let Some(info) = crate::repl::SaveInfo::from_aux(&l.aux) {
+                    srv.repl.restore(&info, starts_as_replica(srv), &l.expired);
+                }
+                Ok(())
+            }
             Err(e) if set_aside => {
                 let aside = dest.with_file_name(format!(
                     "{}.unreadable-{}",

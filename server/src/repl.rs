@@ -82,10 +82,16 @@ pub struct Replica {
     /// Whether the snapshot is being sent (INFO state `send_bulk`).
     pub sending: AtomicBool,
     closed: AtomicBool,
+    /// When its pending output went over the soft limit (Unix seconds,
+    /// 0 = it is under).
+    soft_since: AtomicU64,
+    /// Its CLIENT LIST line, for the log when it is dropped.
+    info: Mutex<String>,
 }
 
 impl Replica {
     fn new(client_id: u64, ip: String, port: i64, pending: Vec<u8>) -> Arc<Replica> {
+        let info = format!("id={client_id} addr={ip}:{port}");
         Arc::new(Replica {
             client_id,
             ip,
@@ -97,7 +103,13 @@ impl Replica {
             online: AtomicBool::new(false),
             sending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            soft_since: AtomicU64::new(0),
+            info: Mutex::new(info),
         })
+    }
+
+    fn describe(&self) -> String {
+        self.info.lock().clone()
     }
 
     fn close(&self) {
@@ -105,7 +117,8 @@ impl Replica {
         self.wake.notify_one();
     }
 
-    fn state(&self) -> &'static str {
+    /// INFO's replica state: `wait_bgsave`, `send_bulk` or `online`.
+    pub fn state(&self) -> &'static str {
         if self.online.load(Ordering::Relaxed) {
             "online"
         } else if self.sending.load(Ordering::Relaxed) {
@@ -138,27 +151,83 @@ struct Inner {
     replicas: Vec<Arc<Replica>>,
     /// When the last replica left (repl-backlog-ttl).
     alone_since: Option<Instant>,
+    /// A replica's offset and its primary's database at the last command
+    /// applied outside a transaction: what a snapshot records, since a
+    /// restart that resumed inside MULTI would apply EXEC alone.
+    safe_offset: u64,
+    safe_db: usize,
+}
+
+/// The replica class of `client-output-buffer-limit`, in bytes and
+/// seconds (0 disables a limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObufLimits {
+    /// Closed at once past this many pending bytes.
+    pub hard: u64,
+    /// Closed when past this many bytes for longer than `soft_secs`.
+    pub soft: u64,
+    /// How long the soft limit may be exceeded.
+    pub soft_secs: u64,
+}
+
+impl ObufLimits {
+    /// The `replica` (`slave`) class of a `client-output-buffer-limit`
+    /// value as the config holds it (`normal 0 0 0 slave 268435456 …`).
+    pub fn from_config(value: &str) -> Option<ObufLimits> {
+        let words: Vec<&str> = value.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| w.eq_ignore_ascii_case("slave") || w.eq_ignore_ascii_case("replica"))?;
+        let num = |i: usize| words.get(at + i)?.parse::<u64>().ok();
+        Some(ObufLimits {
+            hard: num(1)?,
+            soft: num(2)?,
+            soft_secs: num(3)?,
+        })
+    }
+
+    /// Redis's `checkClientOutputBufferLimits`: whether a replica with
+    /// `used` bytes pending must go. `soft_since` (Unix seconds, 0 = under
+    /// the soft limit) is when it went over the soft limit.
+    fn exceeded(&self, used: u64, soft_since: &AtomicU64, now_secs: u64) -> bool {
+        let hard = self.hard > 0 && used >= self.hard;
+        let mut soft = self.soft > 0 && used >= self.soft;
+        if soft {
+            let since = soft_since.load(Ordering::Relaxed);
+            if since == 0 {
+                soft_since.store(now_secs, Ordering::Relaxed);
+                soft = false;
+            } else if now_secs.saturating_sub(since) <= self.soft_secs {
+                soft = false;
+            }
+        } else {
+            soft_since.store(0, Ordering::Relaxed);
+        }
+        hard || soft
+    }
 }
 
 impl Inner {
-    fn feed(&mut self, bytes: &[u8], limit: usize) {
+    fn feed(&mut self, bytes: &[u8], limit: ObufLimits) {
         self.offset += bytes.len() as u64;
         if let Some(b) = &mut self.backlog {
             b.append(bytes);
         }
+        let now_secs = now_ms() / 1000;
         for r in &self.replicas {
+            if r.closed.load(Ordering::Relaxed) {
+                continue;
+            }
             let mut buf = r.buf.lock();
             buf.extend_from_slice(bytes);
-            if limit > 0 && buf.len() > limit {
-                // Redis's client-output-buffer-limit for replicas: a replica
-                // this far behind is dropped and resyncs.
+            if limit.exceeded(buf.len() as u64, &r.soft_since, now_secs) {
+                // A replica this far behind is dropped and resyncs, as
+                // Redis drops it: its buffer would grow without bound.
                 buf.clear();
                 drop(buf);
                 tracing::warn!(
-                    "Client id={} addr={}:{} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                    r.client_id,
-                    r.ip,
-                    r.port
+                    "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    r.describe()
                 );
                 r.close();
                 continue;
@@ -190,6 +259,50 @@ pub struct LinkInfo {
     pub unapplied: u64,
 }
 
+/// The replication position a snapshot records in its `repl-stream-db`,
+/// `repl-id` and `repl-offset` AUX fields (Redis's `rdbSaveInfo`), so a
+/// restart from it can continue with a partial resync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveInfo {
+    /// The replication id the offset belongs to.
+    pub replid: String,
+    /// The offset of the last byte of the stream the snapshot contains.
+    pub offset: u64,
+    /// The database the stream had selected at that offset.
+    pub db: usize,
+}
+
+impl SaveInfo {
+    /// The AUX fields, in the order Redis 7.0 writes them.
+    pub fn aux(&self) -> [(&'static str, Vec<u8>); 3] {
+        [
+            ("repl-stream-db", self.db.to_string().into_bytes()),
+            ("repl-id", self.replid.clone().into_bytes()),
+            ("repl-offset", self.offset.to_string().into_bytes()),
+        ]
+    }
+
+    /// Reads the AUX fields of a loaded snapshot; `None` unless all three
+    /// are there and valid, as Redis 7.0 requires (a 40-character id, an
+    /// offset and a database that are not -1).
+    pub fn from_aux(aux: &[(Vec<u8>, Vec<u8>)]) -> Option<SaveInfo> {
+        let get = |k: &[u8]| {
+            aux.iter()
+                .rev()
+                .find(|(a, _)| a == k)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
+        let replid = get(b"repl-id").filter(|id| id.len() == 40)?;
+        let offset = get(b"repl-offset")?.parse::<u64>().ok()?;
+        let db = get(b"repl-stream-db")?.parse::<usize>().ok()?;
+        Some(SaveInfo {
+            replid: replid.to_string(),
+            offset,
+            db,
+        })
+    }
+}
+
 /// Replication state: the write stream, the attached replicas, and the link
 /// to a primary when this server is a replica.
 pub struct Repl {
@@ -212,11 +325,14 @@ pub struct Repl {
     /// `sync_partial_err`.
     pub sync_partial_err: AtomicU64,
     backlog_size: AtomicU64,
-    output_limit: AtomicU64,
+    /// `client-output-buffer-limit replica <hard> <soft> <seconds>`.
+    obuf: [AtomicU64; 3],
     /// The server itself, for tasks started from command handlers.
     me: std::sync::OnceLock<std::sync::Weak<Server>>,
     /// The last refused replica and when it was logged.
     last_refusal: Mutex<Option<(String, Instant)>>,
+    /// Replicas waiting for a diskless transfer to start.
+    batches: Mutex<Vec<Batch>>,
     /// The database the primary's stream last selected: a partial resync
     /// continues in it (Redis keeps its cached master client for this).
     master_db: std::sync::atomic::AtomicUsize,
@@ -236,6 +352,8 @@ impl Repl {
                 tx: Tx::None,
                 replicas: Vec::new(),
                 alone_since: None,
+                safe_offset: 0,
+                safe_db: 0,
             }),
             active: AtomicBool::new(false),
             replica: AtomicBool::new(false),
@@ -247,9 +365,14 @@ impl Repl {
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
             backlog_size: AtomicU64::new(backlog_size.max(16 * 1024)),
-            output_limit: AtomicU64::new(256 << 20),
+            obuf: [
+                AtomicU64::new(256 << 20),
+                AtomicU64::new(64 << 20),
+                AtomicU64::new(60),
+            ],
             me: std::sync::OnceLock::new(),
             last_refusal: Mutex::new(None),
+            batches: Mutex::new(Vec::new()),
             master_db: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -278,6 +401,68 @@ impl Repl {
     /// master_repl_offset.
     pub fn offset(&self) -> u64 {
         self.inner.lock().offset
+    }
+
+    /// What a snapshot begun now records about replication (Redis's
+    /// `rdbPopulateSaveInfo`): a primary's id, offset and selected database
+    /// once it has a backlog, a replica's primary's; `None` for a primary
+    /// that never had replicas. Called under the exclusive gate, so the
+    /// offset matches the snapshot's contents.
+    pub fn save_info(&self) -> Option<SaveInfo> {
+        let g = self.inner.lock();
+        if self.is_replica() {
+            return Some(SaveInfo {
+                replid: g.replid.clone(),
+                offset: g.safe_offset,
+                db: g.safe_db,
+            });
+        }
+        g.backlog.as_ref()?;
+        Some(SaveInfo {
+            replid: g.replid.clone(),
+            offset: g.offset,
+            // No SELECT since the backlog began: the next write sends one,
+            // so any database will do (Redis writes 0 too).
+            db: g.db.unwrap_or(0),
+        })
+    }
+
+    /// At startup, after loading this server's own snapshot: takes up the
+    /// replication position it recorded, as Redis 7.0's
+    /// `loadDataFromDisk` does. A replica resumes its primary's id and
+    /// offset (so it asks for a partial resync); a primary keeps a fresh id
+    /// but accepts the recorded one as its previous id up to that offset,
+    /// and its backlog starts there with DELs for the keys that expired
+    /// while it was down, so a replica continuing from it drops them too.
+    pub fn restore(&self, info: &SaveInfo, replica: bool, expired: &[(usize, Vec<u8>)]) {
+        let mut g = self.inner.lock();
+        g.offset = info.offset;
+        g.safe_offset = info.offset;
+        g.safe_db = info.db;
+        if replica {
+            g.replid = info.replid.clone();
+            self.master_db.store(info.db, Ordering::Relaxed);
+            tracing::info!(
+                "Restored the replication ID {} and offset {} from the snapshot: a partial resynchronization will be tried",
+                info.replid,
+                info.offset
+            );
+            return;
+        }
+        g.replid2 = info.replid.clone();
+        g.second_offset = info.offset as i64 + 1;
+        self.ensure_backlog(&mut g);
+        g.alone_since = Some(Instant::now());
+        tracing::info!(
+            "Replication ID {} valid up to offset {} restored from the snapshot as the previous ID; new replication ID {}",
+            g.replid2,
+            g.second_offset,
+            g.replid
+        );
+        drop(g);
+        for (db, key) in expired {
+            self.propagate(*db, &[b"DEL", key]);
+        }
     }
 
     /// Attached replicas.
@@ -335,6 +520,22 @@ impl Repl {
         self.active.store(true, Ordering::Release);
     }
 
+    fn obuf_limits(&self) -> ObufLimits {
+        ObufLimits {
+            hard: self.obuf[0].load(Ordering::Relaxed),
+            soft: self.obuf[1].load(Ordering::Relaxed),
+            soft_secs: self.obuf[2].load(Ordering::Relaxed),
+        }
+    }
+
+    /// Applies the replica class of `client-output-buffer-limit` (at
+    /// startup and after CONFIG SET).
+    pub fn set_obuf_limits(&self, l: ObufLimits) {
+        self.obuf[0].store(l.hard, Ordering::Relaxed);
+        self.obuf[1].store(l.soft, Ordering::Relaxed);
+        self.obuf[2].store(l.soft_secs, Ordering::Relaxed);
+    }
+
     /// Sets repl-backlog-size (CONFIG SET).
     pub fn set_backlog_size(&self, size: u64) {
         let size = size.max(16 * 1024);
@@ -356,7 +557,7 @@ impl Repl {
         if !self.active() {
             return;
         }
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let limit = self.obuf_limits();
         let mut g = self.inner.lock();
         if g.tx == Tx::Open {
             g.feed(&encode_command(&["EXEC"]), limit);
@@ -365,10 +566,19 @@ impl Repl {
     }
 
     /// A replica appends what it applied from its primary, byte for byte,
-    /// so its own replicas see the primary's offsets (psync2).
-    fn feed_raw(&self, bytes: &[u8]) {
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
-        self.inner.lock().feed(bytes, limit);
+    /// so its own replicas see the primary's offsets (psync2). `db` is the
+    /// primary's selected database after it; `in_multi` whether a
+    /// transaction is open (its offset is not a safe point to resume from).
+    fn feed_applied(&self, bytes: &[u8], db: usize, in_multi: bool) {
+        let limit = self.obuf_limits();
+        let mut g = self.inner.lock();
+        g.feed(bytes, limit);
+        if !in_multi {
+            g.safe_offset = g.offset;
+            g.safe_db = db;
+        }
+        drop(g);
+        self.master_db.store(db, Ordering::Relaxed);
     }
 
     /// REPLCONF GETACK to every replica (WAIT).
@@ -376,7 +586,7 @@ impl Repl {
         if !self.active() || self.is_replica() {
             return;
         }
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let limit = self.obuf_limits();
         let mut g = self.inner.lock();
         if !g.replicas.is_empty() {
             g.feed(&encode_command(&["REPLCONF", "GETACK", "*"]), limit);
@@ -400,6 +610,8 @@ impl Repl {
         g.replid2 = "0".repeat(40);
         g.second_offset = -1;
         g.offset = offset;
+        g.safe_offset = offset;
+        g.safe_db = 0;
         g.backlog = Some(Backlog::new(
             self.backlog_size.load(Ordering::Relaxed) as usize,
             offset,
@@ -424,7 +636,7 @@ impl Repl {
     /// after `repl-backlog-ttl` seconds without replicas.
     fn cron(&self, srv: &Server, tick: u64) {
         let period = srv.config.int("repl-ping-replica-period").max(1) as u64;
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let limit = self.obuf_limits();
         if !self.is_replica() && tick.is_multiple_of(period) {
             let mut g = self.inner.lock();
             if !g.replicas.is_empty() {
@@ -465,7 +677,7 @@ impl Propagate for Repl {
             // A replica's stream is its primary's, fed by `feed_raw`.
             return;
         }
-        let limit = self.output_limit.load(Ordering::Relaxed) as usize;
+        let limit = self.obuf_limits();
         let mut g = self.inner.lock();
         let mut bytes = Vec::new();
         if g.db != Some(db) {
@@ -488,10 +700,23 @@ impl Propagate for Repl {
     }
 }
 
+/// Applies the configuration replication reads from atomics rather than
+/// from the config on every write: at startup and after CONFIG SET.
+pub fn config_changed(srv: &Server) {
+    let v = srv
+        .config
+        .get("client-output-buffer-limit")
+        .unwrap_or_default();
+    if let Some(l) = ObufLimits::from_config(&v) {
+        srv.repl.set_obuf_limits(l);
+    }
+}
+
 /// Starts the replication clock and, with a `replicaof` directive, the link
 /// to the primary. Called once at startup.
 pub fn start(srv: &Arc<Server>) {
     let _ = srv.repl.me.set(Arc::downgrade(srv));
+    config_changed(srv);
     let s = srv.clone();
     tokio::spawn(async move {
         let mut tick = 0u64;
@@ -562,6 +787,8 @@ pub async fn serve_replica(
     }
     if let Handoff::Psync { replid, offset } = &handoff {
         if let Some(r) = try_continue(&srv, client.handle.id, &ip, &peer, replid, *offset, &name) {
+            *r.info.lock() =
+                crate::cmd::connection::client_line(&client.handle, None, &srv.commands);
             let reply = if peer.capa_psync2 {
                 format!("+CONTINUE {}\r\n", srv.repl.ids().0)
             } else {
@@ -610,6 +837,7 @@ pub async fn serve_replica(
         peer.listening_port,
         Vec::new(),
     );
+    *r0.info.lock() = crate::cmd::connection::client_line(&client.handle, None, &srv.commands);
     match full_sync(&srv, &mut stream, r0, &peer, encrypted, psync, &name).await {
         Ok(r) => {
             run_link(&srv, stream, &r, pending).await;
@@ -703,54 +931,71 @@ fn write_rdb_with_crc(rx: crate::persist::Shards, out: &mut dyn Write) -> std::i
     out.write_all(&crc.value().to_le_bytes())
 }
 
+/// What a full-sync transfer sends each replica taking part in it.
+enum SyncMsg {
+    /// The next bytes of the payload (shared by every replica).
+    Data(bytes::Bytes),
+    /// The payload is complete, or could not be produced.
+    End(Result<(), String>),
+}
+
+/// A transfer begun for one replica: where the payload is and what
+/// `+FULLRESYNC` announces.
+struct Started {
+    replid: String,
+    offset: u64,
+    chunks: tokio::sync::mpsc::Receiver<SyncMsg>,
+}
+
+/// Replicas waiting for the same diskless transfer (Redis's
+/// `WAIT_BGSAVE_START` replicas): one snapshot is taken and streamed to
+/// all of them. Replicas share a transfer only when they take the same
+/// payload: encrypted or not, `$EOF:`-framed or not.
+pub(crate) struct Batch {
+    key: (bool, bool),
+    members: Vec<(Arc<Replica>, tokio::sync::oneshot::Sender<Started>)>,
+}
+
 async fn full_sync(
     srv: &Arc<Server>,
     stream: &mut TcpStream,
-    r0: Arc<Replica>,
+    r: Arc<Replica>,
     peer: &PeerInfo,
     encrypted: bool,
     psync: bool,
     name: &str,
 ) -> anyhow::Result<Arc<Replica>> {
-    let protection = if encrypted {
-        let s = srv.clone();
-        Some(tokio::task::spawn_blocking(move || crate::persist::sync_protection(&s)).await??)
-    } else {
-        None
-    };
-    // Begin the snapshot and register the replica at the same instant
-    // (apply lock, then the exclusive gate): every write after it reaches the
-    // replica's buffer, every write before it is in the snapshot.
-    let s = srv.clone();
-    let r = r0.clone();
-    let begun = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        loop {
-            {
-                let _apply = s.repl.apply.lock();
-                let _gate = s.keyspace.exclusive();
-                let mut g = s.repl.inner.lock();
-                s.repl.ensure_backlog(&mut g);
-                if let Some((snap, rx)) = crate::persist::begin_capture(&s) {
-                    // The new replica starts in database 0: the next
-                    // effect must say which database it is for.
-                    g.db = None;
-                    g.replicas.push(r.clone());
-                    g.alone_since = None;
-                    return Ok((snap, rx, g.replid.clone(), g.offset));
-                }
+    let key = (encrypted, peer.capa_eof);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let lead = {
+        let mut batches = srv.repl.batches.lock();
+        match batches.iter_mut().find(|b| b.key == key) {
+            Some(b) => {
+                b.members.push((r.clone(), tx));
+                false
             }
-            // One snapshot at a time: wait for a BGSAVE or another sync.
-            if started.elapsed() > Duration::from_secs(3600) {
-                bail!("timed out waiting for a running snapshot to end");
+            None => {
+                batches.push(Batch {
+                    key,
+                    members: vec![(r.clone(), tx)],
+                });
+                true
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-    })
-    .await??;
-    let (snap, rx, replid, offset) = begun;
-    let r = r0;
-    srv.repl.sync_full.fetch_add(1, Ordering::Relaxed);
+    };
+    if lead {
+        // Its own task: the transfer goes on for the others even if this
+        // replica's link fails.
+        tokio::spawn(run_batch(srv.clone(), key));
+    }
+    let Ok(started) = rx.await else {
+        bail!("the full sync could not start (see the log)");
+    };
+    let Started {
+        replid,
+        offset,
+        mut chunks,
+    } = started;
     let result = async {
         // SYNC (the old protocol) gets the payload with no preamble.
         if psync {
@@ -759,44 +1004,29 @@ async fn full_sync(
                 .await?;
         }
         r.sending.store(true, Ordering::Relaxed);
-        let (tx, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        let ks = srv.keyspace.clone();
-        let producer = tokio::task::spawn_blocking(move || {
-            crate::persist::run_capture(&ks, snap, rx, move |rx| {
-                let mut w = ChanWriter {
-                    tx,
-                    buf: Vec::new(),
-                };
-                match protection {
-                    Some(Protection::Encrypted { params, key, slot }) => {
-                        let mut e = EnvelopeWriter::new(&mut w, &params, key, vec![slot])?;
-                        write_rdb_with_crc(rx, &mut e)?;
-                        e.finish()?;
-                    }
-                    _ => write_rdb_with_crc(rx, &mut w)?,
-                }
-                w.flush()?;
-                Ok(())
-            })
-        });
         let mut sent = 0u64;
+        let mut all = Vec::new();
+        let framing = Framing::new_eof();
         if peer.capa_eof {
-            let framing = Framing::new_eof();
             stream.write_all(&framing.header()).await?;
-            while let Some(c) = chunks.recv().await {
-                stream.write_all(&c).await?;
-                sent += c.len() as u64;
+        }
+        loop {
+            match chunks.recv().await {
+                Some(SyncMsg::Data(c)) if peer.capa_eof => {
+                    stream.write_all(&c).await?;
+                    sent += c.len() as u64;
+                }
+                // An old replica needs the length first: the payload is
+                // held in memory (never in a file) until complete.
+                Some(SyncMsg::Data(c)) => all.extend_from_slice(&c),
+                Some(SyncMsg::End(Ok(()))) => break,
+                Some(SyncMsg::End(Err(e))) => bail!("{e}"),
+                None => bail!("the snapshot for the full sync stopped"),
             }
-            producer.await??;
+        }
+        if peer.capa_eof {
             stream.write_all(framing.trailer()).await?;
         } else {
-            // An old replica needs the length first: the payload is held in
-            // memory (never in a file) until complete.
-            let mut all = Vec::new();
-            while let Some(c) = chunks.recv().await {
-                all.extend_from_slice(&c);
-            }
-            producer.await??;
             stream
                 .write_all(&Framing::Len(all.len() as u64).header())
                 .await?;
@@ -821,6 +1051,163 @@ async fn full_sync(
         return Err(e);
     }
     Ok(r)
+}
+
+/// Runs one diskless transfer: waits `repl-diskless-sync-delay` seconds
+/// for more replicas to join (less once `repl-diskless-sync-max-replicas`
+/// are waiting), then takes one point-in-time snapshot and streams it to
+/// every replica of the batch.
+async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
+    let since = Instant::now();
+    loop {
+        let delay = srv.config.int("repl-diskless-sync-delay").max(0) as u64;
+        let max = srv.config.int("repl-diskless-sync-max-replicas").max(0) as usize;
+        let waiting = srv
+            .repl
+            .batches
+            .lock()
+            .iter()
+            .find(|b| b.key == key)
+            .map_or(0, |b| b.members.len());
+        if since.elapsed() >= Duration::from_secs(delay) || (max > 0 && waiting >= max) {
+            break;
+        }
+        if since.elapsed() < Duration::from_millis(100) {
+            tracing::info!("Delay next BGSAVE for diskless SYNC");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = srv.shutdown.notified() => return,
+        }
+    }
+    let members = {
+        let mut batches = srv.repl.batches.lock();
+        let Some(i) = batches.iter().position(|b| b.key == key) else {
+            return;
+        };
+        batches.swap_remove(i).members
+    };
+    let (encrypted, _) = key;
+    let protection = if encrypted {
+        let s = srv.clone();
+        match tokio::task::spawn_blocking(move || crate::persist::sync_protection(&s)).await {
+            Ok(Ok(p)) => Some(p),
+            Ok(Err(e)) => {
+                tracing::warn!("Full sync: {e:#}");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("Full sync: {e}");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    // Begin the snapshot and register the replicas at the same instant
+    // (apply lock, then the exclusive gate): every write after it reaches
+    // their buffers, every write before it is in the snapshot.
+    let s = srv.clone();
+    let replicas: Vec<Arc<Replica>> = members.iter().map(|(r, _)| r.clone()).collect();
+    let begun = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        loop {
+            {
+                let _apply = s.repl.apply.lock();
+                let _gate = s.keyspace.exclusive();
+                let mut g = s.repl.inner.lock();
+                s.repl.ensure_backlog(&mut g);
+                // The replica stores this stream as its own snapshot: with
+                // the position in it, a restart resumes from there. The
+                // stream selects a database before its next effect.
+                let info = SaveInfo {
+                    replid: g.replid.clone(),
+                    offset: g.offset,
+                    db: 0,
+                };
+                if let Some((snap, rx)) = crate::persist::begin_capture(&s, Some(info)) {
+                    // The new replicas start in database 0: the next
+                    // effect must say which database it is for.
+                    g.db = None;
+                    g.replicas.extend(replicas.iter().cloned());
+                    g.alone_since = None;
+                    return Ok((snap, rx, g.replid.clone(), g.offset));
+                }
+            }
+            // One snapshot at a time: wait for a BGSAVE or another sync.
+            if started.elapsed() > Duration::from_secs(3600) {
+                bail!("timed out waiting for a running snapshot to end");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await;
+    let (snap, rx, replid, offset) = match begun {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return tracing::warn!("Full sync: {e:#}"),
+        Err(e) => return tracing::warn!("Full sync: {e}"),
+    };
+    srv.repl
+        .sync_full
+        .fetch_add(members.len() as u64, Ordering::Relaxed);
+    tracing::info!(
+        "Starting a diskless full sync for {} replica(s) at offset {offset}",
+        members.len()
+    );
+    let mut outs = Vec::new();
+    for (r, tx) in members {
+        let (ctx, crx) = tokio::sync::mpsc::channel(16);
+        let started = Started {
+            replid: replid.clone(),
+            offset,
+            chunks: crx,
+        };
+        if tx.send(started).is_err() {
+            srv.repl.remove(&r);
+            continue;
+        }
+        outs.push(Some(ctx));
+    }
+    let (tx, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let ks = srv.keyspace.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        crate::persist::run_capture(&ks, snap, rx, move |rx| {
+            let mut w = ChanWriter {
+                tx,
+                buf: Vec::new(),
+            };
+            match protection {
+                Some(Protection::Encrypted { params, key, slot }) => {
+                    let mut e = EnvelopeWriter::new(&mut w, &params, key, vec![slot])?;
+                    write_rdb_with_crc(rx, &mut e)?;
+                    e.finish()?;
+                }
+                _ => write_rdb_with_crc(rx, &mut w)?,
+            }
+            w.flush()?;
+            Ok(())
+        })
+    });
+    // As Redis's diskless transfer, the slowest replica sets the pace; one
+    // that fails drops out and the others go on.
+    while let Some(c) = chunks.recv().await {
+        let c = bytes::Bytes::from(c);
+        for out in outs.iter_mut() {
+            if let Some(o) = out {
+                if o.send(SyncMsg::Data(c.clone())).await.is_err() {
+                    *out = None;
+                }
+            }
+        }
+    }
+    let end = match producer.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(e.to_string()),
+    };
+    for o in outs.into_iter().flatten() {
+        let _ = o.send(SyncMsg::End(end.clone())).await;
+    }
 }
 
 /// Streams the replica's buffer to it and reads its REPLCONF ACKs. A
@@ -1396,7 +1783,8 @@ async fn apply_loop(
                         && args[1].eq_ignore_ascii_case(b"getack")
                     {
                         let off = srv.repl.offset().to_string();
-                        srv.repl.feed_raw(&bytes);
+                        srv.repl
+                            .feed_applied(&bytes, client.db, client.multi.is_some());
                         link.send(&["REPLCONF", "ACK", off.as_str()]).await?;
                         continue;
                     }
@@ -1407,9 +1795,13 @@ async fn apply_loop(
                             return Ok(());
                         }
                         let name = String::from_utf8_lossy(&args[0]).into_owned();
+                        // Fed by dispatch while it still holds the gate, so
+                        // no snapshot sees the command applied but not
+                        // counted; here only when no command ran (queued,
+                        // rejected).
+                        client.master_feed = Some(bytes.freeze());
                         crate::dispatch::execute(srv, client, args, &mut out);
-                        srv.repl.feed_raw(&bytes);
-                        srv.repl.master_db.store(client.db, Ordering::Relaxed);
+                        applied(srv, client);
                         if out.last_error.is_some() {
                             // As Redis 7.0 does: this replica now differs
                             // from its primary, which must be visible.
@@ -1443,6 +1835,15 @@ async fn apply_loop(
                 link.send(&["REPLCONF", "ACK", off.as_str()]).await?;
             }
         }
+    }
+}
+
+/// Feeds the primary's command the replica just applied to this server's
+/// own stream (see [`Repl::feed_applied`]). Called by dispatch before it
+/// releases the gate.
+pub fn applied(srv: &Server, c: &mut Client) {
+    if let Some(bytes) = c.master_feed.take() {
+        srv.repl.feed_applied(&bytes, c.db, c.multi.is_some());
     }
 }
 
@@ -1595,6 +1996,92 @@ mod tests {
         ]
         .concat();
         assert_eq!(stream_of(&r), want);
+    }
+
+    #[test]
+    fn a_replica_snapshot_never_points_inside_a_transaction() {
+        let r = active();
+        r.replica.store(true, Ordering::Release);
+        let multi = encode_command(&["MULTI"]);
+        let incr = encode_command(&["INCR", "n"]);
+        let exec = encode_command(&["EXEC"]);
+        r.feed_applied(&multi, 3, true);
+        r.feed_applied(&incr, 3, true);
+        let inside = r.save_info().map(|i| (i.offset, i.db));
+        assert_eq!(inside, Some((0, 0)));
+        r.feed_applied(&exec, 3, false);
+        let after = r.save_info().map(|i| (i.offset, i.db));
+        let total = (multi.len() + incr.len() + exec.len()) as u64;
+        assert_eq!(after, Some((total, 3)));
+    }
+
+    #[test]
+    fn save_info_round_trips_through_aux_fields() {
+        let info = SaveInfo {
+            replid: "a".repeat(40),
+            offset: 1234,
+            db: 5,
+        };
+        let aux: Vec<(Vec<u8>, Vec<u8>)> = info
+            .aux()
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
+            .collect();
+        assert_eq!(SaveInfo::from_aux(&aux), Some(info));
+        // Redis ignores a position with a malformed id.
+        let mut bad = aux.clone();
+        bad[1].1 = b"short".to_vec();
+        assert_eq!(SaveInfo::from_aux(&bad), None);
+        assert_eq!(SaveInfo::from_aux(&aux[..2]), None);
+    }
+
+    #[test]
+    fn a_restored_primary_accepts_its_old_id_and_deletes_expired_keys() {
+        let r = Repl::new(1 << 20);
+        let old = "b".repeat(40);
+        let info = SaveInfo {
+            replid: old.clone(),
+            offset: 100,
+            db: 0,
+        };
+        r.restore(&info, false, &[(1, b"gone".to_vec())]);
+        let (id, id2, off, second) = r.ids();
+        assert_ne!(id, old);
+        assert_eq!((id2.as_str(), second), (old.as_str(), 101));
+        let dels = [
+            encode_command(&["SELECT", "1"]),
+            encode_command(&["DEL", "gone"]),
+        ]
+        .concat();
+        assert_eq!(off, 100 + dels.len() as u64);
+        let g = r.inner.lock();
+        assert_eq!(g.backlog.as_ref().and_then(|b| b.since(101)), Some(dels));
+    }
+
+    #[test]
+    fn output_limits_drop_at_the_hard_limit_or_after_the_soft_seconds() {
+        let l = ObufLimits::from_config("normal 0 0 0 slave 1000 100 2 pubsub 1 1 1");
+        assert_eq!(
+            l,
+            Some(ObufLimits {
+                hard: 1000,
+                soft: 100,
+                soft_secs: 2
+            })
+        );
+        let l = l.unwrap_or(ObufLimits {
+            hard: 0,
+            soft: 0,
+            soft_secs: 0,
+        });
+        let since = AtomicU64::new(0);
+        assert!(l.exceeded(1000, &since, 10));
+        assert!(!l.exceeded(150, &since, 10));
+        assert!(!l.exceeded(150, &since, 12));
+        assert!(l.exceeded(150, &since, 13));
+        // Back under the soft limit: the clock starts again.
+        assert!(!l.exceeded(50, &since, 14));
+        assert!(!l.exceeded(150, &since, 20));
     }
 
     #[test]

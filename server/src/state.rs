@@ -428,6 +428,17 @@ pub struct Pause {
     pub writes_only: AtomicBool,
     /// Wakes paused clients on CLIENT UNPAUSE.
     pub wake: tokio::sync::Notify,
+    /// Writes wait while a shutdown waits for replicas (Redis's
+    /// PAUSE_DURING_SHUTDOWN, apart from CLIENT PAUSE: CLIENT UNPAUSE does
+    /// not end it).
+    pub shutdown: AtomicBool,
+}
+
+impl Pause {
+    /// Whether CLIENT PAUSE is in effect.
+    pub fn paused(&self) -> bool {
+        self.until.load(Ordering::Relaxed) > now_ms()
+    }
 }
 
 /// Everything the connections share.
@@ -458,6 +469,8 @@ pub struct Server {
     pub shutdown: tokio::sync::Notify,
     /// Shutdown requested (checked by the accept loop).
     pub shutting_down: AtomicBool,
+    /// SHUTDOWN and signals: an initiated shutdown waiting for replicas.
+    pub shutdown_ctl: crate::shutdown::Control,
     /// Average TTL estimate per db from active expiry (INFO keyspace).
     pub avg_ttl: Mutex<Vec<u64>>,
     /// The at-rest key provider (`None` with `encryption-at-rest no`).
@@ -502,6 +515,7 @@ impl Server {
             active_expire: AtomicBool::new(true),
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
+            shutdown_ctl: crate::shutdown::Control::default(),
             avg_ttl: Mutex::new(vec![0; databases]),
             keys: None,
             persist: Arc::new(crate::persist::Persist::new()),

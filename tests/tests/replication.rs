@@ -276,16 +276,22 @@ fn replica_args(keys: &str, port: u16) -> Vec<String> {
     ]
 }
 
+/// No wait for more replicas before a full sync (7.0's default is 5
+/// seconds): the tests that need the delay set it themselves.
+const NO_SYNC_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
+
 fn start_rampart(args: &[String]) -> Result<Rampart> {
     // Two connection threads even on a small machine, so writes from
     // several clients race as they do on a big one.
     let mut a: Vec<&str> = vec!["--io-threads", "2"];
+    a.extend(NO_SYNC_DELAY);
     a.extend(args.iter().map(|s| s.as_str()));
     Rampart::start(&a)
 }
 
 fn start_rampart_in(dir: &Path, args: &[String]) -> Result<Rampart> {
-    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let mut a: Vec<&str> = NO_SYNC_DELAY.to_vec();
+    a.extend(args.iter().map(|s| s.as_str()));
     Rampart::start_in(dir, &a)
 }
 
@@ -587,7 +593,7 @@ fn rampart_replica_of_redis_keeps_its_disk_encrypted() -> Result<()> {
 
 #[test]
 fn redis_replica_of_rampart_is_refused_unless_allowed() -> Result<()> {
-    let primary = Rampart::start(&["--save", ""])?;
+    let primary = Rampart::start(&["--save", "", NO_SYNC_DELAY[0], NO_SYNC_DELAY[1]])?;
     let mut c = primary.redis_conn()?;
     populate(&mut c, "x", 100)?;
     let port = primary.port().to_string();
@@ -694,5 +700,463 @@ fn min_replicas_stale_data_and_wait() -> Result<()> {
     assert!(role.starts_with("*5\r\n$5\r\nslave\r\n"), "{role}");
     assert_eq!(rc.cmd(&["REPLICAOF", "NO", "ONE"])?, b"+OK\r\n");
     assert_eq!(rc.cmd(&["GET", "k"])?, b"$1\r\nv\r\n");
+    Ok(())
+}
+
+/// A replica of our own on a raw socket: it takes the full sync, sends one
+/// `REPLCONF ACK 0` so the primary counts it online, and never acknowledges
+/// anything after that, so the primary always sees it lagging.
+fn fake_lagging_replica(port: u16) -> Result<TcpStream> {
+    fake_replica(port, true)
+}
+
+/// [`fake_lagging_replica`]; without `ack` it never acknowledges the full
+/// sync, so the primary keeps everything for it in its output buffer.
+fn fake_replica(port: u16, ack: bool) -> Result<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = [0u8; 65536];
+    for c in [
+        &["REPLCONF", "listening-port", "4321"][..],
+        &["REPLCONF", "capa", "eof", "capa", "psync2"][..],
+    ] {
+        s.write_all(&rampart_tests::encode_command(c))?;
+        let n = s.read(&mut buf)?;
+        if &buf[..n] != b"+OK\r\n" {
+            bail!("{c:?}: {}", String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    s.write_all(&rampart_tests::encode_command(&["PSYNC", "?", "-1"]))?;
+    // Up to the end of the `$EOF:<mark>`-framed payload: the mark twice.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            bail!(
+                "the primary closed the link: {}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        got.extend_from_slice(&buf[..n]);
+        if let Some(at) = got.windows(5).position(|w| w == b"$EOF:") {
+            if let Some(mark) = got.get(at + 5..at + 45) {
+                let mark = mark.to_vec();
+                if got[at + 45..].windows(40).any(|w| w == mark) {
+                    break;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no full sync payload");
+        }
+    }
+    if ack {
+        s.write_all(&rampart_tests::encode_command(&["REPLCONF", "ACK", "0"]))?;
+    }
+    Ok(s)
+}
+
+/// Whether a reply arrives on `c` within `wait`.
+fn replied_within(c: &mut rampart_tests::RawConn, wait: Duration) -> Result<Option<Vec<u8>>> {
+    c.set_read_timeout(wait)?;
+    let r = c.read_reply().ok();
+    c.set_read_timeout(rampart_tests::REPLY_TIMEOUT)?;
+    Ok(r)
+}
+
+/// SHUTDOWN with a lagging replica, run against a server: the replies (and
+/// whether one came) in order.
+fn shutdown_with_a_lagging_replica(s: &mut ServerProcess) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut c = s.conn()?;
+    let mut say = |r: &[u8]| out.push(String::from_utf8_lossy(r).into_owned());
+    say(&c.cmd(&["SHUTDOWN", "ABORT"])?);
+    say(&c.cmd(&["SHUTDOWN", "ABORT", "ABORT"])?);
+    say(&c.cmd(&["SHUTDOWN", "ABORT", "NOSAVE"])?);
+    say(&c.cmd(&["SHUTDOWN", "SAVE", "NOSAVE"])?);
+    say(&c.cmd(&["SHUTDOWN", "LATER"])?);
+    c.cmd(&["MULTI"])?;
+    say(&c.cmd(&["SHUTDOWN"])?);
+    c.cmd(&["DISCARD"])?;
+    let _replica = fake_lagging_replica(s.port())?;
+    say(&c.cmd(&["SET", "k", "v"])?);
+    let mut tx = s.conn()?;
+    tx.cmd(&["MULTI"])?;
+    say(&tx.cmd(&["SET", "k", "tx"])?);
+    // The replica never acknowledges that SET: SHUTDOWN waits.
+    let mut first = s.conn()?;
+    first.send(&["SHUTDOWN"])?;
+    // Commands from older connections read in the same event-loop turn
+    // could run before it in Redis: let it begin first.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut second = s.conn()?;
+    second.send(&["SHUTDOWN", "NOSAVE", "NOW"])?;
+    let mut writer = s.conn()?;
+    writer.send(&["SET", "k", "during"])?;
+    tx.send(&["EXEC"])?;
+    let quiet = Duration::from_millis(700);
+    say(format!("shutdown replied: {:?}", replied_within(&mut first, quiet)?).as_bytes());
+    say(format!(
+        "write replied: {:?}",
+        replied_within(&mut writer, quiet)?.is_some()
+    )
+    .as_bytes());
+    say(format!(
+        "exec replied: {:?}",
+        replied_within(&mut tx, quiet)?.is_some()
+    )
+    .as_bytes());
+    say(&c.cmd(&["GET", "k"])?);
+    say(&c.cmd(&["SHUTDOWN", "ABORT"])?);
+    say(&first.read_reply()?);
+    say(&second.read_reply()?);
+    say(&writer.read_reply()?);
+    say(&tx.read_reply()?);
+    say(&c.cmd(&["SHUTDOWN", "ABORT"])?);
+    // Now let the timeout end it: the server exits without answering.
+    say(&c.cmd(&["CONFIG", "SET", "shutdown-timeout", "1"])?);
+    say(&c.cmd(&["SET", "k", "last"])?);
+    let started = Instant::now();
+    let (reply, closed) = {
+        c.send(&["SHUTDOWN"])?;
+        c.read_until_close(Duration::from_secs(15))?
+    };
+    say(format!(
+        "final: {:?} closed={closed}",
+        String::from_utf8_lossy(&reply)
+    )
+    .as_bytes());
+    let status = s.wait_exit(Duration::from_secs(10))?;
+    say(format!("exited={}", status.is_some_and(|st| st.success())).as_bytes());
+    let waited = started.elapsed();
+    if waited < Duration::from_millis(900) {
+        bail!("exited after {waited:?}, before shutdown-timeout");
+    }
+    Ok(out)
+}
+
+#[test]
+fn shutdown_waits_for_lagging_replicas_as_redis_does() -> Result<()> {
+    let mut redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let want = shutdown_with_a_lagging_replica(&mut redis)?;
+    let mut rampart = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    let got = shutdown_with_a_lagging_replica(&mut rampart)?;
+    assert_eq!(got, want, "rampart's log:\n{}", rampart.log());
+    assert_eq!(want[0], "-ERR No shutdown in progress.\r\n");
+    assert!(want.contains(&"-ERR Errors trying to SHUTDOWN. Check logs.\r\n".to_string()));
+    let log = rampart.log();
+    assert!(
+        log.contains("Waiting for replicas before shutting down."),
+        "{log}"
+    );
+    assert!(log.contains("Shutdown manually aborted."), "{log}");
+    assert!(
+        log.contains("Lagging replica 127.0.0.1:4321 reported offset"),
+        "{log}"
+    );
+    assert!(
+        log.contains("0 of 1 replicas are in sync when shutting down."),
+        "{log}"
+    );
+    Ok(())
+}
+
+/// Sends `sig` (STOP, CONT, TERM) to a process this test started.
+fn signal(pid: u32, sig: &str) -> Result<()> {
+    let st = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    if !st.success() {
+        bail!("kill -{sig} {pid} failed");
+    }
+    Ok(())
+}
+
+#[test]
+fn sigterm_and_shutdown_wait_until_replicas_caught_up() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    for via_signal in [true, false] {
+        let mut primary = start_rampart(&[
+            "--kms-key-file".into(),
+            k.clone(),
+            "--save".into(),
+            "".into(),
+        ])?;
+        let mut c = primary.redis_conn()?;
+        populate(&mut c, "s", 50)?;
+        let replica = start_rampart(&replica_args(&k, primary.port()))?;
+        assert_converged(&primary, &replica)?;
+        // A frozen replica cannot acknowledge the last write.
+        signal(replica.pid(), "STOP")?;
+        cmd(&mut c, &["SET", "the-last-write", "1"])?;
+        let mut sc = primary.conn()?;
+        if via_signal {
+            signal(primary.pid(), "TERM")?;
+        } else {
+            sc.send(&["SHUTDOWN"])?;
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        let still_up = primary.is_running();
+        signal(replica.pid(), "CONT")?;
+        assert!(still_up, "the primary exited before its replica caught up");
+        let status = primary.wait_exit(Duration::from_secs(10))?;
+        assert!(
+            status.is_some(),
+            "the primary did not exit once the replica caught up"
+        );
+        let log = primary.log();
+        assert!(
+            log.contains("1 of 1 replicas are in sync when shutting down."),
+            "{log}"
+        );
+        let mut rc = replica.conn()?;
+        assert_eq!(rc.cmd(&["GET", "the-last-write"])?, b"$1\r\n1\r\n");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_primary_restarted_from_its_snapshot_continues_its_replica() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let pdir = tempfile::tempdir()?;
+    let pargs = vec![
+        "--kms-key-file".to_string(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ];
+    let mut primary = start_rampart_in(pdir.path(), &pargs)?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "a", 100)?;
+    let replica = start_rampart(&replica_args(&k, primary.port()))?;
+    assert_converged(&primary, &replica)?;
+    // Expires while the primary is down: saved, then deleted at load.
+    let ttl = Duration::from_millis(3000);
+    let set_at = Instant::now();
+    cmd(&mut c, &["SET", "gone-while-down", "x", "PX", "3000"])?;
+    assert_converged(&primary, &replica)?;
+    let replid = info_field(&primary, "replication", "master_replid")?;
+    let mut sc = primary.conn()?;
+    sc.send(&["SHUTDOWN", "SAVE"])?;
+    primary
+        .wait_exit(Duration::from_secs(20))?
+        .context("the primary did not exit")?;
+    drop(primary);
+    // SHUTDOWN waited for the replica: it has the primary's last offset.
+    let offset: u64 = info_field(&replica, "replication", "slave_repl_offset")?.parse()?;
+    std::thread::sleep(
+        (set_at + ttl + Duration::from_millis(200)).saturating_duration_since(Instant::now()),
+    );
+    let primary = start_rampart_in(pdir.path(), &pargs)?;
+    // As Redis 7.0: a new id, the saved one valid up to the saved offset.
+    assert_eq!(
+        info_field(&primary, "replication", "master_replid2")?,
+        replid
+    );
+    assert_eq!(
+        info_field(&primary, "replication", "second_repl_offset")?,
+        (offset + 1).to_string()
+    );
+    let mut rc = replica.redis_conn()?;
+    cmd(
+        &mut rc,
+        &["REPLICAOF", "127.0.0.1", &primary.port().to_string()],
+    )?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "b", 20)?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_partial_ok")?, "1");
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "0");
+    // The key that expired while the primary was down reached the replica
+    // as a DEL from the restarted primary's backlog.
+    let mut pc = primary.conn()?;
+    let mut rcn = replica.conn()?;
+    assert_eq!(pc.cmd(&["DBSIZE"])?, rcn.cmd(&["DBSIZE"])?);
+    Ok(())
+}
+
+#[test]
+fn a_replica_restarted_from_its_snapshot_continues_with_a_partial_resync() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "a", 100)?;
+    let rdir = tempfile::tempdir()?;
+    let rargs = replica_args(&k, primary.port());
+    let mut replica = start_rampart_in(rdir.path(), &rargs)?;
+    assert_converged(&primary, &replica)?;
+    let mut sc = replica.conn()?;
+    sc.send(&["SHUTDOWN", "SAVE"])?;
+    replica
+        .wait_exit(Duration::from_secs(20))?
+        .context("the replica did not exit")?;
+    drop(replica);
+    populate(&mut c, "c", 20)?;
+    let replica = start_rampart_in(rdir.path(), &rargs)?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "1");
+    assert_eq!(info_field(&primary, "stats", "sync_partial_ok")?, "1");
+    assert!(replica
+        .log()
+        .contains("Successful partial resynchronization"));
+    Ok(())
+}
+
+#[test]
+fn replica_output_buffer_limits_follow_the_config() -> Result<()> {
+    const DROPPED: &str = "scheduled to be closed ASAP for overcoming of output buffer limits.";
+    let primary = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    let mut c = primary.conn()?;
+    let slaves = || info_field(&primary, "replication", "connected_slaves");
+    let big = "x".repeat(100_000);
+    // The hard limit, set at runtime.
+    assert_eq!(
+        c.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 1mb 0 0"
+        ])?,
+        b"+OK\r\n"
+    );
+    let _r1 = fake_replica(primary.port(), false)?;
+    wait_for("the replica", Duration::from_secs(10), || {
+        Ok(slaves()? == "1")
+    })?;
+    for i in 0..8 {
+        c.cmd(&["SET", &format!("big:{i}"), &big])?;
+    }
+    assert_eq!(slaves()?, "1", "dropped below the hard limit");
+    for i in 8..12 {
+        c.cmd(&["SET", &format!("big:{i}"), &big])?;
+    }
+    wait_for("the hard limit", Duration::from_secs(10), || {
+        Ok(slaves()? == "0")
+    })?;
+    let line = primary
+        .log()
+        .lines()
+        .find(|l| l.contains(DROPPED))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.contains("Client id="), "{}", primary.log());
+    assert!(line.contains(" flags=S "), "{line}");
+    // The soft limit: only once exceeded for longer than its seconds.
+    assert_eq!(
+        c.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 0 256kb 1"
+        ])?,
+        b"+OK\r\n"
+    );
+    let _r2 = fake_replica(primary.port(), false)?;
+    wait_for("the replica", Duration::from_secs(10), || {
+        Ok(slaves()? == "1")
+    })?;
+    for i in 0..4 {
+        c.cmd(&["SET", &format!("soft:{i}"), &big])?;
+    }
+    // Redis counts whole seconds: 0.7 s later it is at most one.
+    std::thread::sleep(Duration::from_millis(700));
+    c.cmd(&["SET", "soft:4", &big])?;
+    assert_eq!(slaves()?, "1", "dropped before the soft limit's seconds");
+    std::thread::sleep(Duration::from_millis(1500));
+    c.cmd(&["SET", "soft:5", &big])?;
+    wait_for("the soft limit", Duration::from_secs(10), || {
+        Ok(slaves()? == "0")
+    })?;
+    assert_eq!(primary.log().matches(DROPPED).count(), 2);
+    Ok(())
+}
+
+/// Two replicas asking for a full sync read the same transfer: returns
+/// what each got up to its payload, and how long the first waited.
+fn two_replicas_sync(primary: &Rampart) -> Result<(Vec<String>, Duration)> {
+    let t = Instant::now();
+    let a = std::thread::spawn({
+        let port = primary.port();
+        move || fake_replica(port, true)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let _b = fake_replica(primary.port(), true)?;
+    let _a = a
+        .join()
+        .map_err(|_| anyhow::anyhow!("replica thread panicked"))??;
+    let waited = t.elapsed();
+    let starts: Vec<String> = primary
+        .log()
+        .lines()
+        .filter(|l| l.contains("Starting a diskless full sync"))
+        .map(str::to_string)
+        .collect();
+    Ok((starts, waited))
+}
+
+#[test]
+fn diskless_sync_delay_lets_replicas_share_one_transfer() -> Result<()> {
+    // The delay: both replicas arrive within it and share one snapshot.
+    let primary = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "2",
+    ])?;
+    primary
+        .redis_conn()
+        .and_then(|mut c| populate(&mut c, "d", 50))?;
+    let (starts, waited) = two_replicas_sync(&primary)?;
+    assert_eq!(starts.len(), 1, "{}", primary.log());
+    assert!(starts[0].contains("for 2 replica(s)"), "{}", starts[0]);
+    assert!(
+        waited >= Duration::from_millis(1800),
+        "no delay: {waited:?}"
+    );
+    assert!(primary
+        .log()
+        .contains("Delay next BGSAVE for diskless SYNC"));
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    // Enough replicas waiting start the transfer before the delay ends.
+    let primary = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "30",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+    ])?;
+    let (starts, waited) = two_replicas_sync(&primary)?;
+    assert_eq!(starts.len(), 1, "{}", primary.log());
+    assert!(starts[0].contains("for 2 replica(s)"), "{}", starts[0]);
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
     Ok(())
 }

@@ -511,7 +511,10 @@ fn config_set(ctx: &mut Ctx<'_>) {
         })
         .collect();
     match ctx.srv.config.set(&pairs) {
-        Ok(()) => ctx.out.ok(),
+        Ok(()) => {
+            crate::repl::config_changed(ctx.srv);
+            ctx.out.ok()
+        }
         Err(e) => ctx.out.error(&e.0),
     }
 }
@@ -559,33 +562,46 @@ fn config_help(ctx: &mut Ctx<'_>) {
 
 /// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`
 fn shutdown(ctx: &mut Ctx<'_>) {
+    use crate::shutdown::{self, Flags, Outcome};
     let mut abort = false;
-    let (mut save, mut nosave) = (false, false);
+    let mut f = Flags::default();
     for i in 1..ctx.args.len() {
         match ctx.opt(i).as_str() {
-            "nosave" => nosave = true,
-            "save" => save = true,
-            "now" | "force" => {}
+            "nosave" => f.nosave = true,
+            "save" => f.save = true,
+            "now" => f.now = true,
+            "force" => f.force = true,
             "abort" => abort = true,
             _ => return ctx.out.error(err::SYNTAX),
         }
     }
-    if (abort && ctx.args.len() != 2) || (save && nosave) {
+    if (abort && f != Flags::default()) || (f.save && f.nosave) {
         return ctx.out.error(err::SYNTAX);
     }
     if abort {
-        return ctx.out.error("ERR No shutdown in progress.");
+        return if shutdown::abort(ctx.srv) {
+            ctx.out.ok()
+        } else {
+            ctx.out.error("ERR No shutdown in progress.")
+        };
     }
-    tracing::info!("User requested shutdown...");
-    if let Err(e) = crate::persist::shutdown_save(ctx.srv, save, nosave) {
-        tracing::warn!("Error trying to save the DB, can't exit: {e}");
-        return ctx.out.error("ERR Errors trying to SHUTDOWN. Check logs.");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    match shutdown::prepare(ctx.srv, f, Some(tx)) {
+        Outcome::Exit => {
+            ctx.srv.shutdown_ctl.wake.notify_one();
+            // Redis closes the connection without a reply when it shuts down.
+            ctx.client.close = true;
+        }
+        Outcome::Failed => ctx.out.error(shutdown::FAILED),
+        // The caller stays blocked until the shutdown ends one way or the
+        // other, as Redis's BLOCKED_SHUTDOWN clients do.
+        Outcome::Waiting => {
+            ctx.client.blocked = Some(crate::client::BlockState {
+                reply: rx,
+                deadline: None,
+            })
+        }
     }
-    ctx.srv.persist.saved_for_shutdown();
-    ctx.srv.shutting_down.store(true, Ordering::Relaxed);
-    ctx.srv.shutdown.notify_waiters();
-    // Redis closes the connection without a reply when it shuts down.
-    ctx.client.close = true;
 }
 
 /// Whether DEBUG is allowed for this client (`enable-debug-command`).

@@ -97,20 +97,14 @@ pub static PARAMS: &[Param] = &[
         "active-defrag-cycle-max",
         &[],
         "25",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 1, max: 99 },
         false,
     ),
     p(
         "active-defrag-cycle-min",
         &[],
         "1",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 1, max: 99 },
         false,
     ),
     p(
@@ -128,7 +122,7 @@ pub static PARAMS: &[Param] = &[
         &[],
         "1000",
         Kind::Int {
-            min: 0,
+            min: 1,
             max: i64::MAX,
         },
         false,
@@ -137,20 +131,14 @@ pub static PARAMS: &[Param] = &[
         "active-defrag-threshold-lower",
         &[],
         "10",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 0, max: 1000 },
         false,
     ),
     p(
         "active-defrag-threshold-upper",
         &[],
         "100",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 0, max: 1000 },
         false,
     ),
     p(
@@ -201,7 +189,7 @@ pub static PARAMS: &[Param] = &[
         "100",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -283,10 +271,7 @@ pub static PARAMS: &[Param] = &[
         "cluster-announce-tls-port",
         &[],
         "0",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 0, max: 65535 },
         false,
     ),
     p("cluster-config-file", &[], "nodes.conf", Kind::Str, true),
@@ -307,7 +292,7 @@ pub static PARAMS: &[Param] = &[
         "1",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -480,7 +465,7 @@ pub static PARAMS: &[Param] = &[
         "10",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -490,7 +475,7 @@ pub static PARAMS: &[Param] = &[
         "0",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -683,7 +668,7 @@ pub static PARAMS: &[Param] = &[
         "0",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -791,7 +776,7 @@ pub static PARAMS: &[Param] = &[
         },
         false,
     ),
-    p("set-proc-title", &[], "yes", Kind::Bool, false),
+    p("set-proc-title", &[], "yes", Kind::Bool, true),
     p("shutdown-on-sigint", &[], "default", Kind::Special, false),
     p("shutdown-on-sigterm", &[], "default", Kind::Special, false),
     p(
@@ -830,9 +815,9 @@ pub static PARAMS: &[Param] = &[
         "0",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: u32::MAX as i64,
         },
-        false,
+        true,
     ),
     p("stop-writes-on-bgsave-error", &[], "yes", Kind::Bool, false),
     p(
@@ -903,7 +888,13 @@ pub static PARAMS: &[Param] = &[
         },
         false,
     ),
-    p("tls-auth-clients", &[], "yes", Kind::Bool, false),
+    p(
+        "tls-auth-clients",
+        &[],
+        "yes",
+        Kind::Enum(&["no", "yes", "optional"]),
+        false,
+    ),
     p("tls-ca-cert-dir", &[], "", Kind::Str, false),
     p("tls-ca-cert-file", &[], "", Kind::Str, false),
     p("tls-cert-file", &[], "", Kind::Str, false),
@@ -942,7 +933,7 @@ pub static PARAMS: &[Param] = &[
         "300",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -1207,6 +1198,13 @@ impl Config {
                         "argument must be between {min} and {max} inclusive"
                     ));
                 }
+                // Redis takes hz as a hint and stores it capped (updateHZ),
+                // so CONFIG GET shows the capped value.
+                let n = if param.name == "hz" {
+                    n.clamp(1, 500)
+                } else {
+                    n
+                };
                 Ok(n.to_string())
             }
             Kind::Memory { min, max } => {
@@ -1447,6 +1445,27 @@ fn quote(v: &str) -> String {
     }
 }
 
+/// The class letters in the order Redis's `keyspaceEventsFlagsToString`
+/// writes them back: CONFIG GET shows the set of classes, not what was typed
+/// (`KEA` reads back as `AKE`).
+fn keyspace_events_canonical(v: &str) -> String {
+    // 'A' stands for every data class letter except 'n' (new-key events),
+    // yet Redis writes 'n' only in the non-'A' branch, so "An" reads "A".
+    const ALL: &str = "g$lshzxetd";
+    let has = |c: char| v.contains(c) || (v.contains('A') && ALL.contains(c));
+    let mut out = String::new();
+    if ALL.chars().all(has) {
+        out.push('A');
+    } else {
+        out.extend(ALL.chars().filter(|&c| has(c)));
+        if v.contains('n') {
+            out.push('n');
+        }
+    }
+    out.extend("KEm".chars().filter(|&c| v.contains(c)));
+    out
+}
+
 fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
     match name {
         "save" => {
@@ -1504,7 +1523,7 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
             if v.chars().any(|c| !"KEg$lshzxeAtmdn".contains(c)) {
                 return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into());
             }
-            Ok(v)
+            Ok(keyspace_events_canonical(&v))
         }
         "maxmemory-clients" => {
             let v = args.join(" ");

@@ -364,8 +364,192 @@ fn command_list(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// A field of a typed reference map node.
+fn field<'a>(map: &'a Json, key: &str) -> Option<&'a Json> {
+    map["v"]
+        .as_array()?
+        .iter()
+        .find(|kv| kv[0]["v"] == key)
+        .map(|kv| &kv[1])
+}
+
+/// An integer field of a typed reference map node.
+fn int_field(map: &Json, key: &str) -> Option<i64> {
+    field(map, key).and_then(|v| v["v"].as_i64())
+}
+
+/// The flag names of a key spec, in COMMAND INFO's order.
+fn spec_flags(spec: &Json) -> Vec<String> {
+    field(spec, "flags")
+        .and_then(|f| f["v"].as_array())
+        .map(|fs| {
+            fs.iter()
+                .filter_map(|f| f["v"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a command's key specs find in `args` (command name first).
+enum SpecKeys {
+    /// Argument positions with their flags.
+    Found(Vec<(usize, Vec<String>)>),
+    /// A spec that cannot be followed (bad numkeys, out of range, or a
+    /// spec Redis marks incomplete): Redis falls back to the command's own
+    /// key finder.
+    Invalid,
+}
+
+/// Redis's `getKeysUsingKeySpecs` over the reference key specs.
+fn keys_by_specs(specs: &[Json], args: &[bytes::Bytes]) -> SpecKeys {
+    let argc = args.len() as i64;
+    let mut found = Vec::new();
+    for spec in specs {
+        let flags = spec_flags(spec);
+        if flags.iter().any(|f| f == "not_key") {
+            continue;
+        }
+        let (Some(bs), Some(fk)) = (field(spec, "begin_search"), field(spec, "find_keys")) else {
+            return SpecKeys::Invalid;
+        };
+        let bs_spec = field(bs, "spec").cloned().unwrap_or(Json::Null);
+        let fk_spec = field(fk, "spec").cloned().unwrap_or(Json::Null);
+        let mut first = match field(bs, "type").and_then(|t| t["v"].as_str()) {
+            Some("index") => int_field(&bs_spec, "index").unwrap_or(0),
+            Some("keyword") => {
+                let word = field(&bs_spec, "keyword")
+                    .and_then(|k| k["v"].as_str())
+                    .unwrap_or("");
+                let from = int_field(&bs_spec, "startfrom").unwrap_or(0);
+                let (start, end) = if from > 0 {
+                    (from, argc - 1)
+                } else {
+                    (argc + from, 0)
+                };
+                let mut i = start;
+                let mut at = 0;
+                while i != end && (0..argc).contains(&i) {
+                    if args[i as usize].eq_ignore_ascii_case(word.as_bytes()) {
+                        at = i + 1;
+                        break;
+                    }
+                    i += if start <= end { 1 } else { -1 };
+                }
+                if at == 0 {
+                    continue;
+                }
+                at
+            }
+            _ => return SpecKeys::Invalid,
+        };
+        let (last, step) = match field(fk, "type").and_then(|t| t["v"].as_str()) {
+            Some("range") => {
+                let lastkey = int_field(&fk_spec, "lastkey").unwrap_or(0);
+                let limit = int_field(&fk_spec, "limit").unwrap_or(0);
+                let last = if lastkey >= 0 {
+                    first + lastkey
+                } else if limit == 0 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / limit + lastkey)
+                };
+                (last, int_field(&fk_spec, "keystep").unwrap_or(1))
+            }
+            Some("keynum") => {
+                let idx = first + int_field(&fk_spec, "keynumidx").unwrap_or(0);
+                if idx >= argc {
+                    return SpecKeys::Invalid;
+                }
+                let Some(numkeys) = crate::num::parse_i64(&args[idx as usize]).filter(|n| *n >= 0)
+                else {
+                    return SpecKeys::Invalid;
+                };
+                first += int_field(&fk_spec, "firstkey").unwrap_or(0);
+                (
+                    first + numkeys - 1,
+                    int_field(&fk_spec, "keystep").unwrap_or(1),
+                )
+            }
+            _ => return SpecKeys::Invalid,
+        };
+        if last >= argc || last < first || first >= argc {
+            return SpecKeys::Invalid;
+        }
+        let mut i = first;
+        while i <= last {
+            found.push((i as usize, flags.clone()));
+            i += step.max(1);
+        }
+        if flags.iter().any(|f| f == "incomplete") {
+            return SpecKeys::Invalid;
+        }
+    }
+    SpecKeys::Found(found)
+}
+
+/// The reference key specs of a command (`get`, `object|encoding`).
+fn reference_key_specs(full: &str) -> Option<Vec<Json>> {
+    reference_info(full).and_then(|info| info["v"][8]["v"].as_array().cloned())
+}
+
+fn strs(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// The key finders Redis prefers over the key specs for SET and BITFIELD,
+/// whose specs say `variable_flags`: the flags depend on the options.
+fn variable_flag_keys(name: &str, args: &[bytes::Bytes]) -> Option<Vec<(usize, Vec<String>)>> {
+    let flags = match name {
+        // setGetKeys: GET makes the key read too.
+        "set" => {
+            if args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+                strs(&["RW", "access", "update"])
+            } else {
+                strs(&["OW", "update"])
+            }
+        }
+        // bitfieldGetKeys: read-only when every operation is a GET.
+        "bitfield" => {
+            let mut readonly = true;
+            let mut i = 2;
+            while i < args.len() {
+                let rem = args.len() - i - 1;
+                let a = &args[i];
+                if a.eq_ignore_ascii_case(b"get") && rem >= 2 {
+                    i += 2;
+                } else if a.eq_ignore_ascii_case(b"overflow") && rem >= 1 {
+                    i += 1;
+                } else {
+                    readonly = false;
+                    break;
+                }
+                i += 1;
+            }
+            if readonly {
+                strs(&["RO", "access"])
+            } else {
+                strs(&["RW", "access", "update"])
+            }
+        }
+        _ => return None,
+    };
+    Some(vec![(1, flags)])
+}
+
 /// `COMMAND GETKEYS command [arg ...]`
 fn command_getkeys(ctx: &mut Ctx<'_>) {
+    getkeys(ctx, false);
+}
+
+/// `COMMAND GETKEYSANDFLAGS command [arg ...]`
+fn command_getkeysandflags(ctx: &mut Ctx<'_>) {
+    getkeys(ctx, true);
+}
+
+/// Redis's `getKeysSubcommandImpl`: the keys come from the command's key
+/// specs, in spec order, so movable-key commands (numkeys, STORE keywords)
+/// answer as in Redis.
+fn getkeys(ctx: &mut Ctx<'_>, with_flags: bool) {
     let reg = &ctx.srv.commands;
     let Some(mut id) = reg.top(&ctx.args[2]) else {
         return ctx.out.error("ERR Invalid command specified");
@@ -378,19 +562,54 @@ fn command_getkeys(ctx: &mut Ctx<'_>) {
         }
     }
     let spec = reg.spec(id);
+    let full = reg.full_name(id).to_string();
+    let specs = reference_key_specs(&full).unwrap_or_default();
+    let has_keys = specs
+        .iter()
+        .any(|s| !spec_flags(s).iter().any(|f| f == "not_key"))
+        || spec.key_positions(cmd_args.len()).next().is_some();
+    if !has_keys {
+        return ctx.out.error("ERR The command has no key arguments");
+    }
     let argc = cmd_args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
         return ctx
             .out
             .error("ERR Invalid number of arguments specified for command");
     }
-    let keys: Vec<usize> = spec.key_positions(cmd_args.len()).collect();
+    let table_keys = || -> Vec<(usize, Vec<String>)> {
+        let first_flags = specs.first().map(spec_flags).unwrap_or_default();
+        spec.key_positions(cmd_args.len())
+            .map(|p| (p, first_flags.clone()))
+            .collect()
+    };
+    let keys = match variable_flag_keys(&full, cmd_args) {
+        Some(k) => k,
+        None if specs.is_empty() => table_keys(),
+        None => match keys_by_specs(&specs, cmd_args) {
+            SpecKeys::Found(k) => k,
+            // SORT's own finder (BY/GET/STORE) is not reproduced: its key
+            // comes from the table. The numkeys commands' finders find
+            // nothing on a bad count either.
+            SpecKeys::Invalid if full.starts_with("sort") => table_keys(),
+            SpecKeys::Invalid => Vec::new(),
+        },
+    };
     if keys.is_empty() {
-        return ctx.out.error("ERR The command has no key arguments");
+        return ctx.out.error("ERR Invalid arguments specified for command");
     }
     ctx.out.array(keys.len());
-    for k in keys {
-        ctx.out.bulk(&cmd_args[k]);
+    for (pos, flags) in keys {
+        if with_flags {
+            ctx.out.array(2);
+            ctx.out.bulk(&cmd_args[pos]);
+            ctx.out.set_len(flags.len());
+            for f in &flags {
+                ctx.out.simple(f);
+            }
+        } else {
+            ctx.out.bulk(&cmd_args[pos]);
+        }
     }
 }
 
@@ -689,6 +908,14 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         S,
         command_getkeys,
+    ),
+    spec(
+        "getkeysandflags",
+        -4,
+        LOADING | STALE,
+        (0, 0, 0),
+        S,
+        command_getkeysandflags,
     ),
     spec("help", 2, LOADING | STALE, (0, 0, 0), S, command_help),
 ];

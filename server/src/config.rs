@@ -1651,6 +1651,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn read_back_as_redis_stores_it() {
+        let c = Config::default();
+        let set = |n: &str, v: &str| c.set(&[(n.into(), v.into())]);
+        for (typed, stored) in [
+            ("KEA", "AKE"),
+            ("An", "A"),
+            ("nKlg$", "g$lnK"),
+            ("mEKAA", "AKEm"),
+            ("g$lshzxetd", "A"),
+            ("g$lshzxet", "g$lshzxet"),
+        ] {
+            assert!(set("notify-keyspace-events", typed).is_ok());
+            assert_eq!(c.get("notify-keyspace-events").as_deref(), Some(stored));
+        }
+        assert!(set("hz", "0").is_ok());
+        assert_eq!(c.get("hz").as_deref(), Some("1"));
+        assert!(set("hz", "1000").is_ok());
+        assert_eq!(c.get("hz").as_deref(), Some("500"));
+        assert_eq!(
+            set("lfu-log-factor", "2147483648").unwrap_err().0,
+            "ERR CONFIG SET failed (possibly related to argument 'lfu-log-factor') - argument must be between 0 and 2147483647 inclusive"
+        );
+    }
+
+    #[test]
     fn set_validates_like_redis() {
         let c = Config::default();
         let e = |n: &str, v: &str| c.set(&[(n.into(), v.into())]).unwrap_err().0;

@@ -57,6 +57,10 @@ pub struct Param {
     pub immutable: bool,
 }
 
+/// Redis 7.0's PROTECTED_CONFIG parameters: settable at runtime only as
+/// `enable-protected-configs` allows.
+const PROTECTED: &[&str] = &["dir", "dbfilename"];
+
 const fn p(
     name: &'static str,
     aliases: &'static [&'static str],
@@ -621,7 +625,7 @@ pub static PARAMS: &[Param] = &[
     ),
     p("rdb-del-sync-files", &[], "no", Kind::Bool, false),
     p("rdb-save-incremental-fsync", &[], "yes", Kind::Bool, false),
-    p("rdbchecksum", &[], "yes", Kind::Bool, false),
+    p("rdbchecksum", &[], "yes", Kind::Bool, true),
     p("rdbcompression", &[], "yes", Kind::Bool, false),
     p(
         "repl-backlog-size",
@@ -1238,6 +1242,18 @@ impl Config {
     /// CONFIG SET: all pairs are validated first and applied together, or
     /// none is (as Redis 7.0 does).
     pub fn set(&self, pairs: &[(String, String)]) -> Result<(), ConfigError> {
+        self.set_checked(pairs, true)
+    }
+
+    /// CONFIG SET from a client: `allow_protected` says whether
+    /// `enable-protected-configs` lets this client change `dir` and
+    /// `dbfilename`, which Redis guards because they choose where the
+    /// server writes files.
+    pub fn set_checked(
+        &self,
+        pairs: &[(String, String)],
+        allow_protected: bool,
+    ) -> Result<(), ConfigError> {
         let mut staged: Vec<(usize, String)> = Vec::new();
         for (name, value) in pairs {
             let lname = name.to_ascii_lowercase();
@@ -1257,6 +1273,9 @@ impl Config {
             }
             if param.immutable {
                 return Err(fail("can't set immutable config"));
+            }
+            if !allow_protected && PROTECTED.contains(&param.name) {
+                return Err(fail("can't set protected config"));
             }
             let args: Vec<String> = if matches!(param.kind, Kind::Special) {
                 value.split_whitespace().map(str::to_string).collect()

@@ -672,7 +672,8 @@ fn config_set(ctx: &mut Ctx<'_>) {
             )
         })
         .collect();
-    match ctx.srv.config.set(&pairs) {
+    let allow_protected = allowed_by(ctx, "enable-protected-configs");
+    match ctx.srv.config.set_checked(&pairs, allow_protected) {
         Ok(()) => ctx.out.ok(),
         Err(e) => ctx.out.error(&e.0),
     }
@@ -752,7 +753,13 @@ fn shutdown(ctx: &mut Ctx<'_>) {
 
 /// Whether DEBUG is allowed for this client (`enable-debug-command`).
 fn debug_allowed(ctx: &Ctx<'_>) -> bool {
-    match ctx.srv.config.get("enable-debug-command").as_deref() {
+    allowed_by(ctx, "enable-debug-command")
+}
+
+/// Redis's `allowProtectedAction`: `yes`, or `local` from a loopback
+/// connection.
+fn allowed_by(ctx: &Ctx<'_>, option: &str) -> bool {
+    match ctx.srv.config.get(option).as_deref() {
         Some("yes") => true,
         Some("local") => {
             ctx.client.handle.addr.starts_with("127.")

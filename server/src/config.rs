@@ -1689,6 +1689,12 @@ mod tests {
         assert!(set("hz", "1000").is_ok());
         assert_eq!(c.get("hz").as_deref(), Some("500"));
         assert_eq!(
+            c.set_checked(&[("dir".into(), "/tmp".into())], false)
+                .unwrap_err()
+                .0,
+            "ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config"
+        );
+        assert_eq!(
             set("lfu-log-factor", "2147483648").unwrap_err().0,
             "ERR CONFIG SET failed (possibly related to argument 'lfu-log-factor') - argument must be between 0 and 2147483647 inclusive"
         );

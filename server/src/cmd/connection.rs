@@ -130,7 +130,7 @@ fn hello(ctx: &mut Ctx<'_>) {
         ctx.client.authenticated = true;
     }
     if !ctx.client.authenticated {
-        return ctx.out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return ctx.out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(n) = name {
         if !valid_name(&n) {

@@ -1098,7 +1098,7 @@ mod tests {
             "*2\r\n$1\r\na\r\n$1\r\nb\r\n"
         );
         assert_eq!(
-            run(&mut k, "COMMAND GETKEYS ping"),
+            run(&mut k, "COMMAND GETKEYS ping a"),
             "-ERR The command has no key arguments\r\n"
         );
         assert_eq!(

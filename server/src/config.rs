@@ -57,6 +57,10 @@ pub struct Param {
     pub immutable: bool,
 }
 
+/// Redis 7.0's PROTECTED_CONFIG parameters: settable at runtime only as
+/// `enable-protected-configs` allows.
+const PROTECTED: &[&str] = &["dir", "dbfilename"];
+
 const fn p(
     name: &'static str,
     aliases: &'static [&'static str],
@@ -97,20 +101,14 @@ pub static PARAMS: &[Param] = &[
         "active-defrag-cycle-max",
         &[],
         "25",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 1, max: 99 },
         false,
     ),
     p(
         "active-defrag-cycle-min",
         &[],
         "1",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 1, max: 99 },
         false,
     ),
     p(
@@ -128,7 +126,7 @@ pub static PARAMS: &[Param] = &[
         &[],
         "1000",
         Kind::Int {
-            min: 0,
+            min: 1,
             max: i64::MAX,
         },
         false,
@@ -137,20 +135,14 @@ pub static PARAMS: &[Param] = &[
         "active-defrag-threshold-lower",
         &[],
         "10",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 0, max: 1000 },
         false,
     ),
     p(
         "active-defrag-threshold-upper",
         &[],
         "100",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 0, max: 1000 },
         false,
     ),
     p(
@@ -201,7 +193,7 @@ pub static PARAMS: &[Param] = &[
         "100",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -283,10 +275,7 @@ pub static PARAMS: &[Param] = &[
         "cluster-announce-tls-port",
         &[],
         "0",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        Kind::Int { min: 0, max: 65535 },
         false,
     ),
     p("cluster-config-file", &[], "nodes.conf", Kind::Str, true),
@@ -307,7 +296,7 @@ pub static PARAMS: &[Param] = &[
         "1",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -480,7 +469,7 @@ pub static PARAMS: &[Param] = &[
         "10",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -490,7 +479,7 @@ pub static PARAMS: &[Param] = &[
         "0",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -636,7 +625,7 @@ pub static PARAMS: &[Param] = &[
     ),
     p("rdb-del-sync-files", &[], "no", Kind::Bool, false),
     p("rdb-save-incremental-fsync", &[], "yes", Kind::Bool, false),
-    p("rdbchecksum", &[], "yes", Kind::Bool, false),
+    p("rdbchecksum", &[], "yes", Kind::Bool, true),
     p("rdbcompression", &[], "yes", Kind::Bool, false),
     p(
         "repl-backlog-size",
@@ -683,7 +672,7 @@ pub static PARAMS: &[Param] = &[
         "0",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -791,7 +780,7 @@ pub static PARAMS: &[Param] = &[
         },
         false,
     ),
-    p("set-proc-title", &[], "yes", Kind::Bool, false),
+    p("set-proc-title", &[], "yes", Kind::Bool, true),
     p("shutdown-on-sigint", &[], "default", Kind::Special, false),
     p("shutdown-on-sigterm", &[], "default", Kind::Special, false),
     p(
@@ -830,9 +819,9 @@ pub static PARAMS: &[Param] = &[
         "0",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: u32::MAX as i64,
         },
-        false,
+        true,
     ),
     p("stop-writes-on-bgsave-error", &[], "yes", Kind::Bool, false),
     p(
@@ -903,7 +892,13 @@ pub static PARAMS: &[Param] = &[
         },
         false,
     ),
-    p("tls-auth-clients", &[], "yes", Kind::Bool, false),
+    p(
+        "tls-auth-clients",
+        &[],
+        "yes",
+        Kind::Enum(&["no", "yes", "optional"]),
+        false,
+    ),
     p("tls-ca-cert-dir", &[], "", Kind::Str, false),
     p("tls-ca-cert-file", &[], "", Kind::Str, false),
     p("tls-cert-file", &[], "", Kind::Str, false),
@@ -942,7 +937,7 @@ pub static PARAMS: &[Param] = &[
         "300",
         Kind::Int {
             min: 0,
-            max: i64::MAX,
+            max: i32::MAX as i64,
         },
         false,
     ),
@@ -1207,6 +1202,13 @@ impl Config {
                         "argument must be between {min} and {max} inclusive"
                     ));
                 }
+                // Redis takes hz as a hint and stores it capped (updateHZ),
+                // so CONFIG GET shows the capped value.
+                let n = if param.name == "hz" {
+                    n.clamp(1, 500)
+                } else {
+                    n
+                };
                 Ok(n.to_string())
             }
             Kind::Memory { min, max } => {
@@ -1240,6 +1242,18 @@ impl Config {
     /// CONFIG SET: all pairs are validated first and applied together, or
     /// none is (as Redis 7.0 does).
     pub fn set(&self, pairs: &[(String, String)]) -> Result<(), ConfigError> {
+        self.set_checked(pairs, true)
+    }
+
+    /// CONFIG SET from a client: `allow_protected` says whether
+    /// `enable-protected-configs` lets this client change `dir` and
+    /// `dbfilename`, which Redis guards because they choose where the
+    /// server writes files.
+    pub fn set_checked(
+        &self,
+        pairs: &[(String, String)],
+        allow_protected: bool,
+    ) -> Result<(), ConfigError> {
         let mut staged: Vec<(usize, String)> = Vec::new();
         for (name, value) in pairs {
             let lname = name.to_ascii_lowercase();
@@ -1259,6 +1273,9 @@ impl Config {
             }
             if param.immutable {
                 return Err(fail("can't set immutable config"));
+            }
+            if !allow_protected && PROTECTED.contains(&param.name) {
+                return Err(fail("can't set protected config"));
             }
             let args: Vec<String> = if matches!(param.kind, Kind::Special) {
                 value.split_whitespace().map(str::to_string).collect()
@@ -1449,6 +1466,27 @@ fn quote(v: &str) -> String {
     }
 }
 
+/// The class letters in the order Redis's `keyspaceEventsFlagsToString`
+/// writes them back: CONFIG GET shows the set of classes, not what was typed
+/// (`KEA` reads back as `AKE`).
+fn keyspace_events_canonical(v: &str) -> String {
+    // 'A' stands for every data class letter except 'n' (new-key events),
+    // yet Redis writes 'n' only in the non-'A' branch, so "An" reads "A".
+    const ALL: &str = "g$lshzxetd";
+    let has = |c: char| v.contains(c) || (v.contains('A') && ALL.contains(c));
+    let mut out = String::new();
+    if ALL.chars().all(has) {
+        out.push('A');
+    } else {
+        out.extend(ALL.chars().filter(|&c| has(c)));
+        if v.contains('n') {
+            out.push('n');
+        }
+    }
+    out.extend("KEm".chars().filter(|&c| v.contains(c)));
+    out
+}
+
 fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
     match name {
         "save" => {
@@ -1506,7 +1544,7 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
             if v.chars().any(|c| !"KEg$lshzxeAtmdn".contains(c)) {
                 return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into());
             }
-            Ok(v)
+            Ok(keyspace_events_canonical(&v))
         }
         "maxmemory-clients" => {
             let v = args.join(" ");
@@ -1632,6 +1670,37 @@ pub fn split_command_line(args: &[String]) -> (Option<PathBuf>, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_back_as_redis_stores_it() {
+        let c = Config::default();
+        let set = |n: &str, v: &str| c.set(&[(n.into(), v.into())]);
+        for (typed, stored) in [
+            ("KEA", "AKE"),
+            ("An", "A"),
+            ("nKlg$", "g$lnK"),
+            ("mEKAA", "AKEm"),
+            ("g$lshzxetd", "A"),
+            ("g$lshzxet", "g$lshzxet"),
+        ] {
+            assert!(set("notify-keyspace-events", typed).is_ok());
+            assert_eq!(c.get("notify-keyspace-events").as_deref(), Some(stored));
+        }
+        assert!(set("hz", "0").is_ok());
+        assert_eq!(c.get("hz").as_deref(), Some("1"));
+        assert!(set("hz", "1000").is_ok());
+        assert_eq!(c.get("hz").as_deref(), Some("500"));
+        assert_eq!(
+            c.set_checked(&[("dir".into(), "/tmp".into())], false)
+                .unwrap_err()
+                .0,
+            "ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config"
+        );
+        assert_eq!(
+            set("lfu-log-factor", "2147483648").unwrap_err().0,
+            "ERR CONFIG SET failed (possibly related to argument 'lfu-log-factor') - argument must be between 0 and 2147483647 inclusive"
+        );
+    }
 
     #[test]
     fn set_validates_like_redis() {

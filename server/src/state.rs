@@ -187,8 +187,6 @@ pub struct ClientHandle {
     pub last_active: AtomicU64,
     /// CLIENT SETNAME.
     pub name: Mutex<Option<Bytes>>,
-    /// CLIENT SETINFO lib-name / lib-ver.
-    pub lib: Mutex<(String, String)>,
     /// Selected database.
     pub db: AtomicUsize,
     /// Protocol version.
@@ -231,7 +229,6 @@ impl Clients {
             created: Instant::now(),
             last_active: AtomicU64::new(now_ms()),
             name: Mutex::new(None),
-            lib: Mutex::new((String::new(), String::new())),
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             last_cmd: AtomicUsize::new(0),

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::flags::*;
-use super::{container_spec, err, help, spec, CommandSpec, Ctx, Registry};
+use super::{container_spec, err, help, spec, subcommand_syntax_error, CommandSpec, Ctx, Registry};
 use crate::state::{now_ms, ClientHandle};
 
 /// `PING [message]`
@@ -130,7 +130,7 @@ fn hello(ctx: &mut Ctx<'_>) {
         ctx.client.authenticated = true;
     }
     if !ctx.client.authenticated {
-        return ctx.out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return ctx.out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(n) = name {
         if !valid_name(&n) {
@@ -164,6 +164,12 @@ fn hello(ctx: &mut Ctx<'_>) {
 /// `SELECT index`
 fn select(ctx: &mut Ctx<'_>) {
     let Some(i) = ctx.int_arg(1) else { return };
+    // Redis reads the index as a C int first (getIntFromObjectOrReply).
+    if i32::try_from(i).is_err() {
+        return ctx
+            .out
+            .error("ERR value is out of range, value must between -2147483648 and 2147483647");
+    }
     if i < 0 || i as usize >= ctx.srv.keyspace.len() {
         return ctx.out.error(err::DB_INDEX);
     }
@@ -201,30 +207,6 @@ fn client_getname(ctx: &mut Ctx<'_>) {
     }
 }
 
-/// `CLIENT SETINFO LIB-NAME|LIB-VER value` (Redis 7.2; accepted so newer
-/// client libraries connect without an error line).
-fn client_setinfo(ctx: &mut Ctx<'_>) {
-    let v = String::from_utf8_lossy(&ctx.args[3]).into_owned();
-    if v.contains(|c: char| c == ' ' || c.is_control()) {
-        let attr = ctx.opt(2);
-        return ctx.out.error(&format!(
-            "ERR {attr} cannot contain spaces, newlines or special characters."
-        ));
-    }
-    let mut lib = ctx.client.handle.lib.lock();
-    match ctx.opt(2).as_str() {
-        "lib-name" => lib.0 = v,
-        "lib-ver" => lib.1 = v,
-        _ => {
-            let attr = String::from_utf8_lossy(&ctx.args[2]).into_owned();
-            drop(lib);
-            return ctx.out.error(&format!("ERR Unrecognized option '{attr}'"));
-        }
-    }
-    drop(lib);
-    ctx.out.ok();
-}
-
 /// One CLIENT LIST / CLIENT INFO line.
 pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry) -> String {
     let now = now_ms();
@@ -253,8 +235,6 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
         (None, id) => commands.full_name(id - 1).to_string(),
     };
     let qbuf = h.qbuf.load(Ordering::Relaxed);
-    let lib = h.lib.lock().clone();
-    let _ = lib;
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         h.id,
@@ -275,48 +255,63 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
     )
 }
 
-/// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]`
-fn client_list(ctx: &mut Ctx<'_>) {
-    let mut ids: Option<Vec<u64>> = None;
-    let mut kind: Option<String> = None;
-    let mut i = 2;
-    while i < ctx.args.len() {
-        match ctx.opt(i).as_str() {
-            "type" if i + 1 < ctx.args.len() => {
-                let t = ctx.opt(i + 1);
-                if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
-                    let raw = String::from_utf8_lossy(&ctx.args[i + 1]).into_owned();
-                    return ctx.out.error(&format!("ERR Unknown client type '{raw}'"));
-                }
-                kind = Some(t);
-                i += 2;
-            }
-            "id" if i + 1 < ctx.args.len() => {
-                let mut v = Vec::new();
-                for a in &ctx.args[i + 1..] {
-                    match crate::num::parse_i64(a) {
-                        Some(n) if n > 0 => v.push(n as u64),
-                        _ => return ctx.out.error("ERR Invalid client ID"),
-                    }
-                }
-                ids = Some(v);
-                i = ctx.args.len();
-            }
-            _ => return ctx.out.error(err::SYNTAX),
-        }
+/// Redis's client type of a connection, by the names `getClientTypeByName`
+/// accepts (`slave` and `replica` are one type).
+fn client_type(h: &ClientHandle) -> &'static str {
+    match h.flags.lock().as_str() {
+        f if f.contains('S') => "replica",
+        f if f.contains('M') => "master",
+        _ => "normal",
     }
+}
+
+/// A client type name as `getClientTypeByName` reads it, or None.
+fn type_by_name(name: &[u8]) -> Option<&'static str> {
+    match name.to_ascii_lowercase().as_slice() {
+        b"normal" => Some("normal"),
+        b"replica" | b"slave" => Some("replica"),
+        b"master" => Some("master"),
+        b"pubsub" => Some("pubsub"),
+        _ => None,
+    }
+}
+
+/// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]`: Redis
+/// 7.0 takes one filter only, and lists IDs in the order given (repeats
+/// included), skipping those that are not connected.
+fn client_list(ctx: &mut Ctx<'_>) {
     let own = ctx.client.handle.id;
+    let all = ctx.srv.clients.all();
     let mut text = String::new();
-    for h in ctx.srv.clients.all() {
-        if ids.as_ref().is_some_and(|ids| !ids.contains(&h.id)) {
-            continue;
-        }
-        if kind.as_deref().is_some_and(|k| k != "normal") {
-            continue;
-        }
+    let line = |h: &ClientHandle, text: &mut String| {
         let own_cmd = (h.id == own).then_some("client|list");
-        text.push_str(&client_line(&h, own_cmd, &ctx.srv.commands));
+        text.push_str(&client_line(h, own_cmd, &ctx.srv.commands));
         text.push('\n');
+    };
+    let n = ctx.args.len();
+    if n == 4 && ctx.opt(2) == "type" {
+        let Some(kind) = type_by_name(&ctx.args[3]) else {
+            let raw = String::from_utf8_lossy(&ctx.args[3]).into_owned();
+            return ctx.out.error(&format!("ERR Unknown client type '{raw}'"));
+        };
+        for h in all.iter().filter(|h| client_type(h) == kind) {
+            line(h, &mut text);
+        }
+    } else if n > 3 && ctx.opt(2) == "id" {
+        for a in &ctx.args[3..] {
+            let Some(id) = crate::num::parse_i64(a) else {
+                return ctx.out.error("ERR Invalid client ID");
+            };
+            if let Some(h) = all.iter().find(|h| h.id as i64 == id) {
+                line(h, &mut text);
+            }
+        }
+    } else if n != 2 {
+        return ctx.out.error(err::SYNTAX);
+    } else {
+        for h in &all {
+            line(h, &mut text);
+        }
     }
     ctx.out.verbatim(text.as_bytes());
 }
@@ -328,11 +323,13 @@ fn client_info(ctx: &mut Ctx<'_>) {
     ctx.out.verbatim(line.as_bytes());
 }
 
-/// `CLIENT KILL ip:port` or `CLIENT KILL <filter> <value> ...`
+/// `CLIENT KILL ip:port` or `CLIENT KILL <filter> <value> ...`: options
+/// are read left to right and the first bad one is the error, as in Redis.
 fn client_kill(ctx: &mut Ctx<'_>) {
     let own = ctx.client.handle.id;
     let all = ctx.srv.clients.all();
-    if ctx.args.len() == 3 {
+    let n = ctx.args.len();
+    if n == 3 {
         let addr = String::from_utf8_lossy(&ctx.args[2]).into_owned();
         let Some(h) = all.iter().find(|h| h.addr == addr) else {
             return ctx.out.error("ERR No such client");
@@ -343,54 +340,52 @@ fn client_kill(ctx: &mut Ctx<'_>) {
         }
         return ctx.out.ok();
     }
-    if !ctx.args.len().is_multiple_of(2) {
-        return ctx.out.error(err::SYNTAX);
-    }
     let mut id = None;
     let mut addr = None;
     let mut laddr = None;
     let mut kind = None;
-    let mut user = None;
     let mut skipme = true;
-    for pair in ctx.args[2..].chunks(2) {
-        let v = String::from_utf8_lossy(&pair[1]).into_owned();
-        match String::from_utf8_lossy(&pair[0])
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "id" => match crate::num::parse_i64(&pair[1]) {
+    let mut i = 2;
+    while i < n {
+        if i + 1 >= n {
+            return ctx.out.error(err::SYNTAX);
+        }
+        let v = &ctx.args[i + 1];
+        match ctx.opt(i).as_str() {
+            "id" => match crate::num::parse_i64(v) {
                 Some(n) if n > 0 => id = Some(n as u64),
                 _ => return ctx.out.error("ERR client-id should be greater than 0"),
             },
-            "addr" => addr = Some(v),
-            "laddr" => laddr = Some(v),
-            "type" => {
-                let t = v.to_ascii_lowercase();
-                if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
-                    return ctx.out.error(&format!("ERR Unknown client type '{v}'"));
+            "type" => match type_by_name(v) {
+                Some(t) => kind = Some(t),
+                None => {
+                    let raw = String::from_utf8_lossy(v);
+                    return ctx.out.error(&format!("ERR Unknown client type '{raw}'"));
                 }
-                kind = Some(t)
+            },
+            "addr" => addr = Some(String::from_utf8_lossy(v).into_owned()),
+            "laddr" => laddr = Some(String::from_utf8_lossy(v).into_owned()),
+            // Only the default user exists, and every client is it.
+            "user" if &v[..] != b"default" => {
+                let raw = String::from_utf8_lossy(v);
+                return ctx.out.error(&format!("ERR No such user '{raw}'"));
             }
-            "user" => user = Some(v),
-            "skipme" => match v.to_ascii_lowercase().as_str() {
-                "yes" => skipme = true,
-                "no" => skipme = false,
+            "user" => {}
+            "skipme" => match v.to_ascii_lowercase().as_slice() {
+                b"yes" => skipme = true,
+                b"no" => skipme = false,
                 _ => return ctx.out.error(err::SYNTAX),
             },
             _ => return ctx.out.error(err::SYNTAX),
         }
-    }
-    if let Some(u) = &user {
-        if u != "default" {
-            return ctx.out.error(&format!("ERR No such user '{u}'"));
-        }
+        i += 2;
     }
     let mut killed = 0;
     for h in &all {
         if id.is_some_and(|i| i != h.id)
             || addr.as_ref().is_some_and(|a| *a != h.addr)
             || laddr.as_ref().is_some_and(|a| *a != h.laddr)
-            || kind.as_deref().is_some_and(|k| k != "normal")
+            || kind.is_some_and(|k| k != client_type(h))
             || (skipme && h.id == own)
         {
             continue;
@@ -411,6 +406,18 @@ fn kill(h: &ClientHandle) {
 
 /// `CLIENT PAUSE timeout [WRITE|ALL]`
 fn client_pause(ctx: &mut Ctx<'_>) {
+    if ctx.args.len() > 4 {
+        return subcommand_syntax_error(ctx);
+    }
+    // The mode is checked before the timeout, as in Redis.
+    let mut writes_only = false;
+    if ctx.args.len() == 4 {
+        match ctx.opt(3).as_str() {
+            "write" => writes_only = true,
+            "all" => {}
+            _ => return ctx.out.error("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+        }
+    }
     let Some(ms) = crate::num::parse_i64(&ctx.args[2]) else {
         return ctx
             .out
@@ -418,16 +425,6 @@ fn client_pause(ctx: &mut Ctx<'_>) {
     };
     if ms < 0 {
         return ctx.out.error("ERR timeout is negative");
-    }
-    let mut writes_only = false;
-    if ctx.args.len() == 4 {
-        match ctx.opt(3).as_str() {
-            "write" => writes_only = true,
-            "all" => {}
-            _ => return ctx.out.error(err::SYNTAX),
-        }
-    } else if ctx.args.len() > 4 {
-        return ctx.out.error(err::SYNTAX);
     }
     let p = &ctx.srv.pause;
     let until = ctx.now.saturating_add(ms as u64);
@@ -479,7 +476,10 @@ fn client_no_evict(ctx: &mut Ctx<'_>) {
 
 /// `CLIENT UNBLOCK client-id [TIMEOUT|ERROR]`
 fn client_unblock(ctx: &mut Ctx<'_>) {
-    let Some(id) = ctx.int_arg(2) else { return };
+    if ctx.args.len() > 4 {
+        return subcommand_syntax_error(ctx);
+    }
+    // The reason is checked before the id, as in Redis.
     let mut error = false;
     if ctx.args.len() == 4 {
         match ctx.opt(3).as_str() {
@@ -492,6 +492,7 @@ fn client_unblock(ctx: &mut Ctx<'_>) {
             }
         }
     }
+    let Some(id) = ctx.int_arg(2) else { return };
     let Some(w) = ctx.srv.hooks.blocked.remove(id as u64) else {
         return ctx.out.int(0);
     };
@@ -558,8 +559,6 @@ fn client_help(ctx: &mut Ctx<'_>) {
             "      Kill connections authenticated by <username>.",
             "    * SKIPME (YES|NO)",
             "      Skip killing current connection (default: yes).",
-            "    * ID <client-id>",
-            "      Kill connections by client id.",
             "LIST [options ...]",
             "    Return information about client connections. Options:",
             "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
@@ -636,14 +635,6 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         C,
         client_getname,
-    ),
-    spec(
-        "setinfo",
-        4,
-        NOSCRIPT | LOADING | STALE,
-        (0, 0, 0),
-        C,
-        client_setinfo,
     ),
     spec(
         "list",

@@ -525,6 +525,19 @@ pub const fn container_spec(
     }
 }
 
+/// Replies Redis's `addReplySubcommandSyntaxError`: a subcommand whose
+/// handler, not its arity, refuses the number of arguments.
+pub fn subcommand_syntax_error(ctx: &mut Ctx<'_>) {
+    let sub: String = String::from_utf8_lossy(&ctx.args[1])
+        .chars()
+        .take(128)
+        .collect();
+    let cmd = String::from_utf8_lossy(&ctx.args[0]).to_ascii_uppercase();
+    ctx.out.error(&format!(
+        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."
+    ));
+}
+
 /// Writes a HELP reply: the header line, the lines, and Redis's footer.
 pub fn help(out: &mut Out, cmd: &str, lines: &[&str]) {
     out.array(lines.len() + 3);

@@ -49,20 +49,25 @@ install_packages() {
 # start_services: the outside services the tests talk to, started here so
 # a fresh machine needs nothing by hand. The KMS endpoint is moto_server
 # (PyPI moto[server]==5.2.5 in .venv/moto) behind scripts/moto_kms.py, which
-# makes it refuse disabled keys as real KMS does; scripts/services.sh
-# installs it when missing, starts it on a free port and prints the env the
-# tests read (RAMPART_TEST_KMS_ENDPOINT, dummy AWS credentials). It is
-# stopped by PID when this script exits.
+# makes it refuse disabled keys as real KMS does; the S3 endpoint is a
+# single-node Garage 2.5.0 (cargo-installed once per machine into
+# ~/.cache/rampart, which takes several minutes). scripts/services.sh
+# installs them when missing, starts them on free ports and prints the env
+# the tests read (RAMPART_TEST_KMS_ENDPOINT, RAMPART_TEST_S3_ENDPOINT,
+# RAMPART_TEST_S3_BUCKET, RAMPART_TEST_S3_REGION, and Garage's key as the
+# AWS credentials, which moto accepts too). They are stopped by PID when
+# this script exits.
 start_services() {
     command -v python3 >/dev/null 2>&1 || "${SUDO[@]}" apt-get install -y python3 python3-venv
     python3 -c 'import venv, ensurepip' 2>/dev/null ||
         "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv
-    echo "==> starting the KMS endpoint (moto)"
+    echo "==> starting the KMS endpoint (moto) and the S3 endpoint (Garage)"
     local env
     env="$(bash scripts/services.sh start)"
     eval "$env"
     trap 'bash scripts/services.sh stop' EXIT
     echo "    KMS endpoint at $RAMPART_TEST_KMS_ENDPOINT"
+    echo "    S3 endpoint at $RAMPART_TEST_S3_ENDPOINT (bucket $RAMPART_TEST_S3_BUCKET)"
 }
 
 install_packages

@@ -44,6 +44,52 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// A streaming SHA-256, for the digests backup manifests record.
+///
+/// ```
+/// let mut h = rampart_kms::Sha256::new();
+/// h.update(b"ab");
+/// h.update(b"c");
+/// assert_eq!(h.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+/// ```
+#[derive(Clone)]
+pub struct Sha256(ring::digest::Context);
+
+impl Default for Sha256 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sha256 {
+    /// An empty digest.
+    ///
+    /// ```
+    /// assert_eq!(rampart_kms::Sha256::new().hex().len(), 64);
+    /// ```
+    pub fn new() -> Self {
+        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+
+    /// Adds bytes.
+    ///
+    /// ```
+    /// rampart_kms::Sha256::new().update(b"x");
+    /// ```
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The digest so far, as lower-case hex (the digest goes on).
+    ///
+    /// ```
+    /// assert!(rampart_kms::Sha256::new().hex().starts_with("e3b0c442"));
+    /// ```
+    pub fn hex(&self) -> String {
+        hex::encode(self.0.clone().finish().as_ref())
+    }
+}
+
 /// Constant-time equality, so a commitment check leaks nothing about how
 /// many bytes matched.
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {

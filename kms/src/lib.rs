@@ -61,6 +61,7 @@ mod time;
 pub use atomic_file::AtomicFile;
 pub use audit::{AuditLog, AuditRecord};
 pub use aws::{AwsKms, AwsKmsConfig, StaticCredentials};
+pub use cipher::Sha256;
 pub use envelope::{
     AsyncEnvelopeReader, AsyncEnvelopeWriter, EnvelopeParams, EnvelopeReader, EnvelopeWriter,
     Header, StreamKey,
@@ -71,3 +72,4 @@ pub use local::{KeyState, KeyVersionInfo, LocalKeyring};
 pub use provider::{
     LocalProvider, Provider, ProviderConfig, ProviderKind, rewrap_stream, rewrap_stream_async,
 };
+pub use time::rfc3339;

@@ -3,8 +3,14 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-pub(crate) fn rfc3339(secs: u64, millis: Option<u32>) -> String {
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`, with
+/// milliseconds when given.
+///
+/// ```
+/// assert_eq!(rampart_kms::rfc3339(86_400, None), "1970-01-02T00:00:00Z");
+/// assert_eq!(rampart_kms::rfc3339(0, Some(5)), "1970-01-01T00:00:00.005Z");
+/// ```
+pub fn rfc3339(secs: u64, millis: Option<u32>) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);

@@ -7,7 +7,11 @@
 //! values for DUMP / RESTORE. The encryption envelope around a snapshot is
 //! the kms crate's business; this crate sees plaintext bytes only, in
 //! memory.
+//!
+//! [`backup`] keeps backups in a [`backup::BackupStore`]: an S3-compatible
+//! bucket or a local directory.
 
+pub mod backup;
 pub mod dataset;
 pub mod rdb;
 pub mod snapshot;

@@ -89,18 +89,19 @@ impl SnapshotWriter {
     /// place durably. Returns the RDB's length.
     pub fn commit(mut self) -> anyhow::Result<u64> {
         let crc = self.crc.value().to_le_bytes();
+        self.write(&crc)?;
+        self.commit_verbatim()
+    }
+
+    /// Seals the stream and puts the file in place, adding nothing: for
+    /// bytes that are already a whole RDB file, trailer included (a
+    /// restored backup). Returns the length written.
+    pub fn commit_verbatim(self) -> anyhow::Result<u64> {
         let file = match self.out {
-            Out::Plain(mut w) => {
-                w.write_all(&crc)?;
-                w.into_inner().map_err(|e| e.into_error())?
-            }
-            Out::Sealed(mut w) => {
-                w.write_all(&crc)?;
-                w.finish()?.into_inner().map_err(|e| e.into_error())?
-            }
+            Out::Plain(w) => w.into_inner().map_err(|e| e.into_error())?,
+            Out::Sealed(w) => w.finish()?.into_inner().map_err(|e| e.into_error())?,
         };
         file.commit()?;
-        self.bytes += 8;
         Ok(self.bytes)
     }
 }

@@ -995,6 +995,23 @@ pub static PARAMS: &[Param] = &[
     p("kms-region", &[], "", Kind::Str, true),
     p("kms-endpoint", &[], "", Kind::Str, true),
     p("kms-audit-log", &[], "", Kind::Str, true),
+    // Rampart's own: backups (S3-compatible storage or a local directory),
+    // the daily window and its retention, the final backup on shutdown.
+    p("backup-s3-bucket", &[], "", Kind::Str, false),
+    p("backup-s3-prefix", &[], "rampart/", Kind::Str, false),
+    p("backup-s3-endpoint", &[], "", Kind::Str, false),
+    p("backup-s3-region", &[], "", Kind::Str, false),
+    p("backup-s3-path-style", &[], "no", Kind::Bool, false),
+    p("backup-dir", &[], "", Kind::Str, false),
+    p("backup-window", &[], "", Kind::Str, false),
+    p(
+        "backup-retention-days",
+        &[],
+        "0",
+        Kind::Int { min: 0, max: 36500 },
+        false,
+    ),
+    p("backup-on-shutdown", &[], "no", Kind::Bool, false),
     // Rampart's own: whether a replica that cannot take an encrypted full
     // sync (a real Redis replica) may get the dataset as plain RDB.
     p("repl-allow-plaintext-sync", &[], "no", Kind::Bool, false),

@@ -21,6 +21,7 @@ pub async fn run(srv: Arc<Server>) {
         }
         sample_ops(&srv);
         crate::persist::cron(&srv);
+        crate::backup::cron(&srv);
         // Replicas never expire keys themselves: they wait for the
         // primary's DEL (DESIGN.md).
         // Paused writes (CLIENT PAUSE, a shutdown waiting for replicas) pause

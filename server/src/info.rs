@@ -21,6 +21,8 @@ const SECTIONS: &[(&str, bool)] = &[
     ("latencystats", false),
     ("cluster", true),
     ("keyspace", true),
+    // Rampart's own, last so Redis's sections keep their order.
+    ("backup", true),
 ];
 
 /// Renders INFO for the requested section names (empty = default).
@@ -173,6 +175,7 @@ fn section(srv: &Server, name: &str, o: &mut String) {
             );
         }
         "persistence" => o.push_str(&crate::persist::info(srv)),
+        "backup" => o.push_str(&crate::backup::info(srv)),
         "stats" => {
             let ops = s.ops_sample.lock().2;
             let _ = write!(

@@ -52,6 +52,15 @@ fn main() -> ExitCode {
         import = Some(std::path::PathBuf::from(args.remove(i + 1)));
         args.remove(i);
     }
+    let mut restore = None;
+    if let Some(i) = args.iter().position(|a| a == "--restore-from") {
+        if i + 1 >= args.len() {
+            eprintln!("--restore-from needs a backup (s3://bucket/prefix/NAME or DIR/NAME)");
+            return ExitCode::from(1);
+        }
+        restore = Some(args.remove(i + 1));
+        args.remove(i);
+    }
     let set_aside = match args
         .iter()
         .position(|a| a == "--set-aside-unreadable-snapshot")
@@ -83,7 +92,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = match runtime.block_on(run(config, import, set_aside)) {
+    let code = match runtime.block_on(run(config, import, set_aside, restore)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -127,6 +136,7 @@ async fn run(
     config: Config,
     import: Option<std::path::PathBuf>,
     set_aside: bool,
+    restore: Option<String>,
 ) -> anyhow::Result<()> {
     let port = config.int("port");
     let binds = config.get("bind").unwrap_or_default();
@@ -194,7 +204,7 @@ async fn run(
     {
         let srv = srv.clone();
         tokio::task::spawn_blocking(move || {
-            rampart_server::persist::startup(&srv, import.as_deref(), set_aside)
+            rampart_server::persist::startup(&srv, import.as_deref(), set_aside, restore.as_deref())
         })
         .await??;
     }

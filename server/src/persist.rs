@@ -251,6 +251,13 @@ pub(crate) fn create_snapshot(srv: &Server) -> anyhow::Result<SnapshotWriter> {
     SnapshotWriter::create(&t.dest, p)
 }
 
+/// The protection of a new snapshot file of this server (a restored
+/// backup is written with it).
+pub(crate) fn snapshot_protection(srv: &Server) -> anyhow::Result<Protection> {
+    let t = target(srv);
+    protection(t.keys.as_ref(), t.runtime.as_ref(), Payload::Snapshot)
+}
+
 /// The envelope parameters and data key of a full-sync stream to a
 /// replica (payload type 2), or `None` without encryption at rest.
 pub(crate) fn sync_protection(srv: &Server) -> anyhow::Result<Protection> {
@@ -700,7 +707,16 @@ const RESTORE_PATH: &str = "To change it, back the data up and restore it into a
 /// With `set_aside` (`--set-aside-unreadable-snapshot`), a snapshot that
 /// cannot be read is renamed to `<name>.unreadable-<unix time>` (never
 /// deleted) and the server starts empty instead.
-pub fn startup(srv: &Server, import: Option<&Path>, set_aside: bool) -> anyhow::Result<()> {
+///
+/// With `restore` (`--restore-from STORE/NAME`), a new dataset is seeded
+/// from that backup or plain RDB object, written as its first snapshot
+/// under this server's protection, then loaded.
+pub fn startup(
+    srv: &Server,
+    import: Option<&Path>,
+    set_aside: bool,
+    restore: Option<&str>,
+) -> anyhow::Result<()> {
     let dest = snapshot_path(srv);
     let dir = dest
         .parent()
@@ -776,6 +792,19 @@ pub fn startup(srv: &Server, import: Option<&Path>, set_aside: bool) -> anyhow::
     let _ = srv.persist.dataset.set(dataset);
     if let Some(src) = import {
         return import_rdb(srv, src, &dest, format);
+    }
+    if let Some(spec) = restore {
+        if format.is_some() {
+            anyhow::bail!(
+                "--restore-from seeds a new dataset, but {} already holds a snapshot; start it in an empty data directory",
+                dest.display()
+            );
+        }
+        crate::backup::restore_from(srv, spec, &dest)
+            .map_err(|e| anyhow::anyhow!("--restore-from {spec}: {e:#}"))?;
+        let format = snapshot::sniff(&dest)?.unwrap_or(Format::Plain);
+        load_file(srv, &dest, format)?;
+        return Ok(());
     }
     match format {
         None => {

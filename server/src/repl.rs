@@ -328,7 +328,7 @@ pub struct Repl {
     /// `client-output-buffer-limit replica <hard> <soft> <seconds>`.
     obuf: [AtomicU64; 3],
     /// The server itself, for tasks started from command handlers.
-    me: std::sync::OnceLock<std::sync::Weak<Server>>,
+    pub(crate) me: std::sync::OnceLock<std::sync::Weak<Server>>,
     /// The last refused replica and when it was logged.
     last_refusal: Mutex<Option<(String, Instant)>>,
     /// Replicas waiting for a diskless transfer to start.

@@ -194,7 +194,10 @@ fn finish(srv: &Server, flags: Flags) -> bool {
             replicas.len()
         );
     }
-    if let Err(e) = crate::persist::shutdown_save(srv, flags.save, flags.nosave) {
+    let saved = crate::persist::shutdown_save(srv, flags.save, flags.nosave).and_then(|()| {
+        crate::backup::on_shutdown(srv).map_err(|e| format!("the final backup failed: {e:#}"))
+    });
+    if let Err(e) = saved {
         if flags.force {
             tracing::warn!("Error trying to save the DB. Exit anyway. ({e})");
         } else {

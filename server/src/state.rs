@@ -477,6 +477,8 @@ pub struct Server {
     /// Replication: the write stream (also `hooks.stream`), replicas, and
     /// the link to a primary.
     pub repl: Arc<crate::repl::Repl>,
+    /// Backups (BACKUP, INFO backup).
+    pub backups: crate::backup::Backups,
 }
 
 impl Server {
@@ -517,6 +519,13 @@ impl Server {
             keys: None,
             persist: Arc::new(crate::persist::Persist::new()),
             repl,
+            backups: Default::default(),
         }
+    }
+
+    /// The server itself, for work started from a command handler that
+    /// outlives it (set once the server runs; `None` in socket-free tests).
+    pub fn arc(&self) -> Option<Arc<Server>> {
+        self.repl.me.get().and_then(|w| w.upgrade())
     }
 }

@@ -76,12 +76,32 @@ pub fn set_config_resolver(f: ConfigResolver) {
 }
 
 impl KeyArgs {
-    fn is_kms(&self) -> bool {
+    /// Whether these options name AWS KMS.
+    pub fn is_kms(&self) -> bool {
         self.kms || self.kms_key_id.is_some()
     }
 
+    /// Whether any key option was given.
+    pub fn is_given(&self) -> bool {
+        self.key_file.is_some() || self.is_kms() || self.config.is_some()
+    }
+
+    /// AWS KMS with these options' endpoint, region and audit log, wrapping
+    /// new data keys under `key_id` (none: only decrypt, with the key each
+    /// slot names).
+    pub async fn kms_provider(&self, key_id: Option<String>) -> anyhow::Result<Provider> {
+        let audit = AuditLog::open(self.audit_log.as_deref())?;
+        Ok(Provider::Aws(kms(key_id, self, audit).await?))
+    }
+
+    /// A local keyring at `path`, audited like these options say.
+    pub fn keyring_provider(&self, path: &Path) -> anyhow::Result<Provider> {
+        let audit = AuditLog::open(self.audit_log.as_deref())?;
+        Ok(Provider::Local(LocalProvider::open(path, audit)?))
+    }
+
     /// The provider these options name.
-    async fn provider(&self) -> anyhow::Result<Provider> {
+    pub async fn provider(&self) -> anyhow::Result<Provider> {
         if let Some(conf) = &self.config {
             let resolve = RESOLVER
                 .get()
@@ -125,7 +145,18 @@ async fn kms(key_id: Option<String>, args: &KeyArgs, audit: AuditLog) -> anyhow:
 /// # Ok(()) }
 /// ```
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    run_command(cli.command).await
+}
+
+/// Runs one command (for binaries that embed [`Command`] in their own CLI).
+///
+/// ```no_run
+/// # async fn f(cmd: rampart_kms::cli::Command) -> anyhow::Result<()> {
+/// rampart_kms::cli::run_command(cmd).await?;
+/// # Ok(()) }
+/// ```
+pub async fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Keyring(cmd) => keyring::run(cmd),
         Command::Snapshot(cmd) => snapshot::run(cmd).await,
     }

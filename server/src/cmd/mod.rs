@@ -2,6 +2,7 @@
 //! [`CommandSpec`]s; [`Registry`] gathers them. Generic rules (arity, auth,
 //! MULTI queuing, stats, atomicity) live once in `dispatch`.
 
+pub mod backup;
 pub mod bitmap;
 pub mod connection;
 pub mod dump;
@@ -191,6 +192,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         dump::COMMANDS,
         hyperloglog::COMMANDS,
         persistence::COMMANDS,
+        backup::COMMANDS,
         replication::COMMANDS,
         server::COMMANDS,
         transaction::COMMANDS,

@@ -124,13 +124,21 @@ fn time(ctx: &mut Ctx<'_>) {
     ctx.out.bulk_int(d.subsec_micros() as i64);
 }
 
-/// `LASTSAVE`: no snapshot has been taken yet, so, as Redis, the start time.
 /// Redis's own COMMAND INFO / COMMAND DOCS data (ACL categories, tips, key
 /// specs, docs), generated from redis-server 7.0 by
-/// `scripts/gen-command-reference.py`.
+/// `scripts/gen-command-reference.py`, plus the same data for Rampart's own
+/// commands (BACKUP) from `rampart-reference.json`, so COMMAND describes
+/// them and the table test pins them too.
 fn reference() -> &'static serde_json::Map<String, Json> {
     static REF: OnceLock<serde_json::Map<String, Json>> = OnceLock::new();
-    REF.get_or_init(|| serde_json::from_str(include_str!("reference.json")).unwrap_or_default())
+    REF.get_or_init(|| {
+        let mut all: serde_json::Map<String, Json> =
+            serde_json::from_str(include_str!("reference.json")).unwrap_or_default();
+        let own: serde_json::Map<String, Json> =
+            serde_json::from_str(include_str!("rampart-reference.json")).unwrap_or_default();
+        all.extend(own);
+        all
+    })
 }
 
 /// Writes a typed reference node (see the generator) for the client's

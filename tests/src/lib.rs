@@ -20,6 +20,8 @@
 
 pub mod corpus;
 
+pub mod dataset;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -1007,11 +1007,19 @@ fn a_directory_store_has_the_same_semantics() -> Result<()> {
     populate(&mut c)?;
     let before = contents(&mut c)?;
     backup_create(&mut c, &["local-1"])?;
+    // The tool asks the running server for one too.
+    let out = cli_ok(&["backup", "create", "from-cli", "--server", &s.addr()])?;
+    assert_eq!(out.trim(), "from-cli");
+    let listed = cli_ok(&["backup", "list", "--store", &sd])?;
+    assert!(
+        listed.contains("local-1\tmanual") && listed.contains("from-cli\tmanual"),
+        "{listed}"
+    );
     let files: Vec<String> = std::fs::read_dir(store_dir.path())?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 4, "{files:?}");
     for f in &files {
         assert!(!contains(
             &std::fs::read(store_dir.path().join(f))?,

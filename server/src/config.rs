@@ -1003,7 +1003,7 @@ pub static PARAMS: &[Param] = &[
     p("backup-s3-region", &[], "", Kind::Str, false),
     p("backup-s3-path-style", &[], "no", Kind::Bool, false),
     p("backup-dir", &[], "", Kind::Str, false),
-    p("backup-window", &[], "", Kind::Str, false),
+    p("backup-window", &[], "", Kind::Special, false),
     p(
         "backup-retention-days",
         &[],
@@ -1592,6 +1592,14 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                 }
             }
             Ok(args.join(" ").to_ascii_lowercase())
+        }
+        "backup-window" => {
+            let v = args.join(" ");
+            if v.is_empty() || crate::backup::parse_window(&v).is_some() {
+                Ok(v)
+            } else {
+                Err("argument must be a UTC window HH:MM-HH:MM (e.g. 04:00-05:00)".into())
+            }
         }
         _ => {
             if args.is_empty() {

@@ -897,6 +897,10 @@ fn bad_names_buckets_credentials_and_tampering_each_fail_clearly() -> Result<()>
         .unwrap_err()
         .to_string();
     assert!(e.contains("syntax error"), "{e}");
+    let e = cmd(&mut c, &["CONFIG", "SET", "backup-window", "25:00-26:00"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("HH:MM-HH:MM"), "{e}");
 
     // A bucket that does not exist.
     cmd(

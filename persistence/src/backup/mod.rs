@@ -296,10 +296,15 @@ impl io::Write for PartSink {
 
 impl Drop for PartSink {
     fn drop(&mut self) {
-        // Not completed: give the parts back. Spawned, not awaited, because
-        // a drop may happen anywhere, a runtime thread included.
+        // Not completed: give the parts back before the failure is
+        // reported, so no caller sees a half-written upload. On a runtime
+        // thread, where blocking is not allowed, it is spawned instead.
         if let Some(up) = self.upload.take() {
-            self.rt.spawn(up.abort());
+            if Handle::try_current().is_err() {
+                self.rt.block_on(up.abort());
+            } else {
+                self.rt.spawn(up.abort());
+            }
         }
     }
 }

@@ -3,6 +3,9 @@
 //! servers with [`contents`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use anyhow::{bail, Context, Result};
 use redis::Value;
@@ -122,4 +125,44 @@ pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Resu
                 .map(|v| v.trim().to_string())
         })
         .with_context(|| format!("no {field} in INFO {section}"))
+}
+
+/// Runs MULTI/EXEC transactions on `conn` until `stop` is set, each moving
+/// 5 from one of 64 counters (`counter:0`…`counter:63`) to another, so the
+/// counters always sum to 0: a snapshot or backup that is one point in
+/// time sees a sum of 0. Returns the number of transactions run.
+pub fn transfer_counters(
+    mut conn: redis::Connection,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<Result<u64>> {
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let (i, j) = (n % 64, (n * 7 + 3) % 64);
+            redis::pipe()
+                .atomic()
+                .cmd("INCRBY")
+                .arg(format!("counter:{i}"))
+                .arg(5)
+                .cmd("DECRBY")
+                .arg(format!("counter:{j}"))
+                .arg(5)
+                .query::<()>(&mut conn)?;
+            n += 1;
+        }
+        Ok(n)
+    })
+}
+
+/// The sum of the 64 counters [`transfer_counters`] moves, and how many
+/// are not 0.
+pub fn counters(c: &mut redis::Connection) -> Result<(i64, usize)> {
+    let mut sum = 0i64;
+    let mut nonzero = 0;
+    for i in 0..64 {
+        let v: Option<i64> = redis::cmd("GET").arg(format!("counter:{i}")).query(c)?;
+        sum += v.unwrap_or(0);
+        nonzero += (v.unwrap_or(0) != 0) as usize;
+    }
+    Ok((sum, nonzero))
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use rampart_persistence::backup::{self as bk, BackupStore, Manifest, S3Config};
-use rampart_tests::dataset::{cmd, contents, info_field, populate, MARKER};
+use rampart_tests::dataset::{
+    cmd, contents, counters, info_field, populate, transfer_counters, MARKER,
+};
 use rampart_tests::{workspace_root, Rampart, RedisOracle};
 
 fn env(name: &str) -> Result<String> {
@@ -237,6 +239,17 @@ fn start_in(dir: &Path, s3: &S3, extra: &[&str]) -> Result<Rampart> {
     Rampart::start_in(dir, &refs(&args))
 }
 
+/// `rampart backup restore NAME --dir DIR --key-file KR`, then a server on
+/// DIR with that keyring.
+fn restore_and_start(s3: &S3, name: &str, dir: &Path, kr: &str) -> Result<Rampart> {
+    let d = dir.display().to_string();
+    cli_ok(&refs(&with(
+        &s3.cli_args(),
+        &["backup", "restore", name, "--dir", &d, "--key-file", kr],
+    )))?;
+    start_in(dir, s3, &["--kms-key-file", kr])
+}
+
 fn keyring(s: &Rampart) -> String {
     s.dir().join("keys/keyring.json").display().to_string()
 }
@@ -308,19 +321,7 @@ fn create_list_restore_gives_the_same_dataset_and_no_plaintext_in_the_bucket() -
     let root = tempfile::tempdir()?;
     let dir = root.path().join("restored");
     let kr = keyring(&s);
-    cli_ok(&refs(&with(
-        &s3.cli_args(),
-        &[
-            "backup",
-            "restore",
-            "nightly",
-            "--dir",
-            dir.to_str().unwrap_or_default(),
-            "--key-file",
-            &kr,
-        ],
-    )))?;
-    let r = start_in(&dir, &s3, &["--kms-key-file", &kr])?;
+    let r = restore_and_start(&s3, "nightly", &dir, &kr)?;
     assert_eq!(contents(&mut r.redis_conn()?)?, before);
     drop(r);
 
@@ -644,19 +645,7 @@ fn a_final_backup_is_taken_on_sigterm() -> Result<()> {
     let root = tempfile::tempdir()?;
     let dir = root.path().join("r");
     let kr = keyring(&s);
-    cli_ok(&refs(&with(
-        &s3.cli_args(),
-        &[
-            "backup",
-            "restore",
-            &all[0].name,
-            "--dir",
-            dir.to_str().unwrap_or_default(),
-            "--key-file",
-            &kr,
-        ],
-    )))?;
-    let r = start_in(&dir, &s3, &["--kms-key-file", &kr])?;
+    let r = restore_and_start(&s3, &all[0].name, &dir, &kr)?;
     assert_eq!(contents(&mut r.redis_conn()?)?, before);
     Ok(())
 }
@@ -668,27 +657,7 @@ fn a_backup_is_one_point_in_time_under_concurrent_transactions() -> Result<()> {
     let mut c = s.redis_conn()?;
     cmd(&mut c, &["DEBUG", "POPULATE", "200000", "bulk", "100"])?;
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let mut w = s.redis_conn()?;
-        std::thread::spawn(move || -> Result<u64> {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let (i, j) = (n % 64, (n * 7 + 3) % 64);
-                redis::pipe()
-                    .atomic()
-                    .cmd("INCRBY")
-                    .arg(format!("counter:{i}"))
-                    .arg(5)
-                    .cmd("DECRBY")
-                    .arg(format!("counter:{j}"))
-                    .arg(5)
-                    .query::<()>(&mut w)?;
-                n += 1;
-            }
-            Ok(n)
-        })
-    };
+    let writer = transfer_counters(s.redis_conn()?, stop.clone());
     std::thread::sleep(Duration::from_millis(300));
     backup_create(&mut c, &["pit"])?;
     stop.store(true, Ordering::Relaxed);
@@ -700,29 +669,9 @@ fn a_backup_is_one_point_in_time_under_concurrent_transactions() -> Result<()> {
     let root = tempfile::tempdir()?;
     let dir = root.path().join("r");
     let kr = keyring(&s);
-    cli_ok(&refs(&with(
-        &s3.cli_args(),
-        &[
-            "backup",
-            "restore",
-            "pit",
-            "--dir",
-            dir.to_str().unwrap_or_default(),
-            "--key-file",
-            &kr,
-        ],
-    )))?;
-    let r = start_in(&dir, &s3, &["--kms-key-file", &kr])?;
+    let r = restore_and_start(&s3, "pit", &dir, &kr)?;
     let mut c2 = r.redis_conn()?;
-    let mut sum = 0i64;
-    let mut nonzero = 0;
-    for i in 0..64 {
-        let v: Option<i64> = redis::cmd("GET")
-            .arg(format!("counter:{i}"))
-            .query(&mut c2)?;
-        sum += v.unwrap_or(0);
-        nonzero += (v.unwrap_or(0) != 0) as usize;
-    }
+    let (sum, nonzero) = counters(&mut c2)?;
     assert_eq!(sum, 0, "the backup must be one consistent cut");
     assert!(nonzero > 0, "the backup must contain counters");
     let n: i64 = redis::cmd("DBSIZE").query(&mut c2)?;

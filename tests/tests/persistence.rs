@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rampart_tests::dataset::{cmd, contents, info_field, populate, MARKER};
+use rampart_tests::dataset::{
+    cmd, contents, counters, info_field, populate, transfer_counters, MARKER,
+};
 use rampart_tests::{workspace_root, Rampart, RedisOracle, ServerProcess};
 use redis::Value;
 
@@ -287,29 +289,7 @@ fn bgsave_is_one_point_in_time_under_concurrent_transactions() -> Result<()> {
     // Bulk so the snapshot takes a while, and 64 counters spread over shards.
     cmd(&mut c, &["DEBUG", "POPULATE", "300000", "bulk", "100"])?;
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let mut w = s.redis_conn()?;
-        std::thread::spawn(move || -> Result<u64> {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let (i, j) = (n % 64, (n * 7 + 3) % 64);
-                // Every transaction moves 5 from one counter to another:
-                // the counters always sum to 0.
-                redis::pipe()
-                    .atomic()
-                    .cmd("INCRBY")
-                    .arg(format!("counter:{i}"))
-                    .arg(5)
-                    .cmd("DECRBY")
-                    .arg(format!("counter:{j}"))
-                    .arg(5)
-                    .query::<()>(&mut w)?;
-                n += 1;
-            }
-            Ok(n)
-        })
-    };
+    let writer = transfer_counters(s.redis_conn()?, stop.clone());
     std::thread::sleep(Duration::from_millis(300));
     cmd(&mut c, &["BGSAVE"])?;
     wait_bgsave(&mut c)?;
@@ -333,15 +313,7 @@ fn bgsave_is_one_point_in_time_under_concurrent_transactions() -> Result<()> {
     )?;
     let s2 = Rampart::start_in(copy.path(), &["--save", ""])?;
     let mut c2 = s2.redis_conn()?;
-    let mut sum = 0i64;
-    let mut nonzero = 0;
-    for i in 0..64 {
-        let v: Option<i64> = redis::cmd("GET")
-            .arg(format!("counter:{i}"))
-            .query(&mut c2)?;
-        sum += v.unwrap_or(0);
-        nonzero += (v.unwrap_or(0) != 0) as usize;
-    }
+    let (sum, nonzero) = counters(&mut c2)?;
     assert_eq!(sum, 0, "the snapshot must be one consistent cut");
     assert!(nonzero > 0, "the snapshot must contain counters");
     let bulk: i64 = redis::cmd("DBSIZE").query(&mut c2)?;

@@ -260,23 +260,7 @@ impl BackupStore {
     /// Reads a whole object.
     pub async fn get(&self, name: &str) -> StoreResult<Vec<u8>> {
         match self {
-            BackupStore::S3(s) => {
-                let key = s.key(name);
-                let out = s
-                    .client
-                    .get_object()
-                    .bucket(&s.bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map_err(|e| s.error("reading", &key, e))?;
-                let body = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| StoreError::Failed(format!("reading {key}: {e}")))?;
-                Ok(body.into_bytes().to_vec())
-            }
+            BackupStore::S3(s) => s.fetch(name, None).await,
             BackupStore::Dir(d) => {
                 let path = d.path(name);
                 std::fs::read(&path).map_err(|e| d.error(&path, e))
@@ -291,22 +275,8 @@ impl BackupStore {
         }
         match self {
             BackupStore::S3(s) => {
-                let key = s.key(name);
-                let out = s
-                    .client
-                    .get_object()
-                    .bucket(&s.bucket)
-                    .key(&key)
-                    .range(format!("bytes={}-{}", start, start + len - 1))
-                    .send()
+                s.fetch(name, Some(format!("bytes={}-{}", start, start + len - 1)))
                     .await
-                    .map_err(|e| s.error("reading", &key, e))?;
-                let body = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| StoreError::Failed(format!("reading {key}: {e}")))?;
-                Ok(body.into_bytes().to_vec())
             }
             BackupStore::Dir(d) => {
                 use std::io::{Read, Seek, SeekFrom};
@@ -618,6 +588,26 @@ async fn abort_s3(store: &S3Store, key: &str, id: &str) {
 impl S3Store {
     fn key(&self, name: &str) -> String {
         format!("{}{}", self.prefix, name)
+    }
+
+    /// GetObject, whole or the HTTP `range` given.
+    async fn fetch(&self, name: &str, range: Option<String>) -> StoreResult<Vec<u8>> {
+        let key = self.key(name);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .set_range(range)
+            .send()
+            .await
+            .map_err(|e| self.error("reading", &key, e))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Failed(format!("reading {key}: {e}")))?;
+        Ok(body.into_bytes().to_vec())
     }
 
     /// One clear line per failure: missing bucket or object, refused

@@ -304,7 +304,13 @@ pub fn on_shutdown(srv: &Server) -> anyhow::Result<()> {
     };
     crate::persist::wait_bgsave(srv);
     tracing::info!("Taking the final backup {name} before exiting.");
-    let r = run(srv, &name, Kind::Final, &KeyChoice::Dataset, true);
+    // SHUTDOWN runs on a connection's runtime thread, which must not block
+    // on the runtime: the backup runs on a thread of its own, joined here.
+    let r = std::thread::scope(|sc| {
+        sc.spawn(|| run(srv, &name, Kind::Final, &KeyChoice::Dataset, true))
+            .join()
+            .map_err(|_| anyhow::anyhow!("the final backup stopped unexpectedly"))?
+    });
     drop(running);
     r.map(|_| ())
 }

@@ -651,6 +651,33 @@ fn a_final_backup_is_taken_on_sigterm() -> Result<()> {
 }
 
 #[test]
+fn a_failed_final_backup_fails_shutdown_unless_forced() -> Result<()> {
+    let s3 = S3::new("finalfail")?;
+    let mut s = start(
+        &s3,
+        &[
+            "--backup-on-shutdown",
+            "yes",
+            "--backup-s3-bucket",
+            "no-such-bucket-rampart",
+        ],
+    )?;
+    let mut c = s.conn()?;
+    cmd(&mut s.redis_conn()?, &["SET", "k", "v"])?;
+    // As a failed final save: SHUTDOWN fails and the server keeps serving.
+    let reply = c.cmd(&["SHUTDOWN"])?;
+    assert_eq!(reply, b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
+    assert!(s.is_running());
+    assert!(s.log().contains("the final backup failed"), "{}", s.log());
+    assert_eq!(c.cmd(&["GET", "k"])?, b"$1\r\nv\r\n");
+    // FORCE exits anyway.
+    let _ = c.cmd(&["SHUTDOWN", "FORCE"]);
+    let status = s.wait_exit(Duration::from_secs(30))?;
+    assert!(status.is_some_and(|st| st.success()), "{status:?}");
+    Ok(())
+}
+
+#[test]
 fn a_backup_is_one_point_in_time_under_concurrent_transactions() -> Result<()> {
     let s3 = S3::new("pit")?;
     let s = start(&s3, &["--enable-debug-command", "yes"])?;

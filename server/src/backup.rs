@@ -421,7 +421,7 @@ pub fn cron(srv: &Arc<Server>) {
 /// `SPEC` names as this server's first snapshot `dest`, under the server's
 /// own at-rest protection. `SPEC` is `s3://bucket/prefix/NAME` (with the
 /// `backup-s3-*` endpoint settings) or `DIR/NAME`. Blocking.
-pub fn restore_from(srv: &Server, spec: &str, dest: &Path) -> anyhow::Result<u64> {
+pub fn restore_from(srv: &Server, spec: &str, dest: &Path) -> anyhow::Result<()> {
     let rt = runtime(srv)?;
     let (store, name) = match parse_s3_url(spec) {
         Some((bucket, key)) => {
@@ -459,23 +459,25 @@ pub fn restore_from(srv: &Server, spec: &str, dest: &Path) -> anyhow::Result<u64
     };
     let (source, src) = bk::open_any(&store, &rt, &name, reader.as_deref())?;
     let protection = crate::persist::snapshot_protection(srv)?;
-    let keys = bk::restore_to(src, dest, protection)?;
+    let keys = bk::restore_to(src, source.check(), dest, protection)?;
     match source {
         Source::Backup(m) => tracing::info!(
-            "Restored backup {} ({}, {} from {}) into {}: {keys} keys",
+            "Restored backup {} ({}, {} from {}, {} bytes of RDB) into {}",
             m.name,
             m.kind.as_str(),
             m.created,
             store.describe(),
+            m.rdb_size,
             dest.display()
         ),
         Source::PlainRdb(size) => tracing::warn!(
-            "Restored the plain RDB object {} ({size} bytes) into {}: {keys} keys",
+            "Restored the plain RDB object {} ({size} bytes, {} keys) into {}",
             store.object(&name),
+            keys.unwrap_or_default(),
             dest.display()
         ),
     }
-    Ok(keys)
+    Ok(())
 }
 
 /// The `# Backup` section of INFO.

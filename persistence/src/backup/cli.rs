@@ -363,8 +363,8 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
                 "WARNING: exporting backup {name} as a PLAINTEXT .rdb to {}: anyone who can read it reads the data",
                 dest.object(&object)
             );
-            let keys = blocking(move |rt| {
-                let (_, src) = super::open(&src_store, &rt, &name, &provider)?;
+            let bytes = blocking(move |rt| {
+                let (m, src) = super::open(&src_store, &rt, &name, &provider)?;
                 let opts = PutOptions {
                     server_side_encryption: true,
                 };
@@ -378,13 +378,13 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
                     }
                     Ok(())
                 };
-                match super::copy_rdb(src, &mut send) {
-                    Ok(keys) => {
+                match super::copy_rdb(src, super::Check::Trailer, &mut send) {
+                    Ok(_) => {
                         if !buf.is_empty() {
                             rt.block_on(up.part(buf))?;
                         }
                         rt.block_on(up.complete())?;
-                        Ok(keys)
+                        Ok(m.rdb_size)
                     }
                     Err(e) => {
                         rt.block_on(up.abort());
@@ -393,7 +393,7 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
                 }
             })
             .await?;
-            eprintln!("exported {keys} keys to {to}");
+            eprintln!("exported {bytes} bytes of RDB to {to}");
             Ok(())
         }
     }
@@ -458,7 +458,7 @@ async fn restore(
     let dir2 = dir.clone();
     let result = blocking(move |rt| {
         let (source, src) = super::open_any(&store, &rt, &name, source_key.as_ref())?;
-        let keys = super::restore_to(src, &dest, protection)?;
+        let keys = super::restore_to(src, source.check(), &dest, protection)?;
         d2.save(&dir2)?;
         Ok((source, keys))
     })
@@ -473,11 +473,17 @@ async fn restore(
         }
     };
     let what = match source {
-        Source::Backup(m) => format!("backup {} ({})", m.name, m.created),
-        Source::PlainRdb(size) => format!("plain RDB object ({size} bytes)"),
+        Source::Backup(m) => format!(
+            "backup {} ({}, {} bytes of RDB)",
+            m.name, m.created, m.rdb_size
+        ),
+        Source::PlainRdb(size) => format!(
+            "plain RDB object ({size} bytes, {} keys)",
+            keys.unwrap_or_default()
+        ),
     };
     eprintln!(
-        "restored {what}: {keys} keys into {} (dataset {}, encryption at rest: {})",
+        "restored {what} into {} (dataset {}, encryption at rest: {})",
         dir.display(),
         dataset.id,
         match &target {

@@ -662,22 +662,44 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-/// Copies a whole RDB stream to `out` while checking it is a valid RDB
-/// (every entry parsed, CRC-64 verified, nothing after it) and, for a
-/// backup, that the object's end matches its manifest. Returns the number
-/// of keys. The caller commits what `out` wrote only on success.
+/// How much of an RDB stream [`copy_rdb`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Parse every entry (and the CRC-64): for plain RDB from elsewhere.
+    Parse,
+    /// The `REDIS` magic and the CRC-64 trailer only: for a backup's
+    /// plaintext, which the envelope has already authenticated chunk by
+    /// chunk, so parsing it would only repeat the load that follows.
+    Trailer,
+}
+
+/// Copies a whole RDB stream to `out` while checking it (see [`Check`]),
+/// and, for a backup, that the object's end matches its manifest (the
+/// envelope's final chunk, its SHA-256, nothing after). Returns the number
+/// of keys when it parsed them. The caller commits what `out` wrote only on
+/// success.
 pub fn copy_rdb(
     src: RdbStream,
+    check: Check,
     out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Option<u64>> {
     let mut tee = Tee { inner: src, out };
-    let mut count = Count(0);
-    rdb::load(
-        &mut tee,
-        &rampart_keyspace::EncodingLimits::default(),
-        &mut count,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys = match check {
+        Check::Parse => {
+            let mut count = Count(0);
+            rdb::load(
+                &mut tee,
+                &rampart_keyspace::EncodingLimits::default(),
+                &mut count,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Some(count.0)
+        }
+        Check::Trailer => {
+            trailer_check(&mut tee)?;
+            None
+        }
+    };
     // Drain to the end: the envelope's end check, the SHA-256 check, and
     // no bytes after the RDB.
     let mut rest = [0u8; 4096];
@@ -688,18 +710,72 @@ pub fn copy_rdb(
     if extra != 0 {
         anyhow::bail!("{extra} unexpected bytes after the end of the RDB");
     }
-    Ok(count.0)
+    Ok(keys)
+}
+
+/// Reads `r` to its end, checking the `REDIS` magic and that the last 8
+/// bytes are the CRC-64 of all before them.
+fn trailer_check(r: &mut impl Read) -> anyhow::Result<()> {
+    let mut crc = Crc64::new();
+    // The last bytes seen, not yet in the CRC: the trailer once at the end.
+    let mut tail: Vec<u8> = Vec::with_capacity(16);
+    let mut head: Vec<u8> = Vec::with_capacity(5);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r
+            .read(&mut buf)
+            .map_err(|e| anyhow::Error::from(KmsError::from(e)))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        let want = 5 - head.len().min(5);
+        head.extend_from_slice(&chunk[..want.min(n)]);
+        tail.extend_from_slice(chunk);
+        let settled = tail.len().saturating_sub(8);
+        crc.update(&tail[..settled]);
+        tail.drain(..settled);
+    }
+    if head != b"REDIS" {
+        anyhow::bail!(
+            "not an RDB stream (it starts with {:?})",
+            String::from_utf8_lossy(&head)
+        );
+    }
+    if tail[..] != crc.value().to_le_bytes() {
+        anyhow::bail!(
+            "the RDB's CRC-64 trailer does not match its contents: the stream is damaged"
+        );
+    }
+    Ok(())
 }
 
 /// Writes a source's RDB as the snapshot `dest` (the data directory's
 /// `dump.rdb`) under `protection`, replacing it only when the whole
-/// source was read and checked. Returns the number of keys. Blocking.
-pub fn restore_to(src: RdbStream, dest: &Path, protection: Protection) -> anyhow::Result<u64> {
+/// source was read and checked. Returns the number of keys when it parsed
+/// them. Blocking.
+pub fn restore_to(
+    src: RdbStream,
+    check: Check,
+    dest: &Path,
+    protection: Protection,
+) -> anyhow::Result<Option<u64>> {
     let mut w = SnapshotWriter::create(dest, protection)?;
-    let keys = copy_rdb(src, &mut |b| w.write(b))?;
+    let keys = copy_rdb(src, check, &mut |b| w.write(b))?;
     w.commit_verbatim()
         .with_context(|| format!("writing {}", dest.display()))?;
     Ok(keys)
+}
+
+impl Source {
+    /// How much a restore of this source checks: a backup is authenticated
+    /// by its envelope, a plain RDB is parsed.
+    pub fn check(&self) -> Check {
+        match self {
+            Source::Backup(_) => Check::Trailer,
+            Source::PlainRdb(_) => Check::Parse,
+        }
+    }
 }
 
 /// The state of the key a backup's slot names, as `describe` shows it.
@@ -873,4 +949,63 @@ async fn stream_body(
         up.part(buf).await?;
     }
     Ok((size, new.hex()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out at most `n` bytes per read, to cross every boundary.
+    struct Trickle(std::io::Cursor<Vec<u8>>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    fn rdb_file() -> Vec<u8> {
+        let mut b = Vec::new();
+        rdb::write_header(&mut b, &[]);
+        rdb::write_select_db(&mut b, 0);
+        rdb::write_entry(&mut b, b"k", &rampart_keyspace::Value::string(b"v"), None);
+        rdb::write_eof(&mut b);
+        let crc = Crc64::checksum(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    fn check(bytes: Vec<u8>, step: usize, how: Check) -> anyhow::Result<Option<u64>> {
+        let mut copied = Vec::new();
+        let r = copy_rdb(
+            Box::new(Trickle(std::io::Cursor::new(bytes.clone()), step)),
+            how,
+            &mut |b| {
+                copied.extend_from_slice(b);
+                Ok(())
+            },
+        );
+        if r.is_ok() {
+            assert_eq!(copied, bytes, "everything read is passed on");
+        }
+        r
+    }
+
+    #[test]
+    fn the_trailer_check_accepts_a_whole_rdb_and_refuses_any_damage() {
+        let good = rdb_file();
+        for step in [1, 3, 7, 8, 9, 4096] {
+            assert_eq!(check(good.clone(), step, Check::Trailer).unwrap(), None);
+            assert_eq!(check(good.clone(), step, Check::Parse).unwrap(), Some(1));
+        }
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x20;
+            assert!(check(bad, 5, Check::Trailer).is_err(), "byte {i} flipped");
+        }
+        assert!(check(good[..good.len() - 1].to_vec(), 4, Check::Trailer).is_err());
+        assert!(check(b"REDIS".to_vec(), 4, Check::Trailer).is_err());
+        assert!(check(Vec::new(), 4, Check::Trailer).is_err());
+    }
 }

@@ -368,11 +368,28 @@ fn a_kms_keyed_backup_of_a_local_key_dataset_and_a_copy_under_another_key() -> R
     let s = start(&s3, &refs(&kms))?;
     let mut c = s.redis_conn()?;
     populate(&mut c)?;
+    // 20 MB that does not compress, so the rewrapped copy has parts copied
+    // inside the store (beyond the first 8 MiB).
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut p = redis::pipe();
+    for i in 0..5000 {
+        let v: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        p.cmd("SET").arg(format!("noise:{i}")).arg(v).ignore();
+    }
+    p.query::<()>(&mut c)?;
     let before = contents(&mut c)?;
     backup_create(&mut c, &["under-a", "KMSKEYID", &key_a])?;
     let m = manifests(&s3)?.remove(0);
     assert_eq!(m.key_provider, "aws-kms");
     assert_eq!(m.key_id, key_a);
+    assert!(m.size > 16 << 20, "{} bytes", m.size);
 
     let ep = kms_endpoint()?;
     let kmsopts = ["--kms-endpoint", ep.as_str(), "--kms-region", "us-east-1"];
@@ -707,7 +724,8 @@ fn a_backup_is_one_point_in_time_under_concurrent_transactions() -> Result<()> {
 }
 
 /// A TCP proxy to `to` that passes the first `budget` bytes a client sends
-/// on each connection, then cuts it: an S3 endpoint that fails mid-upload.
+/// on each connection, then cuts it, `max_cuts` times at most: an S3
+/// endpoint that fails mid-upload, for good or for a moment.
 struct CuttingProxy {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -715,7 +733,7 @@ struct CuttingProxy {
 }
 
 impl CuttingProxy {
-    fn start(to: &str, budget: usize) -> Result<CuttingProxy> {
+    fn start(to: &str, budget: usize, max_cuts: usize) -> Result<CuttingProxy> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
@@ -751,8 +769,10 @@ impl CuttingProxy {
                             Ok(n) => n,
                         };
                         if n > left {
-                            cu.fetch_add(1, Ordering::Relaxed);
-                            break;
+                            if cu.fetch_add(1, Ordering::Relaxed) < max_cuts {
+                                break;
+                            }
+                            left = usize::MAX;
                         }
                         left -= n;
                         if server.write_all(&buf[..n]).is_err() {
@@ -781,7 +801,7 @@ impl Drop for CuttingProxy {
 #[test]
 fn an_upload_cut_midway_leaves_no_backup_and_no_parts_and_the_next_one_works() -> Result<()> {
     let s3 = S3::new("cut")?;
-    let proxy = CuttingProxy::start(&s3.endpoint, 512 * 1024)?;
+    let proxy = CuttingProxy::start(&s3.endpoint, 512 * 1024, usize::MAX)?;
     let via_proxy = format!("http://127.0.0.1:{}", proxy.port);
     let s = start(
         &s3,
@@ -824,6 +844,44 @@ fn an_upload_cut_midway_leaves_no_backup_and_no_parts_and_the_next_one_works() -
     let all = manifests(&s3)?;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].name, "after-the-cut");
+    Ok(())
+}
+
+#[test]
+fn a_transient_failure_mid_upload_is_retried() -> Result<()> {
+    let s3 = S3::new("retry")?;
+    // The first upload that carries more than 512 KiB is cut; the retry
+    // goes through.
+    let proxy = CuttingProxy::start(&s3.endpoint, 512 * 1024, 1)?;
+    let via_proxy = format!("http://127.0.0.1:{}", proxy.port);
+    let s = start(
+        &s3,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--backup-s3-endpoint",
+            &via_proxy,
+        ],
+    )?;
+    let mut c = s.redis_conn()?;
+    cmd(&mut c, &["DEBUG", "POPULATE", "30000", "key", "100"])?;
+    backup_create(&mut c, &["retried"])?;
+    assert!(
+        proxy.cuts.load(Ordering::Relaxed) >= 1,
+        "the proxy cut once"
+    );
+    let all = manifests(&s3)?;
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        rt()?.block_on(s3.store()?.incomplete_uploads())?,
+        Vec::<String>::new()
+    );
+    let root = tempfile::tempdir()?;
+    let r = restore_and_start(&s3, "retried", &root.path().join("r"), &keyring(&s))?;
+    assert_eq!(
+        cmd(&mut r.redis_conn()?, &["DBSIZE"])?,
+        redis::Value::Int(30000)
+    );
     Ok(())
 }
 

@@ -844,9 +844,11 @@ async fn read_header(store: &BackupStore, object: &str) -> anyhow::Result<(Heade
 
 /// Copies backup `from` to `to`. Under the same key (`to_key` `None`) the
 /// object is copied inside the store (S3 CopyObject) and the manifest
-/// follows; under another key only the key slot is rewrapped, and the
-/// encrypted body streams through unchanged while both digests are
-/// checked. The copy's manifest is written last.
+/// follows. Under another key only the key slot is rewrapped: the new
+/// object is the new header plus the old encrypted body, which is copied
+/// inside the store (UploadPartCopy) but for its first part; the body is
+/// read once to check the source's digest and compute the copy's. The
+/// copy's manifest is written last.
 pub async fn copy(
     store: &BackupStore,
     from: &str,
@@ -884,14 +886,12 @@ pub async fn copy(
                 .ok_or_else(|| anyhow::anyhow!("the rewrapped header has no key slot"))?;
             m.key_provider = slot.provider.clone();
             m.key_id = slot.key_id.clone();
+            let (size, sha) = digests(store, &src, len as u64, &head).await?;
+            m.size = size;
+            m.sha256 = sha;
             let mut up = store.upload(&m.object, PutOptions::default()).await?;
-            let r = stream_body(store, &src, len as u64, &head, &mut up).await;
-            match r {
-                Ok((size, sha)) => {
-                    m.size = size;
-                    m.sha256 = sha;
-                    up.complete().await?;
-                }
+            match copy_body(store, &src, len as u64, head, &mut up).await {
+                Ok(()) => up.complete().await?,
                 Err(e) => {
                     up.abort().await;
                     return Err(e);
@@ -908,20 +908,18 @@ pub async fn copy(
     Ok(m)
 }
 
-/// Uploads `head` then the source object's bytes from `skip`, checking
-/// the source's digest; returns the new object's size and digest.
-async fn stream_body(
+/// Reads the source object once: checks its digest against its manifest
+/// and returns the size and digest of `head` followed by its bytes from
+/// `skip` (the copy under a new key slot).
+async fn digests(
     store: &BackupStore,
     src: &Manifest,
     skip: u64,
     head: &[u8],
-    up: &mut Upload,
 ) -> anyhow::Result<(u64, String)> {
     let mut old = Sha256::new();
     let mut new = Sha256::new();
-    let mut buf = head.to_vec();
     new.update(head);
-    let mut size = head.len() as u64;
     let mut pos = 0u64;
     while pos < src.size {
         let len = (PART_SIZE as u64).min(src.size - pos);
@@ -932,12 +930,7 @@ async fn stream_body(
         old.update(&chunk);
         let body_start = skip.saturating_sub(pos).min(chunk.len() as u64) as usize;
         new.update(&chunk[body_start..]);
-        buf.extend_from_slice(&chunk[body_start..]);
-        size += (chunk.len() - body_start) as u64;
         pos += chunk.len() as u64;
-        if buf.len() >= PART_SIZE {
-            up.part(std::mem::take(&mut buf)).await?;
-        }
     }
     if old.hex() != src.sha256 {
         anyhow::bail!(
@@ -945,10 +938,29 @@ async fn stream_body(
             src.name
         );
     }
-    if !buf.is_empty() {
-        up.part(buf).await?;
+    Ok((head.len() as u64 + src.size - skip, new.hex()))
+}
+
+/// Uploads `head` with the first [`PART_SIZE`] bytes of the body (S3 parts
+/// but the last need 5 MiB), then copies the rest of the body inside the
+/// store.
+async fn copy_body(
+    store: &BackupStore,
+    src: &Manifest,
+    skip: u64,
+    mut head: Vec<u8>,
+    up: &mut Upload,
+) -> anyhow::Result<()> {
+    let first = (PART_SIZE as u64).min(src.size - skip);
+    head.extend_from_slice(&store.get_range(&src.object, skip, first).await?);
+    up.part(head).await?;
+    let mut pos = skip + first;
+    while pos < src.size {
+        let len = store.copy_part_size().min(src.size - pos);
+        store.part_copy(up, &src.object, pos, len).await?;
+        pos += len;
     }
-    Ok((size, new.hex()))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 #   KEYS=100000 bash bench/backup.sh      # quick run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
 
 KEYS=${KEYS:-1000000}
 SIZE=${SIZE:-1024}
@@ -52,9 +53,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 now_ns() { date +%s%N; }
 ms_since() { echo $((($(now_ns) - $1) / 1000000)); }
 cli() { redis-cli -p "${PORT[$1]}" "${@:2}"; }

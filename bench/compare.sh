@@ -22,6 +22,7 @@
 # one round can be off by 10-20% either way.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
 
 REQUESTS=${REQUESTS:-200000}
 ROUNDS=${ROUNDS:-1}
@@ -49,10 +50,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 start() { # name binary -> sets PORT_<name>
     local name=$1 bin=$2 port
     port=$(free_port)
@@ -71,40 +68,10 @@ start() { # name binary -> sets PORT_<name>
 start redis redis-server
 start rampart "$RAMPART"
 
-# cpu_ticks PID -> user + system clock ticks the process has used
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
-# redis-benchmark's default suite, test by test
-SUITE=ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,lrange_600,mset
-
-# bench NAME PIPELINE -> lines "test,rps,p99,cpu_us_per_request", one
-# redis-benchmark run per test so each gets its own CPU reading (an
-# LRANGE run's reading includes the LPUSHes that fill its list; its line
-# is the LRANGE one, the last redis-benchmark prints)
+# bench NAME PIPELINE -> lines "test,rps,p99,cpu_us_per_request" (lib.sh)
 bench() {
-    local port_var="PORT_$1" pid_var="PID_$1" tests t before after hz
-    tests=${TESTS:-$SUITE}
-    hz=$(getconf CLK_TCK)
-    for t in ${tests//,/ }; do
-        before=$(cpu_ticks "${!pid_var}")
-        redis-benchmark -p "${!port_var}" -c "$CLIENTS" -n "$REQUESTS" -P "$2" -t "$t" --csv 2>/dev/null >"$tmp/one.csv"
-        after=$(cpu_ticks "${!pid_var}")
-        awk -F'","' -v ticks=$((after - before)) -v hz="$hz" -v n="$REQUESTS" \
-            'END { if (NR < 2) exit; gsub(/"/, ""); split($0, f, ","); printf "%s,%s,%s,%.2f\n", f[1], f[2], f[7], ticks * 1e6 / hz / n }' "$tmp/one.csv"
-    done
-}
-
-# median FILE... -> "test,rps,p99,cpu" with the median of each over the files
-median() {
-    cat "$@" | sort -t, -k1,1 | awk -F, '
-        function med(a, n,   i, j, t) {
-            for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-        }
-        function flush() { if (name != "") print name "," med(rps, n) "," med(lat, n) "," med(cpu, n) }
-        $1 != name { flush(); name = $1; n = 0 }
-        { n++; rps[n] = $2; lat[n] = $3; cpu[n] = $4 }
-        END { flush() }'
+    local port_var="PORT_$1" pid_var="PID_$1"
+    bench_tests "${!port_var}" "${!pid_var}" "$2" "${TESTS:-$SUITE}"
 }
 
 [ "$ROUNDS" -gt 1 ] && printf '\nmedian of %s rounds, Redis and Rampart taking turns\n' "$ROUNDS"

@@ -1,0 +1,46 @@
+# Shared by the bench/ scripts: ports, CPU readings, one redis-benchmark
+# line with the server's CPU per request, and medians over rounds.
+# Source it; it defines functions only.
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# cpu_ns PID -> nanoseconds the process's threads have run on a CPU
+# (schedstat: exact, where /proc/PID/stat's user + system counts 10 ms
+# ticks, too coarse for a short pipelined run)
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+
+# redis-benchmark's default suite, test by test
+SUITE=ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,lrange_600,mset
+
+# bench_tests PORT PID PIPELINE TESTS -> lines "test,rps,p99,cpu_us_per_request",
+# one redis-benchmark run per test (CLIENTS clients, REQUESTS requests) so
+# each gets its own CPU reading of the server PID (an LRANGE run's reading
+# includes the LPUSHes that fill its list; its line is the LRANGE one, the
+# last redis-benchmark prints)
+bench_tests() {
+    local port=$1 pid=$2 pipeline=$3 tests=$4 t before after csv
+    csv=$(mktemp)
+    for t in ${tests//,/ }; do
+        before=$(cpu_ns "$pid")
+        redis-benchmark -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$pipeline" -t "$t" --csv 2>/dev/null >"$csv"
+        after=$(cpu_ns "$pid")
+        awk -F'","' -v ns=$((after - before)) -v n="$REQUESTS" \
+            'END { if (NR < 2) exit; gsub(/"/, ""); split($0, f, ","); printf "%s,%s,%s,%.3f\n", f[1], f[2], f[7], ns / 1000 / n }' "$csv"
+    done
+    rm -f "$csv"
+}
+
+# median FILE... -> "test,rps,p99,cpu" with the median of each over the files
+median() {
+    cat "$@" | sort -t, -k1,1 | awk -F, '
+        function med(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        function flush() { if (name != "") print name "," med(rps, n) "," med(lat, n) "," med(cpu, n) }
+        $1 != name { flush(); name = $1; n = 0 }
+        { n++; rps[n] = $2; lat[n] = $3; cpu[n] = $4 }
+        END { flush() }'
+}

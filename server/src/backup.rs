@@ -123,19 +123,30 @@ pub fn store(srv: &Server, rt: &Handle) -> anyhow::Result<BackupStore> {
     )
 }
 
-/// KMS with the server's region, endpoint and audit log, wrapping under
-/// `key_id` (none: decrypt only, with the key a slot names).
-async fn kms(srv: &Server, key_id: Option<String>) -> anyhow::Result<Provider> {
+/// A provider of `kind` with the server's `kms-region`, `kms-endpoint` and
+/// `kms-audit-log`, a KMS key id or a keyring path as given.
+async fn open_provider(
+    srv: &Server,
+    kind: ProviderKind,
+    key_id: Option<String>,
+    key_file: Option<PathBuf>,
+) -> anyhow::Result<Provider> {
     let opt = |n: &str| srv.config.get(n).filter(|v| !v.is_empty());
     Ok(Provider::from_config(&ProviderConfig {
-        provider: ProviderKind::Aws,
+        provider: kind,
         key_id,
+        key_file,
         region: opt("kms-region"),
         endpoint: opt("kms-endpoint"),
         audit_log: opt("kms-audit-log").map(PathBuf::from),
-        ..Default::default()
     })
     .await?)
+}
+
+/// KMS wrapping under `key_id` (none: decrypt only, with the key a slot
+/// names).
+async fn kms(srv: &Server, key_id: Option<String>) -> anyhow::Result<Provider> {
+    open_provider(srv, ProviderKind::Aws, key_id, None).await
 }
 
 /// The provider that seals a new backup. Blocking.
@@ -147,15 +158,12 @@ fn provider(srv: &Server, rt: &Handle, key: &KeyChoice) -> anyhow::Result<Arc<Pr
             )
         }),
         KeyChoice::Kms(id) => Ok(Arc::new(rt.block_on(kms(srv, Some(id.clone())))?)),
-        KeyChoice::KeyFile(path) => {
-            let opt = |n: &str| srv.config.get(n).filter(|v| !v.is_empty());
-            Ok(Arc::new(rt.block_on(Provider::from_config(&ProviderConfig {
-                provider: ProviderKind::Local,
-                key_file: Some(path.clone()),
-                audit_log: opt("kms-audit-log").map(PathBuf::from),
-                ..Default::default()
-            }))?))
-        }
+        KeyChoice::KeyFile(path) => Ok(Arc::new(rt.block_on(open_provider(
+            srv,
+            ProviderKind::Local,
+            None,
+            Some(path.clone()),
+        ))?)),
     }
 }
 

@@ -1302,7 +1302,7 @@ pub fn start_replica(srv: &Server, host: String, port: u16) {
         ..LinkInfo::default()
     };
     tracing::info!("Connecting to MASTER {host}:{port}");
-    let Some(s) = srv.repl.me.get().and_then(|w| w.upgrade()) else {
+    let Some(s) = srv.arc() else {
         return;
     };
     if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -19,7 +19,7 @@ use crate::client::Client;
 use crate::cmd::flags;
 use crate::dispatch::execute;
 use crate::resp::{Limits, Out, Parser};
-use crate::state::{now_ms, Server};
+use crate::state::{now_ms, now_us, Server};
 
 const DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
@@ -105,6 +105,9 @@ async fn serve(
     let mut parser = Parser::default();
     let mut out = Out::new(2);
     loop {
+        // One clock read per command: each starts when the one before it
+        // ended (dispatch reads the clock as a command ends).
+        let mut clock = now_us();
         // Run every complete command already buffered.
         loop {
             let limits = Limits {
@@ -112,9 +115,13 @@ async fn serve(
                 unauthenticated: !client.authenticated,
             };
             match parser.next(&mut buf, limits) {
-                Ok(Some(args)) => {
-                    wait_if_paused(srv, &args, client).await;
-                    execute(srv, client, args, &mut out);
+                Ok(Some(mut args)) => {
+                    if srv.pause.any() {
+                        wait_if_paused(srv, &args, client).await;
+                        clock = now_us();
+                    }
+                    clock = execute(srv, client, &mut args, &mut out, clock);
+                    parser.recycle(args);
                     if out.proto != client.proto {
                         out.proto = client.proto;
                     }
@@ -127,6 +134,7 @@ async fn serve(
                             Some(reply) => out.raw(&reply),
                             None => return None,
                         }
+                        clock = now_us();
                     }
                     if let Some(h) = client.handoff.take() {
                         if flush(srv, stream, &mut out).await.is_err() {
@@ -137,8 +145,11 @@ async fn serve(
                     if client.close {
                         break;
                     }
-                    if out.len() >= FLUSH_AT && flush(srv, stream, &mut out).await.is_err() {
-                        return None;
+                    if out.len() >= FLUSH_AT {
+                        if flush(srv, stream, &mut out).await.is_err() {
+                            return None;
+                        }
+                        clock = now_us();
                     }
                 }
                 Ok(None) => break,
@@ -304,6 +315,13 @@ async fn wait_if_paused(srv: &Server, args: &[bytes::Bytes], client: &Client) {
     loop {
         let until = srv.pause.until.load(Ordering::Relaxed);
         let now = now_ms();
+        if until != 0 && until <= now {
+            // Over: clear it, unless a new pause was set meanwhile.
+            let _ =
+                srv.pause
+                    .until
+                    .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
         let by_client =
             until > now && (!srv.pause.writes_only.load(Ordering::Relaxed) || is_write());
         let by_shutdown = srv.pause.shutdown.load(Ordering::Acquire) && is_write();

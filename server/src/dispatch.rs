@@ -103,21 +103,32 @@ fn replication_rules(
 }
 
 /// Runs one request from a client: the generic checks, then the command.
-pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
+/// `start_us` is the time it starts (Unix µs); the return value the time
+/// it ended, which the connection loop passes as the next command's start,
+/// so a pipeline reads the clock once per command, not twice. A command
+/// queued by MULTI takes `args`, leaving it empty.
+pub fn execute(
+    srv: &Server,
+    c: &mut Client,
+    args: &mut Vec<Bytes>,
+    out: &mut Out,
+    start_us: u64,
+) -> u64 {
     let mark = out.len();
     let skip = std::mem::take(&mut c.skip_next);
     out.last_error = None;
-    let start_us = now_us();
     let now = start_us / 1000;
+    let mut end_us = start_us;
     c.handle.last_active.store(now, Ordering::Relaxed);
-    match precheck(srv, c, &args, out) {
+    match precheck(srv, c, args, out) {
         Ok(id) => {
             if c.multi.is_some() && !srv.commands.spec(id).has(flags::TX_CONTROL) {
+                let args = std::mem::take(args);
                 c.multi.get_or_insert_with(Vec::new).push((id, args));
                 c.handle.multi.fetch_add(1, Ordering::Relaxed);
                 out.simple("QUEUED");
             } else {
-                call(srv, c, id, &args, out, now, start_us, false);
+                end_us = call(srv, c, id, args, out, now, start_us, false);
             }
         }
         Err(id) => {
@@ -150,6 +161,7 @@ pub fn execute(srv: &Server, c: &mut Client, args: Vec<Bytes>, out: &mut Out) {
     if skip || c.reply_off {
         out.truncate(mark);
     }
+    end_us
 }
 
 fn precheck(
@@ -189,7 +201,7 @@ fn precheck(
 /// Calls a resolved command. `now` is the command's clock in ms (fixed for
 /// a whole EXEC, as Redis), `start_us` when it started, for its duration.
 /// `gated` is true inside EXEC, which already holds the gate exclusive for
-/// the whole transaction.
+/// the whole transaction. Returns the time it ended (Unix µs).
 #[allow(clippy::too_many_arguments)]
 pub fn call(
     srv: &Server,
@@ -200,7 +212,7 @@ pub fn call(
     now: u64,
     start_us: u64,
     gated: bool,
-) {
+) -> u64 {
     let spec = srv.commands.spec(id);
     let exclusive = spec.has(flags::EXCLUSIVE | flags::MOVABLEKEYS)
         || spec.key_positions(args.len()).nth(1).is_some();
@@ -240,7 +252,8 @@ pub fn call(
     };
     (spec.handler)(&mut ctx);
     let propagated = ctx.propagated;
-    let usec = now_us().saturating_sub(start_us);
+    let end_us = now_us();
+    let usec = end_us.saturating_sub(start_us);
     let failed = out.last_error.is_some();
     srv.commands.record(id, usec, failed);
     srv.stats.commands.add(1);
@@ -267,4 +280,5 @@ pub fn call(
     if before_err.is_some() && out.last_error.is_none() {
         out.last_error = before_err;
     }
+    end_us
 }

@@ -1775,7 +1775,7 @@ async fn apply_loop(
             );
             consumed += before - link.buf.len();
             match next {
-                Ok(Some(args)) => {
+                Ok(Some(mut args)) => {
                     let bytes = raw.split_to(consumed.min(raw.len()));
                     consumed = 0;
                     if args.len() >= 2
@@ -1800,7 +1800,8 @@ async fn apply_loop(
                         // counted; here only when no command ran (queued,
                         // rejected).
                         client.master_feed = Some(bytes.freeze());
-                        crate::dispatch::execute(srv, client, args, &mut out);
+                        let now = crate::state::now_us();
+                        crate::dispatch::execute(srv, client, &mut args, &mut out, now);
                         applied(srv, client);
                         if out.last_error.is_some() {
                             // As Redis 7.0 does: this replica now differs

@@ -70,6 +70,16 @@ impl Parser {
         self.remaining > 0
     }
 
+    /// Gives back a command's argument vector once it has run, so the next
+    /// command reuses its allocation instead of making one.
+    pub fn recycle(&mut self, mut args: Vec<Bytes>) {
+        if self.remaining == 0 && args.capacity() <= 1024 && args.capacity() > self.args.capacity()
+        {
+            args.clear();
+            self.args = args;
+        }
+    }
+
     /// Parses the next complete command from `buf`, consuming its bytes.
     /// `Ok(None)` means more data is needed. Empty commands (`*0`, blank
     /// inline lines) are skipped, as Redis does.
@@ -112,7 +122,8 @@ impl Parser {
                 }
                 self.remaining = n as usize;
                 // Preallocate modestly: the count comes from the client.
-                self.args = Vec::with_capacity(self.remaining.min(1024));
+                self.args.clear();
+                self.args.reserve(self.remaining.min(1024));
             }
             while self.remaining > 0 {
                 let len = match self.bulk {
@@ -167,10 +178,23 @@ impl Parser {
             }
             return Ok(None);
         };
-        let line = buf.split_to(nl + 1);
-        let mut line = &line[..nl];
+        let whole = buf.split_to(nl + 1).freeze();
+        let mut line = &whole[..nl];
         if line.last() == Some(&b'\r') {
             line = &line[..line.len() - 1];
+        }
+        // Plain words (no quotes or rarer separators): slices of the line,
+        // no copies. The same split as `split_args` gives for them.
+        if !line
+            .iter()
+            .any(|&c| matches!(c, b'"' | b'\'' | 0 | 0x0b | 0x0c))
+        {
+            let args = line
+                .split(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+                .filter(|w| !w.is_empty())
+                .map(|w| whole.slice_ref(w))
+                .collect();
+            return Ok(Some(args));
         }
         match split_args(line) {
             Some(args) => Ok(Some(args.into_iter().map(Bytes::from).collect())),

@@ -55,10 +55,11 @@ impl Kit {
 
     /// Runs one command with binary arguments and returns the raw reply.
     pub fn run_bytes(&mut self, args: Vec<&[u8]>) -> Vec<u8> {
-        let args: Vec<Bytes> = args.into_iter().map(Bytes::copy_from_slice).collect();
+        let mut args: Vec<Bytes> = args.into_iter().map(Bytes::copy_from_slice).collect();
         self.out.clear();
         self.out.proto = self.client.proto;
-        execute(&self.srv, &mut self.client, args, &mut self.out);
+        let now = crate::state::now_us();
+        execute(&self.srv, &mut self.client, &mut args, &mut self.out, now);
         self.out.buf().to_vec()
     }
 }

@@ -102,6 +102,31 @@ proptest! {
 
     /// Inline splitting never panics.
     #[test]
+    fn inline_requests_split_as_split_args(
+        line in proptest::collection::vec(prop::sample::select(b"ab \t\r\"'\\x0\x0b\x0c\x00".to_vec()), 1..40),
+    ) {
+        // The parser's copy-free path for plain words and `split_args`
+        // agree on every line (a leading '*' would make it multibulk).
+        prop_assume!(line[0] != b'*' && !line.contains(&b'\n'));
+        let mut wire = line.clone();
+        wire.push(b'\n');
+        let mut buf = BytesMut::from(&wire[..]);
+        let got = Parser::default().next(&mut buf, LIMITS);
+        let mut body = &line[..];
+        if body.last() == Some(&b'\r') {
+            body = &body[..body.len() - 1];
+        }
+        match split_args(body) {
+            Some(want) if want.is_empty() => prop_assert!(matches!(got, Ok(None))),
+            Some(want) => {
+                let got: Vec<Vec<u8>> = got.unwrap().unwrap().iter().map(|b| b.to_vec()).collect();
+                prop_assert_eq!(got, want);
+            }
+            None => prop_assert!(got.is_err()),
+        }
+    }
+
+    #[test]
     fn split_args_never_panics(line in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = split_args(&line);
     }

@@ -168,3 +168,47 @@ fn blocking_zset_pops_behave_as_redis() -> Result<()> {
     }
     Ok(())
 }
+
+/// CLIENT PAUSE WRITE holds writes (and only writes) until it ends, then
+/// writes run at once again; CLIENT UNPAUSE ends a pause early. Timed in
+/// whole tenths of a second, far from the pauses' lengths, on both servers.
+fn pause_scenario(port: u16) -> Result<Vec<String>> {
+    use std::time::Instant;
+    let mut log = Vec::new();
+    let mut admin = RawConn::connect(port)?;
+    let mut c = RawConn::connect(port)?;
+    let held = |c: &mut RawConn, args: &[&str]| -> Result<String> {
+        let t = Instant::now();
+        let reply = c.cmd(args)?;
+        let waited = t.elapsed() >= Duration::from_millis(300);
+        Ok(format!("{} held={waited}", escape(&reply)))
+    };
+    log.push(escape(&admin.cmd(&["CLIENT", "PAUSE", "600", "WRITE"])?));
+    log.push(held(&mut c, &["GET", "k"])?);
+    log.push(held(&mut c, &["SET", "k", "1"])?);
+    // The pause is over: writes are not held any more.
+    log.push(held(&mut c, &["SET", "k", "2"])?);
+    log.push(held(&mut c, &["INCR", "k"])?);
+    log.push(escape(&admin.cmd(&["CLIENT", "PAUSE", "5000", "ALL"])?));
+    c.send(&["GET", "k"])?;
+    sleep(Duration::from_millis(100));
+    log.push(escape(&admin.cmd(&["CLIENT", "UNPAUSE"])?));
+    let t = Instant::now();
+    log.push(escape(&c.read_reply()?));
+    log.push(format!("released={}", t.elapsed() < Duration::from_secs(2)));
+    log.push(held(&mut c, &["SET", "k", "4"])?);
+    Ok(log)
+}
+
+#[test]
+fn client_pause_holds_writes_as_redis() -> Result<()> {
+    let redis = RedisOracle::start()?;
+    let rampart = Rampart::start(&[])?;
+    let expected = pause_scenario(redis.port())?;
+    let got = pause_scenario(rampart.port())?;
+    assert_eq!(got, expected, "rampart log:\n{}", rampart.log());
+    // Not vacuous: the write under the pause was held, the one after not.
+    assert_eq!(expected[2], "+OK\\r\\n held=true");
+    assert_eq!(expected[3], "+OK\\r\\n held=false");
+    Ok(())
+}

@@ -21,7 +21,6 @@ pub mod string;
 pub mod transaction;
 pub mod zset;
 
-use hashbrown::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -166,12 +165,50 @@ pub struct Resolved {
     pub id: usize,
 }
 
+/// Command names, matched without regard to ASCII case and without making
+/// a lowercase copy of the name first (the lookup every request makes):
+/// the hash folds case as it goes, like Redis's `dictGenCaseHashFunction`.
+#[derive(Default)]
+struct Names {
+    /// `(parent or NO_PARENT, name, id)`.
+    table: hashbrown::HashTable<(usize, &'static str, usize)>,
+}
+
+const NO_PARENT: usize = usize::MAX;
+
+impl Names {
+    fn hash(parent: usize, name: &[u8]) -> u64 {
+        // FNV-1a: names are short, so a byte loop beats a block hash.
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ parent as u64;
+        for &b in name {
+            h = (h ^ b.to_ascii_lowercase() as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    fn insert(&mut self, parent: usize, name: &'static str, id: usize) {
+        let h = Self::hash(parent, name.as_bytes());
+        self.table
+            .insert_unique(h, (parent, name, id), |e| Self::hash(e.0, e.1.as_bytes()));
+    }
+
+    fn get(&self, parent: usize, name: &[u8]) -> Option<usize> {
+        let h = Self::hash(parent, name);
+        self.table
+            .find(h, |e| {
+                e.0 == parent && e.1.as_bytes().eq_ignore_ascii_case(name)
+            })
+            .map(|e| e.2)
+    }
+}
+
 /// All commands, by name.
 pub struct Registry {
-    top: HashMap<&'static str, usize>,
+    names: Names,
     /// Every spec with its full name, in registration order.
     pub entries: Vec<(String, &'static CommandSpec, Option<&'static CommandSpec>)>,
-    sub: HashMap<(usize, String), usize>,
+    /// Number of top-level commands.
+    top_count: usize,
     /// Counters, parallel to `entries`, one table per thread stripe.
     stats: crate::state::Striped<Box<[CmdStats]>>,
 }
@@ -209,21 +246,22 @@ impl Registry {
     /// Gathers the family tables.
     pub fn new() -> Registry {
         let mut r = Registry {
-            top: HashMap::new(),
+            names: Names::default(),
             entries: Vec::new(),
-            sub: HashMap::new(),
+            top_count: 0,
             stats: Default::default(),
         };
         for table in tables() {
             for spec in table.iter() {
                 let id = r.entries.len();
                 r.entries.push((spec.name.to_string(), spec, None));
-                r.top.insert(spec.name, id);
+                r.names.insert(NO_PARENT, spec.name, id);
+                r.top_count += 1;
                 for sub in spec.subcommands {
                     let sid = r.entries.len();
                     r.entries
                         .push((format!("{}|{}", spec.name, sub.name), sub, Some(spec)));
-                    r.sub.insert((id, sub.name.to_string()), sid);
+                    r.names.insert(id, sub.name, sid);
                 }
             }
         }
@@ -234,21 +272,12 @@ impl Registry {
 
     /// Looks up a top-level command by name, case-insensitively.
     pub fn top(&self, name: &[u8]) -> Option<usize> {
-        let mut buf = [0u8; 32];
-        if name.len() > buf.len() {
-            return None;
-        }
-        for (d, s) in buf.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
-        self.top.get(lower).copied()
+        self.names.get(NO_PARENT, name)
     }
 
     /// Looks up a subcommand of container `parent`.
     pub fn sub(&self, parent: usize, name: &[u8]) -> Option<usize> {
-        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-        self.sub.get(&(parent, lower)).copied()
+        self.names.get(parent, name)
     }
 
     /// The spec at `id`.
@@ -263,11 +292,12 @@ impl Registry {
 
     /// Records one call.
     pub fn record(&self, id: usize, usec: u64, failed: bool) {
-        let s = &self.stats.mine()[id];
-        s.calls.fetch_add(1, Ordering::Relaxed);
-        s.usec.fetch_add(usec, Ordering::Relaxed);
+        let (s, owned) = self.stats.mine_owned();
+        let s = &s[id];
+        crate::state::bump(&s.calls, 1, owned);
+        crate::state::bump(&s.usec, usec, owned);
         if failed {
-            s.failed.fetch_add(1, Ordering::Relaxed);
+            crate::state::bump(&s.failed, 1, owned);
         }
     }
 
@@ -303,7 +333,7 @@ impl Registry {
 
     /// Number of top-level commands (COMMAND COUNT).
     pub fn count(&self) -> usize {
-        self.top.len()
+        self.top_count
     }
 }
 

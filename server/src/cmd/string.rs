@@ -132,8 +132,8 @@ fn db<'a>(ctx: &Ctx<'a>) -> &'a Db {
 /// `GET key`
 fn get(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    db.get(&key, ctx.now, |n| {
+    let key: &[u8] = &{ ctx.args }[1];
+    db.get(key, ctx.now, |n| {
         ctx.hit(n.is_some());
         reply_str(ctx, n.map(|n| &n.value));
     });
@@ -143,10 +143,10 @@ fn get(ctx: &mut Ctx<'_>) {
 /// `setGenericCommand`).
 fn set_generic(ctx: &mut Ctx<'_>, ext: &Ext, expire: Option<u64>, ok_reply: Reply) {
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    let val = ctx.args[2].clone();
+    let key: &[u8] = &{ ctx.args }[1];
+    let val: &[u8] = &{ ctx.args }[2];
     let now = ctx.now;
-    db.write(&key, now, |slot| {
+    db.write(key, now, |slot| {
         if ext.get && slot.value().is_some_and(|v| v.as_str().is_none()) {
             return ctx.out.error(err::WRONGTYPE);
         }
@@ -168,7 +168,7 @@ fn set_generic(ctx: &mut Ctx<'_>, ext: &Ext, expire: Option<u64>, ok_reply: Repl
         } else {
             expire
         };
-        slot.insert(Value::string(&val), ttl);
+        slot.insert(Value::string(val), ttl);
         if !ext.get {
             match ok_reply {
                 Reply::Ok => ctx.out.ok(),
@@ -177,7 +177,7 @@ fn set_generic(ctx: &mut Ctx<'_>, ext: &Ext, expire: Option<u64>, ok_reply: Repl
         }
         if let Some(at) = expire {
             let at = at.to_string();
-            ctx.propagate(&[b"SET", &key, &val, b"PXAT", at.as_bytes()]);
+            ctx.propagate(&[b"SET", key, val, b"PXAT", at.as_bytes()]);
         }
     });
 }
@@ -249,11 +249,11 @@ fn psetex(ctx: &mut Ctx<'_>) {
 /// `GETSET key value`
 fn getset(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    let val = ctx.args[2].clone();
-    db.write(&key, ctx.now, |slot| {
+    let key: &[u8] = &{ ctx.args }[1];
+    let val: &[u8] = &{ ctx.args }[2];
+    db.write(key, ctx.now, |slot| {
         if reply_str(ctx, slot.value()) {
-            slot.insert(Value::string(&val), None);
+            slot.insert(Value::string(val), None);
         }
     });
 }
@@ -271,9 +271,9 @@ fn getex(ctx: &mut Ctx<'_>) {
         None => None,
     };
     let db = db(ctx);
-    let key = ctx.args[1].clone();
+    let key: &[u8] = &{ ctx.args }[1];
     let now = ctx.now;
-    db.write(&key, now, |slot| {
+    db.write(key, now, |slot| {
         ctx.hit(slot.exists());
         if !reply_str(ctx, slot.value()) || !slot.exists() {
             return;
@@ -281,16 +281,16 @@ fn getex(ctx: &mut Ctx<'_>) {
         match expire {
             Some((unit, ms)) if matches!(unit, Unit::ExAt | Unit::PxAt) && ms <= now => {
                 slot.remove();
-                ctx.propagate(&[b"DEL", &key]);
+                ctx.propagate(&[b"DEL", key]);
             }
             Some((_, ms)) => {
                 slot.set_expire_at(Some(ms));
                 let at = ms.to_string();
-                ctx.propagate(&[b"PEXPIREAT", &key, at.as_bytes()]);
+                ctx.propagate(&[b"PEXPIREAT", key, at.as_bytes()]);
             }
             None if ext.persist && slot.expire_at().is_some() => {
                 slot.set_expire_at(None);
-                ctx.propagate(&[b"PERSIST", &key]);
+                ctx.propagate(&[b"PERSIST", key]);
             }
             None => ctx.propagated = true,
         }
@@ -300,8 +300,8 @@ fn getex(ctx: &mut Ctx<'_>) {
 /// `GETDEL key`
 fn getdel(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    db.write(&key, ctx.now, |slot| {
+    let key: &[u8] = &{ ctx.args }[1];
+    db.write(key, ctx.now, |slot| {
         ctx.hit(slot.exists());
         if reply_str(ctx, slot.value()) && slot.exists() {
             slot.remove();
@@ -379,8 +379,8 @@ fn int_value(ctx: &mut Ctx<'_>, slot: &Slot<'_>) -> Option<i64> {
 /// The shared body of INCR, DECR, INCRBY and DECRBY.
 fn incr_by(ctx: &mut Ctx<'_>, by: i64) {
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    db.write(&key, ctx.now, |slot| {
+    let key: &[u8] = &{ ctx.args }[1];
+    db.write(key, ctx.now, |slot| {
         let Some(old) = int_value(ctx, slot) else {
             return;
         };
@@ -424,9 +424,9 @@ fn decrby(ctx: &mut Ctx<'_>) {
 /// for digit (0.1 + 0.2 is "0.3").
 fn incrbyfloat(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    let incr = ctx.args[2].clone();
-    db.write(&key, ctx.now, |slot| {
+    let key: &[u8] = &{ ctx.args }[1];
+    let incr: &[u8] = &{ ctx.args }[2];
+    db.write(key, ctx.now, |slot| {
         let old = match slot.value() {
             None => Some(crate::num::LongDouble::zero()),
             Some(v) => match v.as_str() {
@@ -434,7 +434,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>) {
                 Some(s) => crate::num::LongDouble::parse(s),
             },
         };
-        let (Some(old), Some(by)) = (old, crate::num::LongDouble::parse(&incr)) else {
+        let (Some(old), Some(by)) = (old, crate::num::LongDouble::parse(incr)) else {
             return ctx.out.error(err::NOT_FLOAT);
         };
         let Some(new) = old.add(&by) else {
@@ -445,7 +445,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>) {
         slot.insert(Value::string(text.as_bytes()), ttl);
         ctx.out.bulk(text.as_bytes());
         // Replicas must not recompute: ship the result (DESIGN.md).
-        ctx.propagate(&[b"SET", &key, text.as_bytes(), b"KEEPTTL"]);
+        ctx.propagate(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
     });
 }
 
@@ -475,9 +475,9 @@ fn check_len_msg(ctx: &mut Ctx<'_>, len: u64, msg: &str) -> bool {
 /// `APPEND key value`
 fn append(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    let val = ctx.args[2].clone();
-    db.write(&key, ctx.now, |slot| {
+    let key: &[u8] = &{ ctx.args }[1];
+    let val: &[u8] = &{ ctx.args }[2];
+    db.write(key, ctx.now, |slot| {
         let cur = match slot.value() {
             None => None,
             Some(v) => match v.as_str() {
@@ -487,7 +487,7 @@ fn append(ctx: &mut Ctx<'_>) {
         };
         match cur {
             None => {
-                slot.insert(Value::string(&val), None);
+                slot.insert(Value::string(val), None);
                 ctx.out.int(val.len() as i64);
             }
             Some(len) => {
@@ -495,7 +495,7 @@ fn append(ctx: &mut Ctx<'_>) {
                     return;
                 }
                 if let Some(s) = slot.value_mut().and_then(Value::str_mut) {
-                    s.extend_from_slice(&val);
+                    s.extend_from_slice(val);
                     ctx.out.int(s.len() as i64);
                 }
             }
@@ -506,8 +506,8 @@ fn append(ctx: &mut Ctx<'_>) {
 /// `STRLEN key`
 fn strlen(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    db.get(&key, ctx.now, |n| match n.map(|n| n.value.as_str()) {
+    let key: &[u8] = &{ ctx.args }[1];
+    db.get(key, ctx.now, |n| match n.map(|n| n.value.as_str()) {
         None => ctx.out.int(0),
         Some(None) => ctx.out.error(err::WRONGTYPE),
         Some(Some(s)) => ctx.out.int(s.len() as i64),
@@ -521,8 +521,8 @@ fn getrange(ctx: &mut Ctx<'_>) {
         return ctx.out.error(err::NOT_INT);
     };
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    db.get(&key, ctx.now, |n| {
+    let key: &[u8] = &{ ctx.args }[1];
+    db.get(key, ctx.now, |n| {
         let s = match n.map(|n| n.value.as_str()) {
             None => return ctx.out.bulk(b""),
             Some(None) => return ctx.out.error(err::WRONGTYPE),
@@ -557,9 +557,9 @@ fn setrange(ctx: &mut Ctx<'_>) {
         return ctx.out.error("ERR offset is out of range");
     }
     let db = db(ctx);
-    let key = ctx.args[1].clone();
-    let val = ctx.args[3].clone();
-    db.write(&key, ctx.now, |slot| {
+    let key: &[u8] = &{ ctx.args }[1];
+    let val: &[u8] = &{ ctx.args }[3];
+    db.write(key, ctx.now, |slot| {
         let cur = match slot.value() {
             None => None,
             Some(v) => match v.as_str() {
@@ -581,7 +581,7 @@ fn setrange(ctx: &mut Ctx<'_>) {
             if s.len() < off + val.len() {
                 s.resize(off + val.len(), 0);
             }
-            s[off..off + val.len()].copy_from_slice(&val);
+            s[off..off + val.len()].copy_from_slice(val);
             ctx.out.int(s.len() as i64);
         }
     });

@@ -79,17 +79,9 @@ fn exec(ctx: &mut Ctx<'_>) {
     // The effects go to the stream between MULTI and EXEC (written only if
     // the transaction changed something), so replicas apply them at once.
     srv.repl.begin_tx();
+    let mut clock = crate::state::now_us();
     for (id, args) in &queue {
-        call(
-            srv,
-            ctx.client,
-            *id,
-            args,
-            ctx.out,
-            ctx.now,
-            crate::state::now_us(),
-            true,
-        );
+        clock = call(srv, ctx.client, *id, args, ctx.out, ctx.now, clock, true);
     }
     srv.repl.end_tx();
     // EXEC itself succeeded even if queued commands failed.

@@ -546,8 +546,8 @@ fn zrem(ctx: &mut Ctx<'_>) {
 
 /// `ZCARD key`
 fn zcard(ctx: &mut Ctx<'_>) {
-    let key = ctx.args[1].clone();
-    read(ctx, &key, |ctx, z| {
+    let key: &[u8] = &{ ctx.args }[1];
+    read(ctx, key, |ctx, z| {
         ctx.out.int(z.map_or(0, |z| z.len()) as i64)
     });
 }
@@ -1217,20 +1217,20 @@ fn zdiff(ctx: &mut Ctx<'_>) {
 
 /// `ZUNIONSTORE destination numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE SUM|MIN|MAX]`
 fn zunionstore(ctx: &mut Ctx<'_>) {
-    let dst = ctx.args[1].clone();
-    zsetop_generic(ctx, Some(&dst), 2, SetOp::Union, false);
+    let dst: &[u8] = &{ ctx.args }[1];
+    zsetop_generic(ctx, Some(dst), 2, SetOp::Union, false);
 }
 
 /// `ZINTERSTORE destination numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE SUM|MIN|MAX]`
 fn zinterstore(ctx: &mut Ctx<'_>) {
-    let dst = ctx.args[1].clone();
-    zsetop_generic(ctx, Some(&dst), 2, SetOp::Inter, false);
+    let dst: &[u8] = &{ ctx.args }[1];
+    zsetop_generic(ctx, Some(dst), 2, SetOp::Inter, false);
 }
 
 /// `ZDIFFSTORE destination numkeys key [key ...]`
 fn zdiffstore(ctx: &mut Ctx<'_>) {
-    let dst = ctx.args[1].clone();
-    zsetop_generic(ctx, Some(&dst), 2, SetOp::Diff, false);
+    let dst: &[u8] = &{ ctx.args }[1];
+    zsetop_generic(ctx, Some(dst), 2, SetOp::Diff, false);
 }
 
 /// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`

@@ -20,6 +20,8 @@
 # ROUNDS > 1 runs each pipeline depth that many times, the two servers
 # taking turns, and prints the median of each figure: on a shared machine
 # one round can be off by 10-20% either way.
+#   PIN=yes ...           server on the last CPU, redis-benchmark on the rest
+#   BENCH_THREADS=2 ...   redis-benchmark --threads 2
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . bench/lib.sh
@@ -54,7 +56,7 @@ start() { # name binary -> sets PORT_<name>
     local name=$1 bin=$2 port
     port=$(free_port)
     mkdir -p "$tmp/$name"
-    "$bin" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    $SERVER_CPU "$bin" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
         --enable-debug-command yes --dir "$tmp/$name" >"$tmp/$name.log" 2>&1 &
     pids+=($!)
     printf -v "PID_$name" %s "$!"

@@ -14,6 +14,17 @@ cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { 
 # redis-benchmark's default suite, test by test
 SUITE=ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,lrange_600,mset
 
+# PIN=yes puts the servers on the last CPU and redis-benchmark on the
+# others (taskset), so the server's own ceiling shows; BENCH_THREADS=N runs
+# redis-benchmark with --threads N.
+SERVER_CPU=
+CLIENT_CPU=
+if [ "${PIN:-no}" = yes ]; then
+    last=$(($(nproc) - 1))
+    SERVER_CPU="taskset -c $last"
+    CLIENT_CPU="taskset -c 0-$((last > 0 ? last - 1 : 0))"
+fi
+
 # bench_tests PORT PID PIPELINE TESTS -> lines "test,rps,p99,cpu_us_per_request",
 # one redis-benchmark run per test (CLIENTS clients, REQUESTS requests) so
 # each gets its own CPU reading of the server PID (an LRANGE run's reading
@@ -24,7 +35,8 @@ bench_tests() {
     csv=$(mktemp)
     for t in ${tests//,/ }; do
         before=$(cpu_ns "$pid")
-        redis-benchmark -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$pipeline" -t "$t" --csv 2>/dev/null >"$csv"
+        $CLIENT_CPU redis-benchmark -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$pipeline" -t "$t" \
+            ${BENCH_THREADS:+--threads "$BENCH_THREADS"} --csv 2>/dev/null >"$csv"
         after=$(cpu_ns "$pid")
         awk -F'","' -v ns=$((after - before)) -v n="$REQUESTS" \
             'END { if (NR < 2) exit; gsub(/"/, ""); split($0, f, ","); printf "%s,%s,%s,%.3f\n", f[1], f[2], f[7], ns / 1000 / n }' "$csv"

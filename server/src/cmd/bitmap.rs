@@ -82,7 +82,7 @@ fn setbit(ctx: &mut Ctx<'_>) {
         }
         let s = slot.value_mut()?.str_mut()?;
         if s.len() <= byte {
-            s.resize(byte + 1, 0);
+            super::grow_zeroed(s, byte + 1);
         }
         let old = (s[byte] >> shift) & 1;
         s[byte] = (s[byte] & !(1 << shift)) | (on << shift);
@@ -679,7 +679,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, readonly: bool) {
                 }
                 let s = slot.value_mut()?.str_mut()?;
                 if s.len() < need {
-                    s.resize(need, 0);
+                    super::grow_zeroed(s, need);
                 }
                 Some(ops.iter().map(|op| write_field(s, op)).collect())
             })

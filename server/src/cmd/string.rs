@@ -579,7 +579,7 @@ fn setrange(ctx: &mut Ctx<'_>) {
         }
         if let Some(s) = slot.value_mut().and_then(Value::str_mut) {
             if s.len() < off + val.len() {
-                s.resize(off + val.len(), 0);
+                super::grow_zeroed(s, off + val.len());
             }
             s[off..off + val.len()].copy_from_slice(val);
             ctx.out.int(s.len() as i64);

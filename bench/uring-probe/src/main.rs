@@ -170,58 +170,43 @@ fn run_uring(listener: TcpListener) {
                         out: Vec::with_capacity(16 * 1024),
                     }));
                     let c = conns[i].as_mut().expect("conn");
-                    let e = opcode::Recv::new(
-                        types::Fd(fd),
-                        c.chunk.as_mut_ptr(),
-                        c.chunk.len() as u32,
-                    )
-                    .build()
-                    .user_data((i as u64) << 1);
-                    push(&mut ring, e);
+                    push(&mut ring, next_op(c, i));
                 }
                 push(&mut ring, accept.clone());
                 continue;
             }
             let i = (ud >> 1) as usize;
             let Some(c) = conns[i].as_mut() else { continue };
-            if ud & 1 == 0 {
-                if res <= 0 {
-                    // SAFETY: our own descriptor, closed once.
-                    unsafe { libc::close(c.fd) };
-                    conns[i] = None;
-                    continue;
-                }
+            let is_send = ud & 1 == 1;
+            // A recv of 0 is the peer closing; any negative result an error.
+            if res < 0 || (res == 0 && !is_send) {
+                // SAFETY: our own descriptor, closed once.
+                unsafe { libc::close(c.fd) };
+                conns[i] = None;
+                continue;
+            }
+            if is_send {
+                c.out.drain(..res as usize);
+            } else {
                 c.buf.extend_from_slice(&c.chunk[..res as usize]);
                 answer(&mut c.buf, &mut c.out);
-                let e = if c.out.is_empty() {
-                    opcode::Recv::new(types::Fd(c.fd), c.chunk.as_mut_ptr(), c.chunk.len() as u32)
-                        .build()
-                        .user_data((i as u64) << 1)
-                } else {
-                    opcode::Send::new(types::Fd(c.fd), c.out.as_ptr(), c.out.len() as u32)
-                        .build()
-                        .user_data((i as u64) << 1 | 1)
-                };
-                push(&mut ring, e);
-            } else {
-                if res < 0 {
-                    // SAFETY: our own descriptor, closed once.
-                    unsafe { libc::close(c.fd) };
-                    conns[i] = None;
-                    continue;
-                }
-                c.out.drain(..res as usize);
-                let e = if c.out.is_empty() {
-                    opcode::Recv::new(types::Fd(c.fd), c.chunk.as_mut_ptr(), c.chunk.len() as u32)
-                        .build()
-                        .user_data((i as u64) << 1)
-                } else {
-                    opcode::Send::new(types::Fd(c.fd), c.out.as_ptr(), c.out.len() as u32)
-                        .build()
-                        .user_data((i as u64) << 1 | 1)
-                };
-                push(&mut ring, e);
             }
+            push(&mut ring, next_op(c, i));
         }
+    }
+}
+
+/// The connection's next operation: send what it owes, else read more.
+/// `user_data` is the connection's index shifted left, low bit 1 for a send.
+fn next_op(c: &mut Conn, i: usize) -> io_uring::squeue::Entry {
+    use io_uring::{opcode, types};
+    if c.out.is_empty() {
+        opcode::Recv::new(types::Fd(c.fd), c.chunk.as_mut_ptr(), c.chunk.len() as u32)
+            .build()
+            .user_data((i as u64) << 1)
+    } else {
+        opcode::Send::new(types::Fd(c.fd), c.out.as_ptr(), c.out.len() as u32)
+            .build()
+            .user_data((i as u64) << 1 | 1)
     }
 }

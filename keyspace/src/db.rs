@@ -1,12 +1,13 @@
 //! A database: a sharded hash table of boxed nodes with expiry.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
+use crate::evict::Access;
 use crate::{Key, Notify, SnapshotState, Value};
 
 /// log2 of the number of shards per database. 256 shards keep lock
@@ -15,7 +16,7 @@ use crate::{Key, Notify, SnapshotState, Value};
 const SHARD_BITS: u32 = 8;
 const SHARDS: usize = 1 << SHARD_BITS;
 
-/// One key with its value, expiry and access time. Nodes are boxed so that a
+/// One key with its value, expiry and access record. Nodes are boxed so that a
 /// table slot is one pointer: with power-of-two tables a slot is often only
 /// half full, and an 8-byte slot wastes far less than a 64-byte one.
 pub struct Node {
@@ -24,7 +25,10 @@ pub struct Node {
     /// The value.
     pub value: Value,
     expire_at: u64,
-    atime: AtomicU32,
+    /// The LRU clock of the last access, or under an LFU policy the
+    /// minute of the last decrement and the access counter (see
+    /// [`crate::evict`]).
+    access: AtomicU32,
 }
 
 impl Node {
@@ -38,16 +42,46 @@ impl Node {
         self.expire_at != 0 && self.expire_at <= now
     }
 
-    /// Seconds since the key was last read or written (OBJECT IDLETIME).
+    /// Seconds since the key was last read or written (OBJECT IDLETIME),
+    /// meaningful while an LRU clock is kept (no LFU policy).
     pub fn idle_secs(&self, now: u64) -> u64 {
-        ((now / 1000) as u32).wrapping_sub(self.atime.load(Ordering::Relaxed)) as u64
+        ((now / 1000) as u32).wrapping_sub(self.access.load(Ordering::Relaxed)) as u64
     }
 
     /// Makes the key look last accessed `secs` seconds before `now` (RESTORE
     /// … IDLETIME); clamped to the Unix epoch.
     pub fn set_idle_secs(&self, now: u64, secs: u64) {
         let t = (now / 1000).saturating_sub(secs);
-        self.atime.store(t as u32, Ordering::Relaxed);
+        self.access.store(t as u32, Ordering::Relaxed);
+    }
+
+    /// The access counter at `now` under an LFU policy (OBJECT FREQ):
+    /// decayed by one every `decay_minutes` since its last decrement.
+    pub fn freq(&self, now: u64, decay_minutes: u32) -> u8 {
+        crate::evict::decayed(self.access_word(), now, decay_minutes)
+    }
+
+    /// Sets the LFU access counter as of `now` (RESTORE … FREQ).
+    pub fn set_freq(&self, now: u64, freq: u8) {
+        let minutes = ((now / 60_000) & 0xffff) as u32;
+        self.access
+            .store((minutes << 8) | freq as u32, Ordering::Relaxed);
+    }
+
+    /// The raw access word (for eviction and snapshots' idle/freq).
+    pub fn access_word(&self) -> u32 {
+        self.access.load(Ordering::Relaxed)
+    }
+
+    /// About how many bytes freeing the node gives back: the node, its
+    /// key and value, and its table slot. What eviction counts as freed
+    /// until the allocator's figures catch up.
+    pub fn mem_usage(&self) -> usize {
+        let key = match &self.key {
+            Key::Inline { .. } => 0,
+            Key::Heap(b) => b.len(),
+        };
+        std::mem::size_of::<Node>() + key + self.value.heap_size() + 8
     }
 
     /// A deep copy, for the snapshot to keep while the key changes.
@@ -56,15 +90,16 @@ impl Node {
             key: self.key.clone(),
             value: self.value.clone(),
             expire_at: self.expire_at,
-            atime: AtomicU32::new(self.atime.load(Ordering::Relaxed)),
+            access: AtomicU32::new(self.access_word()),
         }
     }
 
-    fn touch(&self, now: u64) {
-        let t = (now / 1000) as u32;
+    fn touch(&self, now: u64, access: &Access) {
+        let was = self.access_word();
+        let t = access.touched(was, now);
         // Skip the store when unchanged so readers don't bounce the cache line.
-        if self.atime.load(Ordering::Relaxed) != t {
-            self.atime.store(t, Ordering::Relaxed);
+        if was != t {
+            self.access.store(t, Ordering::Relaxed);
         }
     }
 }
@@ -110,6 +145,35 @@ impl Shard {
     }
 }
 
+/// Whether a database may hold keys, and keys with a TTL: set by the
+/// writes that add them, cleared only by [`Db::sample`] after a pass that
+/// found none. So eviction skips empty databases with one load instead of
+/// locking their 256 shards, and writes pay a load, not a shared counter.
+#[derive(Default)]
+struct Hints {
+    keys: AtomicBool,
+    volatile: AtomicBool,
+}
+
+impl Hints {
+    fn note(&self, volatile: bool) {
+        if !self.keys.load(Ordering::Relaxed) {
+            self.keys.store(true, Ordering::Relaxed);
+        }
+        if volatile && !self.volatile.load(Ordering::Relaxed) {
+            self.volatile.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn flag(&self, volatile: bool) -> &AtomicBool {
+        if volatile {
+            &self.volatile
+        } else {
+            &self.keys
+        }
+    }
+}
+
 /// The table's contents after FLUSHDB/FLUSHALL, detached so the caller can
 /// free them on another thread (`FLUSHALL ASYNC`).
 pub struct Detached(#[allow(dead_code)] Vec<HashTable<Box<Node>>>);
@@ -132,6 +196,8 @@ pub struct Db {
     hasher: foldhash::fast::FixedState,
     notify: Arc<dyn Notify>,
     snapshot: Arc<SnapshotState>,
+    access: Arc<Access>,
+    hints: Hints,
 }
 
 fn shard_of(h: u64) -> usize {
@@ -151,6 +217,7 @@ impl Db {
         seed: u64,
         notify: Arc<dyn Notify>,
         snapshot: Arc<SnapshotState>,
+        access: Arc<Access>,
     ) -> Db {
         Db {
             index,
@@ -158,6 +225,8 @@ impl Db {
             hasher: foldhash::fast::FixedState::with_seed(seed),
             notify,
             snapshot,
+            access,
+            hints: Hints::default(),
         }
     }
 
@@ -261,7 +330,7 @@ impl Db {
                 f(None)
             }
             Some(n) => {
-                n.touch(now);
+                n.touch(now, &self.access);
                 f(Some(n))
             }
             None => f(None),
@@ -302,6 +371,8 @@ impl Db {
         let mut slot = Slot {
             shard: &mut shard,
             hasher: &self.hasher,
+            access: &self.access,
+            hints: &self.hints,
             hash: table_hash(h),
             key,
             now,
@@ -361,6 +432,8 @@ impl Db {
             std::mem::swap(&mut a.map, &mut b.map);
             std::mem::swap(&mut a.volatile, &mut b.volatile);
         }
+        self.hints.note(true);
+        other.hints.note(true);
     }
 
     /// Calls `f` on every live key (KEYS, and snapshots later).
@@ -461,6 +534,74 @@ impl Db {
         None
     }
 
+    /// Hands `f` up to `count` keys from about one random place in the
+    /// database (Redis's `dictGetSomeKeys`): a random shard, from a random
+    /// bucket on, in table order, moving on to the next shards until
+    /// `count` are found or `10 * count` buckets were looked at (but at
+    /// least one key, if there is one). Only keys with a TTL when
+    /// `volatile`. Expired keys are included. Returns how many were found.
+    ///
+    /// ```
+    /// use rampart_keyspace::{Keyspace, Value};
+    /// let ks = Keyspace::new(1);
+    /// ks.db(0).write(b"a", 0, |s| s.insert(Value::int(1), None));
+    /// ks.db(0).write(b"b", 0, |s| s.insert(Value::int(1), Some(5)));
+    /// let mut seen = Vec::new();
+    /// ks.db(0).sample(5, true, |n| seen.push(n.key.to_vec()));
+    /// assert_eq!(seen, vec![b"b".to_vec()]);
+    /// ```
+    pub fn sample(&self, count: usize, volatile: bool, mut f: impl FnMut(&Node)) -> usize {
+        let hint = self.hints.flag(volatile);
+        if !hint.load(Ordering::Relaxed) {
+            return 0;
+        }
+        // Cleared before the pass and set again if it finds a key: a write
+        // adding a key after the clear sets it itself, and one before it
+        // is seen by the pass, as each shard is read after the clear.
+        hint.store(false, Ordering::Relaxed);
+        let count = count.max(1);
+        let mut budget = count * 10;
+        let mut found = 0;
+        let start = rand::random::<u64>() as usize;
+        'shards: for i in 0..SHARDS {
+            let shard = self.shards[(start + i) % SHARDS].read();
+            let live = if volatile {
+                shard.volatile
+            } else {
+                shard.map.len()
+            };
+            if live == 0 {
+                continue;
+            }
+            let buckets = shard.map.num_buckets();
+            let from = rand::random::<u64>() as usize;
+            for b in 0..buckets {
+                let n = shard.map.get_bucket((from + b) % buckets);
+                // Keys without a TTL cost nothing when only volatile keys
+                // count: a shard holding some is scanned until they show.
+                if let Some(n) = n {
+                    if volatile && n.expire_at == 0 {
+                        continue;
+                    }
+                    f(n);
+                    found += 1;
+                    if found >= count {
+                        break 'shards;
+                    }
+                }
+                budget = budget.saturating_sub(1);
+                // Out of steps: stop, but not empty-handed.
+                if budget == 0 && found > 0 {
+                    break 'shards;
+                }
+            }
+        }
+        if found > 0 {
+            hint.store(true, Ordering::Relaxed);
+        }
+        found
+    }
+
     /// Active expiry: deletes expired keys from up to `max_shards` shards
     /// that hold volatile keys, starting at shard `start`. Returns the shard
     /// to resume from and how many volatile keys were sampled and deleted.
@@ -535,6 +676,8 @@ pub struct Sweep {
 pub struct Slot<'a> {
     shard: &'a mut Shard,
     hasher: &'a foldhash::fast::FixedState,
+    access: &'a Access,
+    hints: &'a Hints,
     hash: u64,
     key: &'a [u8],
     now: u64,
@@ -620,8 +763,9 @@ impl Slot<'_> {
         let now = self.now;
         self.find()?;
         self.keep_copy();
+        let access = self.access;
         let n = self.find_mut()?;
-        n.touch(now);
+        n.touch(now, access);
         self.modified = true;
         self.find_mut().map(|n| &mut n.value)
     }
@@ -656,7 +800,10 @@ impl Slot<'_> {
         let was = n.expire_at;
         n.expire_at = at;
         match (was != 0, at != 0) {
-            (false, true) => self.shard.volatile += 1,
+            (false, true) => {
+                self.shard.volatile += 1;
+                self.hints.note(true);
+            }
             (true, false) => self.shard.volatile -= 1,
             _ => {}
         }
@@ -670,6 +817,7 @@ impl Slot<'_> {
         let at = expire_at.unwrap_or(0);
         self.modified = true;
         let remember = self.remember;
+        let access = self.access;
         if let Some(n) = self.find_mut() {
             let was = n.expire_at;
             let old = std::mem::replace(&mut n.value, value);
@@ -679,13 +827,18 @@ impl Slot<'_> {
                     key: n.key.clone(),
                     value: old,
                     expire_at: was,
-                    atime: AtomicU32::new(n.atime.load(Ordering::Relaxed)),
+                    access: AtomicU32::new(n.access_word()),
                 })
             });
             n.expire_at = at;
-            n.touch(now);
+            // An overwrite counts as an access: under LFU the key keeps
+            // its counter, as Redis's dbOverwrite does.
+            n.touch(now, access);
             match (was != 0, at != 0) {
-                (false, true) => self.shard.volatile += 1,
+                (false, true) => {
+                    self.shard.volatile += 1;
+                    self.hints.note(true);
+                }
                 (true, false) => self.shard.volatile -= 1,
                 _ => {}
             }
@@ -699,11 +852,12 @@ impl Slot<'_> {
             key: Key::new(self.key),
             value,
             expire_at: at,
-            atime: AtomicU32::new((now / 1000) as u32),
+            access: AtomicU32::new(access.fresh(now)),
         });
         if at != 0 {
             self.shard.volatile += 1;
         }
+        self.hints.note(at != 0);
         let hasher = self.hasher;
         self.shard.map.insert_unique(self.hash, node, |n| {
             table_hash(hasher.hash_one(n.key.as_bytes()))

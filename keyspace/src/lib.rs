@@ -9,6 +9,7 @@
 //! through [`Notify`] so the server can drive WATCH, stats and replication.
 
 pub mod db;
+pub mod evict;
 pub mod glob;
 pub mod hash;
 mod key;
@@ -98,6 +99,8 @@ pub struct Keyspace {
     dbs: Box<[Db]>,
     gate: RwLock<()>,
     snapshot: Arc<SnapshotState>,
+    /// What key accesses record (LRU clock or LFU counter).
+    pub access: Arc<evict::Access>,
 }
 
 impl Keyspace {
@@ -110,12 +113,14 @@ impl Keyspace {
     pub fn with_notify(databases: usize, notify: Arc<dyn Notify>) -> Keyspace {
         let seed = rand::random::<u64>();
         let snapshot = Arc::new(SnapshotState::default());
+        let access = Arc::new(evict::Access::default());
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|i| Db::new(i, seed, notify.clone(), snapshot.clone()))
+                .map(|i| Db::new(i, seed, notify.clone(), snapshot.clone(), access.clone()))
                 .collect(),
             gate: RwLock::new(()),
             snapshot,
+            access,
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use crate::client::Client;
-use crate::cmd::{flags, Ctx};
+use crate::cmd::{flags, CommandSpec, Ctx};
 use crate::resp::Out;
 use crate::state::{now_us, Server};
 
@@ -180,6 +180,14 @@ fn precheck(
         out.error("ERR Command not allowed inside a transaction");
         return Err(Some(id));
     }
+    if srv.evictor.limit() != 0
+        && !c.is_master
+        && crate::evict::perform(srv) == crate::evict::Outcome::Fail
+        && needs_memory(srv, c, spec)
+    {
+        out.error(crate::evict::OOM);
+        return Err(Some(id));
+    }
     let writes = spec.has(flags::WRITE)
         || spec.name == "ping"
         || (spec.name == "exec"
@@ -196,6 +204,24 @@ fn precheck(
         return Err(Some(id));
     }
     Ok(id)
+}
+
+/// Whether a command is refused while memory is over `maxmemory` and
+/// nothing can be evicted, as in Redis's `processCommand`: commands
+/// flagged `denyoom`, EXEC of a transaction holding one, and anything
+/// queued in MULTI (queuing takes memory too) but EXEC, DISCARD, QUIT and
+/// RESET.
+fn needs_memory(srv: &Server, c: &Client, spec: &CommandSpec) -> bool {
+    if spec.has(flags::DENYOOM) {
+        return true;
+    }
+    match &c.multi {
+        Some(q) if spec.name == "exec" => q
+            .iter()
+            .any(|(id, _)| srv.commands.spec(*id).has(flags::DENYOOM)),
+        Some(_) => !matches!(spec.name, "discard" | "quit" | "reset"),
+        None => false,
+    }
 }
 
 /// Calls a resolved command. `now` is the command's clock in ms (fixed for

@@ -16,6 +16,7 @@ pub mod cores;
 pub mod cron;
 pub mod dispatch;
 pub mod encryption;
+pub mod evict;
 pub mod info;
 pub mod num;
 pub mod persist;

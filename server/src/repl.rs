@@ -72,6 +72,9 @@ pub struct Replica {
     /// Its listening port (`port=`).
     pub port: i64,
     buf: Mutex<Vec<u8>>,
+    /// Bytes taken from `buf` and being written to the socket: still
+    /// replication memory, which `maxmemory` leaves out.
+    in_flight: AtomicU64,
     wake: tokio::sync::Notify,
     /// Last `REPLCONF ACK` offset.
     pub ack: AtomicU64,
@@ -97,6 +100,7 @@ impl Replica {
             ip,
             port,
             buf: Mutex::new(pending),
+            in_flight: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
             ack: AtomicU64::new(0),
             last_ack_ms: AtomicU64::new(now_ms()),
@@ -375,6 +379,16 @@ impl Repl {
             batches: Mutex::new(Vec::new()),
             master_db: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Bytes waiting in replicas' output buffers: INFO's
+    /// `mem_clients_slaves`, and what `maxmemory` leaves out.
+    pub fn replica_output_bytes(&self) -> u64 {
+        let replicas = self.inner.lock().replicas.clone();
+        replicas
+            .iter()
+            .map(|r| r.buf.lock().capacity() as u64 + r.in_flight.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Whether this server follows a primary.
@@ -1268,10 +1282,15 @@ async fn run_link(srv: &Server, stream: TcpStream, r: &Arc<Replica>, mut input: 
                 r.wake.notified().await;
                 continue;
             }
-            if wr.write_all(&data).await.is_err() {
+            r.in_flight.store(data.capacity() as u64, Ordering::Relaxed);
+            let sent = wr.write_all(&data).await;
+            let len = data.len() as u64;
+            drop(data);
+            r.in_flight.store(0, Ordering::Relaxed);
+            let Ok(()) = sent else {
                 return;
-            }
-            srv.stats.net_out.add(data.len() as u64);
+            };
+            srv.stats.net_out.add(len);
         }
     };
     tokio::select! {

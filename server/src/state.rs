@@ -508,6 +508,8 @@ pub struct Server {
     pub repl: Arc<crate::repl::Repl>,
     /// Backups (BACKUP, INFO backup).
     pub backups: crate::backup::Backups,
+    /// maxmemory and eviction.
+    pub evictor: crate::evict::Evictor,
 }
 
 impl Server {
@@ -549,6 +551,7 @@ impl Server {
             persist: Arc::new(crate::persist::Persist::new()),
             repl,
             backups: Default::default(),
+            evictor: Default::default(),
         }
     }
 

@@ -113,21 +113,23 @@ fn restore(ctx: &mut Ctx<'_>) {
         return ctx.out.ok();
     }
     let expire_at = expire_at.map(|at| at as u64);
-    // Under an LFU policy Redis keeps a frequency instead of an idle time;
-    // Rampart keeps no frequency, so FREQ is validated and dropped.
-    let lfu = ctx
-        .srv
-        .config
-        .get("maxmemory-policy")
-        .is_some_and(|p| p.ends_with("-lfu"));
+    // Redis keeps the idle time under an LRU policy and the frequency
+    // under an LFU one, and drops the other (objectSetLRUOrLFU).
+    let lfu = ctx.srv.keyspace.access.lfu();
     let idle = idle.filter(|_| !lfu);
+    let freq = freq.filter(|_| lfu);
     db.write(key, now, |s| {
         if replace {
             s.remove();
         }
         s.insert(value, expire_at);
-        if let (Some(secs), Some(n)) = (idle, s.node()) {
-            n.set_idle_secs(now, secs as u64);
+        if let Some(n) = s.node() {
+            if let Some(secs) = idle {
+                n.set_idle_secs(now, secs as u64);
+            }
+            if let Some(f) = freq {
+                n.set_freq(now, f as u8);
+            }
         }
     });
     if let (Some(at), false) = (expire_at, absttl) {

@@ -23,9 +23,6 @@ const SHARED_REFCOUNT: i64 = 2147483647;
 /// Redis's `OBJ_SHARED_INTEGERS`: 0..10000 are shared integer objects.
 const SHARED_INTEGERS: i64 = 10000;
 
-/// Redis's `LFU_INIT_VAL`: the access counter of a new key.
-const LFU_INIT_VAL: u64 = 5;
-
 /// The selected database, borrowed from the server rather than from `ctx`
 /// so handlers can keep writing to `ctx.out` while they hold it.
 fn cur_db<'a>(ctx: &Ctx<'a>) -> &'a Db {
@@ -592,20 +589,18 @@ fn object_idletime(ctx: &mut Ctx<'_>) {
     ctx.out.int(i64::try_from(idle).unwrap_or(i64::MAX));
 }
 
-/// `OBJECT FREQ key`: only under an LFU policy. Rampart keeps no access
-/// counter, so this is Redis's initial counter decayed by the idle minutes
-/// (`LFUDecrAndReturn` with `lfu-decay-time`).
+/// `OBJECT FREQ key`: the logarithmic access counter, decayed as Redis's
+/// `LFUDecrAndReturn` does; only under an LFU policy.
 fn object_freq(ctx: &mut Ctx<'_>) {
     let now = ctx.now;
-    let Some(idle) = object_lookup(ctx, |n| n.idle_secs(now)) else {
+    let decay = ctx.srv.keyspace.access.decay_minutes();
+    let Some(freq) = object_lookup(ctx, |n| n.freq(now, decay)) else {
         return;
     };
     if !lfu_policy(ctx) {
         return ctx.out.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
-    let decay = u64::try_from(ctx.srv.config.int("lfu-decay-time")).unwrap_or(0);
-    let periods = (idle / 60).checked_div(decay).unwrap_or(0);
-    ctx.out.int(LFU_INIT_VAL.saturating_sub(periods) as i64);
+    ctx.out.int(freq as i64);
 }
 
 /// `OBJECT HELP`. Written out rather than with `super::help`, whose footer
@@ -1186,19 +1181,24 @@ mod tests {
     #[test]
     fn object_follows_the_eviction_policy() {
         let mut k = kit_with(&[("i", "1")]);
-        let set = |k: &Kit, name: &str, v: &str| {
-            assert!(k.srv.config.set(&[(name.into(), v.into())]).is_ok());
+        let set = |k: &mut Kit, name: &str, v: &str| {
+            assert_eq!(k.run(&["CONFIG", "SET", name, v]), "+OK\r\n");
         };
         // An LRU policy alone keeps integers shared; with maxmemory it doesn't.
-        set(&k, "maxmemory-policy", "allkeys-lru");
+        set(&mut k, "maxmemory-policy", "allkeys-lru");
         assert_eq!(k.run(&["OBJECT", "REFCOUNT", "i"]), int(2147483647));
-        set(&k, "maxmemory", "1000000000");
+        set(&mut k, "maxmemory", "1000000000");
         assert_eq!(k.run(&["OBJECT", "REFCOUNT", "i"]), int(1));
-        set(&k, "maxmemory-policy", "volatile-ttl");
+        set(&mut k, "maxmemory-policy", "volatile-ttl");
         assert_eq!(k.run(&["OBJECT", "REFCOUNT", "i"]), int(2147483647));
-        set(&k, "maxmemory-policy", "volatile-lfu");
+        set(&mut k, "maxmemory-policy", "volatile-lfu");
         assert_eq!(k.run(&["OBJECT", "REFCOUNT", "i"]), int(1));
-        assert_eq!(k.run(&["OBJECT", "FREQ", "i"]), int(5));
+        // A key written under LFU starts at LFU_INIT_VAL; the first read
+        // always counts.
+        k.run(&["SET", "f", "x"]);
+        assert_eq!(k.run(&["OBJECT", "FREQ", "f"]), int(5));
+        k.run(&["GET", "f"]);
+        assert_eq!(k.run(&["OBJECT", "FREQ", "f"]), int(6));
         assert_eq!(
             k.run(&["OBJECT", "IDLETIME", "i"]),
             err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")

@@ -522,6 +522,7 @@ fn config_set(ctx: &mut Ctx<'_>) {
     match ctx.srv.config.set_checked(&pairs, allow_protected) {
         Ok(()) => {
             crate::repl::config_changed(ctx.srv);
+            crate::evict::configure(ctx.srv);
             ctx.out.ok()
         }
         Err(e) => ctx.out.error(&e.0),
@@ -539,6 +540,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>) {
     }
     s.errors.lock().clear();
     ctx.srv.hooks.expired_keys.store(0, Ordering::Relaxed);
+    ctx.srv.evictor.reset_stats();
     ctx.srv.commands.reset_stats();
     ctx.out.ok();
 }

@@ -24,7 +24,7 @@ VALUE_SIZE=${VALUE_SIZE:-100}
 ZIPF_KEYS=${ZIPF_KEYS:-200000}
 ZIPF_REQUESTS=${ZIPF_REQUESTS:-600000}
 ZIPF_S=${ZIPF_S:-1.0}
-ZIPF_LIMIT_MB=${ZIPF_LIMIT_MB:-24}
+ZIPF_LIMIT_MB=${ZIPF_LIMIT_MB:-8}
 
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
     echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2

@@ -44,6 +44,9 @@ pub struct Client {
     /// On the link to our primary: the exact bytes of the command being
     /// applied, fed to this server's own stream once it is applied.
     pub master_feed: Option<Bytes>,
+    /// When its pending output went over the soft output limit (Unix
+    /// seconds, 0 = under it).
+    pub obuf_soft_since: std::sync::atomic::AtomicU64,
 }
 
 /// A pending blocked command.
@@ -74,6 +77,7 @@ impl Client {
             handoff: None,
             is_master: false,
             master_feed: None,
+            obuf_soft_since: Default::default(),
         }
     }
 }

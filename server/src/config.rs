@@ -1017,6 +1017,15 @@ pub static PARAMS: &[Param] = &[
     p("repl-allow-plaintext-sync", &[], "no", Kind::Bool, false),
 ];
 
+/// Directives Redis lets take several arguments in one (its
+/// `MULTI_ARG_CONFIG` flag).
+const MULTI_ARG: &[&str] = &[
+    "save",
+    "client-output-buffer-limit",
+    "oom-score-adj-values",
+    "bind",
+];
+
 /// Values read on every request, kept in atomics.
 #[derive(Debug, Default)]
 pub struct Hot {
@@ -1332,6 +1341,16 @@ impl Config {
         if !matches!(param.kind, Kind::Special) && args.len() != 1 {
             return Err("Bad directive or wrong number of arguments".into());
         }
+        // Redis's MULTI_ARG_CONFIGs given as one argument (`--save "60 1"`,
+        // `--client-output-buffer-limit "normal 0 1mb 1"`) are split.
+        let split: Vec<String>;
+        let args = match args {
+            [one] if MULTI_ARG.contains(&param.name) && one.contains(' ') => {
+                split = one.split_whitespace().map(str::to_string).collect();
+                &split[..]
+            }
+            _ => args,
+        };
         let v = Config::normalise(param, args)?;
         let seen = std::mem::replace(&mut self.given.write()[i], true);
         if param.name == "dir" {

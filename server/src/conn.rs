@@ -80,6 +80,7 @@ pub(crate) async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: So
         crate::repl::serve_replica(srv.clone(), stream, &mut client, h, pending).await;
     }
     crate::cmd::transaction::unwatch_all(&srv, &mut client);
+    crate::client_mem::forget(&srv, &handle);
     srv.clients.remove(handle.id);
 }
 
@@ -126,7 +127,7 @@ async fn serve(
                         out.proto = client.proto;
                     }
                     if let Some(b) = client.blocked.take() {
-                        if flush(srv, stream, &mut out).await.is_err() {
+                        if flush(srv, stream, &mut out, client).await.is_err() {
                             srv.hooks.blocked.remove(client.handle.id);
                             return None;
                         }
@@ -137,7 +138,7 @@ async fn serve(
                         clock = now_us();
                     }
                     if let Some(h) = client.handoff.take() {
-                        if flush(srv, stream, &mut out).await.is_err() {
+                        if flush(srv, stream, &mut out, client).await.is_err() {
                             return None;
                         }
                         return Some((h, buf));
@@ -146,7 +147,11 @@ async fn serve(
                         break;
                     }
                     if out.len() >= FLUSH_AT {
-                        if flush(srv, stream, &mut out).await.is_err() {
+                        if let Some(l) = srv.client_mem.output_limits() {
+                            if !flush_some(srv, stream, &mut out, client, l) {
+                                return None;
+                            }
+                        } else if flush(srv, stream, &mut out, client).await.is_err() {
                             return None;
                         }
                         clock = now_us();
@@ -167,7 +172,11 @@ async fn serve(
                 }
             }
         }
-        if flush(srv, stream, &mut out).await.is_err() || client.close {
+        let flushed = match srv.client_mem.output_limits() {
+            Some(l) if !client.close => flush_some(srv, stream, &mut out, client, l),
+            _ => flush(srv, stream, &mut out, client).await.is_ok(),
+        };
+        if !flushed || client.close {
             return None;
         }
         let limit = srv.config.hot.query_buffer_limit.load(Ordering::Relaxed);
@@ -184,6 +193,11 @@ async fn serve(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
         }
+        crate::client_mem::tally(
+            srv,
+            &client.handle,
+            (buf.capacity() + out.capacity()) as u64,
+        );
         let timeout = srv.config.hot.timeout.load(Ordering::Relaxed);
         let idle = async {
             if timeout == 0 || client.multi.is_some() {
@@ -199,6 +213,12 @@ async fn serve(
             },
             _ = client.handle.wake.notified() => {}
             _ = idle => return None,
+            // Under an output limit, replies the client has not taken wait
+            // in `out` while its commands keep being served, as in Redis:
+            // write them as it takes them, and look at the soft limit's
+            // clock now and then.
+            _ = stream.writable(), if !out.is_empty() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)), if !out.is_empty() => {}
         }
         if client.handle.killed.load(Ordering::Relaxed) {
             return None;
@@ -283,13 +303,87 @@ async fn wait_blocked(
     }
 }
 
-async fn flush(srv: &Server, stream: &mut TcpStream, out: &mut Out) -> std::io::Result<()> {
+async fn flush(
+    srv: &Server,
+    stream: &mut TcpStream,
+    out: &mut Out,
+    client: &Client,
+) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    stream.write_all(out.buf()).await?;
+    match srv.client_mem.output_limits() {
+        None => stream.write_all(out.buf()).await?,
+        Some(limits) => write_limited(stream, out.buf(), limits, client).await?,
+    }
     srv.stats.net_out.add(out.len() as u64);
     out.clear();
+    Ok(())
+}
+
+/// Writes what the socket takes now, leaving the rest in `out`, under the
+/// `normal` class of `client-output-buffer-limit`: what is left is the
+/// client's output buffer. False when it is over the limit, and the
+/// connection must close (logged as Redis logs it).
+fn flush_some(
+    srv: &Server,
+    stream: &TcpStream,
+    out: &mut Out,
+    client: &Client,
+    limits: crate::repl::ObufLimits,
+) -> bool {
+    while !out.is_empty() {
+        match stream.try_write(out.buf()) {
+            Ok(0) => return false,
+            Ok(n) => {
+                srv.stats.net_out.add(n as u64);
+                out.consume(n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(_) => return false,
+        }
+    }
+    !over_output_limit(out.len(), limits, client)
+}
+
+/// Whether `pending` bytes of output put the client over its limits, said
+/// in Redis's log line when they do.
+fn over_output_limit(pending: usize, limits: crate::repl::ObufLimits, client: &Client) -> bool {
+    let over = limits.exceeded(pending as u64, &client.obuf_soft_since, now_ms() / 1000);
+    if over {
+        tracing::warn!(
+            "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            client.handle.id,
+            client.handle.addr
+        );
+    }
+    over
+}
+
+/// Writes `data` under the `normal` class of `client-output-buffer-limit`:
+/// what the socket has not taken yet is the client's output buffer. Past
+/// the hard limit, or past the soft limit for longer than its seconds, the
+/// connection is closed with Redis's log line.
+async fn write_limited(
+    stream: &mut TcpStream,
+    data: &[u8],
+    limits: crate::repl::ObufLimits,
+    client: &Client,
+) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        if over_output_limit(data.len() - done, limits, client) {
+            return Err(ErrorKind::WriteZero.into());
+        }
+        // Wake up now and then to look at the soft limit's clock while
+        // the client is not reading.
+        match tokio::time::timeout(Duration::from_millis(250), stream.write(&data[done..])).await {
+            Ok(Ok(0)) => return Err(ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => done += n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {}
+        }
+    }
     Ok(())
 }
 

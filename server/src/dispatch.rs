@@ -120,7 +120,7 @@ pub fn execute(
     let now = start_us / 1000;
     let mut end_us = start_us;
     c.handle.last_active.store(now, Ordering::Relaxed);
-    match precheck(srv, c, args, out) {
+    match precheck(srv, c, args, out, start_us) {
         Ok(id) => {
             if c.multi.is_some() && !srv.commands.spec(id).has(flags::TX_CONTROL) {
                 let args = std::mem::take(args);
@@ -169,6 +169,7 @@ fn precheck(
     c: &mut Client,
     args: &[Bytes],
     out: &mut Out,
+    start_us: u64,
 ) -> Result<usize, Option<usize>> {
     let id = resolve(srv, args, out)?;
     let spec = srv.commands.spec(id);
@@ -182,7 +183,7 @@ fn precheck(
     }
     if srv.evictor.limit() != 0
         && !c.is_master
-        && crate::evict::perform(srv) == crate::evict::Outcome::Fail
+        && crate::evict::perform(srv, start_us) == crate::evict::Outcome::Fail
         && needs_memory(srv, c, spec)
     {
         out.error(crate::evict::OOM);

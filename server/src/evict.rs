@@ -23,7 +23,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use rampart_keyspace::evict::{Cursor, Policy, Pool};
 
-use crate::state::{now_ms, now_us, Server};
+use crate::state::{now_us, Server};
 
 /// Redis's reply to a command refused under maxmemory.
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
@@ -110,9 +110,9 @@ impl Evictor {
         POLICIES[self.policy.load(Ordering::Relaxed) as usize % POLICIES.len()]
     }
 
-    /// Bytes allocated, as last read (at most a millisecond old).
-    pub fn used(&self) -> u64 {
-        let now = now_us();
+    /// Bytes allocated, as last read (at most a millisecond before
+    /// `now`, in Unix µs).
+    pub fn used(&self, now: u64) -> u64 {
         let at = self.read_at_us.load(Ordering::Relaxed);
         if now.saturating_sub(at) >= READING_TTL_US
             && self
@@ -241,19 +241,25 @@ pub fn configure(srv: &Server) {
                 "WARNING: the new maxmemory value set via CONFIG SET ({limit}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
             );
         }
-        perform(srv);
+        perform(srv, now_us());
     }
 }
 
 /// Memory left out of the comparison: replicas' pending output.
 fn not_counted(srv: &Server) -> u64 {
-    srv.repl.replica_output_bytes()
+    // No stream, no replicas: spare every write at the limit a lock.
+    if srv.hooks.stream.active() {
+        srv.repl.replica_output_bytes()
+    } else {
+        0
+    }
 }
 
 /// Whether evicting is allowed now (Redis's `isSafeToPerformEvictions`).
 fn allowed(srv: &Server) -> bool {
     let replica = srv.repl.is_replica() && srv.evictor.ignore_on_replica.load(Ordering::Relaxed);
-    !replica && !srv.pause.paused() && !srv.pause.shutdown.load(Ordering::Acquire)
+    let paused = srv.pause.any() && srv.pause.paused();
+    !replica && !paused && !srv.pause.shutdown.load(Ordering::Acquire)
 }
 
 /// How many bytes must go, or `None` when under the limit.
@@ -269,21 +275,22 @@ fn over(srv: &Server, used: u64) -> Option<u64> {
 /// Redis's `performEvictions`, run before each command while `maxmemory`
 /// is set: when over the limit, evicts keys by the policy for up to the
 /// tenacity's time budget, handing what is left to a background pass.
-pub fn perform(srv: &Server) -> Outcome {
+/// `now` is the command's clock (Unix µs).
+pub fn perform(srv: &Server, now: u64) -> Outcome {
     let e = &srv.evictor;
     if e.limit() == 0 || !allowed(srv) {
         return Outcome::Ok;
     }
-    if over(srv, e.used()).is_none() {
+    if over(srv, e.used(now)).is_none() {
         e.note(Outcome::Ok);
         return Outcome::Ok;
     }
-    let outcome = evict(srv);
+    let outcome = evict(srv, now);
     e.note(outcome);
     outcome
 }
 
-fn evict(srv: &Server) -> Outcome {
+fn evict(srv: &Server, start: u64) -> Outcome {
     let e = &srv.evictor;
     let policy = e.policy();
     if policy == Policy::NoEviction {
@@ -298,10 +305,10 @@ fn evict(srv: &Server) -> Outcome {
     };
     let mut work = e.work.lock();
     // Another thread may have evicted while this one waited.
-    let Some(tofree) = over(srv, e.used()) else {
+    let Some(tofree) = over(srv, e.used(start)) else {
         return Outcome::Ok;
     };
-    let started = Instant::now();
+    let mut now = start;
     let limit_us = e.time_limit_us();
     let samples = e.samples.load(Ordering::Relaxed) as usize;
     let lazy = e.lazy.load(Ordering::Relaxed);
@@ -311,8 +318,10 @@ fn evict(srv: &Server) -> Outcome {
     let mut garbage: Vec<Box<rampart_keyspace::Node>> = Vec::new();
     let (pool, cursor) = &mut *work;
     let outcome = loop {
-        let now = now_ms();
-        let Some(ev) = srv.keyspace.evict_one(policy, samples, pool, cursor, now) else {
+        let Some(ev) = srv
+            .keyspace
+            .evict_one(policy, samples, pool, cursor, now / 1000)
+        else {
             break Outcome::Fail;
         };
         // What the node held, as an estimate: the allocator's figure
@@ -329,8 +338,11 @@ fn evict(srv: &Server) -> Outcome {
         if freed >= tofree {
             break Outcome::Ok;
         }
-        if keys.is_multiple_of(16) && started.elapsed().as_micros() as u64 > limit_us {
-            break Outcome::Running;
+        if keys.is_multiple_of(16) {
+            now = now_us();
+            if now.saturating_sub(start) > limit_us {
+                break Outcome::Running;
+            }
         }
     };
     e.forget(freed);
@@ -373,7 +385,7 @@ fn background(srv: Arc<Server>) {
         let outcome = if srv.evictor.limit() == 0 || !allowed(&srv) {
             Outcome::Ok
         } else {
-            evict(&srv)
+            evict(&srv, now_us())
         };
         srv.evictor.note(outcome);
         if outcome != Outcome::Running {

@@ -9,6 +9,7 @@
 pub mod backup;
 pub mod blocking;
 pub mod client;
+pub mod client_mem;
 pub mod cmd;
 pub mod config;
 pub mod conn;

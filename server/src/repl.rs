@@ -177,11 +177,13 @@ pub struct ObufLimits {
 impl ObufLimits {
     /// The `replica` (`slave`) class of a `client-output-buffer-limit`
     /// value as the config holds it (`normal 0 0 0 slave 268435456 …`).
-    pub fn from_config(value: &str) -> Option<ObufLimits> {
+    pub fn from_config(value: &str, class: &str) -> Option<ObufLimits> {
         let words: Vec<&str> = value.split_whitespace().collect();
+        let replica =
+            |w: &str| w.eq_ignore_ascii_case("slave") || w.eq_ignore_ascii_case("replica");
         let at = words
             .iter()
-            .position(|w| w.eq_ignore_ascii_case("slave") || w.eq_ignore_ascii_case("replica"))?;
+            .position(|w| w.eq_ignore_ascii_case(class) || (replica(class) && replica(w)))?;
         let num = |i: usize| words.get(at + i)?.parse::<u64>().ok();
         Some(ObufLimits {
             hard: num(1)?,
@@ -193,7 +195,7 @@ impl ObufLimits {
     /// Redis's `checkClientOutputBufferLimits`: whether a replica with
     /// `used` bytes pending must go. `soft_since` (Unix seconds, 0 = under
     /// the soft limit) is when it went over the soft limit.
-    fn exceeded(&self, used: u64, soft_since: &AtomicU64, now_secs: u64) -> bool {
+    pub fn exceeded(&self, used: u64, soft_since: &AtomicU64, now_secs: u64) -> bool {
         let hard = self.hard > 0 && used >= self.hard;
         let mut soft = self.soft > 0 && used >= self.soft;
         if soft {
@@ -721,7 +723,7 @@ pub fn config_changed(srv: &Server) {
         .config
         .get("client-output-buffer-limit")
         .unwrap_or_default();
-    if let Some(l) = ObufLimits::from_config(&v) {
+    if let Some(l) = ObufLimits::from_config(&v, "replica") {
         srv.repl.set_obuf_limits(l);
     }
 }
@@ -2080,7 +2082,7 @@ mod tests {
 
     #[test]
     fn output_limits_drop_at_the_hard_limit_or_after_the_soft_seconds() {
-        let l = ObufLimits::from_config("normal 0 0 0 slave 1000 100 2 pubsub 1 1 1");
+        let l = ObufLimits::from_config("normal 0 0 0 slave 1000 100 2 pubsub 1 1 1", "replica");
         assert_eq!(
             l,
             Some(ObufLimits {
@@ -2088,6 +2090,11 @@ mod tests {
                 soft: 100,
                 soft_secs: 2
             })
+        );
+        let normal = ObufLimits::from_config("normal 5 6 7 slave 1000 100 2", "normal");
+        assert_eq!(
+            normal.map(|n| (n.hard, n.soft, n.soft_secs)),
+            Some((5, 6, 7))
         );
         let l = l.unwrap_or(ObufLimits {
             hard: 0,

@@ -360,6 +360,11 @@ impl Out {
         self.buf.len()
     }
 
+    /// Bytes the buffer holds allocated (client eviction's tally).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Whether nothing is rendered.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
@@ -506,6 +511,11 @@ impl Out {
     /// Empties the buffer after it was written to the socket.
     pub fn clear(&mut self) {
         self.buf.clear();
+    }
+
+    /// Drops the first `n` bytes, which the socket took.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
     }
 }
 

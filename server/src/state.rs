@@ -202,6 +202,8 @@ pub struct ClientHandle {
     pub qbuf: AtomicUsize,
     /// CLIENT NO-EVICT.
     pub no_evict: AtomicBool,
+    /// Its buffers as last tallied for `maxmemory-clients`.
+    pub mem: AtomicU64,
     /// Set by CLIENT KILL; the connection ends at its next step.
     pub killed: AtomicBool,
     /// Wakes the connection when killed.
@@ -236,6 +238,7 @@ impl Clients {
             watching: AtomicUsize::new(0),
             qbuf: AtomicUsize::new(0),
             no_evict: AtomicBool::new(false),
+            mem: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             flags: Mutex::new(String::new()),
@@ -510,6 +513,8 @@ pub struct Server {
     pub backups: crate::backup::Backups,
     /// maxmemory and eviction.
     pub evictor: crate::evict::Evictor,
+    /// Output buffer limits and client eviction.
+    pub client_mem: crate::client_mem::ClientMemory,
 }
 
 impl Server {
@@ -552,6 +557,7 @@ impl Server {
             repl,
             backups: Default::default(),
             evictor: Default::default(),
+            client_mem: Default::default(),
         }
     }
 

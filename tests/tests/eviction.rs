@@ -379,3 +379,100 @@ fn a_replica_follows_its_primarys_evictions_and_never_evicts_itself() -> Result<
     assert_eq!(info_u64(&replica, "stats", "evicted_keys")?, 0);
     Ok(())
 }
+
+fn connected_clients(s: &ServerProcess) -> Result<u64> {
+    info_u64(s, "clients", "connected_clients")
+}
+
+/// Waits until `s` has `n` clients connected.
+fn wait_clients(s: &ServerProcess, n: u64, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while connected_clients(s)? != n {
+        if Instant::now() > deadline {
+            bail!(
+                "{}: {what}: {} clients connected, not {n}",
+                s.name(),
+                connected_clients(s)?
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// A client that pipelines GETs of a 100 KB value and never reads.
+fn greedy_reader(port: u16) -> Result<RawConn> {
+    let mut c = RawConn::connect(port)?;
+    c.cmd(&["SET", "big", &"b".repeat(100 * 1024)])?;
+    for _ in 0..400 {
+        c.send(&["GET", "big"])?;
+    }
+    Ok(c)
+}
+
+#[test]
+fn a_client_that_never_reads_is_closed_by_the_output_buffer_limit() -> Result<()> {
+    let limit = ["--client-output-buffer-limit", "normal 0 256kb 1"];
+    let redis = RedisOracle::start_with(&limit)?;
+    let mut args = vec!["--save", ""];
+    args.extend(limit);
+    let rampart = Rampart::start(&args)?;
+    for s in [&*redis, &*rampart] {
+        let _greedy = greedy_reader(s.port())?;
+        // The greedy client goes (the probe of INFO is the one left)...
+        wait_clients(s, 1, "the greedy client outlived its soft limit")?;
+        // ...and everyone else is served.
+        let mut other = s.redis_conn()?;
+        let pong: String = redis::cmd("PING").query(&mut other)?;
+        assert_eq!(pong, "PONG");
+    }
+    assert!(
+        rampart
+            .log()
+            .contains("scheduled to be closed ASAP for overcoming of output buffer limits"),
+        "{}",
+        rampart.log()
+    );
+    Ok(())
+}
+
+/// Starts a bulk string of `declared` bytes and sends `sent` of them: its
+/// query buffer holds that much until the rest comes (Redis allocates the
+/// whole declared length at once).
+fn big_query(port: u16, no_evict: bool, declared: usize, sent: usize) -> Result<RawConn> {
+    let mut c = RawConn::connect(port)?;
+    if no_evict {
+        assert_eq!(c.cmd(&["CLIENT", "NO-EVICT", "on"])?, b"+OK\r\n");
+    }
+    c.send_raw(format!("*3\r\n$3\r\nSET\r\n$1\r\nq\r\n${declared}\r\n").as_bytes())?;
+    // The server may close the connection before it has all of it.
+    let _ = c.send_raw(&vec![b'q'; sent]);
+    Ok(c)
+}
+
+#[test]
+fn maxmemory_clients_evicts_the_biggest_client_but_not_a_no_evict_one() -> Result<()> {
+    let limit = ["--maxmemory-clients", "3mb"];
+    let redis = RedisOracle::start_with(&limit)?;
+    let mut args = vec!["--save", ""];
+    args.extend(limit);
+    let rampart = Rampart::start(&args)?;
+    for s in [&*redis, &*rampart] {
+        let mut idle = RawConn::connect(s.port())?;
+        let _kept = big_query(s.port(), true, 1 << 20, 512 << 10)?;
+        std::thread::sleep(Duration::from_millis(300));
+        // The rest fit once this one is gone: Redis keeps evicting until
+        // they do, sparing no one but NO-EVICT clients.
+        let _evicted = big_query(s.port(), false, 8 << 20, 4 << 20)?;
+        // The idle client, the NO-EVICT one and INFO's probe remain.
+        wait_clients(s, 3, "client eviction")?;
+        assert_eq!(info_u64(s, "stats", "evicted_clients")?, 1, "{}", s.name());
+        assert_eq!(idle.cmd(&["PING"])?, b"+PONG\r\n");
+    }
+    assert!(
+        rampart.log().contains("Evicting client: id="),
+        "{}",
+        rampart.log()
+    );
+    Ok(())
+}

@@ -523,6 +523,7 @@ fn config_set(ctx: &mut Ctx<'_>) {
         Ok(()) => {
             crate::repl::config_changed(ctx.srv);
             crate::evict::configure(ctx.srv);
+            crate::client_mem::configure(ctx.srv);
             ctx.out.ok()
         }
         Err(e) => ctx.out.error(&e.0),
@@ -541,6 +542,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>) {
     s.errors.lock().clear();
     ctx.srv.hooks.expired_keys.store(0, Ordering::Relaxed);
     ctx.srv.evictor.reset_stats();
+    ctx.srv.client_mem.evicted.store(0, Ordering::Relaxed);
     ctx.srv.commands.reset_stats();
     ctx.out.ok();
 }

@@ -1,0 +1,149 @@
+//! What one client may hold, so a greedy one cannot take the server down:
+//! the `normal` class of `client-output-buffer-limit`, and
+//! `maxmemory-clients` (client eviction, Redis 7.0).
+//!
+//! A connection stops reading while its replies are not being taken, so
+//! its pending output is at most one batch of replies; the output limit
+//! applies to that (a reply batch past the hard limit, or pending past the
+//! soft limit for longer than its seconds, closes the connection, with
+//! Redis's log line). Client eviction tallies each connection's buffers
+//! (query buffer and reply buffer capacities) into one total, and when
+//! the total passes `maxmemory-clients`, closes the connection holding
+//! the most, sparing those with CLIENT NO-EVICT ON, as Redis does.
+//! Both cost nothing while off (their defaults).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::repl::ObufLimits;
+use crate::state::{ClientHandle, Server};
+
+/// The limits in force and the client-eviction tally.
+#[derive(Default)]
+pub struct ClientMemory {
+    hard: AtomicU64,
+    soft: AtomicU64,
+    soft_secs: AtomicU64,
+    /// `maxmemory-clients` in bytes (a percentage resolved against
+    /// `maxmemory`); 0 is off.
+    limit: AtomicU64,
+    total: AtomicU64,
+    /// `evicted_clients` in INFO stats.
+    pub evicted: AtomicU64,
+}
+
+impl ClientMemory {
+    /// The `normal` class of `client-output-buffer-limit`, `None` when it
+    /// is `0 0 0` (the default).
+    #[inline]
+    pub fn output_limits(&self) -> Option<ObufLimits> {
+        let l = ObufLimits {
+            hard: self.hard.load(Ordering::Relaxed),
+            soft: self.soft.load(Ordering::Relaxed),
+            soft_secs: self.soft_secs.load(Ordering::Relaxed),
+        };
+        (l.hard != 0 || l.soft != 0).then_some(l)
+    }
+
+    /// Sum of the tallied client buffers (INFO `mem_clients_normal`).
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads the limits from the config (at start and after CONFIG SET).
+pub fn configure(srv: &Server) {
+    let m = &srv.client_mem;
+    let obl = srv
+        .config
+        .get("client-output-buffer-limit")
+        .unwrap_or_default();
+    let normal = ObufLimits::from_config(&obl, "normal").unwrap_or(ObufLimits {
+        hard: 0,
+        soft: 0,
+        soft_secs: 0,
+    });
+    m.hard.store(normal.hard, Ordering::Relaxed);
+    m.soft.store(normal.soft, Ordering::Relaxed);
+    m.soft_secs.store(normal.soft_secs, Ordering::Relaxed);
+    let v = srv.config.get("maxmemory-clients").unwrap_or_default();
+    let limit = match v.strip_suffix('%') {
+        Some(pct) => {
+            let pct = pct.parse::<u64>().unwrap_or(0);
+            (srv.config.int("maxmemory").max(0) as u64).saturating_mul(pct) / 100
+        }
+        None => v.parse().unwrap_or(0),
+    };
+    m.limit.store(limit, Ordering::Relaxed);
+    if limit == 0 {
+        // Off: forget the tally, so turning it on again starts afresh
+        // (each connection re-adds its buffers at its next step).
+        m.total.store(0, Ordering::Relaxed);
+        for c in srv.clients.all() {
+            c.mem.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Records that connection `h` now holds `bytes` of buffers, and evicts
+/// clients while the total is over `maxmemory-clients`. Called by the
+/// connection loop after each batch; a no-op while client eviction is off.
+pub fn tally(srv: &Server, h: &ClientHandle, bytes: u64) {
+    let m = &srv.client_mem;
+    let limit = m.limit.load(Ordering::Relaxed);
+    if limit == 0 {
+        return;
+    }
+    let was = h.mem.swap(bytes, Ordering::Relaxed);
+    if bytes > was {
+        m.total.fetch_add(bytes - was, Ordering::Relaxed);
+    } else if bytes < was {
+        let _ = m
+            .total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_sub(was - bytes))
+            });
+    }
+    if m.total.load(Ordering::Relaxed) > limit {
+        evict_clients(srv, limit);
+    }
+}
+
+/// Takes a closed connection's buffers off the tally.
+pub fn forget(srv: &Server, h: &ClientHandle) {
+    let was = h.mem.swap(0, Ordering::Relaxed);
+    if was != 0 {
+        let _ = srv
+            .client_mem
+            .total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_sub(was))
+            });
+    }
+}
+
+/// Redis's `evictClients`: closes the clients holding the most until the
+/// rest fit, sparing CLIENT NO-EVICT ones, replicas and the primary link.
+fn evict_clients(srv: &Server, limit: u64) {
+    let mut clients = srv.clients.all();
+    clients.retain(|c| {
+        !c.no_evict.load(Ordering::Relaxed)
+            && !c.killed.load(Ordering::Relaxed)
+            && !c.flags.lock().contains(['S', 'M'])
+    });
+    clients.sort_by_key(|c| std::cmp::Reverse(c.mem.load(Ordering::Relaxed)));
+    let mut total = srv.client_mem.total();
+    for c in clients {
+        if total <= limit {
+            break;
+        }
+        let held = c.mem.load(Ordering::Relaxed);
+        tracing::info!(
+            "Evicting client: {}",
+            crate::cmd::connection::client_line(&c, None, &srv.commands)
+        );
+        srv.client_mem.evicted.fetch_add(1, Ordering::Relaxed);
+        c.killed.store(true, Ordering::Relaxed);
+        c.wake.notify_one();
+        total = total.saturating_sub(held);
+    }
+}

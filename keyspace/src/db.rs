@@ -635,6 +635,11 @@ impl Db {
                         true
                     });
                     s.volatile -= removed.len() - removed_before;
+                    if s.map.capacity() > 64 && s.map.len() * 8 < s.map.capacity() {
+                        let len = s.map.len();
+                        s.map
+                            .shrink_to(len * 2, |n| table_hash(self.hash(n.key.as_bytes())));
+                    }
                     // A running snapshot that has not reached this shard
                     // began before these keys expired, maybe: it keeps them.
                     for n in gone {
@@ -890,6 +895,16 @@ impl Slot<'_> {
         if n.expire_at != 0 {
             self.shard.volatile -= 1;
         }
+        // Give back the table's memory once it is mostly empty, as Redis
+        // shrinks a dict under 10% full: after a big DEL or eviction the
+        // empty slots would otherwise count against maxmemory for good.
+        let map = &mut self.shard.map;
+        if map.capacity() > 64 && map.len() * 8 < map.capacity() {
+            let hasher = self.hasher;
+            map.shrink_to(map.len() * 2, |n| {
+                table_hash(hasher.hash_one(n.key.as_bytes()))
+            });
+        }
         Some(n)
     }
 }
@@ -948,6 +963,25 @@ mod tests {
         }
         for i in 0..1000 {
             assert!(seen.contains(format!("k{i}").as_bytes()), "missing k{i}");
+        }
+    }
+
+    #[test]
+    fn tables_shrink_when_mostly_emptied() {
+        let ks = Keyspace::new(1);
+        let db = ks.db(0);
+        let key = |i: u32| format!("k{i}").into_bytes();
+        for i in 0..100_000 {
+            db.write(&key(i), 0, |s| s.insert(Value::int(1), None));
+        }
+        let full: usize = db.shards.iter().map(|s| s.read().map.capacity()).sum();
+        for i in 0..99_000 {
+            db.write(&key(i), 0, |s| s.remove());
+        }
+        let after: usize = db.shards.iter().map(|s| s.read().map.capacity()).sum();
+        assert!(after * 8 < full, "capacity {full} -> {after}");
+        for i in 99_000..100_000 {
+            assert!(db.exists(&key(i), 0));
         }
     }
 

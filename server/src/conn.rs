@@ -199,11 +199,24 @@ async fn serve(
             (buf.capacity() + out.capacity()) as u64,
         );
         let timeout = srv.config.hot.timeout.load(Ordering::Relaxed);
+        let backlog = !out.is_empty();
+        // Resolves true when the client has been idle for `timeout`.
+        // Under an output limit it also resolves (false) to go on writing
+        // replies the client had not taken: they wait in `out` while its
+        // commands keep being served, as in Redis, and the soft limit's
+        // clock is looked at now and then.
         let idle = async {
-            if timeout == 0 || client.multi.is_some() {
-                std::future::pending::<()>().await
+            if backlog {
+                tokio::select! {
+                    _ = stream.writable() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+                false
+            } else if timeout == 0 || client.multi.is_some() {
+                std::future::pending::<bool>().await
             } else {
-                tokio::time::sleep(Duration::from_secs(timeout)).await
+                tokio::time::sleep(Duration::from_secs(timeout)).await;
+                true
             }
         };
         tokio::select! {
@@ -212,13 +225,7 @@ async fn serve(
                 Ok(n) => { srv.stats.net_in.add(n as u64); }
             },
             _ = client.handle.wake.notified() => {}
-            _ = idle => return None,
-            // Under an output limit, replies the client has not taken wait
-            // in `out` while its commands keep being served, as in Redis:
-            // write them as it takes them, and look at the soft limit's
-            // clock now and then.
-            _ = stream.writable(), if !out.is_empty() => {}
-            _ = tokio::time::sleep(Duration::from_millis(250)), if !out.is_empty() => {}
+            timed_out = idle => if timed_out { return None },
         }
         if client.handle.killed.load(Ordering::Relaxed) {
             return None;

@@ -476,3 +476,53 @@ fn maxmemory_clients_evicts_the_biggest_client_but_not_a_no_evict_one() -> Resul
     );
     Ok(())
 }
+
+#[test]
+fn a_much_lower_limit_is_reached_in_passes_while_clients_are_served() -> Result<()> {
+    let s = Rampart::start(&[
+        "--save",
+        "",
+        "--enable-debug-command",
+        "yes",
+        "--maxmemory-policy",
+        "allkeys-random",
+    ])?;
+    let mut c = s.redis_conn()?;
+    let base = info_u64(&s, "memory", "used_memory")?;
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(300_000)
+        .arg("key")
+        .arg(100)
+        .query::<()>(&mut c)?;
+    let limit = base + (2 << 20);
+    // One pass runs inside CONFIG SET (tenacity 10: about half a
+    // millisecond); the rest is the background pass's.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(limit)
+        .query::<()>(&mut c)?;
+    let mut other = RawConn::connect(s.port())?;
+    assert_eq!(other.cmd(&["PING"])?, b"+PONG\r\n");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_u64(&s, "stats", "current_eviction_exceeded_time")? > 0
+        || info_u64(&s, "memory", "used_memory")? > limit + (256 << 10)
+    {
+        if Instant::now() > deadline {
+            bail!(
+                "still over the limit: {}",
+                info_field(&s, "memory", "used_memory")?
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let evicted = info_u64(&s, "stats", "evicted_keys")?;
+    assert!(evicted > 250_000, "evicted {evicted}");
+    assert!(
+        s.log().contains("is smaller than the current memory usage"),
+        "{}",
+        s.log()
+    );
+    Ok(())
+}

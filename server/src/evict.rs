@@ -204,8 +204,10 @@ impl Evictor {
 }
 
 /// Reads the eviction settings from the config into the server (at start
-/// and after CONFIG SET). Lowering `maxmemory` below what is used evicts
-/// at once, with Redis's warning.
+/// and after CONFIG SET). Lowering `maxmemory` below what is used starts
+/// evicting at once, with Redis's warning: on the background pass, since
+/// CONFIG SET's caller holds the gate (and the next command evicts before
+/// it runs anyway).
 pub fn configure(srv: &Server) {
     let c = &srv.config;
     let e = &srv.evictor;
@@ -241,7 +243,7 @@ pub fn configure(srv: &Server) {
                 "WARNING: the new maxmemory value set via CONFIG SET ({limit}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
             );
         }
-        perform(srv, now_us());
+        start_background(srv);
     }
 }
 
@@ -297,12 +299,16 @@ fn evict(srv: &Server, start: u64) -> Outcome {
         return Outcome::Fail;
     }
     // Evictions are writes: under the gate, exclusive while the stream is
-    // fed so their DELs keep their place among other writes.
-    let (_shared, _excl) = if srv.hooks.stream.active() {
-        (None, Some(srv.keyspace.exclusive()))
-    } else {
-        (Some(srv.keyspace.shared()), None)
-    };
+    // fed so their DELs keep their place among other writes. Checked
+    // under the gate, as dispatch does: the stream turns on or off only
+    // under the exclusive gate.
+    let mut shared = Some(srv.keyspace.shared());
+    let mut _excl = None;
+    if srv.hooks.stream.active() {
+        shared = None;
+        _excl = Some(srv.keyspace.exclusive());
+    }
+    let _shared = shared;
     let mut work = e.work.lock();
     // Another thread may have evicted while this one waited.
     let Some(tofree) = over(srv, e.used(start)) else {

@@ -312,6 +312,37 @@ fn keys_of(s: &ServerProcess) -> Result<BTreeSet<String>> {
     }
 }
 
+/// Waits until `primary` stops evicting and `replica` has caught up, then
+/// asserts both hold the same keys. Commands after a fill may still evict
+/// (each checks the limit first), so it compares only once the primary has
+/// settled.
+fn assert_converged(primary: &ServerProcess, replica: &ServerProcess) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (r, p) = loop {
+        let before = info_u64(primary, "stats", "evicted_keys")?;
+        let offset = info_u64(primary, "replication", "master_repl_offset")?;
+        while info_u64(replica, "replication", "master_repl_offset")? < offset {
+            if Instant::now() > deadline {
+                bail!("the replica never reached offset {offset}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (r, p) = (keys_of(replica)?, keys_of(primary)?);
+        if info_u64(primary, "stats", "evicted_keys")? == before || Instant::now() > deadline {
+            break (r, p);
+        }
+    };
+    let only_r: Vec<_> = r.difference(&p).take(5).collect();
+    let only_p: Vec<_> = p.difference(&r).take(5).collect();
+    assert!(
+        only_r.is_empty() && only_p.is_empty(),
+        "replica has {} keys, primary {}; only on the replica: {only_r:?}; only on the primary: {only_p:?}",
+        r.len(),
+        p.len()
+    );
+    Ok(())
+}
+
 #[test]
 fn a_replica_follows_its_primarys_evictions_and_never_evicts_itself() -> Result<()> {
     let keys = tempfile::tempdir()?;
@@ -350,31 +381,22 @@ fn a_replica_follows_its_primarys_evictions_and_never_evicts_itself() -> Result<
     assert_within(&primary, limit, "primary")?;
     let evicted = info_u64(&primary, "stats", "evicted_keys")?;
     assert!(evicted > 1000, "the primary evicted {evicted} keys");
-    // Commands after the fill may still evict (each checks the limit
-    // first): compare once the primary has settled and the replica caught
-    // up with it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (r, p) = loop {
-        let before = info_u64(&primary, "stats", "evicted_keys")?;
-        let offset = info_u64(&primary, "replication", "master_repl_offset")?;
-        while info_u64(&replica, "replication", "master_repl_offset")? < offset {
-            if Instant::now() > deadline {
-                bail!("the replica never reached offset {offset}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let (r, p) = (keys_of(&replica)?, keys_of(&primary)?);
-        if info_u64(&primary, "stats", "evicted_keys")? == before || Instant::now() > deadline {
-            break (r, p);
-        }
-    };
-    let only_r: Vec<_> = r.difference(&p).take(5).collect();
-    let only_p: Vec<_> = p.difference(&r).take(5).collect();
+    assert_converged(&primary, &replica)?;
+    // Lowering the limit with a replica attached (the stream fed, so
+    // evictions take the exclusive gate) evicts on the background pass
+    // while CONFIG SET's caller holds the gate.
+    let before = keys_of(&primary)?.len();
+    let mut c = primary.redis_conn()?;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(limit - (2 << 20))
+        .query::<()>(&mut c)?;
+    assert_converged(&primary, &replica)?;
+    let after = keys_of(&primary)?.len();
     assert!(
-        only_r.is_empty() && only_p.is_empty(),
-        "replica has {} keys, primary {}; only on the replica: {only_r:?}; only on the primary: {only_p:?}",
-        r.len(),
-        p.len()
+        after < before,
+        "{before} keys before lowering the limit, {after} after"
     );
     assert_eq!(info_u64(&replica, "stats", "evicted_keys")?, 0);
     Ok(())

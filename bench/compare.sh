@@ -52,23 +52,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # name binary -> sets PORT_<name>
-    local name=$1 bin=$2 port
-    port=$(free_port)
-    mkdir -p "$tmp/$name"
-    $SERVER_CPU "$bin" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-        --enable-debug-command yes --dir "$tmp/$name" >"$tmp/$name.log" 2>&1 &
-    pids+=($!)
-    printf -v "PID_$name" %s "$!"
-    for _ in $(seq 100); do
-        redis-cli -p "$port" ping >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    printf -v "PORT_$name" %s "$port"
-}
-
-start redis redis-server
-start rampart "$RAMPART"
+start_server redis redis-server --enable-debug-command yes
+start_server rampart "$RAMPART" --enable-debug-command yes
 
 # bench NAME PIPELINE -> lines "test,rps,p99,cpu_us_per_request" (lib.sh)
 bench() {

@@ -41,21 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # name binary -> sets PORT_<name>, PID_<name>
-    local name=$1 bin=$2 port
-    port=$(free_port)
-    mkdir -p "$tmp/$name"
-    $SERVER_CPU "$bin" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-        --dir "$tmp/$name" >"$tmp/$name.log" 2>&1 &
-    pids+=($!)
-    printf -v "PID_$name" %s "$!"
-    for _ in $(seq 100); do
-        redis-cli -p "$port" ping >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    printf -v "PORT_$name" %s "$port"
-}
-
 used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ { print $2+0 }'; }
 field() { redis-cli -p "$1" info "$2" | awk -F: -v f="$3" '$1 == f { print $2+0 }'; }
 
@@ -69,8 +54,8 @@ limit() {
     redis-cli -p "$1" config set maxmemory $(($(used "$1") + $3 * 1024 * 1024)) >/dev/null
 }
 
-start redis redis-server
-start rampart "$RAMPART"
+start_server redis redis-server
+start_server rampart "$RAMPART"
 
 printf '\nSET at the limit: maxmemory %s MB above empty, allkeys-lru, %s-byte values, random keys\n' "$LIMIT_MB" "$VALUE_SIZE"
 for s in redis rampart; do

@@ -6,6 +6,26 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# start_server NAME BINARY [ARG...]: starts a server on a free port with no
+# persistence, in $tmp/NAME, logging to $tmp/NAME.log, and waits until it
+# answers; sets PORT_<NAME> and PID_<NAME> and adds the PID to pids (the
+# caller defines tmp and pids and kills them on exit)
+start_server() {
+    local name=$1 bin=$2 port
+    shift 2
+    port=$(free_port)
+    mkdir -p "$tmp/$name"
+    $SERVER_CPU "$bin" --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$tmp/$name" "$@" >"$tmp/$name.log" 2>&1 &
+    pids+=($!)
+    printf -v "PID_$name" %s "$!"
+    for _ in $(seq 100); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    printf -v "PORT_$name" %s "$port"
+}
+
 # cpu_ns PID -> nanoseconds the process's threads have run on a CPU
 # (schedstat: exact, where /proc/PID/stat's user + system counts 10 ms
 # ticks, too coarse for a short pipelined run)

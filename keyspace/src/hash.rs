@@ -387,11 +387,14 @@ impl Hash {
 
     /// Approximate heap bytes held (MEMORY USAGE, eviction accounting).
     pub fn heap_size(&self) -> usize {
-        std::mem::size_of::<Hash>()
-            + match &self.repr {
-                Repr::Pack(p) => p.bytes(),
-                Repr::Table(t) => t.heap_size() + t.iter().map(|p| p.0.len()).sum::<usize>(),
+        match &self.repr {
+            Repr::Pack(p) => p.bytes(),
+            Repr::Table(t) => {
+                std::mem::size_of::<Table<Pair>>()
+                    + t.heap_size()
+                    + t.iter().map(|p| p.0.len()).sum::<usize>()
             }
+        }
     }
 
     /// Number of fields.
@@ -497,14 +500,6 @@ impl Hash {
                 None => false,
             },
             Repr::Table(t) => t.remove(field).is_some(),
-        }
-    }
-
-    /// Releases spare capacity of the compact encoding, so a small hash
-    /// holds exactly the bytes it needs (call after a batch of writes).
-    pub fn shrink(&mut self) {
-        if let Repr::Pack(p) = &mut self.repr {
-            p.shrink();
         }
     }
 

@@ -20,8 +20,26 @@
 /// ```
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub struct Pack {
-    buf: Vec<u8>,
-    len: usize,
+    /// The entry count, then the entries; empty, with no allocation, when
+    /// there are none. The count takes one byte below 255, else 0xff and a
+    /// u32 (little-endian). A boxed slice rather than a `Vec` and a count:
+    /// 16 bytes instead of 32, so a small hash fits in the key's node (see
+    /// [`crate::Value`]), and growth is exact anyway.
+    buf: Box<[u8]>,
+}
+
+/// The first byte of a count that does not fit in it.
+const WIDE: u8 = 0xff;
+
+/// The header that says `count` entries.
+fn header(count: usize) -> Vec<u8> {
+    if count < WIDE as usize {
+        vec![count as u8]
+    } else {
+        let mut h = vec![WIDE];
+        h.extend_from_slice(&(count as u32).to_le_bytes());
+        h
+    }
 }
 
 const BIG: u8 = 0x80;
@@ -54,21 +72,65 @@ fn write_entry(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+fn entry(s: &[u8]) -> Vec<u8> {
+    let mut e = Vec::with_capacity(entry_size(s.len()));
+    write_entry(&mut e, s);
+    e
+}
+
 impl Pack {
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.len
+        match self.buf.first() {
+            None => 0,
+            Some(&n) if n != WIDE => n as usize,
+            Some(_) => {
+                let mut l = [0u8; 4];
+                l.copy_from_slice(&self.buf[1..5]);
+                u32::from_le_bytes(l) as usize
+            }
+        }
+    }
+
+    /// Where the entries start: after the count (as in a pack of one entry
+    /// when there are none).
+    fn head(&self) -> usize {
+        match self.buf.first() {
+            Some(&WIDE) => 5,
+            _ => 1,
+        }
     }
 
     /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.buf.is_empty()
     }
 
-    /// Bytes used by the encoded entries (for the `*-max-listpack-*` size
-    /// limits and memory accounting).
+    /// Bytes the pack holds (for memory accounting).
     pub fn bytes(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Changes the buffer as a `Vec` (a pack grows by exactly what it
+    /// needs, like Redis's listpack with a realloc per insert: it lives long
+    /// and small, and jemalloc's size classes make most reallocations
+    /// happen in place), adding `delta` to the entry count.
+    fn edit<R>(&mut self, delta: isize, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let count = self.len().wrapping_add_signed(delta);
+        let head = self.head();
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        if v.is_empty() {
+            v.push(0);
+        }
+        // `f` works at the offsets of the current header; the new count
+        // goes in after it.
+        let r = f(&mut v);
+        if count == 0 {
+            return r;
+        }
+        v.splice(..head, header(count));
+        self.buf = v.into_boxed_slice();
+        r
     }
 
     /// Reads the entry starting at byte `off`: (data range, next offset).
@@ -101,21 +163,23 @@ impl Pack {
         }
     }
 
-    /// Byte offset of entry `i` (or the end when `i == len`).
+    /// Byte offset of entry `i` (or the end when `i == len`), in a
+    /// non-empty pack.
     fn offset(&self, i: usize) -> usize {
-        if i >= self.len {
+        let len = self.len();
+        if i >= len {
             return self.buf.len();
         }
         // Walk from the nearer end.
-        if i <= self.len / 2 {
-            let mut off = 0;
+        if i <= len / 2 {
+            let mut off = self.head();
             for _ in 0..i {
                 off = self.at(off).1;
             }
             off
         } else {
             let mut end = self.buf.len();
-            for _ in 0..self.len - i {
+            for _ in 0..len - i {
                 end = self.before(end).1;
             }
             end
@@ -124,7 +188,7 @@ impl Pack {
 
     /// Entry `i`, if any.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
-        if i >= self.len {
+        if i >= self.len() {
             return None;
         }
         let (r, _) = self.at(self.offset(i));
@@ -133,13 +197,10 @@ impl Pack {
 
     /// Appends an entry.
     pub fn push_back(&mut self, s: &[u8]) {
-        // Exact growth, like Redis's listpack realloc per insert: a pack
-        // lives long and small, and doubling would leave up to half of it
-        // allocated but unused (jemalloc's size classes still make most
-        // reallocations happen in place).
-        self.buf.reserve_exact(entry_size(s.len()));
-        write_entry(&mut self.buf, s);
-        self.len += 1;
+        self.edit(1, |v| {
+            v.reserve_exact(entry_size(s.len()));
+            write_entry(v, s);
+        });
     }
 
     /// Prepends an entry.
@@ -149,65 +210,63 @@ impl Pack {
 
     /// Inserts an entry before entry `i` (at the end when `i >= len`).
     pub fn insert(&mut self, i: usize, s: &[u8]) {
-        let off = self.offset(i);
-        let mut e = Vec::with_capacity(entry_size(s.len()));
-        write_entry(&mut e, s);
-        self.buf.reserve_exact(e.len());
-        self.buf.splice(off..off, e);
-        self.len += 1;
+        let off = if self.is_empty() { 1 } else { self.offset(i) };
+        let e = entry(s);
+        self.edit(1, |v| {
+            v.reserve_exact(e.len());
+            v.splice(off..off, e);
+        });
     }
 
     /// Removes entry `i` and returns it.
     pub fn remove(&mut self, i: usize) -> Option<Vec<u8>> {
-        if i >= self.len {
+        if i >= self.len() {
             return None;
         }
         let off = self.offset(i);
         let (r, next) = self.at(off);
-        let v = self.buf[r].to_vec();
-        self.buf.drain(off..next);
-        self.len -= 1;
-        Some(v)
+        let out = self.buf[r].to_vec();
+        self.edit(-1, |v| {
+            v.drain(off..next);
+        });
+        Some(out)
     }
 
     /// Removes entries `from..to` (clamped).
     pub fn remove_range(&mut self, from: usize, to: usize) {
-        let to = to.min(self.len);
+        let to = to.min(self.len());
         if from >= to {
             return;
         }
         let a = self.offset(from);
         let b = self.offset(to);
-        self.buf.drain(a..b);
-        self.len -= to - from;
+        self.edit(-((to - from) as isize), |v| {
+            v.drain(a..b);
+        });
     }
 
     /// Replaces entry `i`.
     pub fn set(&mut self, i: usize, s: &[u8]) {
-        if i >= self.len {
+        if i >= self.len() {
             return;
         }
         let off = self.offset(i);
         let (_, next) = self.at(off);
-        let mut e = Vec::with_capacity(entry_size(s.len()));
-        write_entry(&mut e, s);
-        self.buf.reserve_exact(e.len().saturating_sub(next - off));
-        self.buf.splice(off..next, e);
+        let e = entry(s);
+        self.edit(0, |v| {
+            v.reserve_exact(e.len().saturating_sub(next - off));
+            v.splice(off..next, e);
+        });
     }
 
     /// Entries front to back (double-ended).
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             pack: self,
-            front: 0,
+            front: self.head().min(self.buf.len()),
             back: self.buf.len(),
-            left: self.len,
+            left: self.len(),
         }
-    }
-
-    /// Releases spare capacity.
-    pub fn shrink(&mut self) {
-        self.buf.shrink_to_fit();
     }
 }
 
@@ -314,5 +373,23 @@ mod tests {
         for (i, e) in v.iter().enumerate() {
             assert_eq!(p.get(i), Some(&e[..]));
         }
+    }
+
+    #[test]
+    fn counts_past_254_take_a_wider_header_and_back() {
+        let mut p = Pack::default();
+        for i in 0..300u32 {
+            p.push_back(&i.to_le_bytes());
+            assert_eq!(p.len(), i as usize + 1);
+        }
+        assert_eq!(p.bytes(), 5 + 300 * 6);
+        assert_eq!(p.get(299), Some(&299u32.to_le_bytes()[..]));
+        p.remove_range(0, 100);
+        assert_eq!(p.len(), 200);
+        assert_eq!(p.bytes(), 1 + 200 * 6);
+        assert_eq!(p.iter().next(), Some(&100u32.to_le_bytes()[..]));
+        p.remove_range(0, 200);
+        assert!(p.is_empty());
+        assert_eq!(p.bytes(), 0);
     }
 }

@@ -26,7 +26,7 @@ pub enum Value {
     /// A list.
     List(Box<crate::list::List>),
     /// A hash.
-    Hash(Box<crate::hash::Hash>),
+    Hash(crate::hash::Hash),
     /// A set.
     Set(Box<crate::set::Set>),
     /// A sorted set.

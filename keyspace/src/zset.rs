@@ -291,7 +291,6 @@ impl ZSet {
                 let n = enc_score(*s, &mut buf);
                 p.push_back(&buf[..n]);
             }
-            p.shrink();
             ZSet {
                 repr: Repr::Pack(p),
             }
@@ -388,7 +387,6 @@ impl ZSet {
             Repr::Pack(p) => {
                 let (i, s) = pack_find(p, member)?;
                 p.remove_range(2 * i, 2 * i + 2);
-                p.shrink();
                 Some(s)
             }
             Repr::Tree(t) => {
@@ -408,7 +406,6 @@ impl ZSet {
         match &mut self.repr {
             Repr::Pack(p) => {
                 p.remove_range(2 * from, 2 * to);
-                p.shrink();
             }
             Repr::Tree(t) => {
                 for _ in from..to {
@@ -431,7 +428,6 @@ impl ZSet {
                 let m = p.get(2 * i)?.to_vec();
                 let s = dec_score(p.get(2 * i + 1)?);
                 p.remove_range(2 * i, 2 * i + 2);
-                p.shrink();
                 Some((m, s))
             }
             Repr::Tree(t) => {
@@ -642,7 +638,6 @@ fn pack_insert(p: &mut Pack, member: &[u8], score: f64) {
     let n = enc_score(score, &mut buf);
     p.insert(2 * i, member);
     p.insert(2 * i + 1, &buf[..n]);
-    p.shrink();
 }
 
 /// Iterator over (member, score) pairs of a [`ZSet`].

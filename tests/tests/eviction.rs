@@ -16,14 +16,7 @@ fn value() -> String {
 }
 
 fn info_field(s: &ServerProcess, section: &str, field: &str) -> Result<String> {
-    let mut c = s.redis_conn()?;
-    let info: String = redis::cmd("INFO").arg(section).query(&mut c)?;
-    for line in info.lines() {
-        if let Some(v) = line.strip_prefix(&format!("{field}:")) {
-            return Ok(v.trim().to_string());
-        }
-    }
-    bail!("INFO {section} has no {field}")
+    rampart_tests::dataset::info_field(&mut s.redis_conn()?, section, field)
 }
 
 fn info_u64(s: &ServerProcess, section: &str, field: &str) -> Result<u64> {

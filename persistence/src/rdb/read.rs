@@ -305,12 +305,11 @@ fn hash_add(
     }
 }
 
-fn finish_hash(mut h: Hash) -> Option<Value> {
+fn finish_hash(h: Hash) -> Option<Value> {
     if h.is_empty() {
         return None;
     }
-    h.shrink();
-    Some(Value::Hash(Box::new(h)))
+    Some(Value::Hash(h))
 }
 
 fn finish_list(l: List) -> Option<Value> {

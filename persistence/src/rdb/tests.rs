@@ -119,7 +119,7 @@ fn sample_values() -> Vec<(&'static str, Value)> {
     h.insert(b"f1", b"v1", &l);
     h.insert(b"n", b"42", &l);
     h.insert(b"", b"", &l);
-    out.push(("listpack hash", Value::Hash(Box::new(h))));
+    out.push(("listpack hash", Value::Hash(h)));
     let mut h = Hash::default();
     for i in 0..1000 {
         h.insert(
@@ -128,10 +128,10 @@ fn sample_values() -> Vec<(&'static str, Value)> {
             &l,
         );
     }
-    out.push(("hashtable hash", Value::Hash(Box::new(h))));
+    out.push(("hashtable hash", Value::Hash(h)));
     let mut h = Hash::default();
     h.insert(b"long", &[b'v'; 100], &l);
-    out.push(("long-value hash", Value::Hash(Box::new(h))));
+    out.push(("long-value hash", Value::Hash(h)));
 
     let mut s = Set::default();
     for m in [b"1".as_slice(), b"-7", b"100000"] {
@@ -677,7 +677,7 @@ fn loading_follows_the_limits() {
         s.insert(format!("{i}").as_bytes(), &l);
     }
     let values = [
-        Value::Hash(Box::new(h)),
+        Value::Hash(h),
         Value::ZSet(Box::new(ZSet::from_pairs(z, &l))),
         Value::Set(Box::new(s)),
     ];

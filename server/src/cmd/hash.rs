@@ -73,12 +73,11 @@ fn write_hash<R>(
                 ctx.out.error(err::WRONGTYPE);
                 return None;
             }
-            Found::Missing => slot.insert(Value::Hash(Box::default()), None),
+            Found::Missing => slot.insert(Value::Hash(Default::default()), None),
             Found::Hash(_) => {}
         }
         let h = hash_mut(slot)?;
         let r = f(ctx, h);
-        h.shrink();
         if h.is_empty() {
             slot.remove();
         }
@@ -131,12 +130,11 @@ fn hsetnx(ctx: &mut Ctx<'_>) {
         Found::Hash(h) if h.contains(&args[2]) => ctx.out.int(0),
         f => {
             if matches!(f, Found::Missing) {
-                slot.insert(Value::Hash(Box::default()), None);
+                slot.insert(Value::Hash(Default::default()), None);
             }
             if let Some(h) = hash_mut(slot) {
                 h.fit([args[2].len(), args[3].len()].into_iter(), &limits);
                 h.insert(&args[2], &args[3], &limits);
-                h.shrink();
             }
             ctx.out.int(1);
         }
@@ -291,7 +289,7 @@ fn hincrby(ctx: &mut Ctx<'_>) {
             return ctx.out.error(err::OVERFLOW);
         };
         if !slot.exists() {
-            slot.insert(Value::Hash(Box::default()), None);
+            slot.insert(Value::Hash(Default::default()), None);
         }
         if let Some(h) = hash_mut(slot) {
             h.insert(
@@ -299,7 +297,6 @@ fn hincrby(ctx: &mut Ctx<'_>) {
                 itoa::Buffer::new().format(new).as_bytes(),
                 &limits,
             );
-            h.shrink();
         }
         ctx.out.int(new);
     })
@@ -336,11 +333,10 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>) {
         };
         let text = new.to_human_string();
         if !slot.exists() {
-            slot.insert(Value::Hash(Box::default()), None);
+            slot.insert(Value::Hash(Default::default()), None);
         }
         if let Some(h) = hash_mut(slot) {
             h.insert(&args[2], text.as_bytes(), &limits);
-            h.shrink();
         }
         ctx.out.bulk(text.as_bytes());
         ctx.propagate(&[b"HSET", &args[1], &args[2], text.as_bytes()]);

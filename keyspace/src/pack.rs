@@ -31,14 +31,16 @@ pub struct Pack {
 /// The first byte of a count that does not fit in it.
 const WIDE: u8 = 0xff;
 
-/// The header that says `count` entries.
-fn header(count: usize) -> Vec<u8> {
+/// The header that says `count` entries, in the first 1 or 5 bytes.
+fn header(count: usize) -> ([u8; 5], usize) {
+    let mut h = [0u8; 5];
     if count < WIDE as usize {
-        vec![count as u8]
+        h[0] = count as u8;
+        (h, 1)
     } else {
-        let mut h = vec![WIDE];
-        h.extend_from_slice(&(count as u32).to_le_bytes());
-        h
+        h[0] = WIDE;
+        h[1..].copy_from_slice(&(count as u32).to_le_bytes());
+        (h, 5)
     }
 }
 
@@ -128,7 +130,12 @@ impl Pack {
         if count == 0 {
             return r;
         }
-        v.splice(..head, header(count));
+        let (h, n) = header(count);
+        if n == head {
+            v[..n].copy_from_slice(&h[..n]);
+        } else {
+            v.splice(..head, h[..n].iter().copied());
+        }
         self.buf = v.into_boxed_slice();
         r
     }

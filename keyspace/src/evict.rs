@@ -74,6 +74,25 @@ impl Policy {
             .map(|(p, _)| *p)
     }
 
+    /// Its place in a fixed order, so it can be kept in an atomic;
+    /// [`Policy::from_index`] turns it back.
+    ///
+    /// ```
+    /// use rampart_keyspace::evict::Policy;
+    /// assert_eq!(Policy::from_index(Policy::AllkeysLfu.index()), Policy::AllkeysLfu);
+    /// ```
+    pub fn index(self) -> u8 {
+        POLICIES.iter().position(|(p, _)| *p == self).unwrap_or(0) as u8
+    }
+
+    /// The policy at `index` ([`Policy::index`]); `noeviction` when out of
+    /// range.
+    pub fn from_index(index: u8) -> Policy {
+        POLICIES
+            .get(index as usize)
+            .map_or(Policy::NoEviction, |(p, _)| *p)
+    }
+
     /// The name redis.conf and INFO use.
     pub fn name(self) -> &'static str {
         POLICIES

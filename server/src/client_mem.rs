@@ -97,11 +97,7 @@ pub fn tally(srv: &Server, h: &ClientHandle, bytes: u64) {
     if bytes > was {
         m.total.fetch_add(bytes - was, Ordering::Relaxed);
     } else if bytes < was {
-        let _ = m
-            .total
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                Some(t.saturating_sub(was - bytes))
-            });
+        take_off(&m.total, was - bytes);
     }
     if m.total.load(Ordering::Relaxed) > limit {
         evict_clients(srv, limit);
@@ -110,15 +106,15 @@ pub fn tally(srv: &Server, h: &ClientHandle, bytes: u64) {
 
 /// Takes a closed connection's buffers off the tally.
 pub fn forget(srv: &Server, h: &ClientHandle) {
-    let was = h.mem.swap(0, Ordering::Relaxed);
-    if was != 0 {
-        let _ = srv
-            .client_mem
-            .total
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                Some(t.saturating_sub(was))
-            });
-    }
+    take_off(&srv.client_mem.total, h.mem.swap(0, Ordering::Relaxed));
+}
+
+/// Subtracts `n` from the tally, never below 0 (a reset by `configure`
+/// may have zeroed it under a connection's feet).
+fn take_off(total: &AtomicU64, n: u64) {
+    let _ = total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+        Some(t.saturating_sub(n))
+    });
 }
 
 /// Redis's `evictClients`: closes the clients holding the most until the

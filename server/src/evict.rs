@@ -86,17 +86,6 @@ impl Default for Evictor {
     }
 }
 
-const POLICIES: [Policy; 8] = [
-    Policy::NoEviction,
-    Policy::VolatileLru,
-    Policy::VolatileLfu,
-    Policy::VolatileRandom,
-    Policy::VolatileTtl,
-    Policy::AllkeysLru,
-    Policy::AllkeysLfu,
-    Policy::AllkeysRandom,
-];
-
 impl Evictor {
     /// `maxmemory` in bytes; 0 is no limit. One relaxed load: every
     /// command reads it.
@@ -107,7 +96,7 @@ impl Evictor {
 
     /// The `maxmemory-policy` in force.
     pub fn policy(&self) -> Policy {
-        POLICIES[self.policy.load(Ordering::Relaxed) as usize % POLICIES.len()]
+        Policy::from_index(self.policy.load(Ordering::Relaxed))
     }
 
     /// Bytes allocated, as last read (at most a millisecond before
@@ -215,8 +204,7 @@ pub fn configure(srv: &Server) {
         .get("maxmemory-policy")
         .and_then(|p| Policy::parse(&p))
         .unwrap_or(Policy::NoEviction);
-    let index = POLICIES.iter().position(|p| *p == policy).unwrap_or(0);
-    e.policy.store(index as u8, Ordering::Relaxed);
+    e.policy.store(policy.index(), Ordering::Relaxed);
     e.samples.store(
         c.int("maxmemory-samples").clamp(1, 64) as u32,
         Ordering::Relaxed,

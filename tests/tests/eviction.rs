@@ -425,13 +425,17 @@ fn greedy_reader(port: u16) -> Result<RawConn> {
     Ok(c)
 }
 
+/// redis-server and Rampart (without snapshots), both with `extra`.
+fn both_with(extra: &[&str]) -> Result<(RedisOracle, Rampart)> {
+    let mut args = vec!["--save", ""];
+    args.extend(extra);
+    Ok((RedisOracle::start_with(extra)?, Rampart::start(&args)?))
+}
+
 #[test]
 fn a_client_that_never_reads_is_closed_by_the_output_buffer_limit() -> Result<()> {
     let limit = ["--client-output-buffer-limit", "normal 0 256kb 1"];
-    let redis = RedisOracle::start_with(&limit)?;
-    let mut args = vec!["--save", ""];
-    args.extend(limit);
-    let rampart = Rampart::start(&args)?;
+    let (redis, rampart) = both_with(&limit)?;
     for s in [&*redis, &*rampart] {
         let _greedy = greedy_reader(s.port())?;
         // The greedy client goes (the probe of INFO is the one left)...
@@ -468,10 +472,7 @@ fn big_query(port: u16, no_evict: bool, declared: usize, sent: usize) -> Result<
 #[test]
 fn maxmemory_clients_evicts_the_biggest_client_but_not_a_no_evict_one() -> Result<()> {
     let limit = ["--maxmemory-clients", "3mb"];
-    let redis = RedisOracle::start_with(&limit)?;
-    let mut args = vec!["--save", ""];
-    args.extend(limit);
-    let rampart = Rampart::start(&args)?;
+    let (redis, rampart) = both_with(&limit)?;
     for s in [&*redis, &*rampart] {
         let mut idle = RawConn::connect(s.port())?;
         let _kept = big_query(s.port(), true, 1 << 20, 512 << 10)?;

@@ -15,6 +15,7 @@ pub mod hash;
 mod key;
 pub mod list;
 mod pack;
+pub mod sds;
 pub mod set;
 pub mod value;
 pub mod zset;

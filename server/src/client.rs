@@ -17,6 +17,12 @@ pub struct Client {
     pub proto: u8,
     /// Passed AUTH (or no password is set).
     pub authenticated: bool,
+    /// Its ACL user; `None` for the server's own clients (the link to
+    /// our primary, internal callers), which no rule restricts, as
+    /// Redis's clients with no user.
+    pub user: Option<Arc<rampart_acl::User>>,
+    /// The user table's epoch `user` was read at.
+    pub acl_epoch: u64,
     /// Commands queued since MULTI (command id, arguments); `None`
     /// outside a transaction.
     pub multi: Option<Vec<(usize, Vec<Bytes>)>>,
@@ -65,6 +71,8 @@ impl Client {
             db: 0,
             proto: 2,
             authenticated,
+            user: None,
+            acl_epoch: 0,
             multi: None,
             multi_error: false,
             watched: Vec::new(),

@@ -47,7 +47,7 @@ pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener, cores: Arc<cra
 
 fn protected(srv: &Server, peer: &SocketAddr) -> bool {
     srv.config.flag("protected-mode")
-        && srv.config.get("requirepass").unwrap_or_default().is_empty()
+        && srv.acl.users().get(b"default").is_some_and(|d| d.nopass())
         && srv.config.get("bind").as_deref() == Some("* -::*")
         && !peer.ip().is_loopback()
 }
@@ -73,8 +73,9 @@ pub(crate) async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: So
         .unwrap_or_default();
     let fd = fd_of(&stream);
     let handle = srv.clients.register(peer.to_string(), laddr, fd);
-    let needs_auth = !srv.config.get("requirepass").unwrap_or_default().is_empty();
-    let mut client = Client::new(handle.clone(), !needs_auth);
+    let mut client = Client::new(handle.clone(), srv.acl.starts_authenticated());
+    client.user = Some(crate::acl::default_user(&srv));
+    client.acl_epoch = 0;
     if let Some((h, pending)) = serve(&srv, &mut stream, &mut client).await {
         // PSYNC/SYNC: the connection is now a replica link.
         crate::repl::serve_replica(srv.clone(), stream, &mut client, h, pending).await;
@@ -113,7 +114,7 @@ async fn serve(
         loop {
             let limits = Limits {
                 max_bulk: srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed),
-                unauthenticated: !client.authenticated,
+                unauthenticated: srv.acl.auth_required(client),
             };
             match parser.next(&mut buf, limits) {
                 Ok(Some(mut args)) => {

@@ -173,12 +173,15 @@ fn precheck(
 ) -> Result<usize, Option<usize>> {
     let id = resolve(srv, args, out)?;
     let spec = srv.commands.spec(id);
-    if !c.authenticated && !spec.has(flags::NO_AUTH) {
+    if srv.acl.auth_required(c) && !spec.has(flags::NO_AUTH) {
         out.error("NOAUTH Authentication required.");
         return Err(Some(id));
     }
     if c.multi.is_some() && spec.has(flags::NO_MULTI) {
         out.error("ERR Command not allowed inside a transaction");
+        return Err(Some(id));
+    }
+    if !crate::acl::precheck(srv, c, id, args, out) {
         return Err(Some(id));
     }
     if srv.evictor.limit() != 0

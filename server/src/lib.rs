@@ -6,6 +6,7 @@
 //! connection loop ([`conn`]), configuration ([`config`]) and the shared
 //! state ([`state`]).
 
+pub mod acl;
 pub mod backup;
 pub mod blocking;
 pub mod client;

@@ -146,6 +146,14 @@ async fn run(
     srv.keys = keys.map(Arc::new);
     let srv = Arc::new(srv);
     let _ = srv.persist.runtime.set(tokio::runtime::Handle::current());
+    let requirepass = srv.config.get("requirepass").unwrap_or_default();
+    if !requirepass.is_empty() {
+        rampart_server::acl::set_requirepass(&srv, &requirepass);
+    }
+    if let Err(e) = rampart_server::acl::load_at_startup(&srv) {
+        tracing::warn!("{e}");
+        anyhow::bail!("ACL errors at startup");
+    }
     let mut listeners = Vec::new();
     if port != 0 {
         for addr in binds.split_whitespace() {

@@ -210,6 +210,8 @@ pub struct ClientHandle {
     pub wake: tokio::sync::Notify,
     /// Whether the connection is a replica or primary link (flags S/M).
     pub flags: Mutex<String>,
+    /// The ACL user it is authenticated as (CLIENT LIST `user=`).
+    pub user: Mutex<Bytes>,
 }
 
 /// All connected clients.
@@ -240,6 +242,7 @@ impl Clients {
             no_evict: AtomicBool::new(false),
             mem: AtomicU64::new(0),
             killed: AtomicBool::new(false),
+            user: Mutex::new(Bytes::from_static(b"default")),
             wake: tokio::sync::Notify::new(),
             flags: Mutex::new(String::new()),
         });
@@ -515,6 +518,8 @@ pub struct Server {
     pub evictor: crate::evict::Evictor,
     /// Output buffer limits and client eviction.
     pub client_mem: crate::client_mem::ClientMemory,
+    /// ACL users, checks and log.
+    pub acl: crate::acl::Acl,
 }
 
 impl Server {
@@ -536,13 +541,15 @@ impl Server {
         let run_id = (0..40)
             .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
             .collect();
+        let commands = Registry::new();
+        let acl = crate::acl::Acl::new();
         Server {
             keyspace: Arc::new(Keyspace::with_notify(databases, hooks.clone())),
             hooks,
             config,
             clients: Clients::default(),
             stats: Stats::default(),
-            commands: Registry::new(),
+            commands,
             pause: Pause::default(),
             started: Instant::now(),
             run_id,
@@ -558,6 +565,7 @@ impl Server {
             backups: Default::default(),
             evictor: Default::default(),
             client_mem: Default::default(),
+            acl,
         }
     }
 

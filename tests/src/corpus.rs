@@ -12,6 +12,9 @@
 //!   array, set and map (KEYS, SMEMBERS);
 //! - `!shape`: compare only the next reply's shape: types, lengths, nils, not
 //!   the scalar contents (TIME, CLIENT ID);
+//! - `!aclrules`: compare the next reply with the single-command rules of
+//!   ACL rule strings sorted (ACL LIST, GETUSER: Redis orders them by its
+//!   command hash table, randomly per process);
 //! - `!noints`: compare the next reply exactly except the values of its
 //!   integers (HELLO and CLIENT ID hold the client id);
 //! - `!ignore`: send the next command to both, compare nothing;
@@ -61,6 +64,9 @@ pub enum Compare {
     NoInts,
     /// Only types and lengths.
     Shape,
+    /// Byte for byte after sorting the single-command rules of ACL rule
+    /// strings (Redis lists them in random order).
+    AclRules,
     /// Not at all.
     Ignore,
 }
@@ -203,6 +209,7 @@ pub fn parse(text: &str) -> Result<Vec<Step>> {
             match word {
                 "sort" => pending = set_mode(Compare::Sorted)?,
                 "shape" => pending = set_mode(Compare::Shape)?,
+                "aclrules" => pending = set_mode(Compare::AclRules)?,
                 "noints" => pending = set_mode(Compare::NoInts)?,
                 "ignore" => pending = set_mode(Compare::Ignore)?,
                 "sleep" => {
@@ -430,6 +437,7 @@ fn compare(mode: Compare, expected: &Outcome, actual: &Outcome) -> bool {
         (Compare::Exact, e, a) => e == a,
         (mode, Outcome::Reply(e), Outcome::Reply(a)) => match (Reply::parse(e), Reply::parse(a)) {
             (Ok(e), Ok(a)) if mode == Compare::Sorted => e.sorted() == a.sorted(),
+            (Ok(e), Ok(a)) if mode == Compare::AclRules => e.acl_normalized() == a.acl_normalized(),
             (Ok(e), Ok(a)) if mode == Compare::NoInts => {
                 e.without_integers() == a.without_integers()
             }

@@ -722,6 +722,43 @@ fn read_value(r: &mut impl BufRead, out: &mut Vec<u8>) -> Result<()> {
     }
 }
 
+/// See [`Reply::acl_normalized`].
+fn normalize_acl_rules(raw: &[u8]) -> Vec<u8> {
+    let single = |t: &[u8]| {
+        (t.starts_with(b"+") || t.starts_with(b"-")) && t.get(1).is_some_and(|&c| c != b'@')
+    };
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut run: Vec<Vec<u8>> = Vec::new();
+    let flush = |run: &mut Vec<Vec<u8>>, out: &mut Vec<Vec<u8>>| {
+        // A run may end a selector: keep its ')' (and any line end) last.
+        let tail: Vec<u8> = run
+            .last()
+            .map(|t| {
+                let n = t.iter().rev().take_while(|c| b")\r\n".contains(c)).count();
+                t[t.len() - n..].to_vec()
+            })
+            .unwrap_or_default();
+        if let Some(last) = run.last_mut() {
+            last.truncate(last.len() - tail.len());
+        }
+        run.sort();
+        if let Some(last) = run.last_mut() {
+            last.extend_from_slice(&tail);
+        }
+        out.append(run);
+    };
+    for t in raw.split(|&c| c == b' ') {
+        if single(t) {
+            run.push(t.to_vec());
+        } else {
+            flush(&mut run, &mut out);
+            out.push(t.to_vec());
+        }
+    }
+    flush(&mut run, &mut out);
+    out.join(&b' ')
+}
+
 /// A parsed reply, kept with its raw bytes, for order-insensitive and
 /// shape-only comparisons.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -843,6 +880,20 @@ impl Reply {
             Reply::Aggregate(h, children) => Reply::Aggregate(
                 h.clone(),
                 children.iter().map(Reply::without_integers).collect(),
+            ),
+        }
+    }
+
+    /// The reply with the single-command rules of every ACL rule string
+    /// (`+get -set +config|get`) sorted within each run: Redis lists them
+    /// in its command hash table's order, which is random per process;
+    /// `+@category` rules and everything else keep their place.
+    pub fn acl_normalized(&self) -> Reply {
+        match self {
+            Reply::Scalar(b) => Reply::Scalar(normalize_acl_rules(b)),
+            Reply::Aggregate(h, children) => Reply::Aggregate(
+                h.clone(),
+                children.iter().map(Reply::acl_normalized).collect(),
             ),
         }
     }

@@ -38,6 +38,7 @@ macro_rules! corpus_tests {
 }
 
 corpus_tests!(
+    acl,
     connection,
     strings,
     bitmap,

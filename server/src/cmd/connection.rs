@@ -39,20 +39,11 @@ fn reset(ctx: &mut Ctx<'_>) {
     c.skip_next = false;
     *c.handle.name.lock() = None;
     c.handle.no_evict.store(false, Ordering::Relaxed);
-    c.authenticated = ctx
-        .srv
-        .config
-        .get("requirepass")
-        .unwrap_or_default()
-        .is_empty();
+    c.authenticated = ctx.srv.acl.starts_authenticated();
+    c.user = Some(crate::acl::default_user(ctx.srv));
+    *c.handle.user.lock() = bytes::Bytes::from_static(b"default");
     ctx.out.proto = 2;
     ctx.out.simple("RESET");
-}
-
-/// Checks a username/password pair against the single `default` user.
-fn check_auth(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> bool {
-    let required = ctx.srv.config.get("requirepass").unwrap_or_default();
-    user == b"default" && (required.is_empty() || required.as_bytes() == pass)
 }
 
 /// `AUTH [username] password`
@@ -65,15 +56,14 @@ fn auth(ctx: &mut Ctx<'_>) {
     if ctx.args.len() == 2
         && ctx
             .srv
-            .config
-            .get("requirepass")
-            .unwrap_or_default()
-            .is_empty()
+            .acl
+            .users()
+            .get(b"default")
+            .is_some_and(|d| d.nopass())
     {
         return ctx.out.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
     }
-    if check_auth(ctx, user, pass) {
-        ctx.client.authenticated = true;
+    if crate::acl::authenticate(ctx.srv, ctx.client, user, pass, &ctx.args[0]) {
         ctx.out.ok();
     } else {
         ctx.out
@@ -122,12 +112,11 @@ fn hello(ctx: &mut Ctx<'_>) {
         }
     }
     if let Some((u, p)) = &auth {
-        if !check_auth(ctx, u, p) {
+        if !crate::acl::authenticate(ctx.srv, ctx.client, u, p, &ctx.args[0]) {
             return ctx
                 .out
                 .error("WRONGPASS invalid username-password pair or user is disabled.");
         }
-        ctx.client.authenticated = true;
     }
     if !ctx.client.authenticated {
         return ctx.out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
@@ -236,7 +225,7 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
     };
     let qbuf = h.qbuf.load(Ordering::Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -251,6 +240,7 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
         16384usize.saturating_sub(qbuf),
         16384 + qbuf,
         cmd,
+        String::from_utf8_lossy(&h.user.lock()),
         h.resp.load(Ordering::Relaxed)
     )
 }
@@ -345,6 +335,7 @@ fn client_kill(ctx: &mut Ctx<'_>) {
     let mut laddr = None;
     let mut kind = None;
     let mut skipme = true;
+    let mut user = None;
     let mut i = 2;
     while i < n {
         if i + 1 >= n {
@@ -365,12 +356,13 @@ fn client_kill(ctx: &mut Ctx<'_>) {
             },
             "addr" => addr = Some(String::from_utf8_lossy(v).into_owned()),
             "laddr" => laddr = Some(String::from_utf8_lossy(v).into_owned()),
-            // Only the default user exists, and every client is it.
-            "user" if &v[..] != b"default" => {
-                let raw = String::from_utf8_lossy(v);
-                return ctx.out.error(&format!("ERR No such user '{raw}'"));
+            "user" => {
+                if ctx.srv.acl.users().get(v).is_none() {
+                    let raw = String::from_utf8_lossy(v);
+                    return ctx.out.error(&format!("ERR No such user '{raw}'"));
+                }
+                user = Some(v.clone());
             }
-            "user" => {}
             "skipme" => match v.to_ascii_lowercase().as_slice() {
                 b"yes" => skipme = true,
                 b"no" => skipme = false,
@@ -386,6 +378,7 @@ fn client_kill(ctx: &mut Ctx<'_>) {
             || addr.as_ref().is_some_and(|a| *a != h.addr)
             || laddr.as_ref().is_some_and(|a| *a != h.laddr)
             || kind.is_some_and(|k| k != client_type(h))
+            || user.as_ref().is_some_and(|u| *u != *h.user.lock())
             || (skipme && h.id == own)
         {
             continue;

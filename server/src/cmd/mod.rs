@@ -2,6 +2,7 @@
 //! [`CommandSpec`]s; [`Registry`] gathers them. Generic rules (arity, auth,
 //! MULTI queuing, stats, atomicity) live once in `dispatch`.
 
+pub mod acl;
 pub mod backup;
 pub mod bitmap;
 pub mod connection;
@@ -217,6 +218,7 @@ pub struct Registry {
 pub fn tables() -> Vec<&'static [CommandSpec]> {
     vec![
         connection::COMMANDS,
+        acl::COMMANDS,
         string::COMMANDS,
         bitmap::COMMANDS,
         keys::COMMANDS,

@@ -129,7 +129,7 @@ fn time(ctx: &mut Ctx<'_>) {
 /// `scripts/gen-command-reference.py`, plus the same data for Rampart's own
 /// commands (BACKUP) from `rampart-reference.json`, so COMMAND describes
 /// them and the table test pins them too.
-fn reference() -> &'static serde_json::Map<String, Json> {
+pub(crate) fn reference() -> &'static serde_json::Map<String, Json> {
     static REF: OnceLock<serde_json::Map<String, Json>> = OnceLock::new();
     REF.get_or_init(|| {
         let mut all: serde_json::Map<String, Json> =
@@ -521,6 +521,16 @@ fn config_set(ctx: &mut Ctx<'_>) {
     let allow_protected = allowed_by(ctx, "enable-protected-configs");
     match ctx.srv.config.set_checked(&pairs, allow_protected) {
         Ok(()) => {
+            for (name, value) in &pairs {
+                match name.to_ascii_lowercase().as_str() {
+                    "requirepass" => crate::acl::set_requirepass(ctx.srv, value),
+                    "acllog-max-len" => {
+                        let max = ctx.srv.config.int("acllog-max-len").max(0) as usize;
+                        ctx.srv.acl.log.lock().trim(max);
+                    }
+                    _ => {}
+                }
+            }
             crate::repl::config_changed(ctx.srv);
             crate::evict::configure(ctx.srv);
             crate::client_mem::configure(ctx.srv);
@@ -549,7 +559,18 @@ fn config_resetstat(ctx: &mut Ctx<'_>) {
 
 /// `CONFIG REWRITE`
 fn config_rewrite(ctx: &mut Ctx<'_>) {
-    match ctx.srv.config.rewrite() {
+    // `user` lines: the users as they are now, unless an ACL file holds
+    // them (then the file's lines are dropped from redis.conf), as Redis.
+    let users = if ctx.srv.config.get("aclfile").unwrap_or_default().is_empty() {
+        let acl = &ctx.srv.acl;
+        acl.users()
+            .iter()
+            .map(|u| String::from_utf8_lossy(&rampart_acl::file::line(u, acl.catalog)).into_owned())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match ctx.srv.config.rewrite(&users) {
         Ok(()) => ctx.out.ok(),
         Err(e) => ctx.out.error(&e),
     }

@@ -81,7 +81,10 @@ fn exec(ctx: &mut Ctx<'_>) {
     srv.repl.begin_tx();
     let mut clock = crate::state::now_us();
     for (id, args) in &queue {
-        clock = call(srv, ctx.client, *id, args, ctx.out, ctx.now, clock, true);
+        match crate::acl::exec_check(srv, ctx.client, *id, args) {
+            None => clock = call(srv, ctx.client, *id, args, ctx.out, ctx.now, clock, true),
+            Some(e) => ctx.out.error(&e),
+        }
     }
     srv.repl.end_tx();
     // EXEC itself succeeded even if queued commands failed.

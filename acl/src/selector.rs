@@ -159,6 +159,9 @@ impl Selector {
     /// `allcommands`, `nocommands`.
     pub fn apply(&mut self, cat: &Catalog, op: &[u8]) -> Result<(), RuleError> {
         let is = |w: &str| op.eq_ignore_ascii_case(w.as_bytes());
+        let Some(&first) = op.first() else {
+            return Err(RuleError::Syntax);
+        };
         if is("allkeys") || is("~*") {
             self.allkeys = true;
             self.keys.clear();
@@ -179,13 +182,13 @@ impl Selector {
             self.bits.iter_mut().for_each(|w| *w = 0);
             self.allcommands = false;
             self.firstargs.clear();
-        } else if op[0] == b'~' || op[0] == b'%' {
+        } else if first == b'~' || first == b'%' {
             if self.allkeys {
                 return Err(RuleError::KeysAfterAll);
             }
-            let (mut read, mut write) = (op[0] == b'~', op[0] == b'~');
+            let (mut read, mut write) = (first == b'~', first == b'~');
             let mut at = 1;
-            if op[0] == b'%' {
+            if first == b'%' {
                 // Redis 7.0 took `%R` (no `~`) as a read pattern for the
                 // empty string and `%~x` as a pattern granting nothing,
                 // which later crashed ACL LIST; both are refused, as
@@ -219,7 +222,7 @@ impl Selector {
                 }),
             }
             self.allkeys = false;
-        } else if op[0] == b'&' {
+        } else if first == b'&' {
             if self.allchannels {
                 return Err(RuleError::ChannelsAfterAll);
             }
@@ -231,11 +234,11 @@ impl Selector {
                 self.channels.push(pattern.to_vec());
             }
             self.allchannels = false;
-        } else if (op[0] == b'+' || op[0] == b'-') && op.get(1) == Some(&b'@') {
+        } else if (first == b'+' || first == b'-') && op.get(1) == Some(&b'@') {
             let name = std::str::from_utf8(&op[2..]).map_err(|_| RuleError::Unknown)?;
             let bit = crate::category(name).ok_or(RuleError::Unknown)?;
-            self.set_category(cat, bit, op[0] == b'+');
-        } else if op[0] == b'+' {
+            self.set_category(cat, bit, first == b'+');
+        } else if first == b'+' {
             let name = &op[1..];
             match name.iter().rposition(|&c| c == b'|') {
                 None => {
@@ -262,7 +265,7 @@ impl Selector {
                     }
                 }
             }
-        } else if op[0] == b'-' {
+        } else if first == b'-' {
             let id = cat.lookup(&op[1..]).ok_or(RuleError::Unknown)?;
             self.change(cat, id, false);
         } else {
@@ -319,6 +322,9 @@ impl Selector {
             }
         }
         rules.pop();
+        // Redis aborts here rather than describe rules that would rebuild
+        // a different bitmap; the property tests hold us to the same.
+        debug_assert_eq!(fake.bits, self.bits, "{}", String::from_utf8_lossy(&rules));
         rules
     }
 

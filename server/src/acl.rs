@@ -25,10 +25,8 @@ use crate::state::Server;
 
 /// Key data of one catalog command, for finding its keys.
 struct KeyInfo {
-    /// Full name (`get`, `object|encoding`).
-    name: String,
-    /// Redis's key specs.
-    specs: Vec<Json>,
+    /// Its key specs, parsed.
+    specs: getkeys::Specs,
     /// Whether it takes keys at all.
     has_keys: bool,
     /// first/last/step, for a command of ours without key specs.
@@ -131,8 +129,7 @@ impl Statics {
         };
         let key_info = |name: &str, info: &Json, specs: Vec<Json>| KeyInfo {
             has_keys: getkeys::has_keys(name, &specs),
-            name: name.to_string(),
-            specs,
+            specs: getkeys::Specs::parse(name, &specs),
             range: None,
             arity: info["v"][1]["v"].as_i64().unwrap_or(-1) as i32,
         };
@@ -164,8 +161,7 @@ impl Statics {
                         None => catalog.add(full, cats, no_auth),
                     };
                     keys.push(KeyInfo {
-                        name: full.clone(),
-                        specs: Vec::new(),
+                        specs: getkeys::Specs::parse(full, &[]),
                         has_keys: spec.first_key > 0,
                         range: Some(*spec),
                         arity: spec.arity,
@@ -248,21 +244,18 @@ impl Acl {
                 .key_positions(args.len())
                 .map(|pos| getkeys::KeyArg {
                     pos,
-                    flags: vec!["access".into(), "update".into()],
+                    flags: getkeys::KeyFlags::from_names(["access", "update"]),
                 })
                 .collect(),
-            None => getkeys::find(&k.name, &k.specs, args),
+            None => k.specs.find(args),
         };
         Some(
             found
                 .into_iter()
                 .map(|a| KeyRef {
                     pos: a.pos,
-                    read: a.flags.iter().any(|f| f == "access"),
-                    write: a
-                        .flags
-                        .iter()
-                        .any(|f| matches!(f.as_str(), "insert" | "delete" | "update")),
+                    read: a.flags.reads(),
+                    write: a.flags.writes(),
                 })
                 .collect(),
         )

@@ -13,20 +13,119 @@
 use bytes::Bytes;
 use serde_json::Value as Json;
 
+/// Redis's key-spec flags as bits, named in the order Redis prints them
+/// (`addReplyFlagsForKeyArgs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyFlags(u16);
+
+const FLAG_NAMES: [&str; 11] = [
+    "RO",
+    "RW",
+    "OW",
+    "RM",
+    "access",
+    "update",
+    "insert",
+    "delete",
+    "not_key",
+    "incomplete",
+    "variable_flags",
+];
+
+impl KeyFlags {
+    /// The bits of the named flags (unknown names are ignored).
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> KeyFlags {
+        KeyFlags(names.into_iter().fold(0, |bits, n| {
+            bits | FLAG_NAMES
+                .iter()
+                .position(|f| *f == n)
+                .map_or(0, |i| 1 << i)
+        }))
+    }
+
+    /// The names of the set flags, in Redis's order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        FLAG_NAMES
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, n)| *n)
+    }
+
+    // Bits by position in FLAG_NAMES.
+    const ACCESS: u16 = 1 << 4;
+    const UPDATE: u16 = 1 << 5;
+    const INSERT: u16 = 1 << 6;
+    const DELETE: u16 = 1 << 7;
+    const NOT_KEY: u16 = 1 << 8;
+    const INCOMPLETE: u16 = 1 << 9;
+    const VARIABLE: u16 = 1 << 10;
+
+    /// The command reads the key's value (`access`): ACL `%R~` covers it.
+    pub fn reads(self) -> bool {
+        self.0 & Self::ACCESS != 0
+    }
+
+    /// The command changes the key (`insert`, `delete`, `update`): ACL
+    /// `%W~` covers it.
+    pub fn writes(self) -> bool {
+        self.0 & (Self::INSERT | Self::DELETE | Self::UPDATE) != 0
+    }
+}
+
 /// One key argument: its position in the command line (the command name
 /// is 0) and Redis's flags for it (`RW`, `access`, `update`…).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyArg {
     /// Position in the command line.
     pub pos: usize,
-    /// Key-spec flag names, as COMMAND GETKEYSANDFLAGS prints them.
-    pub flags: Vec<String>,
+    /// Key-spec flags, as COMMAND GETKEYSANDFLAGS prints them.
+    pub flags: KeyFlags,
 }
 
 /// Whether the command takes keys at all (Redis's doesCommandHaveKeys):
 /// a key spec that names real keys, or a key finder of its own.
 pub fn has_keys(name: &str, specs: &[Json]) -> bool {
-    FINDERS.contains(&name) || specs.iter().map(Spec::parse).any(|s| !s.has("not_key"))
+    Specs::parse(name, specs).has_keys()
+}
+
+/// A command's key specs, read once from the reference so that finding
+/// keys (every request of a user with key patterns) walks no JSON.
+pub struct Specs {
+    name: String,
+    specs: Vec<Spec>,
+    /// A spec names real keys.
+    real: bool,
+    /// A spec's flags depend on the arguments.
+    variable: bool,
+}
+
+impl Specs {
+    /// Parses the key specs of the command whose full name is `name`.
+    pub fn parse(name: &str, specs: &[Json]) -> Specs {
+        let specs: Vec<Spec> = specs.iter().map(Spec::parse).collect();
+        Specs {
+            name: name.to_string(),
+            real: specs.iter().any(|s| s.flags.0 & KeyFlags::NOT_KEY == 0),
+            variable: specs.iter().any(|s| s.flags.0 & KeyFlags::VARIABLE != 0),
+            specs,
+        }
+    }
+
+    /// Whether the command takes keys at all.
+    pub fn has_keys(&self) -> bool {
+        self.real || FINDERS.contains(&self.name.as_str())
+    }
+
+    /// The keys of `args`, as [`find`] finds them.
+    pub fn find(&self, args: &[Bytes]) -> Vec<KeyArg> {
+        if self.real && !self.variable {
+            if let Some(keys) = by_specs(&self.specs, args) {
+                return keys;
+            }
+        }
+        finder(&self.name, args).unwrap_or_default()
+    }
 }
 
 /// Finds the keys of `args` (`args[0]` is the command name; a
@@ -44,20 +143,12 @@ pub fn has_keys(name: &str, specs: &[Json]) -> bool {
 /// assert_eq!(keys.iter().map(|k| k.pos).collect::<Vec<_>>(), [1, 3]);
 /// ```
 pub fn find(name: &str, specs: &[Json], args: &[Bytes]) -> Vec<KeyArg> {
-    let specs: Vec<Spec> = specs.iter().map(Spec::parse).collect();
-    let real = specs.iter().any(|s| !s.has("not_key"));
-    let variable = specs.iter().any(|s| s.has("variable_flags"));
-    if real && !variable {
-        if let Some(keys) = by_specs(&specs, args) {
-            return keys;
-        }
-    }
-    finder(name, args).unwrap_or_default()
+    Specs::parse(name, specs).find(args)
 }
 
 /// One key spec, read from the reference's typed JSON.
 struct Spec {
-    flags: Vec<String>,
+    flags: KeyFlags,
     begin: Begin,
     keys: Keys,
 }
@@ -89,14 +180,13 @@ fn int(node: &Json, name: &str) -> i64 {
 
 impl Spec {
     fn parse(node: &Json) -> Spec {
-        let flags = field(node, "flags")
-            .and_then(|f| f["v"].as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f["v"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let flags = KeyFlags::from_names(
+            field(node, "flags")
+                .and_then(|f| f["v"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["v"].as_str()),
+        );
         let kind = |part: Option<&Json>| -> (String, Json) {
             let part = part.cloned().unwrap_or_default();
             let kind = field(&part, "type")
@@ -134,8 +224,8 @@ impl Spec {
         Spec { flags, begin, keys }
     }
 
-    fn has(&self, flag: &str) -> bool {
-        self.flags.iter().any(|f| f == flag)
+    fn has(&self, flag: u16) -> bool {
+        self.flags.0 & flag != 0
     }
 }
 
@@ -146,7 +236,7 @@ fn by_specs(specs: &[Spec], args: &[Bytes]) -> Option<Vec<KeyArg>> {
     let argc = args.len() as i64;
     let mut keys = Vec::new();
     for spec in specs {
-        if spec.has("not_key") {
+        if spec.has(KeyFlags::NOT_KEY) {
             continue;
         }
         let mut first = match &spec.begin {
@@ -213,11 +303,11 @@ fn by_specs(specs: &[Spec], args: &[Bytes]) -> Option<Vec<KeyArg>> {
         while i <= last {
             keys.push(KeyArg {
                 pos: i as usize,
-                flags: spec.flags.clone(),
+                flags: spec.flags,
             });
             i += step;
         }
-        if spec.has("incomplete") {
+        if spec.has(KeyFlags::INCOMPLETE) {
             return None;
         }
     }
@@ -227,7 +317,7 @@ fn by_specs(specs: &[Spec], args: &[Bytes]) -> Option<Vec<KeyArg>> {
 fn key(pos: usize, flags: &[&str]) -> KeyArg {
     KeyArg {
         pos,
-        flags: flags.iter().map(|f| f.to_string()).collect(),
+        flags: KeyFlags::from_names(flags.iter().copied()),
     }
 }
 

@@ -432,7 +432,7 @@ fn getkeys_reply(ctx: &mut Ctx<'_>, with_flags: bool) {
         spec.key_positions(cmd_args.len())
             .map(|pos| getkeys::KeyArg {
                 pos,
-                flags: Vec::new(),
+                flags: Default::default(),
             })
             .collect()
     } else {
@@ -449,8 +449,8 @@ fn getkeys_reply(ctx: &mut Ctx<'_>, with_flags: bool) {
         if with_flags {
             ctx.out.array(2);
             ctx.out.bulk(&cmd_args[k.pos]);
-            ctx.out.set_len(k.flags.len());
-            for f in &k.flags {
+            ctx.out.set_len(k.flags.names().count());
+            for f in k.flags.names() {
                 ctx.out.simple(f);
             }
         } else {

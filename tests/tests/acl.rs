@@ -575,3 +575,36 @@ fn replication_authenticates_with_an_acl_user_both_ways() -> Result<()> {
     assert!(info.contains("master_link_status:down"), "{info}");
     Ok(())
 }
+
+#[test]
+fn unauthenticated_clients_get_redis_protocol_limits() -> Result<()> {
+    let rampart = Rampart::start(&["--requirepass", "pw"])?;
+    let redis = RedisOracle::start_with(&["--requirepass", "pw"])?;
+    for (input, what) in [
+        (&b"*11\r\n"[..], "11 arguments"),
+        (
+            &b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"[..],
+            "a 16385-byte argument",
+        ),
+    ] {
+        let mut replies = Vec::new();
+        for s in [&*rampart, &*redis] {
+            let mut c = s.conn()?;
+            c.send_raw(input)?;
+            let (reply, closed) = c.read_until_close(Duration::from_secs(5))?;
+            assert!(
+                closed,
+                "{} kept an unauthenticated client sending {what}",
+                s.name()
+            );
+            replies.push(String::from_utf8_lossy(&reply).into_owned());
+        }
+        assert_eq!(replies[0], replies[1], "{what}");
+        assert!(replies[0].contains("unauthenticated"), "{}", replies[0]);
+    }
+    // Ten arguments are fine before AUTH (the command is then refused).
+    let mut c = rampart.conn()?;
+    let ten = ["SET", "a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    assert_eq!(raw(&mut c, &ten)?, "-NOAUTH Authentication required.\r\n");
+    Ok(())
+}

@@ -917,7 +917,8 @@ mod tests {
     #[test]
     fn node_is_one_cache_line() {
         assert!(std::mem::size_of::<super::Node>() <= 64);
-        // A small hash lives in the value itself, not behind another box.
+        // A small hash or sorted set lives in the value itself, not behind
+        // another box.
         assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 

@@ -30,7 +30,7 @@ pub enum Value {
     /// A set.
     Set(Box<crate::set::Set>),
     /// A sorted set.
-    ZSet(Box<crate::zset::ZSet>),
+    ZSet(crate::zset::ZSet),
 }
 
 /// The `*-max-listpack-*` / `set-max-intset-entries` thresholds that decide

@@ -24,68 +24,114 @@ use crate::{EncodingLimits, Pack};
 
 const NIL: u32 = u32::MAX;
 
-/// The marker that starts a raw 8-byte score in the listpack encoding (never
-/// the first byte of decimal text).
+/// The marker that starts a raw 8-byte score in the listpack encoding.
 const RAW_SCORE: u8 = 0xff;
 
+/// A one-byte score entry with this bit set is the integer in its other
+/// seven bits.
+const SMALL_INT: u8 = 0x80;
+
+/// Largest decimal exponent of the scaled form (10^e stays exact in an
+/// f64 up to 22; 17 covers every shortest decimal of 17 significant
+/// digits).
+const MAX_EXP: u8 = 17;
+
 /// Encodes a score for the listpack representation into `buf`, returning
-/// the used prefix.
+/// the used prefix: the shortest of
+/// - `[0x80 | v]`: an integer 0..=127, one byte (Redis's listpack keeps
+///   these in one byte too);
+/// - `[e, m…]`: `m / 10^e`, `m` little-endian two's complement in as few
+///   bytes as hold it, `e` the digits after the point of the score's
+///   shortest decimal (`148.5` is `[1, 0xcd, 0x05]`, three bytes where the
+///   text takes five); `e = 0` for integers, which (as Redis's d2string)
+///   covers -0 as 0;
+/// - `[0xff, f64 LE]` for the rest (infinities, very long decimals).
+///
+/// Decoding divides two exact values, so it rounds to the same f64 the
+/// shortest decimal parses to: every score reads back bit for bit.
 fn enc_score(s: f64, buf: &mut [u8; 24]) -> usize {
-    // Redis's d2string: integral values inside (-2^52, 2^52) print as
-    // integers; -0 takes this path too and becomes "0".
-    if s > -4503599627370495.0 && s < 4503599627370496.0 && s == (s as i64) as f64 {
-        let mut b = itoa::Buffer::new();
-        let t = b.format(s as i64).as_bytes();
-        buf[..t.len()].copy_from_slice(t);
-        return t.len();
-    }
-    // Other finite scores as their shortest round-trip decimal ("1.5")
-    // when that is shorter than the raw 8 bytes, as a listpack stores
-    // them as short strings: most real scores are a few digits.
-    if s.is_finite() {
-        use std::io::Write;
-        let mut w = &mut buf[..];
-        if write!(w, "{s}").is_ok() {
-            let n = 24 - w.len();
-            if n < 9 {
-                return n;
-            }
+    if let Some((m, e)) = scaled(s) {
+        if e == 0 && (0..128).contains(&m) {
+            buf[0] = SMALL_INT | m as u8;
+            return 1;
         }
+        let bytes = m.to_le_bytes();
+        // Fewest bytes whose sign extension gives `m` back.
+        let n = (1..=8)
+            .find(|&n| (m << (64 - 8 * n)) >> (64 - 8 * n) == m)
+            .unwrap_or(8);
+        buf[0] = e;
+        buf[1..=n].copy_from_slice(&bytes[..n]);
+        return n + 1;
     }
     buf[0] = RAW_SCORE;
     buf[1..9].copy_from_slice(&s.to_le_bytes());
     9
 }
 
+/// `s` as `m / 10^e` from its shortest decimal, when `m` is exact in an
+/// f64 and `e <= MAX_EXP`.
+fn scaled(s: f64) -> Option<(i64, u8)> {
+    if !s.is_finite() {
+        return None;
+    }
+    if s > -4503599627370496.0 && s < 4503599627370496.0 && s == (s as i64) as f64 {
+        return Some((s as i64, 0));
+    }
+    // Rust prints the shortest round-trip decimal, without an exponent.
+    let mut text = [0u8; 24];
+    let mut w = &mut text[..];
+    std::io::Write::write_fmt(&mut w, format_args!("{s}")).ok()?;
+    let len = 24 - w.len();
+    let t = &text[..len];
+    let (neg, t) = match t.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, t),
+    };
+    let dot = t.iter().position(|&c| c == b'.')?;
+    let e = t.len() - dot - 1;
+    if e > MAX_EXP as usize {
+        return None;
+    }
+    let mut m: i64 = 0;
+    for &c in t.iter().filter(|&&c| c != b'.') {
+        m = m.checked_mul(10)?.checked_add((c - b'0') as i64)?;
+    }
+    if m >= 1 << 53 {
+        return None;
+    }
+    Some((if neg { -m } else { m }, e as u8))
+}
+
 /// Decodes a score written by [`enc_score`].
 fn dec_score(b: &[u8]) -> f64 {
-    if b.len() == 9 && b[0] == RAW_SCORE {
-        let mut r = [0u8; 8];
-        r.copy_from_slice(&b[1..9]);
-        return f64::from_le_bytes(r);
-    }
-    if b.contains(&b'.') {
-        // Written by `enc_score` from a finite f64: always parses, and
-        // the shortest representation reads back to the same value.
-        return std::str::from_utf8(b)
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0.0);
-    }
-    let (neg, digits) = match b.first() {
-        Some(b'-') => (true, &b[1..]),
-        _ => (false, b),
-    };
-    let mut v: i64 = 0;
-    for &c in digits {
-        v = v * 10 + (c - b'0') as i64;
-    }
-    if neg {
-        -(v as f64)
-    } else {
-        v as f64
+    match b {
+        [v] => (v & !SMALL_INT) as f64,
+        [RAW_SCORE, raw @ ..] if raw.len() == 8 => {
+            let mut r = [0u8; 8];
+            r.copy_from_slice(raw);
+            f64::from_le_bytes(r)
+        }
+        [e, m @ ..] if !m.is_empty() && m.len() <= 8 => {
+            let mut bytes = [0u8; 8];
+            bytes[..m.len()].copy_from_slice(m);
+            let shift = 64 - 8 * m.len() as u32;
+            let m = (i64::from_le_bytes(bytes) << shift) >> shift;
+            if *e == 0 {
+                m as f64
+            } else {
+                m as f64 / POW10[(*e).min(MAX_EXP) as usize]
+            }
+        }
+        _ => 0.0,
     }
 }
+
+/// 10^0 ..= 10^17, all exact in an f64.
+const POW10: [f64; MAX_EXP as usize + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17,
+];
 
 /// Compares (score, member) keys as Redis's skiplist orders them.
 fn key_cmp(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
@@ -1137,7 +1183,26 @@ mod tests {
             assert!(n <= 9, "{v}: {n} bytes");
             assert_eq!(super::dec_score(&buf[..n]).to_bits(), v.to_bits(), "{v}");
         }
-        assert_eq!(super::enc_score(1.5, &mut buf), 3);
+        // Random bit patterns and random short decimals read back bit for
+        // bit too.
+        for i in 0..200_000u64 {
+            let v = if i % 2 == 0 {
+                f64::from_bits(rand::random::<u64>())
+            } else {
+                (rand::random::<i32>() as f64) / 10f64.powi((i % 19) as i32)
+            };
+            let n = super::enc_score(v, &mut buf);
+            let back = super::dec_score(&buf[..n]);
+            assert!(
+                back.to_bits() == v.to_bits() || (v.is_nan() && back.is_nan()) || v == 0.0,
+                "{v}"
+            );
+        }
+        // 1.5 is [1, 15]; 148.5 is [1, 1485 as two bytes].
+        assert_eq!(super::enc_score(1.5, &mut buf), 2);
+        assert_eq!(super::enc_score(148.5, &mut buf), 3);
+        assert_eq!(super::enc_score(96.0, &mut buf), 1);
+        assert_eq!(super::enc_score(1_700_000_000.0, &mut buf), 5);
     }
 
     use super::*;
@@ -1395,10 +1460,11 @@ mod tests {
             let n = enc_score(s, &mut buf);
             assert_eq!(dec_score(&buf[..n]).to_bits(), s.to_bits(), "{s}");
         }
+        // -0 is stored as 0, as Redis's d2string prints it.
         let n = enc_score(-0.0, &mut buf);
-        assert_eq!(&buf[..n], b"0");
+        assert_eq!(dec_score(&buf[..n]).to_bits(), 0.0f64.to_bits());
         let n = enc_score(42.0, &mut buf);
-        assert_eq!(&buf[..n], b"42");
+        assert_eq!(&buf[..n], &[0x80 | 42]);
     }
 
     #[test]

@@ -56,8 +56,8 @@ fn values() -> Vec<Value> {
         Value::Hash(big_hash),
         Value::Set(Box::new(ints)),
         Value::Set(Box::new(strs)),
-        Value::ZSet(Box::new(ZSet::from_pairs(pairs, &l))),
-        Value::ZSet(Box::new(ZSet::from_pairs(big_pairs, &l))),
+        Value::ZSet(ZSet::from_pairs(pairs, &l)),
+        Value::ZSet(ZSet::from_pairs(big_pairs, &l)),
     ]
 }
 

@@ -286,9 +286,7 @@ fn build_zset(
         Some(std::cmp::Ordering::Equal) | None => a.0.cmp(&b.0),
         Some(o) => o,
     });
-    Ok(Some(Value::ZSet(Box::new(ZSet::from_sorted(
-        pairs, limits,
-    )))))
+    Ok(Some(Value::ZSet(ZSet::from_sorted(pairs, limits))))
 }
 
 /// Adds a field to a hash being loaded; a field seen before is an error.

@@ -165,16 +165,13 @@ fn sample_values() -> Vec<(&'static str, Value)> {
     ];
     out.push((
         "listpack zset",
-        Value::ZSet(Box::new(ZSet::from_pairs(pairs.clone(), &l))),
+        Value::ZSet(ZSet::from_pairs(pairs.clone(), &l)),
     ));
     let mut many = pairs;
     for i in 0..500 {
         many.push((format!("m{i}").into_bytes(), (i as f64) / 3.0));
     }
-    out.push((
-        "skiplist zset",
-        Value::ZSet(Box::new(ZSet::from_pairs(many, &l))),
-    ));
+    out.push(("skiplist zset", Value::ZSet(ZSet::from_pairs(many, &l))));
     out
 }
 
@@ -678,7 +675,7 @@ fn loading_follows_the_limits() {
     }
     let values = [
         Value::Hash(h),
-        Value::ZSet(Box::new(ZSet::from_pairs(z, &l))),
+        Value::ZSet(ZSet::from_pairs(z, &l)),
         Value::Set(Box::new(s)),
     ];
     let small = EncodingLimits {

@@ -324,7 +324,7 @@ pub(super) fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], pairs: Vec<(Vec<u8>, f
         return;
     }
     let z = ZSet::from_sorted(pairs, &ctx.limits());
-    db.write(dst, ctx.now, |s| s.insert(Value::ZSet(Box::new(z)), None));
+    db.write(dst, ctx.now, |s| s.insert(Value::ZSet(z), None));
     ctx.out.int(n as i64);
 }
 
@@ -464,7 +464,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, incr: bool) {
             .any(|o| matches!(o, AddOutcome::Added(_) | AddOutcome::Updated(_)));
         let outcomes = if changes {
             if cur.is_none() {
-                slot.insert(Value::ZSet(Box::default()), None);
+                slot.insert(Value::ZSet(Default::default()), None);
             }
             let Some(z) = slot.value_mut().and_then(as_zset_mut) else {
                 return ctx.out.error(err::WRONGTYPE);

@@ -281,20 +281,20 @@ impl Acl {
     /// Brings the connection's copy of its user up to date.
     pub fn refresh(&self, c: &mut Client) {
         let epoch = self.epoch.load(Ordering::Acquire);
+        c.acl_epoch = epoch;
         let users = self.users.read();
         let Some(name) = c.user.as_ref().map(|u| u.name()) else {
             return;
         };
         match users.get(name) {
-            Some(u) => c.user = Some(u.clone()),
+            Some(u) => c.set_user(Some(u.clone())),
             None => {
                 // Deleted: its connections are being closed; until then
                 // it is an unauthenticated default user, as in Redis.
-                c.user = users.get(b"default").cloned();
+                c.set_user(users.get(b"default").cloned());
                 c.authenticated = false;
             }
         }
-        c.acl_epoch = epoch;
     }
 
     /// Whether the connection's copy of its user is stale.
@@ -332,7 +332,16 @@ pub fn log_denial(
 
 /// The dispatch check: logs and answers `-NOPERM` as `processCommand`
 /// does when the connection's user may not run registry command `id`.
+#[inline]
 pub fn precheck(srv: &Server, c: &mut Client, id: usize, args: &[Bytes], out: &mut Out) -> bool {
+    if c.acl_open && !srv.acl.stale(c) {
+        return true;
+    }
+    refuse(srv, c, id, args, out)
+}
+
+#[cold]
+fn refuse(srv: &Server, c: &mut Client, id: usize, args: &[Bytes], out: &mut Out) -> bool {
     let Some((cid, d)) = denied(srv, c, id, args) else {
         return true;
     };
@@ -376,15 +385,14 @@ pub fn exec_check(srv: &Server, c: &mut Client, id: usize, args: &[Bytes]) -> Op
 /// the catalog id and why.
 #[inline]
 fn denied(srv: &Server, c: &mut Client, id: usize, args: &[Bytes]) -> Option<(usize, Denied)> {
-    c.user.as_ref()?;
     let acl = &srv.acl;
     if acl.stale(c) {
         acl.refresh(c);
     }
-    let user = c.user.as_ref()?;
-    if user.unrestricted() {
+    if c.acl_open {
         return None;
     }
+    let user = c.user.as_ref()?;
     let cid = acl.catalog_id(id);
     acl.check(user, cid, args).err().map(|d| (cid, d))
 }
@@ -408,7 +416,7 @@ pub fn authenticate(srv: &Server, c: &mut Client, user: &[u8], pass: &[u8], obje
     match found {
         Some(u) if u.check_password(pass) => {
             *c.handle.user.lock() = Bytes::copy_from_slice(u.name());
-            c.user = Some(u);
+            c.set_user(Some(u));
             c.authenticated = true;
             true
         }

@@ -19,8 +19,11 @@ pub struct Client {
     pub authenticated: bool,
     /// Its ACL user; `None` for the server's own clients (the link to
     /// our primary, internal callers), which no rule restricts, as
-    /// Redis's clients with no user.
+    /// Redis's clients with no user. Set with [`Client::set_user`].
     pub user: Option<Arc<rampart_acl::User>>,
+    /// No ACL rule can refuse this client anything (no user, or one whose
+    /// rules allow everything): the per-request check is one branch.
+    pub acl_open: bool,
     /// The user table's epoch `user` was read at.
     pub acl_epoch: u64,
     /// Commands queued since MULTI (command id, arguments); `None`
@@ -64,6 +67,12 @@ pub struct BlockState {
 }
 
 impl Client {
+    /// Sets the ACL user (and whether its rules allow everything).
+    pub fn set_user(&mut self, user: Option<Arc<rampart_acl::User>>) {
+        self.acl_open = user.as_ref().is_none_or(|u| u.unrestricted());
+        self.user = user;
+    }
+
     /// State for a new connection.
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Client {
         Client {
@@ -72,6 +81,7 @@ impl Client {
             proto: 2,
             authenticated,
             user: None,
+            acl_open: true,
             acl_epoch: 0,
             multi: None,
             multi_error: false,

@@ -74,7 +74,7 @@ pub(crate) async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: So
     let fd = fd_of(&stream);
     let handle = srv.clients.register(peer.to_string(), laddr, fd);
     let mut client = Client::new(handle.clone(), srv.acl.starts_authenticated());
-    client.user = Some(crate::acl::default_user(&srv));
+    client.set_user(Some(crate::acl::default_user(&srv)));
     client.acl_epoch = 0;
     if let Some((h, pending)) = serve(&srv, &mut stream, &mut client).await {
         // PSYNC/SYNC: the connection is now a replica link.

@@ -40,7 +40,7 @@ fn reset(ctx: &mut Ctx<'_>) {
     *c.handle.name.lock() = None;
     c.handle.no_evict.store(false, Ordering::Relaxed);
     c.authenticated = ctx.srv.acl.starts_authenticated();
-    c.user = Some(crate::acl::default_user(ctx.srv));
+    c.set_user(Some(crate::acl::default_user(ctx.srv)));
     *c.handle.user.lock() = bytes::Bytes::from_static(b"default");
     ctx.out.proto = 2;
     ctx.out.simple("RESET");

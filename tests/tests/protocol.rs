@@ -270,3 +270,18 @@ fn pipelined_write_like_redis() -> Result<()> {
     }
     check_still_serving(&oracle, &rampart)
 }
+
+/// COMMAND alone (client libraries send it at connect) answers one entry
+/// per command, and the connection goes on.
+#[test]
+fn command_alone_answers_every_command() -> Result<()> {
+    let s = Rampart::start(&[])?;
+    let mut c = s.redis_conn()?;
+    let all: Vec<redis::Value> = redis::cmd("COMMAND").query(&mut c)?;
+    let count: usize = redis::cmd("COMMAND").arg("COUNT").query(&mut c)?;
+    assert_eq!(all.len(), count);
+    assert!(count > 150, "{count}");
+    let pong: String = redis::cmd("PING").query(&mut c)?;
+    assert_eq!(pong, "PONG");
+    Ok(())
+}

@@ -870,7 +870,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("flushall", -1, WRITE | EXCLUSIVE, (0, 0, 0), S, flushall),
     spec("swapdb", 3, WRITE | FAST | EXCLUSIVE, (0, 0, 0), S, swapdb),
     spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), S, time),
-    container_spec("command", -1, LOADING | STALE, S, COMMAND_SUBCOMMANDS),
+    // COMMAND alone answers too (every command's entry): client libraries
+    // send it at connect.
+    CommandSpec {
+        handler: command,
+        ..container_spec("command", -1, LOADING | STALE, S, COMMAND_SUBCOMMANDS)
+    },
     container_spec("config", -2, 0, S, CONFIG_SUBCOMMANDS),
     spec(
         "shutdown",

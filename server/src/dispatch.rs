@@ -286,6 +286,11 @@ pub fn call(
     let usec = end_us.saturating_sub(start_us);
     let failed = out.last_error.is_some();
     srv.commands.record(id, usec, failed);
+    if srv.slowlog.wants(usec) && !spec.has(flags::SKIP_SLOWLOG) && c.blocked.is_none() {
+        let name = c.handle.name.lock().clone().unwrap_or_default();
+        srv.slowlog
+            .push(srv.commands.full_name(id), args, usec, &c.handle.addr, name);
+    }
     srv.stats.commands.add(1);
     if let Some(code) = &out.last_error {
         srv.stats.error(code);

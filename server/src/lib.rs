@@ -26,6 +26,7 @@ pub mod pqsort;
 pub mod repl;
 pub mod resp;
 pub mod shutdown;
+pub mod slowlog;
 pub mod state;
 pub mod testkit;
 

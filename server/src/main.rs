@@ -240,6 +240,7 @@ async fn run(
     }
     tokio::spawn(rampart_server::cron::run(srv.clone()));
     rampart_server::repl::start(&srv);
+    rampart_server::slowlog::configure(&srv);
     rampart_server::evict::configure(&srv);
     rampart_server::client_mem::configure(&srv);
     tracing::info!("Ready to accept connections tcp");

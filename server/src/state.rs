@@ -520,6 +520,8 @@ pub struct Server {
     pub client_mem: crate::client_mem::ClientMemory,
     /// ACL users, checks and log.
     pub acl: crate::acl::Acl,
+    /// SLOWLOG.
+    pub slowlog: crate::slowlog::Slowlog,
 }
 
 impl Server {
@@ -566,6 +568,7 @@ impl Server {
             evictor: Default::default(),
             client_mem: Default::default(),
             acl,
+            slowlog: Default::default(),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod persistence;
 pub mod replication;
 pub mod server;
 pub mod set;
+pub mod slowlog;
 pub mod sort;
 pub mod string;
 pub mod transaction;
@@ -234,6 +235,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         backup::COMMANDS,
         replication::COMMANDS,
         server::COMMANDS,
+        slowlog::COMMANDS,
         transaction::COMMANDS,
     ]
 }

@@ -1,0 +1,111 @@
+//! Introspection commands beside redis-server 7.0: SLOWLOG's entries
+//! (arguments trimmed and redacted as Redis records them, client names,
+//! ids, GET counts and errors).
+
+use anyhow::Result;
+use rampart_tests::{Rampart, RedisOracle, ServerProcess};
+
+fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&[u8]]) -> Result<T> {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0])?);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    Ok(cmd.query(c)?)
+}
+
+/// An entry without its time, duration and client port.
+type Logged = (i64, Vec<Vec<u8>>, Vec<u8>);
+
+/// A SLOWLOG GET entry: id, time, duration, arguments, peer, name.
+type Raw = (i64, i64, i64, Vec<Vec<u8>>, String, Vec<u8>);
+
+fn slowlog(s: &ServerProcess) -> Result<Vec<Logged>> {
+    let mut c = s.redis_conn()?;
+    let entries: Vec<Raw> = q(&mut c, &[b"SLOWLOG", b"GET", b"-1"])?;
+    Ok(entries
+        .into_iter()
+        .map(|(id, _, _, args, peer, name)| {
+            assert!(peer.starts_with("127.0.0.1:"), "{peer}");
+            (id, args, name)
+        })
+        .collect())
+}
+
+fn drive(s: &ServerProcess) -> Result<()> {
+    let mut c = s.redis_conn()?;
+    q::<()>(
+        &mut c,
+        &[b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"],
+    )?;
+    q::<()>(&mut c, &[b"SLOWLOG", b"RESET"])?;
+    q::<()>(&mut c, &[b"CLIENT", b"SETNAME", b"logger"])?;
+    let long = vec![b'v'; 300];
+    q::<()>(&mut c, &[b"SET", b"k", &long])?;
+    let mut many: Vec<&[u8]> = vec![b"RPUSH", b"list"];
+    let items: Vec<Vec<u8>> = (0..40).map(|i| format!("i{i}").into_bytes()).collect();
+    many.extend(items.iter().map(|i| i.as_slice()));
+    q::<i64>(&mut c, &many)?;
+    q::<()>(
+        &mut c,
+        &[
+            b"CONFIG",
+            b"SET",
+            b"masterauth",
+            b"secret",
+            b"maxmemory",
+            b"0",
+        ],
+    )?;
+    q::<()>(&mut c, &[b"ACL", b"SETUSER", b"u", b">pw", b"on"])?;
+    let _ = q::<()>(&mut c, &[b"AUTH", b"u", b"pw"]);
+    let _ = q::<redis::Value>(
+        &mut c,
+        &[b"HELLO", b"2", b"AUTH", b"u", b"pw", b"SETNAME", b"n2"],
+    );
+    let mut admin = s.redis_conn()?;
+    q::<()>(
+        &mut admin,
+        &[b"CONFIG", b"SET", b"slowlog-log-slower-than", b"-1"],
+    )?;
+    Ok(())
+}
+
+#[test]
+fn slowlog_records_commands_as_redis() -> Result<()> {
+    let rampart = Rampart::start(&[])?;
+    let redis = RedisOracle::start()?;
+    drive(&rampart)?;
+    drive(&redis)?;
+    let mine = slowlog(&rampart)?;
+    let theirs = slowlog(&redis)?;
+    assert_eq!(mine, theirs);
+    assert!(mine.len() >= 8, "{mine:?}");
+    let text = format!("{mine:?}");
+    for secret in ["secret", "pw"] {
+        assert!(
+            !text.contains(&format!("\"{secret}\"")),
+            "{secret} in the log"
+        );
+    }
+    // GET's count, LEN, max-len and errors.
+    for s in [&*rampart, &*redis] {
+        let mut c = s.redis_conn()?;
+        let two: Vec<redis::Value> = q(&mut c, &[b"SLOWLOG", b"GET", b"2"])?;
+        assert_eq!(two.len(), 2);
+        let err = q::<()>(&mut c, &[b"SLOWLOG", b"GET", b"-2"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("count should be greater than or equal to -1"),
+            "{err}"
+        );
+        q::<()>(&mut c, &[b"CONFIG", b"SET", b"slowlog-max-len", b"3"])?;
+    }
+    // A shorter max-len shows from the next entry on, as in Redis.
+    let lens: Vec<i64> = [&*rampart, &*redis]
+        .iter()
+        .map(|s| q::<i64>(&mut s.redis_conn()?, &[b"SLOWLOG", b"LEN"]))
+        .collect::<Result<_>>()?;
+    assert_eq!(lens[0], lens[1]);
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
 pub mod list;
+pub mod module;
 pub mod persistence;
 pub mod replication;
 pub mod server;
@@ -236,6 +237,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         replication::COMMANDS,
         server::COMMANDS,
         slowlog::COMMANDS,
+        module::COMMANDS,
         transaction::COMMANDS,
     ]
 }

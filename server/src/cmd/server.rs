@@ -646,7 +646,7 @@ fn debug_allowed(ctx: &Ctx<'_>) -> bool {
 
 /// Redis's `allowProtectedAction`: `yes`, or `local` from a loopback
 /// connection.
-fn allowed_by(ctx: &Ctx<'_>, option: &str) -> bool {
+pub(crate) fn allowed_by(ctx: &Ctx<'_>, option: &str) -> bool {
     match ctx.srv.config.get(option).as_deref() {
         Some("yes") => true,
         Some("local") => {

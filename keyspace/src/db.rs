@@ -403,6 +403,15 @@ impl Db {
         self.shards.iter().all(|s| s.read().map.is_empty())
     }
 
+    /// Bytes the database's tables take beyond the nodes (a slot and a
+    /// control byte per bucket), for MEMORY STATS' hashtable overhead.
+    pub fn table_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().map.capacity() * (std::mem::size_of::<usize>() + 1))
+            .sum()
+    }
+
     /// Number of keys with an expiry.
     pub fn volatile_len(&self) -> usize {
         self.shards.iter().map(|s| s.read().volatile).sum()

@@ -57,10 +57,152 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// Bytes allocated by the process (jemalloc's `stats.allocated`).
+/// Bytes allocated by the process (jemalloc's `stats.allocated`); every
+/// reading also raises the recorded peak.
 pub fn used_memory() -> u64 {
     let _ = tikv_jemalloc_ctl::epoch::advance();
-    tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64
+    let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+    PEAK.fetch_max(used, std::sync::atomic::Ordering::Relaxed);
+    used
+}
+
+/// The highest `used_memory` seen (INFO `used_memory_peak`).
+static PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `used_memory` when the server became ready (`used_memory_startup`).
+static STARTUP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Resident memory outside the allocator at startup (the binary's pages,
+/// thread stacks): MEMORY DOCTOR judges what grew beyond it.
+static STARTUP_RSS_EXTRA: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`STARTUP_RSS_EXTRA`].
+pub fn startup_rss_extra() -> u64 {
+    STARTUP_RSS_EXTRA.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The databases' table bytes at startup, which `used_memory_startup`
+/// already holds (Rampart's tables exist before the first key).
+static STARTUP_TABLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn table_bytes(srv: &Server) -> u64 {
+    (0..srv.keyspace.len())
+        .map(|i| srv.keyspace.db(i).table_bytes() as u64)
+        .sum()
+}
+
+/// Records the startup figures; called once the server is ready.
+pub fn mark_startup(srv: &Server) {
+    STARTUP_TABLES.store(table_bytes(srv), std::sync::atomic::Ordering::Relaxed);
+    let resident = tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64;
+    STARTUP_RSS_EXTRA.store(
+        rss().saturating_sub(resident),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    STARTUP.store(used_memory(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The memory figures of Redis's `getMemoryOverheadData`, for MEMORY
+/// STATS, MEMORY DOCTOR and INFO memory.
+pub struct Overhead {
+    /// used_memory
+    pub total: u64,
+    /// The highest used_memory seen.
+    pub peak: u64,
+    /// used_memory at startup.
+    pub startup: u64,
+    /// The replication backlog's bytes.
+    pub backlog: u64,
+    /// Replicas' pending output.
+    pub clients_replicas: u64,
+    /// Normal clients' buffers.
+    pub clients_normal: u64,
+    /// (db index, table bytes) of each database holding keys.
+    pub dbs: Vec<(usize, u64)>,
+    /// Table bytes grown since startup.
+    pub tables_grown: u64,
+    /// Keys in all databases.
+    pub keys: u64,
+    /// jemalloc's active and resident bytes.
+    pub active: u64,
+    /// See `active`.
+    pub resident: u64,
+    /// The process's resident set.
+    pub rss: u64,
+}
+
+impl Overhead {
+    /// Reads the figures now.
+    pub fn read(srv: &Server) -> Overhead {
+        let total = used_memory();
+        let mut dbs = Vec::new();
+        let mut keys = 0;
+        for i in 0..srv.keyspace.len() {
+            let db = srv.keyspace.db(i);
+            let n = db.len() as u64;
+            if n > 0 {
+                keys += n;
+                dbs.push((i, db.table_bytes() as u64));
+            }
+        }
+        let tables_grown = table_bytes(srv)
+            .saturating_sub(STARTUP_TABLES.load(std::sync::atomic::Ordering::Relaxed));
+        let (active, size, _, _) = srv.repl.backlog_info();
+        Overhead {
+            tables_grown,
+            total,
+            peak: PEAK.load(std::sync::atomic::Ordering::Relaxed).max(total),
+            startup: STARTUP.load(std::sync::atomic::Ordering::Relaxed),
+            // The backlog exists once a replica has connected (never at
+            // startup).
+            backlog: if active { size } else { 0 },
+            clients_replicas: srv.repl.replica_output_bytes(),
+            clients_normal: srv.client_mem.total(),
+            dbs,
+            keys,
+            active: tikv_jemalloc_ctl::stats::active::read().unwrap_or(0) as u64,
+            resident: tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64,
+            rss: rss(),
+        }
+    }
+
+    /// Everything that is not the dataset.
+    pub fn overhead(&self) -> u64 {
+        self.startup
+            + self.backlog
+            + self.clients_replicas
+            + self.clients_normal
+            + self.tables_grown
+    }
+
+    /// used_memory less the overhead.
+    pub fn dataset(&self) -> u64 {
+        self.total.saturating_sub(self.overhead())
+    }
+
+    /// The dataset's share of what is used beyond startup (percent).
+    pub fn dataset_perc(&self) -> f64 {
+        let net = self.total.saturating_sub(self.startup);
+        if net == 0 {
+            0.0
+        } else {
+            self.dataset() as f64 * 100.0 / net as f64
+        }
+    }
+
+    /// used_memory as a share of the peak (percent).
+    pub fn peak_perc(&self) -> f64 {
+        if self.peak == 0 {
+            0.0
+        } else {
+            self.total as f64 * 100.0 / self.peak as f64
+        }
+    }
+
+    /// Bytes used beyond startup per key.
+    pub fn bytes_per_key(&self) -> u64 {
+        self.total.saturating_sub(self.startup) / self.keys.max(1) * (self.keys > 0) as u64
+    }
 }
 
 fn rss() -> u64 {
@@ -150,30 +292,44 @@ fn section(srv: &Server, name: &str, o: &mut String) {
             );
         }
         "memory" => {
-            let used = used_memory();
-            let rss = rss();
+            let m = Overhead::read(srv);
+            let used = m.total;
+            let rss = m.rss;
             let sys = system_memory();
-            let replicas = srv.repl.replica_output_bytes();
+            let replicas = m.clients_replicas;
             let maxmem = c.int("maxmemory").max(0) as u64;
             let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+            let less = |a: u64, b: u64| a as i64 - b as i64;
             // Every field Redis 7.0 prints, in its order, so monitoring
-            // that parses INFO finds them; there is no Lua, no functions
-            // and no separate allocator accounting, hence the zeros and the
-            // allocator figures equal to used/RSS.
+            // that parses INFO finds them; there is no Lua and no
+            // functions, hence their zeros.
             let _ = write!(
                 o,
-                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{used}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{used}\r\nallocator_active:{used}\r\nallocator_resident:{rss}\r\ntotal_system_memory:{sys}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\nused_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{replicas}\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:{replicas}\r\nmem_clients_slaves:{replicas}\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:{}\r\nused_memory_dataset:{}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{}\r\nallocator_resident:{}\r\ntotal_system_memory:{sys}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\nused_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{replicas}\r\nmem_replication_backlog:{}\r\nmem_total_replication_buffers:{replicas}\r\nmem_clients_slaves:{replicas}\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
                 human(used),
                 human(rss),
-                human(used),
+                m.peak,
+                human(m.peak),
+                m.peak_perc(),
+                m.overhead(),
+                m.startup,
+                m.dataset(),
+                m.dataset_perc(),
+                m.active,
+                m.resident,
                 human(sys),
                 human(maxmem),
                 c.get("maxmemory-policy").unwrap_or_default(),
-                srv.client_mem.total(),
+                ratio(m.active, used),
+                less(m.active, used),
+                ratio(m.resident, m.active),
+                less(m.resident, m.active),
+                ratio(rss, m.resident),
+                less(rss, m.resident),
                 ratio(rss, used),
-                rss as i64 - used as i64,
-                ratio(rss, used),
-                rss as i64 - used as i64,
+                less(rss, used),
+                m.backlog,
+                m.clients_normal,
             );
         }
         "persistence" => o.push_str(&crate::persist::info(srv)),

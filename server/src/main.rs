@@ -243,6 +243,7 @@ async fn run(
     rampart_server::slowlog::configure(&srv);
     rampart_server::evict::configure(&srv);
     rampart_server::client_mem::configure(&srv);
+    rampart_server::info::mark_startup(&srv);
     tracing::info!("Ready to accept connections tcp");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;

@@ -109,3 +109,78 @@ fn slowlog_records_commands_as_redis() -> Result<()> {
     assert_eq!(lens[0], lens[1]);
     Ok(())
 }
+
+/// MEMORY STATS's field names, in order (values are each server's own).
+fn stats_fields(s: &ServerProcess) -> Result<Vec<String>> {
+    let mut c = s.redis_conn()?;
+    let v: Vec<redis::Value> = q(&mut c, &[b"MEMORY", b"STATS"])?;
+    Ok(v.iter()
+        .step_by(2)
+        .map(|k| redis::from_redis_value::<String>(k).unwrap_or_default())
+        .collect())
+}
+
+#[test]
+fn memory_commands_answer_as_redis() -> Result<()> {
+    let rampart = Rampart::start(&[])?;
+    let redis = RedisOracle::start()?;
+    for s in [&*rampart, &*redis] {
+        let mut c = s.redis_conn()?;
+        q::<()>(&mut c, &[b"SET", b"k", b"v"])?;
+        q::<()>(&mut c, &[b"SELECT", b"3"])?;
+        q::<()>(&mut c, &[b"HSET", b"h", b"f", b"v"])?;
+    }
+    assert_eq!(stats_fields(&rampart)?, stats_fields(&redis)?);
+    let mut mine = rampart.redis_conn()?;
+    let mut theirs = redis.redis_conn()?;
+    // USAGE: a number near Redis's for a small key, nil for none, and
+    // Redis's errors.
+    let a: i64 = q(&mut mine, &[b"MEMORY", b"USAGE", b"k"])?;
+    let b: i64 = q(&mut theirs, &[b"MEMORY", b"USAGE", b"k"])?;
+    assert!(a > 0 && a < 4 * b, "rampart {a}, redis {b}");
+    for line in [
+        &[&b"MEMORY"[..], b"USAGE", b"nosuch"][..],
+        &[b"MEMORY", b"USAGE", b"k", b"SAMPLES", b"x"],
+        &[b"MEMORY", b"USAGE", b"k", b"SAMPLES", b"-1"],
+        &[b"MEMORY", b"USAGE", b"k", b"SAMPLES"],
+        &[b"MEMORY", b"USAGE", b"k", b"SAMPLES", b"0"],
+        &[b"MEMORY", b"USAGE", b"k", b"BOGUS", b"1"],
+        &[b"MEMORY", b"HELP"],
+        &[b"MEMORY", b"PURGE"],
+        &[b"MEMORY", b"NOSUCH"],
+        &[b"MEMORY", b"STATS", b"extra"],
+        &[b"MEMORY", b"DOCTOR"],
+    ] {
+        let shape = |r: redis::RedisResult<redis::Value>| match r {
+            Ok(redis::Value::Int(_)) => "int".to_string(),
+            Ok(v) => format!("{v:?}"),
+            Err(e) => e.to_string(),
+        };
+        let cmd = |c: &mut redis::Connection| {
+            let mut x = redis::cmd(std::str::from_utf8(line[0]).unwrap_or_default());
+            for a in &line[1..] {
+                x.arg(*a);
+            }
+            shape(x.query::<redis::Value>(c))
+        };
+        assert_eq!(cmd(&mut mine), cmd(&mut theirs), "{line:?}");
+    }
+    // MALLOC-STATS is jemalloc's report, as Redis's.
+    let report: String = q(&mut mine, &[b"MEMORY", b"MALLOC-STATS"])?;
+    assert!(report.contains("jemalloc statistics"), "{report}");
+    // INFO memory: the peak is at least what is used, startup below it.
+    let info: String = q(&mut mine, &[b"INFO", b"memory"])?;
+    let field = |n: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{n}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(field("used_memory_peak") >= field("used_memory"), "{info}");
+    assert!(field("used_memory_startup") > 0, "{info}");
+    assert!(
+        field("used_memory_startup") <= field("used_memory_peak"),
+        "{info}"
+    );
+    Ok(())
+}

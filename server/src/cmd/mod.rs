@@ -13,6 +13,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
 pub mod list;
+pub mod memory;
 pub mod module;
 pub mod persistence;
 pub mod replication;
@@ -238,6 +239,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         server::COMMANDS,
         slowlog::COMMANDS,
         module::COMMANDS,
+        memory::COMMANDS,
         transaction::COMMANDS,
     ]
 }

@@ -873,9 +873,31 @@ impl Slot<'_> {
         }
         self.hints.note(at != 0);
         let hasher = self.hasher;
-        self.shard.map.insert_unique(self.hash, node, |n| {
-            table_hash(hasher.hash_one(n.key.as_bytes()))
-        });
+        let rehash = |n: &Node| table_hash(hasher.hash_one(n.key.as_bytes()));
+        let map = &mut self.shard.map;
+        if map.len() == map.capacity() {
+            // No room left. hashbrown doubles a table whose keys fill more
+            // than half its slots even when the room went to tombstones
+            // (deleted keys), so eviction churn (a delete for every
+            // insert) leaves tables up to four times their keys. When
+            // tombstones hold an eighth of the room or more, rebuild at the
+            // same size instead: O(n), as hashbrown's in-place rehash, at
+            // most once per n/7 inserts.
+            let buckets = map.allocation_size().saturating_sub(16) / 9;
+            let room = if buckets < 8 {
+                buckets.saturating_sub(1)
+            } else {
+                buckets / 8 * 7
+            };
+            if map.len() * 8 <= room * 7 {
+                let old = std::mem::replace(map, HashTable::with_capacity(room));
+                for n in old {
+                    let h = rehash(&n);
+                    map.insert_unique(h, n, |n| rehash(n));
+                }
+            }
+        }
+        map.insert_unique(self.hash, node, |n| rehash(n));
     }
 
     /// Stores a whole node taken from elsewhere (RENAME, MOVE), keeping its
@@ -975,6 +997,39 @@ mod tests {
         }
         for i in 0..1000 {
             assert!(seen.contains(format!("k{i}").as_bytes()), "missing k{i}");
+        }
+    }
+
+    #[test]
+    fn churn_at_a_constant_size_keeps_tables_tight() {
+        // An evicting cache deletes a key for every insert: the tables'
+        // deleted slots must not make them grow past what the keys need.
+        let ks = Keyspace::new(1);
+        let db = ks.db(0);
+        let key = |i: u32| format!("k{i}").into_bytes();
+        let n = 20_000;
+        for i in 0..n {
+            db.write(&key(i), 0, |s| s.insert(Value::int(1), None));
+        }
+        let room = |db: &crate::Db| -> usize {
+            db.shards
+                .iter()
+                .map(|s| s.read().map.allocation_size())
+                .sum()
+        };
+        let before = room(db);
+        for i in n..n * 20 {
+            db.write(&key(i - n), 0, |s| s.remove());
+            db.write(&key(i), 0, |s| s.insert(Value::int(1), None));
+        }
+        assert_eq!(db.len(), n as usize);
+        let after = room(db);
+        assert!(
+            after <= before * 3 / 2,
+            "tables grew from {before} to {after} bytes"
+        );
+        for i in n * 19..n * 20 {
+            assert!(db.exists(&key(i), 0));
         }
     }
 

@@ -3,7 +3,12 @@
 //! A connection reads what is available, runs every complete command in the
 //! buffer, and writes all their replies with one write: pipelines cost one
 //! syscall per batch, not per command.
+//!
+//! The loop is generic over the byte stream ([`ConnIo`]): plain TCP, or a
+//! TLS session from [`crate::tls`]. Each is compiled separately, so the
+//! plain path keeps its readiness-driven reads and `try_write`.
 
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -12,7 +17,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::Interest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::Client;
@@ -27,15 +32,90 @@ const DENIED: &str = "-DENIED Redis is running in protected mode because protect
 /// of large replies does not pile up in memory.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// Accepts connections until shutdown, handing each to a per-core runtime.
-pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener, cores: Arc<crate::cores::Cores>) {
+/// What the request loop needs of a client's byte stream beyond reading
+/// and writing: plain TCP ([`TcpStream`]) or a TLS session.
+pub(crate) trait ConnIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Reads what has arrived into `buf` (`Some(0)` at end of stream);
+    /// with `watch_write`, resolves `None` instead once the socket can
+    /// take more output.
+    fn next_input<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+        watch_write: bool,
+    ) -> impl Future<Output = std::io::Result<Option<usize>>> + Send + 'a;
+
+    /// Writes what the socket takes now, without waiting: `WouldBlock`
+    /// when it takes nothing.
+    fn write_now(&mut self, data: &[u8]) -> std::io::Result<usize>;
+
+    /// Pushes out output the stream itself still holds (TLS records
+    /// sealed but not yet sent): true while some remains.
+    fn push_held(&mut self) -> std::io::Result<bool>;
+
+    /// Whether the stream itself holds output not yet sent.
+    fn holds_output(&self) -> bool;
+
+    /// Writes all of `data`, through to the socket.
+    fn write_out<'a>(
+        &'a mut self,
+        data: &'a [u8],
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
+}
+
+impl ConnIo for TcpStream {
+    async fn next_input(
+        &mut self,
+        buf: &mut BytesMut,
+        watch_write: bool,
+    ) -> std::io::Result<Option<usize>> {
+        if watch_write {
+            tokio::select! {
+                r = read_some(self, buf) => r.map(Some),
+                r = self.writable() => r.map(|()| None),
+            }
+        } else {
+            read_some(self, buf).await.map(Some)
+        }
+    }
+
+    #[inline]
+    fn write_now(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.try_write(data)
+    }
+
+    #[inline]
+    fn push_held(&mut self) -> std::io::Result<bool> {
+        Ok(false)
+    }
+
+    #[inline]
+    fn holds_output(&self) -> bool {
+        false
+    }
+
+    fn write_out<'a>(
+        &'a mut self,
+        data: &'a [u8],
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
+        self.write_all(data)
+    }
+}
+
+/// Accepts connections until shutdown, handing each to a per-core runtime;
+/// `tls` says whether this is a `tls-port` listener.
+pub async fn accept_loop(
+    srv: Arc<Server>,
+    listener: TcpListener,
+    cores: Arc<crate::cores::Cores>,
+    tls: bool,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = srv.shutdown.notified() => return,
         };
         match accepted {
-            Ok((stream, peer)) => cores.hand_over(stream, peer),
+            Ok((stream, peer)) => cores.hand_over(stream, peer, tls),
             Err(e) => {
                 tracing::warn!("Accepting client connection: {e}");
                 // Out of descriptors and the like: back off briefly.
@@ -52,26 +132,37 @@ fn protected(srv: &Server, peer: &SocketAddr) -> bool {
         && !peer.ip().is_loopback()
 }
 
-pub(crate) async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    srv.stats.connections.fetch_add(1, Ordering::Relaxed);
-    if protected(&srv, &peer) {
-        let _ = stream.write_all(DENIED.as_bytes()).await;
-        srv.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    if srv.clients.len() as u64 >= srv.config.hot.maxclients.load(Ordering::Relaxed) {
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
-        srv.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
     let laddr = stream
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
     let fd = fd_of(&stream);
+    session(srv, stream, peer, laddr, fd).await
+}
+
+/// Serves one client connection, plain or TLS, until it ends.
+pub(crate) async fn session<S: ConnIo>(
+    srv: Arc<Server>,
+    mut stream: S,
+    peer: SocketAddr,
+    laddr: String,
+    fd: i32,
+) {
+    srv.stats.connections.fetch_add(1, Ordering::Relaxed);
+    if protected(&srv, &peer) {
+        let _ = stream.write_out(DENIED.as_bytes()).await;
+        srv.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if srv.clients.len() as u64 >= srv.config.hot.maxclients.load(Ordering::Relaxed) {
+        let _ = stream
+            .write_out(b"-ERR max number of clients reached\r\n")
+            .await;
+        srv.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let handle = srv.clients.register(peer.to_string(), laddr, fd);
     let needs_auth = !srv.config.get("requirepass").unwrap_or_default().is_empty();
     let mut client = Client::new(handle.clone(), !needs_auth);
@@ -85,21 +176,21 @@ pub(crate) async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: So
 }
 
 #[cfg(unix)]
-fn fd_of(s: &TcpStream) -> i32 {
+pub(crate) fn fd_of(s: &TcpStream) -> i32 {
     use std::os::fd::AsRawFd;
     s.as_raw_fd()
 }
 
 #[cfg(not(unix))]
-fn fd_of(_: &TcpStream) -> i32 {
+pub(crate) fn fd_of(_: &TcpStream) -> i32 {
     -1
 }
 
 /// The request loop. Returns the PSYNC/SYNC hand-off (with any input read
 /// after it) when the connection turns into a replica link.
-async fn serve(
+async fn serve<S: ConnIo>(
     srv: &Server,
-    stream: &mut TcpStream,
+    stream: &mut S,
     client: &mut Client,
 ) -> Option<(crate::repl::Handoff, BytesMut)> {
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -199,18 +290,16 @@ async fn serve(
             (buf.capacity() + out.capacity()) as u64,
         );
         let timeout = srv.config.hot.timeout.load(Ordering::Relaxed);
-        let backlog = !out.is_empty();
+        let backlog = !out.is_empty() || stream.holds_output();
         // Resolves true when the client has been idle for `timeout`.
         // Under an output limit it also resolves (false) to go on writing
-        // replies the client had not taken: they wait in `out` while its
-        // commands keep being served, as in Redis, and the soft limit's
-        // clock is looked at now and then.
+        // replies the client had not taken (so does the stream, once the
+        // socket takes more): they wait in `out` while its commands keep
+        // being served, as in Redis, and the soft limit's clock is looked
+        // at now and then.
         let idle = async {
             if backlog {
-                tokio::select! {
-                    _ = stream.writable() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 false
             } else if timeout == 0 || client.multi.is_some() {
                 std::future::pending::<bool>().await
@@ -220,9 +309,10 @@ async fn serve(
             }
         };
         tokio::select! {
-            r = read_some(stream, &mut buf) => match r {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => { srv.stats.net_in.add(n as u64); }
+            r = stream.next_input(&mut buf, backlog) => match r {
+                Ok(Some(0)) | Err(_) => return None,
+                Ok(Some(n)) => { srv.stats.net_in.add(n as u64); }
+                Ok(None) => {}
             },
             _ = client.handle.wake.notified() => {}
             timed_out = idle => if timed_out { return None },
@@ -264,9 +354,9 @@ async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<us
 /// Waits for a blocked command's reply: served by a write, timed out, or
 /// unblocked. Input that arrives meanwhile stays buffered for later; a
 /// closed or killed connection gives up its place in the queues.
-async fn wait_blocked(
+async fn wait_blocked<S: ConnIo>(
     srv: &Server,
-    stream: &mut TcpStream,
+    stream: &mut S,
     client: &mut Client,
     buf: &mut BytesMut,
     mut b: crate::client::BlockState,
@@ -310,9 +400,9 @@ async fn wait_blocked(
     }
 }
 
-async fn flush(
+async fn flush<S: ConnIo>(
     srv: &Server,
-    stream: &mut TcpStream,
+    stream: &mut S,
     out: &mut Out,
     client: &Client,
 ) -> std::io::Result<()> {
@@ -320,7 +410,7 @@ async fn flush(
         return Ok(());
     }
     match srv.client_mem.output_limits() {
-        None => stream.write_all(out.buf()).await?,
+        None => stream.write_out(out.buf()).await?,
         Some(limits) => write_limited(stream, out.buf(), limits, client).await?,
     }
     srv.stats.net_out.add(out.len() as u64);
@@ -332,15 +422,15 @@ async fn flush(
 /// `normal` class of `client-output-buffer-limit`: what is left is the
 /// client's output buffer. False when it is over the limit, and the
 /// connection must close (logged as Redis logs it).
-fn flush_some(
+fn flush_some<S: ConnIo>(
     srv: &Server,
-    stream: &TcpStream,
+    stream: &mut S,
     out: &mut Out,
     client: &Client,
     limits: crate::repl::ObufLimits,
 ) -> bool {
     while !out.is_empty() {
-        match stream.try_write(out.buf()) {
+        match stream.write_now(out.buf()) {
             Ok(0) => return false,
             Ok(n) => {
                 srv.stats.net_out.add(n as u64);
@@ -349,6 +439,9 @@ fn flush_some(
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(_) => return false,
         }
+    }
+    if out.is_empty() && stream.push_held().is_err() {
+        return false;
     }
     !over_output_limit(out.len(), limits, client)
 }
@@ -371,8 +464,8 @@ fn over_output_limit(pending: usize, limits: crate::repl::ObufLimits, client: &C
 /// what the socket has not taken yet is the client's output buffer. Past
 /// the hard limit, or past the soft limit for longer than its seconds, the
 /// connection is closed with Redis's log line.
-async fn write_limited(
-    stream: &mut TcpStream,
+async fn write_limited<S: ConnIo>(
+    stream: &mut S,
     data: &[u8],
     limits: crate::repl::ObufLimits,
     client: &Client,
@@ -389,6 +482,16 @@ async fn write_limited(
             Ok(Ok(n)) => done += n,
             Ok(Err(e)) => return Err(e),
             Err(_) => {}
+        }
+    }
+    // A TLS session may still hold sealed records the socket has not
+    // taken; a client killed meanwhile stops the wait.
+    while stream.holds_output() {
+        if client.handle.killed.load(Ordering::Relaxed) {
+            return Err(ErrorKind::WriteZero.into());
+        }
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(250), stream.flush()).await {
+            r?;
         }
     }
     Ok(())

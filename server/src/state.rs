@@ -515,6 +515,8 @@ pub struct Server {
     pub evictor: crate::evict::Evictor,
     /// Output buffer limits and client eviction.
     pub client_mem: crate::client_mem::ClientMemory,
+    /// The TLS contexts (`tls-port`, `tls-replication`).
+    pub tls: crate::tls::Tls,
 }
 
 impl Server {
@@ -558,6 +560,7 @@ impl Server {
             backups: Default::default(),
             evictor: Default::default(),
             client_mem: Default::default(),
+            tls: Default::default(),
         }
     }
 

@@ -211,6 +211,25 @@ impl TlsClient {
     }
 }
 
+impl TlsClient {
+    /// Reads one bulk reply of any size: `$<len>\r\n<bytes>\r\n`.
+    fn read_bulk(&mut self) -> Result<Vec<u8>> {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n") {
+            if self.stream.read(&mut byte)? == 0 {
+                bail!("closed in a reply header");
+            }
+            head.push(byte[0]);
+        }
+        let len: usize = std::str::from_utf8(&head[1..head.len() - 2])?.parse()?;
+        let mut body = vec![0u8; len + 2];
+        self.stream.read_exact(&mut body)?;
+        body.truncate(len);
+        Ok(body)
+    }
+}
+
 /// PING over a fresh TLS session: `Ok(true)` when it answered PONG,
 /// `Ok(false)` when the server refused the session (handshake or first
 /// read failed).
@@ -508,6 +527,46 @@ fn certificate_rotation_with_config_set() -> Result<()> {
     assert_eq!(reply, "+OK\r\n");
     assert!(!tls_ping(&pki, port, "ca.crt", CLIENT)?);
     assert!(tls_ping(&pki, port, "ca.crt", STRANGER)?);
+    Ok(())
+}
+
+#[test]
+fn large_replies_under_output_limits_arrive_whole_and_a_stalled_client_is_closed() -> Result<()> {
+    let pki = Pki::new()?;
+    // A normal-class limit makes the loop write what the socket takes now
+    // and keep the rest (write_now / push_held on the TLS session).
+    let (server, port) = start_tls(&pki, &["--client-output-buffer-limit", "normal 8mb 4mb 1"])?;
+    let big: String = (0..1_000_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let mut c = TlsClient::connect(&pki, port, "ca.crt", CLIENT)?;
+    assert_eq!(c.cmd(&["SET", "big", &big])?, "+OK\r\n");
+    // A pipeline of large replies, read slowly: every byte arrives.
+    let mut pipeline = Vec::new();
+    for _ in 0..3 {
+        pipeline.extend(rampart_tests::encode_command(&["GET", "big"]));
+    }
+    c.stream.write_all(&pipeline)?;
+    c.stream.flush()?;
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        assert!(c.read_bulk()? == big.as_bytes(), "a reply arrived damaged");
+    }
+    assert_eq!(c.cmd(&["PING"])?, "+PONG\r\n");
+    // A client that asks for far more than the hard limit and never
+    // reads is closed, as over TCP, and the server goes on.
+    let mut stalled = TlsClient::connect(&pki, port, "ca.crt", CLIENT)?;
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        flood.extend(rampart_tests::encode_command(&["GET", "big"]));
+    }
+    stalled.stream.write_all(&flood)?;
+    stalled.stream.flush()?;
+    wait_for("the output-limit close", Duration::from_secs(30), || {
+        Ok(server.log().contains("overcoming of output buffer limits"))
+    })
+    .with_context(|| server.log())?;
+    assert!(tls_ping(&pki, port, "ca.crt", CLIENT)?);
     Ok(())
 }
 

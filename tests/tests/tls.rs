@@ -570,6 +570,19 @@ fn large_replies_under_output_limits_arrive_whole_and_a_stalled_client_is_closed
     Ok(())
 }
 
+#[test]
+fn ca_cert_dir_instead_of_a_file() -> Result<()> {
+    let pki = Pki::new()?;
+    let cas = pki.dir.path().join("cas");
+    std::fs::create_dir(&cas)?;
+    std::fs::copy(pki.path("ca.crt"), cas.join("5a2b2c01.0"))?;
+    let cas = cas.to_string_lossy().into_owned();
+    let (_server, port) = start_tls(&pki, &["--tls-ca-cert-file", "", "--tls-ca-cert-dir", &cas])?;
+    assert!(tls_ping(&pki, port, "ca.crt", CLIENT)?);
+    assert!(!tls_ping(&pki, port, "ca.crt", STRANGER)?);
+    Ok(())
+}
+
 fn refused_start(args: &[String]) -> Result<String> {
     let dir = tempfile::tempdir()?;
     let a: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -33,24 +33,26 @@ const DENIED: &str = "-DENIED Redis is running in protected mode because protect
 const FLUSH_AT: usize = 64 * 1024;
 
 /// What the request loop needs of a client's byte stream beyond reading
-/// and writing: plain TCP ([`TcpStream`]) or a TLS session.
-pub(crate) trait ConnIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Reads what has arrived into `buf` (`Some(0)` at end of stream);
-    /// with `watch_write`, resolves `None` instead once the socket can
-    /// take more output.
-    fn next_input<'a>(
-        &'a mut self,
+/// and writing: plain TCP ([`TcpStream`]) or a TLS session. Reads and
+/// readiness take `&self`, as TcpStream's do, so the loop waits for input
+/// and for room to write at once with the same futures it always used.
+pub(crate) trait ConnIo: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {
+    /// Reads what has arrived into `buf` (0 at end of stream).
+    fn read_input<'a>(
+        &'a self,
         buf: &'a mut BytesMut,
-        watch_write: bool,
-    ) -> impl Future<Output = std::io::Result<Option<usize>>> + Send + 'a;
+    ) -> impl Future<Output = std::io::Result<usize>> + Send + 'a;
+
+    /// Resolves once the socket can take more output.
+    fn writable(&self) -> impl Future<Output = std::io::Result<()>> + Send + '_;
 
     /// Writes what the socket takes now, without waiting: `WouldBlock`
     /// when it takes nothing.
-    fn write_now(&mut self, data: &[u8]) -> std::io::Result<usize>;
+    fn write_now(&self, data: &[u8]) -> std::io::Result<usize>;
 
     /// Pushes out output the stream itself still holds (TLS records
     /// sealed but not yet sent): true while some remains.
-    fn push_held(&mut self) -> std::io::Result<bool>;
+    fn push_held(&self) -> std::io::Result<bool>;
 
     /// Whether the stream itself holds output not yet sent.
     fn holds_output(&self) -> bool;
@@ -63,28 +65,26 @@ pub(crate) trait ConnIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
 }
 
 impl ConnIo for TcpStream {
-    async fn next_input(
-        &mut self,
-        buf: &mut BytesMut,
-        watch_write: bool,
-    ) -> std::io::Result<Option<usize>> {
-        if watch_write {
-            tokio::select! {
-                r = read_some(self, buf) => r.map(Some),
-                r = self.writable() => r.map(|()| None),
-            }
-        } else {
-            read_some(self, buf).await.map(Some)
-        }
+    #[inline]
+    fn read_input<'a>(
+        &'a self,
+        buf: &'a mut BytesMut,
+    ) -> impl Future<Output = std::io::Result<usize>> + Send + 'a {
+        read_some(self, buf)
     }
 
     #[inline]
-    fn write_now(&mut self, data: &[u8]) -> std::io::Result<usize> {
+    fn writable(&self) -> impl Future<Output = std::io::Result<()>> + Send + '_ {
+        TcpStream::writable(self)
+    }
+
+    #[inline]
+    fn write_now(&self, data: &[u8]) -> std::io::Result<usize> {
         self.try_write(data)
     }
 
     #[inline]
-    fn push_held(&mut self) -> std::io::Result<bool> {
+    fn push_held(&self) -> std::io::Result<bool> {
         Ok(false)
     }
 
@@ -93,6 +93,7 @@ impl ConnIo for TcpStream {
         false
     }
 
+    #[inline]
     fn write_out<'a>(
         &'a mut self,
         data: &'a [u8],
@@ -293,13 +294,15 @@ async fn serve<S: ConnIo>(
         let backlog = !out.is_empty() || stream.holds_output();
         // Resolves true when the client has been idle for `timeout`.
         // Under an output limit it also resolves (false) to go on writing
-        // replies the client had not taken (so does the stream, once the
-        // socket takes more): they wait in `out` while its commands keep
-        // being served, as in Redis, and the soft limit's clock is looked
-        // at now and then.
+        // replies the client had not taken: they wait in `out` while its
+        // commands keep being served, as in Redis, and the soft limit's
+        // clock is looked at now and then.
         let idle = async {
             if backlog {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::select! {
+                    _ = stream.writable() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
                 false
             } else if timeout == 0 || client.multi.is_some() {
                 std::future::pending::<bool>().await
@@ -309,10 +312,9 @@ async fn serve<S: ConnIo>(
             }
         };
         tokio::select! {
-            r = stream.next_input(&mut buf, backlog) => match r {
-                Ok(Some(0)) | Err(_) => return None,
-                Ok(Some(n)) => { srv.stats.net_in.add(n as u64); }
-                Ok(None) => {}
+            r = stream.read_input(&mut buf) => match r {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => { srv.stats.net_in.add(n as u64); }
             },
             _ = client.handle.wake.notified() => {}
             timed_out = idle => if timed_out { return None },
@@ -424,7 +426,7 @@ async fn flush<S: ConnIo>(
 /// connection must close (logged as Redis logs it).
 fn flush_some<S: ConnIo>(
     srv: &Server,
-    stream: &mut S,
+    stream: &S,
     out: &mut Out,
     client: &Client,
     limits: crate::repl::ObufLimits,

@@ -20,7 +20,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{ring as provider, CryptoProvider};
@@ -479,7 +479,7 @@ pub(crate) async fn accept_client(srv: Arc<Server>, tcp: TcpStream, peer: Socket
             return;
         }
     };
-    crate::conn::session(srv, stream, peer, laddr, fd).await;
+    crate::conn::session(srv, TlsConn(Mutex::new(stream)), peer, laddr, fd).await;
 }
 
 /// Opens a TLS session to a primary over `tcp`.
@@ -500,6 +500,12 @@ pub(crate) async fn connect(
 
 type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
 
+/// A client's TLS session as the request loop holds it: the loop waits
+/// for input and for room to write at once through shared references, and
+/// a rustls session needs `&mut` for either, so it sits behind a lock that
+/// is only ever taken inside one poll (never contended: one task owns it).
+pub(crate) struct TlsConn(Mutex<ServerStream>);
+
 /// `poll_*` once, without waiting: what the socket takes (or gives) now.
 fn now<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<T>>) -> io::Result<T> {
     let mut cx = Context::from_waker(Waker::noop());
@@ -509,37 +515,35 @@ fn now<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<T>>) -> io::Result
     }
 }
 
-impl crate::conn::ConnIo for ServerStream {
-    fn next_input<'a>(
-        &'a mut self,
+impl crate::conn::ConnIo for TlsConn {
+    fn read_input<'a>(
+        &'a self,
         buf: &'a mut BytesMut,
-        watch_write: bool,
-    ) -> impl Future<Output = io::Result<Option<usize>>> + Send + 'a {
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
         std::future::poll_fn(move |cx| {
-            if watch_write {
-                if let Poll::Ready(r) = self.get_ref().0.poll_write_ready(cx) {
-                    return Poll::Ready(r.map(|()| None));
-                }
-            }
             // rustls hands out plaintext it already holds without touching
             // the socket, so reading into a bounded window loses nothing.
             let start = buf.len();
             let room = (buf.capacity() - start).clamp(1024, 16 * 1024);
             buf.resize(start + room, 0);
             let mut rb = ReadBuf::new(&mut buf[start..]);
-            let r = Pin::new(&mut *self).poll_read(cx, &mut rb);
+            let r = Pin::new(&mut *self.0.lock()).poll_read(cx, &mut rb);
             let n = rb.filled().len();
             buf.truncate(start + n);
-            r.map(|r| r.map(|()| Some(n)))
+            r.map(|r| r.map(|()| n))
         })
     }
 
-    fn write_now(&mut self, data: &[u8]) -> io::Result<usize> {
-        now(|cx| Pin::new(&mut *self).poll_write(cx, data))
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        std::future::poll_fn(move |cx| self.0.lock().get_ref().0.poll_write_ready(cx))
     }
 
-    fn push_held(&mut self) -> io::Result<bool> {
-        match now(|cx| Pin::new(&mut *self).poll_flush(cx)) {
+    fn write_now(&self, data: &[u8]) -> io::Result<usize> {
+        now(|cx| Pin::new(&mut *self.0.lock()).poll_write(cx, data))
+    }
+
+    fn push_held(&self) -> io::Result<bool> {
+        match now(|cx| Pin::new(&mut *self.0.lock()).poll_flush(cx)) {
             Ok(()) => Ok(false),
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(true),
             Err(e) => Err(e),
@@ -547,12 +551,41 @@ impl crate::conn::ConnIo for ServerStream {
     }
 
     fn holds_output(&self) -> bool {
-        self.get_ref().1.wants_write()
+        self.0.lock().get_ref().1.wants_write()
     }
 
     async fn write_out(&mut self, data: &[u8]) -> io::Result<()> {
-        self.write_all(data).await?;
-        self.flush().await
+        let s = self.0.get_mut();
+        s.write_all(data).await?;
+        s.flush().await
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().0.get_mut()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.get_mut().0.get_mut()).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().0.get_mut()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().0.get_mut()).poll_shutdown(cx)
     }
 }
 

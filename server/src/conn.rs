@@ -62,6 +62,12 @@ pub(crate) trait ConnIo: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static 
         &'a mut self,
         data: &'a [u8],
     ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
+
+    /// Sets TCP_NODELAY on the socket underneath.
+    fn set_nodelay(&self);
+
+    /// The local address (as CLIENT LIST shows it) and the descriptor.
+    fn local(&self) -> (String, i32);
 }
 
 impl ConnIo for TcpStream {
@@ -100,6 +106,15 @@ impl ConnIo for TcpStream {
     ) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
         self.write_all(data)
     }
+
+    fn set_nodelay(&self) {
+        let _ = TcpStream::set_nodelay(self, true);
+    }
+
+    fn local(&self) -> (String, i32) {
+        let laddr = self.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        (laddr, fd_of(self))
+    }
 }
 
 /// Accepts connections until shutdown, handing each to a per-core runtime;
@@ -133,24 +148,9 @@ fn protected(srv: &Server, peer: &SocketAddr) -> bool {
         && !peer.ip().is_loopback()
 }
 
-pub(crate) async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let laddr = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let fd = fd_of(&stream);
-    session(srv, stream, peer, laddr, fd).await
-}
-
 /// Serves one client connection, plain or TLS, until it ends.
-pub(crate) async fn session<S: ConnIo>(
-    srv: Arc<Server>,
-    mut stream: S,
-    peer: SocketAddr,
-    laddr: String,
-    fd: i32,
-) {
+pub(crate) async fn connection<S: ConnIo>(srv: Arc<Server>, mut stream: S, peer: SocketAddr) {
+    stream.set_nodelay();
     srv.stats.connections.fetch_add(1, Ordering::Relaxed);
     if protected(&srv, &peer) {
         let _ = stream.write_out(DENIED.as_bytes()).await;
@@ -164,6 +164,7 @@ pub(crate) async fn session<S: ConnIo>(
         srv.stats.rejected.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    let (laddr, fd) = stream.local();
     let handle = srv.clients.register(peer.to_string(), laddr, fd);
     let needs_auth = !srv.config.get("requirepass").unwrap_or_default().is_empty();
     let mut client = Client::new(handle.clone(), !needs_auth);
@@ -177,13 +178,13 @@ pub(crate) async fn session<S: ConnIo>(
 }
 
 #[cfg(unix)]
-pub(crate) fn fd_of(s: &TcpStream) -> i32 {
+fn fd_of(s: &TcpStream) -> i32 {
     use std::os::fd::AsRawFd;
     s.as_raw_fd()
 }
 
 #[cfg(not(unix))]
-pub(crate) fn fd_of(_: &TcpStream) -> i32 {
+fn fd_of(_: &TcpStream) -> i32 {
     -1
 }
 

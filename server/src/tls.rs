@@ -464,8 +464,8 @@ pub(crate) async fn accept_client(srv: Arc<Server>, tcp: TcpStream, peer: Socket
     let Some(acceptor) = srv.tls.acceptor() else {
         return;
     };
-    let laddr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let fd = crate::conn::fd_of(&tcp);
+    let local = crate::conn::ConnIo::local(&tcp);
+    let laddr = local.0.clone();
     let stream = match tokio::time::timeout(handshake_timeout(), acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -479,7 +479,11 @@ pub(crate) async fn accept_client(srv: Arc<Server>, tcp: TcpStream, peer: Socket
             return;
         }
     };
-    crate::conn::session(srv, TlsConn(Mutex::new(stream)), peer, laddr, fd).await;
+    let conn = TlsConn {
+        session: Mutex::new(stream),
+        local,
+    };
+    crate::conn::connection(srv, conn, peer).await;
 }
 
 /// Opens a TLS session to a primary over `tcp`.
@@ -504,7 +508,11 @@ type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
 /// for input and for room to write at once through shared references, and
 /// a rustls session needs `&mut` for either, so it sits behind a lock that
 /// is only ever taken inside one poll (never contended: one task owns it).
-pub(crate) struct TlsConn(Mutex<ServerStream>);
+pub(crate) struct TlsConn {
+    session: Mutex<ServerStream>,
+    /// The local address and descriptor, read before the handshake.
+    local: (String, i32),
+}
 
 /// `poll_*` once, without waiting: what the socket takes (or gives) now.
 fn now<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<T>>) -> io::Result<T> {
@@ -527,7 +535,7 @@ impl crate::conn::ConnIo for TlsConn {
             let room = (buf.capacity() - start).clamp(1024, 16 * 1024);
             buf.resize(start + room, 0);
             let mut rb = ReadBuf::new(&mut buf[start..]);
-            let r = Pin::new(&mut *self.0.lock()).poll_read(cx, &mut rb);
+            let r = Pin::new(&mut *self.session.lock()).poll_read(cx, &mut rb);
             let n = rb.filled().len();
             buf.truncate(start + n);
             r.map(|r| r.map(|()| n))
@@ -535,15 +543,15 @@ impl crate::conn::ConnIo for TlsConn {
     }
 
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
-        std::future::poll_fn(move |cx| self.0.lock().get_ref().0.poll_write_ready(cx))
+        std::future::poll_fn(move |cx| self.session.lock().get_ref().0.poll_write_ready(cx))
     }
 
     fn write_now(&self, data: &[u8]) -> io::Result<usize> {
-        now(|cx| Pin::new(&mut *self.0.lock()).poll_write(cx, data))
+        now(|cx| Pin::new(&mut *self.session.lock()).poll_write(cx, data))
     }
 
     fn push_held(&self) -> io::Result<bool> {
-        match now(|cx| Pin::new(&mut *self.0.lock()).poll_flush(cx)) {
+        match now(|cx| Pin::new(&mut *self.session.lock()).poll_flush(cx)) {
             Ok(()) => Ok(false),
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(true),
             Err(e) => Err(e),
@@ -551,11 +559,17 @@ impl crate::conn::ConnIo for TlsConn {
     }
 
     fn holds_output(&self) -> bool {
-        self.0.lock().get_ref().1.wants_write()
+        self.session.lock().get_ref().1.wants_write()
+    }
+
+    fn set_nodelay(&self) {}
+
+    fn local(&self) -> (String, i32) {
+        self.local.clone()
     }
 
     async fn write_out(&mut self, data: &[u8]) -> io::Result<()> {
-        let s = self.0.get_mut();
+        let s = self.session.get_mut();
         s.write_all(data).await?;
         s.flush().await
     }
@@ -567,7 +581,7 @@ impl AsyncRead for TlsConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().0.get_mut()).poll_read(cx, buf)
+        Pin::new(self.get_mut().session.get_mut()).poll_read(cx, buf)
     }
 }
 
@@ -577,15 +591,15 @@ impl AsyncWrite for TlsConn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.get_mut().0.get_mut()).poll_write(cx, buf)
+        Pin::new(self.get_mut().session.get_mut()).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().0.get_mut()).poll_flush(cx)
+        Pin::new(self.get_mut().session.get_mut()).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().0.get_mut()).poll_shutdown(cx)
+        Pin::new(self.get_mut().session.get_mut()).poll_shutdown(cx)
     }
 }
 

@@ -91,7 +91,9 @@ for p in 1 16; do
     rm -f "$tmp"/redis.*.csv "$tmp"/rampart.*.csv
     join -t, <(sort "$tmp/redis.csv") <(sort "$tmp/rampart.csv") |
         awk -F, -v p="$p" '{
-            printf "%-12s %11.0f %11.0f %6.2f %9.3f %9.3f %6.2f\n", $1 " -P" p, $2, $5, $2 > 0 ? $5 / $2 : 0, $4, $7, $4 > 0 ? $7 / $4 : 0
+            rps = $2 > 0 ? $5 / $2 : 0
+            cpu = $4 > 0 ? $7 / $4 : 0
+            printf "%-12s %11.0f %11.0f %6.2f %9.3f %9.3f %6.2f\n", $1 " -P" p, $2, $5, rps, $4, $7, cpu
         }'
 done
 echo

@@ -3,7 +3,12 @@
 //! A connection reads what is available, runs every complete command in the
 //! buffer, and writes all their replies with one write: pipelines cost one
 //! syscall per batch, not per command.
+//!
+//! The loop is generic over the byte stream ([`ConnIo`]): plain TCP, or a
+//! TLS session from [`crate::tls`]. Each is compiled separately, so the
+//! plain path keeps its readiness-driven reads and `try_write`.
 
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -12,7 +17,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::Interest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::Client;
@@ -27,15 +32,106 @@ const DENIED: &str = "-DENIED Redis is running in protected mode because protect
 /// of large replies does not pile up in memory.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// Accepts connections until shutdown, handing each to a per-core runtime.
-pub async fn accept_loop(srv: Arc<Server>, listener: TcpListener, cores: Arc<crate::cores::Cores>) {
+/// What the request loop needs of a client's byte stream beyond reading
+/// and writing: plain TCP ([`TcpStream`]) or a TLS session. Reads and
+/// readiness take `&self`, as TcpStream's do, so the loop waits for input
+/// and for room to write at once with the same futures it always used.
+pub(crate) trait ConnIo: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {
+    /// Reads what has arrived into `buf` (0 at end of stream).
+    fn read_input<'a>(
+        &'a self,
+        buf: &'a mut BytesMut,
+    ) -> impl Future<Output = std::io::Result<usize>> + Send + 'a;
+
+    /// Resolves once the socket can take more output.
+    fn writable(&self) -> impl Future<Output = std::io::Result<()>> + Send + '_;
+
+    /// Writes what the socket takes now, without waiting: `WouldBlock`
+    /// when it takes nothing.
+    fn write_now(&self, data: &[u8]) -> std::io::Result<usize>;
+
+    /// Pushes out output the stream itself still holds (TLS records
+    /// sealed but not yet sent): true while some remains.
+    fn push_held(&self) -> std::io::Result<bool>;
+
+    /// Whether the stream itself holds output not yet sent.
+    fn holds_output(&self) -> bool;
+
+    /// Writes all of `data`, through to the socket.
+    fn write_out<'a>(
+        &'a mut self,
+        data: &'a [u8],
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
+
+    /// Sets TCP_NODELAY on the socket underneath.
+    fn set_nodelay(&self);
+
+    /// The local address (as CLIENT LIST shows it) and the descriptor.
+    fn local(&self) -> (String, i32);
+}
+
+impl ConnIo for TcpStream {
+    #[inline]
+    fn read_input<'a>(
+        &'a self,
+        buf: &'a mut BytesMut,
+    ) -> impl Future<Output = std::io::Result<usize>> + Send + 'a {
+        read_some(self, buf)
+    }
+
+    #[inline]
+    fn writable(&self) -> impl Future<Output = std::io::Result<()>> + Send + '_ {
+        TcpStream::writable(self)
+    }
+
+    #[inline]
+    fn write_now(&self, data: &[u8]) -> std::io::Result<usize> {
+        self.try_write(data)
+    }
+
+    #[inline]
+    fn push_held(&self) -> std::io::Result<bool> {
+        Ok(false)
+    }
+
+    #[inline]
+    fn holds_output(&self) -> bool {
+        false
+    }
+
+    #[inline]
+    fn write_out<'a>(
+        &'a mut self,
+        data: &'a [u8],
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
+        self.write_all(data)
+    }
+
+    fn set_nodelay(&self) {
+        let _ = TcpStream::set_nodelay(self, true);
+    }
+
+    fn local(&self) -> (String, i32) {
+        let laddr = self.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        (laddr, fd_of(self))
+    }
+}
+
+/// Accepts connections until shutdown, handing each to a per-core runtime;
+/// `tls` says whether this is a `tls-port` listener.
+pub async fn accept_loop(
+    srv: Arc<Server>,
+    listener: TcpListener,
+    cores: Arc<crate::cores::Cores>,
+    tls: bool,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = srv.shutdown.notified() => return,
         };
         match accepted {
-            Ok((stream, peer)) => cores.hand_over(stream, peer),
+            Ok((stream, peer)) => cores.hand_over(stream, peer, tls),
             Err(e) => {
                 tracing::warn!("Accepting client connection: {e}");
                 // Out of descriptors and the like: back off briefly.
@@ -52,26 +148,23 @@ fn protected(srv: &Server, peer: &SocketAddr) -> bool {
         && !peer.ip().is_loopback()
 }
 
-pub(crate) async fn connection(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
+/// Serves one client connection, plain or TLS, until it ends.
+pub(crate) async fn connection<S: ConnIo>(srv: Arc<Server>, mut stream: S, peer: SocketAddr) {
+    stream.set_nodelay();
     srv.stats.connections.fetch_add(1, Ordering::Relaxed);
     if protected(&srv, &peer) {
-        let _ = stream.write_all(DENIED.as_bytes()).await;
+        let _ = stream.write_out(DENIED.as_bytes()).await;
         srv.stats.rejected.fetch_add(1, Ordering::Relaxed);
         return;
     }
     if srv.clients.len() as u64 >= srv.config.hot.maxclients.load(Ordering::Relaxed) {
         let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
+            .write_out(b"-ERR max number of clients reached\r\n")
             .await;
         srv.stats.rejected.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    let laddr = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let fd = fd_of(&stream);
+    let (laddr, fd) = stream.local();
     let handle = srv.clients.register(peer.to_string(), laddr, fd);
     let mut client = Client::new(handle.clone(), srv.acl.starts_authenticated());
     client.set_user(Some(crate::acl::default_user(&srv)));
@@ -98,9 +191,9 @@ fn fd_of(_: &TcpStream) -> i32 {
 
 /// The request loop. Returns the PSYNC/SYNC hand-off (with any input read
 /// after it) when the connection turns into a replica link.
-async fn serve(
+async fn serve<S: ConnIo>(
     srv: &Server,
-    stream: &mut TcpStream,
+    stream: &mut S,
     client: &mut Client,
 ) -> Option<(crate::repl::Handoff, BytesMut)> {
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -200,7 +293,7 @@ async fn serve(
             (buf.capacity() + out.capacity()) as u64,
         );
         let timeout = srv.config.hot.timeout.load(Ordering::Relaxed);
-        let backlog = !out.is_empty();
+        let backlog = !out.is_empty() || stream.holds_output();
         // Resolves true when the client has been idle for `timeout`.
         // Under an output limit it also resolves (false) to go on writing
         // replies the client had not taken: they wait in `out` while its
@@ -221,7 +314,7 @@ async fn serve(
             }
         };
         tokio::select! {
-            r = read_some(stream, &mut buf) => match r {
+            r = stream.read_input(&mut buf) => match r {
                 Ok(0) | Err(_) => return None,
                 Ok(n) => { srv.stats.net_in.add(n as u64); }
             },
@@ -265,9 +358,9 @@ async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<us
 /// Waits for a blocked command's reply: served by a write, timed out, or
 /// unblocked. Input that arrives meanwhile stays buffered for later; a
 /// closed or killed connection gives up its place in the queues.
-async fn wait_blocked(
+async fn wait_blocked<S: ConnIo>(
     srv: &Server,
-    stream: &mut TcpStream,
+    stream: &mut S,
     client: &mut Client,
     buf: &mut BytesMut,
     mut b: crate::client::BlockState,
@@ -311,9 +404,9 @@ async fn wait_blocked(
     }
 }
 
-async fn flush(
+async fn flush<S: ConnIo>(
     srv: &Server,
-    stream: &mut TcpStream,
+    stream: &mut S,
     out: &mut Out,
     client: &Client,
 ) -> std::io::Result<()> {
@@ -321,7 +414,7 @@ async fn flush(
         return Ok(());
     }
     match srv.client_mem.output_limits() {
-        None => stream.write_all(out.buf()).await?,
+        None => stream.write_out(out.buf()).await?,
         Some(limits) => write_limited(stream, out.buf(), limits, client).await?,
     }
     srv.stats.net_out.add(out.len() as u64);
@@ -333,15 +426,15 @@ async fn flush(
 /// `normal` class of `client-output-buffer-limit`: what is left is the
 /// client's output buffer. False when it is over the limit, and the
 /// connection must close (logged as Redis logs it).
-fn flush_some(
+fn flush_some<S: ConnIo>(
     srv: &Server,
-    stream: &TcpStream,
+    stream: &S,
     out: &mut Out,
     client: &Client,
     limits: crate::repl::ObufLimits,
 ) -> bool {
     while !out.is_empty() {
-        match stream.try_write(out.buf()) {
+        match stream.write_now(out.buf()) {
             Ok(0) => return false,
             Ok(n) => {
                 srv.stats.net_out.add(n as u64);
@@ -350,6 +443,9 @@ fn flush_some(
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(_) => return false,
         }
+    }
+    if out.is_empty() && stream.push_held().is_err() {
+        return false;
     }
     !over_output_limit(out.len(), limits, client)
 }
@@ -372,8 +468,8 @@ fn over_output_limit(pending: usize, limits: crate::repl::ObufLimits, client: &C
 /// what the socket has not taken yet is the client's output buffer. Past
 /// the hard limit, or past the soft limit for longer than its seconds, the
 /// connection is closed with Redis's log line.
-async fn write_limited(
-    stream: &mut TcpStream,
+async fn write_limited<S: ConnIo>(
+    stream: &mut S,
     data: &[u8],
     limits: crate::repl::ObufLimits,
     client: &Client,
@@ -390,6 +486,16 @@ async fn write_limited(
             Ok(Ok(n)) => done += n,
             Ok(Err(e)) => return Err(e),
             Err(_) => {}
+        }
+    }
+    // A TLS session may still hold sealed records the socket has not
+    // taken; a client killed meanwhile stops the wait.
+    while stream.holds_output() {
+        if client.handle.killed.load(Ordering::Relaxed) {
+            return Err(ErrorKind::WriteZero.into());
+        }
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(250), stream.flush()).await {
+            r?;
         }
     }
     Ok(())

@@ -15,7 +15,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use crate::state::Server;
 
-type NewConn = (std::net::TcpStream, SocketAddr);
+/// A new connection, and whether it came in on the `tls-port`.
+type NewConn = (std::net::TcpStream, SocketAddr, bool);
 
 /// The per-core runtimes' inboxes.
 pub struct Cores {
@@ -38,8 +39,11 @@ impl Cores {
                 .spawn(move || {
                     crate::state::take_stripe();
                     rt.block_on(async move {
-                        while let Some((stream, peer)) = rx.recv().await {
+                        while let Some((stream, peer, tls)) = rx.recv().await {
                             match tokio::net::TcpStream::from_std(stream) {
+                                Ok(s) if tls => {
+                                    tokio::spawn(crate::tls::accept_client(srv.clone(), s, peer));
+                                }
                                 Ok(s) => {
                                     tokio::spawn(crate::conn::connection(srv.clone(), s, peer));
                                 }
@@ -56,14 +60,15 @@ impl Cores {
         })
     }
 
-    /// Hands a freshly accepted connection to the next runtime.
-    pub fn hand_over(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    /// Hands a freshly accepted connection to the next runtime; `tls`
+    /// when it must begin with a TLS handshake.
+    pub fn hand_over(&self, stream: tokio::net::TcpStream, peer: SocketAddr, tls: bool) {
         let std = match stream.into_std() {
             Ok(s) => s,
             Err(e) => return tracing::warn!("Accepting client connection: {e}"),
         };
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.inboxes.len();
-        if self.inboxes[i].send((std, peer)).is_err() {
+        if self.inboxes[i].send((std, peer, tls)).is_err() {
             tracing::warn!("Connection runtime {i} is gone; dropping a new connection");
         }
     }

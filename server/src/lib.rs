@@ -29,6 +29,7 @@ pub mod shutdown;
 pub mod slowlog;
 pub mod state;
 pub mod testkit;
+pub mod tls;
 
 /// The Redis version Rampart is compatible with, reported where clients
 /// look for it (INFO `redis_version`, HELLO).

@@ -154,51 +154,42 @@ async fn run(
         tracing::warn!("{e}");
         anyhow::bail!("ACL errors at startup");
     }
+    let tls_port = srv.config.int("tls-port");
+    if rampart_server::tls::Tls::wanted(&srv.config) {
+        if let Err(e) = srv.tls.configure(&srv.config) {
+            anyhow::bail!("Failed to configure TLS: {e}");
+        }
+    }
     let mut listeners = Vec::new();
-    if port != 0 {
-        for addr in binds.split_whitespace() {
-            let (optional, addr) = match addr.strip_prefix('-') {
-                Some(a) => (true, a),
-                None => (false, addr),
-            };
-            let host = match addr {
-                "*" => "0.0.0.0",
-                "::*" => "::",
-                a => a,
-            };
-            let target = if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            };
-            match bind(&target) {
-                Ok(l) => listeners.push(l),
-                Err(e) if optional => {
-                    tracing::debug!("Skipping optional address {target}: {e}")
-                }
-                Err(e) => {
-                    anyhow::bail!(
-                        "Warning: Could not create server TCP listening socket {target}: {e}"
-                    )
-                }
+    for (p, tls) in [(port, false), (tls_port, true)] {
+        if p != 0 {
+            for l in listen(&binds, p)? {
+                listeners.push((l, tls));
             }
         }
     }
     if listeners.is_empty() {
         anyhow::bail!("Configured to not listen anywhere, exiting.");
     }
-    srv.port.store(port as u64, Ordering::Relaxed);
+    // INFO's tcp_port is the TLS port when there is no plain one, as in Redis.
+    let shown = if port != 0 { port } else { tls_port };
+    srv.port.store(shown as u64, Ordering::Relaxed);
     if !pidfile.is_empty() {
         if let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
             tracing::warn!("Failed to write PID file {pidfile}: {e}");
         }
     }
     tracing::info!(
-        "Rampart {} (Redis {} compatible) started, pid={}, port={}",
+        "Rampart {} (Redis {} compatible) started, pid={}, port={}{}",
         env!("CARGO_PKG_VERSION"),
         rampart_server::REDIS_VERSION,
         std::process::id(),
-        port
+        port,
+        if tls_port != 0 {
+            format!(", tls-port={tls_port}")
+        } else {
+            String::new()
+        }
     );
     tracing::info!(
         "Data directory {}, snapshot {}, keys {}",
@@ -231,11 +222,12 @@ async fn run(
         n
     };
     let cores = Arc::new(rampart_server::cores::Cores::start(&srv, cores)?);
-    for l in listeners {
+    for (l, tls) in listeners {
         tokio::spawn(rampart_server::conn::accept_loop(
             srv.clone(),
             l,
             cores.clone(),
+            tls,
         ));
     }
     tokio::spawn(rampart_server::cron::run(srv.clone()));
@@ -245,6 +237,9 @@ async fn run(
     rampart_server::client_mem::configure(&srv);
     rampart_server::info::mark_startup(&srv);
     tracing::info!("Ready to accept connections tcp");
+    if tls_port != 0 {
+        tracing::info!("Ready to accept connections tls");
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // Redis's serverCron checks an initiated shutdown 10 times a second.
@@ -315,6 +310,37 @@ async fn run(
     }
     tracing::info!("Rampart is now ready to exit, bye bye...");
     Ok(())
+}
+
+/// Listeners on `port` at every `bind` address (`-` prefix: optional).
+fn listen(binds: &str, port: i64) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    let mut listeners = Vec::new();
+    for addr in binds.split_whitespace() {
+        let (optional, addr) = match addr.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, addr),
+        };
+        let host = match addr {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            a => a,
+        };
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        match bind(&target) {
+            Ok(l) => listeners.push(l),
+            Err(e) if optional => {
+                tracing::debug!("Skipping optional address {target}: {e}")
+            }
+            Err(e) => {
+                anyhow::bail!("Warning: Could not create server TCP listening socket {target}: {e}")
+            }
+        }
+    }
+    Ok(listeners)
 }
 
 fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {

@@ -12,6 +12,11 @@
 //! - Replica side: [`start_replica`] runs the link to a primary: handshake,
 //!   full sync stored through the replica's own at-rest protection before it
 //!   is loaded, then the command stream, acknowledged every second.
+//!
+//! Either side may run over TLS: a replica with `tls-replication yes`
+//! opens its link through [`crate::tls`], and a primary serves replicas
+//! that came in on its `tls-port` on their TLS session, so the stream after
+//! the full sync is encrypted in transit too.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -26,10 +31,11 @@ use rampart_kms::{EnvelopeReader, EnvelopeWriter};
 use rampart_persistence::rdb::Crc64;
 use rampart_persistence::snapshot::{Format, Protection};
 use rampart_replication::{encode_command, push_command, Backlog, Deframer, Framing, PsyncReply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::client::Client;
+use crate::conn::ConnIo;
 use crate::resp::{Limits, Out, Parser};
 use crate::state::{now_ms, Propagate, Server};
 
@@ -778,9 +784,9 @@ fn refusal(srv: &Server, peer: &PeerInfo) -> Option<String> {
 
 /// Serves a replica on the connection whose PSYNC/SYNC asked for it, until
 /// the link ends. `pending` is input already read after that command.
-pub async fn serve_replica(
+pub(crate) async fn serve_replica<S: ConnIo>(
     srv: Arc<Server>,
-    mut stream: TcpStream,
+    mut stream: S,
     client: &mut Client,
     handoff: Handoff,
     pending: BytesMut,
@@ -797,7 +803,7 @@ pub async fn serve_replica(
     if srv.repl.is_replica() && srv.repl.link().state != "connected" {
         // As Redis: a replica without its primary cannot serve a sync.
         let _ = stream
-            .write_all(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n")
+            .write_out(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n")
             .await;
         return;
     }
@@ -810,7 +816,7 @@ pub async fn serve_replica(
             } else {
                 "+CONTINUE\r\n".to_string()
             };
-            if stream.write_all(reply.as_bytes()).await.is_ok() {
+            if stream.write_out(reply.as_bytes()).await.is_ok() {
                 r.online.store(true, Ordering::Release);
                 run_link(&srv, stream, &r, pending).await;
             }
@@ -834,7 +840,7 @@ pub async fn serve_replica(
         if say {
             tracing::warn!("Refusing full sync to replica {name} ({addr}): {why}");
         }
-        let _ = stream.write_all(format!("-{why}\r\n").as_bytes()).await;
+        let _ = stream.write_out(format!("-{why}\r\n").as_bytes()).await;
         return;
     }
     let encrypted = peer.capa_enc && srv.keys.is_some();
@@ -972,9 +978,9 @@ pub(crate) struct Batch {
     members: Vec<(Arc<Replica>, tokio::sync::oneshot::Sender<Started>)>,
 }
 
-async fn full_sync(
+async fn full_sync<S: ConnIo>(
     srv: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     r: Arc<Replica>,
     peer: &PeerInfo,
     encrypted: bool,
@@ -1018,6 +1024,7 @@ async fn full_sync(
             stream
                 .write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
                 .await?;
+            stream.flush().await?;
         }
         r.sending.store(true, Ordering::Relaxed);
         let mut sent = 0u64;
@@ -1030,6 +1037,7 @@ async fn full_sync(
             match chunks.recv().await {
                 Some(SyncMsg::Data(c)) if peer.capa_eof => {
                     stream.write_all(&c).await?;
+                    stream.flush().await?;
                     sent += c.len() as u64;
                 }
                 // An old replica needs the length first: the payload is
@@ -1050,6 +1058,8 @@ async fn full_sync(
             sent = all.len() as u64;
             r.online.store(true, Ordering::Release);
         }
+        // A TLS session holds its last records until flushed.
+        stream.flush().await?;
         tracing::info!(
             "Synchronization with replica {name} succeeded ({sent} bytes{})",
             if encrypted {
@@ -1229,8 +1239,8 @@ async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
 /// Streams the replica's buffer to it and reads its REPLCONF ACKs. A
 /// diskless full sync's replica goes online at its first ACK, as in Redis:
 /// until then it cannot tell the stream from the payload's end.
-async fn run_link(srv: &Server, stream: TcpStream, r: &Arc<Replica>, mut input: BytesMut) {
-    let (mut rd, mut wr) = stream.into_split();
+async fn run_link<S: ConnIo>(srv: &Server, stream: S, r: &Arc<Replica>, mut input: BytesMut) {
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let reader = async {
         let mut parser = Parser::default();
         loop {
@@ -1285,7 +1295,10 @@ async fn run_link(srv: &Server, stream: TcpStream, r: &Arc<Replica>, mut input: 
                 continue;
             }
             r.in_flight.store(data.capacity() as u64, Ordering::Relaxed);
-            let sent = wr.write_all(&data).await;
+            let sent = match wr.write_all(&data).await {
+                Ok(()) => wr.flush().await,
+                Err(e) => Err(e),
+            };
             let len = data.len() as u64;
             drop(data);
             r.in_flight.store(0, Ordering::Relaxed);
@@ -1387,12 +1400,19 @@ async fn replica_loop(srv: Arc<Server>, gen: u64) {
     }
 }
 
+/// The link's byte stream: TCP, or TLS over it with `tls-replication`.
+trait LinkStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> LinkStream for T {}
+
 /// The connection to the primary, with a buffer of what it sent.
 struct Link<'a> {
     srv: &'a Server,
-    stream: TcpStream,
+    stream: Box<dyn LinkStream>,
     buf: BytesMut,
     timeout: Duration,
+    /// The primary's address and ours, for CLIENT LIST.
+    peer: String,
+    local: String,
 }
 
 impl Link<'_> {
@@ -1432,6 +1452,7 @@ impl Link<'_> {
 
     async fn send<A: AsRef<[u8]>>(&mut self, argv: &[A]) -> anyhow::Result<()> {
         self.stream.write_all(&encode_command(argv)).await?;
+        self.stream.flush().await?;
         Ok(())
     }
 
@@ -1457,12 +1478,36 @@ async fn link_once(srv: &Arc<Server>, gen: u64) -> anyhow::Result<bool> {
             )
         })?;
     let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let local = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let stream: Box<dyn LinkStream> = if srv.config.flag("tls-replication") {
+        let tls = tokio::time::timeout(timeout, crate::tls::connect(srv, stream, &info.host))
+            .await
+            .map_err(|_| anyhow::anyhow!("Timeout connecting to the MASTER..."))?
+            .with_context(|| {
+                format!(
+                    "Error condition on socket for SYNC: TLS handshake with {}:{}",
+                    info.host, info.port
+                )
+            })?;
+        Box::new(tls)
+    } else {
+        Box::new(stream)
+    };
     tracing::info!("MASTER <-> REPLICA sync started");
     let mut link = Link {
         srv,
         stream,
         buf: BytesMut::with_capacity(64 * 1024),
         timeout,
+        peer,
+        local,
     };
     let pong = link.command(&["PING"]).await?;
     if pong.starts_with('-')
@@ -1486,7 +1531,12 @@ async fn link_once(srv: &Arc<Server>, gen: u64) -> anyhow::Result<bool> {
             bail!("Unable to AUTH to MASTER: {reply}");
         }
     }
-    let port = srv.port.load(Ordering::Relaxed).to_string();
+    // As Redis: with tls-replication the replica announces its TLS port.
+    let port = if srv.config.flag("tls-replication") && srv.config.int("tls-port") != 0 {
+        srv.config.int("tls-port").to_string()
+    } else {
+        srv.port.load(Ordering::Relaxed).to_string()
+    };
     let announce = srv.config.int("replica-announce-port");
     let port = if announce > 0 {
         announce.to_string()
@@ -1749,17 +1799,9 @@ async fn stream_commands(srv: &Arc<Server>, mut link: Link<'_>, gen: u64) -> any
         l.state = "connected";
         l.last_io_ms = now_ms();
     }
-    let peer = link
-        .stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let laddr = link
-        .stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let handle = srv.clients.register(peer, laddr, -1);
+    let handle = srv
+        .clients
+        .register(link.peer.clone(), link.local.clone(), -1);
     *handle.flags.lock() = "M".into();
     let mut client = Client::new(handle.clone(), true);
     client.is_master = true;

@@ -522,6 +522,8 @@ pub struct Server {
     pub acl: crate::acl::Acl,
     /// SLOWLOG.
     pub slowlog: crate::slowlog::Slowlog,
+    /// The TLS contexts (`tls-port`, `tls-replication`).
+    pub tls: crate::tls::Tls,
 }
 
 impl Server {
@@ -569,6 +571,7 @@ impl Server {
             client_mem: Default::default(),
             acl,
             slowlog: Default::default(),
+            tls: Default::default(),
         }
     }
 

@@ -519,8 +519,24 @@ fn config_set(ctx: &mut Ctx<'_>) {
         })
         .collect();
     let allow_protected = allowed_by(ctx, "enable-protected-configs");
+    // The values a failed TLS reload must put back.
+    let before: Vec<(String, String)> = pairs
+        .iter()
+        .filter_map(|(n, _)| Some((n.clone(), ctx.srv.config.get(&n.to_ascii_lowercase())?)))
+        .collect();
     match ctx.srv.config.set_checked(&pairs, allow_protected) {
         Ok(()) => {
+            let names: Vec<String> = pairs.iter().map(|(n, _)| n.clone()).collect();
+            if let Err(why) = crate::tls::config_changed(ctx.srv, &names) {
+                let _ = ctx.srv.config.set(&before);
+                return ctx.out.error(&format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
+                    names
+                        .iter()
+                        .find(|n| n.to_ascii_lowercase().starts_with("tls-"))
+                        .map_or("", |n| n.as_str())
+                ));
+            }
             for (name, value) in &pairs {
                 match name.to_ascii_lowercase().as_str() {
                     "requirepass" => crate::acl::set_requirepass(ctx.srv, value),

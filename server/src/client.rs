@@ -53,9 +53,8 @@ pub struct Client {
     /// On the link to our primary: the exact bytes of the command being
     /// applied, fed to this server's own stream once it is applied.
     pub master_feed: Option<Bytes>,
-    /// When its pending output went over the soft output limit (Unix
-    /// seconds, 0 = under it).
-    pub obuf_soft_since: std::sync::atomic::AtomicU64,
+    /// Its Pub/Sub subscriptions.
+    pub subs: crate::pubsub::Subs,
 }
 
 /// A pending blocked command.
@@ -95,7 +94,7 @@ impl Client {
             handoff: None,
             is_master: false,
             master_feed: None,
-            obuf_soft_since: Default::default(),
+            subs: Default::default(),
         }
     }
 }

@@ -174,6 +174,7 @@ pub(crate) async fn connection<S: ConnIo>(srv: Arc<Server>, mut stream: S, peer:
         crate::repl::serve_replica(srv.clone(), stream, &mut client, h, pending).await;
     }
     crate::cmd::transaction::unwatch_all(&srv, &mut client);
+    srv.pubsub.leave_all(&mut client);
     crate::client_mem::forget(&srv, &handle);
     srv.clients.remove(handle.id);
 }
@@ -241,7 +242,7 @@ async fn serve<S: ConnIo>(
                         break;
                     }
                     if out.len() >= FLUSH_AT {
-                        if let Some(l) = srv.client_mem.output_limits() {
+                        if let Some(l) = output_limits(srv, client) {
                             if !flush_some(srv, stream, &mut out, client, l) {
                                 return None;
                             }
@@ -266,7 +267,10 @@ async fn serve<S: ConnIo>(
                 }
             }
         }
-        let flushed = match srv.client_mem.output_limits() {
+        if client.handle.mailbox.has_mail() {
+            client.handle.mailbox.drain_into(&mut out);
+        }
+        let flushed = match output_limits(srv, client) {
             Some(l) if !client.close => flush_some(srv, stream, &mut out, client, l),
             _ => flush(srv, stream, &mut out, client).await.is_ok(),
         };
@@ -306,7 +310,7 @@ async fn serve<S: ConnIo>(
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 }
                 false
-            } else if timeout == 0 || client.multi.is_some() {
+            } else if timeout == 0 || client.multi.is_some() || client.subs.any() {
                 std::future::pending::<bool>().await
             } else {
                 tokio::time::sleep(Duration::from_secs(timeout)).await;
@@ -390,6 +394,15 @@ async fn wait_blocked<S: ConnIo>(
                     srv.hooks.blocked.remove(id);
                     return None;
                 }
+                // A RESP3 client may block while subscribed: its messages
+                // still go out meanwhile.
+                if client.handle.mailbox.has_mail() {
+                    let mail = client.handle.mailbox.take();
+                    if stream.write_out(&mail).await.is_err() {
+                        srv.hooks.blocked.remove(id);
+                        return None;
+                    }
+                }
             }
             r = stream.read_buf(buf) => match r {
                 Ok(0) | Err(_) => {
@@ -413,7 +426,7 @@ async fn flush<S: ConnIo>(
     if out.is_empty() {
         return Ok(());
     }
-    match srv.client_mem.output_limits() {
+    match output_limits(srv, client) {
         None => stream.write_out(out.buf()).await?,
         Some(limits) => write_limited(stream, out.buf(), limits, client).await?,
     }
@@ -447,13 +460,37 @@ fn flush_some<S: ConnIo>(
     if out.is_empty() && stream.push_held().is_err() {
         return false;
     }
+    if client.subs.any() {
+        // Publishers count what we hold unsent against the limit too.
+        client
+            .handle
+            .mailbox
+            .unsent
+            .store(out.len(), Ordering::Relaxed);
+    }
     !over_output_limit(out.len(), limits, client)
+}
+
+/// The output limits the client is under: Redis's `pubsub` class while it
+/// is subscribed to anything, else `normal`. `None` when neither limit of
+/// the class is set.
+fn output_limits(srv: &Server, client: &Client) -> Option<crate::repl::ObufLimits> {
+    if client.subs.any() {
+        let l = srv.pubsub.limits();
+        (l.hard != 0 || l.soft != 0).then_some(l)
+    } else {
+        srv.client_mem.output_limits()
+    }
 }
 
 /// Whether `pending` bytes of output put the client over its limits, said
 /// in Redis's log line when they do.
 fn over_output_limit(pending: usize, limits: crate::repl::ObufLimits, client: &Client) -> bool {
-    let over = limits.exceeded(pending as u64, &client.obuf_soft_since, now_ms() / 1000);
+    let over = limits.exceeded(
+        pending as u64,
+        &client.handle.mailbox.soft_since,
+        now_ms() / 1000,
+    );
     if over {
         tracing::warn!(
             "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",

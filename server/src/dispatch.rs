@@ -161,6 +161,12 @@ pub fn execute(
     if skip || c.reply_off {
         out.truncate(mark);
     }
+    if c.proto >= 3 && c.subs.any() && c.handle.mailbox.has_mail() {
+        // Pushes the command caused (a PUBLISH to itself, a keyspace
+        // event) come before its reply, as Redis writes them, and are
+        // sent even when replies are off.
+        c.handle.mailbox.drain_at(out, mark);
+    }
     end_us
 }
 
@@ -207,8 +213,28 @@ fn precheck(
         out.error(e);
         return Err(Some(id));
     }
+    if c.proto == 2 && c.subs.any() && !SUBSCRIBED_MODE.contains(&spec.name) {
+        out.error(&format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            srv.commands.full_name(id)
+        ));
+        return Err(Some(id));
+    }
     Ok(id)
 }
+
+/// What a RESP2 client may run while subscribed.
+const SUBSCRIBED_MODE: &[&str] = &[
+    "ping",
+    "subscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "sunsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "quit",
+    "reset",
+];
 
 /// Whether a command is refused while memory is over `maxmemory` and
 /// nothing can be evicted, as in Redis's `processCommand`: commands

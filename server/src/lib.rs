@@ -23,6 +23,7 @@ pub mod info;
 pub mod num;
 pub mod persist;
 pub mod pqsort;
+pub mod pubsub;
 pub mod repl;
 pub mod resp;
 pub mod shutdown;

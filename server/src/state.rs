@@ -131,6 +131,8 @@ pub struct Hooks {
     pub stream: Arc<dyn Propagate>,
     /// Clients blocked on keys.
     pub blocked: crate::blocking::Blocked,
+    /// Pub/Sub, for the `expired` keyspace event.
+    pub pubsub: Arc<crate::pubsub::PubSub>,
 }
 
 thread_local! {
@@ -167,6 +169,8 @@ impl Notify for Hooks {
         self.expired_keys.fetch_add(1, Ordering::Relaxed);
         self.watches.touch(db, key);
         self.stream.propagate(db, &[b"DEL", key]);
+        self.pubsub
+            .notify(crate::pubsub::class::EXPIRED, "expired", key, db);
     }
 }
 
@@ -212,6 +216,10 @@ pub struct ClientHandle {
     pub flags: Mutex<String>,
     /// The ACL user it is authenticated as (CLIENT LIST `user=`).
     pub user: Mutex<Bytes>,
+    /// Pub/Sub messages waiting to be written to it.
+    pub mailbox: crate::pubsub::Mailbox,
+    /// Its subscription counts (CLIENT LIST `sub`, `psub`, `ssub`).
+    pub subs: crate::pubsub::Counts,
 }
 
 /// All connected clients.
@@ -245,6 +253,8 @@ impl Clients {
             user: Mutex::new(Bytes::from_static(b"default")),
             wake: tokio::sync::Notify::new(),
             flags: Mutex::new(String::new()),
+            mailbox: Default::default(),
+            subs: Default::default(),
         });
         self.map.lock().insert(id, h.clone());
         h
@@ -524,6 +534,8 @@ pub struct Server {
     pub slowlog: crate::slowlog::Slowlog,
     /// The TLS contexts (`tls-port`, `tls-replication`).
     pub tls: crate::tls::Tls,
+    /// Pub/Sub subscriptions and keyspace notifications.
+    pub pubsub: Arc<crate::pubsub::PubSub>,
 }
 
 impl Server {
@@ -533,7 +545,10 @@ impl Server {
             config.int("repl-backlog-size").max(0) as u64,
         ));
         let stream: Arc<dyn Propagate> = repl.clone();
+        let pubsub = Arc::new(crate::pubsub::PubSub::default());
+        pubsub.configure(&config);
         let hooks = Arc::new(Hooks {
+            pubsub: pubsub.clone(),
             watches: Watches::default(),
             expired_keys: AtomicU64::new(0),
             dirty: Counter::default(),
@@ -572,6 +587,7 @@ impl Server {
             acl,
             slowlog: Default::default(),
             tls: Default::default(),
+            pubsub,
         }
     }
 

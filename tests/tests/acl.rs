@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rampart_tests::{Rampart, RawConn, RedisOracle, Reply, ServerProcess};
+use rampart_tests::{wait_for, Rampart, RawConn, RedisOracle, Reply, ServerProcess};
 
 fn conn_as(s: &ServerProcess, user: &str, pass: &str) -> Result<redis::Connection> {
     let url = format!("redis://{user}:{pass}@127.0.0.1:{}/", s.port());
@@ -28,19 +28,6 @@ fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> Resu
 
 fn raw(c: &mut RawConn, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&c.cmd(args)?).into_owned())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f().unwrap_or(false) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// ACL LIST with the single-command rules sorted (Redis orders them

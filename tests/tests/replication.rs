@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rampart_tests::{Rampart, RedisOracle, ServerProcess};
+use rampart_tests::{wait_for, Rampart, RedisOracle, ServerProcess};
 use redis::Value;
 
 /// Appears in key names and values; must never be seen in the clear on the
@@ -130,19 +130,6 @@ fn info_field(s: &ServerProcess, section: &str, field: &str) -> Result<String> {
         }
     }
     Ok(String::new())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f().unwrap_or(false) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// (database, key) -> (DUMP payload, PEXPIRETIME).

@@ -8,11 +8,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rampart_tests::{
-    free_port, require_tool, run_with_timeout, Rampart, RedisOracle, ServerProcess,
+    free_port, require_tool, run_with_timeout, wait_for, Rampart, RedisOracle, ServerProcess,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -271,19 +271,6 @@ fn redis_cli(pki: &Pki, port: u16, client: Option<(&str, &str)>, args: &[&str]) 
 fn plain_cmd(s: &ServerProcess, args: &[&str]) -> Result<String> {
     let mut c = s.conn()?;
     Ok(String::from_utf8_lossy(&c.cmd(args)?).into_owned())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f().unwrap_or(false) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 const CLIENT: Option<(&str, &str)> = Some(("client.crt", "client.key"));

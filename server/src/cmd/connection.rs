@@ -8,6 +8,12 @@ use crate::state::{now_ms, ClientHandle};
 
 /// `PING [message]`
 fn ping(ctx: &mut Ctx<'_>) {
+    if ctx.client.proto == 2 && ctx.client.subs.any() {
+        // Subscribed RESP2 clients read every reply as a push.
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        return ctx.out.bulk(ctx.args.get(1).map_or(&b""[..], |a| &a[..]));
+    }
     match ctx.args.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(&ctx.args[1]),
@@ -30,6 +36,7 @@ fn quit(ctx: &mut Ctx<'_>) {
 fn reset(ctx: &mut Ctx<'_>) {
     super::transaction::discard_state(ctx.srv, ctx.client);
     super::transaction::unwatch_all(ctx.srv, ctx.client);
+    ctx.srv.pubsub.leave_all(ctx.client);
     let c = &mut *ctx.client;
     c.db = 0;
     c.handle.db.store(0, Ordering::Relaxed);
@@ -209,6 +216,14 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
         .unwrap_or_default();
     let multi = h.multi.load(Ordering::Relaxed);
     let mut flags = h.flags.lock().clone();
+    let (sub, psub, ssub) = (
+        h.subs.sub.load(Ordering::Relaxed),
+        h.subs.psub.load(Ordering::Relaxed),
+        h.subs.ssub.load(Ordering::Relaxed),
+    );
+    if sub + psub + ssub > 0 {
+        flags.push('P');
+    }
     if multi >= 0 {
         flags.push('x');
     }
@@ -225,7 +240,7 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
     };
     let qbuf = h.qbuf.load(Ordering::Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -235,6 +250,9 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
         idle,
         flags,
         h.db.load(Ordering::Relaxed),
+        sub,
+        psub,
+        ssub,
         multi,
         qbuf,
         16384usize.saturating_sub(qbuf),

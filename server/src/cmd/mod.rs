@@ -16,6 +16,7 @@ pub mod list;
 pub mod memory;
 pub mod module;
 pub mod persistence;
+pub mod pubsub;
 pub mod replication;
 pub mod server;
 pub mod set;
@@ -241,6 +242,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         module::COMMANDS,
         memory::COMMANDS,
         transaction::COMMANDS,
+        pubsub::COMMANDS,
     ]
 }
 

@@ -22,6 +22,8 @@ pub mod corpus;
 
 pub mod dataset;
 
+pub mod notify;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -55,6 +55,11 @@ pub struct Client {
     pub master_feed: Option<Bytes>,
     /// Its Pub/Sub subscriptions.
     pub subs: crate::pubsub::Subs,
+    /// CLIENT TRACKING is on in the default (not BCAST) mode: read-only
+    /// commands remember the keys they read.
+    pub tracking_keys: bool,
+    /// CLIENT CACHING was given for the next command (or transaction).
+    pub caching: bool,
 }
 
 /// A pending blocked command.
@@ -95,6 +100,8 @@ impl Client {
             is_master: false,
             master_feed: None,
             subs: Default::default(),
+            tracking_keys: false,
+            caching: false,
         }
     }
 }

@@ -175,6 +175,7 @@ pub(crate) async fn connection<S: ConnIo>(srv: Arc<Server>, mut stream: S, peer:
     }
     crate::cmd::transaction::unwatch_all(&srv, &mut client);
     srv.pubsub.leave_all(&mut client);
+    srv.tracking.disable(&handle);
     crate::client_mem::forget(&srv, &handle);
     srv.clients.remove(handle.id);
 }
@@ -212,6 +213,11 @@ async fn serve<S: ConnIo>(
             };
             match parser.next(&mut buf, limits) {
                 Ok(Some(mut args)) => {
+                    // Messages that arrived before this command go out
+                    // before its reply, as they would from Redis.
+                    if client.handle.mailbox.has_mail() {
+                        client.handle.mailbox.drain_into(&mut out);
+                    }
                     if srv.pause.any() {
                         wait_if_paused(srv, &args, client).await;
                         clock = now_us();

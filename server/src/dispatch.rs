@@ -115,6 +115,7 @@ pub fn execute(
     start_us: u64,
 ) -> u64 {
     let mark = out.len();
+    crate::tracking::set_current(c.handle.id);
     let skip = std::mem::take(&mut c.skip_next);
     out.last_error = None;
     let now = start_us / 1000;
@@ -167,6 +168,19 @@ pub fn execute(
         // sent even when replies are off.
         c.handle.mailbox.drain_at(out, mark);
     }
+    if srv.tracking.tracking_clients.load(Ordering::Relaxed) != 0 {
+        srv.tracking.after_command(&c.handle, out);
+        // CLIENT CACHING covers the next command, or the next transaction.
+        if c.caching
+            && c.multi.is_none()
+            && !args
+                .first()
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"client"))
+        {
+            c.caching = false;
+        }
+    }
+    crate::tracking::set_current(0);
     end_us
 }
 
@@ -221,6 +235,19 @@ fn precheck(
         return Err(Some(id));
     }
     Ok(id)
+}
+
+/// Redis's `trackingRememberKeys`: a tracking connection read these keys.
+#[cold]
+fn remember_keys(srv: &Server, c: &Client, id: usize, args: &[Bytes]) {
+    let st = c.handle.tracking.lock().clone();
+    if (st.optin && !c.caching) || (st.optout && c.caching) {
+        return;
+    }
+    if let Some(keys) = srv.acl.key_refs(srv.acl.catalog_id(id), args) {
+        srv.tracking
+            .remember(&c.handle, keys.iter().filter_map(|k| args.get(k.pos)));
+    }
 }
 
 /// What a RESP2 client may run while subscribed.
@@ -308,6 +335,9 @@ pub fn call(
     };
     (spec.handler)(&mut ctx);
     let propagated = ctx.propagated;
+    if c.tracking_keys && spec.has(flags::READONLY) && !spec.has(flags::PUBSUB) {
+        remember_keys(srv, c, id, args);
+    }
     let end_us = now_us();
     let usec = end_us.saturating_sub(start_us);
     let failed = out.last_error.is_some();

@@ -326,6 +326,9 @@ fn evict(srv: &Server, start: u64) -> Outcome {
         srv.hooks
             .stream
             .propagate(ev.db, &[del, ev.node.key.as_bytes()]);
+        if srv.tracking.live() {
+            srv.tracking.invalidate_key(ev.node.key.as_bytes(), true);
+        }
         if lazy {
             garbage.push(ev.node);
         }

@@ -31,6 +31,7 @@ pub mod slowlog;
 pub mod state;
 pub mod testkit;
 pub mod tls;
+pub mod tracking;
 
 /// The Redis version Rampart is compatible with, reported where clients
 /// look for it (INFO `redis_version`, HELLO).

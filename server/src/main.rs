@@ -236,6 +236,7 @@ async fn run(
     rampart_server::evict::configure(&srv);
     rampart_server::client_mem::configure(&srv);
     srv.pubsub.configure(&srv.config);
+    rampart_server::tracking::configure(&srv);
     rampart_server::info::mark_startup(&srv);
     tracing::info!("Ready to accept connections tcp");
     if tls_port != 0 {

@@ -133,6 +133,8 @@ pub struct Hooks {
     pub blocked: crate::blocking::Blocked,
     /// Pub/Sub, for the `expired` keyspace event.
     pub pubsub: Arc<crate::pubsub::PubSub>,
+    /// Client-side caching: changed keys are invalidated.
+    pub tracking: Arc<crate::tracking::Tracking>,
 }
 
 thread_local! {
@@ -163,6 +165,9 @@ impl Notify for Hooks {
             crate::blocking::note_ready(db, key);
         }
         self.watches.touch(db, key);
+        if self.tracking.live() {
+            self.tracking.invalidate_key(key, true);
+        }
     }
 
     fn expired(&self, db: usize, key: &[u8]) {
@@ -171,6 +176,9 @@ impl Notify for Hooks {
         self.stream.propagate(db, &[b"DEL", key]);
         self.pubsub
             .notify(crate::pubsub::class::EXPIRED, "expired", key, db);
+        if self.tracking.live() {
+            self.tracking.invalidate_key(key, true);
+        }
     }
 }
 
@@ -220,6 +228,8 @@ pub struct ClientHandle {
     pub mailbox: crate::pubsub::Mailbox,
     /// Its subscription counts (CLIENT LIST `sub`, `psub`, `ssub`).
     pub subs: crate::pubsub::Counts,
+    /// CLIENT TRACKING settings.
+    pub tracking: Mutex<crate::tracking::State>,
 }
 
 /// All connected clients.
@@ -255,6 +265,7 @@ impl Clients {
             flags: Mutex::new(String::new()),
             mailbox: Default::default(),
             subs: Default::default(),
+            tracking: Default::default(),
         });
         self.map.lock().insert(id, h.clone());
         h
@@ -492,7 +503,7 @@ pub struct Server {
     /// Configuration.
     pub config: Config,
     /// Connected clients.
-    pub clients: Clients,
+    pub clients: Arc<Clients>,
     /// Counters.
     pub stats: Stats,
     /// The command table.
@@ -536,6 +547,8 @@ pub struct Server {
     pub tls: crate::tls::Tls,
     /// Pub/Sub subscriptions and keyspace notifications.
     pub pubsub: Arc<crate::pubsub::PubSub>,
+    /// Client-side caching (CLIENT TRACKING).
+    pub tracking: Arc<crate::tracking::Tracking>,
 }
 
 impl Server {
@@ -547,8 +560,14 @@ impl Server {
         let stream: Arc<dyn Propagate> = repl.clone();
         let pubsub = Arc::new(crate::pubsub::PubSub::default());
         pubsub.configure(&config);
+        let clients = Arc::new(Clients::default());
+        let tracking = Arc::new(crate::tracking::Tracking::new(
+            clients.clone(),
+            pubsub.clone(),
+        ));
         let hooks = Arc::new(Hooks {
             pubsub: pubsub.clone(),
+            tracking: tracking.clone(),
             watches: Watches::default(),
             expired_keys: AtomicU64::new(0),
             dirty: Counter::default(),
@@ -566,7 +585,7 @@ impl Server {
             keyspace: Arc::new(Keyspace::with_notify(databases, hooks.clone())),
             hooks,
             config,
-            clients: Clients::default(),
+            clients,
             stats: Stats::default(),
             commands,
             pause: Pause::default(),
@@ -588,6 +607,7 @@ impl Server {
             slowlog: Default::default(),
             tls: Default::default(),
             pubsub,
+            tracking,
         }
     }
 

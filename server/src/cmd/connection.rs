@@ -37,6 +37,9 @@ fn reset(ctx: &mut Ctx<'_>) {
     super::transaction::discard_state(ctx.srv, ctx.client);
     super::transaction::unwatch_all(ctx.srv, ctx.client);
     ctx.srv.pubsub.leave_all(ctx.client);
+    ctx.srv.tracking.disable(&ctx.client.handle);
+    ctx.client.tracking_keys = false;
+    ctx.client.caching = false;
     let c = &mut *ctx.client;
     c.db = 0;
     c.handle.db.store(0, Ordering::Relaxed);
@@ -227,6 +230,16 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
     if multi >= 0 {
         flags.push('x');
     }
+    let tracking = h.tracking.lock().clone();
+    if tracking.on {
+        flags.push('t');
+    }
+    if tracking.broken {
+        flags.push('R');
+    }
+    if tracking.bcast {
+        flags.push('B');
+    }
     if h.no_evict.load(Ordering::Relaxed) {
         flags.push('e');
     }
@@ -240,7 +253,7 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
     };
     let qbuf = h.qbuf.load(Ordering::Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -259,6 +272,11 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
         16384 + qbuf,
         cmd,
         String::from_utf8_lossy(&h.user.lock()),
+        if tracking.on {
+            tracking.redirect as i64
+        } else {
+            -1
+        },
         h.resp.load(Ordering::Relaxed)
     )
 }
@@ -517,29 +535,6 @@ fn client_unblock(ctx: &mut Ctx<'_>) {
     ctx.out.int(1);
 }
 
-/// `CLIENT GETREDIR`: tracking is off, so no redirection.
-fn client_getredir(ctx: &mut Ctx<'_>) {
-    ctx.out.int(-1);
-}
-
-/// `CLIENT TRACKINGINFO`
-fn client_trackinginfo(ctx: &mut Ctx<'_>) {
-    let o = &mut *ctx.out;
-    o.map_len(3);
-    o.bulk(b"flags");
-    o.set_len(1);
-    o.bulk(b"off");
-    o.bulk(b"redirect");
-    o.int(-1);
-    o.bulk(b"prefixes");
-    o.array(0);
-}
-
-/// `CLIENT CACHING YES|NO`: only meaningful in tracking mode, which is off.
-fn client_caching(ctx: &mut Ctx<'_>) {
-    ctx.out.error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
-}
-
 /// `CLIENT HELP`
 fn client_help(ctx: &mut Ctx<'_>) {
     help(
@@ -612,7 +607,7 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE,
         (0, 0, 0),
         C,
-        client_getredir,
+        super::tracking::client_getredir,
     ),
     spec(
         "trackinginfo",
@@ -620,7 +615,15 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE,
         (0, 0, 0),
         C,
-        client_trackinginfo,
+        super::tracking::client_trackinginfo,
+    ),
+    spec(
+        "tracking",
+        -3,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        C,
+        super::tracking::client_tracking,
     ),
     spec(
         "caching",
@@ -628,7 +631,7 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         NOSCRIPT | LOADING | STALE,
         (0, 0, 0),
         C,
-        client_caching,
+        super::tracking::client_caching,
     ),
     spec("id", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), C, client_id),
     spec(

@@ -23,6 +23,7 @@ pub mod set;
 pub mod slowlog;
 pub mod sort;
 pub mod string;
+pub mod tracking;
 pub mod transaction;
 pub mod zset;
 

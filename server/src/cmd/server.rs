@@ -72,6 +72,7 @@ fn flushdb(ctx: &mut Ctx<'_>) {
     };
     let old = flush_db(ctx, ctx.client.db);
     free(vec![old], background);
+    ctx.srv.tracking.flushed();
     ctx.out.ok();
 }
 
@@ -84,6 +85,7 @@ fn flushall(ctx: &mut Ctx<'_>) {
         .map(|i| flush_db(ctx, i))
         .collect();
     free(old, background);
+    ctx.srv.tracking.flushed();
     ctx.out.ok();
 }
 
@@ -552,6 +554,7 @@ fn config_set(ctx: &mut Ctx<'_>) {
             crate::evict::configure(ctx.srv);
             crate::client_mem::configure(ctx.srv);
             ctx.srv.pubsub.configure(&ctx.srv.config);
+            crate::tracking::configure(ctx.srv);
             ctx.out.ok()
         }
         Err(e) => ctx.out.error(&e.0),

@@ -161,6 +161,16 @@ pub struct Counts {
     pub ssub: AtomicU32,
 }
 
+impl Counts {
+    /// Subscribed to anything (Redis's `CLIENT_PUBSUB`).
+    pub fn any(&self) -> bool {
+        self.sub.load(Ordering::Relaxed)
+            + self.psub.load(Ordering::Relaxed)
+            + self.ssub.load(Ordering::Relaxed)
+            > 0
+    }
+}
+
 /// Messages waiting for one connection.
 #[derive(Default, Debug)]
 pub struct Mailbox {
@@ -487,7 +497,7 @@ impl PubSub {
 
     /// Appends `bytes` to a subscriber's mailbox, closing it when that puts
     /// it over the `pubsub` output limit (with Redis's log line).
-    fn deliver(&self, h: &ClientHandle, bytes: &[u8]) {
+    pub(crate) fn deliver(&self, h: &ClientHandle, bytes: &[u8]) {
         if h.killed.load(Ordering::Relaxed) {
             return;
         }

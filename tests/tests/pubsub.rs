@@ -277,3 +277,37 @@ fn publish_reaches_subscribers_on_a_replica() -> Result<()> {
     assert_eq!(m, "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
     Ok(())
 }
+
+#[test]
+fn subscribers_lose_their_connection_when_acl_takes_their_channels() -> Result<()> {
+    both(&[], |srv| {
+        let mut t = Vec::new();
+        let mut admin = srv.conn()?;
+        t.push(s(admin.cmd(&[
+            "ACL", "SETUSER", "u", "on", "nopass", "+@all", "~*", "&chan*",
+        ])?));
+        let mut a = srv.conn()?;
+        t.push(s(a.cmd(&["AUTH", "u", "x"])?));
+        t.push(s(a.cmd(&["SUBSCRIBE", "other"])?));
+        t.push(s(a.cmd(&["SUBSCRIBE", "chan1"])?));
+        t.push(s(a.cmd(&["PSUBSCRIBE", "chan*"])?));
+        t.push(s(a.cmd(&["PSUBSCRIBE", "c*"])?));
+        // More channels: nobody loses anything.
+        t.push(s(admin.cmd(&["ACL", "SETUSER", "u", "&more"])?));
+        t.push(s(admin.cmd(&["PUBLISH", "chan1", "still"])?));
+        t.push(s(a.read_reply()?));
+        t.push(s(a.read_reply()?));
+        // Fewer: the subscriber is disconnected.
+        t.push(s(admin.cmd(&[
+            "ACL",
+            "SETUSER",
+            "u",
+            "resetchannels",
+            "&chan1",
+        ])?));
+        let (_, closed) = a.read_until_close(Duration::from_secs(5))?;
+        t.push(format!("closed: {closed}"));
+        t.push(s(admin.cmd(&["PUBSUB", "NUMSUB", "chan1"])?));
+        Ok(t)
+    })
+}

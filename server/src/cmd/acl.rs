@@ -24,11 +24,34 @@ fn setuser(ctx: &mut Ctx<'_>) {
     let all = crate::acl::pubsub_default_all(ctx.srv);
     let res = acl.update(|users| {
         let u = users.set_user(acl.catalog, name, &rules, all)?;
+        let shrank = users
+            .get(name)
+            .is_some_and(|old| u.channels_shrank_from(old));
+        let check = shrank.then(|| u.clone());
         users.put(u);
-        Ok::<(), String>(())
+        Ok::<_, String>(check)
     });
     match res {
-        Ok(()) => ctx.out.ok(),
+        Ok(shrank) => {
+            if let Some(u) = shrank {
+                // Subscribers whose channels the user may no longer use
+                // are disconnected, as Redis does.
+                let gone = ctx
+                    .srv
+                    .pubsub
+                    .violators(name, |c, pattern| u.check_channel(c, pattern));
+                let me = ctx.client.handle.id;
+                for h in gone {
+                    if h.id == me {
+                        ctx.client.close = true;
+                    } else {
+                        h.killed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        h.wake.notify_one();
+                    }
+                }
+            }
+            ctx.out.ok()
+        }
         Err(e) => ctx.out.error(&format!("ERR {e}")),
     }
 }

@@ -244,16 +244,16 @@ fn bulk(b: &mut Vec<u8>, s: &[u8]) {
     b.extend_from_slice(b"\r\n");
 }
 
-/// A push of `parts` bulk strings: an array in RESP2, a push in RESP3.
-fn push(proto: u8, parts: &[&[u8]]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(16 + parts.iter().map(|p| p.len() + 16).sum::<usize>());
+/// Appends a push of `parts` bulk strings: an array in RESP2, a push in
+/// RESP3.
+fn push_into(b: &mut Vec<u8>, proto: u8, parts: &[&[u8]]) {
+    b.reserve(16 + parts.iter().map(|p| p.len() + 16).sum::<usize>());
     b.push(if proto >= 3 { b'>' } else { b'*' });
     b.extend_from_slice(itoa::Buffer::new().format(parts.len()).as_bytes());
     b.extend_from_slice(b"\r\n");
     for p in parts {
-        bulk(&mut b, p);
+        bulk(b, p);
     }
-    b
 }
 
 impl PubSub {
@@ -460,16 +460,13 @@ impl PubSub {
     /// deliveries were made, PUBLISH's reply.
     pub fn publish(&self, channel: &[u8], msg: &[u8], shard: bool) -> usize {
         let mut n = 0;
-        let mut encoded: [Option<Vec<u8>>; 2] = [None, None];
         let word: &[u8] = if shard { b"smessage" } else { b"message" };
         {
             let table = if shard { &self.shard } else { &self.channels }.read();
             if let Some(subs) = table.get(channel) {
                 for h in subs {
                     let proto = h.resp.load(Ordering::Relaxed);
-                    let slot = &mut encoded[usize::from(proto >= 3)];
-                    let bytes = slot.get_or_insert_with(|| push(proto, &[word, channel, msg]));
-                    self.deliver(h, bytes);
+                    self.deliver_with(h, |b| push_into(b, proto, &[word, channel, msg]));
                     n += 1;
                 }
             }
@@ -482,13 +479,11 @@ impl PubSub {
             if !rampart_keyspace::glob::matches(pat, channel, false) {
                 continue;
             }
-            let mut encoded: [Option<Vec<u8>>; 2] = [None, None];
             for h in subs {
                 let proto = h.resp.load(Ordering::Relaxed);
-                let slot = &mut encoded[usize::from(proto >= 3)];
-                let bytes =
-                    slot.get_or_insert_with(|| push(proto, &[b"pmessage", pat, channel, msg]));
-                self.deliver(h, bytes);
+                self.deliver_with(h, |b| {
+                    push_into(b, proto, &[b"pmessage", pat, channel, msg])
+                });
                 n += 1;
             }
         }
@@ -498,20 +493,31 @@ impl PubSub {
     /// Appends `bytes` to a subscriber's mailbox, closing it when that puts
     /// it over the `pubsub` output limit (with Redis's log line).
     pub(crate) fn deliver(&self, h: &ClientHandle, bytes: &[u8]) {
+        self.deliver_with(h, |b| b.extend_from_slice(bytes));
+    }
+
+    /// Lets `write` append to a subscriber's mailbox (encoding in place,
+    /// with no copy of its own), then applies the output limit.
+    fn deliver_with(&self, h: &ClientHandle, write: impl FnOnce(&mut Vec<u8>)) {
         if h.killed.load(Ordering::Relaxed) {
             return;
         }
         let m = &h.mailbox;
         let mut b = m.buf.lock();
         let was_empty = b.is_empty();
-        b.extend_from_slice(bytes);
+        write(&mut b);
         m.waiting.store(b.len(), Ordering::Relaxed);
         let used = (b.len() + m.unsent.load(Ordering::Relaxed)) as u64;
         drop(b);
         let limits = self.limits();
-        if (limits.hard != 0 || limits.soft != 0)
-            && limits.exceeded(used, &m.soft_since, now_ms() / 1000)
-        {
+        let near =
+            (limits.hard != 0 && used >= limits.hard) || (limits.soft != 0 && used >= limits.soft);
+        if !near {
+            // Under both limits: the soft limit's clock starts afresh.
+            if m.soft_since.load(Ordering::Relaxed) != 0 {
+                m.soft_since.store(0, Ordering::Relaxed);
+            }
+        } else if limits.exceeded(used, &m.soft_since, now_ms() / 1000) {
             tracing::warn!(
                 "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
                 h.id,
@@ -542,6 +548,36 @@ impl PubSub {
     pub fn numsub(&self, shard: bool, channel: &[u8]) -> usize {
         let table = if shard { &self.shard } else { &self.channels }.read();
         table.get(channel).map_or(0, |s| s.len())
+    }
+
+    /// Connections authenticated as `user` holding a subscription that
+    /// `allowed(name, is_pattern)` now refuses
+    /// (`ACLKillPubsubClientsIfNeeded`).
+    pub fn violators(
+        &self,
+        user: &[u8],
+        allowed: impl Fn(&[u8], bool) -> bool,
+    ) -> Vec<Arc<ClientHandle>> {
+        let mut out: Vec<Arc<ClientHandle>> = Vec::new();
+        let mut consider = |name: &[u8], pattern: bool, subs: &Subscribers| {
+            if allowed(name, pattern) {
+                return;
+            }
+            for h in subs {
+                if &h.user.lock()[..] == user && !out.iter().any(|o| o.id == h.id) {
+                    out.push(h.clone());
+                }
+            }
+        };
+        for (p, subs) in self.patterns.read().iter() {
+            consider(p, true, subs);
+        }
+        for table in [&self.channels, &self.shard] {
+            for (c, subs) in table.read().iter() {
+                consider(c, false, subs);
+            }
+        }
+        out
     }
 
     /// Distinct patterns subscribed (PUBSUB NUMPAT).

@@ -21,20 +21,7 @@ CLIENTS=${CLIENTS:-50}
 ROUNDS=${ROUNDS:-3}
 USERS=${USERS:-1000}
 
-command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
-    echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
-    exit 1
-}
-cargo build --release --bin rampart-server >&2
-RAMPART=target/release/rampart-server
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_init
 
 start_server redis redis-server
 start_server rampart "$RAMPART"

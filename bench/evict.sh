@@ -26,20 +26,7 @@ ZIPF_REQUESTS=${ZIPF_REQUESTS:-600000}
 ZIPF_S=${ZIPF_S:-1.0}
 ZIPF_LIMIT_MB=${ZIPF_LIMIT_MB:-8}
 
-command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
-    echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
-    exit 1
-}
-cargo build --release --bin rampart-server >&2
-RAMPART=target/release/rampart-server
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_init
 
 used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ { print $2+0 }'; }
 field() { redis-cli -p "$1" info "$2" | awk -F: -v f="$3" '$1 == f { print $2+0 }'; }

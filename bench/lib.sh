@@ -76,3 +76,26 @@ median() {
         { n++; rps[n] = $2; lat[n] = $3; cpu[n] = $4 }
         END { flush() }'
 }
+
+# bench_init [TOOL...]: checks that redis-server, redis-benchmark and each
+# TOOL are installed, builds the release server ($RAMPART), and makes $tmp
+# and the pids list, both cleaned up on exit
+bench_init() {
+    local tool
+    for tool in redis-server redis-benchmark "$@"; do
+        command -v "$tool" >/dev/null || {
+            echo "needs $tool (apt-get install redis-server redis-tools $*)" >&2
+            exit 1
+        }
+    done
+    cargo build --release --bin rampart-server >&2
+    RAMPART=target/release/rampart-server
+    tmp=$(mktemp -d)
+    pids=()
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}

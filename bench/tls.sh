@@ -19,22 +19,7 @@ CLIENTS=${CLIENTS:-50}
 ROUNDS=${ROUNDS:-3}
 TESTS=${TESTS:-set,get}
 
-for tool in redis-server redis-benchmark openssl; do
-    command -v "$tool" >/dev/null || {
-        echo "needs $tool (apt-get install redis-server redis-tools openssl)" >&2
-        exit 1
-    }
-done
-cargo build --release --bin rampart-server >&2
-RAMPART=target/release/rampart-server
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_init openssl
 
 # Certificates: v3 with a subjectAltName (rustls, through webpki, takes no
 # v1 certificate) and both usages, so one certificate serves both sides.

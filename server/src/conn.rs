@@ -176,6 +176,7 @@ pub(crate) async fn connection<S: ConnIo>(srv: Arc<Server>, mut stream: S, peer:
     crate::cmd::transaction::unwatch_all(&srv, &mut client);
     srv.pubsub.leave_all(&mut client);
     srv.tracking.disable(&handle);
+    srv.monitors.remove(&handle);
     crate::client_mem::forget(&srv, &handle);
     srv.clients.remove(handle.id);
 }

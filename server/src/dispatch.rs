@@ -338,6 +338,9 @@ pub fn call(
     if c.tracking_keys && spec.has(flags::READONLY) && !spec.has(flags::PUBSUB) {
         remember_keys(srv, c, id, args);
     }
+    if srv.monitors.any() && !spec.has(flags::SKIP_MONITOR | flags::ADMIN) {
+        crate::monitor::feed(srv, c, srv.commands.full_name(id), args);
+    }
     let end_us = now_us();
     let usec = end_us.saturating_sub(start_us);
     let failed = out.last_error.is_some();

@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod encryption;
 pub mod evict;
 pub mod info;
+pub mod monitor;
 pub mod num;
 pub mod persist;
 pub mod pqsort;

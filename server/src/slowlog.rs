@@ -56,7 +56,7 @@ impl Default for Slowlog {
 /// The argument positions Redis replaces with `(redacted)`: passwords of
 /// AUTH, HELLO AUTH, ACL SETUSER's rules and CONFIG SET of the sensitive
 /// directives.
-fn redacted(name: &str, args: &[Bytes]) -> Vec<usize> {
+pub(crate) fn redacted(name: &str, args: &[Bytes]) -> Vec<usize> {
     let is = |a: &Bytes, w: &str| a.eq_ignore_ascii_case(w.as_bytes());
     match name {
         "auth" if args.len() <= 3 => (1..args.len()).collect(),

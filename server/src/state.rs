@@ -549,6 +549,8 @@ pub struct Server {
     pub pubsub: Arc<crate::pubsub::PubSub>,
     /// Client-side caching (CLIENT TRACKING).
     pub tracking: Arc<crate::tracking::Tracking>,
+    /// MONITOR connections.
+    pub monitors: crate::monitor::Monitors,
 }
 
 impl Server {
@@ -608,6 +610,7 @@ impl Server {
             tls: Default::default(),
             pubsub,
             tracking,
+            monitors: Default::default(),
         }
     }
 

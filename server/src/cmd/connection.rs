@@ -38,6 +38,13 @@ fn reset(ctx: &mut Ctx<'_>) {
     super::transaction::unwatch_all(ctx.srv, ctx.client);
     ctx.srv.pubsub.leave_all(ctx.client);
     ctx.srv.tracking.disable(&ctx.client.handle);
+    if ctx.srv.monitors.any() {
+        ctx.srv.monitors.remove(&ctx.client.handle);
+        let mut f = ctx.client.handle.flags.lock();
+        if f.as_str() == "O" {
+            f.clear();
+        }
+    }
     ctx.client.tracking_keys = false;
     ctx.client.caching = false;
     let c = &mut *ctx.client;
@@ -287,6 +294,7 @@ fn client_type(h: &ClientHandle) -> &'static str {
     match h.flags.lock().as_str() {
         f if f.contains('S') => "replica",
         f if f.contains('M') => "master",
+        _ if h.subs.any() => "pubsub",
         _ => "normal",
     }
 }

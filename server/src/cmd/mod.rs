@@ -15,6 +15,7 @@ pub mod keys;
 pub mod list;
 pub mod memory;
 pub mod module;
+pub mod monitor;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
@@ -244,6 +245,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         memory::COMMANDS,
         transaction::COMMANDS,
         pubsub::COMMANDS,
+        monitor::COMMANDS,
     ]
 }
 

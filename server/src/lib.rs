@@ -16,6 +16,7 @@ pub mod config;
 pub mod conn;
 pub mod cores;
 pub mod cron;
+pub mod digest;
 pub mod dispatch;
 pub mod encryption;
 pub mod evict;

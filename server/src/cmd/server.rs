@@ -677,6 +677,68 @@ pub(crate) fn allowed_by(ctx: &Ctx<'_>, option: &str) -> bool {
     }
 }
 
+/// `DEBUG PROTOCOL type`: one reply of each RESP type, for client tests.
+fn debug_protocol(ctx: &mut Ctx<'_>) {
+    let o = &mut *ctx.out;
+    match ctx.args[2].to_ascii_lowercase().as_slice() {
+        b"string" => o.bulk(b"Hello World"),
+        b"integer" => o.int(12345),
+        // Redis's literal, not pi.
+        #[allow(clippy::approx_constant)]
+        b"double" => o.double(3.141),
+        b"bignum" => {
+            if o.resp3() {
+                o.raw(b"(1234567999999999999999999999999999999\r\n")
+            } else {
+                o.bulk(b"1234567999999999999999999999999999999")
+            }
+        }
+        b"null" => o.null(),
+        b"array" | b"set" => {
+            if ctx.args[2].eq_ignore_ascii_case(b"set") {
+                o.set_len(3);
+            } else {
+                o.array(3);
+            }
+            for j in 0..3 {
+                o.int(j);
+            }
+        }
+        b"map" => {
+            o.map_len(3);
+            for j in 0..3 {
+                o.int(j);
+                o.boolean(j == 1);
+            }
+        }
+        b"attrib" => {
+            if o.resp3() {
+                o.raw(b"|1\r\n");
+                o.bulk(b"key-popularity");
+                o.array(2);
+                o.bulk(b"key:123");
+                o.int(90);
+            }
+            o.bulk(b"Some real reply following the attribute");
+        }
+        b"push" => {
+            if !o.resp3() {
+                return o.error("ERR RESP2 is not supported by this command");
+            }
+            o.push_len(2);
+            o.bulk(b"server-cpu-usage");
+            o.int(42);
+            o.bulk(b"Some real reply following the push reply");
+        }
+        b"true" => o.boolean(true),
+        b"false" => o.boolean(false),
+        b"verbatim" => o.verbatim(b"This is a verbatim\nstring"),
+        _ => o.error(
+            "ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+        ),
+    }
+}
+
 /// `DEBUG subcommand ...` (SLEEP, SET-ACTIVE-EXPIRE, POPULATE, OBJECT, HELP)
 fn debug(ctx: &mut Ctx<'_>) {
     if !debug_allowed(ctx) {
@@ -733,6 +795,21 @@ fn debug(ctx: &mut Ctx<'_>) {
             ctx.out.ok();
         }
         "populate" if (3..=5).contains(&argc) => debug_populate(ctx),
+        "digest" if argc == 2 => {
+            let d = crate::digest::dataset(ctx.srv);
+            ctx.out.simple(&crate::digest::hex(&d));
+        }
+        "digest-value" => {
+            let db = ctx.srv.keyspace.db(ctx.client.db);
+            let keys = &ctx.args[2..];
+            ctx.out.array(keys.len());
+            for k in keys {
+                // Logically expired keys still count, as in Redis.
+                let d = db.peek(k, 0, crate::digest::value);
+                ctx.out.simple(&crate::digest::hex(&d));
+            }
+        }
+        "protocol" if argc == 3 => debug_protocol(ctx),
         "object" if argc == 3 => {
             let key = ctx.args[2].clone();
             let line = ctx.db().peek(&key, ctx.now, |n| {

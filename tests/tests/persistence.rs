@@ -600,3 +600,25 @@ fn a_dump_rdb_encrypted_with_the_tool_is_loaded() -> Result<()> {
     assert_eq!(contents(&mut s.redis_conn()?)?, want, "log:\n{}", s.log());
     Ok(())
 }
+
+#[test]
+fn bgrewriteaof_takes_an_encrypted_snapshot() -> Result<()> {
+    let r = Rampart::start(&["--save", ""])?;
+    let o = RedisOracle::start()?;
+    let mut rc = r.redis_conn()?;
+    let mut oc = o.redis_conn()?;
+    for c in [&mut rc, &mut oc] {
+        redis::cmd("SET")
+            .arg("k")
+            .arg("plaintext-canary")
+            .query::<()>(c)?;
+    }
+    let ours: String = redis::cmd("BGREWRITEAOF").query(&mut rc)?;
+    let theirs: String = redis::cmd("BGREWRITEAOF").query(&mut oc)?;
+    assert_eq!(ours, theirs);
+    wait_bgsave(&mut rc)?;
+    let snap = r.dir().join("dump.rdb");
+    assert!(snap.exists(), "no snapshot after BGREWRITEAOF");
+    assert!(files_containing(r.dir(), b"plaintext-canary").is_empty());
+    Ok(())
+}

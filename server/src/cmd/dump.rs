@@ -1,4 +1,4 @@
-//! DUMP and RESTORE: a key's value as Redis 7.0's serialization (RDB
+//! DUMP, RESTORE (and RESTORE-ASKING) and MIGRATE: a key's value as Redis 7.0's serialization (RDB
 //! encoding, RDB version, CRC-64), byte-identical to Redis's for the
 //! compact encodings, and back.
 
@@ -143,6 +143,261 @@ fn restore(ctx: &mut Ctx<'_>) {
     ctx.out.ok();
 }
 
+/// How long MIGRATE waits on its target when the timeout given is not
+/// positive (Redis's default).
+const MIGRATE_DEFAULT_TIMEOUT_MS: u64 = 1000;
+
+/// One MIGRATE attempt's outcome.
+enum Sent {
+    /// Every reply read: per key, the error the target gave (if any), and
+    /// the first error of AUTH/SELECT.
+    Replies(Vec<Option<String>>, Option<String>),
+    /// The connection failed: `connect`, or while `writing` or reading.
+    Io { connect: bool, writing: bool },
+}
+
+/// Sends `cmds` (AUTH, SELECT, then one RESTORE per key) to `host:port`
+/// and reads the replies: `preamble` of them for AUTH/SELECT, then one per
+/// key.
+fn migrate_send(
+    host: &str,
+    port: u16,
+    timeout: std::time::Duration,
+    cmds: &[u8],
+    preamble: usize,
+    keys: usize,
+) -> Sent {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<std::net::SocketAddr> = match (host, port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(_) => {
+            return Sent::Io {
+                connect: true,
+                writing: false,
+            }
+        }
+    };
+    let mut refused = false;
+    let Some(stream) = addrs.iter().find_map(|a| {
+        std::net::TcpStream::connect_timeout(a, timeout)
+            .map_err(|e| refused |= e.kind() == std::io::ErrorKind::ConnectionRefused)
+            .ok()
+    }) else {
+        // Redis's non-blocking connect "succeeds" against a closed port
+        // and its first write fails: it reports a write error then.
+        return Sent::Io {
+            connect: !refused,
+            writing: refused,
+        };
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let _ = stream.set_nodelay(true);
+    let mut w = &stream;
+    if w.write_all(cmds).is_err() {
+        return Sent::Io {
+            connect: false,
+            writing: true,
+        };
+    }
+    let mut r = BufReader::new(&stream);
+    let mut line = Vec::new();
+    let mut read_line = |line: &mut Vec<u8>| {
+        line.clear();
+        // Redis reads replies of up to 1 KiB a line.
+        match r.by_ref().take(1024).read_until(b'\n', line) {
+            Ok(n) if n > 0 => {
+                while line.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                    line.pop();
+                }
+                true
+            }
+            _ => false,
+        }
+    };
+    let mut first_error = None;
+    for _ in 0..preamble {
+        if !read_line(&mut line) {
+            return Sent::Io {
+                connect: false,
+                writing: false,
+            };
+        }
+        if line.first() == Some(&b'-') && first_error.is_none() {
+            first_error = Some(String::from_utf8_lossy(&line[1..]).into_owned());
+        }
+    }
+    let mut out = Vec::with_capacity(keys);
+    for _ in 0..keys {
+        if !read_line(&mut line) {
+            if out.is_empty() {
+                return Sent::Io {
+                    connect: false,
+                    writing: false,
+                };
+            }
+            break;
+        }
+        out.push(
+            (line.first() == Some(&b'-')).then(|| String::from_utf8_lossy(&line[1..]).into_owned()),
+        );
+    }
+    Sent::Replies(out, first_error)
+}
+
+/// `MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE]
+/// [AUTH password] [AUTH2 username password] [KEYS key ...]`: moves keys
+/// to another server with RESTORE, as Redis does (one retry on a socket
+/// error that is not a timeout; moved keys deleted here and propagated
+/// as one DEL).
+fn migrate(ctx: &mut Ctx<'_>) {
+    let argc = ctx.args.len();
+    let (mut copy, mut replace) = (false, false);
+    let mut user: Option<&[u8]> = None;
+    let mut pass: Option<&[u8]> = None;
+    let mut first_key = 3;
+    let mut num_keys = 1;
+    let mut j = 6;
+    while j < argc {
+        let more = argc - 1 - j;
+        match ctx.opt(j).as_str() {
+            "copy" => copy = true,
+            "replace" => replace = true,
+            "auth" => {
+                if more < 1 {
+                    return ctx.out.error(err::SYNTAX);
+                }
+                j += 1;
+                pass = Some(&ctx.args[j]);
+            }
+            "auth2" => {
+                if more < 2 {
+                    return ctx.out.error(err::SYNTAX);
+                }
+                user = Some(&ctx.args[j + 1]);
+                pass = Some(&ctx.args[j + 2]);
+                j += 2;
+            }
+            "keys" => {
+                if !ctx.args[3].is_empty() {
+                    return ctx.out.error("ERR When using MIGRATE KEYS option, the key argument must be set to the empty string");
+                }
+                first_key = j + 1;
+                num_keys = argc - j - 1;
+                break;
+            }
+            _ => return ctx.out.error(err::SYNTAX),
+        }
+        j += 1;
+    }
+    let Some(timeout) = ctx.int_arg(5) else {
+        return;
+    };
+    let Some(dbid) = ctx.int_arg(4) else { return };
+    let timeout = if timeout <= 0 {
+        MIGRATE_DEFAULT_TIMEOUT_MS
+    } else {
+        timeout as u64
+    };
+    let timeout = std::time::Duration::from_millis(timeout);
+    let db = ctx.srv.keyspace.db(ctx.client.db);
+    let now = ctx.now;
+    // (key, payload, ttl ms) of the keys that exist (lookupKeyRead).
+    let mut found: Vec<(bytes::Bytes, Vec<u8>, i64)> = Vec::new();
+    for k in &ctx.args[first_key..first_key + num_keys] {
+        let hit = db.get(k, now, |n| {
+            n.map(|n| {
+                let ttl = n
+                    .expire_at()
+                    .map_or(0, |at| (at as i64 - now as i64).max(1));
+                (rdb::dump_value(&n.value), ttl)
+            })
+        });
+        if let Some((payload, ttl)) = hit {
+            found.push((k.clone(), payload, ttl));
+        }
+    }
+    if found.is_empty() {
+        return ctx.out.simple("NOKEY");
+    }
+    let mut cmds = Vec::new();
+    let mut preamble = 0;
+    if let Some(p) = pass {
+        let mut auth: Vec<&[u8]> = vec![b"AUTH"];
+        auth.extend(user);
+        auth.push(p);
+        rampart_replication::push_command(&mut cmds, &auth);
+        preamble += 1;
+    }
+    let dbs = dbid.to_string();
+    rampart_replication::push_command(&mut cmds, &[&b"SELECT"[..], dbs.as_bytes()]);
+    preamble += 1;
+    for (k, payload, ttl) in &found {
+        let ttl = ttl.to_string();
+        let mut restore: Vec<&[u8]> = vec![b"RESTORE", k, ttl.as_bytes(), payload];
+        if replace {
+            restore.push(b"REPLACE");
+        }
+        rampart_replication::push_command(&mut cmds, &restore);
+    }
+    let host = String::from_utf8_lossy(&ctx.args[1]).into_owned();
+    let port = std::str::from_utf8(&ctx.args[2])
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(0);
+    let mut sent = migrate_send(&host, port, timeout, &cmds, preamble, found.len());
+    if let Sent::Io { connect: false, .. } = sent {
+        // One more try on a fresh connection, as Redis retries once.
+        sent = migrate_send(&host, port, timeout, &cmds, preamble, found.len());
+    }
+    let (replies, pre_error) = match sent {
+        Sent::Io { connect: true, .. } => {
+            return ctx
+                .out
+                .error("IOERR error or timeout connecting to the client")
+        }
+        Sent::Io { writing, .. } => {
+            return ctx.out.error(&format!(
+                "IOERR error or timeout {} to target instance",
+                if writing { "writing" } else { "reading" }
+            ))
+        }
+        Sent::Replies(r, e) => (r, e),
+    };
+    let mut moved: Vec<&[u8]> = vec![b"DEL"];
+    let mut target_error = None;
+    for ((k, _, _), reply) in found.iter().zip(&replies) {
+        match (&pre_error, reply) {
+            (None, None) => {
+                if !copy && db.write(k, now, |s| s.remove()).is_some() {
+                    moved.push(k);
+                    ctx.srv
+                        .pubsub
+                        .notify(crate::pubsub::class::GENERIC, "del", k, ctx.client.db);
+                }
+            }
+            (Some(e), _) | (None, Some(e)) => {
+                target_error.get_or_insert_with(|| e.clone());
+            }
+        }
+    }
+    if moved.len() > 1 {
+        ctx.propagate(&moved);
+    } else {
+        ctx.propagated = true;
+    }
+    match target_error {
+        Some(e) => ctx
+            .out
+            .error(&format!("ERR Target instance replied with error: {e}")),
+        None if replies.len() < found.len() => ctx
+            .out
+            .error("IOERR error or timeout reading to target instance"),
+        None => ctx.out.ok(),
+    }
+}
+
 const ONE: (i32, i32, i32) = (1, 1, 1);
 
 /// The family's table (arity, flags and key positions as Redis 7.0's
@@ -151,6 +406,8 @@ const ONE: (i32, i32, i32) = (1, 1, 1);
 pub static COMMANDS: &[CommandSpec] = &[
     spec("dump", 2, READONLY, ONE, G, dump),
     spec("restore", -4, WRITE | DENYOOM, ONE, G, restore),
+    spec("restore-asking", -4, WRITE | DENYOOM | ASKING, ONE, G, restore),
+    spec("migrate", -6, WRITE | MOVABLEKEYS, (3, 3, 1), G, migrate),
 ];
 
 #[cfg(test)]

@@ -81,6 +81,8 @@ pub mod flags {
     pub const TX_CONTROL: u32 = 1 << 17;
     /// Not allowed while a replica loads its dataset asynchronously.
     pub const NO_ASYNC_LOADING: u32 = 1 << 19;
+    /// Accepted for a slot being imported (cluster mode's ASKING).
+    pub const ASKING: u32 = 1 << 20;
 
     /// Names in COMMAND INFO's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -95,6 +97,7 @@ pub mod flags {
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),

@@ -35,6 +35,24 @@ fn bgsave(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// `BGREWRITEAOF`: Rampart keeps no append-only file (its durable copy of
+/// the dataset is the encrypted snapshot), so this takes a background
+/// snapshot, answering in Redis's words.
+fn bgrewriteaof(ctx: &mut Ctx<'_>) {
+    if ctx.srv.persist.running() || ctx.in_exec {
+        crate::persist::schedule(ctx.srv);
+        return ctx
+            .out
+            .simple("Background append only file rewriting scheduled");
+    }
+    match crate::persist::bgsave(ctx.srv) {
+        Ok(()) => ctx
+            .out
+            .simple("Background append only file rewriting started"),
+        Err(e) => ctx.out.error(e),
+    }
+}
+
 /// `LASTSAVE`: Unix time of the last successful save.
 fn lastsave(ctx: &mut Ctx<'_>) {
     ctx.out.int(ctx.srv.persist.lastsave() as i64);
@@ -59,6 +77,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         S,
         bgsave,
+    ),
+    spec(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING | EXCLUSIVE,
+        (0, 0, 0),
+        S,
+        bgrewriteaof,
     ),
     spec(
         "lastsave",

@@ -328,7 +328,9 @@ const ZSET: &[Scenario] = &[
             &["ZPOPMIN", "p", "5"],
             &["ZPOPMIN", "nokey"],
             &["ZPOPMAX", "nokey", "2"],
-            &["ZADD", "p", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"],
+            &[
+                "ZADD", "p", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e",
+            ],
             &["ZMPOP", "2", "nokey", "p", "MIN"],
             &["ZMPOP", "1", "p", "MAX", "COUNT", "2"],
             &["ZMPOP", "1", "nokey", "MAX"],
@@ -428,7 +430,15 @@ const GEO: &[Scenario] = &[(
         &["GEORADIUS", "nokey", "15", "37", "200", "km", "STORE", "d"],
         &["GEORADIUS", "g", "0", "0", "1", "km", "STORE", "g2"],
         &["GEORADIUS", "g", "15", "37", "200", "km", "STORE", "g2"],
-        &["GEORADIUSBYMEMBER", "g", "Nowhere", "1", "km", "STORE", "g2"],
+        &[
+            "GEORADIUSBYMEMBER",
+            "g",
+            "Nowhere",
+            "1",
+            "km",
+            "STORE",
+            "g2",
+        ],
         &[
             "GEOSEARCHSTORE",
             "g2",
@@ -440,7 +450,17 @@ const GEO: &[Scenario] = &[(
             "1",
             "km",
         ],
-        &["GEORADIUS", "g", "15", "37", "200", "km", "STORE", "g2", "WITHDIST"],
+        &[
+            "GEORADIUS",
+            "g",
+            "15",
+            "37",
+            "200",
+            "km",
+            "STORE",
+            "g2",
+            "WITHDIST",
+        ],
         &["SET", "w", "x"],
         &["GEOADD", "w", "13.3", "38.1", "P"],
         &["GEORADIUS", "w", "15", "37", "200", "km", "STORE", "g2"],
@@ -510,8 +530,27 @@ const FILTERS: &[Scenario] = &[
         "Ez",
         &[
             &["GEOADD", "g", "13.3", "38.1", "P"],
-            &["GEOSEARCHSTORE", "d", "g", "FROMMEMBER", "P", "BYRADIUS", "1", "km"],
-            &["GEOSEARCHSTORE", "d", "g", "FROMLONLAT", "0", "0", "BYRADIUS", "1", "km"],
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "g",
+                "FROMMEMBER",
+                "P",
+                "BYRADIUS",
+                "1",
+                "km",
+            ],
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "g",
+                "FROMLONLAT",
+                "0",
+                "0",
+                "BYRADIUS",
+                "1",
+                "km",
+            ],
         ],
     ),
 ];
@@ -581,7 +620,13 @@ fn heard(sub: &mut RawConn) -> Result<Vec<String>> {
         };
         let words: Vec<String> = parts
             .iter()
-            .map(|p| s(p.to_bytes()).lines().last().unwrap_or_default().to_string())
+            .map(|p| {
+                s(p.to_bytes())
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect();
         if words.get(1).map(String::as_str) == Some("done") {
             return Ok(t);
@@ -595,8 +640,14 @@ const SERVED: &[(&[&str], &[&str])] = &[
     (&["BLPOP", "q", "0"], &["RPUSH", "q", "x"]),
     (&["BRPOP", "q", "0"], &["RPUSH", "q", "a", "b"]),
     (&["BLPOP", "q", "0"], &["LPUSH", "q", "c"]),
-    (&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"], &["LPUSH", "src", "v"]),
-    (&["BRPOPLPUSH", "src", "dst", "0"], &["RPUSH", "src", "w", "y"]),
+    (
+        &["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"],
+        &["LPUSH", "src", "v"],
+    ),
+    (
+        &["BRPOPLPUSH", "src", "dst", "0"],
+        &["RPUSH", "src", "w", "y"],
+    ),
     (
         &["BLMPOP", "0", "2", "none", "q2", "LEFT", "COUNT", "5"],
         &["RPUSH", "q2", "a", "b"],
@@ -630,9 +681,17 @@ fn served_blocked_pops_match_redis() -> Result<()> {
         for (block, write) in SERVED {
             waiter.send(block)?;
             blocked(&mut c, 1)?;
-            t.push(format!("{} -> {}", write.join(" "), s(c.cmd(write)?).trim_end()));
+            t.push(format!(
+                "{} -> {}",
+                write.join(" "),
+                s(c.cmd(write)?).trim_end()
+            ));
             let served = Reply::parse(&waiter.read_reply()?)?;
-            t.push(format!("{} -> {}", block.join(" "), s(served.to_bytes()).trim_end()));
+            t.push(format!(
+                "{} -> {}",
+                block.join(" "),
+                s(served.to_bytes()).trim_end()
+            ));
         }
         // Two waiters on one key: the first served pops, the second waits
         // on; the push that serves it as well.

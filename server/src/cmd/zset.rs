@@ -316,12 +316,7 @@ fn emit_len(ctx: &mut Ctx<'_>, n: usize, withscores: bool) {
 /// Stores `pairs` (sorted) at `dst` as Redis's store commands do: replaces
 /// any value and TTL, or deletes `dst` when there is nothing; replies the
 /// count and announces `event` (or `del` when an existing `dst` went).
-pub(super) fn store_result(
-    ctx: &mut Ctx<'_>,
-    dst: &[u8],
-    pairs: Vec<(Vec<u8>, f64)>,
-    event: &str,
-) {
+pub(super) fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], pairs: Vec<(Vec<u8>, f64)>, event: &str) {
     let db = cur_db(ctx);
     let n = pairs.len();
     if n == 0 {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rampart_tests::notify::{both, events, s};
 use rampart_tests::{wait_for, RawConn, Reply, ServerProcess};
 
@@ -65,7 +65,7 @@ const LIST: &[Scenario] = &[
         "KEA",
         &[
             // Wrong types: nothing.
-            &["SET", "s", "x"],
+            &["HSET", "s", "f", "v"],
             &["LPUSH", "s", "a"],
             &["RPUSHX", "s", "a"],
             &["LPOP", "s"],
@@ -152,7 +152,7 @@ const HASH: &[Scenario] = &[
     (
         "KEA",
         &[
-            &["SET", "s", "x"],
+            &["RPUSH", "s", "x"],
             &["HSET", "s", "a", "b"],
             &["HMSET", "s", "a", "b"],
             &["HSETNX", "s", "a", "b"],
@@ -207,7 +207,7 @@ const SET: &[Scenario] = &[
             &["SMOVE", "b", "c", "nosuch"],
             &["SMOVE", "b", "c", "x"],
             &["SMOVE", "b", "c", "y"],
-            &["SET", "w", "v"],
+            &["HSET", "w", "f", "v"],
             &["SMOVE", "c", "w", "y"],
             &["SMOVE", "w", "c", "y"],
             &["SMOVE", "nokey", "w", "y"],
@@ -234,9 +234,9 @@ const SET: &[Scenario] = &[
             &["SUNIONSTORE", "d", "s1"],
             &["SINTERSTORE", "d", "s1", "s1", "s2"],
             &["SINTERSTORE", "d", "s1", "d"],
-            &["SET", "d", "x"],
+            &["HSET", "d", "f", "v"],
             &["SUNIONSTORE", "d", "nokey"],
-            &["SET", "w", "x"],
+            &["HSET", "w", "f", "v"],
             &["SINTERSTORE", "d", "s1", "w"],
             &["SUNIONSTORE", "d", "s1", "w"],
             &["SDIFFSTORE", "d", "w"],
@@ -308,7 +308,7 @@ const ZSET: &[Scenario] = &[
             &["ZRANGESTORE", "d", "nokey", "0", "-1"],
             &["SADD", "st", "a", "x"],
             &["ZUNIONSTORE", "d", "2", "z1", "st"],
-            &["SET", "w", "x"],
+            &["HSET", "w", "f", "v"],
             &["ZUNIONSTORE", "d", "1", "w"],
             &["ZINTERSTORE", "d", "2", "z1", "w"],
             &["ZDIFFSTORE", "d", "2", "z1", "w"],
@@ -339,7 +339,7 @@ const ZSET: &[Scenario] = &[
             &["ZADD", "p", "1", "a", "2", "b"],
             &["BZMPOP", "0", "1", "p", "MAX", "COUNT", "10"],
             &["EXISTS", "p"],
-            &["SET", "w", "x"],
+            &["HSET", "w", "f", "v"],
             &["ZPOPMIN", "w"],
             &["ZMPOP", "1", "w", "MIN"],
             &["BZPOPMAX", "w", "0"],
@@ -425,7 +425,7 @@ const GEO: &[Scenario] = &[(
             "1",
             "km",
         ],
-        &["SET", "d", "x"],
+        &["HSET", "d", "f", "v"],
         &["GEORADIUS", "nokey", "15", "37", "200", "km", "STORE", "d"],
         &["GEORADIUS", "nokey", "15", "37", "200", "km", "STORE", "d"],
         &["GEORADIUS", "g", "0", "0", "1", "km", "STORE", "g2"],
@@ -461,7 +461,7 @@ const GEO: &[Scenario] = &[(
             "g2",
             "WITHDIST",
         ],
-        &["SET", "w", "x"],
+        &["HSET", "w", "f", "v"],
         &["GEOADD", "w", "13.3", "38.1", "P"],
         &["GEORADIUS", "w", "15", "37", "200", "km", "STORE", "g2"],
         &["EXISTS", "d", "g2"],
@@ -604,7 +604,8 @@ fn class_filters_match_redis() -> Result<()> {
 /// Waits until `n` clients are blocked.
 fn blocked(w: &mut RawConn, n: usize) -> Result<()> {
     let want = format!("blocked_clients:{n}\r\n");
-    wait_for("clients to block", Duration::from_secs(10), || {
+    let what = format!("{n} blocked clients");
+    wait_for(&what, Duration::from_secs(10), || {
         let info = s(w.cmd(&["INFO", "clients"])?);
         Ok(info.contains(&want))
     })
@@ -680,7 +681,7 @@ fn served_blocked_pops_match_redis() -> Result<()> {
         let mut t = Vec::new();
         for (block, write) in SERVED {
             waiter.send(block)?;
-            blocked(&mut c, 1)?;
+            blocked(&mut c, 1).with_context(|| block.join(" "))?;
             t.push(format!(
                 "{} -> {}",
                 write.join(" "),

@@ -603,12 +603,13 @@ fn class_filters_match_redis() -> Result<()> {
 
 /// Waits until `n` clients are blocked.
 fn blocked(w: &mut RawConn, n: usize) -> Result<()> {
-    let want = format!("blocked_clients:{n}\r\n");
+    let want = format!("blocked_clients:{n}");
     let what = format!("{n} blocked clients");
     wait_for(&what, Duration::from_secs(10), || {
         let info = s(w.cmd(&["INFO", "clients"])?);
-        Ok(info.contains(&want))
+        Ok(info.lines().any(|l| l.trim_end() == want))
     })
+    .with_context(|| s(w.cmd(&["INFO", "clients"]).unwrap_or_default()))
 }
 
 /// What `sub` heard until the message on `done`, one line per message.

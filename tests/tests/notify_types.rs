@@ -641,7 +641,7 @@ fn heard(sub: &mut RawConn) -> Result<Vec<String>> {
 const SERVED: &[(&[&str], &[&str])] = &[
     (&["BLPOP", "q", "0"], &["RPUSH", "q", "x"]),
     (&["BRPOP", "q", "0"], &["RPUSH", "q", "a", "b"]),
-    (&["BLPOP", "q", "0"], &["LPUSH", "q", "c"]),
+    (&["BLPOP", "q1", "0"], &["LPUSH", "q1", "c"]),
     (
         &["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"],
         &["LPUSH", "src", "v"],

@@ -909,7 +909,12 @@ fn search_generic(ctx: &mut Ctx<'_>, src: usize, flags: u32) {
         let mut seen = std::collections::HashSet::new();
         pairs.retain(|(m, _)| seen.insert(m.clone()));
         pairs.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        store_result(ctx, &args[dst], pairs);
+        let event = if flags & GEOSEARCH != 0 {
+            "geosearchstore"
+        } else {
+            "georadiusstore"
+        };
+        store_result(ctx, &args[dst], pairs, event);
     }
 }
 

@@ -12,8 +12,10 @@ use rampart_keyspace::{glob, Db, Slot, Value};
 use rand::Rng;
 
 use super::flags::*;
+use super::list::notify_write;
 use super::{err, spec, CommandSpec, Ctx};
 use crate::num::{parse_i64, LongDouble};
+use crate::pubsub::class;
 use crate::resp::Out;
 
 fn db<'a>(ctx: &Ctx<'a>) -> &'a Db {
@@ -93,7 +95,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, reply_ok: bool) {
     }
     let args = ctx.args;
     let limits = ctx.limits();
-    write_hash(ctx, &args[1], |ctx, h| {
+    let written = write_hash(ctx, &args[1], |ctx, h| {
         h.fit(args[2..].iter().map(Bytes::len), &limits);
         let created = args[2..]
             .chunks(2)
@@ -105,6 +107,10 @@ fn hset_generic(ctx: &mut Ctx<'_>, reply_ok: bool) {
             ctx.out.int(created as i64);
         }
     });
+    // Even when every field kept its value: Redis announces every HSET.
+    if written.is_some() {
+        notify_write(ctx, class::HASH, "hset", &args[1], false);
+    }
 }
 
 /// `HSET key field value [field value ...]`: replies the number of new
@@ -123,11 +129,17 @@ fn hsetnx(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let limits = ctx.limits();
     let db = db(ctx);
-    db.write(&args[1], ctx.now, |slot| match found(slot.value()) {
-        Found::Wrong => ctx.out.error(err::WRONGTYPE),
+    let set = db.write(&args[1], ctx.now, |slot| match found(slot.value()) {
+        Found::Wrong => {
+            ctx.out.error(err::WRONGTYPE);
+            false
+        }
         // An existing field is no write: the hash is neither touched nor
         // converted.
-        Found::Hash(h) if h.contains(&args[2]) => ctx.out.int(0),
+        Found::Hash(h) if h.contains(&args[2]) => {
+            ctx.out.int(0);
+            false
+        }
         f => {
             if matches!(f, Found::Missing) {
                 slot.insert(Value::Hash(Default::default()), None);
@@ -137,8 +149,12 @@ fn hsetnx(ctx: &mut Ctx<'_>) {
                 h.insert(&args[2], &args[3], &limits);
             }
             ctx.out.int(1);
+            true
         }
-    })
+    });
+    if set {
+        notify_write(ctx, class::HASH, "hset", &args[1], false);
+    }
 }
 
 /// `HGET key field`
@@ -172,13 +188,24 @@ fn hmget(ctx: &mut Ctx<'_>) {
 fn hdel(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let db = db(ctx);
-    db.write(&args[1], ctx.now, |slot| match found(slot.value()) {
-        Found::Wrong => ctx.out.error(err::WRONGTYPE),
-        Found::Missing => ctx.out.int(0),
+    // Whether the key went, when some field did.
+    let deleted = db.write(&args[1], ctx.now, |slot| match found(slot.value()) {
+        Found::Wrong => {
+            ctx.out.error(err::WRONGTYPE);
+            None
+        }
+        Found::Missing => {
+            ctx.out.int(0);
+            None
+        }
         // Nothing to delete is no write (no WATCH trigger, no propagation).
-        Found::Hash(h) if !args[2..].iter().any(|f| h.contains(f)) => ctx.out.int(0),
+        Found::Hash(h) if !args[2..].iter().any(|f| h.contains(f)) => {
+            ctx.out.int(0);
+            None
+        }
         Found::Hash(_) => {
             let mut deleted = 0;
+            let mut emptied = false;
             if let Some(h) = hash_mut(slot) {
                 for f in &args[2..] {
                     if h.remove(f) {
@@ -188,13 +215,18 @@ fn hdel(ctx: &mut Ctx<'_>) {
                         }
                     }
                 }
-                if h.is_empty() {
+                emptied = h.is_empty();
+                if emptied {
                     slot.remove();
                 }
             }
             ctx.out.int(deleted);
+            Some(emptied)
         }
-    })
+    });
+    if let Some(emptied) = deleted {
+        notify_write(ctx, class::HASH, "hdel", &args[1], emptied);
+    }
 }
 
 /// `HLEN key`
@@ -273,20 +305,20 @@ fn hincrby(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let limits = ctx.limits();
     let db = db(ctx);
-    db.write(&args[1], ctx.now, |slot| {
+    let done = db.write(&args[1], ctx.now, |slot| {
         let old = match found(slot.value()) {
-            Found::Wrong => return ctx.out.error(err::WRONGTYPE),
+            Found::Wrong => return Err(err::WRONGTYPE),
             Found::Missing => 0,
             Found::Hash(h) => match h.get(&args[2]) {
                 None => 0,
                 Some(v) => match parse_i64(v) {
                     Some(n) => n,
-                    None => return ctx.out.error("ERR hash value is not an integer"),
+                    None => return Err("ERR hash value is not an integer"),
                 },
             },
         };
         let Some(new) = old.checked_add(incr) else {
-            return ctx.out.error(err::OVERFLOW);
+            return Err(err::OVERFLOW);
         };
         if !slot.exists() {
             slot.insert(Value::Hash(Default::default()), None);
@@ -298,8 +330,15 @@ fn hincrby(ctx: &mut Ctx<'_>) {
                 &limits,
             );
         }
-        ctx.out.int(new);
-    })
+        Ok(new)
+    });
+    match done {
+        Ok(new) => {
+            ctx.out.int(new);
+            notify_write(ctx, class::HASH, "hincrby", &args[1], false);
+        }
+        Err(e) => ctx.out.error(e),
+    }
 }
 
 /// `HINCRBYFLOAT key field increment`: x87 long double arithmetic as in
@@ -316,20 +355,27 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>) {
     }
     let limits = ctx.limits();
     let db = db(ctx);
-    db.write(&args[1], ctx.now, |slot| {
+    let done = db.write(&args[1], ctx.now, |slot| {
         let old = match found(slot.value()) {
-            Found::Wrong => return ctx.out.error(err::WRONGTYPE),
+            Found::Wrong => {
+                ctx.out.error(err::WRONGTYPE);
+                return false;
+            }
             Found::Missing => LongDouble::zero(),
             Found::Hash(h) => match h.get(&args[2]) {
                 None => LongDouble::zero(),
                 Some(v) => match LongDouble::parse(v) {
                     Some(n) => n,
-                    None => return ctx.out.error("ERR hash value is not a float"),
+                    None => {
+                        ctx.out.error("ERR hash value is not a float");
+                        return false;
+                    }
                 },
             },
         };
         let Some(new) = old.add(&incr) else {
-            return ctx.out.error("ERR increment would produce NaN or Infinity");
+            ctx.out.error("ERR increment would produce NaN or Infinity");
+            return false;
         };
         let text = new.to_human_string();
         if !slot.exists() {
@@ -340,7 +386,11 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>) {
         }
         ctx.out.bulk(text.as_bytes());
         ctx.propagate(&[b"HSET", &args[1], &args[2], text.as_bytes()]);
-    })
+        true
+    });
+    if done {
+        notify_write(ctx, class::HASH, "hincrbyfloat", &args[1], false);
+    }
 }
 
 /// Redis's `getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)` for the

@@ -13,6 +13,7 @@ use rampart_keyspace::{Db, Value};
 use super::flags::*;
 use super::{err, spec, CommandSpec, Ctx};
 use crate::num::parse_i64;
+use crate::pubsub::class;
 use crate::resp::Out;
 
 /// `getPositiveLongFromObjectOrReply`'s default error.
@@ -24,6 +25,32 @@ const TOO_LARGE: &str = "ERR Element too large";
 
 fn db<'a>(ctx: &Ctx<'a>) -> &'a Db {
     ctx.srv.keyspace.db(ctx.client.db)
+}
+
+/// Publishes `event` (of class `kind`) for `key`, then `del` when the write
+/// emptied and so deleted the key: Redis's order. Called once the key's
+/// shard is released, so an `expired` noticed by the same write comes
+/// first, as in Redis.
+pub(super) fn notify_write(ctx: &Ctx<'_>, kind: u32, event: &str, key: &[u8], deleted: bool) {
+    let (ps, db) = (&ctx.srv.pubsub, ctx.client.db);
+    ps.notify(kind, event, key, db);
+    if deleted {
+        ps.notify(class::GENERIC, "del", key, db);
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpush",
+        End::Tail => "rpush",
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpop",
+        End::Tail => "rpop",
+    }
 }
 
 /// Parses `LEFT`/`RIGHT` (any case), replying a syntax error otherwise.
@@ -123,11 +150,17 @@ fn push_generic(ctx: &mut Ctx<'_>, end: End, only_existing: bool) {
     let args = ctx.args;
     let limits = &ctx.srv.config;
     let out = &mut *ctx.out;
-    db.write(&args[1], ctx.now, |slot| {
+    let pushed = db.write(&args[1], ctx.now, |slot| {
         match found(slot.value()) {
             Found::List => {}
-            Found::Other => return out.error(err::WRONGTYPE),
-            Found::Missing if only_existing => return out.int(0),
+            Found::Other => {
+                out.error(err::WRONGTYPE);
+                return false;
+            }
+            Found::Missing if only_existing => {
+                out.int(0);
+                return false;
+            }
             Found::Missing => {
                 let mut l = List::new(limits.encoding_limits().list_max_listpack_size);
                 for a in &args[2..] {
@@ -135,7 +168,8 @@ fn push_generic(ctx: &mut Ctx<'_>, end: End, only_existing: bool) {
                 }
                 let n = l.len();
                 slot.insert(Value::List(Box::new(l)), None);
-                return out.int(n as i64);
+                out.int(n as i64);
+                return true;
             }
         }
         if let Some(Value::List(l)) = slot.value_mut() {
@@ -144,7 +178,11 @@ fn push_generic(ctx: &mut Ctx<'_>, end: End, only_existing: bool) {
             }
             out.int(l.len() as i64);
         }
+        true
     });
+    if pushed {
+        notify_write(ctx, class::LIST, push_event(end), &args[1], false);
+    }
 }
 
 /// `LPUSH key element [element ...]`
@@ -200,22 +238,23 @@ pub enum Pop {
 pub fn pop_generic(ctx: &mut Ctx<'_>, key: &[u8], end: End, reply: PopReply) -> Pop {
     let db = db(ctx);
     let out = &mut *ctx.out;
-    db.write(key, ctx.now, |slot| {
+    // The pop and whether it emptied the key, for the events.
+    let (r, deleted) = db.write(key, ctx.now, |slot| {
         match found(slot.value()) {
             Found::List => {}
-            Found::Missing => return Pop::Empty,
+            Found::Missing => return (Pop::Empty, false),
             Found::Other => {
                 out.error(err::WRONGTYPE);
-                return Pop::WrongType;
+                return (Pop::WrongType, false);
             }
         }
         if reply == PopReply::Array(0) {
             // Redis's fast exit: an empty array, the list untouched.
             out.array(0);
-            return Pop::Served(0);
+            return (Pop::Served(0), false);
         }
         let Some(Value::List(l)) = slot.value_mut() else {
-            return Pop::Empty;
+            return (Pop::Empty, false);
         };
         let n = match reply {
             PopReply::Bulk => {
@@ -239,11 +278,17 @@ pub fn pop_generic(ctx: &mut Ctx<'_>, key: &[u8], end: End, reply: PopReply) -> 
                 n
             }
         };
-        if l.is_empty() {
+        let deleted = l.is_empty();
+        if deleted {
             slot.remove();
         }
-        Pop::Served(n)
-    })
+        (Pop::Served(n), deleted)
+    });
+    // LPOP key 0 pops nothing and so announces nothing.
+    if matches!(r, Pop::Served(n) if n > 0) {
+        notify_write(ctx, class::LIST, pop_event(end), key, deleted);
+    }
+    r
 }
 
 /// `LPOP key [count]` and `RPOP key [count]`: one element as a bulk string,
@@ -354,27 +399,34 @@ fn lset(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let args = ctx.args;
     let out = &mut *ctx.out;
-    db.write(&args[1], ctx.now, |slot| {
+    let set = db.write(&args[1], ctx.now, |slot| {
         let len = match slot.value() {
-            None => return out.error(err::NO_KEY),
+            None => return Err(err::NO_KEY),
             Some(Value::List(l)) => l.len() as i64,
-            Some(_) => return out.error(err::WRONGTYPE),
+            Some(_) => return Err(err::WRONGTYPE),
         };
         let Some(index) = parse_i64(&args[2]) else {
-            return out.error(err::NOT_INT);
+            return Err(err::NOT_INT);
         };
         if args[3].len() > MAX_ITEM_SIZE {
-            return out.error(TOO_LARGE);
+            return Err(TOO_LARGE);
         }
         let i = if index < 0 { index + len } else { index };
         if i < 0 || i >= len {
-            return out.error(OUT_OF_RANGE);
+            return Err(OUT_OF_RANGE);
         }
         if let Some(Value::List(l)) = slot.value_mut() {
             l.set(i as usize, &args[3]);
         }
-        out.ok();
+        Ok(())
     });
+    match set {
+        Ok(()) => {
+            out.ok();
+            notify_write(ctx, class::LIST, "lset", &args[1], false);
+        }
+        Err(e) => out.error(e),
+    }
 }
 
 /// `LINSERT key BEFORE|AFTER pivot element`: the new length, -1 when the
@@ -393,21 +445,32 @@ fn linsert(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let args = ctx.args;
     let out = &mut *ctx.out;
-    db.write(&args[1], ctx.now, |slot| {
+    let inserted = db.write(&args[1], ctx.now, |slot| {
         let pos = match slot.value() {
-            None => return out.int(0),
+            None => {
+                out.int(0);
+                return false;
+            }
             Some(Value::List(l)) => l.iter().position(|e| e == &args[3][..]),
-            Some(_) => return out.error(err::WRONGTYPE),
+            Some(_) => {
+                out.error(err::WRONGTYPE);
+                return false;
+            }
         };
-        // Only a successful insert is a write (WATCH, propagation).
+        // Only a successful insert is a write (WATCH, propagation, events).
         let Some(pos) = pos else {
-            return out.int(-1);
+            out.int(-1);
+            return false;
         };
         if let Some(Value::List(l)) = slot.value_mut() {
             l.insert(if after { pos + 1 } else { pos }, &args[4]);
             out.int(l.len() as i64);
         }
+        true
     });
+    if inserted {
+        notify_write(ctx, class::LIST, "linsert", &args[1], false);
+    }
 }
 
 /// `LREM key count element`: removes the first `count` occurrences from the
@@ -418,27 +481,40 @@ fn lrem(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let value = &args[3][..];
     let out = &mut *ctx.out;
-    db.write(&args[1], ctx.now, |slot| {
+    // Whether the key was emptied, when something was removed.
+    let removed = db.write(&args[1], ctx.now, |slot| {
         match slot.value() {
-            None => return out.int(0),
+            None => {
+                out.int(0);
+                return None;
+            }
             Some(Value::List(l)) => {
                 if !l.iter().any(|e| e == value) {
-                    return out.int(0);
+                    out.int(0);
+                    return None;
                 }
             }
-            Some(_) => return out.error(err::WRONGTYPE),
+            Some(_) => {
+                out.error(err::WRONGTYPE);
+                return None;
+            }
         }
         let Some(Value::List(l)) = slot.value_mut() else {
-            return;
+            return None;
         };
         // unsigned_abs: Redis's `-LONG_MIN` stays negative and so never
         // stops early, which removing "up to 2^63" also does.
         let removed = l.remove_value(value, count.unsigned_abs() as usize, count < 0);
-        if l.is_empty() {
+        let deleted = l.is_empty();
+        if deleted {
             slot.remove();
         }
         out.int(removed as i64);
+        Some(deleted)
     });
+    if let Some(deleted) = removed {
+        notify_write(ctx, class::LIST, "lrem", &args[1], deleted);
+    }
 }
 
 /// `LTRIM key start stop`: keeps only the range (the same arithmetic as
@@ -471,13 +547,19 @@ fn ltrim(ctx: &mut Ctx<'_>) {
             None => l.clear(),
         }
         let removed = before - l.len();
-        if l.is_empty() {
+        let deleted = l.is_empty();
+        if deleted {
             slot.remove();
         }
         out.ok();
-        Some(removed)
+        Some((removed, deleted))
     });
-    if removed == Some(0) {
+    let Some((removed, deleted)) = removed else {
+        return;
+    };
+    // Redis announces the trim of an existing list even when nothing went.
+    notify_write(ctx, class::LIST, "ltrim", &args[1], deleted);
+    if removed == 0 {
         // Redis propagates a write only when it changed the dataset.
         ctx.propagated = true;
     }
@@ -617,19 +699,21 @@ pub fn move_generic(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: En
             return Pop::WrongType;
         }
     }
-    let value = db.write(src, now, |slot| {
+    let popped = db.write(src, now, |slot| {
         let Some(Value::List(l)) = slot.value_mut() else {
             return None;
         };
         let v = l.pop(from)?;
+        let mut deleted = false;
         if src == dst {
             l.push(to, &v);
         } else if l.is_empty() {
             slot.remove();
+            deleted = true;
         }
-        Some(v)
+        Some((v, deleted))
     });
-    let Some(value) = value else {
+    let Some((value, src_deleted)) = popped else {
         return Pop::Empty;
     };
     if src != dst {
@@ -644,6 +728,10 @@ pub fn move_generic(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: En
         });
     }
     ctx.out.bulk(&value);
+    // Redis announces the push onto the destination before the pop from
+    // the source (and the source's `del` last).
+    notify_write(ctx, class::LIST, push_event(to), dst, false);
+    notify_write(ctx, class::LIST, pop_event(from), src, src_deleted);
     Pop::Served(1)
 }
 

@@ -14,7 +14,9 @@ use super::flags::*;
 use super::hash::{
     emit_random, empty_scan, parse_cursor, pick_distinct, random_count, scan_options,
 };
+use super::list::notify_write;
 use super::{err, spec, CommandSpec, Ctx};
+use crate::pubsub::class;
 use crate::resp::Out;
 
 fn db<'a>(ctx: &Ctx<'a>) -> &'a Db {
@@ -70,10 +72,16 @@ fn sadd(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let limits = ctx.limits();
     let db = db(ctx);
-    db.write(&args[1], ctx.now, |slot| match found(slot.value()) {
-        Found::Wrong => ctx.out.error(err::WRONGTYPE),
+    let added = db.write(&args[1], ctx.now, |slot| match found(slot.value()) {
+        Found::Wrong => {
+            ctx.out.error(err::WRONGTYPE);
+            0
+        }
         // Nothing new is no write (no WATCH trigger, no propagation).
-        Found::Set(s) if args[2..].iter().all(|m| s.contains(m)) => ctx.out.int(0),
+        Found::Set(s) if args[2..].iter().all(|m| s.contains(m)) => {
+            ctx.out.int(0);
+            0
+        }
         f => {
             if matches!(f, Found::Missing) {
                 slot.insert(Value::Set(Box::default()), None);
@@ -84,8 +92,12 @@ fn sadd(ctx: &mut Ctx<'_>) {
                 s.shrink();
             }
             ctx.out.int(added as i64);
+            added
         }
-    })
+    });
+    if added > 0 {
+        notify_write(ctx, class::SET, "sadd", &args[1], false);
+    }
 }
 
 /// `SREM key member [member ...]`: replies how many were there; deletes
@@ -93,22 +105,38 @@ fn sadd(ctx: &mut Ctx<'_>) {
 fn srem(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let db = db(ctx);
-    db.write(&args[1], ctx.now, |slot| match found(slot.value()) {
-        Found::Wrong => ctx.out.error(err::WRONGTYPE),
-        Found::Missing => ctx.out.int(0),
-        Found::Set(s) if !args[2..].iter().any(|m| s.contains(m)) => ctx.out.int(0),
+    // Whether the key went, when some member did.
+    let removed = db.write(&args[1], ctx.now, |slot| match found(slot.value()) {
+        Found::Wrong => {
+            ctx.out.error(err::WRONGTYPE);
+            None
+        }
+        Found::Missing => {
+            ctx.out.int(0);
+            None
+        }
+        Found::Set(s) if !args[2..].iter().any(|m| s.contains(m)) => {
+            ctx.out.int(0);
+            None
+        }
         Found::Set(_) => {
             let mut removed = 0;
+            let mut emptied = false;
             if let Some(s) = set_mut(slot) {
                 removed = args[2..].iter().filter(|m| s.remove(m)).count();
                 s.shrink();
-                if s.is_empty() {
+                emptied = s.is_empty();
+                if emptied {
                     slot.remove();
                 }
             }
             ctx.out.int(removed as i64);
+            Some(emptied)
         }
-    })
+    });
+    if let Some(emptied) = removed {
+        notify_write(ctx, class::SET, "srem", &args[1], emptied);
+    }
 }
 
 /// `SCARD key`
@@ -192,41 +220,52 @@ fn spop(ctx: &mut Ctx<'_>) {
     let limits = ctx.limits();
     let db = db(ctx);
     let key = &args[1];
-    db.write(key, ctx.now, |slot| {
+    // Whether the key went, when something was popped.
+    let popped = db.write(key, ctx.now, |slot| {
         let size = match found(slot.value()) {
-            Found::Wrong => return ctx.out.error(err::WRONGTYPE),
+            Found::Wrong => {
+                ctx.out.error(err::WRONGTYPE);
+                return None;
+            }
             Found::Missing => {
-                return match count {
+                match count {
                     Some(_) => ctx.out.set_len(0),
                     None => ctx.out.null(),
                 }
+                return None;
             }
             Found::Set(s) => s.len(),
         };
         let mut rng = rand::rng();
         let Some(count) = count else {
-            let Some(s) = set_mut(slot) else { return };
+            let s = set_mut(slot)?;
             let popped = s.pop_random(&mut rng);
             s.shrink();
-            if s.is_empty() {
+            let emptied = s.is_empty();
+            if emptied {
                 slot.remove();
             }
             return match popped {
                 Some(m) => {
                     ctx.out.bulk(&m);
                     propagate_srem(ctx, key, &[m]);
+                    Some(emptied)
                 }
-                None => ctx.out.null(),
+                None => {
+                    ctx.out.null();
+                    None
+                }
             };
         };
         if count == 0 {
-            return ctx.out.set_len(0);
+            ctx.out.set_len(0);
+            return None;
         }
         if count >= size as u64 {
             // The whole set, in the order of a set rebuilt from it (what
             // Redis's SUNION of the one key replies: ascending when the
             // members fit an intset).
-            let Some(node) = slot.remove() else { return };
+            let node = slot.remove()?;
             if let Value::Set(s) = &node.value {
                 let rebuilt = if s.is_intset() {
                     None
@@ -240,9 +279,9 @@ fn spop(ctx: &mut Ctx<'_>) {
                 }
             }
             ctx.propagate(&[b"DEL", key]);
-            return;
+            return Some(true);
         }
-        let Some(s) = set_mut(slot) else { return };
+        let s = set_mut(slot)?;
         let count = count as usize;
         let picked: Vec<Vec<u8>> =
             pick_distinct(size, count, || s.iter().collect(), || s.random(&mut rng))
@@ -258,7 +297,11 @@ fn spop(ctx: &mut Ctx<'_>) {
             ctx.out.bulk(m);
         }
         propagate_srem(ctx, key, &picked);
-    })
+        Some(false)
+    });
+    if let Some(emptied) = popped {
+        notify_write(ctx, class::SET, "spop", key, emptied);
+    }
 }
 
 /// `SRANDMEMBER key [count]`: a negative count allows repeats; the count
@@ -347,18 +390,19 @@ fn smove(ctx: &mut Ctx<'_>) {
     if !has {
         return ctx.out.int(0);
     }
-    db.write(src, now, |slot| {
-        if let Some(s) = set_mut(slot) {
-            s.remove(member);
-            s.shrink();
-            if s.is_empty() {
-                slot.remove();
-            }
+    let src_emptied = db.write(src, now, |slot| {
+        let s = set_mut(slot)?;
+        s.remove(member);
+        s.shrink();
+        let emptied = s.is_empty();
+        if emptied {
+            slot.remove();
         }
+        Some(emptied)
     });
-    db.write(dst, now, |slot| {
+    let added = db.write(dst, now, |slot| {
         match found(slot.value()) {
-            Found::Set(s) if s.contains(member) => return,
+            Found::Set(s) if s.contains(member) => return false,
             Found::Missing => slot.insert(Value::Set(Box::default()), None),
             _ => {}
         }
@@ -366,8 +410,17 @@ fn smove(ctx: &mut Ctx<'_>) {
             s.insert(member, &limits);
             s.shrink();
         }
+        true
     });
     ctx.out.int(1);
+    // Redis's order: the source's srem (and del), then the sadd only when
+    // the destination did not have the member already.
+    if let Some(emptied) = src_emptied {
+        notify_write(ctx, class::SET, "srem", src, emptied);
+    }
+    if added {
+        notify_write(ctx, class::SET, "sadd", dst, false);
+    }
 }
 
 /// A set built by adding `members` one by one to an empty set, as Redis
@@ -449,20 +502,25 @@ fn intersect(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> Result<Vec<Vec<u8>>, ()> {
 }
 
 /// Stores `result` at `dst` (replacing whatever was there, TTL included)
-/// or deletes `dst` when it is empty; replies the result's size.
-fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: Set) {
+/// or deletes `dst` when it is empty; replies the result's size and
+/// announces `event` (or `del` when an existing `dst` went).
+fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: Set, event: &str) {
     let db = db(ctx);
     let n = result.len();
-    db.write(dst, ctx.now, |slot| {
+    let removed = db.write(dst, ctx.now, |slot| {
         if n == 0 {
-            if slot.exists() {
-                slot.remove();
-            }
+            slot.exists() && slot.remove().is_some()
         } else {
             slot.insert(Value::Set(Box::new(result)), None);
+            false
         }
     });
     ctx.out.int(n as i64);
+    if n > 0 {
+        notify_write(ctx, class::SET, event, dst, false);
+    } else if removed {
+        notify_write(ctx, class::GENERIC, "del", dst, false);
+    }
 }
 
 /// Replies `s` as a set.
@@ -495,7 +553,7 @@ fn sinterstore(ctx: &mut Ctx<'_>) {
     };
     let limits = ctx.limits();
     let set = build(result.iter().map(|m| Member::Bytes(m)), &limits);
-    store(ctx, &args[1], set);
+    store(ctx, &args[1], set, "sinterstore");
 }
 
 /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`: the size of the
@@ -633,7 +691,7 @@ fn sunion(ctx: &mut Ctx<'_>) {
 fn sunionstore(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     if let Ok(s) = union_diff(ctx, &args[2..], Op::Union) {
-        store(ctx, &args[1], s);
+        store(ctx, &args[1], s, "sunionstore");
     }
 }
 
@@ -649,7 +707,7 @@ fn sdiff(ctx: &mut Ctx<'_>) {
 fn sdiffstore(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     if let Ok(s) = union_diff(ctx, &args[2..], Op::Diff) {
-        store(ctx, &args[1], s);
+        store(ctx, &args[1], s, "sdiffstore");
     }
 }
 

@@ -11,8 +11,10 @@ use rampart_keyspace::zset::{LexBound, LexRange, ScoreRange, ZSet};
 use rampart_keyspace::{glob, Db, Value};
 
 use super::flags::*;
+use super::list::notify_write;
 use super::{err, spec, CommandSpec, Ctx};
 use crate::num::parse_i64;
+use crate::pubsub::class;
 use crate::resp::Out;
 
 const G: &str = "sorted-set";
@@ -313,19 +315,23 @@ fn emit_len(ctx: &mut Ctx<'_>, n: usize, withscores: bool) {
 
 /// Stores `pairs` (sorted) at `dst` as Redis's store commands do: replaces
 /// any value and TTL, or deletes `dst` when there is nothing; replies the
-/// count.
-pub(super) fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], pairs: Vec<(Vec<u8>, f64)>) {
+/// count and announces `event` (or `del` when an existing `dst` went).
+pub(super) fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], pairs: Vec<(Vec<u8>, f64)>, event: &str) {
     let db = cur_db(ctx);
     let n = pairs.len();
     if n == 0 {
-        let removed = db.write(dst, ctx.now, |s| s.remove());
-        drop(removed);
+        // The old value is freed here, outside the shard lock.
+        let removed = db.write(dst, ctx.now, |s| s.remove()).is_some();
         ctx.out.int(0);
+        if removed {
+            notify_write(ctx, class::GENERIC, "del", dst, false);
+        }
         return;
     }
     let z = ZSet::from_sorted(pairs, &ctx.limits());
     db.write(dst, ctx.now, |s| s.insert(Value::ZSet(z), None));
     ctx.out.int(n as i64);
+    notify_write(ctx, class::ZSET, event, dst, false);
 }
 
 // ---------------------------------------------------------------- ZADD
@@ -441,11 +447,14 @@ fn zadd_generic(ctx: &mut Ctx<'_>, incr: bool) {
     }
     let limits = ctx.limits();
     let db = cur_db(ctx);
-    db.write(&args[1], ctx.now, |slot| {
+    let changed = db.write(&args[1], ctx.now, |slot| {
         let cur = match slot.value() {
             Some(v) => match as_zset(v) {
                 Some(z) => Some(z),
-                None => return ctx.out.error(err::WRONGTYPE),
+                None => {
+                    ctx.out.error(err::WRONGTYPE);
+                    return false;
+                }
             },
             None => None,
         };
@@ -457,7 +466,8 @@ fn zadd_generic(ctx: &mut Ctx<'_>, incr: bool) {
             .map(|&(s, m)| add_outcome(cur, m, s, f))
             .collect();
         if dry.contains(&AddOutcome::Nan) {
-            return ctx.out.error(NAN_ERR);
+            ctx.out.error(NAN_ERR);
+            return false;
         }
         let changes = dry
             .iter()
@@ -467,7 +477,8 @@ fn zadd_generic(ctx: &mut Ctx<'_>, incr: bool) {
                 slot.insert(Value::ZSet(Default::default()), None);
             }
             let Some(z) = slot.value_mut().and_then(as_zset_mut) else {
-                return ctx.out.error(err::WRONGTYPE);
+                ctx.out.error(err::WRONGTYPE);
+                return false;
             };
             let mut outs = Vec::with_capacity(pairs.len());
             for &(s, m) in &pairs {
@@ -505,7 +516,12 @@ fn zadd_generic(ctx: &mut Ctx<'_>, incr: bool) {
         } else {
             ctx.out.int(if f.ch { added + updated } else { added });
         }
+        added + updated > 0
     });
+    if changed {
+        let event = if f.incr { "zincr" } else { "zadd" };
+        notify_write(ctx, class::ZSET, event, &args[1], false);
+    }
 }
 
 // ---------------------------------------------------------------- ZREM, ZCARD, ZSCORE…
@@ -514,15 +530,19 @@ fn zadd_generic(ctx: &mut Ctx<'_>, incr: bool) {
 fn zrem(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let db = cur_db(ctx);
-    db.write(&args[1], ctx.now, |slot| {
+    // Whether the key went, when some member did.
+    let removed = db.write(&args[1], ctx.now, |slot| {
         let Some(v) = slot.value() else {
-            return ctx.out.int(0);
+            ctx.out.int(0);
+            return None;
         };
         let Some(z) = as_zset(v) else {
-            return ctx.out.error(err::WRONGTYPE);
+            ctx.out.error(err::WRONGTYPE);
+            return None;
         };
         if !args[2..].iter().any(|m| z.score(m).is_some()) {
-            return ctx.out.int(0);
+            ctx.out.int(0);
+            return None;
         }
         let mut deleted = 0;
         let mut empty = false;
@@ -541,7 +561,11 @@ fn zrem(ctx: &mut Ctx<'_>) {
             slot.remove();
         }
         ctx.out.int(deleted);
+        Some(empty)
     });
+    if let Some(emptied) = removed {
+        notify_write(ctx, class::ZSET, "zrem", &args[1], emptied);
+    }
 }
 
 /// `ZCARD key`
@@ -831,7 +855,7 @@ fn zrange_generic(
         if rev {
             pairs.reverse();
         }
-        store_result(ctx, &args[1], pairs);
+        store_result(ctx, &args[1], pairs, "zrangestore");
         return;
     }
     read(ctx, key, |ctx, z| {
@@ -930,16 +954,20 @@ fn removal_span(z: &ZSet, range: &Range) -> (usize, usize) {
 fn zremrange_generic(ctx: &mut Ctx<'_>, range: Range) {
     let args = ctx.args;
     let db = cur_db(ctx);
-    db.write(&args[1], ctx.now, |slot| {
+    // Whether the key went, when some member did.
+    let removed = db.write(&args[1], ctx.now, |slot| {
         let Some(v) = slot.value() else {
-            return ctx.out.int(0);
+            ctx.out.int(0);
+            return None;
         };
         let Some(z) = as_zset(v) else {
-            return ctx.out.error(err::WRONGTYPE);
+            ctx.out.error(err::WRONGTYPE);
+            return None;
         };
         let (a, b) = removal_span(z, &range);
         if a >= b {
-            return ctx.out.int(0);
+            ctx.out.int(0);
+            return None;
         }
         let mut empty = false;
         if let Some(z) = slot.value_mut().and_then(as_zset_mut) {
@@ -950,7 +978,16 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, range: Range) {
             slot.remove();
         }
         ctx.out.int((b - a) as i64);
+        Some(empty)
     });
+    if let Some(emptied) = removed {
+        let event = match range {
+            Range::Rank(..) => "zremrangebyrank",
+            Range::Score(_) => "zremrangebyscore",
+            Range::Lex(_) => "zremrangebylex",
+        };
+        notify_write(ctx, class::ZSET, event, &args[1], emptied);
+    }
 }
 
 // ---------------------------------------------------------------- set algebra
@@ -1190,7 +1227,14 @@ fn zsetop_generic(
         Some(o) => o,
     });
     match dst {
-        Some(dst) => store_result(ctx, dst, result),
+        Some(dst) => {
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            store_result(ctx, dst, result, event);
+        }
         None => {
             emit_len(ctx, result.len(), withscores);
             for (m, s) in &result {
@@ -1369,6 +1413,8 @@ pub fn pop_first(
 ) -> Popped {
     let db = cur_db(ctx);
     for key in keys {
+        // Whether the key went, when something was popped.
+        let mut popped = None;
         let r = db.write(key, ctx.now, |slot| {
             let v = slot.value()?;
             let Some(z) = as_zset(v) else {
@@ -1409,8 +1455,15 @@ pub fn pop_first(
             if empty {
                 slot.remove();
             }
+            if n > 0 {
+                popped = Some(empty);
+            }
             Some(Popped::Replied)
         });
+        if let Some(emptied) = popped {
+            let event = if max { "zpopmax" } else { "zpopmin" };
+            notify_write(ctx, class::ZSET, event, key, emptied);
+        }
         match r {
             None => continue,
             Some(Popped::Replied) => {

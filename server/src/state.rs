@@ -131,7 +131,7 @@ pub struct Hooks {
     pub stream: Arc<dyn Propagate>,
     /// Clients blocked on keys.
     pub blocked: crate::blocking::Blocked,
-    /// Pub/Sub, for the `expired` keyspace event.
+    /// Pub/Sub, for the `expired` and `new` keyspace events.
     pub pubsub: Arc<crate::pubsub::PubSub>,
 }
 
@@ -171,6 +171,11 @@ impl Notify for Hooks {
         self.stream.propagate(db, &[b"DEL", key]);
         self.pubsub
             .notify(crate::pubsub::class::EXPIRED, "expired", key, db);
+    }
+
+    fn created(&self, db: usize, key: &[u8]) {
+        self.pubsub
+            .notify(crate::pubsub::class::NEW, "new", key, db);
     }
 }
 

@@ -15,7 +15,6 @@ use rampart_tests::{RawConn, Reply, ServerProcess};
 /// (notify-keyspace-events, commands).
 type Scenario = (&'static str, &'static [&'static [&'static str]]);
 
-const ON: &[&str] = &["CONFIG", "SET", "notify-keyspace-events", "KEA"];
 const ON_NM: &[&str] = &["CONFIG", "SET", "notify-keyspace-events", "KEAnm"];
 
 const GENERIC: &[Scenario] = &[

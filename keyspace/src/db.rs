@@ -366,10 +366,39 @@ impl Db {
     /// the closure only ever sees live data.
     pub fn write<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
         let h = self.hash(key);
-        let mut shard = self.shards[shard_of(h)].write();
-        let remember = self.pending(&shard) && !shard.kept(table_hash(h), key);
-        let mut slot = Slot {
-            shard: &mut shard,
+        let lock = &self.shards[shard_of(h)];
+        let mut shard = lock.write();
+        let mut slot = self.open(&mut shard, h, key, now);
+        let mut expired = slot.purge_expired();
+        if expired {
+            // Announced before the closure runs, as Redis expires a key at
+            // lookup: what the command then reports (a miss, a new key)
+            // comes after `expired`. The rare expired case pays a relock.
+            drop(shard);
+            self.notify.expired(self.index, key);
+            shard = lock.write();
+            slot = self.open(&mut shard, h, key, now);
+            expired = slot.purge_expired();
+        }
+        let r = f(&mut slot);
+        let (modified, created) = (slot.modified, slot.created);
+        drop(shard);
+        if expired {
+            self.notify.expired(self.index, key);
+        }
+        if created {
+            self.notify.created(self.index, key);
+        }
+        if modified {
+            self.notify.modified(self.index, key);
+        }
+        r
+    }
+
+    fn open<'a>(&'a self, shard: &'a mut Shard, h: u64, key: &'a [u8], now: u64) -> Slot<'a> {
+        let remember = self.pending(shard) && !shard.kept(table_hash(h), key);
+        Slot {
+            shard,
             hasher: &self.hasher,
             access: &self.access,
             hints: &self.hints,
@@ -377,19 +406,9 @@ impl Db {
             key,
             now,
             modified: false,
+            created: false,
             remember,
-        };
-        let expired = slot.purge_expired();
-        let r = f(&mut slot);
-        let modified = slot.modified;
-        drop(shard);
-        if expired {
-            self.notify.expired(self.index, key);
         }
-        if modified {
-            self.notify.modified(self.index, key);
-        }
-        r
     }
 
     /// Number of keys, expired-but-not-yet-collected ones included (as
@@ -696,6 +715,9 @@ pub struct Slot<'a> {
     key: &'a [u8],
     now: u64,
     modified: bool,
+    /// The key did not exist and was inserted (reported to
+    /// [`Notify::created`]).
+    created: bool,
     /// A running snapshot still needs this key as it was: keep it before
     /// the first change.
     remember: bool,
@@ -862,6 +884,7 @@ impl Slot<'_> {
             return;
         }
         self.keep(None);
+        self.created = true;
         let node = Box::new(Node {
             key: Key::new(self.key),
             value,
@@ -898,6 +921,13 @@ impl Slot<'_> {
             }
         }
         map.insert_unique(self.hash, node, |n| rehash(n));
+    }
+
+    /// Says the key this write inserted was loaded from a snapshot rather
+    /// than created by a command: no [`Notify::created`], as Redis's
+    /// `dbAddRDBLoad` announces nothing.
+    pub fn loaded(&mut self) {
+        self.created = false;
     }
 
     /// Stores a whole node taken from elsewhere (RENAME, MOVE), keeping its

@@ -37,6 +37,11 @@ pub trait Notify: Send + Sync {
     fn modified(&self, db: usize, key: &[u8]);
     /// `key` in database `db` was found expired and deleted.
     fn expired(&self, db: usize, key: &[u8]);
+    /// `key` was added to database `db` where it did not exist (Redis's
+    /// `dbAdd`, which announces the `new` keyspace event). Called after
+    /// [`Notify::expired`] for an expired key it replaced and before
+    /// [`Notify::modified`], so the command's own events come after it.
+    fn created(&self, _db: usize, _key: &[u8]) {}
 }
 
 /// A [`Notify`] that ignores every event.

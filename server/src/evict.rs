@@ -323,6 +323,12 @@ fn evict(srv: &Server, start: u64) -> Outcome {
         freed += ev.node.mem_usage() as u64;
         keys += 1;
         e.evicted_keys.fetch_add(1, Ordering::Relaxed);
+        srv.pubsub.notify(
+            crate::pubsub::class::EVICTED,
+            "evicted",
+            ev.node.key.as_bytes(),
+            ev.db,
+        );
         srv.hooks
             .stream
             .propagate(ev.db, &[del, ev.node.key.as_bytes()]);

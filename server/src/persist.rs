@@ -582,9 +582,10 @@ impl LoadSink for Loader<'_> {
             }
             return Ok(());
         }
-        self.ks
-            .db(db)
-            .write(key, self.now, |s| s.insert(value, expire_at_ms));
+        self.ks.db(db).write(key, self.now, |s| {
+            s.insert(value, expire_at_ms);
+            s.loaded();
+        });
         self.loaded += 1;
         Ok(())
     }

@@ -131,7 +131,7 @@ pub struct Hooks {
     pub stream: Arc<dyn Propagate>,
     /// Clients blocked on keys.
     pub blocked: crate::blocking::Blocked,
-    /// Pub/Sub, for the `expired` keyspace event.
+    /// Pub/Sub, for the `expired` and `new` keyspace events.
     pub pubsub: Arc<crate::pubsub::PubSub>,
     /// Client-side caching: changed keys are invalidated.
     pub tracking: Arc<crate::tracking::Tracking>,
@@ -179,6 +179,11 @@ impl Notify for Hooks {
         if self.tracking.live() {
             self.tracking.invalidate_key(key, true);
         }
+    }
+
+    fn created(&self, db: usize, key: &[u8]) {
+        self.pubsub
+            .notify(crate::pubsub::class::NEW, "new", key, db);
     }
 }
 

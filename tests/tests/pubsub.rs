@@ -9,14 +9,23 @@ use anyhow::Result;
 use rampart_tests::notify::{both, events, s};
 use rampart_tests::{wait_for, Rampart, RawConn, Reply};
 
-/// `n` replies read from `c`, sorted (for Redis's hash-ordered replies).
+/// `n` (un)subscribe confirmations read from `c`: the channel names
+/// sorted (Redis goes through its hash table's order), then the counts in
+/// the order they came.
 fn sorted(c: &mut RawConn, n: usize) -> Result<String> {
-    let mut v = Vec::new();
+    let mut names = Vec::new();
+    let mut counts = Vec::new();
     for _ in 0..n {
-        v.push(s(c.read_reply()?));
+        match Reply::parse(&c.read_reply()?)? {
+            Reply::Aggregate(_, parts) if parts.len() == 3 => {
+                names.push(s(parts[0].to_bytes()) + &s(parts[1].to_bytes()));
+                counts.push(s(parts[2].to_bytes()));
+            }
+            other => names.push(format!("{other:?}")),
+        }
     }
-    v.sort();
-    Ok(v.join(""))
+    names.sort();
+    Ok(format!("{} | {}", names.join(""), counts.join("")))
 }
 
 /// The elements of an array reply, sorted.

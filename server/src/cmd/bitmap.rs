@@ -7,6 +7,7 @@ use rampart_keyspace::{Db, Value};
 
 use super::flags::{DENYOOM, FAST, READONLY, WRITE};
 use super::{err, spec, CommandSpec, Ctx};
+use crate::pubsub::class;
 
 const BIT_OFFSET_ERR: &str = "ERR bit offset is not an integer or out of range";
 const BIT_VALUE_ERR: &str = "ERR bit is not an integer or out of range";
@@ -77,19 +78,27 @@ fn setbit(ctx: &mut Ctx<'_>) {
         if slot.value().is_some_and(|v| v.as_str().is_none()) {
             return None;
         }
-        if !slot.exists() {
+        let mut dirty = !slot.exists();
+        if dirty {
             slot.insert(Value::raw_string(Vec::new()), None);
         }
         let s = slot.value_mut()?.str_mut()?;
         if s.len() <= byte {
             super::grow_zeroed(s, byte + 1);
+            dirty = true;
         }
         let old = (s[byte] >> shift) & 1;
         s[byte] = (s[byte] & !(1 << shift)) | (on << shift);
-        Some(old)
+        Some((old, dirty || old != on))
     });
     match old {
-        Some(old) => ctx.out.int(i64::from(old)),
+        Some((old, changed)) => {
+            // Redis announces a SETBIT that created, grew or flipped.
+            if changed {
+                ctx.notify(class::STRING, "setbit", ctx.arg(1));
+            }
+            ctx.out.int(i64::from(old))
+        }
         None => ctx.out.error(err::WRONGTYPE),
     }
 }
@@ -102,7 +111,7 @@ fn getbit(ctx: &mut Ctx<'_>) {
     let found = db(ctx).get(ctx.arg(1), ctx.now, |node| {
         node.map(|n| n.value.as_str().map(|s| bit_at(s, offset)))
     });
-    ctx.hit(found.is_some());
+    ctx.looked_up(ctx.arg(1), found.is_some());
     match found {
         None => ctx.out.int(0),
         Some(None) => ctx.out.error(err::WRONGTYPE),
@@ -271,7 +280,7 @@ fn bitcount(ctx: &mut Ctx<'_>) {
             Err(early) => *early,
         })
     });
-    ctx.hit(found.is_some());
+    ctx.looked_up(ctx.arg(1), found.is_some());
     match found {
         None => ctx.out.int(0),
         Some(Ok(n)) => ctx.out.int(n as i64),
@@ -328,7 +337,7 @@ fn bitpos(ctx: &mut Ctx<'_>) {
             None => -1,
         }))
     });
-    ctx.hit(found.is_some());
+    ctx.looked_up(ctx.arg(1), found.is_some());
     match found {
         // A missing key is an endless run of zeros.
         None => ctx.out.int(if bit { -1 } else { 0 }),
@@ -411,22 +420,27 @@ fn bitop(ctx: &mut Ctx<'_>) {
             Some(true)
         });
         match found {
-            Some(hit) => ctx.hit(hit),
+            Some(hit) => ctx.looked_up(key, hit),
             None => {
-                ctx.hit(true);
+                ctx.looked_up(key, true);
                 return ctx.out.error(err::WRONGTYPE);
             }
         }
     }
     let len = acc.len();
-    db.write(ctx.arg(2), ctx.now, |slot| {
+    let dst = ctx.arg(2);
+    let event = db.write(dst, ctx.now, |slot| {
         if len > 0 {
             // The destination is replaced whole: any old type and TTL go.
             slot.insert(Value::raw_string(acc), None);
-        } else if slot.exists() {
-            slot.remove();
+            Some((class::STRING, "set"))
+        } else {
+            slot.remove().map(|_| (class::GENERIC, "del"))
         }
     });
+    if let Some((c, e)) = event {
+        ctx.notify(c, e, dst);
+    }
     ctx.out.int(len as i64);
 }
 
@@ -661,28 +675,45 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, readonly: bool) {
                 let replies = s.map(|s| ops.iter().map(|op| Some(read_field(s, op))).collect());
                 (node.is_some(), replies)
             });
-            ctx.hit(hit);
+            ctx.looked_up(ctx.arg(1), hit);
             replies
         }
         Some(_) if readonly => return ctx.out.error(RO_ERR),
         Some(highest) => {
             let need = (highest >> 3) as usize + 1;
-            db.write(ctx.arg(1), ctx.now, |slot| {
+            let mut changed = false;
+            let replies = db.write(ctx.arg(1), ctx.now, |slot| {
                 if slot.value().is_some_and(|v| v.as_str().is_none()) {
                     return None;
                 }
                 // Like Redis, the key is created and padded to the farthest
                 // bit written before running the operations, even if FAIL
                 // then refuses all of them.
-                if !slot.exists() {
+                let mut dirty = !slot.exists();
+                if dirty {
                     slot.insert(Value::raw_string(vec![0; need]), None);
                 }
                 let s = slot.value_mut()?.str_mut()?;
                 if s.len() < need {
                     super::grow_zeroed(s, need);
+                    dirty = true;
                 }
-                Some(ops.iter().map(|op| write_field(s, op)).collect())
-            })
+                let mut replies = Vec::with_capacity(ops.len());
+                for op in &ops {
+                    let before = get_field(s, op.offset, op.bits);
+                    let r = write_field(s, op);
+                    // Redis counts a SET or INCRBY that was not refused,
+                    // once the key was created or grown or the field moved.
+                    let wrote = r.is_some() && !matches!(op.action, FieldAction::Get);
+                    changed |= wrote && (dirty || before != get_field(s, op.offset, op.bits));
+                    replies.push(r);
+                }
+                Some(replies)
+            });
+            if changed {
+                ctx.notify(class::STRING, "setbit", ctx.arg(1));
+            }
+            replies
         }
     };
     let Some(replies) = replies else {

@@ -23,7 +23,7 @@ fn dump(ctx: &mut Ctx<'_>) {
     let payload = db.get(&ctx.args[1], ctx.now, |n| {
         n.map(|n| rdb::dump_value(&n.value))
     });
-    ctx.hit(payload.is_some());
+    ctx.looked_up(&ctx.args[1], payload.is_some());
     match payload {
         Some(p) => ctx.out.bulk(&p),
         None => ctx.out.null(),
@@ -107,6 +107,7 @@ fn restore(ctx: &mut Ctx<'_>) {
                 b"DEL"
             };
             ctx.propagate(&[del, key]);
+            ctx.notify(crate::pubsub::class::GENERIC, "del", key);
         } else {
             ctx.propagated = true;
         }
@@ -140,6 +141,7 @@ fn restore(ctx: &mut Ctx<'_>) {
         argv.push(b"ABSTTL");
         ctx.propagate(&argv);
     }
+    ctx.notify(crate::pubsub::class::GENERIC, "restore", key);
     ctx.out.ok();
 }
 

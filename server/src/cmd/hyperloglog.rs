@@ -657,7 +657,12 @@ fn pfadd(ctx: &mut Ctx<'_>) {
         return;
     }
     match r {
-        Found::Hll(Ok(updated)) => ctx.out.int(i64::from(updated)),
+        Found::Hll(Ok(updated)) => {
+            if updated {
+                ctx.notify(crate::pubsub::class::STRING, "pfadd", ctx.arg(1));
+            }
+            ctx.out.int(i64::from(updated))
+        }
         _ => ctx.out.error(CORRUPT),
     }
 }
@@ -676,7 +681,7 @@ fn pfcount(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let key = &args[1][..];
     let found = db.get(key, ctx.now, |n| inspect(n.map(|n| &n.value), cached));
-    ctx.hit(!matches!(found, Found::Missing));
+    ctx.looked_up(key, !matches!(found, Found::Missing));
     if found.type_error(ctx) {
         return;
     }
@@ -729,7 +734,7 @@ fn merge_keys(ctx: &mut Ctx<'_>, from: usize, max: &mut [u8; REGISTERS]) -> Opti
                 merge_into(max, s).map(|()| s[4] == DENSE)
             })
         });
-        ctx.hit(!matches!(found, Found::Missing));
+        ctx.looked_up(key, !matches!(found, Found::Missing));
         if found.type_error(ctx) {
             return None;
         }
@@ -800,7 +805,11 @@ fn pfmerge(ctx: &mut Ctx<'_>) {
     }
     match r {
         Found::Hll(Err(Corrupt)) => ctx.out.error(CORRUPT),
-        _ => ctx.out.ok(),
+        _ => {
+            // Redis announces a merge as a mass PFADD.
+            ctx.notify(crate::pubsub::class::STRING, "pfadd", ctx.arg(1));
+            ctx.out.ok()
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use rampart_keyspace::{glob, Db, Node};
 
 use super::flags::*;
 use super::{container_spec, err, spec, CommandSpec, Ctx};
+use crate::pubsub::class;
 
 const G: &str = "generic";
 
@@ -96,6 +97,7 @@ fn del_generic(ctx: &mut Ctx<'_>) {
         // The node is dropped here, after the shard lock is released.
         if db.write(key, ctx.now, |s| s.remove()).is_some() {
             deleted += 1;
+            ctx.notify(class::GENERIC, "del", key);
         }
     }
     if deleted == 0 {
@@ -110,7 +112,7 @@ fn exists(ctx: &mut Ctx<'_>) {
     let mut n = 0;
     for key in &ctx.args[1..] {
         let found = db.peek(key, ctx.now, |node| node.is_some());
-        ctx.hit(found);
+        ctx.looked_up(key, found);
         n += found as i64;
     }
     ctx.out.int(n);
@@ -120,7 +122,7 @@ fn exists(ctx: &mut Ctx<'_>) {
 fn type_cmd(ctx: &mut Ctx<'_>) {
     let db = cur_db(ctx);
     let name = db.peek(&ctx.args[1], ctx.now, |n| n.map(|n| n.value.kind().name()));
-    ctx.hit(name.is_some());
+    ctx.looked_up(&ctx.args[1], name.is_some());
     ctx.out.simple(name.unwrap_or("none"));
 }
 
@@ -155,7 +157,15 @@ fn rename_generic(ctx: &mut Ctx<'_>, nx: bool) {
     let Some(node) = db.write(src, now, |s| s.remove()) else {
         return ctx.out.error(err::NO_KEY);
     };
-    db.write(dst, now, |s| s.insert_node(*node));
+    // Redis deletes an existing destination and adds the key anew, so
+    // `new` is announced even when it replaces one.
+    db.write(dst, now, |s| {
+        let old = s.remove();
+        s.insert_node(*node);
+        old
+    });
+    ctx.notify(class::GENERIC, "rename_from", src);
+    ctx.notify(class::GENERIC, "rename_to", dst);
     if nx {
         ctx.out.int(1);
     } else {
@@ -193,7 +203,7 @@ fn copy(ctx: &mut Ctx<'_>) {
     let target = ctx.srv.keyspace.db(to);
     // `lookupKeyRead`: touches the source and counts a hit or miss.
     let found = from.get(src, now, |n| n.map(|n| (n.value.clone(), n.expire_at())));
-    ctx.hit(found.is_some());
+    ctx.looked_up(src, found.is_some());
     let Some((value, expire_at)) = found else {
         no_effect(ctx);
         return ctx.out.int(0);
@@ -204,7 +214,14 @@ fn copy(ctx: &mut Ctx<'_>) {
         no_effect(ctx);
         return ctx.out.int(0);
     }
-    target.write(dst, now, |s| s.insert(value, expire_at));
+    // A replaced destination is deleted and added anew, as in Redis
+    // (so `new` is announced either way).
+    target.write(dst, now, |s| {
+        let old = s.remove();
+        s.insert(value, expire_at);
+        old
+    });
+    ctx.srv.pubsub.notify(class::GENERIC, "copy_to", dst, to);
     ctx.out.int(1);
 }
 
@@ -231,6 +248,8 @@ fn move_cmd(ctx: &mut Ctx<'_>) {
         return ctx.out.int(0);
     };
     target.write(key, now, |s| s.insert_node(*node));
+    ctx.notify(class::GENERIC, "move_from", key);
+    ctx.srv.pubsub.notify(class::GENERIC, "move_to", key, to);
     ctx.out.int(1);
 }
 
@@ -353,7 +372,7 @@ fn touch(ctx: &mut Ctx<'_>) {
     let mut n = 0;
     for key in &ctx.args[1..] {
         let found = db.get(key, ctx.now, |node| node.is_some());
-        ctx.hit(found);
+        ctx.looked_up(key, found);
         n += found as i64;
     }
     ctx.out.int(n);
@@ -469,11 +488,13 @@ fn expire_generic(ctx: &mut Ctx<'_>, name: &str, base: u64, seconds: bool) {
                 b"DEL"
             };
             ctx.propagate(&[del, key]);
+            ctx.notify(class::GENERIC, "del", key);
             ctx.out.int(1);
         }
         Expired::Set(at) => {
             let mut b = itoa::Buffer::new();
             ctx.propagate(&[b"PEXPIREAT", key, b.format(at).as_bytes()]);
+            ctx.notify(class::GENERIC, "expire", key);
             ctx.out.int(1);
         }
     }
@@ -504,7 +525,7 @@ fn pexpiretime(ctx: &mut Ctx<'_>) {
 fn ttl_generic(ctx: &mut Ctx<'_>, ms: bool, absolute: bool) {
     let db = cur_db(ctx);
     let found = db.peek(&ctx.args[1], ctx.now, |n| n.map(Node::expire_at));
-    ctx.hit(found.is_some());
+    ctx.looked_up(&ctx.args[1], found.is_some());
     let reply = match found {
         None => -2,
         Some(None) => -1,
@@ -530,7 +551,9 @@ fn persist(ctx: &mut Ctx<'_>) {
     let removed = db.write(key, now, |s| {
         s.expire_at().is_some() && s.set_expire_at(None)
     });
-    if !removed {
+    if removed {
+        ctx.notify(class::GENERIC, "persist", key);
+    } else {
         no_effect(ctx);
     }
     ctx.out.int(removed as i64);

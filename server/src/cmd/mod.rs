@@ -519,10 +519,40 @@ impl Ctx<'_> {
         self.srv.config.encoding_limits()
     }
 
-    /// Records a keyspace hit or miss (INFO keyspace_hits/misses).
+    /// Records a keyspace hit or miss (INFO keyspace_hits/misses) for a
+    /// lookup that announces no miss (Redis's `LOOKUP_NONOTIFY`, as OBJECT).
+    /// Reads of a named key use [`Ctx::looked_up`].
     pub fn hit(&self, hit: bool) {
         let s = &self.srv.stats;
         if hit { &s.hits } else { &s.misses }.add(1);
+    }
+
+    /// Announces keyspace event `event` of `class` on `key` in the
+    /// selected database (free when notifications are off).
+    #[inline]
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        self.srv.pubsub.notify(class, event, key, self.client.db);
+    }
+
+    /// Records a read lookup of `key` in the selected database as Redis's
+    /// `lookupKeyRead` does: a hit or a miss in INFO, and on a miss the
+    /// `keymiss` event. Call it after the write that may have expired the
+    /// key, so `expired` comes first, as in Redis.
+    pub fn looked_up(&self, key: &[u8], found: bool) {
+        looked_up(self.srv, self.client.db, key, found);
+    }
+}
+
+/// [`Ctx::looked_up`] for code that has the server but no `Ctx` (SORT's
+/// pattern lookups).
+pub fn looked_up(srv: &Server, db: usize, key: &[u8], found: bool) {
+    let s = &srv.stats;
+    if found {
+        s.hits.add(1);
+    } else {
+        s.misses.add(1);
+        srv.pubsub
+            .notify(crate::pubsub::class::KEY_MISS, "keymiss", key, db);
     }
 }
 

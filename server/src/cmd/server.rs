@@ -555,6 +555,13 @@ fn config_set(ctx: &mut Ctx<'_>) {
             crate::client_mem::configure(ctx.srv);
             ctx.srv.pubsub.configure(&ctx.srv.config);
             crate::tracking::configure(ctx.srv);
+            // CONFIG GET shows "An" as "A", as Redis prints it, but Redis
+            // keeps `n` on: take the classes from the value as given.
+            for (name, value) in &pairs {
+                if name.eq_ignore_ascii_case("notify-keyspace-events") {
+                    ctx.srv.pubsub.set_events(value);
+                }
+            }
             ctx.out.ok()
         }
         Err(e) => ctx.out.error(&e.0),

@@ -130,12 +130,6 @@ fn parse<'a>(ctx: &mut Ctx<'_>, args: &'a [Bytes], readonly: bool) -> Option<Opt
     Some(o)
 }
 
-/// Counts a keyspace hit or miss, as Redis's `lookupKeyRead`.
-fn count_lookup(srv: &Server, hit: bool) {
-    let s = &srv.stats;
-    if hit { &s.hits } else { &s.misses }.add(1);
-}
-
 /// Redis's `lookupKeyByPattern`: calls `f` with the value `pattern` names
 /// for element `subst`, or `None` when there is none. `#` is the element
 /// itself; the first `*` is replaced by the element; `key->field` reads a
@@ -146,6 +140,7 @@ fn count_lookup(srv: &Server, hit: bool) {
 fn with_pattern<R>(
     srv: &Server,
     db: &Db,
+    dbi: usize,
     now: u64,
     pattern: &[u8],
     subst: &[u8],
@@ -173,7 +168,7 @@ fn with_pattern<R>(
     key.extend_from_slice(subst);
     key.extend_from_slice(&pattern[star + 1..postfix_end]);
     db.get(&key, now, |n| {
-        count_lookup(srv, n.is_some());
+        super::looked_up(srv, dbi, &key, n.is_some());
         let v = n.and_then(|n| match (&n.value, field) {
             (Value::Hash(h), Some(field)) => h.get(field),
             (v, None) => v.as_str(),
@@ -340,8 +335,9 @@ fn sort_generic(ctx: &mut Ctx<'_>, readonly: bool) {
     let db = srv.keyspace.db(ctx.client.db);
     let now = ctx.now;
     let mut packed_zset = false;
+    let dbi = ctx.client.db;
     let loaded = db.get(&args[1], now, |n| {
-        count_lookup(srv, n.is_some());
+        super::looked_up(srv, dbi, &args[1], n.is_some());
         packed_zset =
             matches!(n.map(|n| &n.value), Some(Value::ZSet(z)) if z.encoding() == "listpack");
         load(n.map(|n| &n.value), &mut o)
@@ -381,7 +377,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, readonly: bool) {
                 }
             };
             match o.by {
-                Some(pattern) => with_pattern(srv, db, now, pattern, &it.obj, |v| {
+                Some(pattern) => with_pattern(srv, db, dbi, now, pattern, &it.obj, |v| {
                     if let Some(v) = v {
                         weigh(v);
                     }
@@ -425,7 +421,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, readonly: bool) {
                 out.bulk(&it.obj);
             }
             for g in &o.gets {
-                with_pattern(srv, db, now, g, &it.obj, |v| match v {
+                with_pattern(srv, db, dbi, now, g, &it.obj, |v| match v {
                     Some(v) => out.bulk(v),
                     None => out.null(),
                 });
@@ -439,16 +435,16 @@ fn sort_generic(ctx: &mut Ctx<'_>, readonly: bool) {
             list.push(End::Tail, &it.obj);
         }
         for g in &o.gets {
-            with_pattern(srv, db, now, g, &it.obj, |v| {
+            with_pattern(srv, db, dbi, now, g, &it.obj, |v| {
                 list.push(End::Tail, v.unwrap_or_default())
             });
         }
     }
     if outputlen > 0 {
         db.write(dst, now, |s| s.insert(Value::List(Box::new(list)), None));
-    } else {
-        let removed = db.write(dst, now, |s| s.remove());
-        drop(removed);
+        ctx.notify(crate::pubsub::class::LIST, "sortstore", dst);
+    } else if db.write(dst, now, |s| s.remove()).is_some() {
+        ctx.notify(crate::pubsub::class::GENERIC, "del", dst);
     }
     ctx.out.int(outputlen as i64);
 }

@@ -7,6 +7,7 @@ use rampart_keyspace::{Db, Slot, Value};
 use super::flags::*;
 use super::{err, spec, CommandSpec, Ctx};
 use crate::num::parse_i64;
+use crate::pubsub::class;
 
 /// Which family member parses the extended options (SET or GETEX), as in
 /// Redis's `parseExtendedStringArgumentsOrReply`.
@@ -134,7 +135,7 @@ fn get(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
     db.get(key, ctx.now, |n| {
-        ctx.hit(n.is_some());
+        ctx.looked_up(key, n.is_some());
         reply_str(ctx, n.map(|n| &n.value));
     });
 }
@@ -146,11 +147,14 @@ fn set_generic(ctx: &mut Ctx<'_>, ext: &Ext, expire: Option<u64>, ok_reply: Repl
     let key: &[u8] = &{ ctx.args }[1];
     let val: &[u8] = &{ ctx.args }[2];
     let now = ctx.now;
-    db.write(key, now, |slot| {
-        if ext.get && slot.value().is_some_and(|v| v.as_str().is_none()) {
-            return ctx.out.error(err::WRONGTYPE);
-        }
+    let stored = db.write(key, now, |slot| {
         if ext.get {
+            // GET reads the key first, as Redis's getGenericCommand.
+            ctx.looked_up(key, slot.exists());
+            if slot.value().is_some_and(|v| v.as_str().is_none()) {
+                ctx.out.error(err::WRONGTYPE);
+                return false;
+            }
             reply_str(ctx, slot.value());
         }
         let found = slot.exists();
@@ -161,7 +165,7 @@ fn set_generic(ctx: &mut Ctx<'_>, ext: &Ext, expire: Option<u64>, ok_reply: Repl
                     Reply::Int => ctx.out.int(0),
                 }
             }
-            return;
+            return false;
         }
         let ttl = if ext.keepttl {
             slot.expire_at()
@@ -179,7 +183,14 @@ fn set_generic(ctx: &mut Ctx<'_>, ext: &Ext, expire: Option<u64>, ok_reply: Repl
             let at = at.to_string();
             ctx.propagate(&[b"SET", key, val, b"PXAT", at.as_bytes()]);
         }
+        true
     });
+    if stored {
+        ctx.notify(class::STRING, "set", key);
+        if expire.is_some() {
+            ctx.notify(class::GENERIC, "expire", key);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -251,62 +262,82 @@ fn getset(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
     let val: &[u8] = &{ ctx.args }[2];
-    db.write(key, ctx.now, |slot| {
-        if reply_str(ctx, slot.value()) {
+    let stored = db.write(key, ctx.now, |slot| {
+        ctx.looked_up(key, slot.exists());
+        let ok = reply_str(ctx, slot.value());
+        if ok {
             slot.insert(Value::string(val), None);
         }
+        ok
     });
+    if stored {
+        ctx.notify(class::STRING, "set", key);
+    }
 }
 
-/// `GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]`
+/// `GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]`: as Redis, the key is
+/// looked up (a missing one replies nil) before the time is checked.
 fn getex(ctx: &mut Ctx<'_>) {
     let Some(ext) = parse_ext(ctx, 2, Mode::Get) else {
         return;
     };
-    let expire = match ext.expire {
-        Some((unit, arg)) => match expire_ms(ctx, unit, arg) {
-            Some(ms) => Some((unit, ms)),
-            None => return,
-        },
-        None => None,
-    };
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
     let now = ctx.now;
-    db.write(key, now, |slot| {
-        ctx.hit(slot.exists());
-        if !reply_str(ctx, slot.value()) || !slot.exists() {
-            return;
+    let event = db.write(key, now, |slot| {
+        ctx.looked_up(key, slot.exists());
+        if !slot.exists() {
+            ctx.out.null();
+            return None;
         }
+        if slot.value().is_some_and(|v| v.as_str().is_none()) {
+            ctx.out.error(err::WRONGTYPE);
+            return None;
+        }
+        let expire = match ext.expire {
+            Some((unit, arg)) => Some((unit, expire_ms(ctx, unit, arg)?)),
+            None => None,
+        };
+        reply_str(ctx, slot.value());
         match expire {
             Some((unit, ms)) if matches!(unit, Unit::ExAt | Unit::PxAt) && ms <= now => {
                 slot.remove();
                 ctx.propagate(&[b"DEL", key]);
+                Some("del")
             }
             Some((_, ms)) => {
                 slot.set_expire_at(Some(ms));
                 let at = ms.to_string();
                 ctx.propagate(&[b"PEXPIREAT", key, at.as_bytes()]);
+                Some("expire")
             }
             None if ext.persist && slot.expire_at().is_some() => {
                 slot.set_expire_at(None);
                 ctx.propagate(&[b"PERSIST", key]);
+                Some("persist")
             }
-            None => ctx.propagated = true,
+            None => {
+                ctx.propagated = true;
+                None
+            }
         }
     });
+    if let Some(event) = event {
+        ctx.notify(class::GENERIC, event, key);
+    }
 }
 
 /// `GETDEL key`
 fn getdel(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
-    db.write(key, ctx.now, |slot| {
-        ctx.hit(slot.exists());
-        if reply_str(ctx, slot.value()) && slot.exists() {
-            slot.remove();
-        }
+    let deleted = db.write(key, ctx.now, |slot| {
+        ctx.looked_up(key, slot.exists());
+        reply_str(ctx, slot.value()) && slot.remove().is_some()
     });
+    if deleted {
+        ctx.notify(class::GENERIC, "del", key);
+    }
 }
 
 /// `MGET key [key ...]`
@@ -316,7 +347,7 @@ fn mget(ctx: &mut Ctx<'_>) {
     ctx.out.array(n);
     for i in 1..=n {
         db.get(&ctx.args[i], ctx.now, |node| {
-            ctx.hit(node.is_some());
+            ctx.looked_up(&ctx.args[i], node.is_some());
             match node.and_then(|n| n.value.as_str()) {
                 Some(s) => ctx.out.bulk(s),
                 None => ctx.out.null(),
@@ -340,6 +371,7 @@ fn mset_all(ctx: &mut Ctx<'_>) {
         db.write(&pair[0], ctx.now, |slot| {
             slot.insert(Value::string(&pair[1]), None)
         });
+        ctx.notify(class::STRING, "set", &pair[0]);
     }
 }
 
@@ -380,17 +412,22 @@ fn int_value(ctx: &mut Ctx<'_>, slot: &Slot<'_>) -> Option<i64> {
 fn incr_by(ctx: &mut Ctx<'_>, by: i64) {
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
-    db.write(key, ctx.now, |slot| {
+    let done = db.write(key, ctx.now, |slot| {
         let Some(old) = int_value(ctx, slot) else {
-            return;
+            return false;
         };
         let Some(new) = old.checked_add(by) else {
-            return ctx.out.error(err::OVERFLOW);
+            ctx.out.error(err::OVERFLOW);
+            return false;
         };
         let ttl = slot.expire_at();
         slot.insert(Value::int(new), ttl);
         ctx.out.int(new);
+        true
     });
+    if done {
+        ctx.notify(class::STRING, "incrby", key);
+    }
 }
 
 /// `INCR key`
@@ -426,19 +463,24 @@ fn incrbyfloat(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
     let incr: &[u8] = &{ ctx.args }[2];
-    db.write(key, ctx.now, |slot| {
+    let done = db.write(key, ctx.now, |slot| {
         let old = match slot.value() {
             None => Some(crate::num::LongDouble::zero()),
             Some(v) => match v.as_str() {
-                None => return ctx.out.error(err::WRONGTYPE),
+                None => {
+                    ctx.out.error(err::WRONGTYPE);
+                    return false;
+                }
                 Some(s) => crate::num::LongDouble::parse(s),
             },
         };
         let (Some(old), Some(by)) = (old, crate::num::LongDouble::parse(incr)) else {
-            return ctx.out.error(err::NOT_FLOAT);
+            ctx.out.error(err::NOT_FLOAT);
+            return false;
         };
         let Some(new) = old.add(&by) else {
-            return ctx.out.error("ERR increment would produce NaN or Infinity");
+            ctx.out.error("ERR increment would produce NaN or Infinity");
+            return false;
         };
         let text = new.to_human_string();
         let ttl = slot.expire_at();
@@ -446,7 +488,11 @@ fn incrbyfloat(ctx: &mut Ctx<'_>) {
         ctx.out.bulk(text.as_bytes());
         // Replicas must not recompute: ship the result (DESIGN.md).
         ctx.propagate(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
+        true
     });
+    if done {
+        ctx.notify(class::STRING, "incrbyfloat", key);
+    }
 }
 
 /// Redis's limit on string growth: `proto-max-bulk-len`.
@@ -477,11 +523,14 @@ fn append(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
     let val: &[u8] = &{ ctx.args }[2];
-    db.write(key, ctx.now, |slot| {
+    let done = db.write(key, ctx.now, |slot| {
         let cur = match slot.value() {
             None => None,
             Some(v) => match v.as_str() {
-                None => return ctx.out.error(err::WRONGTYPE),
+                None => {
+                    ctx.out.error(err::WRONGTYPE);
+                    return false;
+                }
                 Some(s) => Some(s.len()),
             },
         };
@@ -492,7 +541,7 @@ fn append(ctx: &mut Ctx<'_>) {
             }
             Some(len) => {
                 if !check_len(ctx, (len + val.len()) as u64) {
-                    return;
+                    return false;
                 }
                 if let Some(s) = slot.value_mut().and_then(Value::str_mut) {
                     s.extend_from_slice(val);
@@ -500,17 +549,24 @@ fn append(ctx: &mut Ctx<'_>) {
                 }
             }
         }
+        true
     });
+    if done {
+        ctx.notify(class::STRING, "append", key);
+    }
 }
 
 /// `STRLEN key`
 fn strlen(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
-    db.get(key, ctx.now, |n| match n.map(|n| n.value.as_str()) {
-        None => ctx.out.int(0),
-        Some(None) => ctx.out.error(err::WRONGTYPE),
-        Some(Some(s)) => ctx.out.int(s.len() as i64),
+    db.get(key, ctx.now, |n| {
+        ctx.looked_up(key, n.is_some());
+        match n.map(|n| n.value.as_str()) {
+            None => ctx.out.int(0),
+            Some(None) => ctx.out.error(err::WRONGTYPE),
+            Some(Some(s)) => ctx.out.int(s.len() as i64),
+        }
     });
 }
 
@@ -523,6 +579,7 @@ fn getrange(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
     db.get(key, ctx.now, |n| {
+        ctx.looked_up(key, n.is_some());
         let s = match n.map(|n| n.value.as_str()) {
             None => return ctx.out.bulk(b""),
             Some(None) => return ctx.out.error(err::WRONGTYPE),
@@ -559,19 +616,23 @@ fn setrange(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let key: &[u8] = &{ ctx.args }[1];
     let val: &[u8] = &{ ctx.args }[3];
-    db.write(key, ctx.now, |slot| {
+    let done = db.write(key, ctx.now, |slot| {
         let cur = match slot.value() {
             None => None,
             Some(v) => match v.as_str() {
-                None => return ctx.out.error(err::WRONGTYPE),
+                None => {
+                    ctx.out.error(err::WRONGTYPE);
+                    return false;
+                }
                 Some(s) => Some(s.len()),
             },
         };
         if val.is_empty() {
-            return ctx.out.int(cur.unwrap_or(0) as i64);
+            ctx.out.int(cur.unwrap_or(0) as i64);
+            return false;
         }
         if !check_len(ctx, offset as u64 + val.len() as u64) {
-            return;
+            return false;
         }
         let off = offset as usize;
         if cur.is_none() {
@@ -584,7 +645,11 @@ fn setrange(ctx: &mut Ctx<'_>) {
             s[off..off + val.len()].copy_from_slice(val);
             ctx.out.int(s.len() as i64);
         }
+        true
     });
+    if done {
+        ctx.notify(class::STRING, "setrange", key);
+    }
 }
 
 /// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]`
@@ -592,12 +657,16 @@ fn lcs(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let now = ctx.now;
     let fetch = |k: &[u8]| -> Result<Vec<u8>, ()> {
-        db.get(k, now, |n| match n {
-            None => Ok(Vec::new()),
-            Some(n) => n.value.as_str().map(<[u8]>::to_vec).ok_or(()),
+        db.get(k, now, |n| {
+            ctx.looked_up(k, n.is_some());
+            match n {
+                None => Ok(Vec::new()),
+                Some(n) => n.value.as_str().map(<[u8]>::to_vec).ok_or(()),
+            }
         })
     };
-    let (Ok(a), Ok(b)) = (fetch(&ctx.args[1]), fetch(&ctx.args[2])) else {
+    let (a, b) = (fetch(&ctx.args[1]), fetch(&ctx.args[2]));
+    let (Ok(a), Ok(b)) = (a, b) else {
         return ctx
             .out
             .error("ERR The specified keys must contain string values");

@@ -257,6 +257,13 @@ fn push_into(b: &mut Vec<u8>, proto: u8, parts: &[&[u8]]) {
 }
 
 impl PubSub {
+    /// Turns on the keyspace event classes of a `notify-keyspace-events`
+    /// value as given (unknown letters turn everything off).
+    pub fn set_events(&self, value: &str) {
+        self.events
+            .store(class::parse(value).unwrap_or(0), Ordering::Relaxed);
+    }
+
     /// Reads `notify-keyspace-events` and the `pubsub` output limits from
     /// the config (at start and after CONFIG SET).
     pub fn configure(&self, config: &crate::config::Config) {

@@ -472,6 +472,25 @@ const GEO: &[Scenario] = &[(
 /// for (`del` is generic whatever the write that caused it).
 const FILTERS: &[Scenario] = &[
     (
+        "KEm",
+        &[
+            &["LLEN", "nol"],
+            &["LRANGE", "nol", "0", "-1"],
+            &["LINDEX", "nol", "0"],
+            &["LPOS", "nol", "x"],
+            &["HGET", "noh", "f"],
+            &["HGETALL", "noh"],
+            &["SMEMBERS", "nos"],
+            &["SISMEMBER", "nos", "m"],
+            &["SINTERCARD", "2", "nos", "nos2"],
+            &["ZRANGE", "noz", "0", "-1"],
+            &["ZSCORE", "noz", "m"],
+            &["ZUNION", "2", "noz", "noz2"],
+            &["RPUSH", "l", "a"],
+            &["LLEN", "l"],
+        ],
+    ),
+    (
         "Kl",
         &[
             &["RPUSH", "l", "a", "b"],

@@ -50,7 +50,7 @@ fn hash_mut<'s>(slot: &'s mut Slot<'_>) -> Option<&'s mut Hash> {
 fn read_hash(ctx: &mut Ctx<'_>, key: &[u8], f: impl FnOnce(&mut Ctx<'_>, Option<&Hash>)) {
     let db = db(ctx);
     db.get(key, ctx.now, |n| {
-        ctx.hit(n.is_some());
+        ctx.looked_up(key, n.is_some());
         match found(n.map(|n| &n.value)) {
             Found::Wrong => ctx.out.error(err::WRONGTYPE),
             Found::Missing => f(ctx, None),

@@ -330,7 +330,7 @@ fn llen(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let args = ctx.args;
     db.get(&args[1], ctx.now, |n| {
-        ctx.hit(n.is_some());
+        ctx.looked_up(&args[1], n.is_some());
         match n.map(|n| &n.value) {
             None => ctx.out.int(0),
             Some(Value::List(l)) => ctx.out.int(l.len() as i64),
@@ -347,7 +347,7 @@ fn lrange(ctx: &mut Ctx<'_>) {
     let db = db(ctx);
     let args = ctx.args;
     db.get(&args[1], ctx.now, |n| {
-        ctx.hit(n.is_some());
+        ctx.looked_up(&args[1], n.is_some());
         match n.map(|n| &n.value) {
             None => ctx.out.array(0),
             Some(Value::List(l)) => match resolve_range(start, stop, l.len()) {
@@ -373,7 +373,7 @@ fn lindex(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let index = parse_i64(&args[2]);
     db.get(&args[1], ctx.now, |n| {
-        ctx.hit(n.is_some());
+        ctx.looked_up(&args[1], n.is_some());
         let l = match n.map(|n| &n.value) {
             None => return ctx.out.null(),
             Some(Value::List(l)) => l,
@@ -614,7 +614,7 @@ fn lpos(ctx: &mut Ctx<'_>) {
     let args = ctx.args;
     let element = &args[2][..];
     db.get(&args[1], ctx.now, |n| {
-        ctx.hit(n.is_some());
+        ctx.looked_up(&args[1], n.is_some());
         let l = match n.map(|n| &n.value) {
             None if count != -1 => return ctx.out.array(0),
             None => return ctx.out.null(),

@@ -58,7 +58,7 @@ fn bulk_member(o: &mut Out, m: Member<'_>) {
 fn read_set(ctx: &mut Ctx<'_>, key: &[u8], f: impl FnOnce(&mut Ctx<'_>, Option<&Set>)) {
     let db = db(ctx);
     db.get(key, ctx.now, |n| {
-        ctx.hit(n.is_some());
+        ctx.looked_up(key, n.is_some());
         match found(n.map(|n| &n.value)) {
             Found::Wrong => ctx.out.error(err::WRONGTYPE),
             Found::Missing => f(ctx, None),
@@ -443,7 +443,7 @@ fn sizes(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> Result<Vec<Option<usize>>, ()> {
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
         let r = db.get(k, ctx.now, |n| {
-            ctx.hit(n.is_some());
+            ctx.looked_up(k, n.is_some());
             match found(n.map(|n| &n.value)) {
                 Found::Missing => Ok(None),
                 Found::Wrong => Err(()),

@@ -278,7 +278,7 @@ pub(super) fn read<R>(
 ) -> Option<R> {
     let db = cur_db(ctx);
     db.get(key, ctx.now, |n| {
-        ctx.hit(n.is_some());
+        ctx.looked_up(key, n.is_some());
         match n.map(|n| &n.value) {
             None => Some(f(ctx, None)),
             Some(v) => match as_zset(v) {
@@ -1080,7 +1080,7 @@ fn zsetop_generic(
     let mut j = numkeys_idx + 1;
     for _ in 0..setnum {
         let got = db.get(&args[j], ctx.now, |n| {
-            ctx.hit(n.is_some());
+            ctx.looked_up(&args[j], n.is_some());
             match n.map(|n| &n.value) {
                 None => Ok(None),
                 Some(v) => match as_zset(v) {

@@ -1,0 +1,58 @@
+-- Makes the globals and every library table read-only, as Redis 7.0's
+-- patched Lua does: scripts see proxies whose writes raise Redis's error,
+-- and reading an unknown global raises too. Returns the environment
+-- scripts run in. Chunk "=rampart".
+local G = ...
+local setmetatable, getmetatable, rawset, error, type, tostring, pairs, getfenv =
+  setmetatable, getmetatable, rawset, error, type, tostring, pairs, getfenv
+
+local proxies = setmetatable({}, {__mode = 'k'})
+local function readonly(level)
+  error('Attempt to modify a readonly table', level or 2)
+end
+
+local function protect(t, seen)
+  if seen[t] then return seen[t] end
+  local p = {}
+  seen[t] = p
+  proxies[p] = t
+  for k, v in pairs(t) do
+    if type(v) == 'table' and k ~= '_G' then t[k] = protect(v, seen) end
+  end
+  setmetatable(p, {__index = t, __newindex = function() readonly(3) end, __metatable = false})
+  return p
+end
+
+local seen = {}
+local env = {}
+seen[G] = env
+proxies[env] = G
+for k, v in pairs(G) do
+  if type(v) == 'table' and k ~= '_G' then G[k] = protect(v, seen) end
+end
+G._G = env
+setmetatable(G, {__index = function(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end})
+setmetatable(env, {__index = G, __newindex = function() readonly(3) end, __metatable = false})
+
+-- The string methods ("x"):upper() go through the protected table too.
+local smt = getmetatable('')
+if smt then smt.__index = G.string end
+
+G.rawset = function(t, k, v)
+  if proxies[t] then readonly(3) end
+  return rawset(t, k, v)
+end
+G.setmetatable = function(t, mt)
+  if proxies[t] then readonly(3) end
+  return setmetatable(t, mt)
+end
+G.getfenv = function(f)
+  if f == nil then f = 1 end
+  if type(f) == 'number' and f > 0 then f = f + 1 end
+  local e = getfenv(f)
+  if e == G then return env end
+  return e
+end
+return env

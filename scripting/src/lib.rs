@@ -386,6 +386,161 @@ pub struct Engine {
     scripts_mem: usize,
     watch: Arc<Watch>,
     gc_count: u32,
+    /// FUNCTION libraries by name.
+    libraries: std::collections::BTreeMap<String, Library>,
+    /// Function name -> its library.
+    function_lib: HashMap<String, String>,
+    /// What `redis.register_function` collects during FUNCTION LOAD.
+    loading: Arc<std::sync::Mutex<Option<Vec<FunctionInfo>>>>,
+    /// The environment of library code (see sandbox.lua).
+    fenv: Table,
+    /// Switches `fenv` between the load API and the full globals.
+    fswitch: Function,
+}
+
+/// A function a library registered.
+pub struct FunctionInfo {
+    /// Its name.
+    pub name: String,
+    /// Its description, if given.
+    pub desc: Option<Vec<u8>>,
+    /// Its flags ([`flags`] bits).
+    pub flags: u64,
+    func: Function,
+}
+
+/// A library loaded by FUNCTION LOAD.
+pub struct Library {
+    /// Its name.
+    pub name: String,
+    /// The code as loaded, shebang included.
+    pub code: Vec<u8>,
+    /// Its functions, in registration order.
+    pub functions: Vec<FunctionInfo>,
+}
+
+/// Whether `name` is a valid library or function name.
+fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+const BAD_NAME: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+/// `redis.register_function` (Redis's `luaRegisterFunction`).
+fn register_function(
+    lua: &Lua,
+    loading: &std::sync::Mutex<Option<Vec<FunctionInfo>>>,
+    args: mlua::MultiValue,
+) -> mlua::Result<()> {
+    let mut guard = loading.lock().map_err(|_| raise(b"load state"))?;
+    let Some(registered) = guard.as_mut() else {
+        return Err(raise(
+            b"redis.register_function can only be called on FUNCTION LOAD command",
+        ));
+    };
+    let is_str = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Integer(_));
+    let (name, desc, func, fl) = match args.len() {
+        2 => {
+            let name = match args.front() {
+                Some(v) if is_str(v) => to_bytes(lua, v).unwrap_or_default(),
+                _ => {
+                    return Err(raise(
+                        b"first argument to redis.register_function must be a string",
+                    ))
+                }
+            };
+            let Some(Value::Function(f)) = args.get(1) else {
+                return Err(raise(
+                    b"second argument to redis.register_function must be a function",
+                ));
+            };
+            (name, None, f.clone(), 0)
+        }
+        1 => {
+            let Some(Value::Table(t)) = args.front() else {
+                return Err(raise(b"calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."));
+            };
+            let (mut name, mut desc, mut func, mut fl) = (None, None, None, 0u64);
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                if !is_str(&k) {
+                    return Err(raise(
+                        b"named argument key given to redis.register_function is not a string",
+                    ));
+                }
+                let key = to_bytes(lua, &k).unwrap_or_default().to_ascii_lowercase();
+                match &key[..] {
+                    b"function_name" => match is_str(&v) {
+                        true => name = to_bytes(lua, &v),
+                        false => return Err(raise(b"function_name argument given to redis.register_function must be a string")),
+                    },
+                    b"description" => match is_str(&v) {
+                        true => desc = to_bytes(lua, &v),
+                        false => return Err(raise(b"description argument given to redis.register_function must be a string")),
+                    },
+                    b"callback" => match v {
+                        Value::Function(f) => func = Some(f),
+                        _ => return Err(raise(b"callback argument given to redis.register_function must be a function")),
+                    },
+                    b"flags" => {
+                        let Value::Table(ft) = v else {
+                            return Err(raise(b"flags argument to redis.register_function must be a table representing function flags"));
+                        };
+                        let mut j = 1;
+                        loop {
+                            let f: Value = ft.get(j)?;
+                            if f.is_nil() {
+                                break;
+                            }
+                            let known = if is_str(&f) {
+                                let n = to_bytes(lua, &f).unwrap_or_default();
+                                flags::NAMES.iter().find(|(_, s)| s.as_bytes().eq_ignore_ascii_case(&n))
+                            } else {
+                                None
+                            };
+                            match known {
+                                Some((bit, _)) => fl |= bit,
+                                None => return Err(raise(b"unknown flag given")),
+                            }
+                            j += 1;
+                        }
+                    }
+                    _ => return Err(raise(b"unknown argument given to redis.register_function")),
+                }
+            }
+            let Some(name) = name else {
+                return Err(raise(
+                    b"redis.register_function must get a function name argument",
+                ));
+            };
+            let Some(func) = func else {
+                return Err(raise(
+                    b"redis.register_function must get a callback argument",
+                ));
+            };
+            (name, desc, func, fl)
+        }
+        _ => {
+            return Err(raise(
+                b"wrong number of arguments to redis.register_function",
+            ))
+        }
+    };
+    let name = reply::cstr(&name).to_vec();
+    if !valid_name(&name) {
+        return Err(raise(BAD_NAME.as_bytes()));
+    }
+    let name = String::from_utf8_lossy(&name).into_owned();
+    if registered.iter().any(|f| f.name == name) {
+        return Err(raise(b"Function already exists in the library"));
+    }
+    registered.push(FunctionInfo {
+        name,
+        desc,
+        flags: fl,
+        func,
+    });
+    Ok(())
 }
 
 const PRELUDE: &str = include_str!("prelude.lua");
@@ -530,7 +685,10 @@ impl Engine {
         let mut drop = Vec::new();
         for (k, _) in g.pairs::<Value, Value>().flatten() {
             if let Value::String(s) = &k {
-                if !ALLOWED_GLOBALS.iter().any(|a| a.as_bytes() == &s.as_bytes()[..]) {
+                if !ALLOWED_GLOBALS
+                    .iter()
+                    .any(|a| a.as_bytes() == &s.as_bytes()[..])
+                {
                     drop.push(k.clone());
                 }
             }
@@ -578,16 +736,16 @@ impl Engine {
         )?;
         redis.set(
             "status_reply",
-            lua.create_function(|lua, args: mlua::MultiValue| {
-                match (args.len(), args.front()) {
+            lua.create_function(
+                |lua, args: mlua::MultiValue| match (args.len(), args.front()) {
                     (1, Some(Value::String(s))) => {
                         let t = lua.create_table()?;
                         t.raw_set("ok", s.clone())?;
                         Ok(t)
                     }
                     _ => reply::error_table(lua, b"wrong number or type of arguments"),
-                }
-            })?,
+                },
+            )?,
         )?;
         g.raw_set("redis", redis.clone())?;
         libs::install(&lua)?;
@@ -625,10 +783,29 @@ impl Engine {
             .load(PRELUDE)
             .set_name("=rampart")
             .call((prims.clone(), g.clone()))?;
-        let env: Table = lua
+        let loading: Arc<std::sync::Mutex<Option<Vec<FunctionInfo>>>> = Default::default();
+        let l2 = loading.clone();
+        let rf = lua.create_function(move |lua, args: mlua::MultiValue| {
+            register_function(lua, &l2, args)
+        })?;
+        // During FUNCTION LOAD there is no client to log for: redis.log
+        // checks its arguments as Redis does and drops the message.
+        let load_log = lua.create_function(|_, args: mlua::MultiValue| {
+            if args.len() < 2 {
+                return Err(raise(b"redis.log() requires two arguments or more."));
+            }
+            let Some(level) = to_number(args.front()) else {
+                return Err(raise(b"First argument must be a number (log level)."));
+            };
+            if !(0..=3).contains(&fmt::c_i32(level)) {
+                return Err(raise(b"Invalid debug level."));
+            }
+            Ok(())
+        })?;
+        let (env, fenv, fswitch): (Table, Table, Function) = lua
             .load(SANDBOX)
             .set_name("=rampart")
-            .call((g.clone(),))?;
+            .call((g.clone(), rf, load_log))?;
         let handler = lua.create_function(error_handler)?;
         Ok(Engine {
             lua,
@@ -640,6 +817,11 @@ impl Engine {
             scripts_mem: 0,
             watch,
             gc_count: 0,
+            libraries: Default::default(),
+            function_lib: HashMap::new(),
+            loading,
+            fenv,
+            fswitch,
         })
     }
 
@@ -714,6 +896,184 @@ impl Engine {
         Ok((sha, flags))
     }
 
+    /// FUNCTION LOAD: compiles and runs a library's code so it registers
+    /// its functions; returns the library's name, or the error reply text.
+    pub fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
+        if !code.starts_with(b"#!") {
+            return Err("ERR Missing library metadata".into());
+        }
+        let Some(end) = code.iter().position(|&b| b == b'\n') else {
+            return Err("ERR Invalid library metadata".into());
+        };
+        let parts = match split_args(&code[..end]) {
+            Some(p) if !p.is_empty() => p,
+            _ => return Err("ERR Invalid library metadata".into()),
+        };
+        let engine = String::from_utf8_lossy(&parts[0][2..]).into_owned();
+        let mut name: Option<Vec<u8>> = None;
+        for p in &parts[1..] {
+            if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
+                if name.is_some() {
+                    return Err(
+                        "ERR Invalid metadata value, name argument was given multiple times".into(),
+                    );
+                }
+                name = Some(p[5..].to_vec());
+                continue;
+            }
+            return Err(format!(
+                "ERR Invalid metadata value given: {}",
+                String::from_utf8_lossy(p)
+            ));
+        }
+        let Some(name) = name else {
+            return Err("ERR Library name was not given".into());
+        };
+        if !valid_name(&name) {
+            return Err(format!("ERR {BAD_NAME}"));
+        }
+        if !engine.eq_ignore_ascii_case("lua") {
+            return Err(format!("ERR Engine '{engine}' not found"));
+        }
+        let name = String::from_utf8_lossy(&name).into_owned();
+        if self.libraries.contains_key(&name) && !replace {
+            return Err(format!("ERR Library '{name}' already exists"));
+        }
+        let chunk = self
+            .lua
+            .load(&code[end..])
+            .set_name("@user_function")
+            .set_mode(mlua::ChunkMode::Text)
+            .set_environment(self.fenv.clone())
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", mlua_err_text(&e)))?;
+        if let Ok(mut g) = self.loading.lock() {
+            *g = Some(Vec::new());
+        }
+        let _ = self.fswitch.call::<()>(true);
+        let start = Instant::now();
+        let _ = self.lua.set_hook(
+            HookTriggers::new().every_nth_instruction(100_000),
+            move |lua, _| {
+                if start.elapsed().as_millis() > 500 {
+                    let _ = lua.set_hook(HookTriggers::EVERY_LINE, |_, _| {
+                        Err(raise(b"FUNCTION LOAD timeout"))
+                    });
+                    return Err(raise(b"FUNCTION LOAD timeout"));
+                }
+                Ok(VmState::Continue)
+            },
+        );
+        let ran = chunk.call::<()>(());
+        self.lua.remove_hook();
+        let _ = self.fswitch.call::<()>(false);
+        let registered = self
+            .loading
+            .lock()
+            .ok()
+            .and_then(|mut g| g.take())
+            .unwrap_or_default();
+        if let Err(e) = ran {
+            let msg = match find_script_error(&e) {
+                Some(se) => String::from_utf8_lossy(&se.err).into_owned(),
+                None => format!("ERR {}", mlua_err_text(&e)),
+            };
+            return Err(format!("ERR Error registering functions: {msg}"));
+        }
+        if registered.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        for f in &registered {
+            if let Some(lib) = self.function_lib.get(&f.name) {
+                if *lib != name {
+                    return Err(format!("ERR Function {} already exists", f.name));
+                }
+            }
+        }
+        self.delete_library(&name);
+        for f in &registered {
+            self.function_lib.insert(f.name.clone(), name.clone());
+        }
+        self.libraries.insert(
+            name.clone(),
+            Library {
+                name: name.clone(),
+                code: code.to_vec(),
+                functions: registered,
+            },
+        );
+        Ok(name)
+    }
+
+    /// FUNCTION DELETE: whether the library existed.
+    pub fn delete_library(&mut self, name: &str) -> bool {
+        match self.libraries.remove(name) {
+            Some(lib) => {
+                for f in &lib.functions {
+                    self.function_lib.remove(&f.name);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// FUNCTION FLUSH.
+    pub fn flush_functions(&mut self) {
+        self.libraries.clear();
+        self.function_lib.clear();
+        let _ = self.lua.gc_collect();
+    }
+
+    /// The loaded libraries, by name.
+    pub fn libraries(&self) -> impl Iterator<Item = &Library> {
+        self.libraries.values()
+    }
+
+    /// Number of functions (INFO `number_of_functions`).
+    pub fn function_count(&self) -> usize {
+        self.function_lib.len()
+    }
+
+    /// Flags of function `name`, or `None` when there is no such function.
+    pub fn function_flags(&self, name: &str) -> Option<u64> {
+        let lib = self.function_lib.get(name)?;
+        let l = self.libraries.get(lib)?;
+        l.functions.iter().find(|f| f.name == name).map(|f| f.flags)
+    }
+
+    /// FCALL: runs function `name` with its keys and arguments.
+    pub fn fcall(
+        &mut self,
+        host: &mut dyn Host,
+        name: &str,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        opts: &RunOptions<'_>,
+    ) -> Vec<u8> {
+        let func = self
+            .function_lib
+            .get(name)
+            .and_then(|lib| self.libraries.get(lib))
+            .and_then(|l| l.functions.iter().find(|f| f.name == name))
+            .map(|f| f.func.clone());
+        let Some(func) = func else {
+            return err_reply("ERR Function not found");
+        };
+        let make = |items: &[&[u8]]| -> mlua::Result<Table> {
+            let strs = items
+                .iter()
+                .map(|k| self.lua.create_string(k))
+                .collect::<mlua::Result<Vec<_>>>()?;
+            self.lua.create_sequence_from(strs)
+        };
+        let (k, a) = match (make(keys), make(args)) {
+            (Ok(k), Ok(a)) => (k, a),
+            (Err(e), _) | (_, Err(e)) => return err_reply(&format!("ERR {}", mlua_err_text(&e))),
+        };
+        self.call(host, func, Some((k, a)), opts)
+    }
+
     /// The body of a cached script.
     pub fn body(&self, sha: &str) -> Option<&[u8]> {
         self.scripts.get(sha).map(|s| &s.body[..])
@@ -734,8 +1094,22 @@ impl Engine {
         };
         let g = self.lua.globals();
         let set = || -> mlua::Result<()> {
-            g.raw_set("KEYS", self.lua.create_sequence_from(keys.iter().map(|k| self.lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)?)?;
-            g.raw_set("ARGV", self.lua.create_sequence_from(args.iter().map(|k| self.lua.create_string(k)).collect::<mlua::Result<Vec<_>>>()?)?)?;
+            g.raw_set(
+                "KEYS",
+                self.lua.create_sequence_from(
+                    keys.iter()
+                        .map(|k| self.lua.create_string(k))
+                        .collect::<mlua::Result<Vec<_>>>()?,
+                )?,
+            )?;
+            g.raw_set(
+                "ARGV",
+                self.lua.create_sequence_from(
+                    args.iter()
+                        .map(|k| self.lua.create_string(k))
+                        .collect::<mlua::Result<Vec<_>>>()?,
+                )?,
+            )?;
             Ok(())
         };
         if let Err(e) = set() {
@@ -875,7 +1249,14 @@ impl Engine {
         if threshold > 0 {
             self.lua.remove_hook();
         }
-        for name in ["call", "pcall", "setresp", "set_repl", "log", "acl_check_cmd"] {
+        for name in [
+            "call",
+            "pcall",
+            "setresp",
+            "set_repl",
+            "log",
+            "acl_check_cmd",
+        ] {
             let _ = self.redis.raw_set(name, Value::Nil);
         }
         // Collect a little every few runs, as Redis, rather than let Lua
@@ -902,12 +1283,16 @@ impl Engine {
                 };
                 let mut e = b"-".to_vec();
                 e.extend_from_slice(&msg);
-                let source = t.get::<Value>("source").ok().and_then(|v| to_bytes(&self.lua, &v));
-                let line = t.get::<Value>("line").ok().and_then(|v| to_bytes(&self.lua, &v));
+                let source = t
+                    .get::<Value>("source")
+                    .ok()
+                    .and_then(|v| to_bytes(&self.lua, &v));
+                let line = t
+                    .get::<Value>("line")
+                    .ok()
+                    .and_then(|v| to_bytes(&self.lua, &v));
                 if let (Some(src), Some(line)) = (source, line) {
-                    e.extend_from_slice(
-                        format!(" script: {}, on ", opts.name).as_bytes(),
-                    );
+                    e.extend_from_slice(format!(" script: {}, on ", opts.name).as_bytes());
                     e.extend_from_slice(&src);
                     e.push(b':');
                     e.extend_from_slice(&line);
@@ -916,14 +1301,18 @@ impl Engine {
                 w.error(&e);
             }
             Ok((false, v)) => {
-                let msg = to_bytes(&self.lua, &v)
-                    .unwrap_or_else(|| b"execution failure".to_vec());
+                let msg = to_bytes(&self.lua, &v).unwrap_or_else(|| b"execution failure".to_vec());
                 let msg = String::from_utf8_lossy(&msg[..msg.len().min(100)]).into_owned();
                 w.error(format!("Error running script {}, {msg}", opts.name).as_bytes());
             }
-            Err(e) => {
-                w.error(format!("ERR Error running script {}, {}", opts.name, mlua_err_text(&e)).as_bytes())
-            }
+            Err(e) => w.error(
+                format!(
+                    "ERR Error running script {}, {}",
+                    opts.name,
+                    mlua_err_text(&e)
+                )
+                .as_bytes(),
+            ),
         }
         w.buf
     }
@@ -1004,7 +1393,9 @@ fn redis_command(
         Ok(a) => a,
         Err(e) => {
             // redis.pcall returns the table, redis.call raises it.
-            let err = find_script_error(&e).map(|s| s.err.clone()).unwrap_or_default();
+            let err = find_script_error(&e)
+                .map(|s| s.err.clone())
+                .unwrap_or_default();
             let t = lua.create_table()?;
             t.raw_set("err", lua.create_string(&err)?)?;
             return Ok((Value::Table(t), true));

@@ -61,28 +61,59 @@ fn conversions_and_errors() {
         ("return true", 2, ":1\r\n"),
         ("return false", 2, "$-1\r\n"),
         ("return nil", 3, "_\r\n"),
-        ("return {1,'a',{2}}", 2, "*3\r\n:1\r\n$1\r\na\r\n*1\r\n:2\r\n"),
+        (
+            "return {1,'a',{2}}",
+            2,
+            "*3\r\n:1\r\n$1\r\na\r\n*1\r\n:2\r\n",
+        ),
         ("return {1,nil,3}", 2, "*1\r\n:1\r\n"),
         ("return KEYS[1]..ARGV[2]", 2, "$4\r\nk1a2\r\n"),
         ("return redis.call('ok')", 2, "+OK\r\n"),
         ("return redis.call('int')", 2, ":42\r\n"),
-        ("return redis.call('echo', 0.1)", 2, "$19\r\n0.10000000000000001\r\n"),
+        (
+            "return redis.call('echo', 0.1)",
+            2,
+            "$19\r\n0.10000000000000001\r\n",
+        ),
         ("return redis.pcall('err')", 2, "-WRONGTYPE bad\r\n"),
         ("return {err='x'}", 2, "-x\r\n"),
         ("return redis.status_reply('FINE')", 2, "+FINE\r\n"),
         ("return redis.error_reply('MY err')", 2, "-MY err\r\n"),
         ("return redis.error_reply('oops')", 2, "-ERR oops\r\n"),
-        ("redis.setresp(3) return redis.call('map')", 3, "%1\r\n$1\r\na\r\n:1\r\n"),
-        ("redis.setresp(3) return redis.call('map')", 2, "*2\r\n$1\r\na\r\n:1\r\n"),
-        ("redis.setresp(3) return redis.call('dbl')", 2, "$3\r\n1.5\r\n"),
+        (
+            "redis.setresp(3) return redis.call('map')",
+            3,
+            "%1\r\n$1\r\na\r\n:1\r\n",
+        ),
+        (
+            "redis.setresp(3) return redis.call('map')",
+            2,
+            "*2\r\n$1\r\na\r\n:1\r\n",
+        ),
+        (
+            "redis.setresp(3) return redis.call('dbl')",
+            2,
+            "$3\r\n1.5\r\n",
+        ),
         ("redis.setresp(3) return redis.call('dbl')", 3, ",1.5\r\n"),
         ("redis.setresp(3) return true", 3, "#t\r\n"),
-        ("return redis.sha1hex('')", 2, "$40\r\nda39a3ee5e6b4b0d3255bfef95601890afd80709\r\n"),
+        (
+            "return redis.sha1hex('')",
+            2,
+            "$40\r\nda39a3ee5e6b4b0d3255bfef95601890afd80709\r\n",
+        ),
         ("return bit.band(7, 3)", 2, ":3\r\n"),
         ("return bit.tohex(255, -4)", 2, "$4\r\n00FF\r\n"),
-        ("return pcall(function() redis.call('nosuch') end)", 2, "$-1\r\n"),
-        ("local ok, e = pcall(function() redis.call('nosuch') end) return e", 2,
-         "$44\r\nERR Unknown Redis command called from script\r\n"),
+        (
+            "return pcall(function() redis.call('nosuch') end)",
+            2,
+            "$-1\r\n",
+        ),
+        (
+            "local ok, e = pcall(function() redis.call('nosuch') end) return e",
+            2,
+            "$44\r\nERR Unknown Redis command called from script\r\n",
+        ),
     ];
     let mut bad = Vec::new();
     for (body, proto, want) in cases {
@@ -116,6 +147,38 @@ fn error_texts() {
         let want = want.replace("SHA", &sha);
         let got = eval(&mut e, body, 2);
         if got != want {
+            bad.push(format!("{body}: got {got:?} want {want:?}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn libraries() {
+    let mut e = Engine::new(Default::default()).unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("return cjson.encode({1, 'x', {a=true}})", "$18\r\n[1,\"x\",{\"a\":true}]\r\n"),
+        ("return cjson.encode({})", "$2\r\n{}\r\n"),
+        ("return cjson.encode(0.1)", "$3\r\n0.1\r\n"),
+        ("return cjson.encode(1/3)", "$16\r\n0.33333333333333\r\n"),
+        ("return cjson.encode('a/b')", "$6\r\n\"a\\/b\"\r\n"),
+        ("return tostring(cjson.decode('[null]')[1] == cjson.null)", "$4\r\ntrue\r\n"),
+        ("return cjson.decode('{\"k\":[1,2.5]}').k[2]", ":2\r\n"),
+        ("return cjson.decode('\"\\\\u00e9\"')", "$2\r\n\u{e9}\r\n"),
+        ("return struct.pack('>I2', 258)", "$2\r\n\x01\x02\r\n"),
+        ("return {struct.unpack('<i4', struct.pack('<i4', -2))}", "*2\r\n:-2\r\n:5\r\n"),
+        ("return struct.size('!8 b d')", ":16\r\n"),
+        ("return {cmsgpack.pack({1, 2}):byte(1, -1)}", "*3\r\n:146\r\n:1\r\n:2\r\n"),
+        ("return {cmsgpack.pack(-1, 200):byte(1, -1)}", "*3\r\n:255\r\n:204\r\n:200\r\n"),
+        ("return cmsgpack.unpack(cmsgpack.pack({k='v'})).k", "$1\r\nv\r\n"),
+        ("return {cmsgpack.unpack_one(cmsgpack.pack(1, 2))}", "*2\r\n:1\r\n:1\r\n"),
+        ("return bit.tohex(bit.bnot(0))", "$8\r\nffffffff\r\n"),
+        ("math.randomseed(1) local a = math.random(1000) math.randomseed(1) return a == math.random(1000)", ":1\r\n"),
+    ];
+    let mut bad = Vec::new();
+    for (body, want) in cases {
+        let got = eval(&mut e, body, 2);
+        if got != *want {
             bad.push(format!("{body}: got {got:?} want {want:?}"));
         }
     }

@@ -25,6 +25,7 @@ pub mod persist;
 pub mod pqsort;
 pub mod repl;
 pub mod resp;
+pub mod script;
 pub mod shutdown;
 pub mod slowlog;
 pub mod state;

@@ -524,6 +524,8 @@ pub struct Server {
     pub slowlog: crate::slowlog::Slowlog,
     /// The TLS contexts (`tls-port`, `tls-replication`).
     pub tls: crate::tls::Tls,
+    /// The Lua engine (EVAL, SCRIPT).
+    pub scripting: crate::script::Scripting,
 }
 
 impl Server {
@@ -572,6 +574,7 @@ impl Server {
             acl,
             slowlog: Default::default(),
             tls: Default::default(),
+            scripting: Default::default(),
         }
     }
 

@@ -3,6 +3,8 @@
 
 pub mod bit;
 pub mod cjson;
+pub mod cmsgpack;
+pub mod structlib;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -43,12 +45,14 @@ fn arg_int(v: Option<&Value>, n: usize, fname: &str) -> mlua::Result<i32> {
     match v {
         Some(Value::Integer(i)) => Ok(crate::fmt::c_i32(*i as f64)),
         Some(Value::Number(d)) => Ok(crate::fmt::c_i32(*d)),
-        Some(Value::String(s)) => match s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()) {
-            Some(d) => Ok(crate::fmt::c_i32(d)),
-            None => Err(mlua::Error::runtime(format!(
-                "bad argument #{n} to '{fname}' (number expected, got string)"
-            ))),
-        },
+        Some(Value::String(s)) => {
+            match s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()) {
+                Some(d) => Ok(crate::fmt::c_i32(d)),
+                None => Err(mlua::Error::runtime(format!(
+                    "bad argument #{n} to '{fname}' (number expected, got string)"
+                ))),
+            }
+        }
         other => Err(mlua::Error::runtime(format!(
             "bad argument #{n} to '{fname}' (number expected, got {})",
             other.map_or("no value", |v| v.type_name())
@@ -110,5 +114,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     install_random(lua, &math)?;
     g.set("bit", bit::open(lua)?)?;
     g.set("cjson", cjson::open(lua)?)?;
+    g.set("struct", structlib::open(lua)?)?;
+    g.set("cmsgpack", cmsgpack::open(lua)?)?;
     Ok(())
 }

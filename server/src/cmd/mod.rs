@@ -17,6 +17,7 @@ pub mod memory;
 pub mod module;
 pub mod persistence;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -78,6 +79,9 @@ pub mod flags {
     pub const TX_CONTROL: u32 = 1 << 17;
     /// Not allowed while a replica loads its dataset asynchronously.
     pub const NO_ASYNC_LOADING: u32 = 1 << 19;
+    /// Rampart: runs without the keyspace gate (SCRIPT KILL must reach a
+    /// script that holds it).
+    pub const NO_GATE: u32 = 1 << 20;
 
     /// Names in COMMAND INFO's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -241,6 +245,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         module::COMMANDS,
         memory::COMMANDS,
         transaction::COMMANDS,
+        scripting::COMMANDS,
     ]
 }
 

@@ -10,6 +10,7 @@
 #
 #   bash bench/scripting.sh
 #   REQUESTS=200000 CLIENTS=50 ROUNDS=3 bash bench/scripting.sh
+#   RAMPART=target/debug/rampart-server bash bench/scripting.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . bench/lib.sh
@@ -22,8 +23,12 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
     echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
     exit 1
 }
-cargo build --release --bin rampart-server >&2
-RAMPART=${RAMPART:-${CARGO_TARGET_DIR:-target}/release/rampart-server}
+# RAMPART=path/to/rampart-server skips the release build (to measure a
+# binary built elsewhere).
+if [ -z "${RAMPART:-}" ]; then
+    cargo build --release --bin rampart-server >&2
+    RAMPART=${CARGO_TARGET_DIR:-target}/release/rampart-server
+fi
 
 tmp=$(mktemp -d)
 pids=()

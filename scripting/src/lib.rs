@@ -964,7 +964,16 @@ impl Engine {
                 Ok(VmState::Continue)
             },
         );
-        let ran = chunk.call::<()>(());
+        // Run as Redis does, without a handler: the error value as raised
+        // (mlua's own call would append a traceback to it).
+        let ran: mlua::Result<(bool, Value)> = match self
+            .lua
+            .load("return function(e) return e end")
+            .eval::<Function>()
+        {
+            Ok(plain) => self.run.call((chunk, plain)),
+            Err(e) => Err(e),
+        };
         self.lua.remove_hook();
         let _ = self.fswitch.call::<()>(false);
         let registered = self
@@ -973,11 +982,27 @@ impl Engine {
             .ok()
             .and_then(|mut g| g.take())
             .unwrap_or_default();
-        if let Err(e) = ran {
-            let msg = match find_script_error(&e) {
+        let failure = match ran {
+            Ok((true, _)) => None,
+            Ok((false, Value::Table(t))) => Some(match t.get::<Value>("err") {
+                Ok(v) => to_bytes(&self.lua, &v)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_else(|| "(null)".into()),
+                Err(_) => "(null)".into(),
+            }),
+            Ok((false, Value::Error(e))) => Some(match find_script_error(&e) {
                 Some(se) => String::from_utf8_lossy(&se.err).into_owned(),
                 None => format!("ERR {}", mlua_err_text(&e)),
-            };
+            }),
+            Ok((false, v)) => Some(format!(
+                "ERR {}",
+                to_bytes(&self.lua, &v)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            )),
+            Err(e) => Some(format!("ERR {}", mlua_err_text(&e))),
+        };
+        if let Some(msg) = failure {
             return Err(format!("ERR Error registering functions: {msg}"));
         }
         if registered.is_empty() {
@@ -1226,10 +1251,7 @@ impl Engine {
             r.raw_set(
                 "acl_check_cmd",
                 scope.create_function(|lua, args: mlua::MultiValue| {
-                    let argv = match lua_args(lua, args) {
-                        Ok(a) => a,
-                        Err(e) => return Err(e),
-                    };
+                    let argv = lua_args(lua, args)?;
                     let verdict = match host.try_borrow_mut() {
                         Ok(mut h) => h.acl_check(&argv),
                         Err(_) => None,
@@ -1423,8 +1445,6 @@ fn hook(lua: &Lua, w: &Watch) -> mlua::Result<VmState> {
     if w.kill.load(Ordering::Relaxed) {
         // From now on every line raises, so a pcall cannot keep the
         // script alive.
-        let w2 = Arc::new(());
-        let _ = w2;
         let _ = lua.set_hook(HookTriggers::EVERY_LINE, |_, _| {
             Err(mlua::Error::external(Killed))
         });

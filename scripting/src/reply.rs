@@ -326,7 +326,7 @@ pub fn lua_to_resp(w: &mut Writer, v: &Value, script_resp: u8, depth: usize) {
                     .extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
             }
         }
-        Value::Integer(n) => w.num(b':', *n as i64),
+        Value::Integer(n) => w.num(b':', *n),
         Value::Number(n) => w.num(b':', c_i64(*n)),
         Value::Table(t) => table_to_resp(w, t, script_resp, depth),
         _ => w.null(),

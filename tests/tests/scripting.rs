@@ -36,6 +36,8 @@ fn busy_scenario(port: u16) -> Result<Vec<Vec<u8>>> {
     log.push(wait_busy(&mut c)?);
     log.push(c.cmd(&["GET", "x"])?);
     log.push(c.cmd(&["SHUTDOWN"])?);
+    log.push(b.cmd(&["FUNCTION", "STATS"])?);
+    log.push(b.cmd(&["FUNCTION", "KILL"])?);
     log.push(b.cmd(&["SCRIPT", "KILL"])?);
     log.push(a.read_reply()?);
     log.push(c.cmd(&["PING"])?);
@@ -48,6 +50,19 @@ fn busy_scenario(port: u16) -> Result<Vec<Vec<u8>>> {
     ])?;
     log.push(wait_busy(&mut c)?);
     log.push(b.cmd(&["SCRIPT", "KILL"])?);
+    log.push(a.read_reply()?);
+
+    // A busy function: FUNCTION KILL, not SCRIPT KILL, stops it.
+    log.push(b.cmd(&[
+        "FUNCTION",
+        "LOAD",
+        "REPLACE",
+        "#!lua name=busy\nredis.register_function{function_name='spin', callback=function() while true do end end, flags={'no-writes'}}",
+    ])?);
+    a.send(&["FCALL", "spin", "0"])?;
+    log.push(wait_busy(&mut c)?);
+    log.push(b.cmd(&["SCRIPT", "KILL"])?);
+    log.push(b.cmd(&["FUNCTION", "KILL"])?);
     log.push(a.read_reply()?);
 
     // A script that wrote cannot be killed; it finishes on its own.

@@ -24,16 +24,19 @@ pub fn to_bits(n: f64) -> u32 {
     (n + 6_755_399_441_055_744.0).to_bits() as u32
 }
 
-fn barg(args: &MultiValue, i: usize, fname: &str) -> mlua::Result<u32> {
+fn barg(lua: &Lua, args: &MultiValue, i: usize, fname: &str) -> mlua::Result<u32> {
     let v = args.get(i);
     let n = number(v);
     let b = to_bits(n.unwrap_or(0.0));
     if b == 0 && n.is_none() {
         let got = v.map_or("no value", |v| v.type_name());
-        return Err(mlua::Error::runtime(format!(
-            "bad argument #{} to '{fname}' (number expected, got {got})",
-            i + 1
-        )));
+        return Err(crate::lua_error(
+            lua,
+            &format!(
+                "bad argument #{} to '{fname}' (number expected, got {got})",
+                i + 1
+            ),
+        ));
     }
     Ok(b)
 }
@@ -47,11 +50,11 @@ pub fn open(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set(
         "tobit",
-        lua.create_function(|_, a: MultiValue| Ok(ret(barg(&a, 0, "tobit")?)))?,
+        lua.create_function(|lua, a: MultiValue| Ok(ret(barg(lua, &a, 0, "tobit")?)))?,
     )?;
     t.set(
         "bnot",
-        lua.create_function(|_, a: MultiValue| Ok(ret(!barg(&a, 0, "bnot")?)))?,
+        lua.create_function(|lua, a: MultiValue| Ok(ret(!barg(lua, &a, 0, "bnot")?)))?,
     )?;
     type Op = fn(u32, u32) -> u32;
     let folds: [(&'static str, Op); 3] = [
@@ -62,10 +65,10 @@ pub fn open(lua: &Lua) -> mlua::Result<Table> {
     for (name, op) in folds {
         t.set(
             name,
-            lua.create_function(move |_, a: MultiValue| {
-                let mut b = barg(&a, 0, name)?;
+            lua.create_function(move |lua, a: MultiValue| {
+                let mut b = barg(lua, &a, 0, name)?;
                 for i in (1..a.len()).rev() {
-                    b = op(b, barg(&a, i, name)?);
+                    b = op(b, barg(lua, &a, i, name)?);
                 }
                 Ok(ret(b))
             })?,
@@ -81,25 +84,25 @@ pub fn open(lua: &Lua) -> mlua::Result<Table> {
     for (name, op) in shifts {
         t.set(
             name,
-            lua.create_function(move |_, a: MultiValue| {
-                let b = barg(&a, 0, name)?;
-                let n = barg(&a, 1, name)? & 31;
+            lua.create_function(move |lua, a: MultiValue| {
+                let b = barg(lua, &a, 0, name)?;
+                let n = barg(lua, &a, 1, name)? & 31;
                 Ok(ret(op(b, n)))
             })?,
         )?;
     }
     t.set(
         "bswap",
-        lua.create_function(|_, a: MultiValue| Ok(ret(barg(&a, 0, "bswap")?.swap_bytes())))?,
+        lua.create_function(|lua, a: MultiValue| Ok(ret(barg(lua, &a, 0, "bswap")?.swap_bytes())))?,
     )?;
     t.set(
         "tohex",
         lua.create_function(|lua, a: MultiValue| {
-            let mut b = barg(&a, 0, "tohex")?;
+            let mut b = barg(lua, &a, 0, "tohex")?;
             let mut n: i32 = if a.len() < 2 {
                 8
             } else {
-                barg(&a, 1, "tohex")? as i32
+                barg(lua, &a, 1, "tohex")? as i32
             };
             let digits: &[u8; 16] = if n < 0 {
                 n = n.wrapping_neg();

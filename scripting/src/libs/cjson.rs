@@ -342,6 +342,7 @@ impl Parser<'_> {
                 break;
             }
             if c == 0 {
+                self.index = self.pos;
                 return Tok::Error("unexpected end of string");
             }
             if c == b'\\' {
@@ -357,11 +358,15 @@ impl Parser<'_> {
                     b'r' => 13,
                     b'u' => {
                         if self.unicode().is_none() {
+                            self.index = self.pos;
                             return Tok::Error("invalid unicode escape code");
                         }
                         continue;
                     }
-                    _ => return Tok::Error("invalid escape code"),
+                    _ => {
+                        self.index = self.pos;
+                        return Tok::Error("invalid escape code");
+                    }
                 };
                 self.s.push(ch);
                 self.pos += 2;

@@ -41,7 +41,7 @@ impl Rand48 {
     }
 }
 
-fn arg_int(v: Option<&Value>, n: usize, fname: &str) -> mlua::Result<i32> {
+fn arg_int(lua: &Lua, v: Option<&Value>, n: usize, fname: &str) -> mlua::Result<i32> {
     match v {
         Some(Value::Integer(i)) => Ok(crate::fmt::c_i32(*i as f64)),
         Some(Value::Number(d)) => Ok(crate::fmt::c_i32(*d)),
@@ -53,10 +53,13 @@ fn arg_int(v: Option<&Value>, n: usize, fname: &str) -> mlua::Result<i32> {
                 ))),
             }
         }
-        other => Err(mlua::Error::runtime(format!(
-            "bad argument #{n} to '{fname}' (number expected, got {})",
-            other.map_or("no value", |v| v.type_name())
-        ))),
+        other => Err(crate::lua_error(
+            lua,
+            &format!(
+                "bad argument #{n} to '{fname}' (number expected, got {})",
+                other.map_or("no value", |v| v.type_name())
+            ),
+        )),
     }
 }
 
@@ -65,39 +68,41 @@ fn install_random(lua: &Lua, math: &Table) -> mlua::Result<()> {
     let s = state.clone();
     math.set(
         "random",
-        lua.create_function(move |_, args: mlua::MultiValue| {
+        lua.create_function(move |lua, args: mlua::MultiValue| {
             let mut g = s.lock().map_err(|_| mlua::Error::runtime("rand"))?;
             let r = (g.next() % i32::MAX) as f64 / i32::MAX as f64;
             drop(g);
             match args.len() {
                 0 => Ok(r),
                 1 => {
-                    let u = arg_int(args.front(), 1, "random")?;
+                    let u = arg_int(lua, args.front(), 1, "random")?;
                     if u < 1 {
-                        return Err(mlua::Error::runtime(
+                        return Err(crate::lua_error(
+                            lua,
                             "bad argument #1 to 'random' (interval is empty)",
                         ));
                     }
                     Ok((r * u as f64).floor() + 1.0)
                 }
                 2 => {
-                    let l = arg_int(args.front(), 1, "random")?;
-                    let u = arg_int(args.get(1), 2, "random")?;
+                    let l = arg_int(lua, args.front(), 1, "random")?;
+                    let u = arg_int(lua, args.get(1), 2, "random")?;
                     if l > u {
-                        return Err(mlua::Error::runtime(
+                        return Err(crate::lua_error(
+                            lua,
                             "bad argument #2 to 'random' (interval is empty)",
                         ));
                     }
                     Ok((r * (u as f64 - l as f64 + 1.0)).floor() + l as f64)
                 }
-                _ => Err(mlua::Error::runtime("wrong number of arguments")),
+                _ => Err(crate::lua_error(lua, "wrong number of arguments")),
             }
         })?,
     )?;
     math.set(
         "randomseed",
-        lua.create_function(move |_, args: mlua::MultiValue| {
-            let seed = arg_int(args.front(), 1, "randomseed")?;
+        lua.create_function(move |lua, args: mlua::MultiValue| {
+            let seed = arg_int(lua, args.front(), 1, "randomseed")?;
             if let Ok(mut g) = state.lock() {
                 *g = Rand48::seed(seed);
             }

@@ -82,6 +82,8 @@ pub mod flags {
     /// Rampart: runs without the keyspace gate (SCRIPT KILL must reach a
     /// script that holds it).
     pub const NO_GATE: u32 = 1 << 20;
+    /// May be called with no key at all although it takes keys (EVAL).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 21;
 
     /// Names in COMMAND INFO's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -99,6 +101,7 @@ pub mod flags {
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),

@@ -652,7 +652,9 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             )
         });
         match info {
-            Some((Some(src), _, _)) if src == "=rampart" => level += 1,
+            // Our prelude's frames, and the pseudo-frame a tail call into
+            // it leaves, are not the user's.
+            Some((Some(src), _, _)) if src == "=rampart" || src == "=(tail call)" => level += 1,
             Some((_, _, true)) if level > 1 => level += 1,
             Some((Some(src), line, _)) => {
                 t.set("source", src)?;

@@ -81,7 +81,9 @@ fn busy_scenario(port: u16) -> Result<Vec<Vec<u8>>> {
 #[test]
 fn busy_scripts_and_script_kill() -> Result<()> {
     let redis = RedisOracle::start()?;
-    let rampart = Rampart::start(&[])?;
+    // Several connection threads: a script runs on its connection's
+    // thread, which serves no other client until it ends.
+    let rampart = Rampart::start(&["--io-threads", "4"])?;
     let want = busy_scenario(redis.port())?;
     let got = busy_scenario(rampart.port())?;
     let mut diffs = Vec::new();
@@ -105,7 +107,7 @@ fn busy_scripts_and_script_kill() -> Result<()> {
 /// SHUTDOWN NOSAVE ends a server whose script is busy, at once.
 #[test]
 fn shutdown_nosave_during_busy_script() -> Result<()> {
-    let mut rampart = Rampart::start(&["--busy-reply-threshold", "100"])?;
+    let mut rampart = Rampart::start(&["--busy-reply-threshold", "100", "--io-threads", "4"])?;
     let mut a = RawConn::connect(rampart.port())?;
     let mut c = RawConn::connect(rampart.port())?;
     a.send(&["EVAL", "while true do end", "0"])?;

@@ -12,6 +12,11 @@ use rampart_tests::{escape, Rampart, RawConn, RedisOracle};
 /// Waits until `conn` gets -BUSY for PING (the script passed the
 /// threshold), and returns that reply.
 fn wait_busy(conn: &mut RawConn) -> Result<Vec<u8>> {
+    // Rampart: a command sent before the script passes the threshold
+    // waits for the script's end (Redis answers it -BUSY at the
+    // threshold), so the first PING goes once the threshold (100 ms) is
+    // past.
+    sleep(Duration::from_millis(400));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = conn.cmd(&["PING"])?;

@@ -460,9 +460,10 @@ fn function_list(ctx: &mut Ctx<'_>) {
                     .filter(|(bit, _)| f.flags & bit != 0)
                     .map(|(_, n)| *n)
                     .collect();
+                // Redis lists them as status strings.
                 out.set_len(names.len());
                 for n in names {
-                    out.bulk(n.as_bytes());
+                    out.simple(n);
                 }
             }
             if with_code {

@@ -381,6 +381,32 @@ pub fn exec_check(srv: &Server, c: &mut Client, id: usize, args: &[Bytes]) -> Op
     Some(format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}"))
 }
 
+/// A script's `redis.call` check (Redis's `scriptVerifyACL`): `None` when
+/// the command may run, else what follows "The user executing the script "
+/// in the error; the denial is logged with the `lua` context.
+pub fn script_check(
+    srv: &Server,
+    c: &mut Client,
+    id: usize,
+    args: &[Bytes],
+) -> Option<&'static str> {
+    let (cid, d) = denied(srv, c, id, args)?;
+    deny(srv, c, cid, args, d, Context::Lua);
+    Some(match d {
+        Denied::Command => "can't run this command or subcommand",
+        Denied::Key(_) => {
+            "can't access at least one of the keys mentioned in the command arguments"
+        }
+        Denied::Channel(_) => "can't publish to the channel mentioned in the command",
+    })
+}
+
+/// Whether the connection's user may run registry command `id`
+/// (`redis.acl_check_cmd`), without logging.
+pub fn allows(srv: &Server, c: &mut Client, id: usize, args: &[Bytes]) -> bool {
+    denied(srv, c, id, args).is_none()
+}
+
 /// Whether the connection's user may not run registry command `id`:
 /// the catalog id and why.
 #[inline]

@@ -197,6 +197,26 @@ fn precheck(
         out.error("NOAUTH Authentication required.");
         return Err(Some(id));
     }
+    // One relaxed load while no script is past busy-reply-threshold.
+    if srv.scripting.watch.busy.load(Ordering::Relaxed) {
+        if let Some(e) = srv.scripting.watch.busy_error() {
+            if !spec.has(flags::ALLOW_BUSY) {
+                out.error(e);
+                return Err(Some(id));
+            }
+            if spec.name == "shutdown" {
+                // Only SHUTDOWN NOSAVE may end a server whose script is
+                // past its time limit; it cannot wait for the gate the
+                // script holds, so it exits here, saving nothing.
+                if args[1..].iter().any(|a| a.eq_ignore_ascii_case(b"nosave")) {
+                    tracing::warn!("SHUTDOWN NOSAVE while a script is busy: exiting now");
+                    std::process::exit(0);
+                }
+                out.error(e);
+                return Err(Some(id));
+            }
+        }
+    }
     if c.multi.is_some() && spec.has(flags::NO_MULTI) {
         out.error("ERR Command not allowed inside a transaction");
         return Err(Some(id));
@@ -301,7 +321,7 @@ pub fn call(
         || spec.key_positions(args.len()).nth(1).is_some();
     let mut _shared = None;
     let mut excl = None;
-    if !gated && !spec.has(flags::TX_CONTROL) {
+    if !gated && !spec.has(flags::TX_CONTROL | flags::NO_GATE) {
         if exclusive {
             excl = Some(srv.keyspace.exclusive());
         } else {

@@ -28,6 +28,7 @@ pub mod pqsort;
 pub mod pubsub;
 pub mod repl;
 pub mod resp;
+pub mod script;
 pub mod shutdown;
 pub mod slowlog;
 pub mod state;

@@ -105,6 +105,9 @@ impl Drop for Ticket {
 pub(crate) struct Shards {
     rx: Receiver<Captured>,
     repl: Option<crate::repl::SaveInfo>,
+    /// The function libraries' code at the capture, written as
+    /// `FUNCTION2` records after the header, as Redis does.
+    functions: Vec<Vec<u8>>,
 }
 
 /// The snapshot's own pass waits while this many copied shards wait to be
@@ -287,6 +290,9 @@ pub(crate) fn write_rdb(
         .map(|(k, v)| (*k, v.as_slice()))
         .collect();
     rdb::write_header(&mut head, &pairs);
+    for code in &rx.functions {
+        rdb::write_function(&mut head, code);
+    }
     out(&head)?;
     let mut buf = Vec::new();
     for shard in rx.rx {
@@ -347,7 +353,21 @@ pub(crate) fn begin_capture(
         }),
         now,
     )?;
-    Some((snap, Shards { rx, repl }))
+    let functions = srv
+        .scripting
+        .functions
+        .lock()
+        .as_ref()
+        .map(|e| e.libraries().map(|l| l.code.clone()).collect())
+        .unwrap_or_default();
+    Some((
+        snap,
+        Shards {
+            rx,
+            repl,
+            functions,
+        },
+    ))
 }
 
 /// Takes the snapshot that `begin` started into the file `t` names.
@@ -552,11 +572,13 @@ struct Loader<'a> {
     problem: Option<String>,
     /// Keys skipped as expired, kept when the caller asked for them.
     expired_keys: Option<Vec<(usize, Vec<u8>)>>,
+    /// Function libraries' code, loaded once the keys are.
+    functions: Vec<Vec<u8>>,
 }
 
 impl LoadSink for Loader<'_> {
-    fn function(&mut self, _code: &[u8]) {
-        tracing::warn!("The snapshot holds a Redis function library; Rampart has no functions, so it is skipped");
+    fn function(&mut self, code: &[u8]) {
+        self.functions.push(code.to_vec());
     }
 
     fn entry(
@@ -622,6 +644,7 @@ pub(crate) fn load_file_with(
         expired: 0,
         problem: None,
         expired_keys: keep_expired.then(Vec::new),
+        functions: Vec::new(),
     };
     let start = Instant::now();
     let result = match format {
@@ -647,6 +670,15 @@ pub(crate) fn load_file_with(
         }
     };
     let stats = result.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if !loader.functions.is_empty() {
+        if let Some(e) = srv.scripting.functions.lock().as_mut() {
+            for code in &loader.functions {
+                if let Err(err) = e.load_library(code, true) {
+                    tracing::warn!("Failed loading a function library from the snapshot: {err}");
+                }
+            }
+        }
+    }
     if let Some(p) = loader.problem {
         anyhow::bail!("{}: {p}", path.display());
     }

@@ -556,6 +556,8 @@ pub struct Server {
     pub tracking: Arc<crate::tracking::Tracking>,
     /// MONITOR connections.
     pub monitors: crate::monitor::Monitors,
+    /// The Lua engine (EVAL, SCRIPT).
+    pub scripting: crate::script::Scripting,
 }
 
 impl Server {
@@ -616,6 +618,7 @@ impl Server {
             pubsub,
             tracking,
             monitors: Default::default(),
+            scripting: Default::default(),
         }
     }
 

@@ -52,7 +52,8 @@ corpus_tests!(
     hyperloglog,
     dump,
     sort,
-    geo
+    geo,
+    scripting
 );
 
 /// SORT ... BY ... LIMIT with few distinct weights: the order of ties

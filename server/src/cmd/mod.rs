@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod slowlog;
@@ -82,7 +83,12 @@ pub mod flags {
     /// Not allowed while a replica loads its dataset asynchronously.
     pub const NO_ASYNC_LOADING: u32 = 1 << 19;
     /// Accepted for a slot being imported (cluster mode's ASKING).
-    pub const ASKING: u32 = 1 << 20;
+    pub const ASKING: u32 = 1 << 22;
+    /// Rampart: runs without the keyspace gate (SCRIPT KILL must reach a
+    /// script that holds it).
+    pub const NO_GATE: u32 = 1 << 20;
+    /// May be called with no key at all although it takes keys (EVAL).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 21;
 
     /// Names in COMMAND INFO's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -101,6 +107,7 @@ pub mod flags {
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
@@ -249,6 +256,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         transaction::COMMANDS,
         pubsub::COMMANDS,
         monitor::COMMANDS,
+        scripting::COMMANDS,
     ]
 }
 

@@ -1,0 +1,259 @@
+//! Glue between the server and the Lua engine (`rampart-scripting`): the
+//! shared engine, and the [`Host`] through which a script's `redis.call`
+//! runs commands under Redis's script rules (`scriptCall` in script.c).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rampart_scripting::{Engine, Host, Watch};
+
+use crate::client::Client;
+use crate::cmd::flags;
+use crate::resp::Out;
+use crate::state::Server;
+
+/// The Lua engine and what other threads read while a script runs.
+pub struct Scripting {
+    /// The VM and script cache; held for a whole script run (under the
+    /// keyspace's exclusive gate).
+    pub engine: Mutex<Option<Engine>>,
+    /// The functions' VM (FUNCTION, FCALL): a VM of its own, as in Redis.
+    pub functions: Mutex<Option<Engine>>,
+    /// Busy and kill state: read without the lock (SCRIPT KILL, -BUSY).
+    pub watch: Arc<Watch>,
+    /// The running function's name and command (FUNCTION STATS).
+    pub running: Mutex<Option<(String, Vec<bytes::Bytes>)>>,
+}
+
+impl Default for Scripting {
+    fn default() -> Self {
+        let watch = Arc::new(Watch::default());
+        let engine = match Engine::new(watch.clone()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!("Lua engine unavailable: {e}");
+                None
+            }
+        };
+        let functions = Engine::new(watch.clone()).ok();
+        Scripting {
+            engine: Mutex::new(engine),
+            functions: Mutex::new(functions),
+            watch,
+            running: Mutex::new(None),
+        }
+    }
+}
+
+impl Scripting {
+    /// `(number_of_functions, number_of_libraries)` for INFO.
+    pub fn function_counts(&self) -> (usize, usize) {
+        match self.functions.try_lock() {
+            Some(g) => g
+                .as_ref()
+                .map_or((0, 0), |e| (e.function_count(), e.libraries().count())),
+            None => (0, 0),
+        }
+    }
+
+    /// `(used_memory_lua, used_memory_scripts_eval, number_of_cached_scripts)`
+    /// for INFO, or zeros while a script holds the engine.
+    pub fn memory(&self) -> (usize, usize, usize) {
+        match self.engine.try_lock() {
+            Some(g) => g.as_ref().map_or((0, 0, 0), |e| {
+                (e.vm_memory(), e.scripts_memory(), e.cached_scripts())
+            }),
+            None => (0, 0, 0),
+        }
+    }
+}
+
+/// What a running script may do, from its flags and the command that ran
+/// it (Redis's `scriptRunCtx` flags).
+pub struct RunRules {
+    /// EVAL_RO / FCALL_RO, or a `no-writes` script.
+    pub read_only: bool,
+    /// The `allow-oom` flag.
+    pub allow_oom: bool,
+    /// Memory was over `maxmemory` when the script started.
+    pub oom: bool,
+}
+
+/// Runs a script's commands as the calling client would, but on a client
+/// of its own (a SELECT in the script does not change the caller's db),
+/// with the caller's user for ACL checks.
+pub struct ScriptHost<'a> {
+    srv: &'a Server,
+    client: Client,
+    /// The caller is our primary: its writes pass the replica rules.
+    obey: bool,
+    now: u64,
+    rules: RunRules,
+}
+
+impl<'a> ScriptHost<'a> {
+    /// A host for a script called by `caller`, at the caller's clock `now`.
+    pub fn new(srv: &'a Server, caller: &Client, now: u64, rules: RunRules) -> ScriptHost<'a> {
+        let mut client = Client::new(caller.handle.clone(), true);
+        client.db = caller.db;
+        client.user = caller.user.clone();
+        client.acl_open = caller.acl_open;
+        client.acl_epoch = caller.acl_epoch;
+        // The primary's link applies replication offsets per command it
+        // runs: the script's own commands must not count.
+        client.is_master = false;
+        ScriptHost {
+            srv,
+            client,
+            obey: caller.is_master,
+            now,
+            rules,
+        }
+    }
+
+    fn resolve(&self, args: &[Bytes]) -> Result<usize, &'static str> {
+        const UNKNOWN: &str = "Unknown Redis command called from script";
+        let reg = &self.srv.commands;
+        let mut id = reg.top(&args[0]).ok_or(UNKNOWN)?;
+        if !reg.spec(id).subcommands.is_empty() && args.len() >= 2 {
+            id = reg.sub(id, &args[1]).ok_or(UNKNOWN)?;
+        }
+        let spec = reg.spec(id);
+        let argc = args.len() as i32;
+        if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+            return Err("Wrong number of args calling Redis command from script");
+        }
+        Ok(id)
+    }
+
+    /// Redis's `scriptVerifyWriteCommandAllow` and `scriptVerifyOOM`.
+    fn write_rules(&self, spec: &crate::cmd::CommandSpec) -> Result<(), String> {
+        let srv = self.srv;
+        let watch = &srv.scripting.watch;
+        if self.rules.read_only && spec.has(flags::WRITE | flags::MAY_REPLICATE) {
+            return Err("Write commands are not allowed from read-only scripts.".into());
+        }
+        if spec.has(flags::WRITE) && !watch.is_dirty() {
+            let hot = &srv.config.hot;
+            if srv.repl.is_replica() && hot.replica_read_only.load(Ordering::Relaxed) && !self.obey
+            {
+                return Err("-READONLY You can't write against a read only replica.".into());
+            }
+            if crate::persist::writes_refused(srv) {
+                return Err("-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into());
+            }
+            let min = hot.min_replicas_to_write.load(Ordering::Relaxed);
+            let lag = hot.min_replicas_max_lag.load(Ordering::Relaxed);
+            if !srv.repl.is_replica()
+                && min > 0
+                && lag > 0
+                && (srv.repl.good_replicas(lag as u64) as i64) < min
+            {
+                return Err("-NOREPLICAS Not enough good replicas to write.".into());
+            }
+        }
+        if !self.rules.allow_oom
+            && self.rules.oom
+            && !self.obey
+            && !watch.is_dirty()
+            && spec.has(flags::DENYOOM)
+        {
+            return Err(format!("-{}", crate::evict::OOM));
+        }
+        Ok(())
+    }
+}
+
+impl Host for ScriptHost<'_> {
+    fn call(&mut self, args: Vec<Vec<u8>>, resp: u8) -> Result<Vec<u8>, Vec<u8>> {
+        let srv = self.srv;
+        let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+        let reject = |id: Option<usize>, e: String| {
+            if let Some(id) = id {
+                srv.commands.reject(id);
+            }
+            let code = if let Some(rest) = e.strip_prefix('-') {
+                rest.split(' ').next().unwrap_or("ERR").to_string()
+            } else {
+                "ERR".to_string()
+            };
+            srv.stats.error(&code);
+            Err(e.into_bytes())
+        };
+        let id = match self.resolve(&args) {
+            Ok(id) => id,
+            Err(e) => return reject(None, e.into()),
+        };
+        let spec = srv.commands.spec(id);
+        if spec.has(flags::NOSCRIPT) {
+            return reject(
+                Some(id),
+                "This Redis command is not allowed from script".into(),
+            );
+        }
+        if srv.repl.is_replica()
+            && !spec.has(flags::STALE)
+            && !srv
+                .config
+                .hot
+                .replica_serve_stale_data
+                .load(Ordering::Relaxed)
+            && srv.repl.link().state != "connected"
+        {
+            return reject(
+                Some(id),
+                "Can not execute the command on a stale replica".into(),
+            );
+        }
+        if let Some(why) = crate::acl::script_check(srv, &mut self.client, id, &args) {
+            return reject(Some(id), format!("The user executing the script {why}"));
+        }
+        if let Err(e) = self.write_rules(spec) {
+            return reject(Some(id), e);
+        }
+        if spec.has(flags::WRITE) {
+            srv.scripting.watch.set_dirty();
+        }
+        self.client.proto = resp;
+        let mut out = Out::new(resp);
+        let start = crate::state::now_us();
+        crate::dispatch::call(
+            srv,
+            &mut self.client,
+            id,
+            &args,
+            &mut out,
+            self.now,
+            start,
+            true,
+        );
+        Ok(out.buf().to_vec())
+    }
+
+    fn log(&mut self, level: i32, msg: &[u8]) {
+        let msg = String::from_utf8_lossy(msg);
+        match level {
+            0 => tracing::debug!("{msg}"),
+            1 => tracing::info!("{msg}"),
+            2 => tracing::info!("{msg}"),
+            _ => tracing::warn!("{msg}"),
+        }
+    }
+
+    fn set_repl(&mut self, _flags: i32) {
+        // Effects always replicate: Rampart has no AOF, and a replica
+        // missing some effects would diverge.
+    }
+
+    fn acl_check(&mut self, args: &[Vec<u8>]) -> Option<bool> {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        let reg = &self.srv.commands;
+        let mut id = reg.top(&args[0])?;
+        if !reg.spec(id).subcommands.is_empty() && args.len() >= 2 {
+            id = reg.sub(id, &args[1])?;
+        }
+        Some(crate::acl::allows(self.srv, &mut self.client, id, &args))
+    }
+}

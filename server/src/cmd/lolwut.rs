@@ -21,14 +21,14 @@ impl Canvas {
     }
 
     fn draw(&mut self, x: i64, y: i64, color: u8) {
-        if x < 0 || x >= self.width || y < 0 || y >= self.height {
+        if !(0..self.width).contains(&x) || !(0..self.height).contains(&y) {
             return;
         }
         self.pixels[(x + y * self.width) as usize] = color;
     }
 
     fn get(&self, x: i64, y: i64) -> u8 {
-        if x < 0 || x >= self.width || y < 0 || y >= self.height {
+        if !(0..self.width).contains(&x) || !(0..self.height).contains(&y) {
             return 0;
         }
         self.pixels[(x + y * self.width) as usize]
@@ -61,9 +61,9 @@ impl Canvas {
         let mut k = std::f32::consts::FRAC_PI_4 + angle;
         let mut px = [0i64; 4];
         let mut py = [0i64; 4];
-        for j in 0..4 {
-            px[j] = (k.sin() * size + x as f32).round() as i64;
-            py[j] = (k.cos() * size + y as f32).round() as i64;
+        for (p, q) in px.iter_mut().zip(py.iter_mut()) {
+            *p = (k.sin() * size + x as f32).round() as i64;
+            *q = (k.cos() * size + y as f32).round() as i64;
             k += std::f32::consts::FRAC_PI_2;
         }
         for j in 0..4 {

@@ -64,7 +64,7 @@ fn monitor_events_match_redis() -> Result<()> {
         t.push(format!(
             "latest ints {} max>=50 {}",
             v.len(),
-            v[2] >= 50 && v[1] >= 50
+            v.get(2).is_some_and(|&m| m >= 50) && v.get(1).is_some_and(|&m| m >= 50)
         ));
         t.push(digits(&s(latest.to_bytes())));
         t.push(digits(&cmd(&mut c, &["LATENCY", "HISTORY", "command"])?));
@@ -120,7 +120,7 @@ fn histogram_and_latencystats_match_redis() -> Result<()> {
             cmd(&mut c, &["CONFIG", "RESETSTAT"])?;
             t.push(cmd(&mut c, &["LATENCY", "HISTOGRAM", "set"])?);
             for i in 0..5 {
-                cmd(&mut c, &["SET", "k", &i.to_string()])?;
+                cmd(&mut c, &["SET", "k", i.to_string().as_str()])?;
             }
             cmd(&mut c, &["CONFIG", "GET", "maxmemory"])?;
             let h = Reply::parse(&c.cmd(&["LATENCY", "HISTOGRAM", "set", "config", "nosuch"])?)?;

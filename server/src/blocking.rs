@@ -207,8 +207,11 @@ pub fn serve_ready(srv: &Server, now: u64) {
                 continue;
             }
             if blocked.remove(w.client_id).is_some() {
+                // Redis adds a blocked command to its latency histogram
+                // when it is served, as here.
+                let track = srv.latency.tracking.load(Ordering::Relaxed);
                 srv.commands
-                    .record(w.cmd, start.elapsed().as_micros() as u64, false);
+                    .record(w.cmd, start.elapsed().as_micros() as u64, false, track);
                 w.reply(out.buf().to_vec());
             }
         }

@@ -32,7 +32,10 @@ pub async fn run(srv: Arc<Server>) {
             // The sweep can wait on shards a snapshot or full sync is
             // serializing: step off the worker so the connections it would
             // otherwise starve (and the I/O driver) keep running.
+            let started = Instant::now();
             tokio::task::block_in_place(|| active_expire(&srv, &mut cursors));
+            srv.latency
+                .add_if_needed("expire-cycle", started.elapsed().as_millis() as u64);
         }
     }
 }

@@ -364,7 +364,17 @@ pub fn call(
     let end_us = now_us();
     let usec = end_us.saturating_sub(start_us);
     let failed = out.last_error.is_some();
-    srv.commands.record(id, usec, failed);
+    // Redis adds a blocked command to its histogram when it is served.
+    let track = c.blocked.is_none() && srv.latency.tracking.load(Ordering::Relaxed);
+    srv.commands.record(id, usec, failed, track);
+    srv.latency.add_if_needed(
+        if spec.has(flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        },
+        usec / 1000,
+    );
     if srv.slowlog.wants(usec) && !spec.has(flags::SKIP_SLOWLOG) && c.blocked.is_none() {
         let name = c.handle.name.lock().clone().unwrap_or_default();
         srv.slowlog

@@ -275,7 +275,10 @@ pub fn perform(srv: &Server, now: u64) -> Outcome {
         e.note(Outcome::Ok);
         return Outcome::Ok;
     }
+    let started = std::time::Instant::now();
     let outcome = evict(srv, now);
+    srv.latency
+        .add_if_needed("eviction-cycle", started.elapsed().as_millis() as u64);
     e.note(outcome);
     outcome
 }

@@ -408,7 +408,29 @@ fn section(srv: &Server, name: &str, o: &mut String) {
                 let _ = write!(o, "errorstat_{code}:count={n}\r\n");
             }
         }
-        "latencystats" => o.push_str("# Latencystats\r\n"),
+        "latencystats" => {
+            o.push_str("# Latencystats\r\n");
+            if srv
+                .latency
+                .tracking
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                let percentiles = srv.latency.percentiles.lock().clone();
+                let reg = &srv.commands;
+                for i in 0..reg.entries.len() {
+                    let Some((_, fine)) = reg.histogram(i) else {
+                        continue;
+                    };
+                    let _ = write!(o, "latency_percentiles_usec_{}:", reg.full_name(i));
+                    for (j, p) in percentiles.iter().enumerate() {
+                        let v = crate::latency::percentile(&fine, *p);
+                        let sep = if j + 1 < percentiles.len() { "," } else { "" };
+                        let _ = write!(o, "p{}={v:.3}{sep}", crate::latency::percentile_name(*p));
+                    }
+                    o.push_str("\r\n");
+                }
+            }
+        }
         "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
         "keyspace" => {
             o.push_str("# Keyspace\r\n");

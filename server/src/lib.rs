@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod encryption;
 pub mod evict;
 pub mod info;
+pub mod latency;
 pub mod monitor;
 pub mod num;
 pub mod persist;

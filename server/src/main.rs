@@ -233,6 +233,7 @@ async fn run(
     tokio::spawn(rampart_server::cron::run(srv.clone()));
     rampart_server::repl::start(&srv);
     rampart_server::slowlog::configure(&srv);
+    rampart_server::latency::configure(&srv);
     rampart_server::evict::configure(&srv);
     rampart_server::client_mem::configure(&srv);
     srv.pubsub.configure(&srv.config);

@@ -548,6 +548,8 @@ pub struct Server {
     pub acl: crate::acl::Acl,
     /// SLOWLOG.
     pub slowlog: crate::slowlog::Slowlog,
+    /// The latency monitor and tracking settings.
+    pub latency: crate::latency::Latency,
     /// The TLS contexts (`tls-port`, `tls-replication`).
     pub tls: crate::tls::Tls,
     /// Pub/Sub subscriptions and keyspace notifications.
@@ -614,6 +616,7 @@ impl Server {
             client_mem: Default::default(),
             acl,
             slowlog: Default::default(),
+            latency: Default::default(),
             tls: Default::default(),
             pubsub,
             tracking,

@@ -12,7 +12,9 @@ pub mod getkeys;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
+pub mod latency;
 pub mod list;
+pub mod lolwut;
 pub mod memory;
 pub mod module;
 pub mod monitor;
@@ -171,6 +173,18 @@ pub struct CmdStats {
     pub rejected: AtomicU64,
     /// failed_calls
     pub failed: AtomicU64,
+    /// The latency histogram, made on the command's first tracked call in
+    /// this stripe: most commands are never called, and the buckets of
+    /// all of them in every stripe would be megabytes.
+    pub hist: std::sync::OnceLock<Box<Hist>>,
+}
+
+/// One command's latency histogram in one stripe.
+pub struct Hist {
+    /// LATENCY HISTOGRAM's buckets ([`crate::latency::log_bucket`]).
+    pub log: [AtomicU64; crate::latency::LOG_BUCKETS],
+    /// The percentiles' buckets ([`crate::latency::fine_bucket`]).
+    pub fine: [AtomicU64; crate::latency::FINE_BUCKETS],
 }
 
 /// A resolved command: its spec and its full name (`config|get`).
@@ -251,6 +265,8 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         replication::COMMANDS,
         server::COMMANDS,
         slowlog::COMMANDS,
+        latency::COMMANDS,
+        lolwut::COMMANDS,
         module::COMMANDS,
         memory::COMMANDS,
         transaction::COMMANDS,
@@ -314,8 +330,9 @@ impl Registry {
         &self.entries[id].0
     }
 
-    /// Records one call.
-    pub fn record(&self, id: usize, usec: u64, failed: bool) {
+    /// Records one call; `track` adds it to the latency histogram.
+    #[inline]
+    pub fn record(&self, id: usize, usec: u64, failed: bool, track: bool) {
         let (s, owned) = self.stats.mine_owned();
         let s = &s[id];
         crate::state::bump(&s.calls, 1, owned);
@@ -323,6 +340,34 @@ impl Registry {
         if failed {
             crate::state::bump(&s.failed, 1, owned);
         }
+        if track {
+            let h = s.hist.get_or_init(|| {
+                Box::new(Hist {
+                    log: std::array::from_fn(|_| AtomicU64::new(0)),
+                    fine: std::array::from_fn(|_| AtomicU64::new(0)),
+                })
+            });
+            crate::state::bump(&h.log[crate::latency::log_bucket(usec)], 1, owned);
+            crate::state::bump(&h.fine[crate::latency::fine_bucket(usec)], 1, owned);
+        }
+    }
+
+    /// Command `id`'s histogram summed over the stripes: the LATENCY
+    /// HISTOGRAM buckets and the fine ones; `None` when never tracked.
+    pub fn histogram(&self, id: usize) -> Option<(Vec<u64>, Vec<u64>)> {
+        let mut log = vec![0u64; crate::latency::LOG_BUCKETS];
+        let mut fine = vec![0u64; crate::latency::FINE_BUCKETS];
+        for s in self.stats.all() {
+            if let Some(h) = s[id].hist.get() {
+                for (t, a) in log.iter_mut().zip(h.log.iter()) {
+                    *t += a.load(Ordering::Relaxed);
+                }
+                for (t, a) in fine.iter_mut().zip(h.fine.iter()) {
+                    *t += a.load(Ordering::Relaxed);
+                }
+            }
+        }
+        (log.iter().sum::<u64>() > 0).then_some((log, fine))
     }
 
     /// Counts a call refused before it ran (`rejected_calls`).
@@ -351,6 +396,11 @@ impl Registry {
         for s in self.stats.all().flat_map(|t| t.iter()) {
             for a in [&s.calls, &s.usec, &s.rejected, &s.failed] {
                 a.store(0, Ordering::Relaxed);
+            }
+            if let Some(h) = s.hist.get() {
+                for a in h.log.iter().chain(h.fine.iter()) {
+                    a.store(0, Ordering::Relaxed);
+                }
             }
         }
     }

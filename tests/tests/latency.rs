@@ -10,7 +10,7 @@ const DEBUG: &[&str] = &[
     "--enable-debug-command",
     "yes",
     "--latency-monitor-threshold",
-    "1",
+    "40",
 ];
 
 /// Every run of digits replaced by `N`: timestamps and latencies differ
@@ -57,9 +57,19 @@ fn monitor_events_match_redis() -> Result<()> {
         t.push(cmd(&mut c, &["LATENCY", "LATEST"])?);
         t.push(cmd(&mut c, &["LATENCY", "HISTORY", "command"])?);
         t.push(cmd(&mut c, &["LATENCY", "DOCTOR"])?);
-        t.push(cmd(&mut c, &["LATENCY", "GRAPH", "command"])?);
+        t.push(cmd(&mut c, &["LATENCY", "GRAPH", "nosuch"])?);
         t.push(cmd(&mut c, &["DEBUG", "SLEEP", "0.05"])?);
-        let latest = Reply::parse(&c.cmd(&["LATENCY", "LATEST"])?)?;
+        // Other events (expire-cycle…) may pass the threshold on a loaded
+        // machine: only `command` is compared.
+        let all = Reply::parse(&c.cmd(&["LATENCY", "LATEST"])?)?;
+        let latest = match &all {
+            Reply::Aggregate(_, events) => events
+                .iter()
+                .find(|e| s(e.to_bytes()).contains("\r\ncommand\r\n"))
+                .cloned()
+                .unwrap_or(all.clone()),
+            Reply::Scalar(_) => all.clone(),
+        };
         let v = ints(&latest);
         t.push(format!(
             "latest ints {} max>=50 {}",
@@ -124,18 +134,20 @@ fn histogram_and_latencystats_match_redis() -> Result<()> {
             }
             cmd(&mut c, &["CONFIG", "GET", "maxmemory"])?;
             let h = Reply::parse(&c.cmd(&["LATENCY", "HISTOGRAM", "set", "config", "nosuch"])?)?;
-            // Layout with the numbers out, then the counts.
-            t.push(s(h.shape().to_bytes()).replace(char::is_numeric, ""));
+            // How many buckets a command fills depends on how long its
+            // calls took on each server: names, calls and keys only.
             let Reply::Aggregate(_, kids) = &h else {
                 anyhow::bail!("not a map")
             };
-            let names: Vec<String> = kids
+            // Redis lists a container's subcommands in its hash order.
+            let mut names: Vec<String> = kids
                 .iter()
                 .step_by(2)
                 .map(|k| digits(&s(k.to_bytes())))
                 .collect();
+            names.sort();
             t.push(format!("{names:?}"));
-            for pair in kids.chunks(2).skip(0) {
+            for pair in kids.chunks(2) {
                 let v = ints(&pair[1]);
                 // calls, then key/cumulative pairs: keys as hdr prints
                 // them, cumulative counts rising to calls.
@@ -221,18 +233,22 @@ fn lolwut_matches_redis() -> Result<()> {
                 let lines: Vec<&str> = r.lines().collect();
                 // The header carries the length, which the drawing's
                 // dimensions fix; the captions are exact.
-                t.push(format!("{} lines, header {}", lines.len(), lines[0]));
+                // (Version 6's length and widths vary with its random
+                // colours and shapes.)
+                t.push(format!("{} lines", lines.len()));
                 t.push(
                     lines
                         .iter()
                         .rev()
-                        .take(3)
+                        .take(1)
                         .copied()
                         .collect::<Vec<_>>()
                         .join("|"),
                 );
-                let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
-                t.push(format!("{widths:?}"));
+                if args[2] == "5" {
+                    let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
+                    t.push(format!("{widths:?}"));
+                }
                 let braille = |ch: char| ('\u{2800}'..='\u{28ff}').contains(&ch);
                 t.push(format!(
                     "{}",

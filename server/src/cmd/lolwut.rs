@@ -57,7 +57,7 @@ impl Canvas {
     }
 
     fn square(&mut self, x: i64, y: i64, size: f32, angle: f32, color: u8) {
-        let size = (size / 1.414_213_6).round();
+        let size = (size / std::f32::consts::SQRT_2).round();
         let mut k = std::f32::consts::FRAC_PI_4 + angle;
         let mut px = [0i64; 4];
         let mut py = [0i64; 4];

@@ -132,12 +132,7 @@ impl<'a> ScriptHost<'a> {
     fn write_rules(&self, spec: &crate::cmd::CommandSpec) -> Result<(), String> {
         let srv = self.srv;
         let watch = &srv.scripting.watch;
-        // PUBLISH replicates although 7.0's COMMAND INFO shows no
-        // may_replicate: read-only scripts refuse it too, as Redis does.
-        if self.rules.read_only
-            && (spec.has(flags::WRITE | flags::MAY_REPLICATE)
-                || matches!(spec.name, "publish" | "spublish"))
-        {
+        if self.rules.read_only && spec.has(flags::WRITE | flags::MAY_REPLICATE) {
             return Err("Write commands are not allowed from read-only scripts.".into());
         }
         if spec.has(flags::WRITE) && !watch.is_dirty() {

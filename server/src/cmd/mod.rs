@@ -108,7 +108,7 @@ pub mod flags {
         (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MAY_REPLICATE, "may_replicate"),
+        // MAY_REPLICATE is not listed: Redis hides it "on purpose".
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
@@ -611,6 +611,17 @@ pub fn looked_up(srv: &Server, db: usize, key: &[u8], found: bool) {
         s.misses.add(1);
         srv.pubsub
             .notify(crate::pubsub::class::KEY_MISS, "keymiss", key, db);
+    }
+}
+
+/// Publishes `event` (of class `kind`) for `key`, then `del` when the write
+/// emptied and so deleted the key: Redis's order. Called once the key's
+/// shard is released, so an `expired` noticed by the same write comes
+/// first, as in Redis.
+pub(super) fn notify_write(ctx: &Ctx<'_>, kind: u32, event: &str, key: &[u8], deleted: bool) {
+    ctx.notify(kind, event, key);
+    if deleted {
+        ctx.notify(crate::pubsub::class::GENERIC, "del", key);
     }
 }
 

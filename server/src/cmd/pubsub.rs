@@ -184,7 +184,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "publish",
         3,
-        PUBSUB | LOADING | STALE | FAST,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
         (0, 0, 0),
         G,
         publish,
@@ -192,7 +192,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "spublish",
         3,
-        PUBSUB | LOADING | STALE | FAST,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
         (1, 1, 1),
         G,
         spublish,

@@ -78,8 +78,9 @@ median() {
 }
 
 # bench_init [TOOL...]: checks that redis-server, redis-benchmark and each
-# TOOL are installed, builds the release server ($RAMPART), and makes $tmp
-# and the pids list, both cleaned up on exit
+# TOOL are installed, builds the release server ($RAMPART, unless RAMPART
+# already names a binary built elsewhere), and makes $tmp and the pids
+# list, both cleaned up on exit
 bench_init() {
     local tool
     for tool in redis-server redis-benchmark "$@"; do
@@ -88,8 +89,10 @@ bench_init() {
             exit 1
         }
     done
-    cargo build --release --bin rampart-server >&2
-    RAMPART=target/release/rampart-server
+    if [ -z "${RAMPART:-}" ]; then
+        cargo build --release --bin rampart-server >&2
+        RAMPART=${CARGO_TARGET_DIR:-target}/release/rampart-server
+    fi
     tmp=$(mktemp -d)
     pids=()
     trap bench_cleanup EXIT

@@ -19,24 +19,9 @@ REQUESTS=${REQUESTS:-100000}
 CLIENTS=${CLIENTS:-50}
 ROUNDS=${ROUNDS:-3}
 
-command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
-    echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
-    exit 1
-}
 # RAMPART=path/to/rampart-server skips the release build (to measure a
 # binary built elsewhere).
-if [ -z "${RAMPART:-}" ]; then
-    cargo build --release --bin rampart-server >&2
-    RAMPART=${CARGO_TARGET_DIR:-target}/release/rampart-server
-fi
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_init
 
 BODY="redis.call('incr', KEYS[1]) redis.call('set', KEYS[2], ARGV[1]) return redis.call('get', KEYS[2])"
 LIB="#!lua name=benchlib

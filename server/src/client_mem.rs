@@ -57,11 +57,7 @@ pub fn configure(srv: &Server) {
         .config
         .get("client-output-buffer-limit")
         .unwrap_or_default();
-    let normal = ObufLimits::from_config(&obl, "normal").unwrap_or(ObufLimits {
-        hard: 0,
-        soft: 0,
-        soft_secs: 0,
-    });
+    let normal = ObufLimits::from_config(&obl, "normal").unwrap_or_default();
     m.hard.store(normal.hard, Ordering::Relaxed);
     m.soft.store(normal.soft, Ordering::Relaxed);
     m.soft_secs.store(normal.soft_secs, Ordering::Relaxed);

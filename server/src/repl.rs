@@ -170,7 +170,7 @@ struct Inner {
 
 /// The replica class of `client-output-buffer-limit`, in bytes and
 /// seconds (0 disables a limit).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ObufLimits {
     /// Closed at once past this many pending bytes.
     pub hard: u64,

@@ -12,7 +12,7 @@ use rampart_keyspace::{glob, Db, Slot, Value};
 use rand::Rng;
 
 use super::flags::*;
-use super::list::notify_write;
+use super::notify_write;
 use super::{err, spec, CommandSpec, Ctx};
 use crate::num::{parse_i64, LongDouble};
 use crate::pubsub::class;

@@ -11,7 +11,7 @@ use rampart_keyspace::list::{End, List, MAX_ITEM_SIZE};
 use rampart_keyspace::{Db, Value};
 
 use super::flags::*;
-use super::{err, spec, CommandSpec, Ctx};
+use super::{err, notify_write, spec, CommandSpec, Ctx};
 use crate::num::parse_i64;
 use crate::pubsub::class;
 use crate::resp::Out;
@@ -25,18 +25,6 @@ const TOO_LARGE: &str = "ERR Element too large";
 
 fn db<'a>(ctx: &Ctx<'a>) -> &'a Db {
     ctx.srv.keyspace.db(ctx.client.db)
-}
-
-/// Publishes `event` (of class `kind`) for `key`, then `del` when the write
-/// emptied and so deleted the key: Redis's order. Called once the key's
-/// shard is released, so an `expired` noticed by the same write comes
-/// first, as in Redis.
-pub(super) fn notify_write(ctx: &Ctx<'_>, kind: u32, event: &str, key: &[u8], deleted: bool) {
-    let (ps, db) = (&ctx.srv.pubsub, ctx.client.db);
-    ps.notify(kind, event, key, db);
-    if deleted {
-        ps.notify(class::GENERIC, "del", key, db);
-    }
 }
 
 fn push_event(end: End) -> &'static str {

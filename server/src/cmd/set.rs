@@ -14,7 +14,7 @@ use super::flags::*;
 use super::hash::{
     emit_random, empty_scan, parse_cursor, pick_distinct, random_count, scan_options,
 };
-use super::list::notify_write;
+use super::notify_write;
 use super::{err, spec, CommandSpec, Ctx};
 use crate::pubsub::class;
 use crate::resp::Out;

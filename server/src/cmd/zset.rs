@@ -11,7 +11,7 @@ use rampart_keyspace::zset::{LexBound, LexRange, ScoreRange, ZSet};
 use rampart_keyspace::{glob, Db, Value};
 
 use super::flags::*;
-use super::list::notify_write;
+use super::notify_write;
 use super::{err, spec, CommandSpec, Ctx};
 use crate::num::parse_i64;
 use crate::pubsub::class;

@@ -271,11 +271,7 @@ impl PubSub {
         self.events
             .store(class::parse(&events).unwrap_or(0), Ordering::Relaxed);
         let obl = config.get("client-output-buffer-limit").unwrap_or_default();
-        let l = ObufLimits::from_config(&obl, "pubsub").unwrap_or(ObufLimits {
-            hard: 0,
-            soft: 0,
-            soft_secs: 0,
-        });
+        let l = ObufLimits::from_config(&obl, "pubsub").unwrap_or_default();
         self.hard.store(l.hard, Ordering::Relaxed);
         self.soft.store(l.soft, Ordering::Relaxed);
         self.soft_secs.store(l.soft_secs, Ordering::Relaxed);

@@ -28,6 +28,9 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use db::{Db, Detached, Node, Slot, Sweep};
 pub use key::Key;
 pub use pack::Pack;
+
+/// How often a wait for the gate looks at its reason to give up.
+const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 pub use value::{EncodingLimits, Kind, Value};
 
 /// Receives key events from the keyspace. Called outside shard locks but
@@ -154,6 +157,56 @@ impl Keyspace {
     /// Held by commands that must be atomic across keys.
     pub fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
         self.gate.write()
+    }
+
+    /// [`Keyspace::shared`], unless `give_up` turns true while it waits
+    /// (checked every few milliseconds): a client waiting behind a script
+    /// that runs past its time limit must get `-BUSY`, not wait it out.
+    ///
+    /// ```
+    /// use rampart_keyspace::Keyspace;
+    /// let ks = Keyspace::new(1);
+    /// let held = ks.exclusive();
+    /// assert!(ks.shared_unless(|| true).is_none());
+    /// drop(held);
+    /// assert!(ks.shared_unless(|| true).is_some());
+    /// ```
+    pub fn shared_unless(&self, give_up: impl Fn() -> bool) -> Option<RwLockReadGuard<'_, ()>> {
+        if let Some(g) = self.gate.try_read() {
+            return Some(g);
+        }
+        loop {
+            if give_up() {
+                return None;
+            }
+            if let Some(g) = self.gate.try_read_for(GATE_POLL) {
+                return Some(g);
+            }
+        }
+    }
+
+    /// [`Keyspace::exclusive`], unless `give_up` turns true while it waits.
+    ///
+    /// ```
+    /// use rampart_keyspace::Keyspace;
+    /// let ks = Keyspace::new(1);
+    /// let held = ks.shared();
+    /// assert!(ks.exclusive_unless(|| true).is_none());
+    /// drop(held);
+    /// assert!(ks.exclusive_unless(|| true).is_some());
+    /// ```
+    pub fn exclusive_unless(&self, give_up: impl Fn() -> bool) -> Option<RwLockWriteGuard<'_, ()>> {
+        if let Some(g) = self.gate.try_write() {
+            return Some(g);
+        }
+        loop {
+            if give_up() {
+                return None;
+            }
+            if let Some(g) = self.gate.try_write_for(GATE_POLL) {
+                return Some(g);
+            }
+        }
     }
 
     /// Starts a point-in-time snapshot without fork: from now on, the first

@@ -195,7 +195,7 @@ fn fd_of(_: &TcpStream) -> i32 {
 /// The request loop. Returns the PSYNC/SYNC hand-off (with any input read
 /// after it) when the connection turns into a replica link.
 async fn serve<S: ConnIo>(
-    srv: &Server,
+    srv: &Arc<Server>,
     stream: &mut S,
     client: &mut Client,
 ) -> Option<(crate::repl::Handoff, BytesMut)> {
@@ -223,7 +223,14 @@ async fn serve<S: ConnIo>(
                         wait_if_paused(srv, &args, client).await;
                         clock = now_us();
                     }
-                    clock = execute(srv, client, &mut args, &mut out, clock);
+                    clock = if hands_off(srv, client, &args) {
+                        match execute_off(srv, client, &mut args, &mut out, clock).await {
+                            Some(end) => end,
+                            None => return None,
+                        }
+                    } else {
+                        execute(srv, client, &mut args, &mut out, clock)
+                    };
                     parser.recycle(args);
                     if out.proto != client.proto {
                         out.proto = client.proto;
@@ -369,6 +376,54 @@ async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<us
 /// Waits for a blocked command's reply: served by a write, timed out, or
 /// unblocked. Input that arrives meanwhile stays buffered for later; a
 /// closed or killed connection gives up its place in the queues.
+/// Whether this command runs a script: EVAL and FCALL and their kin, or
+/// an EXEC whose transaction holds one.
+fn hands_off(srv: &Server, client: &Client, args: &[bytes::Bytes]) -> bool {
+    let Some(name) = args.first() else {
+        return false;
+    };
+    match &client.multi {
+        None => crate::script::runs_script(name),
+        Some(q) => {
+            name.eq_ignore_ascii_case(b"exec")
+                && q.iter().any(|(id, _)| {
+                    crate::script::runs_script(srv.commands.spec(*id).name.as_bytes())
+                })
+        }
+    }
+}
+
+/// [`execute`] on the script thread, while this connection's thread goes
+/// on serving its other clients. The client and its pending output travel
+/// with the command and come back with its reply. `None` if the script
+/// thread dropped the command (it cannot, short of a panic).
+async fn execute_off(
+    srv: &Arc<Server>,
+    client: &mut Client,
+    args: &mut Vec<bytes::Bytes>,
+    out: &mut Out,
+    clock: u64,
+) -> Option<u64> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let placeholder = Client::new(client.handle.clone(), false);
+    let mut c = std::mem::replace(client, placeholder);
+    let mut o = std::mem::replace(out, Out::new(out.proto));
+    let mut a = std::mem::take(args);
+    let s = srv.clone();
+    let job: crate::script::Job = Box::new(move || {
+        let end = execute(&s, &mut c, &mut a, &mut o, clock);
+        let _ = tx.send((c, o, a, end));
+    });
+    if let Err(job) = srv.scripting.run_off(job) {
+        job();
+    }
+    let (c, o, a, end) = rx.await.ok()?;
+    *client = c;
+    *out = o;
+    *args = a;
+    Some(end)
+}
+
 async fn wait_blocked<S: ConnIo>(
     srv: &Server,
     stream: &mut S,

@@ -301,6 +301,25 @@ fn needs_memory(srv: &Server, c: &Client, spec: &CommandSpec) -> bool {
     }
 }
 
+/// Answers -BUSY to a command that waited for the gate while a script ran
+/// past its time limit, counted as a rejected call as Redis counts it.
+fn reject_busy(srv: &Server, c: &mut Client, id: usize, out: &mut Out) -> u64 {
+    let e = srv
+        .scripting
+        .watch
+        .busy_error()
+        .unwrap_or(rampart_scripting::BUSY_EVAL);
+    out.error(e);
+    srv.commands.reject(id);
+    if let Some(code) = out.last_error.take() {
+        srv.stats.error(&code);
+    }
+    if c.multi.is_some() {
+        c.multi_error = true;
+    }
+    now_us()
+}
+
 /// Calls a resolved command. `now` is the command's clock in ms (fixed for
 /// a whole EXEC, as Redis), `start_us` when it started, for its duration.
 /// `gated` is true inside EXEC, which already holds the gate exclusive for
@@ -321,11 +340,21 @@ pub fn call(
         || spec.key_positions(args.len()).nth(1).is_some();
     let mut _shared = None;
     let mut excl = None;
+    // A script past busy-reply-threshold holds the gate: whoever waits for
+    // it then gets -BUSY, as Redis answers the clients it reads meanwhile.
+    let give_up =
+        || !spec.has(flags::ALLOW_BUSY) && srv.scripting.watch.busy.load(Ordering::Relaxed);
     if !gated && !spec.has(flags::TX_CONTROL | flags::NO_GATE) {
         if exclusive {
-            excl = Some(srv.keyspace.exclusive());
+            excl = srv.keyspace.exclusive_unless(give_up);
+            if excl.is_none() {
+                return reject_busy(srv, c, id, out);
+            }
         } else {
-            _shared = Some(srv.keyspace.shared());
+            _shared = srv.keyspace.shared_unless(give_up);
+            if _shared.is_none() {
+                return reject_busy(srv, c, id, out);
+            }
             // Blocked clients must be served before anyone else sees this
             // write: take the gate exclusive. Checked under the gate, as
             // clients only block under the exclusive gate. Likewise while
@@ -337,7 +366,10 @@ pub fn call(
                 && (srv.hooks.blocked.count() > 0 || srv.hooks.stream.active())
             {
                 _shared = None;
-                excl = Some(srv.keyspace.exclusive());
+                excl = srv.keyspace.exclusive_unless(give_up);
+                if excl.is_none() {
+                    return reject_busy(srv, c, id, out);
+                }
             }
         }
     }

@@ -293,11 +293,19 @@ fn evict(srv: &Server, start: u64) -> Outcome {
     // fed so their DELs keep their place among other writes. Checked
     // under the gate, as dispatch does: the stream turns on or off only
     // under the exclusive gate.
-    let mut shared = Some(srv.keyspace.shared());
+    // A script past its time limit holds the gate: leave eviction to
+    // later, the command waiting here gets -BUSY in dispatch.
+    let busy = || srv.scripting.watch.busy.load(Ordering::Relaxed);
+    let Some(mut shared) = srv.keyspace.shared_unless(busy).map(Some) else {
+        return Outcome::Ok;
+    };
     let mut _excl = None;
     if srv.hooks.stream.active() {
         shared = None;
-        _excl = Some(srv.keyspace.exclusive());
+        let Some(g) = srv.keyspace.exclusive_unless(busy) else {
+            return Outcome::Ok;
+        };
+        _excl = Some(g);
     }
     let _shared = shared;
     let mut work = e.work.lock();

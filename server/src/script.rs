@@ -25,6 +25,34 @@ pub struct Scripting {
     pub watch: Arc<Watch>,
     /// The running function's name and command (FUNCTION STATS).
     pub running: Mutex<Option<(String, Vec<bytes::Bytes>)>>,
+    /// The thread scripts run on (started at the first script).
+    thread: std::sync::OnceLock<std::sync::mpsc::Sender<Job>>,
+}
+
+/// Work for the script thread.
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// The commands that run a script or function, which the connection loop
+/// hands to the script thread: a busy script must not hold up the other
+/// clients of its connection thread, who must get -BUSY and be able to
+/// SCRIPT KILL it (Redis answers them from inside the script's run).
+///
+/// ```
+/// use rampart_server::script::runs_script;
+/// assert!(runs_script(b"EVALSHA"));
+/// assert!(runs_script(b"fcall_ro"));
+/// assert!(!runs_script(b"script"));
+/// ```
+pub fn runs_script(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 6] = [
+        b"eval",
+        b"evalsha",
+        b"eval_ro",
+        b"evalsha_ro",
+        b"fcall",
+        b"fcall_ro",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 impl Default for Scripting {
@@ -43,11 +71,35 @@ impl Default for Scripting {
             functions: Mutex::new(functions),
             watch,
             running: Mutex::new(None),
+            thread: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Scripting {
+    /// Runs `job` on the script thread, in the order jobs are given.
+    /// Returns the job if the thread could not be started, for the caller
+    /// to run itself.
+    pub fn run_off(&self, job: Job) -> Result<(), Job> {
+        let tx = self.thread.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let started = std::thread::Builder::new()
+                .name("rampart-script".into())
+                .spawn(move || {
+                    crate::state::take_stripe();
+                    while let Ok(job) = rx.recv() {
+                        // A panicking command ends its own connection (its
+                        // reply channel drops), not the thread.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(e) = started {
+                tracing::warn!("Could not start the script thread: {e}");
+            }
+            tx
+        });
+        tx.send(job).map_err(|e| e.0)
+    }
     /// `(number_of_functions, number_of_libraries)` for INFO.
     pub fn function_counts(&self) -> (usize, usize) {
         match self.functions.try_lock() {

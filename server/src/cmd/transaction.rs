@@ -11,6 +11,7 @@ use super::{spec, CommandSpec, Ctx};
 use crate::client::Client;
 use crate::dispatch::call;
 use crate::state::Server;
+use rampart_scripting::BUSY_EVAL;
 
 /// Leaves MULTI state, dropping the queue.
 pub fn discard_state(_srv: &Server, c: &mut Client) {
@@ -64,7 +65,15 @@ fn exec(ctx: &mut Ctx<'_>) {
             .error("EXECABORT Transaction discarded because of previous errors.");
     }
     let srv = ctx.srv;
-    let _gate = srv.keyspace.exclusive();
+    let busy = || srv.scripting.watch.busy.load(Ordering::Relaxed);
+    let Some(_gate) = srv.keyspace.exclusive_unless(busy) else {
+        // What Redis answers an EXEC it reads while a script is busy.
+        unwatch_all(srv, ctx.client);
+        let e = srv.scripting.watch.busy_error().unwrap_or(BUSY_EVAL);
+        return ctx
+            .out
+            .error(&format!("EXECABORT Transaction discarded because of: {e}"));
+    };
     // A watched key that expired since WATCH counts as modified: reading it
     // deletes it, which fires the watch.
     for (db, key) in &ctx.client.watched {

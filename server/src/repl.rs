@@ -1778,6 +1778,8 @@ fn store_and_load(
     for i in 0..srv.keyspace.len() {
         drop(srv.keyspace.db(i).clear());
     }
+    // Whatever clients cached is gone with it (Redis's emptyData).
+    srv.tracking.flushed();
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let path = crate::persist::snapshot_path(srv);
     let format = if srv.keys.is_some() {

@@ -270,3 +270,29 @@ fn the_table_stays_within_tracking_table_max_keys() -> Result<()> {
         Ok(vec![format!("invalidated {keys}")])
     })
 }
+
+/// A replica's full sync replaces its whole dataset: its tracking clients
+/// get a null invalidation, as Redis's emptyData sends.
+#[test]
+fn full_sync_on_a_replica_invalidates_everything() -> Result<()> {
+    let primary = rampart_tests::RedisOracle::start()?;
+    primary.conn()?.cmd(&["SET", "k", "from-primary"])?;
+    let port = primary.port().to_string();
+    both(&[], |srv| {
+        let mut t = Vec::new();
+        let mut a = tracker(srv, &[])?;
+        let mut b = srv.conn()?;
+        t.push(s(b.cmd(&["SET", "k", "local"])?));
+        t.push(s(a.cmd(&["GET", "k"])?));
+        t.push(s(b.cmd(&["REPLICAOF", "127.0.0.1", &port])?));
+        // Nothing else is sent to `a` until the sync replaces the data.
+        a.set_read_timeout(Duration::from_secs(20))?;
+        t.push(s(a.read_reply()?));
+        rampart_tests::wait_for("the sync", Duration::from_secs(20), || {
+            Ok(s(b.cmd(&["GET", "k"])?).contains("from-primary"))
+        })?;
+        t.push(s(a.cmd(&["GET", "k"])?));
+        t.push(s(b.cmd(&["REPLICAOF", "NO", "ONE"])?));
+        Ok(t)
+    })
+}

@@ -207,12 +207,38 @@ async fn serve<S: ConnIo>(
         // ended (dispatch reads the clock as a command ends).
         let mut clock = now_us();
         // Run every complete command already buffered.
+        let mut ahead = None;
         loop {
-            let limits = Limits {
-                max_bulk: srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed),
-                unauthenticated: srv.acl.auth_required(client),
+            let next = match ahead.take() {
+                Some(n) => n,
+                None => parser.next(&mut buf, limits(srv, client)),
             };
-            match parser.next(&mut buf, limits) {
+            match next {
+                Ok(Some(args)) if hands_off(srv, client, &args) => {
+                    // Script commands go to the script thread together,
+                    // as many as are buffered: one hand-off per batch.
+                    let mut batch = vec![args];
+                    while batch.len() < SCRIPT_BATCH && !srv.pause.any() {
+                        match parser.next(&mut buf, limits(srv, client)) {
+                            Ok(Some(a)) if hands_off(srv, client, &a) => batch.push(a),
+                            Ok(None) => break,
+                            other => {
+                                ahead = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    if srv.pause.any() {
+                        wait_if_paused(srv, &batch[0], client).await;
+                    }
+                    clock = execute_off(srv, client, batch, &mut out, clock).await?;
+                    if out.proto != client.proto {
+                        out.proto = client.proto;
+                    }
+                    if client.close {
+                        break;
+                    }
+                }
                 Ok(Some(mut args)) => {
                     // Messages that arrived before this command go out
                     // before its reply, as they would from Redis.
@@ -223,14 +249,7 @@ async fn serve<S: ConnIo>(
                         wait_if_paused(srv, &args, client).await;
                         clock = now_us();
                     }
-                    clock = if hands_off(srv, client, &args) {
-                        match execute_off(srv, client, &mut args, &mut out, clock).await {
-                            Some(end) => end,
-                            None => return None,
-                        }
-                    } else {
-                        execute(srv, client, &mut args, &mut out, clock)
-                    };
+                    clock = execute(srv, client, &mut args, &mut out, clock);
                     parser.recycle(args);
                     if out.proto != client.proto {
                         out.proto = client.proto;
@@ -393,14 +412,26 @@ fn hands_off(srv: &Server, client: &Client, args: &[bytes::Bytes]) -> bool {
     }
 }
 
-/// [`execute`] on the script thread, while this connection's thread goes
-/// on serving its other clients. The client and its pending output travel
-/// with the command and come back with its reply. `None` if the script
-/// thread dropped the command (it cannot, short of a panic).
+/// The most script commands handed to the script thread at once.
+const SCRIPT_BATCH: usize = 64;
+
+/// The protocol limits for the client's next request.
+fn limits(srv: &Server, client: &Client) -> Limits {
+    Limits {
+        max_bulk: srv.config.hot.proto_max_bulk_len.load(Ordering::Relaxed),
+        unauthenticated: srv.acl.auth_required(client),
+    }
+}
+
+/// [`execute`]s `batch` on the script thread, in order, while this
+/// connection's thread goes on serving its other clients. The client and
+/// its pending output travel with the commands and come back with their
+/// replies. `None` if the script thread dropped the work (it cannot, short
+/// of a panic), which ends the connection.
 async fn execute_off(
     srv: &Arc<Server>,
     client: &mut Client,
-    args: &mut Vec<bytes::Bytes>,
+    batch: Vec<Vec<bytes::Bytes>>,
     out: &mut Out,
     clock: u64,
 ) -> Option<u64> {
@@ -408,19 +439,28 @@ async fn execute_off(
     let placeholder = Client::new(client.handle.clone(), false);
     let mut c = std::mem::replace(client, placeholder);
     let mut o = std::mem::replace(out, Out::new(out.proto));
-    let mut a = std::mem::take(args);
     let s = srv.clone();
     let job: crate::script::Job = Box::new(move || {
-        let end = execute(&s, &mut c, &mut a, &mut o, clock);
-        let _ = tx.send((c, o, a, end));
+        let mut clock = clock;
+        for mut args in batch {
+            // As in `serve`: mail that arrived before a command goes out
+            // before its reply.
+            if c.handle.mailbox.has_mail() {
+                c.handle.mailbox.drain_into(&mut o);
+            }
+            clock = execute(&s, &mut c, &mut args, &mut o, clock);
+            if o.proto != c.proto {
+                o.proto = c.proto;
+            }
+        }
+        let _ = tx.send((c, o, clock));
     });
     if let Err(job) = srv.scripting.run_off(job) {
         job();
     }
-    let (c, o, a, end) = rx.await.ok()?;
+    let (c, o, end) = rx.await.ok()?;
     *client = c;
     *out = o;
-    *args = a;
     Some(end)
 }
 

@@ -428,6 +428,44 @@ const SORT: &[Scenario] = &[
     ),
 ];
 
+/// Events from inside transactions and scripts, and a STORE onto a key
+/// that expired but was not yet removed (active expiry off).
+const WRAPPED: &[Scenario] = &[
+    (
+        "KEA",
+        &[
+            &["MULTI"],
+            &["SET", "a", "1"],
+            &["LPUSH", "l", "x"],
+            &["INCR", "a"],
+            &["DEL", "a", "l"],
+            &["EXEC"],
+            &["MULTI"],
+            &["SET", "b", "1"],
+            &["DISCARD"],
+            &[
+                "EVAL",
+                "redis.call('set', KEYS[1], '1') redis.call('expire', KEYS[1], 100) redis.call('del', KEYS[1]) return redis.pcall('incr', 'nosuch:list')",
+                "1",
+                "s",
+            ],
+        ],
+    ),
+    (
+        "KEAn",
+        &[
+            &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
+            &["SADD", "s1", "a", "b"],
+            &["SET", "d", "v", "PX", "1"],
+            &["SET", "e", "v", "PX", "1"],
+            &["DEBUG", "SLEEP", "0.01"],
+            &["SUNIONSTORE", "d", "s1"],
+            &["SUNIONSTORE", "e", "nosuch"],
+            &["DEBUG", "SET-ACTIVE-EXPIRE", "1"],
+        ],
+    ),
+];
+
 fn run(table: &[Scenario]) -> Result<()> {
     both(&[], |srv| {
         let mut t = Vec::new();
@@ -457,6 +495,11 @@ fn bitmap_events_match_redis() -> Result<()> {
 #[test]
 fn hyperloglog_events_match_redis() -> Result<()> {
     run(HLL)
+}
+
+#[test]
+fn events_in_transactions_scripts_and_expired_destinations_match_redis() -> Result<()> {
+    run(WRAPPED)
 }
 
 #[test]

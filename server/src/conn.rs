@@ -300,6 +300,8 @@ async fn serve<S: ConnIo>(
                 }
             }
         }
+        srv.tracking
+            .broadcast_pending(Some((&client.handle, &mut out)));
         if client.handle.mailbox.has_mail() {
             client.handle.mailbox.drain_into(&mut out);
         }

@@ -34,6 +34,8 @@ pub async fn run(srv: Arc<Server>) {
             // otherwise starve (and the I/O driver) keep running.
             tokio::task::block_in_place(|| active_expire(&srv, &mut cursors));
         }
+        // BCAST announcements of keys the sweep expired.
+        srv.tracking.broadcast_pending(None);
     }
 }
 

@@ -1883,6 +1883,7 @@ async fn apply_loop(
                 Err(e) => bail!("Protocol error from the MASTER: {}", e.0),
             }
         }
+        srv.tracking.broadcast_pending(None);
         srv.repl.link.lock().unapplied = link.buf.len() as u64;
         tokio::select! {
             r = tokio::time::timeout(timeout, link.stream.read_buf(&mut link.buf)) => {

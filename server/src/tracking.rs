@@ -319,9 +319,8 @@ impl Tracking {
         self.update_live(0, self.prefixes.lock().len());
     }
 
-    /// After a command: the invalidations its connection owes itself, then
-    /// the BCAST announcements of what it changed. What is for `me` goes
-    /// to the end of `out` (after the reply); the rest to mailboxes.
+    /// After a command: the invalidations its connection owes itself, to
+    /// the end of `out` (after the reply).
     pub fn after_command(&self, me: &ClientHandle, out: &mut Out) {
         let own = OWN.with(|o| std::mem::take(&mut *o.borrow_mut()));
         if !own.is_empty() {
@@ -334,13 +333,28 @@ impl Tracking {
                 self.send(me, &st, p, Some(out));
             }
         }
-        if self.bcast_pending.swap(false, Ordering::Relaxed) {
-            self.broadcast(me, out);
+    }
+
+    /// Redis's `trackingBroadcastInvalidationMessages`, which it runs once
+    /// per event loop: the BCAST announcements of every key changed since
+    /// the last call, one message per prefix. Connections call it after
+    /// each batch of commands they read at once, the cron after expiring
+    /// keys. What is for `me` goes to the end of its `out`.
+    ///
+    /// ```no_run
+    /// # fn f(srv: &rampart_server::state::Server) {
+    /// srv.tracking.broadcast_pending(None);
+    /// # }
+    /// ```
+    pub fn broadcast_pending(&self, me: Option<(&ClientHandle, &mut Out)>) {
+        if self.bcast_pending.load(Ordering::Relaxed)
+            && self.bcast_pending.swap(false, Ordering::Relaxed)
+        {
+            self.broadcast(me);
         }
     }
 
-    /// Redis's `trackingBroadcastInvalidationMessages`.
-    fn broadcast(&self, me: &ClientHandle, out: &mut Out) {
+    fn broadcast(&self, mut me: Option<(&ClientHandle, &mut Out)>) {
         let mut work = Vec::new();
         {
             let mut prefixes = self.prefixes.lock();
@@ -354,7 +368,10 @@ impl Tracking {
             let all = encode_keys(keys.keys());
             for h in clients {
                 let st = h.tracking.lock().clone();
-                let sink = if h.id == me.id { Some(&mut *out) } else { None };
+                let sink = match &mut me {
+                    Some((m, out)) if m.id == h.id => Some(&mut **out),
+                    _ => None,
+                };
                 if st.noloop {
                     let mine: Vec<&Bytes> = keys
                         .iter()

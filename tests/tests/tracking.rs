@@ -296,3 +296,31 @@ fn full_sync_on_a_replica_invalidates_everything() -> Result<()> {
         Ok(t)
     })
 }
+
+/// BCAST announcements come once per batch of commands read together, as
+/// Redis sends them once per event loop, and keys the server expires by
+/// itself reach BCAST clients with no other command to carry them.
+#[test]
+fn bcast_batches_and_active_expiry() -> Result<()> {
+    both(&[], |srv| {
+        let mut t = Vec::new();
+        let mut a = tracker(srv, &["BCAST"])?;
+        let mut b = srv.conn()?;
+        // Three writes in one packet: one invalidation of all three keys.
+        let mut packet = Vec::new();
+        for k in ["x", "y", "z"] {
+            packet.extend(rampart_tests::encode_command(&["SET", k, "v"]));
+        }
+        b.send_raw(&packet)?;
+        for _ in 0..3 {
+            t.push(s(b.read_reply()?));
+        }
+        t.push(s(a.read_reply()?));
+        // A key that expires with nobody sending anything.
+        t.push(s(b.cmd(&["SET", "e", "v", "PX", "30"])?));
+        t.push(s(a.read_reply()?));
+        a.set_read_timeout(Duration::from_secs(5))?;
+        t.push(s(a.read_reply()?));
+        Ok(t)
+    })
+}

@@ -1015,6 +1015,15 @@ pub static PARAMS: &[Param] = &[
     // Rampart's own: whether a replica that cannot take an encrypted full
     // sync (a real Redis replica) may get the dataset as plain RDB.
     p("repl-allow-plaintext-sync", &[], "no", Kind::Bool, false),
+    // Rampart's own: keeping plaintext out of core dumps and swap.
+    p("allow-core-dumps", &[], "no", Kind::Bool, true),
+    p(
+        "lock-memory",
+        &[],
+        "no",
+        Kind::Enum(&["no", "yes", "required"]),
+        true,
+    ),
 ];
 
 /// Directives Redis lets take several arguments in one (its

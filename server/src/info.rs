@@ -264,7 +264,7 @@ fn section(srv: &Server, name: &str, o: &mut String) {
                 .unwrap_or_default();
             let _ = write!(
                 o,
-                "# Server\r\nredis_version:{}\r\nrampart_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+                "# Server\r\nredis_version:{}\r\nrampart_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nmem_locked:{}\r\ncore_dumps:{}\r\n",
                 crate::REDIS_VERSION,
                 env!("CARGO_PKG_VERSION"),
                 std::env::consts::OS,
@@ -279,7 +279,13 @@ fn section(srv: &Server, name: &str, o: &mut String) {
                 c.int("hz"),
                 (now / 1000) & ((1 << 24) - 1),
                 exe,
-                cfg
+                cfg,
+                u8::from(crate::harden::mem_locked()),
+                if crate::harden::core_dumps_enabled() {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
             );
         }
         "clients" => {

@@ -81,6 +81,12 @@ fn main() -> ExitCode {
         eprintln!("Can't open the log file: {e}");
         return ExitCode::from(1);
     }
+    // Before any thread starts or any secret is read.
+    if let Err(e) = rampart_server::harden::apply(&config) {
+        tracing::error!("{e:#}");
+        eprintln!("{e:#}");
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rampart")

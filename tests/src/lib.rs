@@ -375,6 +375,34 @@ impl Rampart {
 }
 
 impl Rampart {
+    /// Like [`Rampart::start`], run through a wrapper command (`prlimit
+    /// --core=unlimited --`, `setpriv --reuid=65534 …`) that execs it.
+    pub fn start_wrapped(wrapper: &[&str], extra: &[&str]) -> Result<Self> {
+        let bin = rampart_bin()?;
+        let (program, lead) = wrapper
+            .split_first()
+            .ok_or_else(|| anyhow::anyhow!("an empty wrapper"))?;
+        let lead: Vec<String> = lead.iter().map(|s| s.to_string()).collect();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let program =
+            find_tool(program).ok_or_else(|| anyhow::anyhow!("{program} is not installed"))?;
+        ServerProcess::start_in("rampart", &program, None, |port, dir| {
+            let mut args = lead.clone();
+            args.push(bin.to_string_lossy().into_owned());
+            args.extend([
+                "--port".to_string(),
+                port.to_string(),
+                "--bind".to_string(),
+                "127.0.0.1".to_string(),
+                "--dir".to_string(),
+                dir.to_string_lossy().into_owned(),
+            ]);
+            args.extend(extra.iter().cloned());
+            args
+        })
+        .map(Rampart)
+    }
+
     /// Like [`Rampart::start`] but in `dir`, which outlives the server: a
     /// test restarts a server on the same data directory this way.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Result<Self> {

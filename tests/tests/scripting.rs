@@ -6,8 +6,8 @@
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
-use rampart_tests::{escape, Rampart, RawConn, RedisOracle};
+use anyhow::{ensure, Context, Result};
+use rampart_tests::{escape, Rampart, RawConn, RedisOracle, Reply};
 
 /// Waits until `conn` gets -BUSY for PING (the script passed the
 /// threshold), and returns that reply.
@@ -139,5 +139,118 @@ fn functions_survive_a_restart() -> Result<()> {
     let mut c = rampart.conn()?;
     let got = c.cmd(&["FCALL", "kept", "0"])?;
     ensure!(got == b"$10\r\nstill here\r\n", "got {}", escape(&got));
+    Ok(())
+}
+
+/// The payload of a bulk reply (`$n\r\n…\r\n`).
+fn bulk_body(reply: &[u8]) -> Result<Vec<u8>> {
+    ensure!(
+        reply.first() == Some(&b'$'),
+        "not a bulk: {}",
+        escape(reply)
+    );
+    let start = reply
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| p + 1)
+        .unwrap_or(reply.len());
+    ensure!(reply.len() >= start + 2, "truncated bulk");
+    Ok(reply[start..reply.len() - 2].to_vec())
+}
+
+/// FUNCTION LIST WITHCODE, in an order-independent form (Redis lists
+/// libraries in hash order).
+fn libraries(c: &mut RawConn) -> Result<Reply> {
+    Ok(Reply::parse(&c.cmd(&["FUNCTION", "LIST", "WITHCODE"])?)?.sorted())
+}
+
+/// FUNCTION DUMP payloads move between Rampart and redis-server 7.0 both
+/// ways and restore the same libraries; a damaged payload or a refused
+/// policy changes nothing on either.
+#[test]
+fn function_dump_payloads_move_between_rampart_and_redis() -> Result<()> {
+    let redis = RedisOracle::start()?;
+    let rampart = Rampart::start(&[])?;
+    let mut r = redis.conn()?;
+    let mut m = rampart.conn()?;
+    let libs = [
+        "#!lua name=alpha\nredis.register_function('a1', function(keys, args) return 'alpha ' .. args[1] end)",
+        // Long enough to be LZF-compressed in the payload.
+        "#!lua name=beta\nredis.register_function{function_name='b1', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads a key'}\nredis.register_function('b2', function() return {1, 2, 3} end)",
+    ];
+    move_libraries(&mut m, &mut r, &libs).context("Rampart to redis-server")?;
+    move_libraries(&mut r, &mut m, &libs).context("redis-server to Rampart")?;
+    Ok(())
+}
+
+/// Loads `libs` on `from`, restores its FUNCTION DUMP on `to` (after a
+/// refused APPEND and a damaged payload), calls them there, and restores
+/// `to`'s DUMP back on `from`.
+fn move_libraries(from: &mut RawConn, to: &mut RawConn, libs: &[&str]) -> Result<()> {
+    {
+        ensure!(from.cmd(&["FUNCTION", "FLUSH"])? == b"+OK\r\n");
+        ensure!(to.cmd(&["FUNCTION", "FLUSH"])? == b"+OK\r\n");
+        for lib in libs {
+            let got = from.cmd(&["FUNCTION", "LOAD", *lib])?;
+            ensure!(got.starts_with(b"$"), "load: {}", escape(&got));
+        }
+        let payload = bulk_body(&from.cmd(&["FUNCTION", "DUMP"])?)?;
+        // A library of the same name is there: APPEND refuses, the
+        // libraries stay as they were.
+        ensure!(to.cmd(&["FUNCTION", "LOAD", libs[0]])? == b"$5\r\nalpha\r\n");
+        let before = libraries(to)?;
+        let got = to.cmd(&[&b"FUNCTION"[..], &b"RESTORE"[..], &payload[..]])?;
+        ensure!(
+            got == b"-ERR Library alpha already exists\r\n",
+            "got {}",
+            escape(&got)
+        );
+        let mut damaged = payload.clone();
+        let mid = damaged.len() / 2;
+        damaged[mid] ^= 0x20;
+        let got = to.cmd(&[
+            &b"FUNCTION"[..],
+            &b"RESTORE"[..],
+            &damaged[..],
+            &b"FLUSH"[..],
+        ])?;
+        ensure!(
+            got == b"-ERR DUMP payload version or checksum are wrong\r\n",
+            "got {}",
+            escape(&got)
+        );
+        ensure!(
+            libraries(to)? == before,
+            "a refused RESTORE changed the libraries"
+        );
+        let got = to.cmd(&[
+            &b"FUNCTION"[..],
+            &b"RESTORE"[..],
+            &payload[..],
+            &b"REPLACE"[..],
+        ])?;
+        ensure!(got == b"+OK\r\n", "restore: {}", escape(&got));
+        ensure!(
+            libraries(to)? == libraries(from)?,
+            "restored libraries differ"
+        );
+        ensure!(to.cmd(&["SET", "k", "v"])? == b"+OK\r\n");
+        for (call, want) in [
+            (&["FCALL", "a1", "0", "x"][..], &b"$7\r\nalpha x\r\n"[..]),
+            (&["FCALL_RO", "b1", "1", "k"][..], &b"$1\r\nv\r\n"[..]),
+            (&["FCALL", "b2", "0"][..], &b"*3\r\n:1\r\n:2\r\n:3\r\n"[..]),
+        ] {
+            let got = to.cmd(call)?;
+            ensure!(got == want, "{call:?}: {}", escape(&got));
+        }
+        // And back: the receiver's own DUMP restores on the sender.
+        let back = bulk_body(&to.cmd(&["FUNCTION", "DUMP"])?)?;
+        let got = from.cmd(&[&b"FUNCTION"[..], &b"RESTORE"[..], &back[..], &b"FLUSH"[..]])?;
+        ensure!(got == b"+OK\r\n", "restore back: {}", escape(&got));
+        ensure!(
+            libraries(from)? == libraries(to)?,
+            "libraries differ after the way back"
+        );
+    }
     Ok(())
 }

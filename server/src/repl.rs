@@ -1778,6 +1778,11 @@ fn store_and_load(
     for i in 0..srv.keyspace.len() {
         drop(srv.keyspace.db(i).clear());
     }
+    // Functions are part of the dataset (Redis's emptyData flushes them
+    // too): a library the primary deleted must not survive the sync.
+    if let Some(e) = srv.scripting.functions.lock().as_mut() {
+        e.flush_functions();
+    }
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let path = crate::persist::snapshot_path(srv);
     let format = if srv.keys.is_some() {

@@ -124,7 +124,7 @@ fn shutdown_nosave_during_busy_script() -> Result<()> {
     Ok(())
 }
 
-/// Function libraries are saved in snapshots and loaded back.
+/// Function libraries are saved in (encrypted) snapshots and loaded back.
 #[test]
 fn functions_survive_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -135,11 +135,40 @@ fn functions_survive_a_restart() -> Result<()> {
         ensure!(c.cmd(&["FUNCTION", "LOAD", lib])? == b"$4\r\nkeep\r\n");
         ensure!(c.cmd(&["SAVE"])? == b"+OK\r\n");
     }
+    // The snapshot is an encrypted envelope, and no file holds an RDB in
+    // the clear.
+    let snapshot = std::fs::read(dir.path().join("dump.rdb"))?;
+    ensure!(
+        snapshot.starts_with(b"RAMPART\x01"),
+        "dump.rdb is not an envelope"
+    );
+    for entry in walk(dir.path())? {
+        let data = std::fs::read(&entry)?;
+        ensure!(
+            !data.windows(9).any(|w| w == b"REDIS0010"),
+            "{} holds an RDB in the clear",
+            entry.display()
+        );
+    }
     let rampart = Rampart::start_in(dir.path(), &[])?;
     let mut c = rampart.conn()?;
     let got = c.cmd(&["FCALL", "kept", "0"])?;
     ensure!(got == b"$10\r\nstill here\r\n", "got {}", escape(&got));
     Ok(())
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            out.extend(walk(&p)?);
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// The payload of a bulk reply (`$n\r\n…\r\n`).

@@ -396,6 +396,9 @@ pub struct Engine {
     fenv: Table,
     /// Switches `fenv` between the load API and the full globals.
     fswitch: Function,
+    /// The VM's memory cap in bytes (0: none yet), see
+    /// [`Engine::set_memory_limit`].
+    mem_limit: usize,
 }
 
 /// A function a library registered.
@@ -878,7 +881,57 @@ impl Engine {
             loading,
             fenv,
             fswitch,
+            mem_limit: 0,
         })
+    }
+
+    /// Caps the VM's memory at `bytes`: an allocation past it fails as
+    /// Lua's "not enough memory" error, which ends the running script
+    /// (or FUNCTION LOAD) with an error reply instead of exhausting the
+    /// server's memory. The cap can be changed at any time; below what the
+    /// VM already holds, only new allocations fail.
+    ///
+    /// Lua 5.1 raises an allocation failure without calling the error
+    /// handler, so the script fails with the bare string "not enough
+    /// memory", which becomes `ERR Error running script <name>, not enough
+    /// memory`: the reply Redis's `luaCallFunction` gives for such an
+    /// error (7.0 itself has no cap and aborts when memory runs out).
+    ///
+    /// ```
+    /// let mut e = rampart_scripting::Engine::new(Default::default()).unwrap();
+    /// e.set_memory_limit(64 << 20);
+    /// assert_eq!(e.memory_limit(), 64 << 20);
+    /// ```
+    pub fn set_memory_limit(&mut self, bytes: usize) {
+        if bytes != self.mem_limit && self.lua.set_memory_limit(bytes).is_ok() {
+            self.mem_limit = bytes;
+        }
+    }
+
+    /// The cap [`Engine::set_memory_limit`] set, or 0.
+    pub fn memory_limit(&self) -> usize {
+        self.mem_limit
+    }
+
+    /// After a run that grew the VM near its cap (typically one stopped
+    /// by it), collects at once: what the script left is garbage, and
+    /// waiting for the incremental collector would keep it (and refuse
+    /// the next scripts' allocations) for a long time.
+    fn reclaim(&mut self) {
+        if self.mem_limit > 0 && self.lua.used_memory() > self.mem_limit / 2 {
+            self.collect();
+        }
+    }
+
+    /// A full collection. The cap is lifted meanwhile: mlua's protected
+    /// call around the collector allocates, which fails in a VM a script
+    /// left at its cap, and the garbage would then stay for good.
+    fn collect(&mut self) {
+        let _ = self.lua.set_memory_limit(0);
+        let _ = self.lua.gc_collect();
+        if self.mem_limit > 0 {
+            let _ = self.lua.set_memory_limit(self.mem_limit);
+        }
     }
 
     /// The shared busy/kill state.
@@ -916,7 +969,7 @@ impl Engine {
     pub fn flush(&mut self) {
         self.scripts.clear();
         self.scripts_mem = 0;
-        let _ = self.lua.gc_collect();
+        self.collect();
     }
 
     /// Compiles and caches `body` (EVAL, SCRIPT LOAD) unless already
@@ -1050,7 +1103,7 @@ impl Engine {
         for lib in new.into_values() {
             self.link(lib);
         }
-        let _ = self.lua.gc_collect();
+        self.collect();
         Ok(())
     }
 
@@ -1102,6 +1155,7 @@ impl Engine {
         };
         self.lua.remove_hook();
         let _ = self.fswitch.call::<()>(false);
+        self.reclaim();
         let registered = self
             .loading
             .lock()
@@ -1158,7 +1212,7 @@ impl Engine {
     pub fn flush_functions(&mut self) {
         self.libraries.clear();
         self.function_lib.clear();
-        let _ = self.lua.gc_collect();
+        self.collect();
     }
 
     /// The loaded libraries, by name.
@@ -1400,6 +1454,7 @@ impl Engine {
             let _ = self.lua.gc_step_kbytes(50);
         }
         watch.end();
+        self.reclaim();
         let mut w = Writer {
             buf: Vec::new(),
             proto: opts.caller_proto,

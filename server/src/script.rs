@@ -58,6 +58,15 @@ impl Scripting {
         }
     }
 
+    /// Bytes the functions' VM uses (INFO `used_memory_vm_functions`), or
+    /// 0 while a function holds it.
+    pub fn functions_vm_memory(&self) -> usize {
+        match self.functions.try_lock() {
+            Some(g) => g.as_ref().map_or(0, |e| e.vm_memory()),
+            None => 0,
+        }
+    }
+
     /// `(used_memory_lua, used_memory_scripts_eval, number_of_cached_scripts)`
     /// for INFO, or zeros while a script holds the engine.
     pub fn memory(&self) -> (usize, usize, usize) {
@@ -67,6 +76,30 @@ impl Scripting {
             }),
             None => (0, 0, 0),
         }
+    }
+}
+
+/// The floor of the Lua VMs' memory cap under a small `maxmemory`, so
+/// ordinary scripts (and the cached ones the VM holds) still run.
+const VM_CAP_FLOOR: usize = 64 << 20;
+/// The cap without `maxmemory`: far beyond what any sane script uses.
+const VM_CAP_DEFAULT: usize = 1 << 30;
+
+/// The memory cap of each Lua VM (EVAL's and the functions'). Redis 7.0
+/// has none: a script that allocates without bound ends with the whole
+/// server killed for want of memory. Here it gets an error reply instead.
+/// The cap follows `maxmemory` when one is set (a script should not hold
+/// more than the whole dataset may), never below [`VM_CAP_FLOOR`] so
+/// ordinary scripts still run under a small limit; without `maxmemory`
+/// it is a generous fixed 1 GiB. Unlike Redis's (whose Lua allocates
+/// outside its counted heap), the VMs' memory is part of `used_memory`
+/// here, so a script near its cap counts against `maxmemory` until it
+/// ends; the engine collects right after such a run. Read at each use,
+/// so CONFIG SET maxmemory applies to the next script.
+pub fn vm_memory_cap(srv: &Server) -> usize {
+    match usize::try_from(srv.evictor.limit()).unwrap_or(usize::MAX) {
+        0 => VM_CAP_DEFAULT,
+        limit => limit.max(VM_CAP_FLOOR),
     }
 }
 

@@ -283,3 +283,76 @@ fn move_libraries(from: &mut RawConn, to: &mut RawConn, libs: &[&str]) -> Result
     }
     Ok(())
 }
+
+/// An INFO field as a number.
+fn info_number(c: &mut RawConn, field: &str) -> Result<u64> {
+    let info = String::from_utf8_lossy(&c.cmd(&["INFO", "memory"])?).into_owned();
+    let v = info
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .with_context(|| format!("no {field} in INFO"))?;
+    Ok(v.trim().parse()?)
+}
+
+/// A script (or function) that allocates without bound hits its VM's
+/// memory cap (here `maxmemory`, 64 MiB) and ends with an error reply;
+/// the server keeps serving, and the VM's memory comes back.
+#[test]
+fn unbounded_allocation_in_a_script_is_an_error_not_a_crash() -> Result<()> {
+    let rampart = Rampart::start(&["--maxmemory", "64mb"])?;
+    let mut c = rampart.conn()?;
+    c.set_read_timeout(Duration::from_secs(120))?;
+    let mut other = rampart.conn()?;
+    let base = info_number(&mut other, "used_memory_lua")?;
+    // Tables of 32 slots, ~0.5 KiB each: quick to allocate, and usable
+    // at FUNCTION LOAD too (no string library there).
+    let hog = format!(
+        "local t = {{}} for i = 1, 1e9 do t[i] = {{{}}} end return #t",
+        vec!["i"; 32].join(", ")
+    );
+    let hog = hog.as_str();
+    let sha = String::from_utf8_lossy(&bulk_body(&c.cmd(&["SCRIPT", "LOAD", hog])?)?).into_owned();
+    let got = c.cmd(&["EVAL", hog, "0"])?;
+    let want = format!("-ERR Error running script {sha}, not enough memory\r\n");
+    ensure!(got == want.as_bytes(), "got {}", escape(&got));
+    ensure!(other.cmd(&["SET", "k", "v"])? == b"+OK\r\n");
+    ensure!(c.cmd(&["EVAL", "return redis.call('get', 'k')", "0"])? == b"$1\r\nv\r\n");
+    // What the script built is collected at once.
+    let after = info_number(&mut other, "used_memory_lua")?;
+    ensure!(
+        after < 8 << 20,
+        "used_memory_lua {after} after the failed script"
+    );
+
+    let lib = format!("#!lua name=hog\nredis.register_function('hog', function() {hog} end)");
+    ensure!(c.cmd(&["FUNCTION", "LOAD", &lib])? == b"$3\r\nhog\r\n");
+    let got = c.cmd(&["FCALL", "hog", "0"])?;
+    ensure!(
+        got == b"-ERR Error running script hog, not enough memory\r\n",
+        "got {}",
+        escape(&got)
+    );
+    // Allocating while the library loads fails the load, nothing else
+    // (worded as Redis words any string error raised at load).
+    let at_load = format!("#!lua name=hog2\n{hog}");
+    let got = c.cmd(&["FUNCTION", "LOAD", &at_load])?;
+    ensure!(
+        got == b"-ERR Error registering functions: ERR not enough memory\r\n",
+        "got {}",
+        escape(&got)
+    );
+    ensure!(c
+        .cmd(&["FCALL", "hog", "0"])?
+        .starts_with(b"-ERR Error running script hog"));
+    ensure!(info_number(&mut other, "used_memory_vm_functions")? < 8 << 20);
+
+    ensure!(c.cmd(&["SCRIPT", "FLUSH"])? == b"+OK\r\n");
+    ensure!(c.cmd(&["FUNCTION", "FLUSH"])? == b"+OK\r\n");
+    let flushed = info_number(&mut other, "used_memory_lua")?;
+    ensure!(
+        flushed < base + (1 << 20),
+        "used_memory_lua {flushed} after SCRIPT FLUSH (started at {base})"
+    );
+    ensure!(other.cmd(&["PING"])? == b"+PONG\r\n");
+    Ok(())
+}

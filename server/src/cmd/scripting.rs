@@ -113,6 +113,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
     let Some(engine) = guard.as_mut() else {
         return ctx.out.error("ERR Lua engine unavailable");
     };
+    engine.set_memory_limit(crate::script::vm_memory_cap(srv));
     let (sha, script_flags) = if evalsha {
         let sha = String::from_utf8_lossy(&ctx.args[1]).to_ascii_lowercase();
         match (sha.len() == 40)
@@ -191,6 +192,7 @@ fn script_load(ctx: &mut Ctx<'_>) {
     let Some(engine) = guard.as_mut() else {
         return ctx.out.error("ERR Lua engine unavailable");
     };
+    engine.set_memory_limit(crate::script::vm_memory_cap(ctx.srv));
     match engine.load(&ctx.args[2]) {
         Ok((sha, _)) => ctx.out.bulk(sha.as_bytes()),
         Err(e) => ctx.out.error(&e),
@@ -274,6 +276,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     let Some(engine) = guard.as_mut() else {
         return ctx.out.error("ERR Lua engine unavailable");
     };
+    engine.set_memory_limit(crate::script::vm_memory_cap(srv));
     let name = String::from_utf8_lossy(&ctx.args[1]).into_owned();
     let Some(fflags) = engine.function_flags(&name) else {
         return ctx.out.error("ERR Function not found");
@@ -338,7 +341,10 @@ fn with_functions(ctx: &mut Ctx<'_>, f: impl FnOnce(&mut Ctx<'_>, &mut rampart_s
     let srv = ctx.srv;
     let mut guard = srv.scripting.functions.lock();
     match guard.as_mut() {
-        Some(e) => f(ctx, e),
+        Some(e) => {
+            e.set_memory_limit(crate::script::vm_memory_cap(srv));
+            f(ctx, e)
+        }
         None => ctx.out.error("ERR Lua engine unavailable"),
     }
 }

@@ -693,10 +693,30 @@ impl Repl {
     }
 }
 
+thread_local! {
+    /// Cleared while a script's command runs after `redis.set_repl` left
+    /// replicas out (a script runs on one thread, under the exclusive
+    /// gate, so nothing else propagates from this thread meanwhile).
+    static TO_REPLICAS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Runs `f` with this thread's writes propagated to replicas or not, as
+/// `redis.set_repl` decides for a script's following commands (Redis's
+/// `scriptCall` passing `CMD_CALL_PROPAGATE_REPL` or not).
+pub fn with_propagation<T>(to_replicas: bool, f: impl FnOnce() -> T) -> T {
+    let before = TO_REPLICAS.with(|c| c.replace(to_replicas));
+    let out = f();
+    TO_REPLICAS.with(|c| c.set(before));
+    out
+}
+
 impl Propagate for Repl {
     fn propagate(&self, db: usize, argv: &[&[u8]]) {
         if !self.active() || self.is_replica() {
             // A replica's stream is its primary's, fed by `feed_raw`.
+            return;
+        }
+        if !TO_REPLICAS.with(|c| c.get()) {
             return;
         }
         let limit = self.obuf_limits();

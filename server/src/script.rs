@@ -124,6 +124,9 @@ pub struct ScriptHost<'a> {
     obey: bool,
     now: u64,
     rules: RunRules,
+    /// Whether the script's next commands reach replicas
+    /// (`redis.set_repl`).
+    to_replicas: bool,
 }
 
 impl<'a> ScriptHost<'a> {
@@ -143,6 +146,7 @@ impl<'a> ScriptHost<'a> {
             obey: caller.is_master,
             now,
             rules,
+            to_replicas: true,
         }
     }
 
@@ -252,16 +256,18 @@ impl Host for ScriptHost<'_> {
         self.client.proto = resp;
         let mut out = Out::new(resp);
         let start = crate::state::now_us();
-        crate::dispatch::call(
-            srv,
-            &mut self.client,
-            id,
-            &args,
-            &mut out,
-            self.now,
-            start,
-            true,
-        );
+        crate::repl::with_propagation(self.to_replicas, || {
+            crate::dispatch::call(
+                srv,
+                &mut self.client,
+                id,
+                &args,
+                &mut out,
+                self.now,
+                start,
+                true,
+            )
+        });
         Ok(out.buf().to_vec())
     }
 
@@ -275,9 +281,10 @@ impl Host for ScriptHost<'_> {
         }
     }
 
-    fn set_repl(&mut self, _flags: i32) {
-        // Effects always replicate: Rampart has no AOF, and a replica
-        // missing some effects would diverge.
+    fn set_repl(&mut self, flags: i32) {
+        // Bit 2 is REPL_REPLICA; REPL_AOF (bit 1) changes nothing, as
+        // Rampart has no AOF.
+        self.to_replicas = flags & 2 != 0;
     }
 
     fn acl_check(&mut self, args: &[Vec<u8>]) -> Option<bool> {

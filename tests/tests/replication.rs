@@ -1310,3 +1310,69 @@ fn a_redis_primarys_functions_reach_a_rampart_replica() -> Result<()> {
     function_changes(&primary, &replica)?;
     Ok(())
 }
+
+/// Waits until `replica`'s link is up and it applied everything
+/// `primary` sent.
+fn caught_up(primary: &ServerProcess, replica: &ServerProcess) -> Result<()> {
+    wait_for("the replica to catch up", Duration::from_secs(60), || {
+        let p = info_field(primary, "replication", "master_repl_offset")?;
+        let r = info_field(replica, "replication", "slave_repl_offset")?;
+        let up = info_field(replica, "replication", "master_link_status")?;
+        Ok(up == "up" && p == r)
+    })
+}
+
+/// `redis.set_repl` decides whether a script's following writes reach
+/// replicas, as in redis-server 7.0 (REPL_AOF alone leaves them out; Rampart
+/// has no AOF): Rampart->Rampart gives the replica redis-server->redis-server
+/// gives.
+#[test]
+fn set_repl_decides_which_script_writes_reach_replicas() -> Result<()> {
+    const SCRIPT: &str = "redis.call('set', 'all1', 1) \
+        redis.set_repl(redis.REPL_NONE) redis.call('set', 'none', 1) \
+        redis.set_repl(redis.REPL_AOF) redis.call('set', 'aof', 1) \
+        redis.set_repl(redis.REPL_REPLICA) redis.call('set', 'replica', 1) \
+        redis.set_repl(redis.REPL_NONE) redis.call('incr', 'all1') \
+        redis.set_repl(redis.REPL_SLAVE) redis.call('set', 'slave', 1) \
+        redis.set_repl(redis.REPL_ALL) redis.call('set', 'all2', 1) return 'done'";
+    const KEYS: [&str; 6] = ["all1", "none", "aof", "replica", "slave", "all2"];
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let rp = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let rr = start_rampart(&replica_args(&k, rp.port()))?;
+    let dp = RedisOracle::start()?;
+    let dr = RedisOracle::start_with(&["--replicaof", "127.0.0.1", &dp.port().to_string()])?;
+    let mut seen = Vec::new();
+    for (p, r) in [(&*rp, &*rr), (&*dp, &*dr)] {
+        caught_up(p, r)?;
+        let mut c = p.conn()?;
+        assert_eq!(c.cmd(&["EVAL", SCRIPT, "0"])?, b"$4\r\ndone\r\n");
+        caught_up(p, r)?;
+        let mut rc = r.conn()?;
+        let mut got = Vec::new();
+        for key in KEYS {
+            got.push(rampart_tests::escape(&rc.cmd(&["GET", key])?));
+        }
+        assert_eq!(c.cmd(&["GET", "all1"])?, b"$1\r\n2\r\n", "{}", p.name());
+        seen.push(got);
+    }
+    assert_eq!(seen[0], seen[1], "Rampart's replica vs redis-server's");
+    let want: Vec<String> = [
+        "$1\r\n1\r\n",
+        "$-1\r\n",
+        "$-1\r\n",
+        "$1\r\n1\r\n",
+        "$1\r\n1\r\n",
+        "$1\r\n1\r\n",
+    ]
+    .iter()
+    .map(|s| rampart_tests::escape(s.as_bytes()))
+    .collect();
+    assert_eq!(seen[0], want);
+    Ok(())
+}

@@ -196,7 +196,10 @@ impl<R: Read> Src<R> {
                 if len > max {
                     return Err(self.err(ErrorKind::LengthTooLarge(len)));
                 }
-                if clen > len.saturating_add(64) || len > clen.saturating_mul(lzf::MAX_RATIO) {
+                // An empty result is always accepted (see lzf::decompress).
+                if (len != 0 && clen > len.saturating_add(64))
+                    || len > clen.saturating_mul(lzf::MAX_RATIO)
+                {
                     return Err(self.err(ErrorKind::BadEncoding(
                         "LZF string",
                         format!("{clen} compressed bytes cannot hold {len} bytes"),

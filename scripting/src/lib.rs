@@ -12,7 +12,7 @@ pub mod fmt;
 pub mod libs;
 pub mod reply;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -396,6 +396,9 @@ pub struct Engine {
     fenv: Table,
     /// Switches `fenv` between the load API and the full globals.
     fswitch: Function,
+    /// The VM's memory cap in bytes (0: none yet), see
+    /// [`Engine::set_memory_limit`].
+    mem_limit: usize,
 }
 
 /// A function a library registered.
@@ -422,6 +425,60 @@ pub struct Library {
 /// Whether `name` is a valid library or function name.
 fn valid_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// How FUNCTION RESTORE treats the libraries already loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestorePolicy {
+    /// Drop them all first.
+    Flush,
+    /// Keep them; a library of the same name is an error.
+    Append,
+    /// Keep them; a library of the same name is replaced.
+    Replace,
+}
+
+/// A library's `#!engine name=…` line (Redis's
+/// `functionExtractLibMetaData` and the checks after it): the library's
+/// name and where its code starts, or the error reply text.
+fn library_meta(code: &[u8]) -> Result<(String, usize), String> {
+    if !code.starts_with(b"#!") {
+        return Err("ERR Missing library metadata".into());
+    }
+    let Some(end) = code.iter().position(|&b| b == b'\n') else {
+        return Err("ERR Invalid library metadata".into());
+    };
+    let parts = match split_args(&code[..end]) {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err("ERR Invalid library metadata".into()),
+    };
+    let engine = String::from_utf8_lossy(&parts[0][2..]).into_owned();
+    let mut name: Option<Vec<u8>> = None;
+    for p in &parts[1..] {
+        if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(
+                    "ERR Invalid metadata value, name argument was given multiple times".into(),
+                );
+            }
+            name = Some(p[5..].to_vec());
+            continue;
+        }
+        return Err(format!(
+            "ERR Invalid metadata value given: {}",
+            String::from_utf8_lossy(p)
+        ));
+    }
+    let Some(name) = name else {
+        return Err("ERR Library name was not given".into());
+    };
+    if !valid_name(&name) {
+        return Err(format!("ERR {BAD_NAME}"));
+    }
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("ERR Engine '{engine}' not found"));
+    }
+    Ok((String::from_utf8_lossy(&name).into_owned(), end))
 }
 
 const BAD_NAME: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
@@ -824,7 +881,57 @@ impl Engine {
             loading,
             fenv,
             fswitch,
+            mem_limit: 0,
         })
+    }
+
+    /// Caps the VM's memory at `bytes`: an allocation past it fails as
+    /// Lua's "not enough memory" error, which ends the running script
+    /// (or FUNCTION LOAD) with an error reply instead of exhausting the
+    /// server's memory. The cap can be changed at any time; below what the
+    /// VM already holds, only new allocations fail.
+    ///
+    /// Lua 5.1 raises an allocation failure without calling the error
+    /// handler, so the script fails with the bare string "not enough
+    /// memory", which becomes `ERR Error running script <name>, not enough
+    /// memory`: the reply Redis's `luaCallFunction` gives for such an
+    /// error (7.0 itself has no cap and aborts when memory runs out).
+    ///
+    /// ```
+    /// let mut e = rampart_scripting::Engine::new(Default::default()).unwrap();
+    /// e.set_memory_limit(64 << 20);
+    /// assert_eq!(e.memory_limit(), 64 << 20);
+    /// ```
+    pub fn set_memory_limit(&mut self, bytes: usize) {
+        if bytes != self.mem_limit && self.lua.set_memory_limit(bytes).is_ok() {
+            self.mem_limit = bytes;
+        }
+    }
+
+    /// The cap [`Engine::set_memory_limit`] set, or 0.
+    pub fn memory_limit(&self) -> usize {
+        self.mem_limit
+    }
+
+    /// After a run that grew the VM near its cap (typically one stopped
+    /// by it), collects at once: what the script left is garbage, and
+    /// waiting for the incremental collector would keep it (and refuse
+    /// the next scripts' allocations) for a long time.
+    fn reclaim(&mut self) {
+        if self.mem_limit > 0 && self.lua.used_memory() > self.mem_limit / 2 {
+            self.collect();
+        }
+    }
+
+    /// A full collection. The cap is lifted meanwhile: mlua's protected
+    /// call around the collector allocates, which fails in a VM a script
+    /// left at its cap, and the garbage would then stay for good.
+    fn collect(&mut self) {
+        let _ = self.lua.set_memory_limit(0);
+        let _ = self.lua.gc_collect();
+        if self.mem_limit > 0 {
+            let _ = self.lua.set_memory_limit(self.mem_limit);
+        }
     }
 
     /// The shared busy/kill state.
@@ -862,7 +969,7 @@ impl Engine {
     pub fn flush(&mut self) {
         self.scripts.clear();
         self.scripts_mem = 0;
-        let _ = self.lua.gc_collect();
+        self.collect();
     }
 
     /// Compiles and caches `body` (EVAL, SCRIPT LOAD) unless already
@@ -901,46 +1008,116 @@ impl Engine {
     /// FUNCTION LOAD: compiles and runs a library's code so it registers
     /// its functions; returns the library's name, or the error reply text.
     pub fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
-        if !code.starts_with(b"#!") {
-            return Err("ERR Missing library metadata".into());
-        }
-        let Some(end) = code.iter().position(|&b| b == b'\n') else {
-            return Err("ERR Invalid library metadata".into());
-        };
-        let parts = match split_args(&code[..end]) {
-            Some(p) if !p.is_empty() => p,
-            _ => return Err("ERR Invalid library metadata".into()),
-        };
-        let engine = String::from_utf8_lossy(&parts[0][2..]).into_owned();
-        let mut name: Option<Vec<u8>> = None;
-        for p in &parts[1..] {
-            if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
-                if name.is_some() {
-                    return Err(
-                        "ERR Invalid metadata value, name argument was given multiple times".into(),
-                    );
-                }
-                name = Some(p[5..].to_vec());
-                continue;
-            }
-            return Err(format!(
-                "ERR Invalid metadata value given: {}",
-                String::from_utf8_lossy(p)
-            ));
-        }
-        let Some(name) = name else {
-            return Err("ERR Library name was not given".into());
-        };
-        if !valid_name(&name) {
-            return Err(format!("ERR {BAD_NAME}"));
-        }
-        if !engine.eq_ignore_ascii_case("lua") {
-            return Err(format!("ERR Engine '{engine}' not found"));
-        }
-        let name = String::from_utf8_lossy(&name).into_owned();
+        let (name, end) = library_meta(code)?;
         if self.libraries.contains_key(&name) && !replace {
             return Err(format!("ERR Library '{name}' already exists"));
         }
+        let lib = self.build_library(code, name, end)?;
+        for f in &lib.functions {
+            if let Some(other) = self.function_lib.get(&f.name) {
+                if *other != lib.name {
+                    return Err(format!("ERR Function {} already exists", f.name));
+                }
+            }
+        }
+        let name = lib.name.clone();
+        self.delete_library(&name);
+        self.link(lib);
+        Ok(name)
+    }
+
+    /// FUNCTION RESTORE (Redis's `functionRestoreCommand`): creates every
+    /// library of `codes` apart from the loaded ones, then, if `read_error`
+    /// (what stopped the payload's reading) is `None`, swaps them in
+    /// (`Flush`) or joins them to the loaded ones. On any error nothing
+    /// changes; the error is the reply text.
+    ///
+    /// ```
+    /// use rampart_scripting::{Engine, RestorePolicy};
+    ///
+    /// let mut e = Engine::new(Default::default()).unwrap();
+    /// let code = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)".to_vec();
+    /// e.restore_libraries(&[code.clone()], None, RestorePolicy::Append).unwrap();
+    /// assert_eq!(
+    ///     e.restore_libraries(&[code.clone()], None, RestorePolicy::Append),
+    ///     Err("ERR Library lib already exists".to_string())
+    /// );
+    /// e.restore_libraries(&[code], None, RestorePolicy::Replace).unwrap();
+    /// assert_eq!(e.function_count(), 1);
+    /// ```
+    pub fn restore_libraries(
+        &mut self,
+        codes: &[Vec<u8>],
+        read_error: Option<&str>,
+        policy: RestorePolicy,
+    ) -> Result<(), String> {
+        let mut new: std::collections::BTreeMap<String, Library> = Default::default();
+        let mut new_functions: HashSet<String> = HashSet::new();
+        for code in codes {
+            let (name, end) = library_meta(code)?;
+            if new.contains_key(&name) {
+                return Err(format!("ERR Library '{name}' already exists"));
+            }
+            let lib = self.build_library(code, name, end)?;
+            for f in &lib.functions {
+                if !new_functions.insert(f.name.clone()) {
+                    return Err(format!("ERR Function {} already exists", f.name));
+                }
+            }
+            new.insert(lib.name.clone(), lib);
+        }
+        if let Some(e) = read_error {
+            return Err(format!("ERR {e}"));
+        }
+        match policy {
+            RestorePolicy::Flush => {
+                self.libraries.clear();
+                self.function_lib.clear();
+            }
+            RestorePolicy::Append | RestorePolicy::Replace => {
+                // Redis's libraryJoin: libraries to replace are set aside
+                // first, so only other libraries' functions collide.
+                let mut replaced = HashSet::new();
+                for name in new.keys() {
+                    if self.libraries.contains_key(name) {
+                        if policy == RestorePolicy::Append {
+                            return Err(format!("ERR Library {name} already exists"));
+                        }
+                        replaced.insert(name.clone());
+                    }
+                }
+                for lib in new.values() {
+                    for f in &lib.functions {
+                        if let Some(owner) = self.function_lib.get(&f.name) {
+                            if !replaced.contains(owner) {
+                                return Err(format!("ERR Function {} already exists", f.name));
+                            }
+                        }
+                    }
+                }
+                for name in &replaced {
+                    self.delete_library(name);
+                }
+            }
+        }
+        for lib in new.into_values() {
+            self.link(lib);
+        }
+        self.collect();
+        Ok(())
+    }
+
+    /// Makes `lib` and its functions callable.
+    fn link(&mut self, lib: Library) {
+        for f in &lib.functions {
+            self.function_lib.insert(f.name.clone(), lib.name.clone());
+        }
+        self.libraries.insert(lib.name.clone(), lib);
+    }
+
+    /// Compiles library `name`'s code (the body starts at `end`) and runs
+    /// it so it registers its functions, without linking it.
+    fn build_library(&mut self, code: &[u8], name: String, end: usize) -> Result<Library, String> {
         let chunk = self
             .lua
             .load(&code[end..])
@@ -978,6 +1155,7 @@ impl Engine {
         };
         self.lua.remove_hook();
         let _ = self.fswitch.call::<()>(false);
+        self.reclaim();
         let registered = self
             .loading
             .lock()
@@ -1010,26 +1188,11 @@ impl Engine {
         if registered.is_empty() {
             return Err("ERR No functions registered".into());
         }
-        for f in &registered {
-            if let Some(lib) = self.function_lib.get(&f.name) {
-                if *lib != name {
-                    return Err(format!("ERR Function {} already exists", f.name));
-                }
-            }
-        }
-        self.delete_library(&name);
-        for f in &registered {
-            self.function_lib.insert(f.name.clone(), name.clone());
-        }
-        self.libraries.insert(
-            name.clone(),
-            Library {
-                name: name.clone(),
-                code: code.to_vec(),
-                functions: registered,
-            },
-        );
-        Ok(name)
+        Ok(Library {
+            name,
+            code: code.to_vec(),
+            functions: registered,
+        })
     }
 
     /// FUNCTION DELETE: whether the library existed.
@@ -1049,7 +1212,7 @@ impl Engine {
     pub fn flush_functions(&mut self) {
         self.libraries.clear();
         self.function_lib.clear();
-        let _ = self.lua.gc_collect();
+        self.collect();
     }
 
     /// The loaded libraries, by name.
@@ -1291,6 +1454,7 @@ impl Engine {
             let _ = self.lua.gc_step_kbytes(50);
         }
         watch.end();
+        self.reclaim();
         let mut w = Writer {
             buf: Vec::new(),
             proto: opts.caller_proto,

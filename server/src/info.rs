@@ -308,13 +308,15 @@ fn section(srv: &Server, name: &str, o: &mut String) {
             let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
             let less = |a: u64, b: u64| a as i64 - b as i64;
             // Every field Redis 7.0 prints, in its order, so monitoring
-            // that parses INFO finds them; the functions' memory is not
-            // measured, hence those zeros.
+            // that parses INFO finds them; the functions' library
+            // overhead is not measured, hence that zero.
             let (lua_vm, lua_scripts, lua_count) = srv.scripting.memory();
+            let fn_vm = srv.scripting.functions_vm_memory();
+            let vm_total = lua_vm + fn_vm;
             let (fn_count, lib_count) = srv.scripting.function_counts();
             let _ = write!(
                 o,
-                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:{}\r\nused_memory_dataset:{}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{}\r\nallocator_resident:{}\r\ntotal_system_memory:{sys}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:{lua_vm}\r\nused_memory_vm_eval:{lua_vm}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{lua_scripts}\r\nnumber_of_cached_scripts:{lua_count}\r\nnumber_of_functions:{fn_count}\r\nnumber_of_libraries:{lib_count}\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:{lua_vm}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:0\r\nused_memory_scripts:{lua_scripts}\r\nused_memory_scripts_human:{}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{replicas}\r\nmem_replication_backlog:{}\r\nmem_total_replication_buffers:{replicas}\r\nmem_clients_slaves:{replicas}\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:{}\r\nused_memory_dataset:{}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{}\r\nallocator_resident:{}\r\ntotal_system_memory:{sys}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:{lua_vm}\r\nused_memory_vm_eval:{lua_vm}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{lua_scripts}\r\nnumber_of_cached_scripts:{lua_count}\r\nnumber_of_functions:{fn_count}\r\nnumber_of_libraries:{lib_count}\r\nused_memory_vm_functions:{fn_vm}\r\nused_memory_vm_total:{vm_total}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:0\r\nused_memory_scripts:{lua_scripts}\r\nused_memory_scripts_human:{}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{replicas}\r\nmem_replication_backlog:{}\r\nmem_total_replication_buffers:{replicas}\r\nmem_clients_slaves:{replicas}\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
                 human(used),
                 human(rss),
                 m.peak,
@@ -328,7 +330,7 @@ fn section(srv: &Server, name: &str, o: &mut String) {
                 m.resident,
                 human(sys),
                 human(lua_vm as u64),
-                human(lua_vm as u64),
+                human(vm_total as u64),
                 human(lua_scripts as u64),
                 human(maxmem),
                 c.get("maxmemory-policy").unwrap_or_default(),

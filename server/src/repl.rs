@@ -693,10 +693,30 @@ impl Repl {
     }
 }
 
+thread_local! {
+    /// Cleared while a script's command runs after `redis.set_repl` left
+    /// replicas out (a script runs on one thread, under the exclusive
+    /// gate, so nothing else propagates from this thread meanwhile).
+    static TO_REPLICAS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Runs `f` with this thread's writes propagated to replicas or not, as
+/// `redis.set_repl` decides for a script's following commands (Redis's
+/// `scriptCall` passing `CMD_CALL_PROPAGATE_REPL` or not).
+pub fn with_propagation<T>(to_replicas: bool, f: impl FnOnce() -> T) -> T {
+    let before = TO_REPLICAS.with(|c| c.replace(to_replicas));
+    let out = f();
+    TO_REPLICAS.with(|c| c.set(before));
+    out
+}
+
 impl Propagate for Repl {
     fn propagate(&self, db: usize, argv: &[&[u8]]) {
         if !self.active() || self.is_replica() {
             // A replica's stream is its primary's, fed by `feed_raw`.
+            return;
+        }
+        if !TO_REPLICAS.with(|c| c.get()) {
             return;
         }
         let limit = self.obuf_limits();
@@ -1780,6 +1800,11 @@ fn store_and_load(
     }
     // Whatever clients cached is gone with it (Redis's emptyData).
     srv.tracking.flushed();
+    // Functions are part of the dataset (Redis's emptyData flushes them
+    // too): a library the primary deleted must not survive the sync.
+    if let Some(e) = srv.scripting.functions.lock().as_mut() {
+        e.flush_functions();
+    }
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let path = crate::persist::snapshot_path(srv);
     let format = if srv.keys.is_some() {

@@ -110,6 +110,15 @@ impl Scripting {
         }
     }
 
+    /// Bytes the functions' VM uses (INFO `used_memory_vm_functions`), or
+    /// 0 while a function holds it.
+    pub fn functions_vm_memory(&self) -> usize {
+        match self.functions.try_lock() {
+            Some(g) => g.as_ref().map_or(0, |e| e.vm_memory()),
+            None => 0,
+        }
+    }
+
     /// `(used_memory_lua, used_memory_scripts_eval, number_of_cached_scripts)`
     /// for INFO, or zeros while a script holds the engine.
     pub fn memory(&self) -> (usize, usize, usize) {
@@ -119,6 +128,30 @@ impl Scripting {
             }),
             None => (0, 0, 0),
         }
+    }
+}
+
+/// The floor of the Lua VMs' memory cap under a small `maxmemory`, so
+/// ordinary scripts (and the cached ones the VM holds) still run.
+const VM_CAP_FLOOR: usize = 64 << 20;
+/// The cap without `maxmemory`: far beyond what any sane script uses.
+const VM_CAP_DEFAULT: usize = 1 << 30;
+
+/// The memory cap of each Lua VM (EVAL's and the functions'). Redis 7.0
+/// has none: a script that allocates without bound ends with the whole
+/// server killed for want of memory. Here it gets an error reply instead.
+/// The cap follows `maxmemory` when one is set (a script should not hold
+/// more than the whole dataset may), never below [`VM_CAP_FLOOR`] so
+/// ordinary scripts still run under a small limit; without `maxmemory`
+/// it is a generous fixed 1 GiB. Unlike Redis's (whose Lua allocates
+/// outside its counted heap), the VMs' memory is part of `used_memory`
+/// here, so a script near its cap counts against `maxmemory` until it
+/// ends; the engine collects right after such a run. Read at each use,
+/// so CONFIG SET maxmemory applies to the next script.
+pub fn vm_memory_cap(srv: &Server) -> usize {
+    match usize::try_from(srv.evictor.limit()).unwrap_or(usize::MAX) {
+        0 => VM_CAP_DEFAULT,
+        limit => limit.max(VM_CAP_FLOOR),
     }
 }
 
@@ -143,6 +176,9 @@ pub struct ScriptHost<'a> {
     obey: bool,
     now: u64,
     rules: RunRules,
+    /// Whether the script's next commands reach replicas
+    /// (`redis.set_repl`).
+    to_replicas: bool,
 }
 
 impl<'a> ScriptHost<'a> {
@@ -162,6 +198,7 @@ impl<'a> ScriptHost<'a> {
             obey: caller.is_master,
             now,
             rules,
+            to_replicas: true,
         }
     }
 
@@ -271,16 +308,18 @@ impl Host for ScriptHost<'_> {
         self.client.proto = resp;
         let mut out = Out::new(resp);
         let start = crate::state::now_us();
-        crate::dispatch::call(
-            srv,
-            &mut self.client,
-            id,
-            &args,
-            &mut out,
-            self.now,
-            start,
-            true,
-        );
+        crate::repl::with_propagation(self.to_replicas, || {
+            crate::dispatch::call(
+                srv,
+                &mut self.client,
+                id,
+                &args,
+                &mut out,
+                self.now,
+                start,
+                true,
+            )
+        });
         Ok(out.buf().to_vec())
     }
 
@@ -294,9 +333,10 @@ impl Host for ScriptHost<'_> {
         }
     }
 
-    fn set_repl(&mut self, _flags: i32) {
-        // Effects always replicate: Rampart has no AOF, and a replica
-        // missing some effects would diverge.
+    fn set_repl(&mut self, flags: i32) {
+        // Bit 2 is REPL_REPLICA; REPL_AOF (bit 1) changes nothing, as
+        // Rampart has no AOF.
+        self.to_replicas = flags & 2 != 0;
     }
 
     fn acl_check(&mut self, args: &[Vec<u8>]) -> Option<bool> {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rampart_tests::{wait_for, Rampart, RedisOracle, ServerProcess};
+use rampart_tests::{wait_for, Rampart, RedisOracle, Reply, ServerProcess};
 use redis::Value;
 
 /// Appears in key names and values; must never be seen in the clear on the
@@ -164,8 +164,15 @@ fn dataset(s: &ServerProcess) -> Result<Dataset> {
     Ok(out)
 }
 
+/// FUNCTION LIST WITHCODE, libraries in a fixed order (Redis lists them
+/// in hash order): functions are part of the dataset.
+fn functions(s: &ServerProcess) -> Result<Reply> {
+    let mut c = s.conn()?;
+    Ok(Reply::parse(&c.cmd(&["FUNCTION", "LIST", "WITHCODE"])?)?.sorted())
+}
+
 /// Waits until the replica applied everything the primary wrote, then
-/// compares their datasets key by key.
+/// compares their function libraries and their datasets key by key.
 fn assert_converged(primary: &ServerProcess, replica: &ServerProcess) -> Result<()> {
     wait_for("the replica to catch up", Duration::from_secs(60), || {
         let p = info_field(primary, "replication", "master_repl_offset")?;
@@ -173,6 +180,14 @@ fn assert_converged(primary: &ServerProcess, replica: &ServerProcess) -> Result<
         let up = info_field(replica, "replication", "master_link_status")?;
         Ok(up == "up" && p == r)
     })?;
+    let (fa, fb) = (functions(primary)?, functions(replica)?);
+    if fa != fb {
+        bail!(
+            "function libraries differ: primary {}, replica {}",
+            rampart_tests::escape(&fa.to_bytes()),
+            rampart_tests::escape(&fb.to_bytes())
+        );
+    }
     let a = dataset(primary)?;
     let b = dataset(replica)?;
     if a != b {
@@ -1145,5 +1160,219 @@ fn diskless_sync_delay_lets_replicas_share_one_transfer() -> Result<()> {
     assert_eq!(starts.len(), 1, "{}", primary.log());
     assert!(starts[0].contains("for 2 replica(s)"), "{}", starts[0]);
     assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    Ok(())
+}
+
+/// Libraries whose functions a read-only replica can call (`no-writes`).
+const LIB_A: &str = "#!lua name=liba\nredis.register_function{function_name='fa', callback=function() return 'from a' end, flags={'no-writes'}}";
+const LIB_B: &str = "#!lua name=libb\nredis.register_function{function_name='fb', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+const LIB_C: &str = "#!lua name=libc\nredis.register_function{function_name='fc', callback=function() return 'from c' end, flags={'no-writes'}}";
+
+/// `FCALL_RO name 0` on `s`.
+fn fcall_ro(s: &ServerProcess, name: &str) -> Result<Vec<u8>> {
+    s.conn()?.cmd(&["FCALL_RO", name, "0"])
+}
+
+/// FUNCTION LOAD, DELETE, FLUSH and RESTORE on `primary`, each followed
+/// by `replica` (libraries compared after each, functions called there).
+fn function_changes(primary: &ServerProcess, replica: &ServerProcess) -> Result<()> {
+    let mut c = primary.conn()?;
+    let ok = |r: Vec<u8>| -> Result<()> {
+        if r.starts_with(b"-") {
+            bail!("the primary refused: {}", rampart_tests::escape(&r));
+        }
+        Ok(())
+    };
+    ok(c.cmd(&["FUNCTION", "LOAD", LIB_B])?)?;
+    ok(c.cmd(&["SET", "fkey", "through b"])?)?;
+    assert_converged(primary, replica).context("after FUNCTION LOAD")?;
+    let mut rc = replica.conn()?;
+    assert_eq!(
+        rc.cmd(&["FCALL_RO", "fb", "1", "fkey"])?,
+        b"$9\r\nthrough b\r\n"
+    );
+    ok(c.cmd(&["FUNCTION", "DELETE", "liba"])?)?;
+    assert_converged(primary, replica).context("after FUNCTION DELETE")?;
+    assert_eq!(fcall_ro(replica, "fa")?, b"-ERR Function not found\r\n");
+    ok(c.cmd(&["FUNCTION", "LOAD", LIB_A])?)?;
+    let dump = c.cmd(&["FUNCTION", "DUMP"])?;
+    let start = dump
+        .iter()
+        .position(|&b| b == b'\n')
+        .context("DUMP reply")?
+        + 1;
+    let payload = dump[start..dump.len() - 2].to_vec();
+    ok(c.cmd(&["FUNCTION", "FLUSH"])?)?;
+    assert_converged(primary, replica).context("after FUNCTION FLUSH")?;
+    assert_eq!(functions(replica)?.to_bytes(), b"*0\r\n");
+    ok(c.cmd(&[&b"FUNCTION"[..], &b"RESTORE"[..], &payload[..]])?)?;
+    assert_converged(primary, replica).context("after FUNCTION RESTORE")?;
+    assert_eq!(fcall_ro(replica, "fa")?, b"$6\r\nfrom a\r\n");
+    // A refused RESTORE is not propagated: the replica would refuse it
+    // too, but it must not even see it.
+    let refused = c.cmd(&[
+        &b"FUNCTION"[..],
+        &b"RESTORE"[..],
+        &payload[..],
+        &b"APPEND"[..],
+    ])?;
+    assert!(refused.starts_with(b"-ERR Library"), "{refused:?}");
+    ok(c.cmd(&[
+        &b"FUNCTION"[..],
+        &b"RESTORE"[..],
+        &payload[..],
+        &b"FLUSH"[..],
+    ])?)?;
+    assert_converged(primary, replica).context("after FUNCTION RESTORE FLUSH")?;
+    Ok(())
+}
+
+/// Functions are part of a Rampart primary's dataset: in the full sync
+/// (replacing what the replica had), in the command stream, and in the
+/// backlog a partial resync continues from.
+#[test]
+fn functions_reach_a_rampart_replica_by_sync_stream_and_partial_resync() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let mut c = primary.conn()?;
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIB_A])?, b"$4\r\nliba\r\n");
+    let mut rc = primary.redis_conn()?;
+    populate(&mut rc, "f", 20)?;
+    // The replica had a library of its own before it followed the
+    // primary: the full sync replaces it.
+    let replica = start_rampart(&["--kms-key-file".into(), k, "--save".into(), "".into()])?;
+    let mut r = replica.conn()?;
+    assert_eq!(r.cmd(&["FUNCTION", "LOAD", LIB_C])?, b"$4\r\nlibc\r\n");
+    let proxy = Proxy::start(primary.port())?;
+    assert_eq!(
+        r.cmd(&["REPLICAOF", "127.0.0.1", &proxy.port.to_string()])?,
+        b"+OK\r\n"
+    );
+    assert_converged(&primary, &replica)?;
+    assert_eq!(fcall_ro(&replica, "fa")?, b"$6\r\nfrom a\r\n");
+    assert_eq!(fcall_ro(&replica, "fc")?, b"-ERR Function not found\r\n");
+    function_changes(&primary, &replica)?;
+    // Changes made while the link is down come from the backlog.
+    proxy.cut();
+    wait_for("the link to drop", Duration::from_secs(10), || {
+        Ok(info_field(&replica, "replication", "master_link_status")? == "down")
+    })?;
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIB_C])?, b"$4\r\nlibc\r\n");
+    assert_eq!(c.cmd(&["FUNCTION", "DELETE", "liba"])?, b"+OK\r\n");
+    proxy.restore();
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_partial_ok")?, "1");
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "1");
+    assert_eq!(fcall_ro(&replica, "fc")?, b"$6\r\nfrom c\r\n");
+    assert_eq!(fcall_ro(&replica, "fa")?, b"-ERR Function not found\r\n");
+    Ok(())
+}
+
+/// A redis-server 7.0 replica of Rampart gets its functions in the full
+/// sync and follows FUNCTION LOAD/DELETE/FLUSH/RESTORE.
+#[test]
+fn functions_reach_a_redis_replica_of_rampart() -> Result<()> {
+    let primary = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    let mut c = primary.conn()?;
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIB_A])?, b"$4\r\nliba\r\n");
+    let port = primary.port().to_string();
+    let replica = RedisOracle::start_with(&["--replicaof", "127.0.0.1", &port])?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(fcall_ro(&replica, "fa")?, b"$6\r\nfrom a\r\n");
+    function_changes(&primary, &replica)?;
+    Ok(())
+}
+
+/// A redis-server 7.0 primary's functions reach a Rampart replica, in the
+/// full sync and in the stream.
+#[test]
+fn a_redis_primarys_functions_reach_a_rampart_replica() -> Result<()> {
+    let primary = RedisOracle::start()?;
+    let mut c = primary.conn()?;
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIB_A])?, b"$4\r\nliba\r\n");
+    let keys = tempfile::tempdir()?;
+    let replica = start_rampart(&replica_args(&keyring(keys.path()), primary.port()))?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(fcall_ro(&replica, "fa")?, b"$6\r\nfrom a\r\n");
+    function_changes(&primary, &replica)?;
+    Ok(())
+}
+
+/// Waits until `replica`'s link is up and it applied everything
+/// `primary` sent.
+fn caught_up(primary: &ServerProcess, replica: &ServerProcess) -> Result<()> {
+    wait_for("the replica to catch up", Duration::from_secs(60), || {
+        let p = info_field(primary, "replication", "master_repl_offset")?;
+        let r = info_field(replica, "replication", "slave_repl_offset")?;
+        let up = info_field(replica, "replication", "master_link_status")?;
+        Ok(up == "up" && p == r)
+    })
+}
+
+/// `redis.set_repl` decides whether a script's following writes reach
+/// replicas, as in redis-server 7.0 (REPL_AOF alone leaves them out; Rampart
+/// has no AOF): Rampart->Rampart gives the replica redis-server->redis-server
+/// gives.
+#[test]
+fn set_repl_decides_which_script_writes_reach_replicas() -> Result<()> {
+    const SCRIPT: &str = "redis.call('set', 'all1', 1) \
+        redis.set_repl(redis.REPL_NONE) redis.call('set', 'none', 1) \
+        redis.set_repl(redis.REPL_AOF) redis.call('set', 'aof', 1) \
+        redis.set_repl(redis.REPL_REPLICA) redis.call('set', 'replica', 1) \
+        redis.set_repl(redis.REPL_NONE) redis.call('incr', 'all1') \
+        redis.set_repl(redis.REPL_SLAVE) redis.call('set', 'slave', 1) \
+        redis.set_repl(redis.REPL_ALL) redis.call('set', 'all2', 1) return 'done'";
+    const KEYS: [&str; 6] = ["all1", "none", "aof", "replica", "slave", "all2"];
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let rp = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let rr = start_rampart(&replica_args(&k, rp.port()))?;
+    let dp = RedisOracle::start()?;
+    let dr = RedisOracle::start_with(&["--replicaof", "127.0.0.1", &dp.port().to_string()])?;
+    let mut seen = Vec::new();
+    for (p, r) in [(&*rp, &*rr), (&*dp, &*dr)] {
+        caught_up(p, r)?;
+        let mut c = p.conn()?;
+        assert_eq!(c.cmd(&["EVAL", SCRIPT, "0"])?, b"$4\r\ndone\r\n");
+        caught_up(p, r)?;
+        let mut rc = r.conn()?;
+        let mut got = Vec::new();
+        for key in KEYS {
+            got.push(rampart_tests::escape(&rc.cmd(&["GET", key])?));
+        }
+        assert_eq!(c.cmd(&["GET", "all1"])?, b"$1\r\n2\r\n", "{}", p.name());
+        seen.push(got);
+    }
+    assert_eq!(seen[0], seen[1], "Rampart's replica vs redis-server's");
+    let want: Vec<String> = [
+        "$1\r\n1\r\n",
+        "$-1\r\n",
+        "$-1\r\n",
+        "$1\r\n1\r\n",
+        "$1\r\n1\r\n",
+        "$1\r\n1\r\n",
+    ]
+    .iter()
+    .map(|s| rampart_tests::escape(s.as_bytes()))
+    .collect();
+    assert_eq!(seen[0], want);
     Ok(())
 }

@@ -206,6 +206,12 @@ fn compress_with(input: &[u8], out_len: usize, htab: &mut Htab) -> Option<Vec<u8
 /// Decompresses `input`, which must expand to exactly `expected` bytes;
 /// `None` for anything malformed. Never writes past `expected` bytes.
 pub fn decompress(input: &[u8], expected: usize) -> Option<Vec<u8>> {
+    // Redis's lzf_decompress reports an error as 0 bytes out, which its
+    // caller cannot tell from an empty string: Redis takes whatever
+    // compressed bytes announce 0 as "", so this does too.
+    if expected == 0 {
+        return Some(Vec::new());
+    }
     // The output grows as it is produced: `expected` comes from the data,
     // and is at most MAX_RATIO times the input the caller already holds.
     let mut out: Vec<u8> = Vec::with_capacity(expected.min(1 << 20));
@@ -309,6 +315,14 @@ mod tests {
             })
             .collect();
         assert!(compress(&s, s.len() - 4).is_none());
+    }
+
+    /// Redis cannot tell lzf_decompress's error (0 bytes) from an empty
+    /// string, so any compressed bytes announcing 0 give "".
+    #[test]
+    fn zero_length_is_empty_whatever_the_input() {
+        assert_eq!(decompress(&[0x05, 1, 2, 3], 0), Some(Vec::new()));
+        assert_eq!(decompress(&[], 0), Some(Vec::new()));
     }
 
     #[test]

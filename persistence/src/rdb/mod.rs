@@ -276,5 +276,45 @@ pub fn restore_value(payload: &[u8], limits: &EncodingLimits) -> Result<Value, R
     read::restore(payload, limits)
 }
 
+/// FUNCTION DUMP's payload: each library's code as a `FUNCTION2` record,
+/// then the RDB version and CRC-64 footer every DUMP payload ends with.
+///
+/// ```
+/// use rampart_persistence::rdb;
+///
+/// let code: &[u8] = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)";
+/// let payload = rdb::dump_functions([code]);
+/// let back = rdb::restore_functions(&payload).unwrap();
+/// assert_eq!(back.libraries, vec![code.to_vec()]);
+/// assert_eq!(back.error, None);
+/// ```
+pub fn dump_functions<'a>(codes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for code in codes {
+        write_function(&mut buf, code);
+    }
+    write::dump_footer(&mut buf);
+    buf
+}
+
+/// What [`restore_functions`] read from a FUNCTION RESTORE payload.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunctionsPayload {
+    /// Each library's code, in the payload's order, up to any error.
+    pub libraries: Vec<Vec<u8>>,
+    /// Why reading stopped early, in Redis's words ("given type is not a
+    /// function", "Failed loading library payload", …). Redis creates each
+    /// library as it reads it, so an error creating one of `libraries`
+    /// comes first.
+    pub error: Option<&'static str>,
+}
+
+/// Reads a FUNCTION DUMP payload after checking its version and CRC as
+/// [`restore_value`] does (an error is then FUNCTION RESTORE's "ERR DUMP
+/// payload version or checksum are wrong").
+pub fn restore_functions(payload: &[u8]) -> Result<FunctionsPayload, RdbError> {
+    read::restore_functions(payload)
+}
+
 #[cfg(test)]
 mod tests;

@@ -196,7 +196,10 @@ impl<R: Read> Src<R> {
                 if len > max {
                     return Err(self.err(ErrorKind::LengthTooLarge(len)));
                 }
-                if clen > len.saturating_add(64) || len > clen.saturating_mul(lzf::MAX_RATIO) {
+                // An empty result is always accepted (see lzf::decompress).
+                if (len != 0 && clen > len.saturating_add(64))
+                    || len > clen.saturating_mul(lzf::MAX_RATIO)
+                {
                     return Err(self.err(ErrorKind::BadEncoding(
                         "LZF string",
                         format!("{clen} compressed bytes cannot hold {len} bytes"),
@@ -638,13 +641,7 @@ pub(crate) fn load_stream<R: Read>(
                     src.string("a function library description")?;
                 }
                 let body = src.string("a function library")?;
-                let mut code = Vec::with_capacity(body.len() + name.len() + engine.len() + 10);
-                code.extend_from_slice(b"#!");
-                code.extend_from_slice(&engine);
-                code.extend_from_slice(b" name=");
-                code.extend_from_slice(&name);
-                code.push(b'\n');
-                code.extend_from_slice(&body);
+                let code = old_function_code(&name, &engine, &body);
                 sink.function(&code);
                 stats.functions += 1;
             }
@@ -683,7 +680,9 @@ pub(crate) fn load_stream<R: Read>(
     Ok(stats)
 }
 
-pub(crate) fn restore(payload: &[u8], limits: &EncodingLimits) -> Result<Value> {
+/// Redis's `verifyDumpPayload`: at least the 10-byte footer, an RDB
+/// version this reader knows, and a CRC-64 that matches.
+fn verify_footer(payload: &[u8]) -> Result<()> {
     let bad = || RdbError::new(ErrorKind::PayloadVersionOrChecksum, payload.len() as u64);
     if payload.len() < 10 {
         return Err(bad());
@@ -698,6 +697,11 @@ pub(crate) fn restore(payload: &[u8], limits: &EncodingLimits) -> Result<Value> 
     if Crc64::checksum(&payload[..body_len + 2]) != u64::from_le_bytes(stored) {
         return Err(bad());
     }
+    Ok(())
+}
+
+pub(crate) fn restore(payload: &[u8], limits: &EncodingLimits) -> Result<Value> {
+    verify_footer(payload)?;
     // Like Redis, decode from the whole payload: a value that runs into
     // the footer reads the footer's bytes (and what follows the value is
     // ignored), so exactly the payloads Redis accepts are accepted.
@@ -708,4 +712,71 @@ pub(crate) fn restore(payload: &[u8], limits: &EncodingLimits) -> Result<Value> 
     }
     load_object(&mut src, t, limits)?
         .ok_or_else(|| src.err(ErrorKind::BadValue("an empty collection".into())))
+}
+
+/// FUNCTION RESTORE's reading of a payload, as `functionRestoreCommand`
+/// reads it: records until only the footer's 10 bytes are left, each
+/// `FUNCTION2` (or the 7.0-rc `FUNCTION`, translated). A record may run
+/// into the footer's bytes, as in Redis, which reads from the whole
+/// payload.
+pub(crate) fn restore_functions(payload: &[u8]) -> Result<super::FunctionsPayload> {
+    verify_footer(payload)?;
+    let mut src = Src::new(payload, payload.len(), false);
+    let mut out = super::FunctionsPayload::default();
+    let end = payload.len() as u64 - 10;
+    while src.pos < end {
+        let Ok(t) = src.u8("a record type") else {
+            out.error = Some("can not read data type");
+            break;
+        };
+        let code = match t {
+            opcode::FUNCTION2 => src
+                .string("a function library")
+                .map_err(|_| "Failed loading library payload"),
+            opcode::FUNCTION => old_function(&mut src),
+            _ => Err("given type is not a function"),
+        };
+        match code {
+            Ok(code) => out.libraries.push(code),
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A 7.0-rc `FUNCTION` record as `#!engine name=…` code, or the error
+/// text Redis's `rdbFunctionLoad` gives.
+fn old_function<R: Read>(src: &mut Src<R>) -> std::result::Result<Vec<u8>, &'static str> {
+    let name = src
+        .string("a function library name")
+        .map_err(|_| "Failed loading library name")?;
+    let engine = src
+        .string("a function engine name")
+        .map_err(|_| "Failed loading engine name")?;
+    let has_desc = src
+        .len("a function description flag")
+        .map_err(|_| "Failed loading library description indicator")?;
+    if has_desc != 0 {
+        src.string("a function library description")
+            .map_err(|_| "Failed loading library description")?;
+    }
+    let body = src
+        .string("a function library")
+        .map_err(|_| "Failed loading library blob")?;
+    Ok(old_function_code(&name, &engine, &body))
+}
+
+/// The code Redis makes of a 7.0-rc `FUNCTION` record.
+fn old_function_code(name: &[u8], engine: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut code = Vec::with_capacity(body.len() + name.len() + engine.len() + 10);
+    code.extend_from_slice(b"#!");
+    code.extend_from_slice(engine);
+    code.extend_from_slice(b" name=");
+    code.extend_from_slice(name);
+    code.push(b'\n');
+    code.extend_from_slice(body);
+    code
 }

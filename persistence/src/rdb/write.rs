@@ -308,8 +308,14 @@ pub(crate) fn entry(
 pub(crate) fn dump(value: &Value, opts: &WriteOptions) -> Vec<u8> {
     let mut buf = Vec::new();
     write_value(&mut buf, value, opts);
-    buf.extend_from_slice(&RDB_VERSION.to_le_bytes());
-    let crc = Crc64::checksum(&buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
+    dump_footer(&mut buf);
     buf
+}
+
+/// Appends what closes every DUMP payload (keys' and FUNCTION DUMP's):
+/// the RDB version and the CRC-64 of everything before it.
+pub(crate) fn dump_footer(buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = Crc64::checksum(buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
 }

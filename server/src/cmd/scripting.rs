@@ -1,6 +1,6 @@
 //! Scripting: EVAL EVALSHA EVAL_RO EVALSHA_RO, SCRIPT (LOAD EXISTS FLUSH
 //! KILL DEBUG HELP), FCALL FCALL_RO and FUNCTION (LOAD DELETE LIST FLUSH
-//! STATS KILL HELP), on the Lua engines of `rampart-scripting`.
+//! DUMP RESTORE STATS KILL HELP), on the Lua engines of `rampart-scripting`.
 //!
 //! A script runs under the keyspace's exclusive gate (EVAL has movable
 //! keys), so it is atomic as in Redis; its effects go to replicas wrapped
@@ -11,7 +11,8 @@
 
 use std::sync::atomic::Ordering;
 
-use rampart_scripting::{flags as sf, RunOptions};
+use rampart_persistence::rdb;
+use rampart_scripting::{flags as sf, RestorePolicy, RunOptions};
 
 use super::flags::*;
 use super::{container_spec, help, spec, CommandSpec, Ctx};
@@ -112,6 +113,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
     let Some(engine) = guard.as_mut() else {
         return ctx.out.error("ERR Lua engine unavailable");
     };
+    engine.set_memory_limit(crate::script::vm_memory_cap(srv));
     let (sha, script_flags) = if evalsha {
         let sha = String::from_utf8_lossy(&ctx.args[1]).to_ascii_lowercase();
         match (sha.len() == 40)
@@ -190,6 +192,7 @@ fn script_load(ctx: &mut Ctx<'_>) {
     let Some(engine) = guard.as_mut() else {
         return ctx.out.error("ERR Lua engine unavailable");
     };
+    engine.set_memory_limit(crate::script::vm_memory_cap(ctx.srv));
     match engine.load(&ctx.args[2]) {
         Ok((sha, _)) => ctx.out.bulk(sha.as_bytes()),
         Err(e) => ctx.out.error(&e),
@@ -273,6 +276,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     let Some(engine) = guard.as_mut() else {
         return ctx.out.error("ERR Lua engine unavailable");
     };
+    engine.set_memory_limit(crate::script::vm_memory_cap(srv));
     let name = String::from_utf8_lossy(&ctx.args[1]).into_owned();
     let Some(fflags) = engine.function_flags(&name) else {
         return ctx.out.error("ERR Function not found");
@@ -337,7 +341,10 @@ fn with_functions(ctx: &mut Ctx<'_>, f: impl FnOnce(&mut Ctx<'_>, &mut rampart_s
     let srv = ctx.srv;
     let mut guard = srv.scripting.functions.lock();
     match guard.as_mut() {
-        Some(e) => f(ctx, e),
+        Some(e) => {
+            e.set_memory_limit(crate::script::vm_memory_cap(srv));
+            f(ctx, e)
+        }
         None => ctx.out.error("ERR Lua engine unavailable"),
     }
 }
@@ -403,6 +410,54 @@ fn function_flush(ctx: &mut Ctx<'_>) {
     with_functions(ctx, |_, e| e.flush_functions());
     propagate_self(ctx);
     ctx.out.ok();
+}
+
+/// `FUNCTION DUMP`: the libraries as `FUNCTION2` records with DUMP's
+/// footer, the payload `redis-server`'s FUNCTION RESTORE reads.
+fn function_dump(ctx: &mut Ctx<'_>) {
+    with_functions(ctx, |ctx, e| {
+        let payload = rdb::dump_functions(e.libraries().map(|l| &l.code[..]));
+        ctx.out.bulk(&payload);
+    });
+}
+
+/// `FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]`, checked in Redis
+/// 7.0's order (arguments, policy, footer, records, then collisions); on
+/// any error the libraries are as they were.
+fn function_restore(ctx: &mut Ctx<'_>) {
+    if ctx.args.len() > 4 {
+        return super::subcommand_syntax_error(ctx);
+    }
+    let policy = match ctx.args.len() {
+        4 => match ctx.opt(3).as_str() {
+            "append" => RestorePolicy::Append,
+            "replace" => RestorePolicy::Replace,
+            "flush" => RestorePolicy::Flush,
+            _ => return ctx.out.error(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ),
+        },
+        _ => RestorePolicy::Append,
+    };
+    let read = match rdb::restore_functions(&ctx.args[2]) {
+        Ok(r) => r,
+        Err(_) => {
+            return ctx
+                .out
+                .error("ERR DUMP payload version or checksum are wrong")
+        }
+    };
+    let mut restored = false;
+    with_functions(ctx, |ctx, e| {
+        match e.restore_libraries(&read.libraries, read.error, policy) {
+            Ok(()) => restored = true,
+            Err(err) => ctx.out.error(&err),
+        }
+    });
+    if restored {
+        propagate_self(ctx);
+        ctx.out.ok();
+    }
 }
 
 /// `FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]`
@@ -585,6 +640,7 @@ static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
 
 static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
     spec("delete", 3, WRITE | NOSCRIPT, (0, 0, 0), S, function_delete),
+    spec("dump", 2, NOSCRIPT, (0, 0, 0), S, function_dump),
     spec("flush", -2, WRITE | NOSCRIPT, (0, 0, 0), S, function_flush),
     spec("help", 2, LOADING | STALE, (0, 0, 0), S, function_help),
     spec(
@@ -603,6 +659,14 @@ static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         S,
         function_load,
+    ),
+    spec(
+        "restore",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        (0, 0, 0),
+        S,
+        function_restore,
     ),
     spec(
         "stats",

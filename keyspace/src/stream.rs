@@ -320,7 +320,7 @@ impl<'a> Entry<'a> {
                 f = skip(l, f);
                 v = skip(l, v);
             } else {
-                f = skip(l, skip(l, v));
+                f = skip(l, v);
                 v = skip(l, f);
             }
             pair
@@ -907,6 +907,16 @@ mod tests {
         assert_eq!(f, vec![(b"other".to_vec(), b"14".to_vec())]);
         let e = s.range(id(15), id(15), false).next().unwrap();
         assert_eq!(e.fields().count(), 2);
+        let mut t = Stream::default();
+        t.append(id(1), &[&b"a"[..], b"1"], &lim).unwrap();
+        t.append(id(2), &[&b"b"[..], b"2", b"c", b"3", b"d", b"4"], &lim)
+            .unwrap();
+        let e = t.range(id(2), id(2), false).next().unwrap();
+        let f: Vec<Vec<u8>> = e
+            .fields()
+            .flat_map(|(a, b)| [a.to_vec(), b.to_vec()])
+            .collect();
+        assert_eq!(f, [&b"b"[..], b"2", b"c", b"3", b"d", b"4"]);
         assert!(s.delete(id(1)));
         assert!(!s.delete(id(1)));
         assert_eq!(s.edge_id(true, true), id(2));

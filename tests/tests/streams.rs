@@ -461,3 +461,47 @@ fn bulk_body(reply: &[u8]) -> Result<Vec<u8>> {
     );
     Ok(reply[start..reply.len() - 2].to_vec())
 }
+
+#[test]
+fn rampart_replica_of_redis_loads_its_streams() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keys
+        .path()
+        .join("keyring.json")
+        .to_string_lossy()
+        .into_owned();
+    let primary = RedisOracle::start_with(&["--enable-debug-command", "yes"])?;
+    let mut c = primary.conn()?;
+    populate(&mut c)?;
+    // Part of the data goes in the full sync, part down the stream after.
+    let port = primary.port().to_string();
+    let target = format!("127.0.0.1 {port}");
+    let replica = Rampart::start(&[
+        "--kms-key-file",
+        &k,
+        "--replicaof",
+        &target,
+        // As `populate` set on the primary, so replicated XADDs split
+        // nodes at the same places.
+        "--stream-node-max-entries",
+        "7",
+        "--enable-debug-command",
+        "yes",
+        "--save",
+        "",
+    ])?;
+    stream_writes(&mut c)?;
+    let want = digest(&primary)?;
+    wait_for(
+        "the Rampart replica to converge",
+        Duration::from_secs(30),
+        || Ok(digest(&replica)? == want),
+    )?;
+    let mut r = replica.conn()?;
+    for key in ["s", "plain", "e", "t"] {
+        for (a, b) in seen(&mut r, key)?.iter().zip(seen(&mut c, key)?.iter()) {
+            assert_eq!(a, b, "{key}");
+        }
+    }
+    Ok(())
+}

@@ -982,11 +982,26 @@ fn serve_one(
     if created {
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
+    propagate_all(ctx, effects);
+    true
+}
+
+/// Propagates a command's effects; several go inside MULTI/EXEC, as
+/// Redis wraps what one command propagates, so a replica never shows half
+/// of a read or a claim.
+fn propagate_all(ctx: &mut Ctx<'_>, effects: Vec<Vec<Vec<u8>>>) {
+    ctx.propagated = true;
+    let wrap = effects.len() > 1 && !ctx.in_exec;
+    if wrap {
+        ctx.srv.repl.begin_tx();
+    }
     for e in effects {
         let refs: Vec<&[u8]> = e.iter().map(|v| v.as_slice()).collect();
         ctx.propagate(&refs);
     }
-    true
+    if wrap {
+        ctx.srv.repl.end_tx();
+    }
 }
 
 /// `XCLAIM key group consumer 0 id TIME t RETRYCOUNT n FORCE JUSTID
@@ -1730,10 +1745,7 @@ fn xclaim(ctx: &mut Ctx<'_>) {
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
     ctx.propagated = true;
-    for e in effects {
-        let refs: Vec<&[u8]> = e.iter().map(|v| v.as_slice()).collect();
-        ctx.propagate(&refs);
-    }
+    propagate_all(ctx, effects);
 }
 
 /// `XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]`
@@ -1877,10 +1889,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>) {
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
     ctx.propagated = true;
-    for e in effects {
-        let refs: Vec<&[u8]> = e.iter().map(|v| v.as_slice()).collect();
-        ctx.propagate(&refs);
-    }
+    propagate_all(ctx, effects);
 }
 
 // ------------------------------------------------------------ XINFO

@@ -583,7 +583,7 @@ impl Stream {
         let lp_count = numfields + 3 + if same { 0 } else { numfields + 1 };
         lp::append_int(node, lp_count as i64);
         self.length += 1;
-        self.entries_added += 1;
+        self.entries_added = self.entries_added.wrapping_add(1);
         self.last_id = id;
         if self.length == 1 {
             self.first_id = id;
@@ -797,8 +797,10 @@ impl Stream {
         }
         if self.max_deleted_entry_id.is_zero() || self.max_deleted_entry_id < self.first_id {
             match id.cmp(&self.first_id) {
-                std::cmp::Ordering::Less => return added - self.length as i64,
-                std::cmp::Ordering::Equal => return added - self.length as i64 + 1,
+                std::cmp::Ordering::Less => return added.wrapping_sub(self.length as i64),
+                std::cmp::Ordering::Equal => {
+                    return added.wrapping_sub(self.length as i64).wrapping_add(1)
+                }
                 _ => {}
             }
         }
@@ -811,10 +813,10 @@ impl Stream {
             return Some(0);
         }
         if g.entries_read != -1 && !self.range_has_tombstones(g.last_id, StreamId::MAX) {
-            return Some(self.entries_added as i64 - g.entries_read);
+            return Some((self.entries_added as i64).wrapping_sub(g.entries_read));
         }
         let read = self.estimate_distance(g.last_id);
-        (read != -1).then(|| self.entries_added as i64 - read)
+        (read != -1).then(|| (self.entries_added as i64).wrapping_sub(read))
     }
 
     /// Nodes of the radix tree Redis would hold for these keys

@@ -916,7 +916,7 @@ fn serve_one(
                             reply_entry(out, &e);
                             if let Some(n) = g.pel.get_mut(&id) {
                                 n.delivery_time = now;
-                                n.delivery_count += 1;
+                                n.delivery_count = n.delivery_count.wrapping_add(1);
                             }
                         }
                         None => {
@@ -944,7 +944,7 @@ fn serve_one(
                 for id in ids {
                     if id > g.last_id {
                         if g.entries_read != -1 && !s.range_has_tombstones(id, StreamId::MAX) {
-                            g.entries_read += 1;
+                            g.entries_read = g.entries_read.wrapping_add(1);
                         } else if s.entries_added > 0 {
                             g.entries_read = s.estimate_distance(id);
                         }
@@ -1718,7 +1718,7 @@ fn xclaim(ctx: &mut Ctx<'_>) {
                 if retrycount >= 0 {
                     nack.delivery_count = retrycount as u64;
                 } else if !justid {
-                    nack.delivery_count += 1;
+                    nack.delivery_count = nack.delivery_count.wrapping_add(1);
                 }
                 nack.consumer = cname.clone();
             }
@@ -1853,7 +1853,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>) {
             if let Some(nack) = g.pel.get_mut(&id) {
                 nack.delivery_time = now;
                 if !justid {
-                    nack.delivery_count += 1;
+                    nack.delivery_count = nack.delivery_count.wrapping_add(1);
                 }
                 nack.consumer = cname.clone();
             }

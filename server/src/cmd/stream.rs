@@ -1047,6 +1047,13 @@ fn xread_generic(ctx: &mut Ctx<'_>, group_cmd: bool) {
         return;
     };
     let args = ctx.args;
+    if r.timeout.is_some() && ctx.in_exec && ctx.srv.scripting.watch.running() {
+        // Scripts hold the gate, so a running script is this caller.
+        let name = String::from_utf8_lossy(&args[0]).into_owned();
+        return ctx.out.error(&format!(
+            "ERR {name} command is not allowed with BLOCK option from scripts"
+        ));
+    }
     let now = ctx.now;
     let mut froms = Vec::with_capacity(r.n);
     for k in 0..r.n {

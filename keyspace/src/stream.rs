@@ -489,9 +489,8 @@ impl Stream {
         if live != count || dead != deleted {
             return bad("entry counts do not match the master entry");
         }
-        if live == 0 {
-            return bad("empty node");
-        }
+        // A node may hold only tombstones: an exact MINID trim can leave
+        // one behind when its last entry was deleted before, in Redis too.
         Ok((live as u64, last.unwrap_or(master)))
     }
 
@@ -733,39 +732,47 @@ impl Stream {
         deleted
     }
 
-    /// Whether [`Stream::trim`] with these arguments would remove anything.
+    /// Whether [`Stream::trim`] with these arguments would remove anything:
+    /// its loop, run dry.
     pub fn would_trim(&self, how: Trim, approx: bool, limit: u64) -> bool {
-        let Some((&master, l)) = self.nodes.first_key_value() else {
-            return false;
-        };
-        if let Trim::MaxLen(max) = how {
-            if self.length <= max {
+        let mut length = self.length;
+        let mut deleted = 0u64;
+        for (&master, l) in &self.nodes {
+            match how {
+                Trim::None => return false,
+                Trim::MaxLen(max) if length <= max => return false,
+                _ => {}
+            }
+            let entries = lp::get(l, lp::HDR).int().max(0) as u64;
+            if limit > 0 && deleted + entries > limit {
                 return false;
             }
+            let raws = node_entries(master, l);
+            let remove = match how {
+                Trim::MaxLen(max) => length - entries >= max,
+                Trim::MinId(min) => raws.last().is_some_and(|r| r.id < min),
+                Trim::None => false,
+            };
+            if remove {
+                if entries > 0 {
+                    return true;
+                }
+                length -= entries;
+                deleted += entries;
+                continue;
+            }
+            if approx {
+                return false;
+            }
+            return match how {
+                Trim::MinId(min) => raws
+                    .iter()
+                    .take_while(|r| r.id < min)
+                    .any(|r| r.flags & FLAG_DELETED == 0),
+                _ => entries > 0,
+            };
         }
-        let entries = lp::get(l, lp::HDR).int().max(0) as u64;
-        if limit > 0 && entries > limit {
-            return false;
-        }
-        let raws = node_entries(master, l);
-        let remove = match how {
-            Trim::MaxLen(max) => self.length - entries >= max,
-            Trim::MinId(min) => raws.last().is_some_and(|r| r.id < min),
-            Trim::None => return false,
-        };
-        if remove {
-            return true;
-        }
-        if approx {
-            return false;
-        }
-        match how {
-            Trim::MinId(min) => raws
-                .iter()
-                .find(|r| r.flags & FLAG_DELETED == 0)
-                .is_some_and(|r| r.id < min),
-            _ => true,
-        }
+        false
     }
 
     /// Whether deleted entries may lie between `start` and `end`
@@ -930,5 +937,132 @@ mod tests {
             Stream::check_node(m, l).unwrap();
         }
         assert_eq!(s.rax_nodes(), 2);
+    }
+
+    /// The model against a plain ordered map: random appends (with fields
+    /// that match the master entry or not), deletes, exact and approximate
+    /// trims and ranges both ways, on small nodes so they split often.
+    #[test]
+    fn matches_a_plain_map() {
+        use rand::{Rng, SeedableRng};
+        type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+        let lim = EncodingLimits {
+            stream_node_max_entries: 5,
+            stream_node_max_bytes: 300,
+            ..EncodingLimits::default()
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        for _round in 0..20 {
+            let mut s = Stream::default();
+            let mut model: BTreeMap<StreamId, Fields> = BTreeMap::new();
+            let mut next = 1u64;
+            for _ in 0..400 {
+                match rng.random_range(0..10) {
+                    0..=5 => {
+                        let n = rng.random_range(1..4);
+                        let mut fv: Vec<Vec<u8>> = Vec::new();
+                        for k in 0..n {
+                            let name = if rng.random_bool(0.7) {
+                                format!("f{k}")
+                            } else {
+                                format!("g{}", rng.random_range(0..100))
+                            };
+                            fv.push(name.into_bytes());
+                            let v = match rng.random_range(0..3) {
+                                0 => rng.random_range(-100_000i64..100_000).to_string(),
+                                1 => "x".repeat(rng.random_range(0..80)),
+                                _ => format!("v{}", rng.random::<u32>()),
+                            };
+                            fv.push(v.into_bytes());
+                        }
+                        next += rng.random_range(1..1000);
+                        let id = StreamId {
+                            ms: next,
+                            seq: rng.random_range(0..3),
+                        };
+                        s.append(id, &fv, &lim).unwrap();
+                        model.insert(
+                            id,
+                            fv.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect(),
+                        );
+                    }
+                    6 => {
+                        let keys: Vec<StreamId> = model.keys().copied().collect();
+                        if let Some(&id) = keys.get(rng.random_range(0..keys.len().max(1))) {
+                            assert!(s.delete(id));
+                            model.remove(&id);
+                        }
+                        assert!(!s.delete(StreamId { ms: 0, seq: 1 }));
+                    }
+                    7 => {
+                        let max = rng.random_range(0..model.len() as u64 + 3);
+                        let approx = rng.random_bool(0.5);
+                        let would = s.would_trim(Trim::MaxLen(max), approx, 0);
+                        let n = s.trim(Trim::MaxLen(max), approx, 0);
+                        assert_eq!(would, n > 0);
+                        for _ in 0..n {
+                            model.pop_first();
+                        }
+                        if !approx {
+                            assert!(s.length <= max);
+                        }
+                    }
+                    8 => {
+                        let min = StreamId {
+                            ms: rng.random_range(0..next + 10),
+                            seq: 0,
+                        };
+                        let approx = rng.random_bool(0.5);
+                        let limit = if approx { rng.random_range(0..12) } else { 0 };
+                        let would = s.would_trim(Trim::MinId(min), approx, limit);
+                        let n = s.trim(Trim::MinId(min), approx, limit);
+                        assert_eq!(would, n > 0);
+                        for _ in 0..n {
+                            let (first, _) = model.pop_first().unwrap();
+                            assert!(first < min);
+                        }
+                        if !approx {
+                            assert!(model.keys().next().is_none_or(|&k| k >= min));
+                        }
+                    }
+                    _ => {
+                        let a = StreamId {
+                            ms: rng.random_range(0..next + 10),
+                            seq: 1,
+                        };
+                        let b = StreamId {
+                            ms: rng.random_range(0..next + 10),
+                            seq: 1,
+                        };
+                        let (lo, hi) = (a.min(b), a.max(b));
+                        let rev = rng.random_bool(0.5);
+                        let got: Vec<(StreamId, Fields)> = s
+                            .range(lo, hi, rev)
+                            .map(|e| {
+                                (
+                                    e.id,
+                                    e.fields().map(|(f, v)| (f.to_vec(), v.to_vec())).collect(),
+                                )
+                            })
+                            .collect();
+                        let mut want: Vec<(StreamId, Fields)> =
+                            model.range(lo..=hi).map(|(k, v)| (*k, v.clone())).collect();
+                        if rev {
+                            want.reverse();
+                        }
+                        assert_eq!(got, want);
+                    }
+                }
+                assert_eq!(s.length, model.len() as u64);
+                let first = model.keys().next().copied().unwrap_or_default();
+                if s.length > 0 {
+                    assert_eq!(s.edge_id(true, true), first);
+                    assert_eq!(s.last_valid_id(), *model.keys().next_back().unwrap());
+                }
+                for (m, l) in s.nodes() {
+                    Stream::check_node(m, l).unwrap();
+                }
+            }
+        }
     }
 }

@@ -14,9 +14,11 @@ pub mod glob;
 pub mod hash;
 mod key;
 pub mod list;
+pub mod listpack;
 mod pack;
 pub mod sds;
 pub mod set;
+pub mod stream;
 pub mod value;
 pub mod zset;
 

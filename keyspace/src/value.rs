@@ -31,6 +31,8 @@ pub enum Value {
     Set(Box<crate::set::Set>),
     /// A sorted set.
     ZSet(crate::zset::ZSet),
+    /// A stream.
+    Stream(Box<crate::stream::Stream>),
 }
 
 /// The `*-max-listpack-*` / `set-max-intset-entries` thresholds that decide
@@ -50,6 +52,10 @@ pub struct EncodingLimits {
     pub zset_max_listpack_value: usize,
     /// `list-max-listpack-size` (negative: a byte limit of 4 KiB << (-n - 1))
     pub list_max_listpack_size: i64,
+    /// `stream-node-max-bytes` (0: no limit but the listpack's own)
+    pub stream_node_max_bytes: usize,
+    /// `stream-node-max-entries` (0: no limit)
+    pub stream_node_max_entries: usize,
 }
 
 impl Default for EncodingLimits {
@@ -62,6 +68,8 @@ impl Default for EncodingLimits {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
         }
     }
 }
@@ -79,6 +87,8 @@ pub enum Kind {
     Set,
     /// `zset`
     ZSet,
+    /// `stream`
+    Stream,
 }
 
 impl Kind {
@@ -90,6 +100,7 @@ impl Kind {
             Kind::Hash => "hash",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
 }
@@ -128,6 +139,7 @@ impl Value {
             Value::Hash(_) => Kind::Hash,
             Value::Set(_) => Kind::Set,
             Value::ZSet(_) => Kind::ZSet,
+            Value::Stream(_) => Kind::Stream,
         }
     }
 
@@ -165,6 +177,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
             Value::StrInline { .. } | Value::Str(_) => {
                 let s = self.as_str().unwrap_or_default();
                 if s.len() <= 20 && parse_canonical_i64(s).is_some() {
@@ -189,6 +202,7 @@ impl Value {
             Value::Hash(h) => h.heap_size(),
             Value::Set(s) => s.heap_size(),
             Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
 }

@@ -20,6 +20,38 @@ impl LoadSink for Count {
     }
 }
 
+fn stream(l: &EncodingLimits) -> rampart_keyspace::stream::Stream {
+    use rampart_keyspace::stream::{Group, Nack, Stream, StreamId};
+    let mut s = Stream::default();
+    for i in 1..=120u64 {
+        let v = i.to_string();
+        let fv: Vec<&[u8]> = if i % 5 == 0 {
+            vec![b"x", v.as_bytes()]
+        } else {
+            vec![b"f", v.as_bytes(), b"g", b"hello"]
+        };
+        let _ = s.append(StreamId { ms: i, seq: 0 }, &fv, l);
+    }
+    s.delete(StreamId { ms: 3, seq: 0 });
+    let mut g = Group::new(StreamId { ms: 4, seq: 0 }, 4);
+    let id = StreamId { ms: 2, seq: 0 };
+    g.pel.insert(
+        id,
+        Nack {
+            delivery_time: 7,
+            delivery_count: 2,
+            consumer: b"c".to_vec().into(),
+        },
+    );
+    g.consumers
+        .entry(b"c".to_vec().into())
+        .or_default()
+        .pel
+        .insert(id);
+    s.groups.insert(b"g".to_vec().into(), g);
+    s
+}
+
 fn values() -> Vec<Value> {
     let l = EncodingLimits::default();
     let mut list = List::default();
@@ -58,6 +90,7 @@ fn values() -> Vec<Value> {
         Value::Set(Box::new(strs)),
         Value::ZSet(ZSet::from_pairs(pairs, &l)),
         Value::ZSet(ZSet::from_pairs(big_pairs, &l)),
+        Value::Stream(Box::new(stream(&l))),
     ]
 }
 

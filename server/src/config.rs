@@ -1198,6 +1198,8 @@ impl Config {
             zset_max_listpack_entries: size("zset-max-listpack-entries"),
             zset_max_listpack_value: size("zset-max-listpack-value"),
             list_max_listpack_size: self.int("list-max-listpack-size"),
+            stream_node_max_bytes: size("stream-node-max-bytes"),
+            stream_node_max_entries: size("stream-node-max-entries"),
         };
     }
 

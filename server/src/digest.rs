@@ -37,6 +37,7 @@ fn type_number(v: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
         _ => 0,
     }
 }
@@ -70,6 +71,17 @@ fn object(d: &mut Digest, n: &Node) {
                 mix(&mut e, f);
                 mix(&mut e, v);
                 xor(d, &e);
+            }
+        }
+        Value::Stream(s) => {
+            let mut b = itoa::Buffer::new();
+            let all = rampart_keyspace::stream::StreamId::MAX;
+            for e in s.range(rampart_keyspace::stream::StreamId::MIN, all, false) {
+                mix(d, format!("{}.{}", e.id.ms, e.id.seq).as_bytes());
+                for (f, v) in e.fields() {
+                    mix(d, f.bytes(&mut b));
+                    mix(d, v.bytes(&mut b));
+                }
             }
         }
         v => mix(d, v.as_str().unwrap_or_default()),

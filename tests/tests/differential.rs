@@ -53,7 +53,8 @@ corpus_tests!(
     dump,
     sort,
     geo,
-    scripting
+    scripting,
+    streams
 );
 
 /// SORT ... BY ... LIMIT with few distinct weights: the order of ties

@@ -143,9 +143,12 @@ impl fmt::Display for RdbError {
             ErrorKind::Stream => match &key {
                 Some(k) => write!(
                     f,
-                    "key '{k}' is a stream, which Rampart does not support yet"
+                    "key '{k}' is a stream in Redis 7.2's format (RDB_TYPE_STREAM_LISTPACKS_3), which Redis 7.0 and Rampart do not read"
                 )?,
-                None => write!(f, "a stream value, which Rampart does not support yet")?,
+                None => write!(
+                    f,
+                    "a stream in Redis 7.2's format (RDB_TYPE_STREAM_LISTPACKS_3), which Redis 7.0 and Rampart do not read"
+                )?,
             },
             ErrorKind::Module(name) => {
                 let m = name

@@ -12,6 +12,7 @@ use std::io::Read;
 use rampart_keyspace::hash::Hash;
 use rampart_keyspace::list::{End, List};
 use rampart_keyspace::set::Set;
+use rampart_keyspace::stream::{Consumer, Group, Nack, Stream, StreamId};
 use rampart_keyspace::zset::ZSet;
 use rampart_keyspace::{EncodingLimits, Value};
 
@@ -531,9 +532,8 @@ pub(crate) fn load_object<R: Read>(
             );
             finish_hash(h)
         }
-        types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 | types::STREAM_LISTPACKS_3 => {
-            return Err(src.err(ErrorKind::Stream))
-        }
+        types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => load_stream_value(src, t)?,
+        types::STREAM_LISTPACKS_3 => return Err(src.err(ErrorKind::Stream)),
         types::MODULE_PRE_GA | types::MODULE_2 => {
             let name = match src.len_raw("a module id") {
                 Ok(Len::Plain(id)) => Some(module_name(id)),
@@ -544,6 +544,114 @@ pub(crate) fn load_object<R: Read>(
         _ => return Err(src.err(ErrorKind::UnknownType(t))),
     };
     Ok(value)
+}
+
+/// Reads a stream (`RDB_TYPE_STREAM_LISTPACKS` or `_2`) as Redis 7.0's
+/// `rdbLoadObject` with deep sanitization: every node is checked whole,
+/// counts and PELs must agree; an empty stream without groups is skipped.
+fn load_stream_value<R: Read>(src: &mut Src<R>, t: u8) -> Result<Option<Value>> {
+    let bad = |src: &Src<R>, why: &str| src.err(ErrorKind::BadValue(format!("stream: {why}")));
+    let mut s = Stream::default();
+    let nodes = src.len("a stream node count")?;
+    let mut live = 0u64;
+    let mut prev_last: Option<StreamId> = None;
+    for _ in 0..nodes {
+        let key = src.string("a stream node key")?;
+        let Some(master) = StreamId::decode(&key) else {
+            return Err(bad(src, "node key is not 16 bytes"));
+        };
+        let lp = src.blob("a stream node")?;
+        let (n, last) = Stream::check_node(master, &lp).map_err(|e| bad(src, &e))?;
+        if prev_last.is_some_and(|p| master <= p) {
+            return Err(bad(src, "nodes out of order"));
+        }
+        prev_last = Some(last);
+        live += n;
+        s.push_node(master, lp);
+    }
+    s.length = src.len("a stream length")?;
+    if s.length != live {
+        return Err(bad(src, "length does not match its entries"));
+    }
+    let id = |src: &mut Src<R>, what| -> Result<StreamId> {
+        Ok(StreamId {
+            ms: src.len(what)?,
+            seq: src.len(what)?,
+        })
+    };
+    s.last_id = id(src, "a stream last id")?;
+    if t == types::STREAM_LISTPACKS_2 {
+        s.first_id = id(src, "a stream first id")?;
+        s.max_deleted_entry_id = id(src, "a stream max deleted id")?;
+        s.entries_added = src.len("a stream entries-added")?;
+    } else {
+        s.first_id = if s.length > 0 {
+            s.edge_id(true, true)
+        } else {
+            StreamId::MIN
+        };
+        s.entries_added = s.length;
+    }
+    if s.length > 0 && s.last_valid_id() > s.last_id {
+        return Err(bad(src, "an entry is above the last id"));
+    }
+    let groups = src.len("a consumer group count")?;
+    for _ in 0..groups {
+        let name = src.string("a consumer group name")?;
+        let last = id(src, "a consumer group last id")?;
+        let entries_read = if t == types::STREAM_LISTPACKS_2 {
+            src.len("a consumer group entries-read")? as i64
+        } else {
+            s.estimate_distance(last)
+        };
+        let mut g = Group::new(last, entries_read);
+        let pel = src.len("a PEL size")?;
+        for _ in 0..pel {
+            let raw: [u8; 16] = src.array("a PEL id")?;
+            let pid = StreamId::decode(&raw).unwrap_or_default();
+            let time = i64::from_le_bytes(src.array("a delivery time")?);
+            let count = src.len("a delivery count")?;
+            let nack = Nack {
+                delivery_time: time as u64,
+                delivery_count: count,
+                consumer: Box::default(),
+            };
+            if g.pel.insert(pid, nack).is_some() {
+                return Err(src.err(ErrorKind::Duplicate("PEL entry")));
+            }
+        }
+        let consumers = src.len("a consumer count")?;
+        for _ in 0..consumers {
+            let cname: Box<[u8]> = src.string("a consumer name")?.into();
+            let seen = i64::from_le_bytes(src.array("a consumer seen time")?);
+            let mut c = Consumer {
+                seen_time: seen as u64,
+                ..Consumer::default()
+            };
+            let n = src.len("a consumer PEL size")?;
+            for _ in 0..n {
+                let raw: [u8; 16] = src.array("a consumer PEL id")?;
+                let pid = StreamId::decode(&raw).unwrap_or_default();
+                let Some(nack) = g.pel.get_mut(&pid) else {
+                    return Err(bad(src, "consumer entry not found in group global PEL"));
+                };
+                if !nack.consumer.is_empty() || !c.pel.insert(pid) {
+                    return Err(src.err(ErrorKind::Duplicate("consumer PEL entry")));
+                }
+                nack.consumer = cname.clone();
+            }
+            if g.consumers.insert(cname, c).is_some() {
+                return Err(src.err(ErrorKind::Duplicate("consumer")));
+            }
+        }
+        if g.pel.values().any(|n| n.consumer.is_empty()) {
+            return Err(bad(src, "a PEL entry has no consumer"));
+        }
+        if s.groups.insert(name.into(), g).is_some() {
+            return Err(src.err(ErrorKind::Duplicate("consumer group")));
+        }
+    }
+    Ok(Some(Value::Stream(Box::new(s))))
 }
 
 pub(crate) fn load_stream<R: Read>(

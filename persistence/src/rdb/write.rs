@@ -146,6 +146,7 @@ pub(crate) fn value_type(value: &Value) -> u8 {
                 types::ZSET_2
             }
         }
+        Value::Stream(_) => types::STREAM_LISTPACKS_2,
         _ => types::STRING,
     }
 }
@@ -248,7 +249,49 @@ fn write_body(buf: &mut Vec<u8>, value: &Value, ty: u8, opts: &WriteOptions) {
                 buf.extend_from_slice(&score.to_le_bytes());
             }
         }
+        Value::Stream(s) => write_stream(buf, s, opts),
         _ => save_string(buf, value.as_str().unwrap_or_default(), opts),
+    }
+}
+
+/// `RDB_TYPE_STREAM_LISTPACKS_2` as Redis 7.0's `rdbSaveObject`: the nodes
+/// as they are in memory, the stream's ids and counters, then each group
+/// with its PEL and its consumers.
+fn write_stream(buf: &mut Vec<u8>, s: &rampart_keyspace::stream::Stream, opts: &WriteOptions) {
+    let id = |buf: &mut Vec<u8>, id: rampart_keyspace::stream::StreamId| {
+        save_len(buf, id.ms);
+        save_len(buf, id.seq);
+    };
+    save_len(buf, s.node_count() as u64);
+    for (master, lp) in s.nodes() {
+        save_string(buf, &master.encode(), opts);
+        save_string(buf, lp, opts);
+    }
+    save_len(buf, s.length);
+    id(buf, s.last_id);
+    id(buf, s.first_id);
+    id(buf, s.max_deleted_entry_id);
+    save_len(buf, s.entries_added);
+    save_len(buf, s.groups.len() as u64);
+    for (name, g) in &s.groups {
+        save_string(buf, name, opts);
+        id(buf, g.last_id);
+        save_len(buf, g.entries_read as u64);
+        save_len(buf, g.pel.len() as u64);
+        for (pid, n) in &g.pel {
+            buf.extend_from_slice(&pid.encode());
+            buf.extend_from_slice(&(n.delivery_time as i64).to_le_bytes());
+            save_len(buf, n.delivery_count);
+        }
+        save_len(buf, g.consumers.len() as u64);
+        for (cname, c) in &g.consumers {
+            save_string(buf, cname, opts);
+            buf.extend_from_slice(&(c.seen_time as i64).to_le_bytes());
+            save_len(buf, c.pel.len() as u64);
+            for pid in &c.pel {
+                buf.extend_from_slice(&pid.encode());
+            }
+        }
     }
 }
 

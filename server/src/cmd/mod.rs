@@ -26,6 +26,7 @@ pub mod server;
 pub mod set;
 pub mod slowlog;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod tracking;
 pub mod transaction;
@@ -256,6 +257,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         hash::COMMANDS,
         set::COMMANDS,
         zset::COMMANDS,
+        stream::COMMANDS,
         geo::COMMANDS,
         sort::COMMANDS,
         dump::COMMANDS,
@@ -534,6 +536,20 @@ impl Ctx<'_> {
         serve: crate::blocking::ServeFn,
         on_timeout: crate::blocking::TimeoutFn,
     ) {
+        let args = self.args.to_vec();
+        self.block_args(args, keys, timeout_ms, serve, on_timeout);
+    }
+
+    /// [`Ctx::block`] with the arguments the waiter is served with, when
+    /// they differ from the request (XREAD's `$` resolved at block time).
+    pub fn block_args(
+        &mut self,
+        args: Vec<Bytes>,
+        keys: Vec<Bytes>,
+        timeout_ms: Option<u64>,
+        serve: crate::blocking::ServeFn,
+        on_timeout: crate::blocking::TimeoutFn,
+    ) {
         if self.in_exec {
             return on_timeout(self.out);
         }
@@ -541,7 +557,7 @@ impl Ctx<'_> {
             client_id: self.client.handle.id,
             db: self.client.db,
             proto: self.client.proto,
-            args: self.args.to_vec(),
+            args,
             keys,
             cmd: self.cmd,
             serve,

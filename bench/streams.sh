@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Streams, Rampart and redis-server 7.0 side by side:
+#   - XADD (auto ids, three fields), XRANGE (COUNT 10) and XREADGROUP
+#     (COUNT 1, a fresh consumer group) throughput at -P 1 and -P 16, with
+#     the server's CPU per request (ratio = Rampart / Redis);
+#   - memory per entry: 100k XADDs of three fields each, `used_memory`
+#     before and after on both servers.
+# A benchmark, not a test: it reports, it asserts nothing.
+#
+#   bash bench/streams.sh
+#   REQUESTS=200000 CLIENTS=50 ROUNDS=3 bash bench/streams.sh
+#   RAMPART=target/debug/rampart-server bash bench/streams.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
+
+REQUESTS=${REQUESTS:-100000}
+CLIENTS=${CLIENTS:-50}
+ROUNDS=${ROUNDS:-3}
+ENTRIES=${ENTRIES:-100000}
+
+bench_init python3
+
+start_server redis redis-server
+start_server rampart "$RAMPART" --encryption-at-rest no
+
+# run PORT PID PIPELINE NAME CMD... -> "name,rps,cpu_us_per_request"
+run() {
+    local port=$1 pid=$2 pipeline=$3 name=$4 before after csv
+    shift 4
+    csv=$(mktemp)
+    before=$(cpu_ns "$pid")
+    $CLIENT_CPU redis-benchmark -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$pipeline" --csv "$@" 2>/dev/null >"$csv"
+    after=$(cpu_ns "$pid")
+    awk -F'","' -v ns=$((after - before)) -v n="$REQUESTS" -v name="$name" \
+        'END { if (NR < 2) exit; gsub(/"/, ""); split($0, f, ","); printf "%s,%s,%.3f\n", name, f[2], ns / 1000 / n }' "$csv"
+    rm -f "$csv"
+}
+
+median() { sort -t, -k2 -n | awk -F, '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+
+printf '\n%-12s %4s %12s %12s %7s %14s %14s\n' test P redis_rps rampart_rps ratio redis_us/req rampart_us/req
+for P in 1 16; do
+    for server in redis rampart; do
+        port_var=PORT_$server pid_var=PID_$server
+        port=${!port_var} pid=${!pid_var}
+        : >"$tmp/$server.$P"
+        for r in $(seq "$ROUNDS"); do
+            redis-cli -p "$port" del bs >/dev/null
+            run "$port" "$pid" "$P" xadd xadd bs '*' name user action login ts 1700000000 >>"$tmp/$server.$P"
+            run "$port" "$pid" "$P" xrange xrange bs - + COUNT 10 >>"$tmp/$server.$P"
+            redis-cli -p "$port" xgroup create bs "g$P$r" 0 >/dev/null
+            run "$port" "$pid" "$P" xreadgroup xreadgroup GROUP "g$P$r" c COUNT 1 STREAMS bs '>' >>"$tmp/$server.$P"
+        done
+    done
+    for t in xadd xrange xreadgroup; do
+        r=$(grep "^$t," "$tmp/redis.$P" | median)
+        m=$(grep "^$t," "$tmp/rampart.$P" | median)
+        IFS=, read -r _ rr rc <<<"$r"
+        IFS=, read -r _ mr mc <<<"$m"
+        printf '%-12s %4s %12s %12s %7.2f %14s %14s\n' "$t" "$P" "$rr" "$mr" "$(echo "$mr / $rr" | bc -l)" "$rc" "$mc"
+    done
+done
+
+# bytes per entry of ENTRIES three-field XADDs with explicit ids
+per_entry() {
+    python3 - "$1" "$ENTRIES" <<'PY'
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+def cmd(*a):
+    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+def used():
+    cmd(b"INFO", b"memory")
+    size = int(f.readline()[1:])
+    body = f.read(size + 2).decode()
+    return int(next(l for l in body.split("\r\n") if l.startswith("used_memory:")).split(":")[1])
+cmd(b"DEL", b"mem"); f.readline()
+before = used()
+for start in range(1, n + 1, 1000):
+    batch = range(start, min(start + 1000, n + 1))
+    for i in batch:
+        cmd(b"XADD", b"mem", b"%d-0" % (1700000000000 + i), b"name", b"user%d" % i,
+            b"action", b"login", b"ts", b"%d" % (1700000000 + i))
+    for _ in batch:
+        f.readline(); f.readline()
+print("%.1f" % ((used() - before) / n))
+PY
+}
+r=$(per_entry "$PORT_redis")
+m=$(per_entry "$PORT_rampart")
+printf '\nmemory per entry (%s entries, 3 fields): redis %s B, rampart %s B, ratio %.3f\n' \
+    "$ENTRIES" "$r" "$m" "$(echo "$m / $r" | bc -l)"

@@ -255,33 +255,53 @@ fn node_entries(master: StreamId, l: &[u8]) -> Vec<Raw> {
     let (mfields, _, mut p) = node_head(l);
     let mut out = Vec::new();
     while p < end {
-        let flags_at = p;
-        let flags = lp::get(l, p).int();
-        p = skip(l, p);
-        let ms = master.ms.wrapping_add(lp::get(l, p).int() as u64);
-        p = skip(l, p);
-        let seq = master.seq.wrapping_add(lp::get(l, p).int() as u64);
-        p = skip(l, p);
-        let (numfields, body, items) = if flags & FLAG_SAMEFIELDS != 0 {
-            (mfields, p, mfields)
-        } else {
-            let n = lp::get(l, p).int().max(0) as usize;
-            let body = skip(l, p);
-            (n, body, 2 * n + 1)
-        };
-        for _ in 0..items {
-            p = skip(l, p);
-        }
-        p = skip(l, p); // lp-count
-        out.push(Raw {
-            id: StreamId { ms, seq },
-            flags,
-            flags_at,
-            numfields,
-            body,
-        });
+        let (raw, next) = entry_at(master, l, mfields, p);
+        out.push(raw);
+        p = next;
     }
     out
+}
+
+/// The entry that starts at `p` in node `l`, and where the next one starts.
+fn entry_at(master: StreamId, l: &[u8], mfields: usize, mut p: usize) -> (Raw, usize) {
+    let flags_at = p;
+    let flags = lp::get(l, p).int();
+    p = skip(l, p);
+    let ms = master.ms.wrapping_add(lp::get(l, p).int() as u64);
+    p = skip(l, p);
+    let seq = master.seq.wrapping_add(lp::get(l, p).int() as u64);
+    p = skip(l, p);
+    let (numfields, body, items) = if flags & FLAG_SAMEFIELDS != 0 {
+        (mfields, p, mfields)
+    } else {
+        let n = lp::get(l, p).int().max(0) as usize;
+        let body = skip(l, p);
+        (n, body, 2 * n + 1)
+    };
+    for _ in 0..items {
+        p = skip(l, p);
+    }
+    p = skip(l, p); // lp-count
+    let raw = Raw {
+        id: StreamId { ms, seq },
+        flags,
+        flags_at,
+        numfields,
+        body,
+    };
+    (raw, p)
+}
+
+/// How an [`Iter`] walks its current node: forward entry by entry from
+/// where it is (a seek decodes only what it passes, as Redis's iterator),
+/// backward over the node's entries decoded once.
+enum Walk {
+    Fwd {
+        master: StreamId,
+        mfields: usize,
+        p: usize,
+    },
+    Rev(std::vec::IntoIter<Raw>),
 }
 
 /// One live entry, borrowed from its node.
@@ -331,7 +351,7 @@ impl<'a> Entry<'a> {
 /// Entries between two ids, either way (`streamIterator`).
 pub struct Iter<'a> {
     nodes: Box<dyn Iterator<Item = (&'a StreamId, &'a Vec<u8>)> + 'a>,
-    cur: Option<(&'a [u8], usize, std::vec::IntoIter<Raw>)>,
+    cur: Option<(&'a [u8], usize, Walk)>,
     start: StreamId,
     end: StreamId,
     rev: bool,
@@ -347,8 +367,24 @@ impl<'a> Iterator for Iter<'a> {
             if self.done {
                 return None;
             }
-            if let Some((l, mf, it)) = &mut self.cur {
-                for raw in it.by_ref() {
+            if let Some((l, mf, walk)) = &mut self.cur {
+                let (l, mf) = (*l, *mf);
+                loop {
+                    let raw = match walk {
+                        Walk::Fwd { master, mfields, p } => {
+                            if *p >= l.len() - 1 {
+                                None
+                            } else {
+                                let (raw, next) = entry_at(*master, l, *mfields, *p);
+                                *p = next;
+                                Some(raw)
+                            }
+                        }
+                        Walk::Rev(it) => it.next(),
+                    };
+                    let Some(raw) = raw else {
+                        break;
+                    };
                     if !self.tombstones && raw.flags & FLAG_DELETED != 0 {
                         continue;
                     }
@@ -373,17 +409,24 @@ impl<'a> Iterator for Iter<'a> {
                         id: raw.id,
                         lp: l,
                         raw,
-                        master_fields: *mf,
+                        master_fields: mf,
                     });
                 }
             }
             let (master, l) = self.nodes.next()?;
-            let mut raws = node_entries(*master, l);
-            if self.rev {
+            let (mfields, mf, first) = node_head(l);
+            let walk = if self.rev {
+                let mut raws = node_entries(*master, l);
                 raws.reverse();
-            }
-            let (_, mf, _) = node_head(l);
-            self.cur = Some((l.as_slice(), mf, raws.into_iter()));
+                Walk::Rev(raws.into_iter())
+            } else {
+                Walk::Fwd {
+                    master: *master,
+                    mfields,
+                    p: first,
+                }
+            };
+            self.cur = Some((l.as_slice(), mf, walk));
         }
     }
 }

@@ -395,6 +395,33 @@ impl Db {
         r
     }
 
+    /// Deletes `key` as it is stored, TTL or not, as Redis's `dbDelete`:
+    /// the destination of a STORE command whose result is empty goes this
+    /// way, so a key that expired but was not yet collected leaves with the
+    /// command's `del` and no `expired` event. Returns whether a key was
+    /// there.
+    ///
+    /// ```
+    /// use rampart_keyspace::{Keyspace, Value};
+    /// let ks = Keyspace::new(1);
+    /// let db = ks.db(0);
+    /// db.write(b"k", 1000, |s| s.insert(Value::string(b"v"), Some(1500)));
+    /// assert!(db.delete(b"k", 2000));
+    /// assert!(!db.delete(b"k", 2000));
+    /// ```
+    pub fn delete(&self, key: &[u8], now: u64) -> bool {
+        let h = self.hash(key);
+        let mut shard = self.shards[shard_of(h)].write();
+        let gone = self.open(&mut shard, h, key, now).remove();
+        drop(shard);
+        // The old value is freed here, outside the shard lock.
+        let gone = gone.is_some();
+        if gone {
+            self.notify.modified(self.index, key);
+        }
+        gone
+    }
+
     fn open<'a>(&'a self, shard: &'a mut Shard, h: u64, key: &'a [u8], now: u64) -> Slot<'a> {
         let remember = self.pending(shard) && !shard.kept(table_hash(h), key);
         Slot {

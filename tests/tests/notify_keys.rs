@@ -458,16 +458,26 @@ const WRAPPED: &[Scenario] = &[
             &["SADD", "s1", "a", "b"],
             &["SET", "d", "v", "PX", "1"],
             &["SET", "e", "v", "PX", "1"],
+            &["SET", "f", "v", "PX", "1"],
+            &["SET", "g", "v", "PX", "1"],
+            &["SET", "h", "v", "PX", "1"],
             &["DEBUG", "SLEEP", "0.01"],
             &["SUNIONSTORE", "d", "s1"],
+            // An empty result deletes the destination as it is stored
+            // (dbDelete): `del`, and no `expired` first.
             &["SUNIONSTORE", "e", "nosuch"],
+            &["ZUNIONSTORE", "f", "1", "nosuch"],
+            &["BITOP", "AND", "g", "nosuch"],
+            &["SORT", "nosuch", "STORE", "h"],
             &["DEBUG", "SET-ACTIVE-EXPIRE", "1"],
         ],
     ),
 ];
 
 fn run(table: &[Scenario]) -> Result<()> {
-    both(&[], |srv| {
+    // DEBUG SLEEP/SET-ACTIVE-EXPIRE pin down when keys expire; without them
+    // the scenarios race the clock on both servers.
+    both(&["--enable-debug-command", "yes"], |srv| {
         let mut t = Vec::new();
         for (flags, cmds) in table {
             t.push(format!("== {flags}"));
@@ -553,7 +563,7 @@ fn heard(
 
 #[test]
 fn restore_events_match_redis() -> Result<()> {
-    both(&[], |srv| {
+    both(&["--enable-debug-command", "yes"], |srv| {
         heard(srv, "KEAnm", |c| {
             let mut t = Vec::new();
             c.cmd(&["SET", "src", "hello"])?;
@@ -577,6 +587,21 @@ fn restore_events_match_redis() -> Result<()> {
                 let r = c.cmd(step)?;
                 t.push(format!("{} -> {}", s(step[0].to_vec()), s(r).trim_end()));
             }
+            // REPLACE deletes a key that expired but was not collected as
+            // it is stored (dbDelete): no `expired` event.
+            c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"])?;
+            c.cmd(&["SET", "x", "v", "PX", "1"])?;
+            c.cmd(&["SET", "y", "v", "PX", "1"])?;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let steps: &[&[&[u8]]] = &[
+                &[b"RESTORE", b"x", b"1", p, b"ABSTTL", b"REPLACE"],
+                &[b"RESTORE", b"y", b"0", p, b"REPLACE"],
+            ];
+            for step in steps {
+                let r = c.cmd(step)?;
+                t.push(format!("{} -> {}", s(step[1].to_vec()), s(r).trim_end()));
+            }
+            c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"])?;
             Ok(t)
         })
     })

@@ -429,17 +429,14 @@ fn bitop(ctx: &mut Ctx<'_>) {
     }
     let len = acc.len();
     let dst = ctx.arg(2);
-    let event = db.write(dst, ctx.now, |slot| {
-        if len > 0 {
-            // The destination is replaced whole: any old type and TTL go.
-            slot.insert(Value::raw_string(acc), None);
-            Some((class::STRING, "set"))
-        } else {
-            slot.remove().map(|_| (class::GENERIC, "del"))
-        }
-    });
-    if let Some((c, e)) = event {
-        ctx.notify(c, e, dst);
+    if len > 0 {
+        // The destination is replaced whole: any old type and TTL go.
+        db.write(dst, ctx.now, |slot| {
+            slot.insert(Value::raw_string(acc), None)
+        });
+        ctx.notify(class::STRING, "set", dst);
+    } else if db.delete(dst, ctx.now) {
+        ctx.notify(class::GENERIC, "del", dst);
     }
     ctx.out.int(len as i64);
 }

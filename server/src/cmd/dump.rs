@@ -99,7 +99,7 @@ fn restore(ctx: &mut Ctx<'_>) {
     let key = &ctx.args[1][..];
     if expire_at.is_some_and(|at| at <= now as i64) {
         // Already expired: nothing is created; REPLACE still deletes.
-        let deleted = replace && db.write(key, now, |s| s.remove()).is_some();
+        let deleted = replace && db.delete(key, now);
         if deleted {
             let del: &[u8] = if ctx.srv.config.flag("lazyfree-lazy-server-del") {
                 b"UNLINK"
@@ -119,6 +119,11 @@ fn restore(ctx: &mut Ctx<'_>) {
     let lfu = ctx.srv.keyspace.access.lfu();
     let idle = idle.filter(|_| !lfu);
     let freq = freq.filter(|_| lfu);
+    if replace {
+        // Redis's dbDelete: a key that expired but was not yet collected
+        // goes without an `expired` event.
+        db.delete(key, now);
+    }
     db.write(key, now, |s| {
         if replace {
             s.remove();

@@ -507,14 +507,14 @@ fn intersect(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> Result<Vec<Vec<u8>>, ()> {
 fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: Set, event: &str) {
     let db = db(ctx);
     let n = result.len();
-    let removed = db.write(dst, ctx.now, |slot| {
-        if n == 0 {
-            slot.exists() && slot.remove().is_some()
-        } else {
-            slot.insert(Value::Set(Box::new(result)), None);
-            false
-        }
-    });
+    let removed = if n == 0 {
+        db.delete(dst, ctx.now)
+    } else {
+        db.write(dst, ctx.now, |slot| {
+            slot.insert(Value::Set(Box::new(result)), None)
+        });
+        false
+    };
     ctx.out.int(n as i64);
     if n > 0 {
         notify_write(ctx, class::SET, event, dst, false);

@@ -443,7 +443,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, readonly: bool) {
     if outputlen > 0 {
         db.write(dst, now, |s| s.insert(Value::List(Box::new(list)), None));
         ctx.notify(crate::pubsub::class::LIST, "sortstore", dst);
-    } else if db.write(dst, now, |s| s.remove()).is_some() {
+    } else if db.delete(dst, now) {
         ctx.notify(crate::pubsub::class::GENERIC, "del", dst);
     }
     ctx.out.int(outputlen as i64);

@@ -320,8 +320,7 @@ pub(super) fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], pairs: Vec<(Vec<u8>, f
     let db = cur_db(ctx);
     let n = pairs.len();
     if n == 0 {
-        // The old value is freed here, outside the shard lock.
-        let removed = db.write(dst, ctx.now, |s| s.remove()).is_some();
+        let removed = db.delete(dst, ctx.now);
         ctx.out.int(0);
         if removed {
             notify_write(ctx, class::GENERIC, "del", dst, false);

@@ -868,26 +868,16 @@ fn serve_one(
             return;
         };
         let cname_box: Box<[u8]> = cname.as_ref().into();
-        match g.consumers.get_mut(&cname_box) {
-            Some(c) => c.seen_time = now,
-            None => {
-                g.consumers.insert(
-                    cname_box.clone(),
-                    Consumer {
-                        seen_time: now,
-                        ..Consumer::default()
-                    },
-                );
-                created = true;
-                if noack {
-                    effects.push(vec![
-                        b"XGROUP".to_vec(),
-                        b"CREATECONSUMER".to_vec(),
-                        key.to_vec(),
-                        gname.to_vec(),
-                        cname.to_vec(),
-                    ]);
-                }
+        if touch_consumer(&mut g, &cname_box, now) {
+            created = true;
+            if noack {
+                effects.push(vec![
+                    b"XGROUP".to_vec(),
+                    b"CREATECONSUMER".to_vec(),
+                    key.to_vec(),
+                    gname.to_vec(),
+                    cname.to_vec(),
+                ]);
             }
         }
         if !out.resp3() {
@@ -1653,9 +1643,8 @@ fn xclaim(ctx: &mut Ctx<'_>) {
         deliverytime = nowi;
     }
     let deliverytime = deliverytime as u64;
-    let cname: Box<[u8]> = args[3].as_ref().into();
+    let mut claimant = Claimant::new(&args[3]);
     let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
-    let mut created = false;
     db.write(key, now, |slot| {
         let Some(s) = stream_mut(slot) else { return };
         let Some(mut g) = s.groups.remove(gname.as_ref()) else {
@@ -1668,7 +1657,6 @@ fn xclaim(ctx: &mut Ctx<'_>) {
         }
         let mut body = Out::new(ctx.out.proto);
         let mut n = 0;
-        let mut consumer_ready = false;
         for id in ids {
             let exists = s.contains(id);
             if !exists {
@@ -1694,49 +1682,9 @@ fn xclaim(ctx: &mut Ctx<'_>) {
             if owned && minidle > 0 && nowi - (nack.delivery_time as i64) < minidle {
                 continue;
             }
-            if !consumer_ready {
-                match g.consumers.get_mut(&cname) {
-                    Some(c) => c.seen_time = now,
-                    None => {
-                        g.consumers.insert(
-                            cname.clone(),
-                            Consumer {
-                                seen_time: now,
-                                ..Consumer::default()
-                            },
-                        );
-                        created = true;
-                    }
-                }
-                consumer_ready = true;
-            }
-            let old = g
-                .pel
-                .get(&id)
-                .map(|n| n.consumer.clone())
-                .unwrap_or_default();
-            if old != cname {
-                if let Some(c) = g.consumers.get_mut(&old) {
-                    c.pel.remove(&id);
-                }
-            }
-            if let Some(nack) = g.pel.get_mut(&id) {
-                nack.delivery_time = deliverytime;
-                if retrycount >= 0 {
-                    nack.delivery_count = retrycount as u64;
-                } else if !justid {
-                    nack.delivery_count = nack.delivery_count.wrapping_add(1);
-                }
-                nack.consumer = cname.clone();
-            }
-            if let Some(c) = g.consumers.get_mut(&cname) {
-                c.pel.insert(id);
-            }
-            if justid {
-                bulk_id(&mut body, id);
-            } else if let Some(e) = s.range(id, id, false).next() {
-                reply_entry(&mut body, &e);
-            }
+            let count = (retrycount >= 0).then_some(retrycount as u64);
+            claimant.take(&mut g, id, now, deliverytime, count, !justid);
+            reply_claimed(&mut body, s, id, justid);
             n += 1;
             effects.push(xclaim_effect(key, gname, &g, id));
             propagate_last = false;
@@ -1748,11 +1696,91 @@ fn xclaim(ctx: &mut Ctx<'_>) {
         ctx.out.array(n);
         ctx.out.raw(body.buf());
     });
-    if created {
+    if claimant.created {
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
     ctx.propagated = true;
     propagate_all(ctx, effects);
+}
+
+/// The consumer XCLAIM and XAUTOCLAIM hand entries to. Redis makes it (or
+/// refreshes its seen-time) on the first entry actually claimed, so a claim
+/// that takes nothing leaves the group as it was.
+struct Claimant {
+    name: Box<[u8]>,
+    ready: bool,
+    /// It did not exist: the command announces `xgroup-createconsumer`.
+    created: bool,
+}
+
+impl Claimant {
+    fn new(name: &[u8]) -> Claimant {
+        Claimant {
+            name: name.into(),
+            ready: false,
+            created: false,
+        }
+    }
+
+    /// Moves pending entry `id` of `g` to this consumer, delivered at
+    /// `delivery_time`: its delivery count becomes `count` when given, else
+    /// goes up by one when `bump` (JUSTID leaves it).
+    fn take(
+        &mut self,
+        g: &mut Group,
+        id: StreamId,
+        now: u64,
+        delivery_time: u64,
+        count: Option<u64>,
+        bump: bool,
+    ) {
+        if !std::mem::replace(&mut self.ready, true) {
+            self.created = touch_consumer(g, &self.name, now);
+        }
+        let Some(nack) = g.pel.get_mut(&id) else {
+            return;
+        };
+        if nack.consumer != self.name {
+            if let Some(c) = g.consumers.get_mut(&nack.consumer) {
+                c.pel.remove(&id);
+            }
+        }
+        nack.delivery_time = delivery_time;
+        match count {
+            Some(n) => nack.delivery_count = n,
+            None if bump => nack.delivery_count = nack.delivery_count.wrapping_add(1),
+            None => {}
+        }
+        nack.consumer = self.name.clone();
+        if let Some(c) = g.consumers.get_mut(&self.name) {
+            c.pel.insert(id);
+        }
+    }
+}
+
+/// Marks consumer `name` of `g` seen at `now`, making it when missing
+/// (then returns true: the command announces `xgroup-createconsumer`).
+fn touch_consumer(g: &mut Group, name: &[u8], now: u64) -> bool {
+    if let Some(c) = g.consumers.get_mut(name) {
+        c.seen_time = now;
+        return false;
+    }
+    let c = Consumer {
+        seen_time: now,
+        ..Consumer::default()
+    };
+    g.consumers.insert(name.into(), c);
+    true
+}
+
+/// One claimed entry of XCLAIM/XAUTOCLAIM's reply: its id under JUSTID,
+/// else the entry.
+fn reply_claimed(body: &mut Out, s: &Stream, id: StreamId, justid: bool) {
+    if justid {
+        bulk_id(body, id);
+    } else if let Some(e) = s.range(id, id, false).next() {
+        reply_entry(body, &e);
+    }
 }
 
 /// `XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]`
@@ -1803,9 +1831,8 @@ fn xautoclaim(ctx: &mut Ctx<'_>) {
         Some(false) => return nogroup(ctx, key, gname),
         Some(true) => {}
     }
-    let cname: Box<[u8]> = args[3].as_ref().into();
+    let mut claimant = Claimant::new(&args[3]);
     let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
-    let mut created = false;
     let nowi = now as i64;
     db.write(key, now, |slot| {
         let Some(s) = stream_mut(slot) else { return };
@@ -1819,7 +1846,6 @@ fn xautoclaim(ctx: &mut Ctx<'_>) {
         let mut body = Out::new(ctx.out.proto);
         let mut n = 0;
         let mut deleted = Vec::new();
-        let mut consumer_ready = false;
         while attempts > 0 && count > 0 && idx < keys.len() {
             attempts -= 1;
             let id = keys[idx];
@@ -1835,43 +1861,8 @@ fn xautoclaim(ctx: &mut Ctx<'_>) {
             if minidle > 0 && nowi - (nack.delivery_time as i64) < minidle {
                 continue;
             }
-            if !consumer_ready {
-                match g.consumers.get_mut(&cname) {
-                    Some(c) => c.seen_time = now,
-                    None => {
-                        g.consumers.insert(
-                            cname.clone(),
-                            Consumer {
-                                seen_time: now,
-                                ..Consumer::default()
-                            },
-                        );
-                        created = true;
-                    }
-                }
-                consumer_ready = true;
-            }
-            let old = nack.consumer.clone();
-            if old != cname {
-                if let Some(c) = g.consumers.get_mut(&old) {
-                    c.pel.remove(&id);
-                }
-            }
-            if let Some(nack) = g.pel.get_mut(&id) {
-                nack.delivery_time = now;
-                if !justid {
-                    nack.delivery_count = nack.delivery_count.wrapping_add(1);
-                }
-                nack.consumer = cname.clone();
-            }
-            if let Some(c) = g.consumers.get_mut(&cname) {
-                c.pel.insert(id);
-            }
-            if justid {
-                bulk_id(&mut body, id);
-            } else if let Some(e) = s.range(id, id, false).next() {
-                reply_entry(&mut body, &e);
-            }
+            claimant.take(&mut g, id, now, now, None, !justid);
+            reply_claimed(&mut body, s, id, justid);
             n += 1;
             count -= 1;
             effects.push(xclaim_effect(key, gname, &g, id));
@@ -1892,7 +1883,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>) {
             bulk_id(out, id);
         }
     });
-    if created {
+    if claimant.created {
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
     ctx.propagated = true;

@@ -10,113 +10,30 @@
 //! and the terminator must be the last byte. Readers hand out entries one
 //! at a time and never allocate from a length they read.
 
-use rampart_keyspace::value::parse_canonical_i64;
-
-/// One element of a listpack or ziplist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Elem<'a> {
-    /// An integer-encoded element.
-    Int(i64),
-    /// A string element.
-    Str(&'a [u8]),
-}
-
-impl<'a> Elem<'a> {
-    /// The element's bytes (integers as decimal text, formatted into
-    /// `buf`).
-    pub fn bytes<'b>(&self, buf: &'b mut itoa::Buffer) -> &'b [u8]
-    where
-        'a: 'b,
-    {
-        match *self {
-            Elem::Int(i) => buf.format(i).as_bytes(),
-            Elem::Str(s) => s,
-        }
-    }
-}
+use rampart_keyspace::listpack as lp;
+/// Bytes `lpAppend` adds for an element (encoding, data, back length).
+pub use rampart_keyspace::listpack::entry_size as lp_entry_size;
+pub use rampart_keyspace::listpack::Elem;
 
 type Fail = String;
 
 // ---------------------------------------------------------------------------
-// listpack
-
-const LP_HDR: usize = 6;
-const LP_EOF: u8 = 0xff;
-const LP_NUMELE_UNKNOWN: u32 = u16::MAX as u32;
+// listpack: the format itself lives in `rampart_keyspace::listpack`, which
+// streams are built from; these are the RDB codec's entry points to it.
 
 /// Builds a listpack exactly as Redis's `lpAppend` would, element by
 /// element (strings that are canonical integers are stored as integers).
-#[derive(Default)]
 pub struct LpWriter {
-    body: Vec<u8>,
+    lp: Vec<u8>,
     count: u64,
 }
 
-fn backlen_size(l: usize) -> usize {
-    if l <= 127 {
-        1
-    } else if l < 16383 {
-        2
-    } else if l < 2097151 {
-        3
-    } else if l < 268435455 {
-        4
-    } else {
-        5
-    }
-}
-
-fn push_backlen(out: &mut Vec<u8>, l: usize) {
-    let l = l as u64;
-    match backlen_size(l as usize) {
-        1 => out.push(l as u8),
-        2 => out.extend_from_slice(&[(l >> 7) as u8, ((l & 127) | 128) as u8]),
-        3 => out.extend_from_slice(&[
-            (l >> 14) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ]),
-        4 => out.extend_from_slice(&[
-            (l >> 21) as u8,
-            (((l >> 14) & 127) | 128) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ]),
-        _ => out.extend_from_slice(&[
-            (l >> 28) as u8,
-            (((l >> 21) & 127) | 128) as u8,
-            (((l >> 14) & 127) | 128) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ]),
-    }
-}
-
-/// Bytes `lpAppend` adds for an element of `s` (encoding, data, back
-/// length).
-pub fn lp_entry_size(s: &[u8]) -> usize {
-    let enc = match parse_canonical_i64(s) {
-        Some(v) => int_enc_len(v),
-        None if s.len() < 64 => 1 + s.len(),
-        None if s.len() < 4096 => 2 + s.len(),
-        None => 5 + s.len(),
-    };
-    enc + backlen_size(enc)
-}
-
-fn int_enc_len(v: i64) -> usize {
-    if (0..=127).contains(&v) {
-        1
-    } else if (-4096..=4095).contains(&v) {
-        2
-    } else if (-32768..=32767).contains(&v) {
-        3
-    } else if (-8388608..=8388607).contains(&v) {
-        4
-    } else if (-2147483648..=2147483647).contains(&v) {
-        5
-    } else {
-        9
+impl Default for LpWriter {
+    fn default() -> LpWriter {
+        LpWriter {
+            lp: lp::new(),
+            count: 0,
+        }
     }
 }
 
@@ -128,58 +45,7 @@ impl LpWriter {
 
     /// Appends `s` (as an integer when it is a canonical one).
     pub fn push(&mut self, s: &[u8]) {
-        match parse_canonical_i64(s) {
-            Some(v) => self.push_int(v),
-            None => {
-                let start = self.body.len();
-                let n = s.len();
-                if n < 64 {
-                    self.body.push(0x80 | n as u8);
-                } else if n < 4096 {
-                    self.body.push(0xe0 | (n >> 8) as u8);
-                    self.body.push(n as u8);
-                } else {
-                    self.body.push(0xf0);
-                    self.body.extend_from_slice(&(n as u32).to_le_bytes());
-                }
-                self.body.extend_from_slice(s);
-                let enc = self.body.len() - start;
-                push_backlen(&mut self.body, enc);
-                self.count += 1;
-            }
-        }
-    }
-
-    /// Appends an integer element.
-    pub fn push_int(&mut self, v: i64) {
-        let start = self.body.len();
-        let b = &mut self.body;
-        match int_enc_len(v) {
-            1 => b.push(v as u8),
-            2 => {
-                let u = if v < 0 { (1i64 << 13) + v } else { v } as u64;
-                b.push(((u >> 8) as u8) | 0xc0);
-                b.push(u as u8);
-            }
-            3 => {
-                b.push(0xf1);
-                b.extend_from_slice(&(v as i16).to_le_bytes());
-            }
-            4 => {
-                b.push(0xf2);
-                b.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-            }
-            5 => {
-                b.push(0xf3);
-                b.extend_from_slice(&(v as i32).to_le_bytes());
-            }
-            _ => {
-                b.push(0xf4);
-                b.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        let enc = self.body.len() - start;
-        push_backlen(&mut self.body, enc);
+        lp::append(&mut self.lp, s);
         self.count += 1;
     }
 
@@ -190,136 +56,33 @@ impl LpWriter {
 
     /// Total bytes of the finished listpack.
     pub fn total_bytes(&self) -> usize {
-        LP_HDR + self.body.len() + 1
+        self.lp.len()
     }
 
     /// The finished listpack (header, elements, terminator), or `None` when
     /// it would exceed the format's 4 GiB.
     pub fn finish(self) -> Option<Vec<u8>> {
-        let total = self.total_bytes();
-        let total32 = u32::try_from(total).ok()?;
-        let mut out = Vec::with_capacity(total);
-        out.extend_from_slice(&total32.to_le_bytes());
-        let n = if self.count < LP_NUMELE_UNKNOWN as u64 {
-            self.count as u16
-        } else {
-            u16::MAX
-        };
-        out.extend_from_slice(&n.to_le_bytes());
-        out.extend_from_slice(&self.body);
-        out.push(LP_EOF);
-        Some(out)
+        u32::try_from(self.lp.len()).ok()?;
+        Some(self.lp)
     }
 }
 
-/// Reads the entry of a listpack starting at `p`: (element, encoded size
-/// without the back length).
-fn lp_entry(lp: &[u8], p: usize) -> Result<(Elem<'_>, usize), Fail> {
-    let b = lp[p];
-    let need = |n: usize| -> Result<&[u8], Fail> {
-        lp.get(p + 1..p + 1 + n)
-            .ok_or_else(|| format!("entry at offset {p} runs past the end"))
-    };
-    let int_le = |bytes: &[u8]| -> u64 {
-        bytes
-            .iter()
-            .rev()
-            .fold(0u64, |acc, &x| (acc << 8) | x as u64)
-    };
-    let sign = |u: u64, bits: u32| -> i64 {
-        // two's complement of a `bits`-wide value
-        let shift = 64 - bits;
-        ((u << shift) as i64) >> shift
-    };
-    Ok(if b & 0x80 == 0 {
-        (Elem::Int((b & 0x7f) as i64), 1)
-    } else if b & 0xc0 == 0x80 {
-        let n = (b & 0x3f) as usize;
-        (Elem::Str(need(n)?), 1 + n)
-    } else if b & 0xe0 == 0xc0 {
-        let lo = need(1)?[0];
-        let u = (((b & 0x1f) as u64) << 8) | lo as u64;
-        (Elem::Int(sign(u, 13)), 2)
-    } else if b & 0xf0 == 0xe0 {
-        let lo = need(1)?[0];
-        let n = (((b & 0x0f) as usize) << 8) | lo as usize;
-        let s = lp
-            .get(p + 2..p + 2 + n)
-            .ok_or_else(|| format!("entry at offset {p} runs past the end"))?;
-        (Elem::Str(s), 2 + n)
-    } else {
-        match b {
-            0xf0 => {
-                let n = int_le(need(4)?) as usize;
-                let s = lp
-                    .get(p + 5..(p + 5).saturating_add(n))
-                    .ok_or_else(|| format!("entry at offset {p} runs past the end"))?;
-                (Elem::Str(s), 5 + n)
-            }
-            0xf1 => (Elem::Int(sign(int_le(need(2)?), 16)), 3),
-            0xf2 => (Elem::Int(sign(int_le(need(3)?), 24)), 4),
-            0xf3 => (Elem::Int(sign(int_le(need(4)?), 32)), 5),
-            0xf4 => (Elem::Int(int_le(need(8)?) as i64), 9),
-            _ => {
-                return Err(format!(
-                    "invalid entry encoding byte {b:#04x} at offset {p}"
-                ))
-            }
-        }
-    })
-}
-
-/// Walks a listpack, validating it whole, and hands each element to `f`
-/// (which may stop the walk with an error of its own). Returns the number
-/// of elements.
+/// Walks a listpack, validating it whole first, and hands each element to
+/// `f` (which may stop the walk with an error of its own). Returns the
+/// number of elements.
 pub fn listpack_for_each<E>(
-    lp: &[u8],
+    blob: &[u8],
     mut f: impl FnMut(Elem<'_>) -> Result<(), E>,
 ) -> Result<Result<u64, E>, Fail> {
-    if lp.len() < LP_HDR + 1 {
-        return Err(format!("{} bytes is shorter than a header", lp.len()));
-    }
-    let total = u32::from_le_bytes([lp[0], lp[1], lp[2], lp[3]]) as usize;
-    if total != lp.len() {
-        return Err(format!(
-            "header says {total} bytes, the blob has {}",
-            lp.len()
-        ));
-    }
-    if lp[lp.len() - 1] != LP_EOF {
-        return Err("no terminator at the end".into());
-    }
-    let numele = u16::from_le_bytes([lp[4], lp[5]]) as u32;
-    let end = lp.len() - 1;
-    let mut p = LP_HDR;
-    let mut count: u64 = 0;
-    while p < end {
-        if lp[p] == LP_EOF {
-            return Err(format!("terminator at offset {p} before the end"));
-        }
-        let (elem, enc) = lp_entry(&lp[..end], p)?;
-        let bl = backlen_size(enc);
-        let next = p + enc + bl;
-        if next > end {
-            return Err(format!("entry at offset {p} runs past the end"));
-        }
-        let mut expect = Vec::with_capacity(5);
-        push_backlen(&mut expect, enc);
-        if lp[p + enc..next] != expect[..] {
-            return Err(format!(
-                "back length of the entry at offset {p} does not match its size"
-            ));
-        }
-        if let Err(e) = f(elem) {
+    let count = lp::validate(blob)?;
+    let mut p = lp::first(blob);
+    while let Some(at) = p {
+        if let Err(e) = f(lp::get(blob, at)) {
             return Ok(Err(e));
         }
-        count += 1;
-        p = next;
+        p = lp::next(blob, at);
     }
-    if numele != LP_NUMELE_UNKNOWN && numele as u64 != count {
-        return Err(format!("header says {numele} elements, there are {count}"));
-    }
-    Ok(Ok(count))
+    Ok(Ok(count as u64))
 }
 
 // ---------------------------------------------------------------------------

@@ -673,8 +673,8 @@ async fn wait_if_paused(srv: &Server, args: &[bytes::Bytes], client: &Client) {
         }
         let by_client =
             until > now && (!srv.pause.writes_only.load(Ordering::Relaxed) || is_write());
-        let by_shutdown = srv.pause.shutdown.load(Ordering::Acquire) && is_write();
-        if !by_client && !by_shutdown {
+        let by_server = srv.pause.writes_held() && is_write();
+        if !by_client && !by_server {
             return;
         }
         let wait = if by_client { until - now } else { 100 };

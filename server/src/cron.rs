@@ -24,10 +24,11 @@ pub async fn run(srv: Arc<Server>) {
         crate::backup::cron(&srv);
         // Replicas never expire keys themselves: they wait for the
         // primary's DEL (DESIGN.md).
-        // Paused writes (CLIENT PAUSE, a shutdown waiting for replicas) pause
+        // Paused writes (CLIENT PAUSE, a shutdown waiting for replicas, a
+        // failover waiting for its target) pause
         // expiry too, as in Redis: its DELs would move the offset replicas
         // are catching up to.
-        let paused = srv.pause.paused() || srv.pause.shutdown.load(Ordering::Acquire);
+        let paused = srv.pause.paused() || srv.pause.writes_held();
         if srv.active_expire.load(Ordering::Relaxed) && !srv.repl.is_replica() && !paused {
             // The sweep can wait on shards a snapshot or full sync is
             // serializing: step off the worker so the connections it would

@@ -249,7 +249,7 @@ fn not_counted(srv: &Server) -> u64 {
 fn allowed(srv: &Server) -> bool {
     let replica = srv.repl.is_replica() && srv.evictor.ignore_on_replica.load(Ordering::Relaxed);
     let paused = srv.pause.any() && srv.pause.paused();
-    !replica && !paused && !srv.pause.shutdown.load(Ordering::Acquire)
+    !replica && !paused && !srv.pause.writes_held()
 }
 
 /// How many bytes must go, or `None` when under the limit.

@@ -20,6 +20,7 @@ pub mod digest;
 pub mod dispatch;
 pub mod encryption;
 pub mod evict;
+pub mod failover;
 pub mod harden;
 pub mod info;
 pub mod latency;

@@ -659,7 +659,10 @@ impl Repl {
     fn cron(&self, srv: &Server, tick: u64) {
         let period = srv.config.int("repl-ping-replica-period").max(1) as u64;
         let limit = self.obuf_limits();
-        if !self.is_replica() && tick.is_multiple_of(period) {
+        // No PING while a failover waits for its target: it would move
+        // the offset the target must reach.
+        let waiting = srv.failover.active();
+        if !self.is_replica() && !waiting && tick.is_multiple_of(period) {
             let mut g = self.inner.lock();
             if !g.replicas.is_empty() {
                 g.feed(&encode_command(&["PING"]), limit);
@@ -1364,10 +1367,11 @@ pub fn start_replica(srv: &Server, host: String, port: u16) {
     }
 }
 
-/// REPLICAOF NO ONE: stops following the primary and starts a new history
-/// whose previous id stays valid up to the current offset. The caller
-/// holds the exclusive gate.
-pub fn promote(srv: &Server) {
+/// REPLICAOF NO ONE (or a failover): stops following the primary and
+/// starts a new history whose previous id stays valid up to the current
+/// offset; `source` says who asked, for the log. The caller holds the
+/// exclusive gate.
+pub fn promote(srv: &Server, source: &str) {
     srv.repl.generation.fetch_add(1, Ordering::AcqRel);
     srv.repl.changed.notify_waiters();
     let mut g = srv.repl.inner.lock();
@@ -1377,7 +1381,7 @@ pub fn promote(srv: &Server) {
     srv.repl.replica.store(false, Ordering::Release);
     *srv.repl.link.lock() = LinkInfo::default();
     tracing::info!(
-        "MASTER MODE enabled (user request from 'id=? addr=?'); new replication ID {}, previous {} valid up to offset {}",
+        "MASTER MODE enabled ({source}); new replication ID {}, previous {} valid up to offset {}",
         g.replid,
         g.replid2,
         g.second_offset
@@ -1599,10 +1603,34 @@ async fn link_once(srv: &Arc<Server>, gen: u64) -> anyhow::Result<bool> {
     let (replid, _, offset, _) = srv.repl.ids();
     let want = (offset + 1).to_string();
     tracing::info!("Trying a partial resynchronization (request {replid}:{want}).");
-    let reply = link
-        .command(&["PSYNC", replid.as_str(), want.as_str()])
-        .await?;
-    match PsyncReply::parse(&reply) {
+    // A primary handing over (FAILOVER) asks its target to take over the
+    // history it follows.
+    let failover = srv.failover.in_progress();
+    let mut psync = vec!["PSYNC", replid.as_str(), want.as_str()];
+    if failover {
+        psync.push("FAILOVER");
+    }
+    let reply = match link.command(&psync).await {
+        Ok(r) => r,
+        Err(e) => {
+            if failover {
+                let _gate = srv.keyspace.exclusive();
+                crate::failover::abort(srv, "Write error to failover target");
+            }
+            return Err(e);
+        }
+    };
+    let parsed = PsyncReply::parse(&reply);
+    if failover {
+        let _gate = srv.keyspace.exclusive();
+        match parsed {
+            Some(PsyncReply::Continue { .. } | PsyncReply::FullResync { .. }) => {
+                crate::failover::clear(srv)
+            }
+            _ => crate::failover::abort(srv, "Failover target rejected psync request"),
+        }
+    }
+    match parsed {
         Some(PsyncReply::Continue { replid: new }) => {
             tracing::info!("Successful partial resynchronization with master.");
             if let Some(new) = new {
@@ -2016,8 +2044,9 @@ pub fn info(srv: &Server) -> String {
         ));
     }
     let (active, size, first, histlen) = srv.repl.backlog_info();
+    let failover = srv.failover.state();
     o.push_str(&format!(
-        "master_failover_state:no-failover\r\nmaster_replid:{replid}\r\nmaster_replid2:{replid2}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{second}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{size}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{histlen}\r\n",
+        "master_failover_state:{failover}\r\nmaster_replid:{replid}\r\nmaster_replid2:{replid2}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{second}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{size}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{histlen}\r\n",
         active as u8
     ));
     o

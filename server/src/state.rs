@@ -483,6 +483,9 @@ pub struct Pause {
     /// PAUSE_DURING_SHUTDOWN, apart from CLIENT PAUSE: CLIENT UNPAUSE does
     /// not end it).
     pub shutdown: AtomicBool,
+    /// Writes wait while FAILOVER hands over to a replica (Redis's
+    /// PAUSE_DURING_FAILOVER; CLIENT UNPAUSE does not end it either).
+    pub failover: AtomicBool,
 }
 
 impl Pause {
@@ -490,7 +493,13 @@ impl Pause {
     /// command, which reads no clock. [`crate::conn`] clears an expired
     /// pause, so this turns false again once it has passed.
     pub fn any(&self) -> bool {
-        self.until.load(Ordering::Relaxed) != 0 || self.shutdown.load(Ordering::Acquire)
+        self.until.load(Ordering::Relaxed) != 0 || self.writes_held()
+    }
+
+    /// Whether writes wait for the server itself: a shutdown waiting for
+    /// replicas, or a failover waiting for its target.
+    pub fn writes_held(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire) || self.failover.load(Ordering::Acquire)
     }
 
     /// Whether CLIENT PAUSE is in effect.
@@ -538,6 +547,8 @@ pub struct Server {
     /// Replication: the write stream (also `hooks.stream`), replicas, and
     /// the link to a primary.
     pub repl: Arc<crate::repl::Repl>,
+    /// FAILOVER's state.
+    pub failover: crate::failover::Failover,
     /// Backups (BACKUP, INFO backup).
     pub backups: crate::backup::Backups,
     /// maxmemory and eviction.
@@ -611,6 +622,7 @@ impl Server {
             keys: None,
             persist: Arc::new(crate::persist::Persist::new()),
             repl,
+            failover: Default::default(),
             backups: Default::default(),
             evictor: Default::default(),
             client_mem: Default::default(),

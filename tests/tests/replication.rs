@@ -1376,3 +1376,245 @@ fn set_repl_decides_which_script_writes_reach_replicas() -> Result<()> {
     assert_eq!(seen[0], want);
     Ok(())
 }
+
+/// FAILOVER's errors and its waiting phase, run against a server: no
+/// replica, a replica that never catches up (so TIMEOUT aborts, FORCE is
+/// refused without a target, ABORT ends the wait), and writes held
+/// meanwhile. The replies in order.
+fn failover_refusals_and_waits(s: &ServerProcess) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut c = s.conn()?;
+    let mut say = |r: &[u8]| out.push(String::from_utf8_lossy(r).into_owned());
+    for args in [
+        &["FAILOVER"][..],
+        &["FAILOVER", "ABORT"],
+        &["FAILOVER", "ABORT", "TIMEOUT", "10"],
+        &["FAILOVER", "TO", "127.0.0.1"],
+        &["FAILOVER", "TO", "127.0.0.1", "port"],
+        &["FAILOVER", "TIMEOUT", "0"],
+        &["FAILOVER", "TIMEOUT", "-3"],
+        &["FAILOVER", "FORCE", "FORCE"],
+        &["FAILOVER", "TIMEOUT", "5", "TIMEOUT", "5"],
+        &["FAILOVER", "BOGUS"],
+        &["FAILOVER", "FORCE"],
+    ] {
+        say(&c.cmd(args)?);
+    }
+    // A replica of an address nobody listens on is still a replica.
+    say(&c.cmd(&["REPLICAOF", "127.0.0.1", "1"])?);
+    say(&c.cmd(&["FAILOVER"])?);
+    say(&c.cmd(&["REPLICAOF", "NO", "ONE"])?);
+    say(&c.cmd(&["SET", "k", "v"])?);
+    let _replica = fake_lagging_replica(s.port())?;
+    say(&c.cmd(&["SET", "k", "v2"])?);
+    for args in [
+        &["FAILOVER", "TO", "127.0.0.1", "1"][..],
+        &["FAILOVER", "TO", "127.0.0.1", "4321", "FORCE"],
+        &["FAILOVER", "TIMEOUT", "100", "FORCE"],
+    ] {
+        say(&c.cmd(args)?);
+    }
+    // The replica never acknowledges: the wait ends at the timeout.
+    say(&c.cmd(&["FAILOVER", "TIMEOUT", "1500"])?);
+    let info = String::from_utf8_lossy(&c.cmd(&["INFO", "replication"])?).into_owned();
+    say(format!("during: {}", field_of(&info, "master_failover_state")).as_bytes());
+    say(&c.cmd(&["FAILOVER"])?);
+    say(&c.cmd(&["REPLICAOF", "NO", "ONE"])?);
+    let mut writer = s.conn()?;
+    writer.send(&["SET", "k", "during"])?;
+    say(format!(
+        "write held: {}",
+        replied_within(&mut writer, Duration::from_millis(300))?.is_none()
+    )
+    .as_bytes());
+    wait_for("the failover to time out", Duration::from_secs(10), || {
+        let info = String::from_utf8_lossy(&s.conn()?.cmd(&["INFO", "replication"])?).into_owned();
+        Ok(field_of(&info, "master_failover_state") == "no-failover")
+    })?;
+    say(&writer.read_reply()?);
+    // And FAILOVER ABORT ends a wait at once.
+    say(&c.cmd(&["FAILOVER"])?);
+    writer.send(&["SET", "k", "again"])?;
+    say(format!(
+        "write held: {}",
+        replied_within(&mut writer, Duration::from_millis(300))?.is_none()
+    )
+    .as_bytes());
+    say(&c.cmd(&["FAILOVER", "ABORT"])?);
+    say(&writer.read_reply()?);
+    say(&c.cmd(&["GET", "k"])?);
+    let info = String::from_utf8_lossy(&c.cmd(&["INFO", "replication"])?).into_owned();
+    say(format!("role: {}", field_of(&info, "role")).as_bytes());
+    Ok(out)
+}
+
+/// The value of `field` in an INFO reply.
+fn field_of(info: &str, field: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn failover_refusals_timeout_and_abort_match_redis() -> Result<()> {
+    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let want = failover_refusals_and_waits(&redis)?;
+    let rampart = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    let got = failover_refusals_and_waits(&rampart)?;
+    assert_eq!(got, want, "rampart's log:\n{}", rampart.log());
+    assert!(
+        want.contains(&"during: waiting-for-sync".to_string()),
+        "{want:?}"
+    );
+    assert!(want.contains(&"write held: true".to_string()), "{want:?}");
+    let log = rampart.log();
+    assert!(log.contains("FAILOVER requested to any replica."), "{log}");
+    assert!(
+        log.contains("FAILOVER to any replica aborted: Replica never caught up before timeout"),
+        "{log}"
+    );
+    assert!(
+        log.contains("FAILOVER to any replica aborted: Failover manually aborted"),
+        "{log}"
+    );
+    Ok(())
+}
+
+/// The old primary and the new one after a failover to `target`: the
+/// target is a primary, the old one follows it with its link up and the
+/// failover over.
+fn wait_handed_over(old: &ServerProcess, target: &ServerProcess) -> Result<()> {
+    wait_for("the failover to finish", Duration::from_secs(30), || {
+        Ok(info_field(target, "replication", "role")? == "master"
+            && info_field(old, "replication", "role")? == "slave"
+            && info_field(old, "replication", "master_port")? == target.port().to_string()
+            && info_field(old, "replication", "master_link_status")? == "up"
+            && info_field(old, "replication", "master_failover_state")? == "no-failover")
+    })
+}
+
+#[test]
+fn failover_hands_the_primary_role_over_without_a_full_sync() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "p", 100)?;
+    let r1 = start_rampart(&replica_args(&k, primary.port()))?;
+    let r2 = start_rampart(&replica_args(&k, primary.port()))?;
+    assert_converged(&primary, &r1)?;
+    assert_converged(&primary, &r2)?;
+    let mut raw = primary.conn()?;
+    let to = r1.port().to_string();
+    assert_eq!(raw.cmd(&["FAILOVER", "TO", "127.0.0.1", &to])?, b"+OK\r\n");
+    // A write sent during the handover waits, then meets a replica.
+    let mut writer = primary.conn()?;
+    writer.send(&["SET", "late", "x"])?;
+    wait_handed_over(&primary, &r1)?;
+    let reply = String::from_utf8_lossy(&writer.read_reply()?).into_owned();
+    assert!(reply.starts_with("-READONLY"), "{reply}");
+    // The new primary continued the history: a partial resync, no full one.
+    assert_eq!(info_field(&r1, "stats", "sync_full")?, "0");
+    assert_eq!(info_field(&r1, "stats", "sync_partial_ok")?, "1");
+    assert!(
+        r1.log()
+            .contains("MASTER MODE enabled (failover request from"),
+        "{}",
+        r1.log()
+    );
+    let log = primary.log();
+    assert!(
+        log.contains(&format!("FAILOVER requested to 127.0.0.1:{to}.")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "Failover target 127.0.0.1:{to} is synced, failing over."
+        )),
+        "{log}"
+    );
+    // Writes on the new primary reach the old one, and through it the
+    // sibling that still follows it.
+    let mut c1 = r1.redis_conn()?;
+    populate(&mut c1, "q", 50)?;
+    assert_converged(&r1, &primary)?;
+    assert_converged(&primary, &r2)?;
+    // And back again, with a timeout this time.
+    let back = primary.port().to_string();
+    assert_eq!(
+        r1.conn()?
+            .cmd(&["FAILOVER", "TO", "127.0.0.1", &back, "TIMEOUT", "10000"])?,
+        b"+OK\r\n"
+    );
+    wait_handed_over(&r1, &primary)?;
+    populate(&mut c, "r", 20)?;
+    assert_converged(&primary, &r1)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    Ok(())
+}
+
+#[test]
+fn a_redis_primary_fails_over_to_a_rampart_replica() -> Result<()> {
+    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let mut c = redis.redis_conn()?;
+    populate(&mut c, "r", 100)?;
+    let keys = tempfile::tempdir()?;
+    let replica = start_rampart(&replica_args(&keyring(keys.path()), redis.port()))?;
+    assert_converged(&redis, &replica)?;
+    let to = replica.port().to_string();
+    assert_eq!(
+        redis.conn()?.cmd(&["FAILOVER", "TO", "127.0.0.1", &to])?,
+        b"+OK\r\n"
+    );
+    wait_handed_over(&redis, &replica)?;
+    assert_eq!(info_field(&replica, "stats", "sync_full")?, "0");
+    assert_eq!(info_field(&replica, "stats", "sync_partial_ok")?, "1");
+    let mut w = replica.redis_conn()?;
+    populate(&mut w, "q", 50)?;
+    assert_converged(&replica, &redis)?;
+    Ok(())
+}
+
+#[test]
+fn a_rampart_primary_fails_over_to_a_redis_replica() -> Result<()> {
+    let primary = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "p", 100)?;
+    let redis =
+        RedisOracle::start_with(&["--replicaof", "127.0.0.1", &primary.port().to_string()])?;
+    assert_converged(&primary, &redis)?;
+    let to = redis.port().to_string();
+    assert_eq!(
+        primary.conn()?.cmd(&["FAILOVER", "TO", "127.0.0.1", &to])?,
+        b"+OK\r\n"
+    );
+    wait_handed_over(&primary, &redis)?;
+    // Redis took over the history Rampart led: Rampart continued from it.
+    assert_eq!(info_field(&redis, "stats", "sync_full")?, "0");
+    assert_eq!(info_field(&redis, "stats", "sync_partial_ok")?, "1");
+    let mut w = redis.redis_conn()?;
+    populate(&mut w, "q", 50)?;
+    assert_converged(&redis, &primary)?;
+    Ok(())
+}

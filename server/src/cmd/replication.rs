@@ -1,4 +1,5 @@
-//! Replication commands: REPLICAOF SLAVEOF REPLCONF PSYNC SYNC ROLE WAIT.
+//! Replication commands: REPLICAOF SLAVEOF REPLCONF PSYNC SYNC ROLE WAIT
+//! FAILOVER.
 //! The work is in [`crate::repl`]; these handlers parse and reply.
 
 use std::sync::atomic::Ordering;
@@ -12,9 +13,18 @@ use crate::repl::Handoff;
 /// primary, or stop following one and become a primary.
 fn replicaof(ctx: &mut Ctx<'_>) {
     let srv = ctx.srv;
+    if srv.failover.active() {
+        return ctx
+            .out
+            .error("ERR REPLICAOF not allowed while failing over.");
+    }
     if ctx.opt(1) == "no" && ctx.opt(2) == "one" {
         if srv.repl.is_replica() {
-            crate::repl::promote(srv);
+            let source = format!(
+                "user request from 'id={} addr={}'",
+                ctx.client.handle.id, ctx.client.handle.addr
+            );
+            crate::repl::promote(srv, &source);
             let _ = srv.config.set(&[("replicaof".to_string(), String::new())]);
         }
         return ctx.out.ok();
@@ -87,19 +97,78 @@ fn replconf(ctx: &mut Ctx<'_>) {
 
 /// `PSYNC replid offset`: the connection becomes a replica link (partial
 /// resync from the backlog, or a full sync).
+///
+/// `PSYNC replid offset FAILOVER` comes from a primary handing over to
+/// this replica (its FAILOVER): when `replid` is the history this replica
+/// follows, it becomes the primary first, then serves the request as any
+/// other (a partial resync from its previous id).
 fn psync(ctx: &mut Ctx<'_>) {
     if ctx.client.handoff.is_some() {
         return;
     }
     let replid = String::from_utf8_lossy(&ctx.args[1]).into_owned();
+    let srv = ctx.srv;
+    if ctx.args.len() > 3 && ctx.args[3].eq_ignore_ascii_case(b"failover") {
+        tracing::warn!("Failover request received for replid {replid}.");
+        if !srv.repl.is_replica() {
+            return ctx
+                .out
+                .error("ERR PSYNC FAILOVER can't be sent to a master.");
+        }
+        if replid != srv.repl.ids().0 {
+            return ctx
+                .out
+                .error("ERR PSYNC FAILOVER replid must match my replid.");
+        }
+        let who = crate::cmd::connection::client_line(&ctx.client.handle, None, &srv.commands);
+        crate::repl::promote(srv, &format!("failover request from '{}'", who.trim_end()));
+        let _ = srv.config.set(&[("replicaof".to_string(), String::new())]);
+    }
+    if refuse_while_failing_over(ctx) {
+        return;
+    }
     let Some(offset) = ctx.int_arg(2) else { return };
     ctx.client.handoff = Some(Handoff::Psync { replid, offset });
 }
 
+/// Replicas cannot sync with a server handing over (Redis's check, with
+/// its wording).
+fn refuse_while_failing_over(ctx: &mut Ctx<'_>) -> bool {
+    let active = ctx.srv.failover.active();
+    if active {
+        ctx.out.error("NOMASTERLINK Can't SYNC while failing over");
+    }
+    active
+}
+
 /// `SYNC`: the pre-PSYNC protocol; always a full sync.
 fn sync(ctx: &mut Ctx<'_>) {
-    if ctx.client.handoff.is_none() {
+    if ctx.client.handoff.is_none() && !refuse_while_failing_over(ctx) {
         ctx.client.handoff = Some(Handoff::Sync);
+    }
+}
+
+/// `FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT milliseconds]`: hands
+/// this primary's role to a replica (see [`crate::failover`]).
+fn failover(ctx: &mut Ctx<'_>) {
+    let srv = ctx.srv;
+    if srv.config.flag("cluster-enabled") {
+        return ctx.out.error(
+            "ERR FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER command instead.",
+        );
+    }
+    if ctx.args.len() == 2 && ctx.args[1].eq_ignore_ascii_case(b"abort") {
+        if !srv.failover.active() {
+            return ctx.out.error("ERR No failover in progress.");
+        }
+        crate::failover::abort(srv, "Failover manually aborted");
+        return ctx.out.ok();
+    }
+    let args: Vec<&[u8]> = ctx.args[1..].iter().map(|a| &a[..]).collect();
+    let started = crate::failover::parse(&args).and_then(|req| crate::failover::begin(srv, req));
+    match started {
+        Ok(()) => ctx.out.ok(),
+        Err(e) => ctx.out.error(e),
     }
 }
 
@@ -225,9 +294,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         replconf,
     ),
     spec(
+        "failover",
+        -1,
+        ADMIN | NOSCRIPT | STALE | EXCLUSIVE,
+        (0, 0, 0),
+        R,
+        failover,
+    ),
+    spec(
         "psync",
         -3,
-        ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        // Exclusive: PSYNC ... FAILOVER may change the role, as REPLICAOF.
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI | EXCLUSIVE,
         (0, 0, 0),
         R,
         psync,

@@ -24,6 +24,7 @@ pub mod failover;
 pub mod harden;
 pub mod info;
 pub mod latency;
+pub mod listen;
 pub mod monitor;
 pub mod num;
 pub mod persist;

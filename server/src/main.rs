@@ -169,7 +169,7 @@ async fn run(
     let mut listeners = Vec::new();
     for (p, tls) in [(port, false), (tls_port, true)] {
         if p != 0 {
-            for l in listen(&binds, p)? {
+            for l in rampart_server::listen::open(&binds, p)? {
                 listeners.push((l, tls));
             }
         }
@@ -228,14 +228,7 @@ async fn run(
         n
     };
     let cores = Arc::new(rampart_server::cores::Cores::start(&srv, cores)?);
-    for (l, tls) in listeners {
-        tokio::spawn(rampart_server::conn::accept_loop(
-            srv.clone(),
-            l,
-            cores.clone(),
-            tls,
-        ));
-    }
+    rampart_server::listen::serve(&srv, cores, listeners);
     tokio::spawn(rampart_server::cron::run(srv.clone()));
     rampart_server::repl::start(&srv);
     rampart_server::slowlog::configure(&srv);
@@ -319,49 +312,4 @@ async fn run(
     }
     tracing::info!("Rampart is now ready to exit, bye bye...");
     Ok(())
-}
-
-/// Listeners on `port` at every `bind` address (`-` prefix: optional).
-fn listen(binds: &str, port: i64) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
-    let mut listeners = Vec::new();
-    for addr in binds.split_whitespace() {
-        let (optional, addr) = match addr.strip_prefix('-') {
-            Some(a) => (true, a),
-            None => (false, addr),
-        };
-        let host = match addr {
-            "*" => "0.0.0.0",
-            "::*" => "::",
-            a => a,
-        };
-        let target = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        match bind(&target) {
-            Ok(l) => listeners.push(l),
-            Err(e) if optional => {
-                tracing::debug!("Skipping optional address {target}: {e}")
-            }
-            Err(e) => {
-                anyhow::bail!("Warning: Could not create server TCP listening socket {target}: {e}")
-            }
-        }
-    }
-    Ok(listeners)
-}
-
-fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
-    let addr: std::net::SocketAddr = addr
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
-    let socket = if addr.is_ipv6() {
-        tokio::net::TcpSocket::new_v6()?
-    } else {
-        tokio::net::TcpSocket::new_v4()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(511)
 }

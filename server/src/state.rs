@@ -549,6 +549,8 @@ pub struct Server {
     pub repl: Arc<crate::repl::Repl>,
     /// FAILOVER's state.
     pub failover: crate::failover::Failover,
+    /// The listening sockets' accept loops.
+    pub listeners: crate::listen::Listeners,
     /// Backups (BACKUP, INFO backup).
     pub backups: crate::backup::Backups,
     /// maxmemory and eviction.
@@ -623,6 +625,7 @@ impl Server {
             persist: Arc::new(crate::persist::Persist::new()),
             repl,
             failover: Default::default(),
+            listeners: Default::default(),
             backups: Default::default(),
             evictor: Default::default(),
             client_mem: Default::default(),

@@ -391,3 +391,94 @@ fn rampart_cli_takes_keys_from_the_server_config() -> Result<()> {
     assert!(String::from_utf8_lossy(&out.stderr).contains("can't open config file"));
     Ok(())
 }
+
+/// Whether a new connection to `ip:port` is accepted and answers PING.
+fn answers(ip: [u8; 4], port: u16) -> bool {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from((ip, port));
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// CONFIG SET of `port` and `bind` on a running server, as steps: the
+/// replies (ports written as names) and which addresses answer after each.
+fn rebinding(s: &rampart_tests::ServerProcess) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let first = s.port();
+    let second = rampart_tests::free_port()?;
+    // A port someone else holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let taken_port = taken.local_addr()?.port();
+    let name = |p: u16| match p {
+        p if p == first => "first".to_string(),
+        p if p == second => "second".to_string(),
+        p if p == taken_port => "taken".to_string(),
+        p => p.to_string(),
+    };
+    let mut c = s.conn()?;
+    let lo = [127, 0, 0, 1];
+    let lo2 = [127, 0, 0, 2];
+    let mut step = |c: &mut RawConn, args: &[&str]| -> Result<()> {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| match a.parse::<u16>() {
+                Ok(p) if args[..2] == ["CONFIG", "SET"] && p > 1024 => name(p),
+                _ => a.to_string(),
+            })
+            .collect();
+        let reply = String::from_utf8_lossy(&c.cmd(args)?)
+            .replace(&format!("$5\r\n{second}"), "$5\r\nsecond");
+        out.push(format!(
+            "{} -> {} | first {} second {} second@127.0.0.2 {}",
+            shown.join(" "),
+            reply.trim_end(),
+            answers(lo, first),
+            answers(lo, second),
+            answers(lo2, second)
+        ));
+        Ok(())
+    };
+    step(&mut c, &["CONFIG", "SET", "port", &second.to_string()])?;
+    // The connection that asked stays, on the old port.
+    step(&mut c, &["CONFIG", "SET", "port", &taken_port.to_string()])?;
+    step(&mut c, &["CONFIG", "GET", "port"])?;
+    step(&mut c, &["CONFIG", "SET", "bind", "127.0.0.2"])?;
+    step(&mut c, &["CONFIG", "SET", "bind", "192.0.2.1"])?;
+    step(&mut c, &["CONFIG", "GET", "bind"])?;
+    step(&mut c, &["CONFIG", "SET", "bind", "127.0.0.1 -::1"])?;
+    let mut again = RawConn::connect(second)?;
+    step(&mut again, &["CONFIG", "SET", "port", &first.to_string()])?;
+    let info = String::from_utf8_lossy(&again.cmd(&["INFO", "server"])?).into_owned();
+    let port = info
+        .lines()
+        .find_map(|l| l.strip_prefix("tcp_port:"))
+        .unwrap_or_default()
+        .trim()
+        .parse::<u16>()
+        .unwrap_or(0);
+    out.push(format!("tcp_port {}", name(port)));
+    drop(taken);
+    Ok(out)
+}
+
+#[test]
+fn config_set_port_and_bind_rebind_as_redis_does() -> Result<()> {
+    let redis = rampart_tests::RedisOracle::start()?;
+    let want = rebinding(&redis)?;
+    let r = Rampart::start(&[])?;
+    let got = rebinding(&r)?;
+    assert_eq!(got, want, "rampart's log:\n{}", r.log());
+    assert!(
+        want[0].ends_with("-> +OK | first false second true second@127.0.0.2 false"),
+        "{want:?}"
+    );
+    assert!(
+        want.last().is_some_and(|l| l == "tcp_port first"),
+        "{want:?}"
+    );
+    Ok(())
+}

@@ -539,6 +539,15 @@ fn config_set(ctx: &mut Ctx<'_>) {
                         .map_or("", |n| n.as_str())
                 ));
             }
+            if let Err((arg, why)) = crate::listen::config_changed(ctx.srv, &names) {
+                let _ = ctx.srv.config.set(&before);
+                // Reopen what the old values named (best effort: the
+                // failure is what the client hears).
+                let _ = crate::listen::config_changed(ctx.srv, &names);
+                return ctx.out.error(&format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{arg}') - {why}"
+                ));
+            }
             for (name, value) in &pairs {
                 match name.to_ascii_lowercase().as_str() {
                     "requirepass" => crate::acl::set_requirepass(ctx.srv, value),

@@ -19,6 +19,9 @@ pub async fn run(srv: Arc<Server>) {
             _ = tokio::time::sleep(Duration::from_millis(1000 / hz)) => {}
             _ = srv.shutdown.notified() => return,
         }
+        if srv.cron_paused.load(Ordering::Relaxed) {
+            continue;
+        }
         sample_ops(&srv);
         crate::persist::cron(&srv);
         crate::backup::cron(&srv);

@@ -770,6 +770,9 @@ pub fn start(srv: &Arc<Server>) {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = s.shutdown.notified() => return,
             }
+            if s.cron_paused.load(Ordering::Relaxed) {
+                continue;
+            }
             tick += 1;
             let s2 = s.clone();
             let _ = tokio::task::spawn_blocking(move || s2.repl.cron(&s2, tick)).await;

@@ -531,6 +531,9 @@ pub struct Server {
     /// The port actually bound.
     pub port: AtomicU64,
     /// Active expiry on (DEBUG SET-ACTIVE-EXPIRE).
+    /// DEBUG PAUSE-CRON: the periodic jobs (expiry, sampling,
+    /// replication pings, snapshot schedule) skip their turns.
+    pub cron_paused: AtomicBool,
     pub active_expire: AtomicBool,
     /// Set to begin a shutdown.
     pub shutdown: tokio::sync::Notify,
@@ -617,6 +620,7 @@ impl Server {
             run_id,
             port: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
+            cron_paused: AtomicBool::new(false),
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
             shutdown_ctl: crate::shutdown::Control::default(),

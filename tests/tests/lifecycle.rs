@@ -482,3 +482,36 @@ fn config_set_port_and_bind_rebind_as_redis_does() -> Result<()> {
     );
     Ok(())
 }
+
+/// DEBUG PAUSE-CRON stops the periodic jobs: a key past its TTL stays
+/// (DBSIZE counts it) until the cron runs again and removes it.
+fn pause_cron(s: &rampart_tests::ServerProcess) -> Result<Vec<String>> {
+    let mut c = s.conn()?;
+    let mut out = Vec::new();
+    let mut say = |r: Vec<u8>| out.push(String::from_utf8_lossy(&r).trim_end().to_string());
+    say(c.cmd(&["DEBUG", "PAUSE-CRON", "1"])?);
+    say(c.cmd(&["SET", "k", "v", "PX", "20"])?);
+    std::thread::sleep(Duration::from_millis(400));
+    say(c.cmd(&["DBSIZE"])?);
+    say(c.cmd(&["DEBUG", "PAUSE-CRON", "0"])?);
+    let start = std::time::Instant::now();
+    while c.cmd(&["DBSIZE"])? != b":0\r\n" && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    say(c.cmd(&["DBSIZE"])?);
+    say(c.cmd(&["DEBUG", "PAUSE-CRON"])?);
+    Ok(out)
+}
+
+#[test]
+fn debug_pause_cron_stops_active_expiry_as_in_redis() -> Result<()> {
+    let args = ["--enable-debug-command", "yes"];
+    let redis = rampart_tests::RedisOracle::start_with(&args)?;
+    let want = pause_cron(&redis)?;
+    let rampart = Rampart::start(&args)?;
+    let got = pause_cron(&rampart)?;
+    assert_eq!(got, want);
+    assert_eq!(want[2], ":1", "{want:?}");
+    assert_eq!(want[4], ":0", "{want:?}");
+    Ok(())
+}

@@ -783,6 +783,8 @@ fn debug(ctx: &mut Ctx<'_>) {
                 "    default.",
                 "SLEEP <seconds>",
                 "    Stop the server for <seconds>. Decimals allowed.",
+                "PAUSE-CRON <0|1>",
+                "    Stop periodic cron job processing.",
             ],
         ),
         "sleep" if argc == 3 => {
@@ -806,6 +808,12 @@ fn debug(ctx: &mut Ctx<'_>) {
             Ok(()) => ctx.out.ok(),
             Err(e) => ctx.out.error(&e),
         },
+        "pause-cron" if argc == 3 => {
+            // Redis reads it with atoi: anything not a non-zero number is 0.
+            let on = crate::num::parse_i64(&ctx.args[2]).is_some_and(|n| n != 0);
+            ctx.srv.cron_paused.store(on, Ordering::Relaxed);
+            ctx.out.ok();
+        }
         "set-active-expire" if argc == 3 => {
             let on = ctx.args[2].as_ref() != b"0";
             ctx.srv.active_expire.store(on, Ordering::Relaxed);

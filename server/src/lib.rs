@@ -15,6 +15,7 @@ pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod cores;
+pub mod crash;
 pub mod cron;
 pub mod digest;
 pub mod dispatch;

@@ -81,6 +81,7 @@ fn main() -> ExitCode {
         eprintln!("Can't open the log file: {e}");
         return ExitCode::from(1);
     }
+    rampart_server::crash::install();
     // Before any thread starts or any secret is read.
     if let Err(e) = rampart_server::harden::apply(&config) {
         tracing::error!("{e:#}");

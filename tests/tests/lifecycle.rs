@@ -515,3 +515,44 @@ fn debug_pause_cron_stops_active_expiry_as_in_redis() -> Result<()> {
     assert_eq!(want[4], ":0", "{want:?}");
     Ok(())
 }
+
+/// DEBUG SEGFAULT or DEBUG PANIC on a server: the signal that ended it and
+/// which of Redis's crash report lines its log holds.
+fn crash(
+    s: &mut rampart_tests::ServerProcess,
+    how: &str,
+) -> Result<(Option<i32>, Vec<&'static str>)> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut c = s.conn()?;
+    c.send(&["DEBUG", how])?;
+    let status = s.wait_exit(Duration::from_secs(20))?;
+    ensure!(status.is_some(), "{how}: still running; log:\n{}", s.log());
+    let log = s.log();
+    let marks = [
+        "=== REDIS BUG REPORT START: Cut & paste starting from here ===",
+        "crashed by signal: 11",
+        "Guru Meditation: DEBUG PANIC called at Unix time",
+        "=== REDIS BUG REPORT END. Make sure to include from START to END. ===",
+    ];
+    Ok((
+        status.and_then(|st| st.signal()),
+        marks.into_iter().filter(|m| log.contains(m)).collect(),
+    ))
+}
+
+#[test]
+fn debug_segfault_and_panic_leave_a_crash_report_as_redis_does() -> Result<()> {
+    let args = ["--enable-debug-command", "yes"];
+    for how in ["SEGFAULT", "PANIC"] {
+        let mut redis = rampart_tests::RedisOracle::start_with(&args)?;
+        let want = crash(&mut redis, how)?;
+        let mut rampart = Rampart::start(&args)?;
+        let got = crash(&mut rampart, how)?;
+        assert_eq!(got, want, "{how}; rampart's log:\n{}", rampart.log());
+        assert_eq!(want.0, Some(if how == "PANIC" { 6 } else { 11 }), "{how}");
+        assert_eq!(want.1.len(), 3, "{how}: {want:?}");
+        // The report never holds data: no core file is left either.
+        ensure!(!rampart.dir().join("core").exists());
+    }
+    Ok(())
+}

@@ -770,8 +770,12 @@ fn debug(ctx: &mut Ctx<'_>) {
             &[
                 "OBJECT <key>",
                 "    Show low level info about `key` and associated value.",
+                "PANIC",
+                "    Crash the server simulating a panic.",
                 "RELOAD",
                 "    Save the RDB on disk and reload it back to memory.",
+                "SEGFAULT",
+                "    Crash the server with sigsegv.",
                 "POPULATE <count> [<prefix>] [<size>]",
                 "    Create <count> string keys named key:<num>. If <prefix> is specified then",
                 "    it is used instead of the 'key' prefix. These are not propagated to",
@@ -808,6 +812,13 @@ fn debug(ctx: &mut Ctx<'_>) {
             Ok(()) => ctx.out.ok(),
             Err(e) => ctx.out.error(&e),
         },
+        "segfault" => crate::crash::segfault(),
+        "panic" => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            crate::crash::panic(&format!("DEBUG PANIC called at Unix time {now}"))
+        }
         "pause-cron" if argc == 3 => {
             // Redis reads it with atoi: anything not a non-zero number is 0.
             let on = crate::num::parse_i64(&ctx.args[2]).is_some_and(|n| n != 0);

@@ -1036,7 +1036,31 @@ async fn full_sync<S: ConnIo>(
         // replica's link fails.
         tokio::spawn(run_batch(srv.clone(), key));
     }
-    let Ok(started) = rx.await else {
+    // A newline a second while the transfer has not begun (Redis's
+    // replicationCron does the same for replicas in WAIT_BGSAVE_START):
+    // the replica's read timeout does not fire during a long
+    // repl-diskless-sync-delay, and a replica that went away is noticed.
+    let mut rx = rx;
+    let started = loop {
+        tokio::select! {
+            r = &mut rx => break r,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                let alive = async {
+                    stream.write_all(b"\n").await?;
+                    stream.flush().await
+                };
+                if let Err(e) = alive.await {
+                    r.close();
+                    let mut batches = srv.repl.batches.lock();
+                    for b in batches.iter_mut() {
+                        b.members.retain(|(m, _)| !Arc::ptr_eq(m, &r));
+                    }
+                    bail!("the replica went away while waiting for the transfer: {e}");
+                }
+            }
+        }
+    };
+    let Ok(started) = started else {
         bail!("the full sync could not start (see the log)");
     };
     let Started {
@@ -1139,6 +1163,10 @@ async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
         };
         batches.swap_remove(i).members
     };
+    if members.is_empty() {
+        // Every replica of the batch went away while it waited.
+        return;
+    }
     let (encrypted, _) = key;
     let protection = if encrypted {
         let s = srv.clone();
@@ -1640,7 +1668,12 @@ async fn link_once(srv: &Arc<Server>, gen: u64) -> anyhow::Result<bool> {
                 let mut g = srv.repl.inner.lock();
                 if new != g.replid {
                     srv.repl.shift_replid(&mut g, new);
-                    tracing::info!("Master replication ID changed to {}", g.replid);
+                    tracing::warn!("Master replication ID changed to {}", g.replid);
+                    // Our own replicas must hear of the new id: they
+                    // reconnect and continue from us with +CONTINUE <id>.
+                    for r in g.replicas.drain(..) {
+                        r.close();
+                    }
                 }
             }
             tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");

@@ -1553,6 +1553,19 @@ fn failover_hands_the_primary_role_over_without_a_full_sync() -> Result<()> {
     populate(&mut c1, "q", 50)?;
     assert_converged(&r1, &primary)?;
     assert_converged(&primary, &r2)?;
+    // The old primary heard the new id with +CONTINUE and made its own
+    // replica reconnect, so the sibling carries the new id too.
+    let id = info_field(&r1, "replication", "master_replid")?;
+    wait_for(
+        "the sibling to take the new id",
+        Duration::from_secs(30),
+        || Ok(info_field(&r2, "replication", "master_replid")? == id),
+    )?;
+    assert!(
+        primary.log().contains("Master replication ID changed to"),
+        "{}",
+        primary.log()
+    );
     // And back again, with a timeout this time.
     let back = primary.port().to_string();
     assert_eq!(
@@ -1616,5 +1629,62 @@ fn a_rampart_primary_fails_over_to_a_redis_replica() -> Result<()> {
     let mut w = redis.redis_conn()?;
     populate(&mut w, "q", 50)?;
     assert_converged(&redis, &primary)?;
+    Ok(())
+}
+
+/// A raw replica asking for a full sync while `repl-diskless-sync-delay`
+/// holds the transfer: the bytes that come before `+FULLRESYNC`.
+fn before_fullresync(port: u16) -> Result<Vec<u8>> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = [0u8; 4096];
+    for c in [
+        &["REPLCONF", "listening-port", "4321"][..],
+        &["REPLCONF", "capa", "eof", "capa", "psync2"][..],
+    ] {
+        s.write_all(&rampart_tests::encode_command(c))?;
+        let n = s.read(&mut buf)?;
+        if &buf[..n] != b"+OK\r\n" {
+            bail!("{c:?}: {}", String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    s.write_all(&rampart_tests::encode_command(&["PSYNC", "?", "-1"]))?;
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !got.windows(11).any(|w| w == b"+FULLRESYNC") {
+        let n = s.read(&mut buf)?;
+        if n == 0 || Instant::now() > deadline {
+            bail!("no +FULLRESYNC: {}", String::from_utf8_lossy(&got));
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let at = got
+        .windows(11)
+        .position(|w| w == b"+FULLRESYNC")
+        .unwrap_or(0);
+    got.truncate(at);
+    Ok(got)
+}
+
+#[test]
+fn a_delayed_full_sync_keeps_the_replica_alive_with_newlines_as_redis_does() -> Result<()> {
+    let delay = ["--repl-diskless-sync-delay", "3"];
+    let redis = RedisOracle::start_with(&delay)?;
+    let want = before_fullresync(redis.port())?;
+    let rampart = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        delay[0],
+        delay[1],
+    ])?;
+    let got = before_fullresync(rampart.port())?;
+    // One newline a second of the delay, nothing else (the exact count
+    // depends on where each server's second falls).
+    for (who, b) in [("redis", &want), ("rampart", &got)] {
+        assert!(b.iter().all(|&c| c == b'\n'), "{who}: {b:?}");
+        assert!((2..=4).contains(&b.len()), "{who}: {} newlines", b.len());
+    }
     Ok(())
 }

@@ -50,6 +50,9 @@ pub struct Client {
     pub handoff: Option<crate::repl::Handoff>,
     /// The link to our primary: its writes pass replica-read-only.
     pub is_master: bool,
+    /// The replication offset right after this client's last write that
+    /// reached the stream (Redis's `woff`): what its WAIT waits for.
+    pub woff: u64,
     /// On the link to our primary: the exact bytes of the command being
     /// applied, fed to this server's own stream once it is applied.
     pub master_feed: Option<Bytes>,
@@ -98,6 +101,7 @@ impl Client {
             repl: crate::repl::PeerInfo::default(),
             handoff: None,
             is_master: false,
+            woff: 0,
             master_feed: None,
             subs: Default::default(),
             tracking_keys: false,

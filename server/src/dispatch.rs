@@ -421,6 +421,11 @@ pub fn call(
         let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
         srv.hooks.stream.propagate(c.db, &argv);
     }
+    if !gated {
+        // Redis sets it after every command it runs (queued ones aside),
+        // read or write: WAIT waits for the offset as it stood then.
+        c.woff = srv.repl.offset_relaxed();
+    }
     c.handle.last_cmd.store(id + 1, Ordering::Relaxed);
     if c.is_master {
         crate::repl::applied(srv, c);

@@ -166,6 +166,8 @@ struct Inner {
     /// restart that resumed inside MULTI would apply EXEC alone.
     safe_offset: u64,
     safe_db: usize,
+    /// `offset`, readable without this lock (each command's `woff`).
+    published: Arc<AtomicU64>,
 }
 
 /// The replica class of `client-output-buffer-limit`, in bytes and
@@ -222,6 +224,7 @@ impl ObufLimits {
 impl Inner {
     fn feed(&mut self, bytes: &[u8], limit: ObufLimits) {
         self.offset += bytes.len() as u64;
+        self.published.store(self.offset, Ordering::Relaxed);
         if let Some(b) = &mut self.backlog {
             b.append(bytes);
         }
@@ -319,6 +322,8 @@ impl SaveInfo {
 /// to a primary when this server is a replica.
 pub struct Repl {
     inner: Mutex<Inner>,
+    /// Shared with `Inner::published`.
+    published: Arc<AtomicU64>,
     /// The stream is fed (a backlog exists): writes take the exclusive gate.
     active: AtomicBool,
     /// This server follows a primary.
@@ -353,7 +358,9 @@ pub struct Repl {
 impl Repl {
     /// A primary with no replicas and no backlog yet.
     pub fn new(backlog_size: u64) -> Repl {
+        let published = Arc::new(AtomicU64::new(0));
         Repl {
+            published: published.clone(),
             inner: Mutex::new(Inner {
                 replid: rampart_replication::new_replid(),
                 replid2: "0".repeat(40),
@@ -366,6 +373,7 @@ impl Repl {
                 alone_since: None,
                 safe_offset: 0,
                 safe_db: 0,
+                published,
             }),
             active: AtomicBool::new(false),
             replica: AtomicBool::new(false),
@@ -425,6 +433,12 @@ impl Repl {
         self.inner.lock().offset
     }
 
+    /// master_repl_offset without taking the lock: exact on the thread
+    /// that just fed the stream, at most a moment old elsewhere.
+    pub fn offset_relaxed(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
     /// What a snapshot begun now records about replication (Redis's
     /// `rdbPopulateSaveInfo`): a primary's id, offset and selected database
     /// once it has a backlog, a replica's primary's; `None` for a primary
@@ -459,6 +473,7 @@ impl Repl {
     pub fn restore(&self, info: &SaveInfo, replica: bool, expired: &[(usize, Vec<u8>)]) {
         let mut g = self.inner.lock();
         g.offset = info.offset;
+        g.published.store(info.offset, Ordering::Relaxed);
         g.safe_offset = info.offset;
         g.safe_db = info.db;
         if replica {
@@ -632,6 +647,7 @@ impl Repl {
         g.replid2 = "0".repeat(40);
         g.second_offset = -1;
         g.offset = offset;
+        g.published.store(offset, Ordering::Relaxed);
         g.safe_offset = offset;
         g.safe_db = 0;
         g.backlog = Some(Backlog::new(

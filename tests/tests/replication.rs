@@ -1688,3 +1688,47 @@ fn a_delayed_full_sync_keeps_the_replica_alive_with_newlines_as_redis_does() -> 
     }
     Ok(())
 }
+
+/// WAIT against a replica that acknowledged the full sync and nothing
+/// since: a client that wrote waits in vain, one that never wrote (or only
+/// read) is answered at once, as Redis counts each client's own last write.
+fn wait_for_own_writes(s: &ServerProcess) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut writer = s.conn()?;
+    writer.cmd(&["SET", "before", "1"])?;
+    let _replica = fake_lagging_replica(s.port())?;
+    // The replica's ACK 0 makes it online.
+    wait_for("the replica to be online", Duration::from_secs(10), || {
+        let info = String::from_utf8_lossy(&s.conn()?.cmd(&["INFO", "replication"])?).into_owned();
+        Ok(info.contains("state=online"))
+    })?;
+    let mut say = |r: Vec<u8>| out.push(String::from_utf8_lossy(&r).trim_end().to_string());
+    say(writer.cmd(&["SET", "k", "v"])?);
+    say(writer.cmd(&["WAIT", "1", "200"])?);
+    let mut reader = s.conn()?;
+    say(reader.cmd(&["WAIT", "1", "200"])?);
+    say(reader.cmd(&["GET", "k"])?);
+    say(reader.cmd(&["WAIT", "1", "200"])?);
+    say(reader.cmd(&["SET", "k", "w"])?);
+    say(reader.cmd(&["WAIT", "1", "200"])?);
+    Ok(out)
+}
+
+#[test]
+fn wait_counts_the_clients_own_last_write_as_redis_does() -> Result<()> {
+    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let want = wait_for_own_writes(&redis)?;
+    let rampart = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    let got = wait_for_own_writes(&rampart)?;
+    assert_eq!(got, want);
+    assert_eq!(want[2], ":1", "{want:?}");
+    assert_eq!(want[6], ":0", "{want:?}");
+    Ok(())
+}

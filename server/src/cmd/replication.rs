@@ -228,7 +228,8 @@ fn wait(ctx: &mut Ctx<'_>) {
         Some(t) if t < 0 => return ctx.out.error("ERR timeout is negative"),
         Some(t) => t as u64,
     };
-    let target = srv.repl.offset();
+    // Redis waits for the client's own last write, not the latest one.
+    let target = ctx.client.woff;
     let acked = srv.repl.acked(target);
     if acked as i64 >= want || ctx.in_exec || ctx.client.multi.is_some() {
         return ctx.out.int(acked as i64);

@@ -8,11 +8,28 @@
 //! they are keys and values, which Rampart never writes to a log.
 
 use std::backtrace::Backtrace;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::REDIS_VERSION;
 
 const START: &str = "=== REDIS BUG REPORT START: Cut & paste starting from here ===";
 const END: &str = "=== REDIS BUG REPORT END. Make sure to include from START to END. ===";
+
+/// `use-exit-on-panic yes`: end with exit code 1 instead of abort (Redis
+/// offers it for tools that treat a signal as a different failure).
+static EXIT_ON_PANIC: AtomicBool = AtomicBool::new(false);
+
+/// Follows the configuration (at startup and after CONFIG SET).
+pub fn configure(config: &crate::config::Config) {
+    EXIT_ON_PANIC.store(config.flag("use-exit-on-panic"), Ordering::Relaxed);
+}
+
+fn end() -> ! {
+    if EXIT_ON_PANIC.load(Ordering::Relaxed) {
+        std::process::exit(1)
+    }
+    std::process::abort()
+}
 
 /// Installs the panic hook that writes the report (call once logging is
 /// set up).
@@ -29,6 +46,7 @@ pub fn install() {
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
         guru(&msg, &at);
+        end();
     }));
 }
 
@@ -41,13 +59,14 @@ fn guru(msg: &str, at: &str) {
     ]);
 }
 
-/// DEBUG PANIC: the report, then abort, as Redis's `serverPanic` (in
-/// every build, where a panic could unwind only the task it began in).
+/// DEBUG PANIC: the report, then abort (or exit 1 with
+/// `use-exit-on-panic yes`), as Redis's `serverPanic`; in every build, a
+/// panic anywhere ends the process the same way.
 #[track_caller]
 pub fn panic(msg: &str) -> ! {
     let at = std::panic::Location::caller();
     guru(msg, &format!("{}:{}", at.file(), at.line()));
-    std::process::abort()
+    end()
 }
 
 /// Writes a bug report whose first lines are `head`, with the stack.

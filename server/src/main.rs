@@ -82,6 +82,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     rampart_server::crash::install();
+    rampart_server::crash::configure(&config);
     // Before any thread starts or any secret is read.
     if let Err(e) = rampart_server::harden::apply(&config) {
         tracing::error!("{e:#}");
@@ -145,6 +146,10 @@ async fn run(
     set_aside: bool,
     restore: Option<String>,
 ) -> anyhow::Result<()> {
+    // Before anything listens: a SIGTERM sent as soon as the port answers
+    // must find the handler, not the default action.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let port = config.int("port");
     let binds = config.get("bind").unwrap_or_default();
     let pidfile = config.get("pidfile").unwrap_or_default();
@@ -243,8 +248,6 @@ async fn run(
     if tls_port != 0 {
         tracing::info!("Ready to accept connections tls");
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // Redis's serverCron checks an initiated shutdown 10 times a second.
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {

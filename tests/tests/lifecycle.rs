@@ -535,9 +535,67 @@ fn crash(
         "=== REDIS BUG REPORT END. Make sure to include from START to END. ===",
     ];
     Ok((
-        status.and_then(|st| st.signal()),
+        status.and_then(|st| st.signal().or(st.code())),
         marks.into_iter().filter(|m| log.contains(m)).collect(),
     ))
+}
+
+/// Redis's hidden test directives: accepted in a config, shown by CONFIG
+/// GET only under their exact name; `use-exit-on-panic yes` turns DEBUG
+/// PANIC's abort into exit code 1.
+fn hidden_directives(s: &mut rampart_tests::ServerProcess) -> Result<Vec<String>> {
+    let mut c = s.conn()?;
+    let mut out = Vec::new();
+    let all = String::from_utf8_lossy(&c.cmd(&["CONFIG", "GET", "*"])?).into_owned();
+    for d in [
+        "use-exit-on-panic",
+        "rdb-key-save-delay",
+        "key-load-delay",
+        "watchdog-period",
+        "loading-process-events-interval-bytes",
+    ] {
+        out.push(format!("{d} in *: {}", all.contains(d)));
+        out.push(String::from_utf8_lossy(&c.cmd(&["CONFIG", "GET", d])?).into_owned());
+    }
+    out.push(
+        String::from_utf8_lossy(&c.cmd(&[
+            "CONFIG",
+            "SET",
+            "loading-process-events-interval-bytes",
+            "10",
+        ])?)
+        .into_owned(),
+    );
+    out.push(
+        String::from_utf8_lossy(&c.cmd(&["CONFIG", "SET", "use-exit-on-panic", "yes"])?)
+            .into_owned(),
+    );
+    let (end, _) = crash(s, "PANIC")?;
+    out.push(format!("ended: {end:?}"));
+    Ok(out)
+}
+
+#[test]
+fn hidden_test_directives_are_accepted_as_redis_does() -> Result<()> {
+    let args = [
+        "--enable-debug-command",
+        "yes",
+        "--key-load-delay",
+        "0",
+        "--rdb-key-save-delay",
+        "0",
+        "--watchdog-period",
+        "0",
+        "--loading-process-events-interval-bytes",
+        "2097152",
+    ];
+    let mut redis = rampart_tests::RedisOracle::start_with(&args)?;
+    let want = hidden_directives(&mut redis)?;
+    let mut rampart = Rampart::start(&args)?;
+    let got = hidden_directives(&mut rampart)?;
+    assert_eq!(got, want, "rampart's log:\n{}", rampart.log());
+    assert_eq!(want.last().map(String::as_str), Some("ended: Some(1)"));
+    Ok(())
 }
 
 #[test]

@@ -560,6 +560,7 @@ fn config_set(ctx: &mut Ctx<'_>) {
             }
             crate::repl::config_changed(ctx.srv);
             crate::slowlog::configure(ctx.srv);
+            crate::crash::configure(&ctx.srv.config);
             crate::latency::configure(ctx.srv);
             crate::evict::configure(ctx.srv);
             crate::client_mem::configure(ctx.srv);

@@ -729,6 +729,31 @@ pub fn with_propagation<T>(to_replicas: bool, f: impl FnOnce() -> T) -> T {
     out
 }
 
+impl Repl {
+    /// DEBUG REPLICATE: `argv` into the stream as it is, in whatever
+    /// database the stream last selected (Redis feeds it with
+    /// `slaveseldb`), so replicas apply what the primary never did.
+    pub fn feed_as_is(&self, argv: &[&[u8]]) {
+        if !self.active() || self.is_replica() {
+            return;
+        }
+        let limit = self.obuf_limits();
+        let mut bytes = Vec::new();
+        push_command(&mut bytes, argv);
+        self.inner.lock().feed(&bytes, limit);
+    }
+
+    /// DEBUG CHANGE-REPL-ID: a new history id and no previous one, so
+    /// every replica needs a full sync next time.
+    pub fn change_replid(&self) {
+        tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
+        let mut g = self.inner.lock();
+        g.replid = rampart_replication::new_replid();
+        g.replid2 = "0".repeat(40);
+        g.second_offset = -1;
+    }
+}
+
 impl Propagate for Repl {
     fn propagate(&self, db: usize, argv: &[&[u8]]) {
         if !self.active() || self.is_replica() {

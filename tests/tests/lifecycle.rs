@@ -614,3 +614,47 @@ fn debug_segfault_and_panic_leave_a_crash_report_as_redis_does() -> Result<()> {
     }
     Ok(())
 }
+
+/// The DEBUG subcommands client test suites drive: ERROR (injected error
+/// replies), LOG, STRINGMATCH-TEST, and their arity errors.
+fn debug_for_clients(s: &rampart_tests::ServerProcess) -> Result<Vec<String>> {
+    let mut c = s.conn()?;
+    let mut out = Vec::new();
+    for args in [
+        &[
+            "DEBUG",
+            "ERROR",
+            "LOADING Redis is loading the dataset in memory",
+        ][..],
+        &["DEBUG", "ERROR", "OOM command not allowed"],
+        &["DEBUG", "ERROR", "two\r\nlines"],
+        &["DEBUG", "ERROR"],
+        &["DEBUG", "LOG", "marker-from-the-test"],
+        &["DEBUG", "STRINGMATCH-TEST"],
+        &["DEBUG", "CHANGE-REPL-ID", "x"],
+        &["DEBUG", "REPLICATE"],
+    ] {
+        out.push(String::from_utf8_lossy(&c.cmd(args)?).into_owned());
+    }
+    ensure!(
+        s.log().contains("DEBUG LOG: marker-from-the-test"),
+        "{}",
+        s.log()
+    );
+    Ok(out)
+}
+
+#[test]
+fn debug_error_log_and_stringmatch_answer_as_redis_does() -> Result<()> {
+    let args = ["--enable-debug-command", "yes"];
+    let redis = rampart_tests::RedisOracle::start_with(&args)?;
+    let want = debug_for_clients(&redis)?;
+    let rampart = Rampart::start(&args)?;
+    let got = debug_for_clients(&rampart)?;
+    assert_eq!(got, want);
+    assert_eq!(
+        want[0],
+        "-LOADING Redis is loading the dataset in memory\r\n"
+    );
+    Ok(())
+}

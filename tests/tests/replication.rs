@@ -1732,3 +1732,46 @@ fn wait_counts_the_clients_own_last_write_as_redis_does() -> Result<()> {
     assert_eq!(want[6], ":0", "{want:?}");
     Ok(())
 }
+
+#[test]
+fn debug_replicate_and_change_repl_id_reach_the_replica_as_in_redis() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+        "--enable-debug-command".into(),
+        "yes".into(),
+    ])?;
+    let replica = start_rampart(&replica_args(&k, primary.port()))?;
+    let mut c = primary.conn()?;
+    c.cmd(&["SET", "a", "1"])?;
+    assert_converged(&primary, &replica)?;
+    // Only the replica applies it: the data diverges on purpose.
+    assert_eq!(
+        c.cmd(&["DEBUG", "REPLICATE", "SET", "only-there", "x"])?,
+        b"+OK\r\n"
+    );
+    let mut rc = replica.conn()?;
+    wait_for("the replica to apply it", Duration::from_secs(10), || {
+        Ok(rc.cmd(&["GET", "only-there"])? == b"$1\r\nx\r\n")
+    })?;
+    assert_eq!(c.cmd(&["GET", "only-there"])?, b"$-1\r\n");
+    // A new id and no previous one: the next reconnection is a full sync.
+    let before = info_field(&primary, "replication", "master_replid")?;
+    assert_eq!(c.cmd(&["DEBUG", "CHANGE-REPL-ID"])?, b"+OK\r\n");
+    assert_ne!(
+        info_field(&primary, "replication", "master_replid")?,
+        before
+    );
+    assert_eq!(
+        info_field(&primary, "replication", "master_replid2")?,
+        "0".repeat(40)
+    );
+    assert!(primary
+        .log()
+        .contains("Changing replication IDs after receiving DEBUG change-repl-id"));
+    Ok(())
+}

@@ -788,6 +788,13 @@ fn debug(ctx: &mut Ctx<'_>) {
                 "    default.",
                 "SLEEP <seconds>",
                 "    Stop the server for <seconds>. Decimals allowed.",
+                "ERROR <string>",
+                "    Return a Redis protocol error with <string> as message. Useful for clients",
+                "    unit tests to simulate Redis errors.",
+                "LOG <message>",
+                "    Write <message> to the server log.",
+                "REPLICATE <string>",
+                "    Replicates the provided string to replicas, allowing data divergence.",
                 "PAUSE-CRON <0|1>",
                 "    Stop periodic cron job processing.",
             ],
@@ -819,6 +826,36 @@ fn debug(ctx: &mut Ctx<'_>) {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             crate::crash::panic(&format!("DEBUG PANIC called at Unix time {now}"))
+        }
+        "log" if argc == 3 => {
+            // What the client asked to be written: a marker for test
+            // suites, not data.
+            tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&ctx.args[2]));
+            ctx.out.ok();
+        }
+        "error" if argc == 3 => {
+            // Any text as an error reply, newlines made spaces (client
+            // libraries' tests inject LOADING, OOM, READONLY this way).
+            let text: String = String::from_utf8_lossy(&ctx.args[2])
+                .chars()
+                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+                .collect();
+            ctx.out.error(&text);
+        }
+        "replicate" if argc >= 3 => {
+            let argv: Vec<&[u8]> = ctx.args[2..].iter().map(|a| &a[..]).collect();
+            ctx.srv.repl.feed_as_is(&argv);
+            ctx.out.ok();
+        }
+        "change-repl-id" if argc == 2 => {
+            ctx.srv.repl.change_replid();
+            ctx.out.ok();
+        }
+        "stringmatch-test" if argc == 2 => {
+            // Redis fuzzes its glob matcher here; ours is checked by its
+            // own tests, so there is nothing to crash.
+            ctx.out
+                .simple("Apparently Redis did not crash: test passed");
         }
         "pause-cron" if argc == 3 => {
             // Redis reads it with atoi: anything not a non-zero number is 0.

@@ -70,7 +70,33 @@ start_services() {
     echo "    S3 endpoint at $RAMPART_TEST_S3_ENDPOINT (bucket $RAMPART_TEST_S3_BUCKET)"
 }
 
+# install_deploy_tools: what tests/tests/deploy.rs runs. systemd-analyze
+# (Debian's systemd) verifies the unit; PyYAML turns the Compose file and the
+# rendered Kustomize output into JSON for the checks; curl signs the KMS call
+# of deploy/local/topology.sh. kubectl (its built-in kustomize, v4.1 or
+# later for the `labels` field) comes with this project's machine image;
+# Debian 12 packages only kubectl 1.20, too old, so a machine without it
+# fails the Kustomize tests with a line saying so rather than skipping them.
+install_deploy_tools() {
+    local apt=()
+    command -v systemd-analyze >/dev/null 2>&1 || apt+=(systemd)
+    command -v curl >/dev/null 2>&1 || apt+=(curl)
+    if [ "${#apt[@]}" -gt 0 ]; then
+        echo "==> installing ${apt[*]}"
+        "${SUDO[@]}" apt-get update
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${apt[@]}"
+    fi
+    if ! python3 -c 'import yaml' 2>/dev/null; then
+        echo "==> installing PyYAML"
+        python3 -m pip install --quiet pyyaml ||
+            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-yaml
+    fi
+    command -v kubectl >/dev/null 2>&1 ||
+        echo "warning: kubectl is missing: the Kustomize tests in tests/tests/deploy.rs will fail" >&2
+}
+
 install_packages
+install_deploy_tools
 start_services
 
 echo "==> cargo fmt --check"

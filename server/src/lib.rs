@@ -37,6 +37,7 @@ pub mod script;
 pub mod shutdown;
 pub mod slowlog;
 pub mod state;
+pub mod supervise;
 pub mod testkit;
 pub mod tls;
 pub mod tracking;

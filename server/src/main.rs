@@ -83,6 +83,18 @@ fn main() -> ExitCode {
     }
     rampart_server::crash::install();
     rampart_server::crash::configure(&config);
+    // As Redis: a supervisor manages the process, so daemonize is ignored.
+    let supervised = rampart_server::supervise::detect(&config);
+    if config.flag("daemonize") && !supervised {
+        match rampart_server::supervise::daemonize(&config) {
+            Ok(pidfile) => config.force("pidfile", &pidfile),
+            Err(e) => {
+                eprintln!("{e:#}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    tracing::info!("oO0OoO0OoO0Oo Rampart is starting oO0OoO0OoO0Oo");
     // Before any thread starts or any secret is read.
     if let Err(e) = rampart_server::harden::apply(&config) {
         tracing::error!("{e:#}");
@@ -117,6 +129,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match config.get("loglevel").as_deref() {
         Some("debug") => tracing::Level::DEBUG,
         Some("verbose") => tracing::Level::DEBUG,
@@ -124,19 +138,24 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         _ => tracing::Level::INFO,
     };
     let logfile = config.get("logfile").unwrap_or_default();
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .with_ansi(false);
-    if logfile.is_empty() {
-        builder.with_writer(std::io::stdout).init();
+    let writer = if logfile.is_empty() {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
     } else {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&logfile)?;
-        builder.with_writer(std::sync::Mutex::new(f)).init();
-    }
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(f))
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(writer);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::from_level(level))
+        .with(fmt)
+        .with(rampart_server::supervise::SyslogLayer::from_config(config)?)
+        .init();
     Ok(())
 }
 
@@ -212,6 +231,7 @@ async fn run(
             .map(|k| k.describe())
             .unwrap_or_else(|| "none (encryption-at-rest no)".into())
     );
+    rampart_server::supervise::banner(&srv, port, tls_port);
     {
         let srv = srv.clone();
         tokio::task::spawn_blocking(move || {
@@ -248,6 +268,7 @@ async fn run(
     if tls_port != 0 {
         tracing::info!("Ready to accept connections tls");
     }
+    rampart_server::supervise::ready(&srv);
     // Redis's serverCron checks an initiated shutdown 10 times a second.
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -312,6 +333,7 @@ async fn run(
     srv.shutting_down.store(true, Ordering::Relaxed);
     srv.shutdown.notify_waiters();
     if !pidfile.is_empty() {
+        tracing::info!("Removing the pid file.");
         let _ = std::fs::remove_file(&pidfile);
     }
     tracing::info!("Rampart is now ready to exit, bye bye...");

@@ -1718,6 +1718,7 @@ async fn link_once(srv: &Arc<Server>, gen: u64) -> anyhow::Result<bool> {
                 }
             }
             tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
+            crate::supervise::tell_systemd("STATUS=MASTER <-> REPLICA sync: Partial Resynchronization accepted. Ready to accept connections in read-write mode.\n");
         }
         Some(PsyncReply::FullResync { replid, offset }) => {
             tracing::info!("Full resync from master: {replid}:{offset}");
@@ -1921,6 +1922,7 @@ fn store_and_load(
     srv.repl.reset_to(replid, offset);
     srv.repl.master_db.store(0, Ordering::Relaxed);
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");
+    crate::supervise::tell_systemd("STATUS=MASTER <-> REPLICA sync: Finished with success. Ready to accept connections in read-write mode.\n");
     Ok(())
 }
 

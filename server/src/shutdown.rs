@@ -126,6 +126,7 @@ pub fn prepare(srv: &Server, flags: Flags, waiter: Option<oneshot::Sender<Vec<u8
             return Outcome::Waiting;
         }
         tracing::warn!("User requested shutdown...");
+        crate::supervise::tell_systemd("STOPPING=1\n");
         let timeout = srv.config.int("shutdown-timeout").max(0) as u64;
         if !flags.now && timeout != 0 && !replicas_in_sync(srv) {
             st.pending = Some((flags, Instant::now() + Duration::from_secs(timeout)));

@@ -23,6 +23,7 @@ pub mod evict;
 pub mod harden;
 pub mod info;
 pub mod latency;
+pub mod metrics;
 pub mod monitor;
 pub mod num;
 pub mod persist;

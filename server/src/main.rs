@@ -237,6 +237,7 @@ async fn run(
         ));
     }
     tokio::spawn(rampart_server::cron::run(srv.clone()));
+    rampart_server::metrics::start(&srv).await?;
     rampart_server::repl::start(&srv);
     rampart_server::slowlog::configure(&srv);
     rampart_server::latency::configure(&srv);

@@ -228,6 +228,9 @@ async fn run(
         n
     };
     let cores = Arc::new(rampart_server::cores::Cores::start(&srv, cores)?);
+    // Before the first client is served: whoever sees PING answered can
+    // scrape.
+    rampart_server::metrics::start(&srv).await?;
     for (l, tls) in listeners {
         tokio::spawn(rampart_server::conn::accept_loop(
             srv.clone(),
@@ -237,7 +240,6 @@ async fn run(
         ));
     }
     tokio::spawn(rampart_server::cron::run(srv.clone()));
-    rampart_server::metrics::start(&srv).await?;
     rampart_server::repl::start(&srv);
     rampart_server::slowlog::configure(&srv);
     rampart_server::latency::configure(&srv);

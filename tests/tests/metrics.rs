@@ -634,7 +634,12 @@ fn metrics_port_zero_opens_nothing() -> Result<()> {
     ensure!(set.starts_with(b"-ERR"), "metrics-port is fixed at startup");
 
     let (m, mport) = start_with_metrics(&[])?;
-    ensure!(listening_ports(m.pid())? == BTreeSet::from([m.port(), mport]));
+    let both = BTreeSet::from([m.port(), mport]);
+    ensure!(
+        listening_ports(m.pid())? == both,
+        "{:?}",
+        listening_ports(m.pid())?
+    );
     let port = m.conn()?.cmd(&["CONFIG", "GET", "metrics-port"])?;
     ensure!(String::from_utf8_lossy(&port).contains(&format!("\r\n{mport}\r\n")));
     Ok(())

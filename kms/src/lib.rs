@@ -55,6 +55,7 @@ pub mod envelope;
 mod error;
 mod key;
 mod local;
+pub mod metrics;
 mod provider;
 mod time;
 

@@ -259,9 +259,53 @@ impl Provider {
     /// # Ok(()) }
     /// ```
     pub async fn generate_data_key(&self, ctx: &KeyContext) -> Result<(DataKey, KeySlot)> {
-        match self {
+        let start = std::time::Instant::now();
+        let r = match self {
             Provider::Local(l) => l.generate(ctx),
             Provider::Aws(a) => a.generate_data_key(ctx).await,
+        };
+        crate::metrics::provider_call(self.name(), "generate", start, r.is_ok());
+        r
+    }
+
+    /// The provider's name as key slots spell it (`local`, `aws-kms`).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let p = dir.path().join("k.json");
+    /// # rampart_kms::LocalKeyring::init(&p).unwrap();
+    /// let prov = rampart_kms::Provider::Local(rampart_kms::LocalProvider::open(&p, Default::default()).unwrap());
+    /// assert_eq!(prov.name(), "local");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Local(_) => PROVIDER_LOCAL,
+            Provider::Aws(_) => PROVIDER_AWS,
+        }
+    }
+
+    /// The key that wraps new data keys: `(key id, version)`. A local
+    /// keyring names its primary version (the keyring file is read now, so
+    /// a rotation by `rampart keyring rotate` shows at once); a KMS key's
+    /// rotation is internal to KMS, so its version is empty. Never key
+    /// material.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let p = dir.path().join("k.json");
+    /// # rampart_kms::LocalKeyring::init(&p).unwrap();
+    /// let prov = rampart_kms::Provider::Local(rampart_kms::LocalProvider::open(&p, Default::default()).unwrap());
+    /// let (id, version) = prov.key_in_use().unwrap();
+    /// assert!(id.ends_with("/1") && version == "1");
+    /// ```
+    pub fn key_in_use(&self) -> Result<(String, String)> {
+        match self {
+            Provider::Local(l) => {
+                let ring = l.keyring()?;
+                let v = ring.primary_version();
+                Ok((ring.key_id(v), v.to_string()))
+            }
+            Provider::Aws(a) => Ok((a.key_id().unwrap_or_default().to_string(), String::new())),
         }
     }
 
@@ -274,6 +318,13 @@ impl Provider {
     /// # Ok(()) }
     /// ```
     pub async fn decrypt_data_key(&self, slot: &KeySlot, ctx: &KeyContext) -> Result<DataKey> {
+        let start = std::time::Instant::now();
+        let r = self.decrypt_uncounted(slot, ctx).await;
+        crate::metrics::provider_call(self.name(), "decrypt", start, r.is_ok());
+        r
+    }
+
+    async fn decrypt_uncounted(&self, slot: &KeySlot, ctx: &KeyContext) -> Result<DataKey> {
         match self {
             Provider::Local(l) => l.decrypt(slot, ctx),
             Provider::Aws(a) => {
@@ -290,10 +341,13 @@ impl Provider {
 
     /// Wraps an existing data key under this provider's current key.
     async fn wrap(&self, dk: &DataKey, ctx: &KeyContext) -> Result<KeySlot> {
-        match self {
+        let start = std::time::Instant::now();
+        let r = match self {
             Provider::Local(l) => l.wrap(dk, ctx),
             Provider::Aws(a) => a.wrap(dk, ctx).await,
-        }
+        };
+        crate::metrics::provider_call(self.name(), "encrypt", start, r.is_ok());
+        r
     }
 
     /// Rewraps `slot` (made by `self`) for `to`: KMS to KMS by `ReEncrypt`
@@ -313,7 +367,10 @@ impl Provider {
             let dest = b
                 .key_id()
                 .ok_or_else(|| Error::Config("rewrap target has no KMS key id".into()))?;
-            return a.re_encrypt(slot, ctx, dest).await;
+            let start = std::time::Instant::now();
+            let r = a.re_encrypt(slot, ctx, dest).await;
+            crate::metrics::provider_call(self.name(), "reencrypt", start, r.is_ok());
+            return r;
         }
         let dk = self.decrypt_data_key(slot, ctx).await?;
         to.wrap(&dk, ctx).await

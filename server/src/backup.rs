@@ -45,6 +45,8 @@ struct State {
     last: Option<Last>,
     created: u64,
     failed: u64,
+    /// (Unix time, size) of the last backup that succeeded.
+    last_success: Option<(u64, u64)>,
     /// The UTC day whose window already had its automatic backup.
     auto_day: Option<u64>,
 }
@@ -186,11 +188,17 @@ pub fn run(
 ) -> anyhow::Result<Manifest> {
     let start = Instant::now();
     let result = run_inner(srv, name, kind, key, locked);
+    crate::metrics::observe(
+        &crate::metrics::instruments().backup,
+        crate::metrics::result(result.is_ok()),
+        start.elapsed(),
+    );
     let mut st = srv.backups.state.lock();
     let size = result.as_ref().map(|m| m.size).unwrap_or(0);
     match &result {
         Ok(m) => {
             st.created += 1;
+            st.last_success = Some((now_ms() / 1000, m.size));
             tracing::info!(
                 "Backup {} ({}) written to {}: {} bytes in {:.3} seconds, key {} {}",
                 m.name,
@@ -524,8 +532,9 @@ pub fn info(srv: &Server) -> String {
                 .replace(['\r', '\n'], " "),
         ),
     };
+    let (ok_time, ok_size) = st.last_success.unwrap_or((0, 0));
     format!(
-        "# Backup\r\nbackup_store:{store}\r\nbackup_in_progress:{}\r\nbackup_current_name:{cur_name}\r\nbackup_current_time_sec:{cur_secs}\r\nbackup_current_rdb_bytes:{cur_bytes}\r\nbackup_last_status:{status}\r\nbackup_last_name:{name}\r\nbackup_last_time:{time}\r\nbackup_last_size:{size}\r\nbackup_last_duration_ms:{dur}\r\nbackup_last_error:{err}\r\nbackups_created:{}\r\nbackups_failed:{}\r\nbackup_window:{}\r\nbackup_retention_days:{}\r\n",
+        "# Backup\r\nbackup_store:{store}\r\nbackup_in_progress:{}\r\nbackup_current_name:{cur_name}\r\nbackup_current_time_sec:{cur_secs}\r\nbackup_current_rdb_bytes:{cur_bytes}\r\nbackup_last_status:{status}\r\nbackup_last_name:{name}\r\nbackup_last_time:{time}\r\nbackup_last_size:{size}\r\nbackup_last_duration_ms:{dur}\r\nbackup_last_error:{err}\r\nbackup_last_success_time:{ok_time}\r\nbackup_last_success_size:{ok_size}\r\nbackups_created:{}\r\nbackups_failed:{}\r\nbackup_window:{}\r\nbackup_retention_days:{}\r\n",
         srv.backups.running() as u8,
         st.created,
         st.failed,

@@ -570,6 +570,16 @@ pub static PARAMS: &[Param] = &[
         },
         false,
     ),
+    // Rampart: the Prometheus exporter's listener (0 = off); fixed at
+    // startup like `port`.
+    p("metrics-bind", &[], "127.0.0.1", Kind::Str, true),
+    p(
+        "metrics-port",
+        &[],
+        "0",
+        Kind::Int { min: 0, max: 65535 },
+        true,
+    ),
     p(
         "min-replicas-max-lag",
         &["min-slaves-max-lag"],

@@ -276,6 +276,7 @@ pub fn perform(srv: &Server, now: u64) -> Outcome {
         return Outcome::Ok;
     }
     let started = std::time::Instant::now();
+    crate::metrics::instruments().eviction_cycles.inc();
     let outcome = evict(srv, now);
     srv.latency
         .add_if_needed("eviction-cycle", started.elapsed().as_millis() as u64);

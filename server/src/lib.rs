@@ -26,6 +26,7 @@ pub mod harden;
 pub mod info;
 pub mod latency;
 pub mod listen;
+pub mod metrics;
 pub mod monitor;
 pub mod num;
 pub mod persist;

@@ -254,6 +254,9 @@ async fn run(
         n
     };
     let cores = Arc::new(rampart_server::cores::Cores::start(&srv, cores)?);
+    // Before the first client is served: whoever sees PING answered can
+    // scrape.
+    rampart_server::metrics::start(&srv).await?;
     rampart_server::listen::serve(&srv, cores, listeners);
     tokio::spawn(rampart_server::cron::run(srv.clone()));
     rampart_server::repl::start(&srv);

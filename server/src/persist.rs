@@ -377,7 +377,15 @@ fn run(
     rx: Shards,
     t: Target,
 ) -> anyhow::Result<u64> {
-    run_capture(ks, snap, rx, move |rx| write_file(&t, rx))
+    let start = Instant::now();
+    let r = run_capture(ks, snap, rx, move |rx| write_file(&t, rx));
+    let m = crate::metrics::instruments();
+    crate::metrics::observe(
+        &m.snapshot,
+        crate::metrics::result(r.is_ok()),
+        start.elapsed(),
+    );
+    r
 }
 
 /// Starts a snapshot. The caller holds the exclusive gate.

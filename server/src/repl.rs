@@ -1109,6 +1109,7 @@ async fn full_sync<S: ConnIo>(
         offset,
         mut chunks,
     } = started;
+    let sync_start = Instant::now();
     let result = async {
         // SYNC (the old protocol) gets the payload with no preamble.
         if psync {
@@ -1167,6 +1168,10 @@ async fn full_sync<S: ConnIo>(
         srv.repl.remove(&r);
         return Err(e);
     }
+    let m = crate::metrics::instruments();
+    let label = crate::metrics::encryption(encrypted);
+    crate::metrics::observe(&m.full_sync, label, sync_start.elapsed());
+    m.full_syncs.with_label_values(&[label]).inc();
     Ok(r)
 }
 
@@ -1722,7 +1727,14 @@ async fn link_once(srv: &Arc<Server>, gen: u64) -> anyhow::Result<bool> {
         }
         Some(PsyncReply::FullResync { replid, offset }) => {
             tracing::info!("Full resync from master: {replid}:{offset}");
-            receive_snapshot(srv, &mut link, replid, offset, gen).await?;
+            let start = Instant::now();
+            let received = receive_snapshot(srv, &mut link, replid, offset, gen).await;
+            crate::metrics::observe(
+                &crate::metrics::instruments().replica_sync,
+                crate::metrics::result(received.is_ok()),
+                start.elapsed(),
+            );
+            received?;
         }
         Some(PsyncReply::Error(e)) => {
             if e.starts_with("NOMASTERLINK") || e.starts_with("LOADING") {

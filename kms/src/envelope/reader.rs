@@ -42,6 +42,7 @@ struct Core {
     index: u64,
     phase: Phase,
     require_eof: bool,
+    opened: prometheus::IntCounter,
 }
 
 impl Core {
@@ -57,6 +58,7 @@ impl Core {
             index: 0,
             phase: Phase::Len { got: 0 },
             require_eof: false,
+            opened: crate::metrics::opened(header.payload),
         }
     }
 
@@ -100,6 +102,7 @@ impl Core {
             Some(i) => i,
             None => return Err(self.fail(Error::TooManyChunks)),
         };
+        self.opened.inc_by(len as u64);
         self.pos = 0;
         self.end = len;
         self.phase = Phase::Serve;
@@ -305,6 +308,7 @@ impl<R: Read> EnvelopeReader<R> {
         if let Err(e) = core.cipher.cipher.open(core.index, last, dst, &tag) {
             return Err(core.fail(e));
         }
+        core.opened.inc_by(dst.len() as u64);
         core.index = match core.index.checked_add(1) {
             Some(i) => i,
             None => return Err(core.fail(Error::TooManyChunks)),

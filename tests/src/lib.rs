@@ -338,6 +338,45 @@ impl Drop for ServerProcess {
         // machine are none of our business.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.name == "rampart" {
+            report_leaks(&self.log());
+        }
+    }
+}
+
+/// The prefix of every marker value the tests store: Rampart must never
+/// write one to its log (no key or value in a log line).
+pub const LOG_MARKER: &str = "PLAINTEXT-MARKER";
+
+/// Where a Rampart log that held a marker is reported: scripts/test.sh
+/// fails the run when this file exists after the tests
+/// (`RAMPART_LOG_LEAKS`, else `target/log-leaks.txt`).
+pub fn leaks_file() -> PathBuf {
+    std::env::var_os("RAMPART_LOG_LEAKS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target").join("log-leaks.txt"))
+}
+
+/// Appends the log lines holding [`LOG_MARKER`] to [`leaks_file`]. A drop
+/// cannot fail a test, so the whole run fails instead, at its end.
+fn report_leaks(log: &str) {
+    use std::io::Write;
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(LOG_MARKER)).collect();
+    if lines.is_empty() {
+        return;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .to_string();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(leaks_file())
+    {
+        for l in lines {
+            let _ = writeln!(f, "{test}: {l}");
+        }
     }
 }
 

@@ -9,7 +9,44 @@ use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 use crate::fmt::fmt_g;
 use crate::lua_error;
 
-const MAX_DEPTH: usize = 1000;
+/// lua-cjson's configuration, set by `cjson.encode_*`/`decode_*` calls
+/// and kept for the life of the VM, as Redis's (one Lua state across
+/// scripts until SCRIPT FLUSH).
+#[derive(Clone, Copy, Debug)]
+struct Cfg {
+    sparse_convert: bool,
+    sparse_ratio: i64,
+    sparse_safe: i64,
+    encode_max_depth: i64,
+    decode_max_depth: i64,
+    precision: i64,
+    keep_buffer: bool,
+    /// 0 off (error), 1 on (`inf`, `nan`), 2 `null`.
+    encode_invalid: i64,
+    decode_invalid: bool,
+}
+
+impl Default for Cfg {
+    fn default() -> Cfg {
+        Cfg {
+            sparse_convert: false,
+            sparse_ratio: 2,
+            sparse_safe: 10,
+            encode_max_depth: 1000,
+            decode_max_depth: 1000,
+            precision: 14,
+            keep_buffer: true,
+            encode_invalid: 0,
+            decode_invalid: true,
+        }
+    }
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<Cfg>>;
+
+fn cfg_of(shared: &Shared) -> Cfg {
+    *shared.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn null() -> Value {
     Value::LightUserData(LightUserData(std::ptr::null_mut::<c_void>()))
@@ -41,14 +78,27 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn append_number(lua: &Lua, out: &mut Vec<u8>, v: &Value, n: f64) -> mlua::Result<()> {
-    if n.is_nan() || n.is_infinite() {
-        return Err(lua_error(
-            lua,
-            &format!("Cannot serialise {}: must not be NaN or Inf", type_name(v)),
-        ));
+fn append_number(lua: &Lua, cfg: &Cfg, out: &mut Vec<u8>, v: &Value, n: f64) -> mlua::Result<()> {
+    let invalid = n.is_nan() || n.is_infinite();
+    match cfg.encode_invalid {
+        0 if invalid => {
+            return Err(lua_error(
+                lua,
+                &format!("Cannot serialise {}: must not be NaN or Inf", type_name(v)),
+            ))
+        }
+        // Some platforms print NaN as "-nan": lua-cjson writes it itself.
+        1 if n.is_nan() => {
+            out.extend_from_slice(b"nan");
+            return Ok(());
+        }
+        2 if invalid => {
+            out.extend_from_slice(b"null");
+            return Ok(());
+        }
+        _ => {}
     }
-    out.extend_from_slice(fmt_g(n, 14).as_bytes());
+    out.extend_from_slice(fmt_g(n, cfg.precision as usize).as_bytes());
     Ok(())
 }
 
@@ -62,7 +112,7 @@ fn number_of(v: &Value) -> Option<f64> {
 
 /// lua-cjson's `lua_array_length`: `Some(max index)` for a table whose
 /// keys are all positive integers (and not too sparse), else `None`.
-fn array_length(lua: &Lua, t: &Table) -> mlua::Result<Option<usize>> {
+fn array_length(lua: &Lua, cfg: &Cfg, t: &Table) -> mlua::Result<Option<usize>> {
     let mut max = 0f64;
     let mut items = 0usize;
     for pair in t.pairs::<Value, Value>() {
@@ -77,7 +127,12 @@ fn array_length(lua: &Lua, t: &Table) -> mlua::Result<Option<usize>> {
             _ => return Ok(None),
         }
     }
-    if max > (items * 2) as f64 && max > 10.0 {
+    let ratio = cfg.sparse_ratio as f64;
+    if ratio > 0.0 && max > items as f64 * ratio && max > cfg.sparse_safe as f64 {
+        if cfg.sparse_convert {
+            // Encoded as an object instead.
+            return Ok(None);
+        }
         return Err(lua_error(
             lua,
             "Cannot serialise table: excessively sparse array",
@@ -86,24 +141,24 @@ fn array_length(lua: &Lua, t: &Table) -> mlua::Result<Option<usize>> {
     Ok(Some(max as usize))
 }
 
-fn append(lua: &Lua, out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result<()> {
+fn append(lua: &Lua, cfg: &Cfg, out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result<()> {
     match v {
         Value::String(s) => append_string(out, &s.as_bytes()),
         Value::Number(_) | Value::Integer(_) => {
-            append_number(lua, out, v, number_of(v).unwrap_or(0.0))?
+            append_number(lua, cfg, out, v, number_of(v).unwrap_or(0.0))?
         }
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
         Value::Table(t) => {
             let depth = depth + 1;
-            if depth > MAX_DEPTH {
+            if depth as i64 > cfg.encode_max_depth {
                 return Err(lua_error(
                     lua,
                     &format!("Cannot serialise, excessive nesting ({depth})"),
                 ));
             }
-            match array_length(lua, t)? {
+            match array_length(lua, cfg, t)? {
                 Some(len) if len > 0 => {
                     out.push(b'[');
                     for i in 1..=len {
@@ -111,7 +166,7 @@ fn append(lua: &Lua, out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result
                             out.push(b',');
                         }
                         let e: Value = t.raw_get(i)?;
-                        append(lua, out, &e, depth)?;
+                        append(lua, cfg, out, &e, depth)?;
                     }
                     out.push(b']');
                 }
@@ -127,7 +182,7 @@ fn append(lua: &Lua, out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result
                         match &k {
                             Value::Number(_) | Value::Integer(_) => {
                                 out.push(b'"');
-                                append_number(lua, out, &k, number_of(&k).unwrap_or(0.0))?;
+                                append_number(lua, cfg, out, &k, number_of(&k).unwrap_or(0.0))?;
                                 out.extend_from_slice(b"\":");
                             }
                             Value::String(s) => {
@@ -144,7 +199,7 @@ fn append(lua: &Lua, out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result
                                 ))
                             }
                         }
-                        append(lua, out, &e, depth)?;
+                        append(lua, cfg, out, &e, depth)?;
                     }
                     out.push(b'}');
                 }
@@ -198,6 +253,7 @@ struct Parser<'a> {
     data: &'a [u8],
     pos: usize,
     depth: usize,
+    cfg: Cfg,
     /// The last string token's bytes.
     s: Vec<u8>,
     /// Where the last token started.
@@ -313,8 +369,12 @@ impl Parser<'_> {
             }
             _ => Tok::Error("invalid number"),
         };
+        let invalid_ok = self.cfg.decode_invalid;
         match c {
             b'"' => self.string(),
+            b'-' | b'0'..=b'9' if !invalid_ok && is_invalid_number(rest) => {
+                Tok::Error("invalid number")
+            }
             b'-' | b'0'..=b'9' => number(self),
             b't' if rest.starts_with(b"true") => {
                 self.pos += 4;
@@ -328,7 +388,9 @@ impl Parser<'_> {
                 self.pos += 4;
                 Tok::Null
             }
-            b'+' | b'i' | b'I' | b'n' | b'N' if is_invalid_number(rest) => number(self),
+            b'+' | b'i' | b'I' | b'n' | b'N' if invalid_ok && is_invalid_number(rest) => {
+                number(self)
+            }
             _ => Tok::Error("invalid token"),
         }
     }
@@ -447,7 +509,7 @@ impl Parser<'_> {
 
     fn descend(&mut self, lua: &Lua) -> mlua::Result<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth as i64 > self.cfg.decode_max_depth {
             return Err(lua_error(
                 lua,
                 &format!(
@@ -543,7 +605,7 @@ fn is_invalid_number(p: &[u8]) -> bool {
     l == b"inf" || l == b"nan"
 }
 
-fn decode(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
+fn decode(lua: &Lua, cfg: Cfg, args: MultiValue) -> mlua::Result<Value> {
     if args.len() != 1 {
         return Err(lua_error(
             lua,
@@ -576,6 +638,7 @@ fn decode(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
         data: &data,
         pos: 0,
         depth: 0,
+        cfg,
         s: Vec::new(),
         index: 0,
     };
@@ -588,7 +651,7 @@ fn decode(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
     Ok(v)
 }
 
-fn encode(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
+fn encode(lua: &Lua, cfg: Cfg, args: MultiValue) -> mlua::Result<mlua::String> {
     if args.len() != 1 {
         return Err(lua_error(
             lua,
@@ -596,19 +659,191 @@ fn encode(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
         ));
     }
     let mut out = Vec::new();
-    append(lua, &mut out, args.front().unwrap_or(&Value::Nil), 0)?;
+    append(lua, &cfg, &mut out, args.front().unwrap_or(&Value::Nil), 0)?;
     lua.create_string(&out)
+}
+
+/// The arguments of a configuration call, padded with nil to `max` (more
+/// is lua-cjson's "found too many arguments").
+fn cfg_args(lua: &Lua, name: &str, args: MultiValue, max: usize) -> mlua::Result<Vec<Value>> {
+    if args.len() > max {
+        return Err(lua_error(
+            lua,
+            &format!(
+                "bad argument #{} to '{name}' (found too many arguments)",
+                max + 1
+            ),
+        ));
+    }
+    let mut v: Vec<Value> = args.into_iter().collect();
+    v.resize(max, Value::Nil);
+    Ok(v)
+}
+
+/// lua-cjson's `json_integer_option`: sets `*setting` from `v` unless nil
+/// (its range error always names argument 1, as lua-cjson's does).
+fn int_option(
+    lua: &Lua,
+    name: &str,
+    v: &Value,
+    setting: &mut i64,
+    min: i64,
+    max: i64,
+) -> mlua::Result<Value> {
+    if !v.is_nil() {
+        let n = match v {
+            Value::Integer(i) => *i,
+            Value::Number(f) => *f as i64,
+            Value::String(s) => match strtod(&s.as_bytes()) {
+                Some((f, used)) if used == s.as_bytes().len() => f as i64,
+                _ => return Err(bad_type(lua, name, "number", v)),
+            },
+            _ => return Err(bad_type(lua, name, "number", v)),
+        };
+        if n < min || n > max {
+            return Err(lua_error(
+                lua,
+                &format!("bad argument #1 to '{name}' (expected integer between {min} and {max})"),
+            ));
+        }
+        *setting = n;
+    }
+    Ok(Value::Integer(*setting))
+}
+
+fn bad_type(lua: &Lua, name: &str, want: &str, v: &Value) -> mlua::Error {
+    let got = match v {
+        Value::Nil => "no value",
+        v => v.type_name(),
+    };
+    lua_error(
+        lua,
+        &format!("bad argument #1 to '{name}' ({want} expected, got {got})"),
+    )
+}
+
+/// lua-cjson's `json_enum_option`: a boolean, or one of `options` by name;
+/// answers a boolean while the setting is off/on, else its name.
+fn enum_option(
+    lua: &Lua,
+    name: &str,
+    v: &Value,
+    setting: &mut i64,
+    options: &[&str],
+) -> mlua::Result<Value> {
+    match v {
+        Value::Nil => {}
+        Value::Boolean(b) => *setting = i64::from(*b),
+        Value::String(s) => {
+            let s = s.as_bytes();
+            match options.iter().position(|o| o.as_bytes() == &s[..]) {
+                Some(i) => *setting = i as i64,
+                None => {
+                    return Err(lua_error(
+                        lua,
+                        &format!(
+                            "bad argument #1 to '{name}' (invalid option '{}')",
+                            String::from_utf8_lossy(&s)
+                        ),
+                    ))
+                }
+            }
+        }
+        v => return Err(bad_type(lua, name, "string", v)),
+    }
+    Ok(match *setting {
+        0 | 1 => Value::Boolean(*setting == 1),
+        i => Value::String(lua.create_string(options[i as usize])?),
+    })
+}
+
+const ON_OFF: &[&str] = &["off", "on"];
+
+/// One configuration call on `cfg`.
+fn configure(lua: &Lua, cfg: &mut Cfg, name: &str, args: MultiValue) -> mlua::Result<MultiValue> {
+    let one = |v: Value| MultiValue::from_iter([v]);
+    let flag = |b: bool| i64::from(b);
+    Ok(match name {
+        "encode_sparse_array" => {
+            let a = cfg_args(lua, name, args, 3)?;
+            let mut convert = flag(cfg.sparse_convert);
+            let r1 = enum_option(lua, name, &a[0], &mut convert, ON_OFF)?;
+            cfg.sparse_convert = convert == 1;
+            let r2 = int_option(lua, name, &a[1], &mut cfg.sparse_ratio, 0, i32::MAX as i64)?;
+            let r3 = int_option(lua, name, &a[2], &mut cfg.sparse_safe, 0, i32::MAX as i64)?;
+            MultiValue::from_iter([r1, r2, r3])
+        }
+        "encode_max_depth" => {
+            let a = cfg_args(lua, name, args, 1)?;
+            one(int_option(
+                lua,
+                name,
+                &a[0],
+                &mut cfg.encode_max_depth,
+                1,
+                i32::MAX as i64,
+            )?)
+        }
+        "decode_max_depth" => {
+            let a = cfg_args(lua, name, args, 1)?;
+            one(int_option(
+                lua,
+                name,
+                &a[0],
+                &mut cfg.decode_max_depth,
+                1,
+                i32::MAX as i64,
+            )?)
+        }
+        "encode_number_precision" => {
+            let a = cfg_args(lua, name, args, 1)?;
+            one(int_option(lua, name, &a[0], &mut cfg.precision, 1, 14)?)
+        }
+        "encode_keep_buffer" => {
+            // A buffer kept between calls or not: only the setting shows.
+            let a = cfg_args(lua, name, args, 1)?;
+            let mut keep = flag(cfg.keep_buffer);
+            let r = enum_option(lua, name, &a[0], &mut keep, ON_OFF)?;
+            cfg.keep_buffer = keep == 1;
+            one(r)
+        }
+        "encode_invalid_numbers" => {
+            let a = cfg_args(lua, name, args, 1)?;
+            one(enum_option(
+                lua,
+                name,
+                &a[0],
+                &mut cfg.encode_invalid,
+                &["off", "on", "null"],
+            )?)
+        }
+        _ => {
+            let a = cfg_args(lua, name, args, 1)?;
+            let mut on = flag(cfg.decode_invalid);
+            let r = enum_option(lua, name, &a[0], &mut on, ON_OFF)?;
+            cfg.decode_invalid = on == 1;
+            one(r)
+        }
+    })
 }
 
 /// The `cjson` table.
 pub fn open(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    t.set("encode", lua.create_function(encode)?)?;
-    t.set("decode", lua.create_function(decode)?)?;
+    let shared: Shared = Shared::default();
+    let c = shared.clone();
+    t.set(
+        "encode",
+        lua.create_function(move |lua, args| encode(lua, cfg_of(&c), args))?,
+    )?;
+    let c = shared.clone();
+    t.set(
+        "decode",
+        lua.create_function(move |lua, args| decode(lua, cfg_of(&c), args))?,
+    )?;
     t.set("null", null())?;
     t.set("_NAME", "cjson")?;
     t.set("_VERSION", "2.1.0")?;
-    // The configuration calls are accepted; Redis's defaults stay in force.
     for name in [
         "encode_sparse_array",
         "encode_max_depth",
@@ -618,7 +853,12 @@ pub fn open(lua: &Lua) -> mlua::Result<Table> {
         "encode_invalid_numbers",
         "decode_invalid_numbers",
     ] {
-        t.set(name, lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+        let c = shared.clone();
+        let f = lua.create_function(move |lua, args: MultiValue| {
+            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
+            configure(lua, &mut cfg, name, args)
+        })?;
+        t.set(name, f)?;
     }
     Ok(t)
 }

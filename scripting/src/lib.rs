@@ -969,6 +969,7 @@ impl Engine {
     pub fn flush(&mut self) {
         self.scripts.clear();
         self.scripts_mem = 0;
+        crate::libs::cjson::reset(&self.lua);
         self.collect();
     }
 

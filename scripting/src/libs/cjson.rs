@@ -827,10 +827,19 @@ fn configure(lua: &Lua, cfg: &mut Cfg, name: &str, args: MultiValue) -> mlua::Re
     })
 }
 
+/// Puts lua-cjson's configuration back to its defaults: SCRIPT FLUSH,
+/// where Redis starts a fresh Lua state.
+pub fn reset(lua: &Lua) {
+    if let Some(shared) = lua.app_data_ref::<Shared>() {
+        *shared.lock().unwrap_or_else(|e| e.into_inner()) = Cfg::default();
+    }
+}
+
 /// The `cjson` table.
 pub fn open(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let shared: Shared = Shared::default();
+    lua.set_app_data(shared.clone());
     let c = shared.clone();
     t.set(
         "encode",

@@ -5,6 +5,7 @@
 #   eval "$(scripts/services.sh start)"   # installs what is missing, starts
 #   cargo test -p rampart-kms
 #   scripts/services.sh stop
+#   scripts/services.sh free-ports N      # N distinct free loopback ports
 #
 # KMS: moto[server]==5.2.5 goes in its own venv (.venv/moto): the image's moto
 # 5.2.1 breaks S3 multipart, and pip's find-links setting here would keep it,
@@ -212,5 +213,6 @@ case "${1:-start}" in
     start) start ;;
     stop) stop ;;
     install) install_moto && install_garage ;;
-    *) echo "usage: $0 start|stop|install" >&2; exit 2 ;;
+    free-ports) free_ports "${2:-1}" ;;
+    *) echo "usage: $0 start|stop|install|free-ports N" >&2; exit 2 ;;
 esac

@@ -24,16 +24,7 @@ NODES=(primary replica-1 replica-2)
 
 log() { echo "topology: $*" >&2; }
 
-free_ports() {
-    python3 -c '
-import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-for s in ss:
-    print(s.getsockname()[1])
-' "$1"
-}
+free_ports() { bash "$ROOT/scripts/services.sh" free-ports "$1"; }
 
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 

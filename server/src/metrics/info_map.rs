@@ -207,12 +207,21 @@ const RAMPART: &[(&str, &str, bool)] = &[
 
 /// Families being built, kept in name order so the output is stable.
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     families: BTreeMap<String, MetricFamily>,
 }
 
 impl Builder {
-    fn add(&mut self, name: &str, help: &str, counter: bool, labels: &[(&str, &str)], v: f64) {
+    /// Adds one sample to the family `name`, creating the family (with
+    /// `help` and the counter/gauge type) on first use.
+    pub(crate) fn add(
+        &mut self,
+        name: &str,
+        help: &str,
+        counter: bool,
+        labels: &[(&str, &str)],
+        v: f64,
+    ) {
         let family = self.families.entry(name.to_string()).or_insert_with(|| {
             let mut f = MetricFamily::default();
             f.set_name(name.to_string());
@@ -246,6 +255,11 @@ impl Builder {
             m.set_gauge(g);
         }
         family.mut_metric().push(m);
+    }
+
+    /// The families built, ordered by name.
+    pub(crate) fn finish(self) -> Vec<MetricFamily> {
+        self.families.into_values().collect()
     }
 }
 
@@ -524,7 +538,7 @@ pub fn info_families(info: &str, now_secs: u64) -> Vec<MetricFamily> {
             1.0,
         );
     }
-    b.families.into_values().collect()
+    b.finish()
 }
 
 #[cfg(test)]

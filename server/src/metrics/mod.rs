@@ -21,10 +21,11 @@ mod instruments;
 
 use std::sync::{Arc, LazyLock};
 
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::MetricFamily;
 use prometheus::Registry;
 
 pub use info_map::info_families;
+use info_map::Builder;
 pub(crate) use instruments::observe;
 pub use instruments::{encryption, instruments, result, Instruments};
 
@@ -49,51 +50,31 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
 
 /// `rampart_encryption_at_rest` and `rampart_encryption_key_info`.
 fn key_families(srv: &Server) -> Vec<MetricFamily> {
-    let gauge = |name: &str, help: &str, labels: &[(&str, &str)], v: f64| {
-        let mut f = MetricFamily::default();
-        f.set_name(name.into());
-        f.set_help(help.into());
-        f.set_field_type(MetricType::GAUGE);
-        let mut m = Metric::default();
-        m.set_label(
-            labels
-                .iter()
-                .map(|(k, v)| {
-                    let mut l = LabelPair::default();
-                    l.set_name(k.to_string());
-                    l.set_value(v.to_string());
-                    l
-                })
-                .collect(),
-        );
-        let mut g = Gauge::default();
-        g.set_value(v);
-        m.set_gauge(g);
-        f.set_metric(vec![m]);
-        f
-    };
-    let mut out = vec![gauge(
+    let mut b = Builder::default();
+    b.add(
         "rampart_encryption_at_rest",
         "1 when snapshots, full syncs and backups are encrypted (encryption-at-rest yes).",
+        false,
         &[],
         f64::from(u8::from(srv.keys.is_some())),
-    )];
+    );
     if let Some(p) = &srv.keys {
         // An unreadable keyring is reported by the calls that need it; the
         // scrape shows the provider without a key id.
         let (id, version) = p.key_in_use().unwrap_or_default();
-        out.push(gauge(
+        b.add(
             "rampart_encryption_key_info",
             "The key that wraps new data keys (never key material): provider, key id, version.",
+            false,
             &[
                 ("provider", p.name()),
                 ("key_id", &id),
                 ("version", &version),
             ],
             1.0,
-        ));
+        );
     }
-    out
+    b.finish()
 }
 
 /// The whole exposition, as `GET /metrics` returns it.

@@ -55,11 +55,13 @@ pub struct Param {
     pub kind: Kind,
     /// Refused by CONFIG SET.
     pub immutable: bool,
+    /// Redis's HIDDEN_CONFIG: a CONFIG GET pattern never matches it, only
+    /// its exact name shows it.
+    pub hidden: bool,
+    /// Redis's PROTECTED_CONFIG: settable at runtime only as
+    /// `enable-protected-configs` allows.
+    pub protected: bool,
 }
-
-/// Redis 7.0's PROTECTED_CONFIG parameters: settable at runtime only as
-/// `enable-protected-configs` allows.
-const PROTECTED: &[&str] = &["dir", "dbfilename"];
 
 const fn p(
     name: &'static str,
@@ -74,18 +76,22 @@ const fn p(
         default,
         kind,
         immutable,
+        hidden: false,
+        protected: false,
     }
 }
 
-/// Directives a CONFIG GET pattern never matches (Redis's HIDDEN_CONFIG):
-/// only their exact name shows them.
-const HIDDEN: &[&str] = &[
-    "use-exit-on-panic",
-    "rdb-key-save-delay",
-    "key-load-delay",
-    "watchdog-period",
-    "loading-process-events-interval-bytes",
-];
+/// Marks a directive hidden from CONFIG GET patterns.
+const fn hidden(mut param: Param) -> Param {
+    param.hidden = true;
+    param
+}
+
+/// Marks a directive protected (`enable-protected-configs`).
+const fn protected(mut param: Param) -> Param {
+    param.protected = true;
+    param
+}
 
 /// Every directive, with Redis 7.0's defaults.
 pub static PARAMS: &[Param] = &[
@@ -371,8 +377,8 @@ pub static PARAMS: &[Param] = &[
         },
         true,
     ),
-    p("dbfilename", &[], "dump.rdb", Kind::Str, false),
-    p("dir", &[], "", Kind::Special, false),
+    protected(p("dbfilename", &[], "dump.rdb", Kind::Str, false)),
+    protected(p("dir", &[], "", Kind::Special, false)),
     p("disable-thp", &[], "yes", Kind::Bool, true),
     p("dynamic-hz", &[], "yes", Kind::Bool, false),
     p(
@@ -617,11 +623,11 @@ pub static PARAMS: &[Param] = &[
         false,
     ),
     // Redis's hidden test directives: accepted so a test suite's config
-    // starts Rampart, matched by CONFIG GET only by exact name (HIDDEN).
+    // starts Rampart, matched by CONFIG GET only by exact name.
     // use-exit-on-panic is honoured (crash.rs); the key delays and the
     // watchdog are accepted and have no effect here.
-    p("use-exit-on-panic", &[], "no", Kind::Bool, false),
-    p(
+    hidden(p("use-exit-on-panic", &[], "no", Kind::Bool, false)),
+    hidden(p(
         "rdb-key-save-delay",
         &[],
         "0",
@@ -630,8 +636,8 @@ pub static PARAMS: &[Param] = &[
             max: i32::MAX as i64,
         },
         false,
-    ),
-    p(
+    )),
+    hidden(p(
         "key-load-delay",
         &[],
         "0",
@@ -640,8 +646,8 @@ pub static PARAMS: &[Param] = &[
             max: i32::MAX as i64,
         },
         false,
-    ),
-    p(
+    )),
+    hidden(p(
         "watchdog-period",
         &[],
         "0",
@@ -650,8 +656,8 @@ pub static PARAMS: &[Param] = &[
             max: i32::MAX as i64,
         },
         false,
-    ),
-    p(
+    )),
+    hidden(p(
         "loading-process-events-interval-bytes",
         &[],
         "2097152",
@@ -660,7 +666,7 @@ pub static PARAMS: &[Param] = &[
             max: i32::MAX as i64,
         },
         false,
-    ),
+    )),
     p("pidfile", &[], "", Kind::Str, true),
     p("port", &[], "6379", Kind::Int { min: 0, max: 65535 }, false),
     p(
@@ -1282,7 +1288,7 @@ impl Config {
             return out;
         }
         for (name, &i) in &self.index {
-            if HIDDEN.contains(name) {
+            if PARAMS[i].hidden {
                 continue;
             }
             if rampart_keyspace::glob::matches(pattern.as_bytes(), name.as_bytes(), true) {
@@ -1382,7 +1388,7 @@ impl Config {
             if param.immutable {
                 return Err(fail("can't set immutable config"));
             }
-            if !allow_protected && PROTECTED.contains(&param.name) {
+            if !allow_protected && param.protected {
                 return Err(fail("can't set protected config"));
             }
             let args: Vec<String> = if matches!(param.kind, Kind::Special) {

@@ -153,25 +153,62 @@ async fn watch(srv: Arc<Server>) {
 
 /// One look (Redis's `updateFailoverStatus`); false once there is nothing
 /// more to wait for.
+///
+/// Most looks find nothing to do, so they take no gate; only a look that
+/// acts takes the exclusive gate (REPLICAOF's rule: the role changes under
+/// it) and decides again under it, as an ABORT may have come in between.
 fn step(srv: &Server) -> bool {
-    // REPLICAOF's own rule: the role changes under the exclusive gate.
-    let _gate = srv.keyspace.exclusive();
-    let mut g = srv.failover.inner.lock();
-    if g.phase != Phase::WaitForSync {
-        return false;
+    if decide(srv) == Decision::Wait {
+        return true;
     }
-    if g.deadline.is_some_and(|d| d <= now_ms()) {
-        if g.force {
-            let (host, port) = g.target.clone().unwrap_or_default();
-            tracing::info!("FAILOVER to {host}:{port} time out exceeded, failing over.");
+    let _gate = srv.keyspace.exclusive();
+    match decide(srv) {
+        Decision::Wait => true,
+        Decision::Done => false,
+        Decision::TimedOut => {
+            let mut g = srv.failover.inner.lock();
+            if g.force {
+                let (host, port) = g.target.clone().unwrap_or_default();
+                tracing::info!("FAILOVER to {host}:{port} time out exceeded, failing over.");
+                g.phase = Phase::InProgress;
+                drop(g);
+                hand_over(srv, host, port);
+            } else {
+                drop(g);
+                abort(srv, "Replica never caught up before timeout");
+            }
+            false
+        }
+        Decision::Synced(host, port) => {
+            tracing::info!("Failover target {host}:{port} is synced, failing over.");
+            let mut g = srv.failover.inner.lock();
             g.phase = Phase::InProgress;
+            g.target = Some((host.clone(), port));
             drop(g);
             hand_over(srv, host, port);
-        } else {
-            drop(g);
-            abort(srv, "Replica never caught up before timeout");
+            false
         }
-        return false;
+    }
+}
+
+#[derive(PartialEq)]
+enum Decision {
+    /// Still waiting for a replica to catch up.
+    Wait,
+    /// The failover left the waiting phase (ABORT, or done).
+    Done,
+    TimedOut,
+    /// This replica has acknowledged everything.
+    Synced(String, i64),
+}
+
+fn decide(srv: &Server) -> Decision {
+    let g = srv.failover.inner.lock();
+    if g.phase != Phase::WaitForSync {
+        return Decision::Done;
+    }
+    if g.deadline.is_some_and(|d| d <= now_ms()) {
+        return Decision::TimedOut;
     }
     let offset = srv.repl.offset();
     let replicas = srv.repl.replicas();
@@ -180,22 +217,13 @@ fn step(srv: &Server) -> bool {
         Some((host, port)) => replicas
             .iter()
             .find(|r| r.ip.eq_ignore_ascii_case(host) && r.port == *port)
-            .filter(|r| caught_up(r))
-            .map(|r| (r.ip.clone(), r.port)),
-        None => replicas
-            .iter()
-            .find(|r| caught_up(r))
-            .map(|r| (r.ip.clone(), r.port)),
+            .filter(|r| caught_up(r)),
+        None => replicas.iter().find(|r| caught_up(r)),
     };
-    let Some((host, port)) = found else {
-        return true;
-    };
-    tracing::info!("Failover target {host}:{port} is synced, failing over.");
-    g.phase = Phase::InProgress;
-    g.target = Some((host.clone(), port));
-    drop(g);
-    hand_over(srv, host, port);
-    false
+    match found {
+        Some(r) => Decision::Synced(r.ip.clone(), r.port),
+        None => Decision::Wait,
+    }
 }
 
 /// Becomes the target's replica; the link sends PSYNC ... FAILOVER.

@@ -22,8 +22,27 @@ pub struct Listeners {
 #[derive(Default)]
 struct Inner {
     cores: Option<Arc<Cores>>,
-    plain: Vec<AbortHandle>,
-    tls: Vec<AbortHandle>,
+    plain: Vec<Loop>,
+    tls: Vec<Loop>,
+}
+
+/// One accept loop and a second handle on its socket.
+struct Loop {
+    task: AbortHandle,
+    socket: std::net::TcpListener,
+}
+
+impl Loop {
+    /// Stops accepting now, before CONFIG SET replies, as Redis closes the
+    /// old socket at once. Aborting the task alone closes the socket only
+    /// when its runtime next drops it, so a client connecting right after
+    /// the reply could still be served on the old address; shutting the
+    /// listening socket down takes it out of LISTEN at once. The task is
+    /// aborted first, so the wake-up does not run the loop again.
+    fn stop(self) {
+        self.task.abort();
+        let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Read);
+    }
 }
 
 /// Sockets on `port` at every `bind` address (`-` prefix: optional), as
@@ -98,9 +117,16 @@ pub fn serve(srv: &Arc<Server>, cores: Arc<Cores>, listeners: Vec<(std::net::Tcp
     }
 }
 
-fn spawn(srv: &Arc<Server>, g: &Inner, l: std::net::TcpListener, tls: bool) -> Option<AbortHandle> {
+fn spawn(srv: &Arc<Server>, g: &Inner, l: std::net::TcpListener, tls: bool) -> Option<Loop> {
     let rt = srv.persist.runtime.get()?;
     let cores = g.cores.clone()?;
+    let socket = match l.try_clone() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("Could not register a listening socket: {e}");
+            return None;
+        }
+    };
     let srv = srv.clone();
     let task = rt.spawn(async move {
         match tokio::net::TcpListener::from_std(l) {
@@ -108,7 +134,10 @@ fn spawn(srv: &Arc<Server>, g: &Inner, l: std::net::TcpListener, tls: bool) -> O
             Err(e) => tracing::warn!("Could not register a listening socket: {e}"),
         }
     });
-    Some(task.abort_handle())
+    Some(Loop {
+        task: task.abort_handle(),
+        socket,
+    })
 }
 
 /// After CONFIG SET: reopens the plain sockets when `bind` or `port`
@@ -163,9 +192,8 @@ fn reopen(srv: &Arc<Server>, tls: bool, port_name: &str) -> anyhow::Result<()> {
     let fresh = match fresh {
         Ok(l) => l,
         Err(e) if in_use(&e) => {
-            let old = take_old(&mut srv.listeners.inner.lock());
-            for h in &old {
-                h.abort();
+            for l in take_old(&mut srv.listeners.inner.lock()) {
+                l.stop();
             }
             match retry(|| open(&binds, port)) {
                 Ok(l) => l,
@@ -182,8 +210,8 @@ fn reopen(srv: &Arc<Server>, tls: bool, port_name: &str) -> anyhow::Result<()> {
         }
     };
     let mut g = srv.listeners.inner.lock();
-    for h in take_old(&mut g) {
-        h.abort();
+    for l in take_old(&mut g) {
+        l.stop();
     }
     for l in fresh {
         if let Some(h) = spawn(srv, &g, l, tls) {
@@ -202,8 +230,8 @@ fn in_use(e: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == ErrorKind::AddrInUse)
 }
 
-/// `f` until it succeeds or a second passes: a socket of an aborted accept
-/// loop closes once its runtime drops the task.
+/// `f` until it succeeds or a second passes: a stopped socket keeps its
+/// port until its runtime drops the aborted task and closes it.
 fn retry<T>(mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
     let until = Instant::now() + Duration::from_secs(1);
     loop {

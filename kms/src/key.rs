@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::Zeroize;
 
+use crate::secret::KeyBytes;
 use crate::{Error, Result};
 
 /// A 256-bit data key: encrypts one stream, then is zeroized on drop.
 ///
-/// It never prints (its `Debug` shows no bytes) and its bytes never leave the
+/// Its bytes sit in a page of their own that core dumps leave out and swap
+/// never holds (`MADV_DONTDUMP`, `mlock`). It never prints (its `Debug` shows no bytes) and its bytes never leave the
 /// crate: callers move it from a provider into an envelope writer or reader.
 ///
 /// ```
@@ -17,8 +19,7 @@ use crate::{Error, Result};
 /// let k = DataKey::from_bytes([7u8; 32]);
 /// assert_eq!(format!("{k:?}"), "DataKey(<redacted>)");
 /// ```
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct DataKey([u8; 32]);
+pub struct DataKey(KeyBytes);
 
 impl DataKey {
     /// Builds a data key from raw bytes (test vectors, interop tools).
@@ -27,8 +28,10 @@ impl DataKey {
     /// let k = rampart_kms::DataKey::from_bytes([0u8; 32]);
     /// # drop(k);
     /// ```
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        DataKey(bytes)
+    pub fn from_bytes(mut bytes: [u8; 32]) -> Self {
+        let k = DataKey(KeyBytes::from_slice(&bytes));
+        bytes.zeroize();
+        k
     }
 
     /// A fresh random data key from the system CSPRNG.
@@ -38,13 +41,13 @@ impl DataKey {
     /// # drop(k);
     /// ```
     pub fn generate() -> Result<Self> {
-        let mut k = DataKey([0u8; 32]);
-        crate::cipher::random_fill(&mut k.0)?;
-        Ok(k)
+        let mut k = KeyBytes::zeroed();
+        crate::cipher::random_fill(k.as_mut())?;
+        Ok(DataKey(k))
     }
 
     pub(crate) fn bytes(&self) -> &[u8; 32] {
-        &self.0
+        self.0.as_array()
     }
 }
 

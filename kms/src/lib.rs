@@ -57,6 +57,7 @@ mod key;
 mod local;
 pub mod metrics;
 mod provider;
+mod secret;
 mod time;
 
 pub use atomic_file::AtomicFile;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::cipher::{KEY_LEN, unwrap_key, wrap_key};
+use crate::secret::KeyBytes;
 use crate::{DataKey, Error, KeyContext, KeySlot, PROVIDER_LOCAL, Result};
 
 /// A keyring file larger than this is not a keyring (and is not read whole).
@@ -71,7 +72,8 @@ struct MasterKey {
     version: u32,
     state: KeyState,
     created: String,
-    material: Zeroizing<[u8; KEY_LEN]>,
+    /// In an excluded, locked page (`secret`).
+    material: KeyBytes,
 }
 
 /// One key version as `rampart keyring list` shows it: no key material.
@@ -300,7 +302,7 @@ impl LocalKeyring {
                         invalid(format!("key version {}: material is not base64", k.version))
                     })?,
             );
-            let mut material = Zeroizing::new([0u8; KEY_LEN]);
+            let mut material = KeyBytes::zeroed();
             if raw.len() != KEY_LEN {
                 return Err(invalid(format!(
                     "key version {}: material is {} bytes, expected {KEY_LEN}",
@@ -308,7 +310,7 @@ impl LocalKeyring {
                     raw.len()
                 )));
             }
-            material.copy_from_slice(&raw);
+            material.as_mut().copy_from_slice(&raw);
             keys.push(MasterKey {
                 version: k.version,
                 state: k.state,
@@ -353,7 +355,7 @@ impl LocalKeyring {
                     state: k.state,
                     created: k.created.clone(),
                     material: Zeroizing::new(
-                        base64::engine::general_purpose::STANDARD.encode(&k.material[..]),
+                        base64::engine::general_purpose::STANDARD.encode(k.material.as_array()),
                     ),
                 })
                 .collect(),
@@ -368,8 +370,8 @@ impl LocalKeyring {
 
     fn add_version(&mut self) -> Result<u32> {
         let version = self.keys.iter().map(|k| k.version).max().unwrap_or(0) + 1;
-        let mut material = Zeroizing::new([0u8; KEY_LEN]);
-        crate::cipher::random_fill(&mut material[..])?;
+        let mut material = KeyBytes::zeroed();
+        crate::cipher::random_fill(material.as_mut())?;
         self.keys.push(MasterKey {
             version,
             state: KeyState::Enabled,
@@ -599,7 +601,11 @@ impl LocalKeyring {
                     self.path.display()
                 ))
             })?;
-        let blob = wrap_key(&master.material, data_key, &Self::aad(&key_id, ctx))?;
+        let blob = wrap_key(
+            master.material.as_array(),
+            data_key,
+            &Self::aad(&key_id, ctx),
+        )?;
         Ok(KeySlot::new(PROVIDER_LOCAL, key_id, blob))
     }
 
@@ -687,7 +693,7 @@ impl LocalKeyring {
             });
         }
         unwrap_key(
-            &master.material,
+            master.material.as_array(),
             &slot.wrapped,
             &Self::aad(&slot.key_id, ctx),
         )

@@ -12,6 +12,8 @@
 //! The gossip, failure-detection and election state machines will sit on top
 //! of these, driven by the server's I/O.
 
+#![warn(missing_docs)]
+
 pub mod msg;
 pub mod nodes_conf;
 pub mod slot;

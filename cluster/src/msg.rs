@@ -889,10 +889,17 @@ pub fn frame_len(buf: &[u8], max_len: u32) -> Result<Option<usize>, FrameError> 
 /// assert_eq!(f.next_frame(), Ok(Some(bytes.clone())));
 /// assert_eq!(f.next_frame(), Ok(None));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Framer {
     buf: Vec<u8>,
     max_len: u32,
+}
+
+impl Default for Framer {
+    /// A framer with [`DEFAULT_MAX_MSG_LEN`].
+    fn default() -> Self {
+        Framer::new(DEFAULT_MAX_MSG_LEN)
+    }
 }
 
 impl Framer {

@@ -562,3 +562,131 @@ fn a_fresh_nodes_conf_from_redis_roundtrips() {
         vec![0..=0, 5..=5, 7..=7, 100..=200, 300..=300, 16383..=16383]
     );
 }
+
+/// Messages we build from scratch are ones redis-server accepts: a MEET
+/// makes it add us, our PONG (with a hostname extension) completes its
+/// handshake under our name, and our PUBLISH reaches its subscribers.
+#[test]
+fn redis_server_accepts_messages_we_encode() {
+    use rampart_cluster::msg::{Framer, Header, PingBody};
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    let server = Server::start_cluster_node(&[]);
+    let redis_id = server.conn().cmd(&["CLUSTER", "MYID"]).text();
+    let our_id = "0123456789abcdef0123456789abcdef01234567";
+    let our_host = "rampart-codec.test";
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let our_cport = listener.local_addr().unwrap().port();
+    let our_port = 6999;
+    let header = || {
+        let mut h = Header::new(id_bytes(our_id));
+        h.port = our_port;
+        h.cport = our_cport;
+        h.flags = node_flags::MASTER;
+        h
+    };
+    let ping_body = || PingBody {
+        gossip: vec![],
+        extensions: vec![PingExt::Hostname {
+            hostname: our_host.as_bytes().to_vec(),
+            unused: 0,
+        }],
+    };
+    // Reads one whole message from a bus connection (bounded by its timeout).
+    let read_msg = |s: &mut TcpStream, framer: &mut Framer| -> Msg {
+        let mut buf = [0u8; 8192];
+        loop {
+            if let Some(frame) = framer.next_frame().unwrap() {
+                return decode(&frame).unwrap();
+            }
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "redis closed the bus connection");
+            framer.push(&buf[..n]);
+        }
+    };
+
+    // MEET on a connection of our own to its bus port: it answers PONG.
+    let mut out = TcpStream::connect(("127.0.0.1", server.cport)).unwrap();
+    out.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let meet = Msg {
+        header: header(),
+        body: Body::Meet(ping_body()),
+    };
+    out.write_all(&encode(&meet)).unwrap();
+    let mut out_framer = Framer::default();
+    let pong = read_msg(&mut out, &mut out_framer);
+    assert_eq!(pong.body.msg_type(), msg_type::PONG);
+    assert_eq!(pong.header.sender, id_bytes(&redis_id));
+
+    // It then connects to our announced bus port and PINGs: our PONG ends
+    // the handshake and gives it our name.
+    listener.set_nonblocking(false).unwrap();
+    let (mut inbound, _) = listener.accept().unwrap();
+    inbound
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut in_framer = Framer::default();
+    let ping = read_msg(&mut inbound, &mut in_framer);
+    assert!(
+        matches!(ping.body, Body::Ping(_) | Body::Meet(_)),
+        "{:?}",
+        ping.body
+    );
+    let answer = Msg {
+        header: header(),
+        body: Body::Pong(ping_body()),
+    };
+    inbound.write_all(&encode(&answer)).unwrap();
+    wait_until(WAIT, "redis to know us by our name", || {
+        cluster_nodes_of(&server).nodes.iter().any(|l| {
+            l.id == our_id
+                && l.flags & node_flags::HANDSHAKE == 0
+                && l.flags & node_flags::MASTER != 0
+                && (l.port, l.cport) == (our_port, our_cport)
+        })
+    });
+    // Redis reads extensions only from a known sender, so the handshake's
+    // PONG did not set our hostname: a PING from the now-known node does.
+    let ping = Msg {
+        header: header(),
+        body: Body::Ping(ping_body()),
+    };
+    out.write_all(&encode(&ping)).unwrap();
+    let pong = read_msg(&mut out, &mut out_framer);
+    assert_eq!(pong.body.msg_type(), msg_type::PONG);
+    // Its gossip and extensions are what it says of itself: no hostname.
+    assert_eq!(pong.body.ping().map(|p| p.extensions.len()), Some(0));
+    wait_until(WAIT, "redis to know our hostname", || {
+        cluster_nodes_of(&server)
+            .nodes
+            .iter()
+            .any(|l| l.id == our_id && l.hostname.as_deref() == Some(our_host))
+    });
+
+    // A PUBLISH from us reaches a subscriber of the real node.
+    let mut sub = server.conn();
+    let subscribed = sub.cmd(&["SUBSCRIBE", "news"]);
+    assert!(matches!(subscribed, Reply::Array(_)));
+    let publish = Msg {
+        header: header(),
+        body: Body::Publish {
+            channel: b"news".to_vec(),
+            message: b"from the codec".to_vec(),
+        },
+    };
+    out.write_all(&encode(&publish)).unwrap();
+    assert_eq!(
+        sub.read(),
+        Reply::Array(vec![
+            Reply::Bulk(Some(b"message".to_vec())),
+            Reply::Bulk(Some(b"news".to_vec())),
+            Reply::Bulk(Some(b"from the codec".to_vec())),
+        ])
+    );
+}
+
+fn cluster_nodes_of(server: &Server) -> NodesConf {
+    let text = server.conn().cmd(&["CLUSTER", "NODES"]).text();
+    NodesConf::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}

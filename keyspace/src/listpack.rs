@@ -264,6 +264,54 @@ pub fn first(lp: &[u8]) -> Option<usize> {
     (lp.get(HDR) != Some(&EOF)).then_some(HDR)
 }
 
+/// Where the element after the one at `p` starts (the terminator's offset
+/// after the last element): [`next`] without the end check, for walks
+/// that know how many elements follow, such as a stream entry's.
+///
+/// ```
+/// use rampart_keyspace::listpack as lp;
+/// let mut l = lp::new();
+/// lp::append_int(&mut l, 7);
+/// lp::append(&mut l, b"abc");
+/// let second = lp::skip(&l, lp::HDR);
+/// assert_eq!(lp::get(&l, second).to_vec(), b"abc");
+/// assert_eq!(l[lp::skip(&l, second)], lp::EOF);
+/// ```
+#[inline]
+pub fn skip(lp: &[u8], p: usize) -> usize {
+    // The two encodings stream nodes are made of almost entirely: a 7-bit
+    // uint and a short string, each with a one-byte backlen.
+    match lp.get(p) {
+        Some(&b) if b & 0x80 == 0 => p + 2,
+        Some(&b) if b & 0xc0 == 0x80 => p + 2 + (b & 0x3f) as usize,
+        Some(_) => {
+            let enc = enc_size(lp, p);
+            p + enc + backlen_size(enc)
+        }
+        // Past the end (only a damaged node could lead here): stay at the
+        // terminator.
+        None => lp.len().saturating_sub(1),
+    }
+}
+
+/// The integer at `p` and where the next element starts: [`get`] and
+/// [`skip`] in one decode of the element's header.
+///
+/// ```
+/// use rampart_keyspace::listpack as lp;
+/// let mut l = lp::new();
+/// lp::append_int(&mut l, -5000);
+/// assert_eq!(lp::int_and_skip(&l, lp::HDR), (-5000, l.len() - 1));
+/// ```
+#[inline]
+pub fn int_and_skip(lp: &[u8], p: usize) -> (i64, usize) {
+    match lp.get(p) {
+        Some(&b) if b & 0x80 == 0 => ((b & 0x7f) as i64, p + 2),
+        Some(_) => (get(lp, p).int(), skip(lp, p)),
+        None => (0, lp.len().saturating_sub(1)),
+    }
+}
+
 /// The element after `p`, `None` at the end.
 pub fn next(lp: &[u8], p: usize) -> Option<usize> {
     let enc = enc_size(lp, p);
@@ -367,6 +415,35 @@ pub fn validate(lp: &[u8]) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast steps agree with `get`/`next` on every encoding.
+    #[test]
+    fn skip_and_int_and_skip_match_get_and_next() {
+        let mut lp = new();
+        let ints = [
+            0i64, 127, 128, -1, 4095, -4096, 4096, 32767, -32768, 8388607, -8388608,
+            2147483647, -2147483648, i64::MAX, i64::MIN,
+        ];
+        for v in ints {
+            append_int(&mut lp, v);
+        }
+        for n in [0usize, 1, 63, 64, 4095, 4096, 70000] {
+            append(&mut lp, &vec![b'z'; n]);
+        }
+        let mut p = HDR;
+        for v in ints {
+            assert_eq!(int_and_skip(&lp, p), (v, next(&lp, p).unwrap_or(lp.len() - 1)));
+            assert_eq!(get(&lp, p).int(), v);
+            p = skip(&lp, p);
+        }
+        while lp[p] != EOF {
+            assert_eq!(skip(&lp, p), next(&lp, p).unwrap_or(lp.len() - 1));
+            p = skip(&lp, p);
+        }
+        // Past the end stays at the terminator.
+        assert_eq!(skip(&lp, lp.len() + 3), lp.len() - 1);
+        assert_eq!(int_and_skip(&lp, lp.len() + 3), (0, lp.len() - 1));
+    }
 
     #[test]
     fn walk_both_ways() {

@@ -263,25 +263,28 @@ fn node_entries(master: StreamId, l: &[u8]) -> Vec<Raw> {
 }
 
 /// The entry that starts at `p` in node `l`, and where the next one starts.
-fn entry_at(master: StreamId, l: &[u8], mfields: usize, mut p: usize) -> (Raw, usize) {
+fn entry_at(master: StreamId, l: &[u8], mfields: usize, p: usize) -> (Raw, usize) {
+    // Every seek walks entries one by one (as Redis's iterator), so this
+    // decodes each header once and steps over the fields without looking
+    // at them.
     let flags_at = p;
-    let flags = lp::get(l, p).int();
-    p = skip(l, p);
-    let ms = master.ms.wrapping_add(lp::get(l, p).int() as u64);
-    p = skip(l, p);
-    let seq = master.seq.wrapping_add(lp::get(l, p).int() as u64);
-    p = skip(l, p);
+    let (flags, p) = lp::int_and_skip(l, p);
+    let (ms, p) = lp::int_and_skip(l, p);
+    let (seq, p) = lp::int_and_skip(l, p);
+    let ms = master.ms.wrapping_add(ms as u64);
+    let seq = master.seq.wrapping_add(seq as u64);
     let (numfields, body, items) = if flags & FLAG_SAMEFIELDS != 0 {
         (mfields, p, mfields)
     } else {
-        let n = lp::get(l, p).int().max(0) as usize;
-        let body = skip(l, p);
-        (n, body, 2 * n + 1)
+        let (n, body) = lp::int_and_skip(l, p);
+        let n = n.max(0) as usize;
+        (n, body, 2 * n)
     };
+    let mut p = body;
     for _ in 0..items {
-        p = skip(l, p);
+        p = lp::skip(l, p);
     }
-    p = skip(l, p); // lp-count
+    let p = lp::skip(l, p).min(l.len() - 1); // lp-count
     let raw = Raw {
         id: StreamId { ms, seq },
         flags,

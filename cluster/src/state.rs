@@ -727,6 +727,40 @@ impl Cluster {
         self.changed(now);
     }
 
+    /// CLUSTER SETSLOT NODE after its checks: `slot` is served by `node`.
+    /// Taking a slot we imported bumps our epoch without consensus and
+    /// tells everyone at once, as Redis does, so the new owner wins.
+    pub fn assign_slot(&mut self, slot: u16, node: NodeName, now: u64) {
+        if !self.nodes.contains_key(&node) {
+            return;
+        }
+        self.migrating.remove(&slot);
+        self.set_owner(slot, Some(node));
+        if node == self.myself && self.importing.remove(&slot).is_some() {
+            self.bump_epoch();
+            self.broadcast_pong(now);
+        }
+        self.changed(now);
+    }
+
+    /// A PONG to every node we have a link to (`clusterBroadcastPong`).
+    pub fn broadcast_pong(&mut self, now: u64) {
+        let links: Vec<LinkId> = self
+            .nodes
+            .values()
+            .filter(|n| n.name != self.myself && !n.has(nf::HANDSHAKE))
+            .filter_map(|n| n.link)
+            .collect();
+        for l in links {
+            self.send_ping(l, crate::msg::msg_type::PONG, now);
+        }
+    }
+
+    /// A node by its name as a client typed it (40 characters, else none).
+    pub fn lookup(&self, name: &[u8]) -> Option<&Node> {
+        parse_name(name).and_then(|n| self.nodes.get(&n))
+    }
+
     /// CLUSTER FLUSHSLOTS: myself serves nothing.
     pub fn flush_slots(&mut self, now: u64) {
         let mine: Vec<u16> = self.myself().slots.iter().collect();

@@ -9,14 +9,17 @@
 //! - [`nodes_conf`]: Redis 7.0's `nodes.conf` (the `CLUSTER NODES` lines plus
 //!   the `vars` line), parsed and written, the file replaced atomically.
 //!
-//! The gossip, failure-detection and election state machines will sit on top
-//! of these, driven by the server's I/O.
+//! - [`state`]: the node table and gossip state machine (MEET/PING/PONG,
+//!   UPDATE, epochs, slot ownership, cluster ok/fail), fed events and time
+//!   by the server's I/O and answering with [`state::Action`]s. Failure
+//!   detection and elections will sit beside it.
 
 #![warn(missing_docs)]
 
 pub mod msg;
 pub mod nodes_conf;
 pub mod slot;
+pub mod state;
 
 pub use msg::{decode, encode, Body, DecodeError, Framer, Header, Msg};
 pub use slot::{key_hash_slot, SlotSet};

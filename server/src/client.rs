@@ -50,6 +50,10 @@ pub struct Client {
     pub handoff: Option<crate::repl::Handoff>,
     /// The link to our primary: its writes pass replica-read-only.
     pub is_master: bool,
+    /// ASKING was sent: the next command may touch a slot being imported.
+    pub asking: bool,
+    /// READONLY was sent (cluster replica reads).
+    pub readonly: bool,
     /// The replication offset right after this client's last write that
     /// reached the stream (Redis's `woff`): what its WAIT waits for.
     pub woff: u64,
@@ -101,6 +105,8 @@ impl Client {
             repl: crate::repl::PeerInfo::default(),
             handoff: None,
             is_master: false,
+            asking: false,
+            readonly: false,
             woff: 0,
             master_feed: None,
             subs: Default::default(),

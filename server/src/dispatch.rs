@@ -224,6 +224,29 @@ fn precheck(
     if !crate::acl::precheck(srv, c, id, args, out) {
         return Err(Some(id));
     }
+    // Cluster mode only: one atomic load otherwise.
+    if let Some(bus) = srv.cluster.get() {
+        if !c.is_master {
+            let routed = crate::cluster::route::check(srv, bus, c, id, args);
+            // ASKING covers one command (a whole transaction once queued).
+            if c.multi.is_none() && spec.name != "asking" {
+                c.asking = false;
+            }
+            if let Err(e) = routed {
+                if spec.name == "exec" {
+                    // Redis discards the transaction and answers the
+                    // redirection itself, not EXECABORT.
+                    crate::cmd::transaction::discard_state(srv, c);
+                    crate::cmd::transaction::unwatch_all(srv, c);
+                    out.error(&e);
+                    srv.commands.reject(id);
+                    return Err(None);
+                }
+                out.error(&e);
+                return Err(Some(id));
+            }
+        }
+    }
     if srv.evictor.limit() != 0
         && !c.is_master
         && crate::evict::perform(srv, start_us) == crate::evict::Outcome::Fail

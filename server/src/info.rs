@@ -440,7 +440,11 @@ fn section(srv: &Server, name: &str, o: &mut String) {
                 }
             }
         }
-        "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "cluster" => o.push_str(if srv.cluster.get().is_some() {
+            "# Cluster\r\ncluster_enabled:1\r\n"
+        } else {
+            "# Cluster\r\ncluster_enabled:0\r\n"
+        }),
         "keyspace" => {
             o.push_str("# Keyspace\r\n");
             let avg = srv.avg_ttl.lock().clone();

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod blocking;
 pub mod client;
 pub mod client_mem;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod conn;

@@ -257,6 +257,7 @@ async fn run(
     // Before the first client is served: whoever sees PING answered can
     // scrape.
     rampart_server::metrics::start(&srv).await?;
+    rampart_server::cluster::start(&srv)?;
     rampart_server::listen::serve(&srv, cores, listeners);
     tokio::spawn(rampart_server::cron::run(srv.clone()));
     rampart_server::repl::start(&srv);

@@ -576,6 +576,8 @@ pub struct Server {
     pub monitors: crate::monitor::Monitors,
     /// The Lua engine (EVAL, SCRIPT).
     pub scripting: crate::script::Scripting,
+    /// Cluster mode, set at startup with `cluster-enabled yes`.
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Bus>>,
 }
 
 impl Server {
@@ -641,6 +643,7 @@ impl Server {
             tracking,
             monitors: Default::default(),
             scripting: Default::default(),
+            cluster: Default::default(),
         }
     }
 

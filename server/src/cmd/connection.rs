@@ -176,6 +176,9 @@ fn select(ctx: &mut Ctx<'_>) {
             .out
             .error("ERR value is out of range, value must between -2147483648 and 2147483647");
     }
+    if i != 0 && ctx.srv.cluster.get().is_some() {
+        return ctx.out.error("ERR SELECT is not allowed in cluster mode");
+    }
     if i < 0 || i as usize >= ctx.srv.keyspace.len() {
         return ctx.out.error(err::DB_INDEX);
     }

@@ -195,6 +195,11 @@ fn copy(ctx: &mut Ctx<'_>) {
         }
         j += 1;
     }
+    if ctx.srv.cluster.get().is_some() && (ctx.client.db != 0 || to != 0) {
+        return ctx
+            .out
+            .error("ERR Copying to another database is not allowed in cluster mode");
+    }
     let (src, dst, now) = (&ctx.args[1][..], &ctx.args[2][..], ctx.now);
     if to == ctx.client.db && src == dst {
         return ctx.out.error(SAME_OBJECT);
@@ -228,6 +233,9 @@ fn copy(ctx: &mut Ctx<'_>) {
 /// `MOVE key db`: 0 when the key is missing or the target already holds
 /// it. Flagged EXCLUSIVE since it writes another database.
 fn move_cmd(ctx: &mut Ctx<'_>) {
+    if ctx.srv.cluster.get().is_some() {
+        return ctx.out.error("ERR MOVE is not allowed in cluster mode");
+    }
     let Some(to) = db_index_arg(ctx, 2) else {
         return;
     };

@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod backup;
 pub mod bitmap;
+pub mod cluster;
 pub mod connection;
 pub mod dump;
 pub mod geo;
@@ -275,6 +276,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         pubsub::COMMANDS,
         monitor::COMMANDS,
         scripting::COMMANDS,
+        cluster::COMMANDS,
     ]
 }
 

@@ -91,6 +91,10 @@ fn flushall(ctx: &mut Ctx<'_>) {
 
 /// `SWAPDB index1 index2`
 fn swapdb(ctx: &mut Ctx<'_>) {
+    // Cluster mode has db 0 only.
+    if ctx.srv.cluster.get().is_some() {
+        return ctx.out.error("ERR SWAPDB is not allowed in cluster mode");
+    }
     let Some(a) = crate::num::parse_i64(&ctx.args[1]) else {
         return ctx.out.error("ERR invalid first DB index");
     };

@@ -1,0 +1,350 @@
+//! Cluster mode's I/O, kept thin: the state machine ([`rampart_cluster::state`])
+//! decides, this module carries out its [`Action`]s. One bus listener per
+//! bind address on `cluster-port` (or port + 10000), one outbound link task
+//! per known node, a 100 ms tick, nodes.conf saved whenever the state asks.
+//! Nothing here runs with `cluster-enabled no`; the request path then pays
+//! one `OnceLock` load (see `dispatch`).
+
+pub mod route;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rampart_cluster::msg::{decode, encode, Framer};
+use rampart_cluster::nodes_conf;
+use rampart_cluster::state::{Action, Cluster, LinkId, Settings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::state::{now_ms, Server};
+
+/// A link's queue of encoded messages.
+type Outbox = mpsc::UnboundedSender<Vec<u8>>;
+
+/// Cluster mode of a running server.
+pub struct Bus {
+    /// The state machine; held only for short, non-blocking steps.
+    pub state: Mutex<Cluster>,
+    links: Mutex<HashMap<LinkId, Outbox>>,
+    /// nodes.conf's path (`dir` + `cluster-config-file`).
+    pub path: PathBuf,
+    rt: tokio::runtime::Handle,
+    /// The server, for link tasks started from a command handler.
+    srv: std::sync::Weak<Server>,
+}
+
+/// The settings the state machine announces, from the server's config.
+fn settings(srv: &Server) -> Settings {
+    let c = &srv.config;
+    let port = c.int("port");
+    let tls_port = c.int("tls-port");
+    let tls_cluster = c.flag("tls-cluster");
+    let client_port = if tls_cluster && tls_port != 0 {
+        tls_port
+    } else {
+        port
+    };
+    let announced = |name: &str, default: i64| match c.int(name) {
+        0 => default,
+        p => p,
+    };
+    let bus = match c.int("cluster-port") {
+        0 => port + 10000,
+        p => p,
+    };
+    Settings {
+        node_timeout: c.int("cluster-node-timeout").max(1) as u64,
+        require_full_coverage: c.flag("cluster-require-full-coverage"),
+        announce_ip: c.get("cluster-announce-ip").unwrap_or_default(),
+        announce_hostname: c.get("cluster-announce-hostname").unwrap_or_default(),
+        port: announced(
+            if tls_cluster {
+                "cluster-announce-tls-port"
+            } else {
+                "cluster-announce-port"
+            },
+            client_port,
+        ) as u16,
+        pport: announced("cluster-announce-port", port) as u16,
+        cport: announced("cluster-announce-bus-port", bus) as u16,
+    }
+}
+
+/// The bus port to listen on.
+fn bus_port(srv: &Server) -> i64 {
+    match srv.config.int("cluster-port") {
+        0 => srv.config.int("port") + 10000,
+        p => p,
+    }
+}
+
+/// With `cluster-enabled yes`: loads or creates nodes.conf, opens the bus
+/// listeners and starts the tick. Must run on the server's runtime. A
+/// nodes.conf that cannot be read or written, or a bus port that cannot be
+/// bound, stops the server, as in Redis.
+pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
+    if !srv.config.flag("cluster-enabled") {
+        return Ok(());
+    }
+    let dir = PathBuf::from(srv.config.get("dir").unwrap_or_default());
+    let file = srv
+        .config
+        .get("cluster-config-file")
+        .unwrap_or_else(|| "nodes.conf".into());
+    let path = dir.join(file);
+    let now = now_ms();
+    let seed: u64 = rand::random();
+    let st = match nodes_conf::load(&path)? {
+        Some(conf) => {
+            let c = Cluster::from_conf(&conf, settings(srv), seed, now).map_err(|e| {
+                anyhow::anyhow!(
+                    "Unrecoverable error: corrupted cluster config file \"{}\": {e}",
+                    path.display()
+                )
+            })?;
+            tracing::info!("Node configuration loaded, I'm {}", c.myself().id());
+            c
+        }
+        None => {
+            let c = Cluster::new(settings(srv), seed, now);
+            tracing::info!("No cluster configuration found, I'm {}", c.myself().id());
+            nodes_conf::save(&path, &c.to_conf()).map_err(|e| {
+                anyhow::anyhow!(
+                    "Fatal: can't update cluster config file {}: {e}",
+                    path.display()
+                )
+            })?;
+            c
+        }
+    };
+    let binds = srv.config.get("bind").unwrap_or_default();
+    let listeners = crate::listen::open(&binds, bus_port(srv))?;
+    let bus = Arc::new(Bus {
+        state: Mutex::new(st),
+        links: Mutex::new(HashMap::new()),
+        path,
+        rt: tokio::runtime::Handle::current(),
+        srv: Arc::downgrade(srv),
+    });
+    if srv.cluster.set(bus.clone()).is_err() {
+        anyhow::bail!("cluster mode started twice");
+    }
+    for l in listeners {
+        l.set_nonblocking(true)?;
+        let l = tokio::net::TcpListener::from_std(l)?;
+        let bus = bus.clone();
+        let srv = srv.clone();
+        tokio::spawn(async move {
+            loop {
+                match l.accept().await {
+                    Ok((sock, _)) => {
+                        let link = bus.state.lock().accept(now_ms());
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        bus.links.lock().insert(link, tx);
+                        let _ = sock.set_nodelay(true);
+                        tokio::spawn(run_link(srv.clone(), bus.clone(), link, sock, rx));
+                    }
+                    Err(e) => {
+                        tracing::warn!("Error accepting cluster node: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+    let srv2 = srv.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if let Some(bus) = srv2.cluster.get() {
+                bus.state.lock().tick(now_ms());
+                bus.flush();
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Bus {
+    /// Carries out what the state machine asked for. Call after every change.
+    pub fn flush(&self) {
+        let Some(srv) = self.srv.upgrade() else {
+            return;
+        };
+        let srv = &srv;
+        let (actions, conf) = {
+            let mut st = self.state.lock();
+            let actions = st.take_actions();
+            let conf = actions.contains(&Action::Save).then(|| st.to_conf());
+            (actions, conf)
+        };
+        for a in actions {
+            match a {
+                Action::Connect {
+                    link, ip, cport, ..
+                } => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.links.lock().insert(link, tx);
+                    let srv = srv.clone();
+                    let timeout = self.state.lock().settings.node_timeout;
+                    self.rt.spawn(async move {
+                        let Some(bus) = srv.cluster.get().cloned() else {
+                            return;
+                        };
+                        let addr = if ip.contains(':') {
+                            format!("[{ip}]:{cport}")
+                        } else {
+                            format!("{ip}:{cport}")
+                        };
+                        let conn = tokio::time::timeout(
+                            Duration::from_millis(timeout.max(1000)),
+                            TcpStream::connect(&addr),
+                        )
+                        .await;
+                        match conn {
+                            Ok(Ok(sock)) => {
+                                let _ = sock.set_nodelay(true);
+                                run_link(srv.clone(), bus, link, sock, rx).await
+                            }
+                            _ => {
+                                tracing::debug!("Connecting to cluster node {addr} failed");
+                                bus.closed(&srv, link);
+                            }
+                        }
+                    });
+                }
+                Action::Send { link, msg } => {
+                    if let Some(tx) = self.links.lock().get(&link) {
+                        let _ = tx.send(encode(&msg));
+                    }
+                }
+                Action::Close(link) => {
+                    // Dropping the sender ends the link's task.
+                    self.links.lock().remove(&link);
+                }
+                Action::Save => {}
+                Action::DropSlots(slots) => {
+                    let srv = srv.clone();
+                    self.rt.spawn_blocking(move || drop_slots(&srv, &slots));
+                }
+            }
+        }
+        if let Some(conf) = conf {
+            if let Err(e) = nodes_conf::save(&self.path, &conf) {
+                tracing::warn!(
+                    "Can't update cluster config file {}: {e}",
+                    self.path.display()
+                );
+            }
+        }
+    }
+
+    /// Writes nodes.conf now (CLUSTER SAVECONFIG).
+    pub fn save_now(&self) -> std::io::Result<()> {
+        let conf = self.state.lock().to_conf();
+        nodes_conf::save(&self.path, &conf)
+    }
+
+    fn closed(&self, srv: &Arc<Server>, link: LinkId) {
+        self.links.lock().remove(&link);
+        self.state.lock().link_closed(link);
+        let _ = srv;
+        self.flush();
+    }
+}
+
+/// Deletes the keys of slots another node now owns (Redis's
+/// `delKeysInSlot` after `clusterUpdateSlotsConfigWith`).
+fn drop_slots(srv: &Server, slots: &[u16]) {
+    let _gate = srv.keyspace.exclusive();
+    let now = now_ms();
+    let db = srv.keyspace.db(0);
+    let mut doomed = Vec::new();
+    db.for_each(now, |n| {
+        if slots.contains(&rampart_cluster::key_hash_slot(&n.key)) {
+            doomed.push(n.key.to_vec());
+        }
+    });
+    for k in &doomed {
+        db.delete(k, now);
+    }
+    if !doomed.is_empty() {
+        tracing::warn!(
+            "Deleted {} keys of {} slots now served by another node",
+            doomed.len(),
+            slots.len()
+        );
+    }
+}
+
+/// One link: reads frames into the state machine, writes its outbox. Ends
+/// (and tells the state machine) on EOF, an I/O error, garbage, or when
+/// the state machine drops the link.
+async fn run_link(
+    srv: Arc<Server>,
+    bus: Arc<Bus>,
+    link: LinkId,
+    sock: TcpStream,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let peer = sock
+        .peer_addr()
+        .map(|a| a.ip().to_canonical().to_string())
+        .unwrap_or_default();
+    let local = sock
+        .local_addr()
+        .map(|a| a.ip().to_canonical().to_string())
+        .unwrap_or_default();
+    let (mut rd, mut wr) = sock.into_split();
+    let mut framer = Framer::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(bytes) => {
+                    if wr.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            n = rd.read(&mut buf) => {
+                let n = match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                framer.push(&buf[..n]);
+                let mut bad = None;
+                loop {
+                    match framer.next_frame() {
+                        Ok(Some(frame)) => match decode(&frame) {
+                            Ok(msg) => {
+                                bus.state.lock().receive(link, &peer, &local, &msg, now_ms());
+                                bus.flush();
+                            }
+                            Err(e) => {
+                                bad = Some(e.to_string());
+                                break;
+                            }
+                        },
+                        Ok(None) => break,
+                        Err(e) => {
+                            bad = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                if let Some(why) = bad {
+                    tracing::warn!("Bad message received on the cluster bus from {peer}, closing the link: {why}");
+                    break;
+                }
+            }
+        }
+    }
+    bus.closed(&srv, link);
+}

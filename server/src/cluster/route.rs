@@ -1,0 +1,122 @@
+//! Redis's `getNodeByQuery` and `clusterRedirectClient`: which node serves
+//! a command's keys, and the error a client gets when it is not us
+//! (`-MOVED`, `-ASK`, `-CROSSSLOT`, `-TRYAGAIN`, `-CLUSTERDOWN`).
+
+use bytes::Bytes;
+use rampart_cluster::key_hash_slot;
+
+use super::Bus;
+use crate::client::Client;
+use crate::cmd::flags;
+use crate::state::{now_ms, Server};
+
+/// `Ok` when this node runs the command, else the error to answer with
+/// (without its leading `-`). `id` is the resolved command; for EXEC the
+/// queued commands are checked together, as Redis does.
+pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> Result<(), String> {
+    let spec = srv.commands.spec(id);
+    let cmds: Vec<(usize, &[Bytes])> = if spec.name == "exec" {
+        match &c.multi {
+            Some(q) => q.iter().map(|(i, a)| (*i, &a[..])).collect(),
+            None => return Ok(()),
+        }
+    } else {
+        vec![(id, args)]
+    };
+    let st = bus.state.lock();
+    let now = now_ms();
+    let mut first: Option<(Bytes, u16)> = None;
+    let mut multiple_keys = false;
+    let (mut migrating, mut importing) = (false, false);
+    let (mut missing, mut existing) = (0usize, 0usize);
+    let mut owner = None;
+    let mut writes = false;
+    let mut pubsub_shard = false;
+    for (cid, cargs) in cmds {
+        let cspec = srv.commands.spec(cid);
+        writes |= cspec.has(flags::WRITE);
+        pubsub_shard |= matches!(cspec.name, "ssubscribe" | "sunsubscribe" | "spublish");
+        let Some(keys) = srv.acl.key_refs(srv.acl.catalog_id(cid), cargs) else {
+            continue;
+        };
+        for k in keys {
+            let Some(key) = cargs.get(k.pos) else {
+                continue;
+            };
+            let slot = key_hash_slot(key);
+            match &first {
+                None => {
+                    first = Some((key.clone(), slot));
+                    match st.owner(slot) {
+                        None => return Err("CLUSTERDOWN Hash slot not served".into()),
+                        Some(n) => owner = Some(n.name),
+                    }
+                    if st.mine(slot) && st.migrating.contains_key(&slot) {
+                        migrating = true;
+                    } else if st.importing.contains_key(&slot) {
+                        importing = true;
+                    }
+                }
+                Some((fk, fslot)) => {
+                    if fk != key {
+                        if *fslot != slot {
+                            return Err(
+                                "CROSSSLOT Keys in request don't hash to the same slot".into()
+                            );
+                        }
+                        multiple_keys = true;
+                    }
+                }
+            }
+            if (migrating || importing) && !pubsub_shard {
+                if srv.keyspace.db(0).exists(key, now) {
+                    existing += 1;
+                } else {
+                    missing += 1;
+                }
+            }
+        }
+    }
+    let (Some((_, slot)), Some(owner)) = (first, owner) else {
+        return Ok(());
+    };
+    if !st.is_ok() {
+        let cfg = &srv.config;
+        if pubsub_shard {
+            if !cfg.flag("cluster-allow-pubsubshard-when-down") {
+                return Err("CLUSTERDOWN The cluster is down".into());
+            }
+        } else if !cfg.flag("cluster-allow-reads-when-down") {
+            return Err("CLUSTERDOWN The cluster is down".into());
+        } else if writes {
+            return Err("CLUSTERDOWN The cluster is down and only accepts read commands".into());
+        }
+    }
+    if (migrating || importing) && spec.name == "migrate" {
+        return Ok(());
+    }
+    let addr = |name| {
+        st.node(&name)
+            .map(|n| format!("{}:{}", n.ip, n.port))
+            .unwrap_or_default()
+    };
+    if migrating && missing > 0 {
+        if existing > 0 {
+            return Err("TRYAGAIN Multiple keys request during rehashing of slot".into());
+        }
+        if let Some(to) = st.migrating.get(&slot) {
+            return Err(format!("ASK {slot} {}", addr(*to)));
+        }
+    }
+    if importing && (c.asking || spec.has(flags::ASKING)) {
+        if multiple_keys && missing > 0 {
+            return Err("TRYAGAIN Multiple keys request during rehashing of slot".into());
+        }
+        return Ok(());
+    }
+    // Replica reads (READONLY) need replicas in cluster mode: not yet.
+    if owner != st.my_name() {
+        return Err(format!("MOVED {slot} {}", addr(owner)));
+    }
+    Ok(())
+}

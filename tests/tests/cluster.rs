@@ -1,0 +1,557 @@
+//! Cluster mode with real processes: `redis-cli --cluster create` of three
+//! Rampart primaries, `--cluster check`, `redis-cli -c` across the shards,
+//! CLUSTER NODES/SLOTS/SHARDS/INFO agreeing on every node, redirections
+//! compared with a redis-server 7.0 cluster built the same way, a mixed
+//! cluster (Rampart and redis-server nodes), nodes.conf across a restart,
+//! CLUSTER commands on a non-cluster server, and garbage on the bus port.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rampart_tests::{
+    free_port, require_tool, run_with_timeout, Rampart, RawConn, RedisOracle, ServerProcess,
+};
+
+/// How long a cluster may take to agree (a debug build on two busy cores).
+const CONVERGE: Duration = Duration::from_secs(60);
+
+fn text(reply: &[u8]) -> String {
+    let s = String::from_utf8_lossy(reply).into_owned();
+    // A bulk or verbatim reply: drop the header line.
+    match s.split_once("\r\n") {
+        Some((head, rest)) if head.starts_with('$') || head.starts_with('=') => {
+            rest.trim_end_matches("\r\n").to_string()
+        }
+        _ => s,
+    }
+}
+
+fn cmd(s: &ServerProcess, args: &[&str]) -> Result<String> {
+    Ok(text(&s.conn()?.cmd(args)?))
+}
+
+fn cluster_args(extra: &[&str]) -> Vec<String> {
+    let bus = free_port().unwrap_or(0);
+    let mut v: Vec<String> = vec![
+        "--cluster-enabled".into(),
+        "yes".into(),
+        "--cluster-port".into(),
+        bus.to_string(),
+        "--cluster-node-timeout".into(),
+        "5000".into(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn start_rampart_node(extra: &[&str]) -> Result<Rampart> {
+    let args = cluster_args(extra);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    Rampart::start(&args)
+}
+
+fn start_redis_node() -> Result<RedisOracle> {
+    let args = cluster_args(&[]);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    RedisOracle::start_with(&args)
+}
+
+/// `redis-cli --cluster create` of `nodes`, no replicas.
+fn cluster_create(nodes: &[&ServerProcess]) -> Result<()> {
+    let cli = require_tool("redis-cli")?;
+    let mut c = Command::new(cli);
+    c.arg("--cluster").arg("create");
+    for n in nodes {
+        c.arg(n.addr());
+    }
+    c.arg("--cluster-yes");
+    let out = run_with_timeout(&mut c, CONVERGE)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !stdout.contains("[OK] All 16384 slots covered.") {
+        bail!(
+            "redis-cli --cluster create failed: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + CONVERGE;
+    let mut last = None;
+    loop {
+        match f() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = Some(e),
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out waiting for {what} (last error: {last:?})");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn state_ok(n: &ServerProcess) -> Result<bool> {
+    Ok(cmd(n, &["CLUSTER", "INFO"])?.contains("cluster_state:ok"))
+}
+
+/// CLUSTER NODES as `id -> (ip:port@cport, role, slots)`, ignoring times,
+/// the myself flag and link state, which differ between observers.
+fn topology(n: &ServerProcess) -> Result<BTreeMap<String, (String, String, String)>> {
+    let nodes = cmd(n, &["CLUSTER", "NODES"])?;
+    let mut m = BTreeMap::new();
+    for line in nodes.lines().filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 8 {
+            bail!("short CLUSTER NODES line {line:?}");
+        }
+        let role = f[2].replace("myself,", "");
+        m.insert(f[0].to_string(), (f[1].to_string(), role, f[8..].join(" ")));
+    }
+    Ok(m)
+}
+
+/// A key whose slot `owner` does not serve, and the error `other` gives.
+fn moved_reply(n: &ServerProcess, key: &str) -> Result<String> {
+    Ok(text(&n.conn()?.cmd(&["GET", key])?))
+}
+
+/// Maps every port in `s` to the index of its node, so replies from two
+/// clusters compare.
+fn normalise(s: &str, ports: &[u16]) -> String {
+    let mut s = s.to_string();
+    for (i, p) in ports.iter().enumerate() {
+        s = s.replace(&format!(":{p}"), &format!(":node{i}"));
+    }
+    s
+}
+
+#[test]
+fn create_check_route_and_agree() -> Result<()> {
+    let nodes = [
+        start_rampart_node(&[])?,
+        start_rampart_node(&[])?,
+        start_rampart_node(&[])?,
+    ];
+    let procs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
+    cluster_create(&procs)?;
+    wait_for("cluster_state:ok on every node", || {
+        Ok(procs.iter().all(|n| state_ok(n).unwrap_or(false)))
+    })?;
+    wait_for("the same CLUSTER NODES everywhere", || {
+        let first = topology(procs[0])?;
+        Ok(first.len() == 3
+            && procs
+                .iter()
+                .all(|n| topology(n).ok().as_ref() == Some(&first)))
+    })?;
+    let cli = require_tool("redis-cli")?;
+    let out = run_with_timeout(
+        Command::new(&cli).args(["--cluster", "check", &procs[0].addr()]),
+        CONVERGE,
+    )?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("[OK] All nodes agree about slots configuration."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[OK] All 16384 slots covered."), "{stdout}");
+
+    // redis-cli -c follows MOVED: write through one node, read through another.
+    for i in 0..30 {
+        let key = format!("key:{i}");
+        let port = procs[i % 3].port().to_string();
+        let out = run_with_timeout(
+            Command::new(&cli).args(["-c", "-p", &port, "SET", &key, &format!("v{i}")]),
+            Duration::from_secs(20),
+        )?;
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    }
+    let mut served = [0usize; 3];
+    for i in 0..30 {
+        let key = format!("key:{i}");
+        let port = procs[(i + 1) % 3].port().to_string();
+        let out = run_with_timeout(
+            Command::new(&cli).args(["-c", "-p", &port, "GET", &key]),
+            Duration::from_secs(20),
+        )?;
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("v{i}"));
+        let slot: i64 = cmd(procs[0], &["CLUSTER", "KEYSLOT", &key])?
+            .trim_start_matches(':')
+            .trim()
+            .parse()?;
+        served[(slot * 3 / 16384) as usize] += 1;
+    }
+    assert!(served.iter().all(|&n| n > 0), "{served:?}");
+    for (i, n) in procs.iter().enumerate() {
+        let info = cmd(n, &["CLUSTER", "INFO"])?;
+        for want in [
+            "cluster_state:ok",
+            "cluster_slots_assigned:16384",
+            "cluster_slots_ok:16384",
+            "cluster_known_nodes:3",
+            "cluster_size:3",
+        ] {
+            assert!(info.contains(want), "node {i}: {info}");
+        }
+        assert!(cmd(n, &["INFO", "cluster"])?.contains("cluster_enabled:1"));
+    }
+    // CLUSTER SLOTS and SHARDS agree across nodes.
+    let slots0 = procs[0].conn()?.cmd(&["CLUSTER", "SLOTS"])?;
+    let shards0 = rampart_tests::Reply::parse(&procs[0].conn()?.cmd(&["CLUSTER", "SHARDS"])?)?;
+    for n in &procs[1..] {
+        assert_eq!(n.conn()?.cmd(&["CLUSTER", "SLOTS"])?, slots0);
+        let shards = rampart_tests::Reply::parse(&n.conn()?.cmd(&["CLUSTER", "SHARDS"])?)?;
+        assert_eq!(
+            shards.sorted().without_integers(),
+            shards0.sorted().without_integers()
+        );
+    }
+
+    // The same redirections as a redis-server cluster built the same way.
+    let oracle = [
+        start_redis_node()?,
+        start_redis_node()?,
+        start_redis_node()?,
+    ];
+    let oprocs: Vec<&ServerProcess> = oracle.iter().map(|n| &**n).collect();
+    cluster_create(&oprocs)?;
+    wait_for("the redis-server cluster is ok", || {
+        Ok(oprocs.iter().all(|n| state_ok(n).unwrap_or(false)))
+    })?;
+    let rports: Vec<u16> = procs.iter().map(|n| n.port()).collect();
+    let oports: Vec<u16> = oprocs.iter().map(|n| n.port()).collect();
+    for key in ["a", "b", "c", "{user1}x", "foo", "bar"] {
+        for i in 0..3 {
+            let ours = normalise(&moved_reply(procs[i], key)?, &rports);
+            let theirs = normalise(&moved_reply(oprocs[i], key)?, &oports);
+            assert_eq!(ours, theirs, "GET {key} on node {i}");
+        }
+    }
+    for args in [
+        &["MSET", "a", "1", "b", "2"][..],
+        &["MGET", "{t}a", "{t}b", "c"],
+        &["SELECT", "1"],
+        &["SELECT", "0"],
+        &["CLUSTER", "KEYSLOT", "{user1}x"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "99999"],
+    ] {
+        let ours = normalise(&text(&procs[0].conn()?.cmd(args)?), &rports);
+        let theirs = normalise(&text(&oprocs[0].conn()?.cmd(args)?), &oports);
+        assert_eq!(ours, theirs, "{args:?}");
+    }
+    // Inside MULTI: a redirection aborts the transaction, as in Redis.
+    let run_tx = |n: &ServerProcess, ports: &[u16]| -> Result<String> {
+        let mut c = n.conn()?;
+        let mut all = String::new();
+        for args in [
+            &["MULTI"][..],
+            &["SET", "a", "1"],
+            &["SET", "b", "1"],
+            &["SET", "c", "1"],
+            &["EXEC"],
+        ] {
+            all.push_str(&text(&c.cmd(args)?));
+        }
+        Ok(normalise(&all, ports))
+    };
+    for i in 0..3 {
+        assert_eq!(
+            run_tx(procs[i], &rports)?,
+            run_tx(oprocs[i], &oports)?,
+            "node {i}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn nodes_conf_survives_a_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let args = cluster_args(&[]);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let mut n = Rampart::start_in(dir.path(), &args)?;
+    let id = cmd(&n, &["CLUSTER", "MYID"])?;
+    assert_eq!(
+        cmd(&n, &["CLUSTER", "ADDSLOTSRANGE", "0", "100", "200", "300"])?,
+        "+OK\r\n"
+    );
+    assert_eq!(cmd(&n, &["CLUSTER", "SET-CONFIG-EPOCH", "7"])?, "+OK\r\n");
+    let before = cmd(&n, &["CLUSTER", "NODES"])?;
+    let old_port = n.port();
+    n.terminate(Duration::from_secs(20))?;
+    let conf = std::fs::read_to_string(dir.path().join("nodes.conf"))?;
+    assert!(
+        conf.contains(&id) && conf.contains("0-100 200-300"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("vars currentEpoch 7 lastVoteEpoch 0"),
+        "{conf}"
+    );
+    let n = Rampart::start_in(dir.path(), &args)?;
+    assert_eq!(cmd(&n, &["CLUSTER", "MYID"])?, id);
+    let after = cmd(&n, &["CLUSTER", "NODES"])?;
+    // The harness gives the restarted server a new client port.
+    assert_eq!(
+        after,
+        before.replace(&format!(":{old_port}@"), &format!(":{}@", n.port()))
+    );
+    assert!(cmd(&n, &["CLUSTER", "INFO"])?.contains("cluster_my_epoch:7"));
+    Ok(())
+}
+
+#[test]
+fn cluster_commands_without_cluster_mode_answer_as_redis() -> Result<()> {
+    let r = Rampart::start(&[])?;
+    let o = RedisOracle::start()?;
+    for args in [
+        &["CLUSTER", "INFO"][..],
+        &["CLUSTER", "NODES"],
+        &["CLUSTER", "MYID"],
+        &["CLUSTER", "KEYSLOT", "foo"],
+        &["CLUSTER", "HELP"],
+        &["CLUSTER", "MEET", "127.0.0.1", "1"],
+        &["CLUSTER", "MEET", "127.0.0.1"],
+        &["CLUSTER", "NOPE"],
+        &["CLUSTER"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["ASKING"],
+        &["SELECT", "1"],
+    ] {
+        assert_eq!(
+            text(&r.conn()?.cmd(args)?),
+            text(&o.conn()?.cmd(args)?),
+            "{args:?}"
+        );
+    }
+    // COMMAND COUNT: Redis 7.0's commands plus BACKUP.
+    let ours: i64 = text(&r.conn()?.cmd(&["COMMAND", "COUNT"])?)
+        .trim_start_matches(':')
+        .trim()
+        .parse()?;
+    let theirs: i64 = text(&o.conn()?.cmd(&["COMMAND", "COUNT"])?)
+        .trim_start_matches(':')
+        .trim()
+        .parse()?;
+    assert_eq!(ours, theirs + 1);
+    for name in ["cluster", "readonly", "readwrite", "asking"] {
+        let info = text(&r.conn()?.cmd(&["COMMAND", "INFO", name])?);
+        assert!(info.contains(name), "{info}");
+        let docs = text(&r.conn()?.cmd(&["COMMAND", "DOCS", name])?);
+        assert!(docs.contains("summary"), "{docs}");
+    }
+    Ok(())
+}
+
+#[test]
+fn cluster_command_errors_as_redis() -> Result<()> {
+    let r = start_rampart_node(&[])?;
+    let o = start_redis_node()?;
+    let cases: &[&[&str]] = &[
+        &["CLUSTER", "ADDSLOTS", "100000"],
+        &["CLUSTER", "ADDSLOTS", "x"],
+        &["CLUSTER", "ADDSLOTS", "1", "1"],
+        &["CLUSTER", "ADDSLOTSRANGE", "5", "1"],
+        &["CLUSTER", "ADDSLOTSRANGE", "1", "2", "3"],
+        &["CLUSTER", "DELSLOTS", "2"],
+        &["CLUSTER", "DELSLOTSRANGE", "2", "3"],
+        &["CLUSTER", "MEET", "nohost", "1"],
+        &["CLUSTER", "MEET", "127.0.0.1", "x"],
+        &["CLUSTER", "MEET", "127.0.0.1", "1", "y"],
+        &["CLUSTER", "MEET", "127.0.0.1", "1", "2", "3"],
+        &["CLUSTER", "MEET", "127.0.0.1", "70000"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "-1"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "x"],
+        &[
+            "CLUSTER",
+            "FORGET",
+            "0123456789012345678901234567890123456789",
+        ],
+        &["CLUSTER", "FORGET", "short"],
+        &["CLUSTER", "COUNT-FAILURE-REPORTS", "nope"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "-1"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "5"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "-1"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "10"],
+        &["CLUSTER", "KEYSLOT", "{a}b"],
+        &["CLUSTER", "SETSLOT", "1", "foo"],
+        &[
+            "CLUSTER",
+            "SETSLOT",
+            "1",
+            "migrating",
+            "0123456789012345678901234567890123456789",
+        ],
+        &[
+            "CLUSTER",
+            "SETSLOT",
+            "1",
+            "node",
+            "0123456789012345678901234567890123456789",
+        ],
+        &["CLUSTER", "RESET", "foo"],
+        &[
+            "CLUSTER",
+            "REPLICAS",
+            "0123456789012345678901234567890123456789",
+        ],
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "SHARDS"],
+        &["CLUSTER", "LINKS"],
+        &["CLUSTER", "MYID"],
+        &["GET", "foo"],
+        &["SELECT", "1"],
+        &["MOVE", "foo", "1"],
+        &["SWAPDB", "0", "1"],
+        &["COPY", "foo", "bar", "DB", "1"],
+        &["COPY", "foo", "bar", "DB", "99"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["ASKING"],
+        &["CLUSTER", "ADDSLOTS", "0", "1", "2"],
+        &["CLUSTER", "ADDSLOTS", "2"],
+        &["CLUSTER", "ADDSLOTSRANGE", "3", "10", "20", "30"],
+        &["CLUSTER", "DELSLOTSRANGE", "20", "25"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "3"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "4"],
+        &["CLUSTER", "BUMPEPOCH"],
+        &["CLUSTER", "BUMPEPOCH"],
+        &["CLUSTER", "FLUSHSLOTS"],
+        &["CLUSTER", "ADDSLOTS", "5"],
+        &["CLUSTER", "RESET", "SOFT"],
+    ];
+    // Each node's own id and port differ: compare what is around them.
+    let own = |n: &ServerProcess, reply: String| -> Result<String> {
+        let id = cmd(n, &["CLUSTER", "MYID"])?;
+        Ok(reply
+            .replace(&id, "<myid>")
+            .replace(&format!(":{}\r\n", n.port()), ":<port>\r\n"))
+    };
+    for args in cases {
+        let ours = own(&r, text(&r.conn()?.cmd(args)?))?;
+        let theirs = own(&o, text(&o.conn()?.cmd(args)?))?;
+        assert_eq!(ours, theirs, "{args:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn mixed_cluster_with_redis_server() -> Result<()> {
+    let r = start_rampart_node(&[])?;
+    let o = start_redis_node()?;
+    assert_eq!(
+        cmd(&r, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"])?,
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cmd(&o, &["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"])?,
+        "+OK\r\n"
+    );
+    assert_eq!(cmd(&r, &["CLUSTER", "SET-CONFIG-EPOCH", "1"])?, "+OK\r\n");
+    assert_eq!(cmd(&o, &["CLUSTER", "SET-CONFIG-EPOCH", "2"])?, "+OK\r\n");
+    // The redis-server's bus port, from its own CLUSTER NODES.
+    let onodes = cmd(&o, &["CLUSTER", "NODES"])?;
+    let ocport = onodes
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .context("no @cport")?
+        .to_string();
+    assert_eq!(
+        cmd(
+            &r,
+            &[
+                "CLUSTER",
+                "MEET",
+                "127.0.0.1",
+                &o.port().to_string(),
+                &ocport
+            ]
+        )?,
+        "+OK\r\n"
+    );
+    wait_for("both sides agree on the mixed cluster", || {
+        let a = topology(&r)?;
+        let b = topology(&o)?;
+        Ok(a.len() == 2 && a == b && state_ok(&r)? && state_ok(&o)?)
+    })?;
+    let rid = cmd(&r, &["CLUSTER", "MYID"])?;
+    let oid = cmd(&o, &["CLUSTER", "MYID"])?;
+    let topo = topology(&r)?;
+    assert_eq!(
+        topo[&rid].0,
+        format!("127.0.0.1:{}@{}", r.port(), cluster_port(&r)?)
+    );
+    assert_eq!(topo[&rid].2, "0-8191");
+    assert_eq!(topo[&oid].2, "8192-16383");
+    // Each side redirects to the other for the other's slots.
+    let slot_b = 15495; // "a"
+    assert_eq!(
+        text(&r.conn()?.cmd(&["GET", "a"])?),
+        format!("-MOVED {slot_b} 127.0.0.1:{}\r\n", o.port())
+    );
+    let slot_foo = 12182;
+    assert_eq!(
+        text(&r.conn()?.cmd(&["GET", "foo"])?),
+        format!("-MOVED {slot_foo} 127.0.0.1:{}\r\n", o.port())
+    );
+    assert_eq!(
+        text(&o.conn()?.cmd(&["GET", "b"])?),
+        format!("-MOVED 3300 127.0.0.1:{}\r\n", r.port())
+    );
+    assert_eq!(cmd(&r, &["SET", "b", "1"])?, "+OK\r\n");
+    Ok(())
+}
+
+fn cluster_port(n: &ServerProcess) -> Result<String> {
+    let nodes = cmd(n, &["CLUSTER", "NODES"])?;
+    let me = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .context("no myself")?;
+    Ok(me
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split([' ', ',']).next())
+        .unwrap_or_default()
+        .to_string())
+}
+
+#[test]
+fn garbage_on_the_bus_drops_the_link_and_the_node_serves_on() -> Result<()> {
+    let r = start_rampart_node(&[])?;
+    let bus: u16 = cluster_port(&r)?.parse()?;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", bus))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")?;
+    let mut buf = [0u8; 64];
+    // The node closes the link: read ends with EOF (or a reset), not a timeout.
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => bail!("the bus answered garbage with {n} bytes"),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => bail!("the link stayed open: {e}"),
+    }
+    // A valid signature with an absurd length is garbage too.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", bus))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(b"RCmb\x00\x00\x00\x04junkjunk")?;
+    assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
+    let mut c = RawConn::connect(r.port())?;
+    assert_eq!(c.cmd(&["PING"])?, b"+PONG\r\n");
+    assert!(cmd(&r, &["CLUSTER", "INFO"])?.contains("cluster_known_nodes:1"));
+    let log = r.log();
+    assert!(
+        log.contains("Bad message received on the cluster bus"),
+        "{log}"
+    );
+    Ok(())
+}

@@ -1327,7 +1327,12 @@ impl Engine {
     fn sequence(&self, items: &[&[u8]]) -> mlua::Result<Table> {
         let t = self.lua.create_table_with_capacity(items.len(), 0)?;
         for (i, item) in items.iter().enumerate() {
-            t.raw_set(i + 1, self.lua.create_string(item)?)?;
+            // A `&str` goes straight onto the Lua stack (no registry
+            // reference made and dropped); other bytes as a Lua string.
+            match std::str::from_utf8(item) {
+                Ok(text) => t.raw_set(i + 1, text)?,
+                Err(_) => t.raw_set(i + 1, self.lua.create_string(item)?)?,
+            }
         }
         Ok(t)
     }

@@ -308,7 +308,7 @@ impl Host for ScriptHost {
             srv.scripting.watch.set_dirty();
         }
         self.client.proto = resp;
-        let mut out = Out::new(resp);
+        let mut out = Out::for_reply(resp);
         let start = crate::state::now_us();
         crate::repl::with_propagation(self.to_replicas, || {
             crate::dispatch::call(
@@ -322,7 +322,7 @@ impl Host for ScriptHost {
                 true,
             )
         });
-        Ok(out.buf().to_vec())
+        Ok(out.into_bytes())
     }
 
     fn log(&mut self, level: i32, msg: &[u8]) {

@@ -375,9 +375,6 @@ impl std::error::Error for Killed {}
 /// The Lua VM with Redis's API and the EVAL script cache.
 pub struct Engine {
     lua: Lua,
-    /// The real `redis` table (scripts see it behind a read-only proxy):
-    /// the functions that reach the host are set in it for each run.
-    redis: Table,
     /// The environment scripts see: the globals behind a read-only proxy.
     env: Table,
     run: Function,
@@ -399,6 +396,28 @@ pub struct Engine {
     /// The VM's memory cap in bytes (0: none yet), see
     /// [`Engine::set_memory_limit`].
     mem_limit: usize,
+    /// The running script's host, reached by the `redis.*` functions,
+    /// which are made once with the VM (not per run: making and freeing
+    /// six closures took a third of a short script's run).
+    run_ctx: Arc<RunCtx>,
+    /// Whether the busy/kill count hook is installed: it stays between
+    /// runs while `busy-reply-threshold` is on, as setting it per run cost
+    /// more than a short script.
+    hook_on: bool,
+    /// The global table and the names of KEYS and ARGV, kept rather than
+    /// looked up and interned again for every EVAL.
+    globals: Table,
+    keys_name: mlua::String,
+    argv_name: mlua::String,
+}
+
+/// What the `redis.*` functions reach during a run.
+#[derive(Default)]
+struct RunCtx {
+    /// The running script's host (`None` between runs).
+    host: std::sync::Mutex<Option<Box<dyn Host + Send>>>,
+    /// The protocol the script chose with `redis.setresp`.
+    resp: std::sync::atomic::AtomicU8,
 }
 
 /// A function a library registered.
@@ -866,9 +885,12 @@ impl Engine {
             .set_name("=rampart")
             .call((g.clone(), rf, load_log))?;
         let handler = lua.create_function(error_handler)?;
+        let run_ctx = Arc::new(RunCtx::default());
+        install_api(&lua, &redis, &run_ctx)?;
+        let keys_name = lua.create_string("KEYS")?;
+        let argv_name = lua.create_string("ARGV")?;
         Ok(Engine {
             lua,
-            redis,
             env,
             run,
             handler,
@@ -882,6 +904,11 @@ impl Engine {
             fenv,
             fswitch,
             mem_limit: 0,
+            run_ctx,
+            hook_on: false,
+            globals: g,
+            keys_name,
+            argv_name,
         })
     }
 
@@ -1155,6 +1182,7 @@ impl Engine {
             Err(e) => Err(e),
         };
         self.lua.remove_hook();
+        self.hook_on = false;
         let _ = self.fswitch.call::<()>(false);
         self.reclaim();
         let registered = self
@@ -1236,7 +1264,7 @@ impl Engine {
     /// FCALL: runs function `name` with its keys and arguments.
     pub fn fcall(
         &mut self,
-        host: &mut dyn Host,
+        host: Box<dyn Host + Send>,
         name: &str,
         keys: &[&[u8]],
         args: &[&[u8]],
@@ -1251,16 +1279,13 @@ impl Engine {
         let Some(func) = func else {
             return err_reply("ERR Function not found");
         };
-        let make = |items: &[&[u8]]| -> mlua::Result<Table> {
-            let strs = items
-                .iter()
-                .map(|k| self.lua.create_string(k))
-                .collect::<mlua::Result<Vec<_>>>()?;
-            self.lua.create_sequence_from(strs)
-        };
-        let (k, a) = match (make(keys), make(args)) {
+        self.lift_cap();
+        let (k, a) = match (self.sequence(keys), self.sequence(args)) {
             (Ok(k), Ok(a)) => (k, a),
-            (Err(e), _) | (_, Err(e)) => return err_reply(&format!("ERR {}", mlua_err_text(&e))),
+            (Err(e), _) | (_, Err(e)) => {
+                self.restore_cap();
+                return err_reply(&format!("ERR {}", mlua_err_text(&e)));
+            }
         };
         self.call(host, func, Some((k, a)), opts)
     }
@@ -1274,7 +1299,7 @@ impl Engine {
     /// RESP in the caller's protocol. The caller checked it exists.
     pub fn eval(
         &mut self,
-        host: &mut dyn Host,
+        host: Box<dyn Host + Send>,
         sha: &str,
         keys: &[&[u8]],
         args: &[&[u8]],
@@ -1283,170 +1308,102 @@ impl Engine {
         let Some(func) = self.scripts.get(sha).map(|s| s.func.clone()) else {
             return b"-NOSCRIPT No matching script. Please use EVAL.\r\n".to_vec();
         };
-        let g = self.lua.globals();
+        self.lift_cap();
         let set = || -> mlua::Result<()> {
-            g.raw_set(
-                "KEYS",
-                self.lua.create_sequence_from(
-                    keys.iter()
-                        .map(|k| self.lua.create_string(k))
-                        .collect::<mlua::Result<Vec<_>>>()?,
-                )?,
-            )?;
-            g.raw_set(
-                "ARGV",
-                self.lua.create_sequence_from(
-                    args.iter()
-                        .map(|k| self.lua.create_string(k))
-                        .collect::<mlua::Result<Vec<_>>>()?,
-                )?,
-            )?;
+            self.globals
+                .raw_set(&self.keys_name, self.sequence(keys)?)?;
+            self.globals
+                .raw_set(&self.argv_name, self.sequence(args)?)?;
             Ok(())
         };
         if let Err(e) = set() {
+            self.restore_cap();
             return err_reply(&format!("ERR {}", mlua_err_text(&e)));
         }
         self.call(host, func, None, opts)
+    }
+
+    /// A Lua array of `items` as strings (KEYS, ARGV).
+    fn sequence(&self, items: &[&[u8]]) -> mlua::Result<Table> {
+        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, item) in items.iter().enumerate() {
+            // A `&str` goes straight onto the Lua stack (no registry
+            // reference made and dropped); other bytes as a Lua string.
+            match std::str::from_utf8(item) {
+                Ok(text) => t.raw_set(i + 1, text)?,
+                Err(_) => t.raw_set(i + 1, self.lua.create_string(item)?)?,
+            }
+        }
+        Ok(t)
+    }
+
+    /// Lifts the memory cap while Rust code works on the VM (arguments,
+    /// replies, results): without a cap mlua runs its calls unprotected,
+    /// where each protected one made a C closure for Lua 5.1's
+    /// `lua_cpcall` and most of a short script's garbage. What a script
+    /// allocates from Lua stays capped ([`Engine::restore_cap`] before
+    /// its code runs).
+    fn lift_cap(&self) {
+        if self.mem_limit > 0 {
+            let _ = self.lua.set_memory_limit(0);
+        }
+    }
+
+    /// Puts the cap [`Engine::lift_cap`] lifted back.
+    fn restore_cap(&self) {
+        if self.mem_limit > 0 {
+            let _ = self.lua.set_memory_limit(self.mem_limit);
+        }
+    }
+
+    /// Installs (or removes) the count hook that notices the busy
+    /// threshold and SCRIPT KILL. It stays installed between runs; it
+    /// does nothing outside one.
+    fn set_count_hook(&mut self, on: bool) {
+        if on == self.hook_on {
+            return;
+        }
+        if on {
+            let w = self.watch.clone();
+            let _ = self.lua.set_hook(
+                HookTriggers::new().every_nth_instruction(100_000),
+                move |lua, _| hook(lua, &w),
+            );
+        } else {
+            self.lua.remove_hook();
+        }
+        self.hook_on = on;
     }
 
     /// Runs `func` (with `(keys, args)` tables for FCALL) under the hook
     /// and the error handler, converting its result to RESP.
     fn call(
         &mut self,
-        host: &mut dyn Host,
+        host: Box<dyn Host + Send>,
         func: Function,
         fargs: Option<(Table, Table)>,
         opts: &RunOptions<'_>,
     ) -> Vec<u8> {
         let watch = self.watch.clone();
         watch.begin(opts.eval, opts.from_master);
-        let threshold = watch.threshold_ms.load(Ordering::Relaxed);
-        if threshold > 0 {
-            let w = watch.clone();
-            let _ = self.lua.set_hook(
-                HookTriggers::new().every_nth_instruction(100_000),
-                move |lua, _| hook(lua, &w),
-            );
+        self.set_count_hook(watch.threshold_ms.load(Ordering::Relaxed) > 0);
+        self.run_ctx.resp.store(2, Ordering::Relaxed);
+        *lock(&self.run_ctx.host) = Some(host);
+        // The cap applies while the script's own Lua code runs; the Rust
+        // side (arguments, replies) runs without it, where mlua skips its
+        // protected calls (see `lift_cap`).
+        self.restore_cap();
+        let result: mlua::Result<(bool, Value)> = match fargs {
+            None => self.run.call((func, self.handler.clone())),
+            Some((k, a)) => self.run.call((func, self.handler.clone(), k, a)),
+        };
+        self.lift_cap();
+        // A kill swaps the count hook for one that fails every line.
+        if watch.kill.load(Ordering::Relaxed) {
+            self.set_count_hook(false);
         }
-        let script_resp = std::cell::Cell::new(2u8);
-        let host = std::cell::RefCell::new(host);
-        let result = self.lua.scope(|scope| {
-            let r = &self.redis;
-            r.raw_set(
-                "call",
-                scope.create_function(|lua, args: mlua::MultiValue| {
-                    let (v, is_err) = redis_command(lua, &host, &script_resp, args)?;
-                    if is_err {
-                        if let Value::Table(t) = &v {
-                            let err = match t.raw_get::<Value>("err")? {
-                                Value::String(s) => s.as_bytes().to_vec(),
-                                _ => Vec::new(),
-                            };
-                            return Err(mlua::Error::external(ScriptError { err }));
-                        }
-                    }
-                    Ok(v)
-                })?,
-            )?;
-            r.raw_set(
-                "pcall",
-                scope.create_function(|lua, args: mlua::MultiValue| {
-                    Ok(redis_command(lua, &host, &script_resp, args)?.0)
-                })?,
-            )?;
-            r.raw_set(
-                "setresp",
-                scope.create_function(|_, args: mlua::MultiValue| {
-                    if args.len() != 1 {
-                        return Err(raise(b"redis.setresp() requires one argument."));
-                    }
-                    let n = to_number(args.front()).map(fmt::c_i32).unwrap_or(0);
-                    if n != 2 && n != 3 {
-                        return Err(raise(b"RESP version must be 2 or 3."));
-                    }
-                    script_resp.set(n as u8);
-                    Ok(())
-                })?,
-            )?;
-            r.raw_set(
-                "set_repl",
-                scope.create_function(|_, args: mlua::MultiValue| {
-                    if args.len() != 1 {
-                        return Err(raise(b"redis.set_repl() requires two arguments."));
-                    }
-                    let n = to_number(args.back()).map(fmt::c_i32).unwrap_or(0);
-                    if n & !3 != 0 {
-                        return Err(raise(
-                            b"Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
-                        ));
-                    }
-                    if let Ok(mut h) = host.try_borrow_mut() {
-                        h.set_repl(n);
-                    }
-                    Ok(())
-                })?,
-            )?;
-            r.raw_set(
-                "log",
-                scope.create_function(|lua, args: mlua::MultiValue| {
-                    if args.len() < 2 {
-                        return Err(raise(b"redis.log() requires two arguments or more."));
-                    }
-                    let Some(level) = to_number(args.front()) else {
-                        return Err(raise(b"First argument must be a number (log level)."));
-                    };
-                    let level = fmt::c_i32(level);
-                    if !(0..=3).contains(&level) {
-                        return Err(raise(b"Invalid debug level."));
-                    }
-                    let mut msg = Vec::new();
-                    for (j, a) in args.iter().enumerate().skip(1) {
-                        if let Some(s) = to_bytes(lua, a) {
-                            if j != 1 {
-                                msg.push(b' ');
-                            }
-                            msg.extend_from_slice(&s);
-                        }
-                    }
-                    if let Ok(mut h) = host.try_borrow_mut() {
-                        h.log(level, &msg);
-                    }
-                    Ok(())
-                })?,
-            )?;
-            r.raw_set(
-                "acl_check_cmd",
-                scope.create_function(|lua, args: mlua::MultiValue| {
-                    let argv = lua_args(lua, args)?;
-                    let verdict = match host.try_borrow_mut() {
-                        Ok(mut h) => h.acl_check(&argv),
-                        Err(_) => None,
-                    };
-                    match verdict {
-                        Some(b) => Ok(b),
-                        None => Err(raise(b"Invalid command passed to redis.acl_check_cmd()")),
-                    }
-                })?,
-            )?;
-            let out: (bool, Value) = match fargs {
-                None => self.run.call((func, self.handler.clone()))?,
-                Some((k, a)) => self.run.call((func, self.handler.clone(), k, a))?,
-            };
-            Ok(out)
-        });
-        if threshold > 0 {
-            self.lua.remove_hook();
-        }
-        for name in [
-            "call",
-            "pcall",
-            "setresp",
-            "set_repl",
-            "log",
-            "acl_check_cmd",
-        ] {
-            let _ = self.redis.raw_set(name, Value::Nil);
-        }
+        *lock(&self.run_ctx.host) = None;
+        let script_resp = self.run_ctx.resp.load(Ordering::Relaxed);
         // Collect a little every few runs, as Redis, rather than let Lua
         // run a full cycle in the middle of a script.
         self.gc_count += 1;
@@ -1456,12 +1413,13 @@ impl Engine {
         }
         watch.end();
         self.reclaim();
+        self.lift_cap();
         let mut w = Writer {
             buf: Vec::new(),
             proto: opts.caller_proto,
         };
         match result {
-            Ok((true, v)) => lua_to_resp(&mut w, &v, script_resp.get(), 0),
+            Ok((true, v)) => lua_to_resp(&mut w, &v, script_resp, 0),
             Ok((false, Value::Table(t))) => {
                 let msg: Vec<u8> = match t.get::<Value>("err") {
                     Ok(Value::String(s)) => reply::cstr(&s.as_bytes()).to_vec(),
@@ -1503,6 +1461,7 @@ impl Engine {
                 .as_bytes(),
             ),
         }
+        self.restore_cap();
         w.buf
     }
 }
@@ -1570,14 +1529,139 @@ fn lua_args(_lua: &Lua, args: mlua::MultiValue) -> mlua::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// Locks `m`, through a poisoning (a host that panicked has been
+/// replaced by then).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` with the VM's memory cap lifted (see [`Engine::lift_cap`]),
+/// for the Rust side of a `redis.*` call made from the script's code.
+fn uncapped<R>(lua: &Lua, f: impl FnOnce() -> mlua::Result<R>) -> mlua::Result<R> {
+    let cap = lua.set_memory_limit(0).unwrap_or(0);
+    let r = f();
+    if cap > 0 {
+        let _ = lua.set_memory_limit(cap);
+    }
+    r
+}
+
+/// Sets the `redis.*` functions that reach the running script's host
+/// (`call`, `pcall`, `setresp`, `set_repl`, `log`, `acl_check_cmd`) in
+/// the real `redis` table, once per VM.
+fn install_api(lua: &Lua, redis: &Table, ctx: &Arc<RunCtx>) -> mlua::Result<()> {
+    let c = ctx.clone();
+    redis.raw_set(
+        "call",
+        lua.create_function(move |lua, args: mlua::MultiValue| {
+            let (v, is_err) = uncapped(lua, || redis_command(lua, &c, args))?;
+            if is_err {
+                if let Value::Table(t) = &v {
+                    let err = match t.raw_get::<Value>("err")? {
+                        Value::String(s) => s.as_bytes().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    return Err(mlua::Error::external(ScriptError { err }));
+                }
+            }
+            Ok(v)
+        })?,
+    )?;
+    let c = ctx.clone();
+    redis.raw_set(
+        "pcall",
+        lua.create_function(move |lua, args: mlua::MultiValue| {
+            Ok(uncapped(lua, || redis_command(lua, &c, args))?.0)
+        })?,
+    )?;
+    let c = ctx.clone();
+    redis.raw_set(
+        "setresp",
+        lua.create_function(move |_, args: mlua::MultiValue| {
+            if args.len() != 1 {
+                return Err(raise(b"redis.setresp() requires one argument."));
+            }
+            let n = to_number(args.front()).map(fmt::c_i32).unwrap_or(0);
+            if n != 2 && n != 3 {
+                return Err(raise(b"RESP version must be 2 or 3."));
+            }
+            c.resp.store(n as u8, Ordering::Relaxed);
+            Ok(())
+        })?,
+    )?;
+    let c = ctx.clone();
+    redis.raw_set(
+        "set_repl",
+        lua.create_function(move |_, args: mlua::MultiValue| {
+            if args.len() != 1 {
+                return Err(raise(b"redis.set_repl() requires two arguments."));
+            }
+            let n = to_number(args.back()).map(fmt::c_i32).unwrap_or(0);
+            if n & !3 != 0 {
+                return Err(raise(
+                    b"Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ));
+            }
+            if let Ok(mut h) = c.host.try_lock() {
+                if let Some(h) = h.as_mut() {
+                    h.set_repl(n);
+                }
+            }
+            Ok(())
+        })?,
+    )?;
+    let c = ctx.clone();
+    redis.raw_set(
+        "log",
+        lua.create_function(move |lua, args: mlua::MultiValue| {
+            if args.len() < 2 {
+                return Err(raise(b"redis.log() requires two arguments or more."));
+            }
+            let Some(level) = to_number(args.front()) else {
+                return Err(raise(b"First argument must be a number (log level)."));
+            };
+            let level = fmt::c_i32(level);
+            if !(0..=3).contains(&level) {
+                return Err(raise(b"Invalid debug level."));
+            }
+            let mut msg = Vec::new();
+            for (j, a) in args.iter().enumerate().skip(1) {
+                if let Some(s) = to_bytes(lua, a) {
+                    if j != 1 {
+                        msg.push(b' ');
+                    }
+                    msg.extend_from_slice(&s);
+                }
+            }
+            if let Ok(mut h) = c.host.try_lock() {
+                if let Some(h) = h.as_mut() {
+                    h.log(level, &msg);
+                }
+            }
+            Ok(())
+        })?,
+    )?;
+    let c = ctx.clone();
+    redis.raw_set(
+        "acl_check_cmd",
+        lua.create_function(move |lua, args: mlua::MultiValue| {
+            let argv = lua_args(lua, args)?;
+            let verdict = match c.host.try_lock() {
+                Ok(mut h) => h.as_mut().and_then(|h| h.acl_check(&argv)),
+                Err(_) => None,
+            };
+            match verdict {
+                Some(b) => Ok(b),
+                None => Err(raise(b"Invalid command passed to redis.acl_check_cmd()")),
+            }
+        })?,
+    )?;
+    Ok(())
+}
+
 /// `redis.call` / `redis.pcall`: the command's reply as a Lua value, and
 /// whether it is an error (which `redis.call` raises).
-fn redis_command(
-    lua: &Lua,
-    host: &std::cell::RefCell<&mut dyn Host>,
-    resp: &std::cell::Cell<u8>,
-    args: mlua::MultiValue,
-) -> mlua::Result<(Value, bool)> {
+fn redis_command(lua: &Lua, ctx: &RunCtx, args: mlua::MultiValue) -> mlua::Result<(Value, bool)> {
     let argv = match lua_args(lua, args) {
         Ok(a) => a,
         Err(e) => {
@@ -1590,14 +1674,24 @@ fn redis_command(
             return Ok((Value::Table(t), true));
         }
     };
-    let Ok(mut h) = host.try_borrow_mut() else {
+    let recursive = || {
         let t = reply::error_table(
             lua,
             b"luaRedisGenericCommand() recursive call detected. Are you doing funny stuff with Lua debug hooks?",
         )?;
-        return Ok((Value::Table(t), false));
+        Ok((Value::Table(t), false))
     };
-    match h.call(argv, resp.get()) {
+    let mut guard = match ctx.host.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return recursive(),
+    };
+    let Some(h) = guard.as_mut() else {
+        return recursive();
+    };
+    let reply = h.call(argv, ctx.resp.load(Ordering::Relaxed));
+    drop(guard);
+    match reply {
         Ok(bytes) => resp_to_lua(lua, &bytes),
         Err(text) => {
             let t = reply::error_table(lua, &text)?;
@@ -1609,6 +1703,10 @@ fn redis_command(
 
 /// The count hook: notices the busy threshold and a pending kill.
 fn hook(lua: &Lua, w: &Watch) -> mlua::Result<VmState> {
+    // The hook stays installed between runs.
+    if !w.running() {
+        return Ok(VmState::Continue);
+    }
     if w.kill.load(Ordering::Relaxed) {
         // From now on every line raises, so a pcall cannot keep the
         // script alive.

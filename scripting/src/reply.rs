@@ -78,8 +78,8 @@ fn bad() -> mlua::Error {
     mlua::Error::runtime("malformed reply")
 }
 
-impl Parser<'_> {
-    fn line(&mut self) -> mlua::Result<&[u8]> {
+impl<'a> Parser<'a> {
+    fn line(&mut self) -> mlua::Result<&'a [u8]> {
         let rest = self.buf.get(self.pos..).ok_or_else(bad)?;
         let end = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
         self.pos += end + 2;
@@ -94,7 +94,7 @@ impl Parser<'_> {
             .ok_or_else(bad)
     }
 
-    fn bulk(&mut self, len: i64) -> mlua::Result<&[u8]> {
+    fn bulk(&mut self, len: i64) -> mlua::Result<&'a [u8]> {
         let len = usize::try_from(len).map_err(|_| bad())?;
         let s = self.buf.get(self.pos..self.pos + len).ok_or_else(bad)?;
         self.pos += len + 2;
@@ -106,9 +106,9 @@ impl Parser<'_> {
         self.pos += 1;
         Ok(match kind {
             b'+' => {
-                let s = self.line()?.to_vec();
-                let t = lua.create_table()?;
-                t.raw_set("ok", lua.create_string(&s)?)?;
+                let s = self.line()?;
+                let t = lua.create_table_with_capacity(0, 1)?;
+                t.raw_set("ok", lua.create_string(s)?)?;
                 Value::Table(t)
             }
             b'-' => {
@@ -124,8 +124,8 @@ impl Parser<'_> {
                 if n < 0 {
                     Value::Boolean(false)
                 } else {
-                    let s = self.bulk(n)?.to_vec();
-                    Value::String(lua.create_string(&s)?)
+                    let s = self.bulk(n)?;
+                    Value::String(lua.create_string(s)?)
                 }
             }
             b'*' | b'~' | b'%' | b'>' | b'|' => {

@@ -40,14 +40,14 @@ fn eval(e: &mut Engine, body: &str, proto: u8) -> String {
         Ok(x) => x,
         Err(err) => return format!("-{err}\r\n"),
     };
-    let mut h = Fake { logs: vec![] };
+    let h = Box::new(Fake { logs: vec![] });
     let opts = RunOptions {
         eval: true,
         caller_proto: proto,
         name: &sha,
         from_master: false,
     };
-    let out = e.eval(&mut h, &sha, &[b"k1"], &[b"a1", b"a2"], &opts);
+    let out = e.eval(h, &sha, &[b"k1"], &[b"a1", b"a2"], &opts);
     String::from_utf8_lossy(&out).into_owned()
 }
 

@@ -247,6 +247,27 @@ impl Out {
         }
     }
 
+    /// An empty writer for one reply (a script's `redis.call`): no
+    /// connection-sized buffer to allocate per call.
+    ///
+    /// ```
+    /// let mut o = rampart_server::resp::Out::for_reply(2);
+    /// o.ok();
+    /// assert_eq!(o.into_bytes(), b"+OK\r\n");
+    /// ```
+    pub fn for_reply(proto: u8) -> Out {
+        Out {
+            buf: Vec::new(),
+            proto,
+            last_error: None,
+        }
+    }
+
+    /// The rendered bytes, taken without a copy.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// Whether replies are rendered as RESP3.
     pub fn resp3(&self) -> bool {
         self.proto >= 3

@@ -168,9 +168,11 @@ pub struct RunRules {
 
 /// Runs a script's commands as the calling client would, but on a client
 /// of its own (a SELECT in the script does not change the caller's db),
-/// with the caller's user for ACL checks.
-pub struct ScriptHost<'a> {
-    srv: &'a Server,
+/// with the caller's user for ACL checks. It owns its handle on the
+/// server: the engine keeps it for the run where its `redis.*`
+/// functions, made once per VM, can reach it.
+pub struct ScriptHost {
+    srv: Arc<Server>,
     client: Client,
     /// The caller is our primary: its writes pass the replica rules.
     obey: bool,
@@ -181,9 +183,9 @@ pub struct ScriptHost<'a> {
     to_replicas: bool,
 }
 
-impl<'a> ScriptHost<'a> {
+impl ScriptHost {
     /// A host for a script called by `caller`, at the caller's clock `now`.
-    pub fn new(srv: &'a Server, caller: &Client, now: u64, rules: RunRules) -> ScriptHost<'a> {
+    pub fn new(srv: Arc<Server>, caller: &Client, now: u64, rules: RunRules) -> ScriptHost {
         let mut client = Client::new(caller.handle.clone(), true);
         client.db = caller.db;
         client.user = caller.user.clone();
@@ -219,7 +221,7 @@ impl<'a> ScriptHost<'a> {
 
     /// Redis's `scriptVerifyWriteCommandAllow` and `scriptVerifyOOM`.
     fn write_rules(&self, spec: &crate::cmd::CommandSpec) -> Result<(), String> {
-        let srv = self.srv;
+        let srv = &*self.srv;
         let watch = &srv.scripting.watch;
         if self.rules.read_only && spec.has(flags::WRITE | flags::MAY_REPLICATE) {
             return Err("Write commands are not allowed from read-only scripts.".into());
@@ -255,9 +257,9 @@ impl<'a> ScriptHost<'a> {
     }
 }
 
-impl Host for ScriptHost<'_> {
+impl Host for ScriptHost {
     fn call(&mut self, args: Vec<Vec<u8>>, resp: u8) -> Result<Vec<u8>, Vec<u8>> {
-        let srv = self.srv;
+        let srv = &*self.srv;
         let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
         let reject = |id: Option<usize>, e: String| {
             if let Some(id) = id {
@@ -306,7 +308,7 @@ impl Host for ScriptHost<'_> {
             srv.scripting.watch.set_dirty();
         }
         self.client.proto = resp;
-        let mut out = Out::new(resp);
+        let mut out = Out::for_reply(resp);
         let start = crate::state::now_us();
         crate::repl::with_propagation(self.to_replicas, || {
             crate::dispatch::call(
@@ -320,7 +322,7 @@ impl Host for ScriptHost<'_> {
                 true,
             )
         });
-        Ok(out.buf().to_vec())
+        Ok(out.into_bytes())
     }
 
     fn log(&mut self, level: i32, msg: &[u8]) {
@@ -346,6 +348,6 @@ impl Host for ScriptHost<'_> {
         if !reg.spec(id).subcommands.is_empty() && args.len() >= 2 {
             id = reg.sub(id, &args[1])?;
         }
-        Some(crate::acl::allows(self.srv, &mut self.client, id, &args))
+        Some(crate::acl::allows(&self.srv, &mut self.client, id, &args))
     }
 }

@@ -37,6 +37,8 @@ impl Kit {
     /// A fresh server with the default configuration.
     pub fn new() -> Kit {
         let srv = Arc::new(Server::new(Config::default()));
+        // Scripts reach the server through it, as in a running server.
+        let _ = srv.repl.me.set(Arc::downgrade(&srv));
         let handle = srv
             .clients
             .register("127.0.0.1:1".into(), "127.0.0.1:6379".into(), -1);

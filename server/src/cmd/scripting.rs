@@ -145,7 +145,10 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
         srv.config.int("busy-reply-threshold").max(0) as u64,
         Ordering::Relaxed,
     );
-    let mut host = ScriptHost::new(srv, ctx.client, ctx.now, rules);
+    let Some(me) = srv.arc() else {
+        return ctx.out.error("ERR Lua engine unavailable");
+    };
+    let host = Box::new(ScriptHost::new(me, ctx.client, ctx.now, rules));
     let opts = RunOptions {
         eval: true,
         caller_proto: ctx.client.proto,
@@ -157,7 +160,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
     if wrap {
         srv.repl.begin_tx();
     }
-    let bytes = engine.eval(&mut host, &sha, &keys, &argv, &opts);
+    let bytes = engine.eval(host, &sha, &keys, &argv, &opts);
     if wrap {
         srv.repl.end_tx();
     }
@@ -305,7 +308,10 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
         Ordering::Relaxed,
     );
     *srv.scripting.running.lock() = Some((name.clone(), ctx.args.to_vec()));
-    let mut host = ScriptHost::new(srv, ctx.client, ctx.now, rules);
+    let Some(me) = srv.arc() else {
+        return ctx.out.error("ERR Lua engine unavailable");
+    };
+    let host = Box::new(ScriptHost::new(me, ctx.client, ctx.now, rules));
     let opts = RunOptions {
         eval: false,
         caller_proto: ctx.client.proto,
@@ -316,7 +322,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     if wrap {
         srv.repl.begin_tx();
     }
-    let bytes = engine.fcall(&mut host, &name, &keys, &argv, &opts);
+    let bytes = engine.fcall(host, &name, &keys, &argv, &opts);
     if wrap {
         srv.repl.end_tx();
     }

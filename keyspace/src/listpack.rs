@@ -421,8 +421,21 @@ mod tests {
     fn skip_and_int_and_skip_match_get_and_next() {
         let mut lp = new();
         let ints = [
-            0i64, 127, 128, -1, 4095, -4096, 4096, 32767, -32768, 8388607, -8388608,
-            2147483647, -2147483648, i64::MAX, i64::MIN,
+            0i64,
+            127,
+            128,
+            -1,
+            4095,
+            -4096,
+            4096,
+            32767,
+            -32768,
+            8388607,
+            -8388608,
+            2147483647,
+            -2147483648,
+            i64::MAX,
+            i64::MIN,
         ];
         for v in ints {
             append_int(&mut lp, v);
@@ -432,7 +445,10 @@ mod tests {
         }
         let mut p = HDR;
         for v in ints {
-            assert_eq!(int_and_skip(&lp, p), (v, next(&lp, p).unwrap_or(lp.len() - 1)));
+            assert_eq!(
+                int_and_skip(&lp, p),
+                (v, next(&lp, p).unwrap_or(lp.len() - 1))
+            );
             assert_eq!(get(&lp, p).int(), v);
             p = skip(&lp, p);
         }

@@ -425,10 +425,13 @@ fn bus_messages_of_a_real_cluster_roundtrip_and_match_its_state() {
                 // Both shards' slots as n0 held them after the migration.
                 assert!(slots.contains(9000) && slots.contains(0) && !slots.contains(8192));
                 if nodename == &id_bytes(id0) {
-                    // The provoked one: n0's new epoch, to the stale n1.
+                    // n0's new epoch, to a node whose view of n0's slots is
+                    // stale: the provoked one goes to n1; n2, n0's replica
+                    // then, may advertise its master's old claim as well
+                    // and be told too (seen under load).
                     assert!(*config_epoch > conf1.myself().unwrap().config_epoch);
-                    assert_eq!(s.proxy, 1, "the UPDATE goes to the stale n1");
-                    provoked_update = true;
+                    assert_ne!(s.proxy, 0, "n0 is not told about itself");
+                    provoked_update |= s.proxy == 1;
                 } else {
                     // A race the failover may cause: n0 pings with its old
                     // claim before it hears of n2's promotion, and is told.

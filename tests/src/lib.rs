@@ -107,6 +107,17 @@ pub fn require_tool(name: &str) -> Result<PathBuf> {
     })
 }
 
+/// The keyring file in `dir` that a primary and its replicas share
+/// (`--kms-key-file`): the first server to start creates it.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// assert!(rampart_tests::shared_keyring(dir.path()).ends_with("/keyring.json"));
+/// ```
+pub fn shared_keyring(dir: &Path) -> String {
+    dir.join("keyring.json").to_string_lossy().into_owned()
+}
+
 /// A port on 127.0.0.1 that was free a moment ago: the kernel picks it for a
 /// listener that is dropped at once.
 pub fn free_port() -> Result<u16> {

@@ -339,11 +339,7 @@ fn assert_converged(primary: &ServerProcess, replica: &ServerProcess) -> Result<
 #[test]
 fn a_replica_follows_its_primarys_evictions_and_never_evicts_itself() -> Result<()> {
     let keys = tempfile::tempdir()?;
-    let ring = keys
-        .path()
-        .join("keyring.json")
-        .to_string_lossy()
-        .into_owned();
+    let ring = rampart_tests::shared_keyring(keys.path());
     let (primary, limit) = start_limited(
         "allkeys-lru",
         4 << 20,

@@ -695,11 +695,7 @@ fn bad_requests_get_errors_and_the_server_keeps_serving() -> Result<()> {
 #[test]
 fn a_primary_counts_encrypted_full_syncs_and_labels_its_replicas() -> Result<()> {
     let keys = tempfile::tempdir()?;
-    let ring = keys
-        .path()
-        .join("keyring.json")
-        .to_string_lossy()
-        .into_owned();
+    let ring = rampart_tests::shared_keyring(keys.path());
     let (primary, pport) =
         start_with_metrics(&["--kms-key-file", &ring, "--repl-diskless-sync-delay", "0"])?;
     let mut c = primary.conn()?;

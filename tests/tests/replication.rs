@@ -262,10 +262,7 @@ fn populate(c: &mut redis::Connection, tag: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// The shared keyring a primary and its replicas use.
-fn keyring(dir: &Path) -> String {
-    dir.join("keyring.json").to_string_lossy().into_owned()
-}
+use rampart_tests::shared_keyring as keyring;
 
 fn replica_args(keys: &str, port: u16) -> Vec<String> {
     vec![

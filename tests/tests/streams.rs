@@ -270,11 +270,7 @@ fn stream_writes(c: &mut RawConn) -> Result<()> {
 #[test]
 fn stream_writes_reach_rampart_and_redis_replicas() -> Result<()> {
     let keys = tempfile::tempdir()?;
-    let k = keys
-        .path()
-        .join("keyring.json")
-        .to_string_lossy()
-        .into_owned();
+    let k = rampart_tests::shared_keyring(keys.path());
     let common = [
         "--enable-debug-command",
         "yes",
@@ -465,11 +461,7 @@ fn bulk_body(reply: &[u8]) -> Result<Vec<u8>> {
 #[test]
 fn rampart_replica_of_redis_loads_its_streams() -> Result<()> {
     let keys = tempfile::tempdir()?;
-    let k = keys
-        .path()
-        .join("keyring.json")
-        .to_string_lossy()
-        .into_owned();
+    let k = rampart_tests::shared_keyring(keys.path());
     let primary = RedisOracle::start_with(&["--enable-debug-command", "yes"])?;
     let mut c = primary.conn()?;
     populate(&mut c)?;

@@ -693,11 +693,7 @@ fn check_replication(primary: &ServerProcess, replica: &ServerProcess) -> Result
 fn rampart_to_rampart_replication_over_tls() -> Result<()> {
     let pki = Pki::new()?;
     let keys = tempfile::tempdir()?;
-    let keyring = keys
-        .path()
-        .join("keyring.json")
-        .to_string_lossy()
-        .into_owned();
+    let keyring = rampart_tests::shared_keyring(keys.path());
     let (primary, tls_port) = start_tls(
         &pki,
         &[

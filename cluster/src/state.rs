@@ -5,11 +5,15 @@
 //! closed, 100 ms passed, a CLUSTER command ran) with the time in ms, and
 //! drains [`Action`]s (connect, send, close, save nodes.conf, drop keys).
 //!
-//! Seams left for later, named where they would go: failure detection
-//! (PFAIL/FAIL, failure reports: [`Cluster::tick`] and gossip processing),
-//! elections and failover (FAILOVER_AUTH_*, MFSTART: ignored on receipt),
-//! replicas (a replica's slaveof is tracked, but myself is always a
-//! master), and slot migration (MIGRATING/IMPORTING kept as data only).
+//! Failure detection, replicas, elections, manual failover and replica
+//! migration live in the child module `failover` (same struct, its own
+//! file): this file calls into it at the points where Redis's
+//! `clusterCron` and `clusterProcessPacket` do.
+//!
+//! Seam left for later: slot migration (MIGRATING/IMPORTING kept as data only).
+
+mod failover;
+pub use failover::ReplStatus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -61,6 +65,16 @@ pub struct Settings {
     pub pport: u16,
     /// The bus port announced.
     pub cport: u16,
+    /// `cluster-replica-validity-factor` (0: a replica always may fail over).
+    pub replica_validity_factor: u64,
+    /// `repl-ping-replica-period` in ms (part of the data age allowance).
+    pub repl_ping_period: u64,
+    /// `cluster-migration-barrier`.
+    pub migration_barrier: u64,
+    /// `cluster-allow-replica-migration`.
+    pub allow_replica_migration: bool,
+    /// `cluster-replica-no-failover`.
+    pub replica_no_failover: bool,
 }
 
 /// Something the I/O side must do. Drained with [`Cluster::take_actions`].
@@ -91,6 +105,30 @@ pub enum Action {
     Save,
     /// Delete the keys of slots this node lost to another owner.
     DropSlots(Vec<u16>),
+    /// Become (or stay) a replica of the primary at `ip:port`, as REPLICAOF
+    /// would (Redis's `replicationSetMaster`); already following it is a no-op.
+    Replicate {
+        /// The primary's IP.
+        ip: String,
+        /// Its client port.
+        port: u16,
+    },
+    /// Stop replicating and become a primary, as REPLICAOF NO ONE
+    /// (`replicationUnsetMaster`).
+    BecomePrimary,
+    /// Hold client writes until `until` (ms) or [`Action::ResumeWrites`]: a
+    /// replica asked for a manual failover (MFSTART). Once writes are held,
+    /// the I/O side reports the offset with [`Cluster::writes_paused`].
+    PauseWrites {
+        /// When the pause ends by itself.
+        until: u64,
+    },
+    /// End a [`Action::PauseWrites`].
+    ResumeWrites,
+    /// Something worth a line in the server's log (Redis's `serverLog`).
+    Log(String),
+    /// Forget every key (CLUSTER RESET of a replica: Redis's `emptyData`).
+    FlushAll,
 }
 
 /// One known node (Redis's `clusterNode`).
@@ -130,6 +168,14 @@ pub struct Node {
     pub inbound: Option<LinkId>,
     /// The replication offset it last reported.
     pub repl_offset: u64,
+    /// Masters that reported it PFAIL or FAIL, with when (ms).
+    pub fail_reports: Vec<(NodeName, u64)>,
+    /// When we flagged it FAIL (ms).
+    pub fail_time: u64,
+    /// When we last voted for one of its replicas (ms).
+    pub voted_time: u64,
+    /// Since when it has been an orphaned master (ms), 0 if not.
+    pub orphaned_time: u64,
 }
 
 impl Node {
@@ -152,6 +198,10 @@ impl Node {
             link: None,
             inbound: None,
             repl_offset: 0,
+            fail_reports: Vec::new(),
+            fail_time: 0,
+            voted_time: 0,
+            orphaned_time: 0,
         }
     }
 
@@ -210,6 +260,8 @@ pub struct Cluster {
     /// Nodes CLUSTER FORGET removed, with when the ban ends (ms): gossip
     /// must not bring them back for a minute, as Redis's blacklist.
     banned: HashMap<NodeName, u64>,
+    /// Elections, manual failover and what the server says about replication.
+    fo: failover::Failover,
 }
 
 /// The name as a string.
@@ -260,6 +312,7 @@ impl Cluster {
             sent: [0; 11],
             received: [0; 11],
             banned: HashMap::new(),
+            fo: failover::Failover::default(),
         };
         let name = c.random_name();
         c.myself = name;
@@ -337,6 +390,12 @@ impl Cluster {
     }
 
     fn apply_settings_to(&self, me: &mut Node) {
+        // Redis's clusterUpdateMyselfFlags.
+        if self.settings.replica_no_failover {
+            me.flags |= nf::NOFAILOVER;
+        } else {
+            me.flags &= !nf::NOFAILOVER;
+        }
         me.port = self.settings.port;
         me.pport = self.settings.pport;
         me.cport = self.settings.cport;
@@ -567,14 +626,18 @@ impl Cluster {
     }
 
     fn send(&mut self, link: LinkId, body: Body) {
+        self.send_with_flags(link, body, 0);
+    }
+
+    /// [`Cluster::send`] with extra `mflags[0]` bits (FORCEACK).
+    fn send_with_flags(&mut self, link: LinkId, body: Body, mflags0: u8) {
         let t = body.msg_type() as usize;
         if let Some(c) = self.sent.get_mut(t) {
             *c += 1;
         }
-        let msg = Msg {
-            header: self.header(),
-            body,
-        };
+        let mut header = self.header();
+        header.mflags[0] |= mflags0;
+        let msg = Msg { header, body };
         self.actions.push(Action::Send {
             link,
             msg: Box::new(msg),
@@ -603,6 +666,7 @@ impl Cluster {
         h.state = if self.ok { 0 } else { 1 };
         h.current_epoch = self.current_epoch;
         h.offset = me.repl_offset;
+        h.mflags[0] |= self.mflags0();
         h
     }
 
@@ -639,6 +703,14 @@ impl Cluster {
             }
             chosen.push(pick);
         }
+        // Every PFAIL node goes at the end: that is how failure reports
+        // reach the other masters.
+        chosen.extend(
+            self.nodes
+                .values()
+                .filter(|n| n.has(nf::PFAIL) && !n.has(nf::HANDSHAKE | nf::NOADDR))
+                .map(|n| n.name),
+        );
         let gossip = chosen
             .iter()
             .filter_map(|name| self.nodes.get(name))
@@ -828,8 +900,14 @@ impl Cluster {
         for n in others {
             self.del_node(&n);
         }
+        if self.myself().has(nf::SLAVE) {
+            // A replica reset becomes an empty master (Redis's clusterReset).
+            self.actions.push(Action::BecomePrimary);
+            self.actions.push(Action::FlushAll);
+        }
+        self.reset_manual_failover();
         let me = self.me_mut();
-        me.flags = nf::MYSELF | nf::MASTER;
+        me.flags = (me.flags & nf::NOFAILOVER) | nf::MYSELF | nf::MASTER;
         me.master = None;
         if hard {
             self.current_epoch = 0;
@@ -869,6 +947,7 @@ impl Cluster {
                 n.master = None;
             }
         }
+        self.drop_reports_from(name);
     }
 
     // ---- the cron ----------------------------------------------------
@@ -954,6 +1033,7 @@ impl Cluster {
                 self.send_ping(link, t::PING, now);
             }
         }
+        let (mut orphaned, mut max_slaves, mut this_slaves) = (0, 0, 0);
         for name in &names {
             let Some(n) = self.nodes.get(name) else {
                 continue;
@@ -961,30 +1041,48 @@ impl Cluster {
             if *name == self.myself || n.has(nf::NOADDR | nf::HANDSHAKE) {
                 continue;
             }
-            let Some(link) = n.link else {
+            let (is_orphan, ok_replicas) = self.cron_orphan(name, now);
+            if is_orphan {
+                orphaned += 1;
+            }
+            max_slaves = max_slaves.max(ok_replicas);
+            if self.myself().master == Some(*name) {
+                this_slaves = ok_replicas;
+            }
+            let Some(n) = self.nodes.get(name) else {
                 continue;
             };
-            let link_age = self
-                .links
-                .get(&link)
-                .map_or(0, |l| now.saturating_sub(l.ctime));
-            // A link that answers nothing for half the timeout is probably
-            // dead; reconnecting costs little and recovers half-open sockets.
-            if link_age > timeout
-                && n.ping_sent != 0
-                && now.saturating_sub(n.ping_sent) > timeout / 2
-                && now.saturating_sub(n.data_received) > timeout / 2
-            {
-                self.free_link(link);
-                continue;
+            let mut link = n.link;
+            if let Some(l) = link {
+                let link_age = self
+                    .links
+                    .get(&l)
+                    .map_or(0, |l| now.saturating_sub(l.ctime));
+                // A link that answers nothing for half the timeout is
+                // probably dead; reconnecting costs little and recovers
+                // half-open sockets.
+                if link_age > timeout
+                    && n.ping_sent != 0
+                    && now.saturating_sub(n.ping_sent) > timeout / 2
+                    && now.saturating_sub(n.data_received) > timeout / 2
+                {
+                    self.free_link(l);
+                    link = None;
+                }
             }
-            if n.ping_sent == 0 && now.saturating_sub(n.pong_received) > timeout / 2 {
-                self.send_ping(link, t::PING, now);
+            let Some(n) = self.nodes.get(name) else {
                 continue;
+            };
+            if let Some(l) = link {
+                if n.ping_sent == 0 && now.saturating_sub(n.pong_received) > timeout / 2 {
+                    self.send_ping(l, t::PING, now);
+                    continue;
+                }
             }
-            // Seam: PFAIL is set here when ping_sent is older than the node
-            // timeout, and FAIL agreed on through failure reports.
+            // The state is recomputed below either way.
+            let _ = self.cron_check_node(name, now);
         }
+        self.failover_cron(now, orphaned, max_slaves, this_slaves);
         self.update_state(now);
     }
 
@@ -1080,6 +1178,7 @@ impl Cluster {
                     self.save();
                 }
             }
+            self.mf_offset_received(&s, h, now);
         }
         let the_ip = |announced: &[u8]| -> String {
             if announced.is_empty() {
@@ -1163,7 +1262,9 @@ impl Cluster {
                     if let Some(n) = ln.and_then(|n| self.nodes.get_mut(&n)) {
                         n.pong_received = now;
                         n.ping_sent = 0;
-                        // Seam: clear PFAIL / an old enough FAIL here.
+                    }
+                    if let Some(n) = ln {
+                        self.pong_clears_failure(&n, now);
                     }
                 }
                 let Some(s) = sender else { return };
@@ -1248,8 +1349,19 @@ impl Cluster {
                 }
                 self.update_slots_with(&name, *config_epoch, slots, now);
             }
-            // Seams: FAIL (failure detection), PUBLISH/PUBLISHSHARD (Pub/Sub
-            // over the bus), FAILOVER_AUTH_* and MFSTART (failover), MODULE.
+            Body::Fail { about } => self.fail_received(sender_known, about, now),
+            Body::FailoverAuthRequest => {
+                if let Some(s) = sender_known {
+                    self.auth_request_received(&s, h, now);
+                }
+            }
+            Body::FailoverAuthAck => {
+                if let Some(s) = sender_known {
+                    self.auth_ack_received(&s, h, now);
+                }
+            }
+            Body::MfStart => self.mfstart_received(sender_known, now),
+            // Seams: PUBLISH/PUBLISHSHARD (Pub/Sub over the bus), MODULE.
             _ => {}
         }
     }
@@ -1312,14 +1424,7 @@ impl Cluster {
     }
 
     fn set_master_flags(&mut self, name: &NodeName) {
-        if let Some(n) = self.nodes.get_mut(name) {
-            if n.has(nf::MASTER) {
-                return;
-            }
-            n.master = None;
-            n.flags = (n.flags & !nf::SLAVE) | nf::MASTER;
-            self.save();
-        }
+        self.node_becomes_master(name);
     }
 
     /// The sender's role from its header (master, or replica of whom).
@@ -1345,11 +1450,10 @@ impl Cluster {
                     self.save();
                 }
                 let known = self.nodes.contains_key(&m);
-                if let Some(n) = self.nodes.get_mut(s) {
-                    if known && n.master != Some(m) {
-                        n.master = Some(m);
-                        self.save();
-                    }
+                let current = self.nodes.get(s).and_then(|n| n.master);
+                if known && current != Some(m) {
+                    self.attach_replica(s, m);
+                    self.save();
                 }
             }
         }
@@ -1363,7 +1467,16 @@ impl Cluster {
         }
         let mut lost = Vec::new();
         let mut changed = false;
+        // Whether `sender` took our shard's slots: then we follow it.
+        let me = self.myself();
+        let curmaster = if me.has(nf::MASTER) {
+            Some(self.myself)
+        } else {
+            me.master
+        };
+        let (mut sender_slots, mut migrated_ours) = (0usize, 0usize);
         for slot in slots.iter() {
+            sender_slots += 1;
             let owner = self.owners[slot as usize];
             if owner == Some(*sender) || self.importing.contains_key(&slot) {
                 continue;
@@ -1376,14 +1489,40 @@ impl Cluster {
                 if owner == Some(self.myself) {
                     lost.push(slot);
                 }
+                if owner.is_some() && owner == curmaster {
+                    migrated_ours += 1;
+                }
                 self.set_owner(slot, Some(*sender));
                 changed = true;
             }
         }
-        // Seam: a master that lost its last slot to `sender` becomes its
-        // replica in Redis; without replication in cluster mode yet, it
-        // stays an empty master.
-        if !lost.is_empty() {
+        let cur_empty = curmaster
+            .and_then(|m| self.nodes.get(&m))
+            .is_some_and(|m| m.slots.is_empty());
+        let grandmaster = self
+            .myself()
+            .master
+            .and_then(|m| self.nodes.get(&m))
+            .and_then(|m| m.master)
+            .filter(|g| *g != self.myself);
+        if migrated_ours > 0
+            && cur_empty
+            && (self.settings.allow_replica_migration || sender_slots == migrated_ours)
+        {
+            // Failed over (or our shard moved whole): follow the new
+            // owner; the full sync replaces our keys.
+            self.actions.push(Action::Log(format!(
+                "Configuration change detected. Reconfiguring myself as a replica of {}",
+                name_str(sender)
+            )));
+            self.set_master(*sender, now);
+        } else if let Some(g) = grandmaster {
+            self.actions.push(Action::Log(format!(
+                "I'm a sub-replica! Reconfiguring myself as a replica of grandmaster {}",
+                name_str(&g)
+            )));
+            self.set_master(g, now);
+        } else if !lost.is_empty() {
             self.actions.push(Action::DropSlots(lost));
         }
         if changed {
@@ -1404,19 +1543,38 @@ impl Cluster {
         self.save();
     }
 
-    /// `clusterProcessGossipSection` without failure reports.
+    /// `clusterProcessGossipSection`.
     fn gossip(&mut self, sender: &NodeName, p: &PingBody, now: u64) {
-        let _ = sender;
         for g in &p.gossip {
-            if let Some(n) = self.nodes.get_mut(&g.nodename) {
+            if self.nodes.contains_key(&g.nodename) {
                 if g.nodename == self.myself {
                     continue;
                 }
-                // Seam: failure reports from `sender` about g (PFAIL/FAIL flags).
-                if g.flags & (nf::PFAIL | nf::FAIL) == 0 && n.ping_sent == 0 {
+                self.gossip_failure(sender, &g.nodename, g.flags, now);
+                let quiet = self.no_failure_reports(&g.nodename, now);
+                let Some(n) = self.nodes.get_mut(&g.nodename) else {
+                    continue;
+                };
+                if g.flags & (nf::PFAIL | nf::FAIL) == 0 && n.ping_sent == 0 && quiet {
                     let pong = g.pong_received as u64 * 1000;
                     if pong <= now + 500 && pong > n.pong_received {
                         n.pong_received = pong;
+                    }
+                }
+                // A node we cannot reach that another can, at a new address:
+                // try that address.
+                let ip = String::from_utf8_lossy(g.ip()).into_owned();
+                if n.has(nf::PFAIL | nf::FAIL)
+                    && g.flags & (nf::NOADDR | nf::PFAIL | nf::FAIL) == 0
+                    && (!n.ip.eq_ignore_ascii_case(&ip) || n.port != g.port || n.cport != g.cport)
+                {
+                    n.ip = ip;
+                    n.port = g.port;
+                    n.pport = g.pport;
+                    n.cport = g.cport;
+                    n.flags &= !nf::NOADDR;
+                    if let Some(old) = n.link.take() {
+                        self.free_link(old);
                     }
                 }
             } else if g.flags & nf::NOADDR == 0 && !self.banned.contains_key(&g.nodename) {
@@ -1586,7 +1744,8 @@ mod tests {
     #[test]
     fn update_message_moves_slots() {
         let mut c = Cluster::new(settings(7000), 1, 0);
-        c.add_slots(&[5], 0);
+        // Two slots: a master that loses its last one becomes a replica instead.
+        c.add_slots(&[5, 6], 0);
         let other = [b'a'; 40];
         let l = c.accept(0);
         // Learn the other node through a MEET, then a PONG on our link.

@@ -486,6 +486,9 @@ pub struct Pause {
     /// Writes wait while FAILOVER hands over to a replica (Redis's
     /// PAUSE_DURING_FAILOVER; CLIENT UNPAUSE does not end it either).
     pub failover: AtomicBool,
+    /// Writes wait while a cluster replica takes over by CLUSTER FAILOVER
+    /// (the same PAUSE_DURING_FAILOVER in Redis, set by MFSTART).
+    pub cluster: AtomicBool,
 }
 
 impl Pause {
@@ -499,7 +502,9 @@ impl Pause {
     /// Whether writes wait for the server itself: a shutdown waiting for
     /// replicas, or a failover waiting for its target.
     pub fn writes_held(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire) || self.failover.load(Ordering::Acquire)
+        self.shutdown.load(Ordering::Acquire)
+            || self.failover.load(Ordering::Acquire)
+            || self.cluster.load(Ordering::Acquire)
     }
 
     /// Whether CLIENT PAUSE is in effect.

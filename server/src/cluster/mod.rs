@@ -9,13 +9,14 @@ pub mod route;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use rampart_cluster::msg::{decode, encode, Framer};
 use rampart_cluster::nodes_conf;
-use rampart_cluster::state::{Action, Cluster, LinkId, Settings};
+use rampart_cluster::state::{Action, Cluster, LinkId, ReplStatus, Settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -35,6 +36,9 @@ pub struct Bus {
     rt: tokio::runtime::Handle,
     /// The server, for link tasks started from a command handler.
     srv: std::sync::Weak<Server>,
+    /// Role changes and write pauses, carried out one after the other in
+    /// the order the state machine asked for them (see [`role_worker`]).
+    roles: mpsc::UnboundedSender<Action>,
 }
 
 /// The settings the state machine announces, from the server's config.
@@ -71,6 +75,11 @@ fn settings(srv: &Server) -> Settings {
         ) as u16,
         pport: announced("cluster-announce-port", port) as u16,
         cport: announced("cluster-announce-bus-port", bus) as u16,
+        replica_validity_factor: c.int("cluster-replica-validity-factor").max(0) as u64,
+        repl_ping_period: c.int("repl-ping-replica-period").max(1) as u64 * 1000,
+        migration_barrier: c.int("cluster-migration-barrier").max(0) as u64,
+        allow_replica_migration: c.flag("cluster-allow-replica-migration"),
+        replica_no_failover: c.flag("cluster-replica-no-failover"),
     }
 }
 
@@ -123,13 +132,16 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
     };
     let binds = srv.config.get("bind").unwrap_or_default();
     let listeners = crate::listen::open(&binds, bus_port(srv))?;
+    let (roles, roles_rx) = mpsc::unbounded_channel();
     let bus = Arc::new(Bus {
         state: Mutex::new(st),
         links: Mutex::new(HashMap::new()),
         path,
         rt: tokio::runtime::Handle::current(),
         srv: Arc::downgrade(srv),
+        roles,
     });
+    tokio::spawn(role_worker(Arc::downgrade(srv), roles_rx));
     if srv.cluster.set(bus.clone()).is_err() {
         anyhow::bail!("cluster mode started twice");
     }
@@ -162,7 +174,12 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
         loop {
             tick.tick().await;
             if let Some(bus) = srv2.cluster.get() {
-                bus.state.lock().tick(now_ms());
+                let status = repl_status(&srv2);
+                {
+                    let mut st = bus.state.lock();
+                    st.set_repl_status(status);
+                    st.tick(now_ms());
+                }
                 bus.flush();
             }
         }
@@ -232,6 +249,14 @@ impl Bus {
                     let srv = srv.clone();
                     self.rt.spawn_blocking(move || drop_slots(&srv, &slots));
                 }
+                Action::Log(line) => tracing::warn!("{line}"),
+                a @ (Action::Replicate { .. }
+                | Action::BecomePrimary
+                | Action::PauseWrites { .. }
+                | Action::ResumeWrites
+                | Action::FlushAll) => {
+                    let _ = self.roles.send(a);
+                }
             }
         }
         if let Some(conf) = conf {
@@ -255,6 +280,80 @@ impl Bus {
         self.state.lock().link_closed(link);
         let _ = srv;
         self.flush();
+    }
+}
+
+/// What replication looks like to the state machine, each tick.
+fn repl_status(srv: &Server) -> ReplStatus {
+    let replicating = srv.repl.is_replica();
+    let link = srv.repl.link();
+    ReplStatus {
+        offset: srv.repl.offset(),
+        replicating,
+        link_up: replicating && link.state == "connected",
+        last_io_ms: link.last_io_ms,
+        down_since_ms: link.down_since_ms,
+    }
+}
+
+/// Carries out role changes and write pauses in order, each off the async
+/// workers (they take the exclusive gate, as REPLICAOF runs under it).
+async fn role_worker(srv: std::sync::Weak<Server>, mut rx: mpsc::UnboundedReceiver<Action>) {
+    while let Some(a) = rx.recv().await {
+        let Some(srv) = srv.upgrade() else { return };
+        let _ = tokio::task::spawn_blocking(move || role_action(&srv, a)).await;
+    }
+}
+
+fn role_action(srv: &Arc<Server>, a: Action) {
+    match a {
+        Action::Replicate { ip, port } => {
+            let _gate = srv.keyspace.exclusive();
+            if srv.repl.is_replica() {
+                let l = srv.repl.link();
+                if l.host.eq_ignore_ascii_case(&ip) && l.port == port {
+                    return;
+                }
+            }
+            crate::repl::start_replica(srv, ip.clone(), port);
+            tracing::info!("Cluster: replicating {ip}:{port}");
+        }
+        Action::BecomePrimary => {
+            let _gate = srv.keyspace.exclusive();
+            if srv.repl.is_replica() {
+                crate::repl::promote(srv, "cluster failover");
+            }
+        }
+        Action::PauseWrites { .. } => {
+            srv.pause.cluster.store(true, Ordering::Release);
+            // Writes already past the pause check finish before the gate
+            // is ours: the offset read under it is final.
+            let offset = {
+                let _gate = srv.keyspace.exclusive();
+                srv.repl.offset()
+            };
+            if let Some(bus) = srv.cluster.get() {
+                bus.state.lock().writes_paused(offset, now_ms());
+                bus.flush();
+            }
+        }
+        Action::ResumeWrites => {
+            srv.pause.cluster.store(false, Ordering::Release);
+            srv.pause.wake.notify_waiters();
+        }
+        Action::FlushAll => {
+            // CLUSTER RESET of a replica (Redis's emptyData): db 0 is the
+            // only one in cluster mode.
+            let _gate = srv.keyspace.exclusive();
+            let now = now_ms();
+            let db = srv.keyspace.db(0);
+            let mut all = Vec::new();
+            db.for_each(now, |n| all.push(n.key.to_vec()));
+            for k in &all {
+                db.delete(k, now);
+            }
+        }
+        _ => {}
     }
 }
 

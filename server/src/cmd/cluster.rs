@@ -3,8 +3,8 @@
 //! [`crate::cluster`]. Without `cluster-enabled yes` every one answers
 //! Redis's "This instance has cluster support disabled".
 //!
-//! Not yet here: REPLICATE, SLAVES/REPLICAS of live replicas and FAILOVER
-//! (replicas in cluster mode), so they are absent from the table.
+//! REPLICATE and FAILOVER change roles through the state machine, which
+//! asks the server's replication for the change (see `crate::cluster`).
 
 use std::sync::Arc;
 
@@ -198,11 +198,9 @@ fn hostname_preferred(ctx: &Ctx<'_>) -> bool {
         .is_some_and(|v| v == "hostname")
 }
 
-/// Replicas of `master` that have data (Redis's `isReplicaAvailable`).
+/// Replicas of `master` (Redis's `master->slaves`).
 fn replicas<'a>(st: &'a Cluster, master: &Node) -> Vec<&'a Node> {
-    st.nodes()
-        .filter(|n| n.master == Some(master.name) && n.has(nf::SLAVE))
-        .collect()
+    st.replicas_of(&master.name)
 }
 
 /// CLUSTER SLOTS
@@ -628,15 +626,57 @@ fn replicas_cmd(ctx: &mut Ctx<'_>) {
     }
 }
 
-/// CLUSTER COUNT-FAILURE-REPORTS node-id (no failure detection yet: 0).
+/// CLUSTER COUNT-FAILURE-REPORTS node-id: masters that reported the node
+/// PFAIL or FAIL within twice the node timeout.
 fn count_failure_reports(ctx: &mut Ctx<'_>) {
     let Some(b) = bus(ctx) else { return };
-    let known = b.state.lock().lookup(&ctx.args[2]).is_some();
-    if !known {
+    let mut st = b.state.lock();
+    let Some(name) = st.lookup(&ctx.args[2]).map(|n| n.name) else {
+        drop(st);
         let id = arg_str(ctx, 2);
         return ctx.out.error(&format!("ERR Unknown node {id}"));
+    };
+    let n = st.failure_reports(&name, now_ms());
+    ctx.out.int(n as i64);
+}
+
+/// CLUSTER REPLICATE node-id: this (empty, slotless) node follows `node-id`.
+fn replicate(ctx: &mut Ctx<'_>) {
+    let Some(b) = bus(ctx) else { return };
+    let mut st = b.state.lock();
+    let Some(name) = st.lookup(&ctx.args[2]).map(|n| n.name) else {
+        drop(st);
+        let id = arg_str(ctx, 2);
+        return ctx.out.error(&format!("ERR Unknown node {id}"));
+    };
+    let empty = ctx.srv.keyspace.db(0).is_empty();
+    let r = st.replicate(&name, empty, now_ms());
+    drop(st);
+    b.flush();
+    match r {
+        Ok(()) => ctx.out.ok(),
+        Err(e) => ctx.out.error(&e),
     }
-    ctx.out.int(0);
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER]: this replica takes its master's place.
+fn failover(ctx: &mut Ctx<'_>) {
+    let Some(b) = bus(ctx) else { return };
+    if ctx.args.len() > 3 {
+        return super::subcommand_syntax_error(ctx);
+    }
+    let (force, takeover) = match ctx.args.get(2) {
+        None => (false, false),
+        Some(a) if a.eq_ignore_ascii_case(b"force") => (true, false),
+        Some(a) if a.eq_ignore_ascii_case(b"takeover") => (true, true),
+        Some(_) => return ctx.out.error(err::SYNTAX),
+    };
+    let r = b.state.lock().failover(force, takeover, now_ms());
+    b.flush();
+    match r {
+        Ok(()) => ctx.out.ok(),
+        Err(e) => ctx.out.error(e),
+    }
 }
 
 /// CLUSTER RESET [HARD|SOFT]
@@ -816,6 +856,7 @@ static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     spec("countkeysinslot", 3, STALE, (0, 0, 0), C, countkeysinslot),
     spec("delslots", -3, A, (0, 0, 0), C, delslots),
     spec("delslotsrange", -4, A, (0, 0, 0), C, delslotsrange),
+    spec("failover", -2, A, (0, 0, 0), C, failover),
     spec("flushslots", 2, A, (0, 0, 0), C, flushslots),
     spec("forget", 3, A, (0, 0, 0), C, forget),
     spec("getkeysinslot", 4, STALE, (0, 0, 0), C, getkeysinslot),
@@ -827,6 +868,7 @@ static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     spec("myid", 2, STALE, (0, 0, 0), C, myid),
     spec("nodes", 2, STALE, (0, 0, 0), C, nodes),
     spec("replicas", 3, ADMIN | STALE, (0, 0, 0), C, replicas_cmd),
+    spec("replicate", 3, A, (0, 0, 0), C, replicate),
     spec("reset", -2, ADMIN | NOSCRIPT | STALE, (0, 0, 0), C, reset),
     spec("saveconfig", 2, A, (0, 0, 0), C, saveconfig),
     spec("set-config-epoch", 3, A, (0, 0, 0), C, set_config_epoch),

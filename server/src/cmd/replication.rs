@@ -13,6 +13,10 @@ use crate::repl::Handoff;
 /// primary, or stop following one and become a primary.
 fn replicaof(ctx: &mut Ctx<'_>) {
     let srv = ctx.srv;
+    // The cluster decides who replicates whom (CLUSTER REPLICATE).
+    if srv.config.flag("cluster-enabled") {
+        return ctx.out.error("ERR REPLICAOF not allowed in cluster mode.");
+    }
     if srv.failover.active() {
         return ctx
             .out

@@ -675,9 +675,10 @@ impl Repl {
     fn cron(&self, srv: &Server, tick: u64) {
         let period = srv.config.int("repl-ping-replica-period").max(1) as u64;
         let limit = self.obuf_limits();
-        // No PING while a failover waits for its target: it would move
-        // the offset the target must reach.
-        let waiting = srv.failover.active();
+        // No PING while a failover waits for its target (FAILOVER, or a
+        // cluster replica's CLUSTER FAILOVER): it would move the offset
+        // the target must reach.
+        let waiting = srv.failover.active() || srv.pause.cluster.load(Ordering::Acquire);
         if !self.is_replica() && !waiting && tick.is_multiple_of(period) {
             let mut g = self.inner.lock();
             if !g.replicas.is_empty() {

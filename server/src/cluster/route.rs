@@ -114,7 +114,16 @@ pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> 
         }
         return Ok(());
     }
-    // Replica reads (READONLY) need replicas in cluster mode: not yet.
+    // A READONLY client (or a shard channel) reads from a replica of the
+    // slot's master without a redirection, as in Redis.
+    let me = st.myself();
+    if (c.readonly || pubsub_shard)
+        && !writes
+        && me.has(rampart_cluster::msg::node_flags::SLAVE)
+        && me.master == Some(owner)
+    {
+        return Ok(());
+    }
     if owner != st.my_name() {
         return Err(format!("MOVED {slot} {}", addr(owner)));
     }

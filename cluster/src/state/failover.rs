@@ -1464,6 +1464,31 @@ mod tests {
     }
 
     #[test]
+    fn replica_no_failover_stays_a_replica() {
+        let mut net = Net::cluster(6, 3);
+        let mut s = net.nodes[3].settings.clone();
+        s.replica_no_failover = true;
+        net.nodes[3].set_settings(s);
+        let r3 = net.name(3);
+        // The others learn the flag from its messages.
+        assert!(net.until(5_000, |net| net.nodes[0]
+            .node(&r3)
+            .is_some_and(|n| n.has(nf::NOFAILOVER))));
+        net.kill(0);
+        let m0 = net.name(0);
+        assert!(net.until(10_000, |net| net.nodes[1]
+            .node(&m0)
+            .is_some_and(|n| n.has(nf::FAIL))));
+        net.ticks(10_000);
+        assert!(net.nodes[3].myself().has(nf::SLAVE));
+        assert!(!net.nodes[1].is_ok());
+        // A manual FORCE failover is still allowed.
+        let now = net.now;
+        assert_eq!(net.nodes[3].failover(true, false, now), Ok(()));
+        assert!(net.until(5_000, |net| net.owner_everywhere(0, 3)));
+    }
+
+    #[test]
     fn replica_migrates_to_an_orphaned_master() {
         // Master 0 has replicas 3 and 6, master 1 has 4, master 2 has 5.
         let mut net = Net::cluster(7, 3);

@@ -539,6 +539,13 @@ fn six_rampart_nodes_fail_over_manually_and_on_kill() -> Result<()> {
     assert!(sees_replica(nodes[r1].sp(), &r1_id, &m1_id));
     wait_for("the restarted replica syncing again", || {
         Ok(link_up(nodes[r1].sp()) && all_ok(&nodes))
+    })
+    .inspect_err(|_| {
+        dump(&nodes);
+        eprintln!(
+            "{}",
+            cmd(nodes[r1].sp(), &["INFO", "replication"]).unwrap_or_default()
+        );
     })?;
     Ok(())
 }
@@ -616,6 +623,27 @@ fn mixed_cluster_fails_over_both_ways() -> Result<()> {
             && link_up(nodes[4].sp())
             && all_ok(&nodes))
     })?;
+    // CLUSTER FAILOVER both ways: the Rampart replica takes over from the
+    // paused redis-server primary, then the redis-server one (now the
+    // replica) takes back over from the paused Rampart primary.
+    for (replica, master, new_id, old_id) in [(3, 0, &ra, &ids[0]), (0, 3, &ids[0], &ra)] {
+        wait_for("the replica's link up before CLUSTER FAILOVER", || {
+            Ok(link_up(nodes[replica].sp()) && all_ok(&nodes))
+        })?;
+        assert_eq!(
+            cmd(nodes[replica].sp(), &["CLUSTER", "FAILOVER"])?,
+            "+OK\r\n"
+        );
+        wait_for("the manual failover seen everywhere", || {
+            Ok(nodes
+                .iter()
+                .all(|n| sees_master(n.sp(), new_id) && sees_replica(n.sp(), old_id, new_id)))
+        })
+        .inspect_err(|_| dump(&nodes))?;
+        wait_for("the old primary syncing from the new one", || {
+            Ok(link_up(nodes[master].sp()))
+        })?;
+    }
     // Data on A reaches the Rampart replica.
     let tag_a = tag_on(nodes[0].sp(), &ids[0])?;
     let deadline = Instant::now() + CONVERGE;
@@ -637,7 +665,8 @@ fn mixed_cluster_fails_over_both_ways() -> Result<()> {
             .filter(|n| n.up())
             .all(|n| sees_master(n.sp(), &ra))
             && all_ok(&nodes))
-    })?;
+    })
+    .inspect_err(|_| dump(&nodes))?;
     assert!(read_all(nodes[3].sp().port(), &keys)?
         .iter()
         .all(|v| v.is_some()));
@@ -660,7 +689,8 @@ fn mixed_cluster_fails_over_both_ways() -> Result<()> {
             .filter(|n| n.up())
             .all(|n| sees_master(n.sp(), &rb))
             && all_ok(&nodes))
-    })?;
+    })
+    .inspect_err(|_| dump(&nodes))?;
     assert!(read_all(nodes[4].sp().port(), &keys_b)?
         .iter()
         .all(|v| v.is_some()));
@@ -721,7 +751,11 @@ fn replicate_and_failover_errors_match_redis() -> Result<()> {
         "+OK\r\n"
     );
     wait_for("the nodes to know each other", || {
-        Ok(nodes_of(r.sp())?.len() == 2 && nodes_of(o.sp())?.len() == 2)
+        let (a, b) = (nodes_of(r.sp())?, nodes_of(o.sp())?);
+        Ok(a.iter()
+            .any(|l| l.id == oid && !l.flags.contains("handshake"))
+            && b.iter()
+                .any(|l| l.id == rid && !l.flags.contains("handshake")))
     })?;
     let got = cmd(r.sp(), &["CLUSTER", "REPLICATE", &oid])?;
     let want = cmd(o.sp(), &["CLUSTER", "REPLICATE", &rid])?;

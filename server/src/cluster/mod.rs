@@ -301,6 +301,12 @@ fn repl_status(srv: &Server) -> ReplStatus {
 async fn role_worker(srv: std::sync::Weak<Server>, mut rx: mpsc::UnboundedReceiver<Action>) {
     while let Some(a) = rx.recv().await {
         let Some(srv) = srv.upgrade() else { return };
+        // At startup the cluster's first tick comes before replication is
+        // started (`repl::start`), and a replica link cannot start before
+        // it: wait for it rather than lose the Replicate.
+        while srv.arc().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let _ = tokio::task::spawn_blocking(move || role_action(&srv, a)).await;
     }
 }
@@ -327,11 +333,22 @@ fn role_action(srv: &Arc<Server>, a: Action) {
         Action::PauseWrites { .. } => {
             srv.pause.cluster.store(true, Ordering::Release);
             // Writes already past the pause check finish before the gate
-            // is ours: the offset read under it is final.
-            let offset = {
+            // is ours; one that passed the check but had not reached the
+            // gate yet may still land after it: read until the offset
+            // holds still, so the one announced is final.
+            let read = || {
                 let _gate = srv.keyspace.exclusive();
                 srv.repl.offset()
             };
+            let mut offset = read();
+            for _ in 0..50 {
+                std::thread::sleep(Duration::from_millis(20));
+                let again = read();
+                if again == offset {
+                    break;
+                }
+                offset = again;
+            }
             if let Some(bus) = srv.cluster.get() {
                 bus.state.lock().writes_paused(offset, now_ms());
                 bus.flush();

@@ -232,6 +232,13 @@ impl Bus {
                     let srv = srv.clone();
                     self.rt.spawn_blocking(move || drop_slots(&srv, &slots));
                 }
+                Action::Deliver {
+                    shard,
+                    channel,
+                    message,
+                } => {
+                    srv.pubsub.publish(&channel, &message, shard);
+                }
             }
         }
         if let Some(conf) = conf {
@@ -242,6 +249,13 @@ impl Bus {
                 );
             }
         }
+    }
+
+    /// Sends a message published here to the nodes that deliver it too:
+    /// every node for PUBLISH, the nodes of my shard for SPUBLISH (`shard`).
+    pub fn publish(&self, channel: &[u8], message: &[u8], shard: bool) {
+        self.state.lock().publish(channel, message, shard);
+        self.flush();
     }
 
     /// Writes nodes.conf now (CLUSTER SAVECONFIG).
@@ -264,12 +278,8 @@ fn drop_slots(srv: &Server, slots: &[u16]) {
     let _gate = srv.keyspace.exclusive();
     let now = now_ms();
     let db = srv.keyspace.db(0);
-    let mut doomed = Vec::new();
-    db.for_each(now, |n| {
-        if slots.contains(&rampart_cluster::key_hash_slot(&n.key)) {
-            doomed.push(n.key.to_vec());
-        }
-    });
+    // The per-slot index visits only the shards holding these slots.
+    let doomed = db.keys_in_slots(slots);
     for k in &doomed {
         db.delete(k, now);
     }

@@ -173,6 +173,16 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
 impl Bus {
     /// Carries out what the state machine asked for. Call after every change.
     pub fn flush(&self) {
+        self.flush_with(true);
+    }
+
+    /// [`Bus::flush`], writing nodes.conf without fsync, as Redis saves
+    /// after CLUSTER SETSLOT.
+    pub fn flush_unsynced(&self) {
+        self.flush_with(false);
+    }
+
+    fn flush_with(&self, sync: bool) {
         let Some(srv) = self.srv.upgrade() else {
             return;
         };
@@ -242,7 +252,12 @@ impl Bus {
             }
         }
         if let Some(conf) = conf {
-            if let Err(e) = nodes_conf::save(&self.path, &conf) {
+            let saved = if sync {
+                nodes_conf::save(&self.path, &conf)
+            } else {
+                nodes_conf::save_unsynced(&self.path, &conf)
+            };
+            if let Err(e) = saved {
                 tracing::warn!(
                     "Can't update cluster config file {}: {e}",
                     self.path.display()

@@ -11,6 +11,8 @@
 //! replicas (a replica's slaveof is tracked, but myself is always a
 //! master), and slot migration (MIGRATING/IMPORTING kept as data only).
 
+mod pubsub;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -91,6 +93,16 @@ pub enum Action {
     Save,
     /// Delete the keys of slots this node lost to another owner.
     DropSlots(Vec<u16>),
+    /// Deliver a message another node published (PUBLISH, or SPUBLISH when
+    /// `shard`) to this node's own subscribers.
+    Deliver {
+        /// Sharded (SSUBSCRIBE subscribers) or not.
+        shard: bool,
+        /// The channel.
+        channel: Vec<u8>,
+        /// The message.
+        message: Vec<u8>,
+    },
 }
 
 /// One known node (Redis's `clusterNode`).
@@ -1248,8 +1260,11 @@ impl Cluster {
                 }
                 self.update_slots_with(&name, *config_epoch, slots, now);
             }
-            // Seams: FAIL (failure detection), PUBLISH/PUBLISHSHARD (Pub/Sub
-            // over the bus), FAILOVER_AUTH_* and MFSTART (failover), MODULE.
+            Body::Publish { .. } | Body::PublishShard { .. } => {
+                self.received_publish(sender_known, &msg.body);
+            }
+            // Seams: FAIL (failure detection), FAILOVER_AUTH_* and MFSTART
+            // (failover), MODULE.
             _ => {}
         }
     }

@@ -15,6 +15,8 @@
 mod failover;
 pub use failover::ReplStatus;
 
+mod pubsub;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -129,6 +131,16 @@ pub enum Action {
     Log(String),
     /// Forget every key (CLUSTER RESET of a replica: Redis's `emptyData`).
     FlushAll,
+    /// Deliver a message another node published (PUBLISH, or SPUBLISH when
+    /// `shard`) to this node's own subscribers.
+    Deliver {
+        /// Sharded (SSUBSCRIBE subscribers) or not.
+        shard: bool,
+        /// The channel.
+        channel: Vec<u8>,
+        /// The message.
+        message: Vec<u8>,
+    },
 }
 
 /// One known node (Redis's `clusterNode`).
@@ -1361,7 +1373,10 @@ impl Cluster {
                 }
             }
             Body::MfStart => self.mfstart_received(sender_known, now),
-            // Seams: PUBLISH/PUBLISHSHARD (Pub/Sub over the bus), MODULE.
+            Body::Publish { .. } | Body::PublishShard { .. } => {
+                self.received_publish(sender_known, &msg.body);
+            }
+            // Seam: MODULE.
             _ => {}
         }
     }

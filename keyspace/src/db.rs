@@ -16,6 +16,47 @@ use crate::{Key, Notify, SnapshotState, Value};
 const SHARD_BITS: u32 = 8;
 const SHARDS: usize = 1 << SHARD_BITS;
 
+/// Redis Cluster's number of hash slots.
+const SLOTS: usize = 16384;
+/// log2 of [`SLOTS`]: in cluster mode a key's hash carries its slot in
+/// these top bits (see [`KeyHasher`]).
+const SLOT_BITS: u32 = 14;
+/// Hash slots per shard in cluster mode (the slot's low bits).
+const SLOTS_PER_SHARD: usize = SLOTS / SHARDS;
+
+/// Computes a key's hash slot (CRC16 with hash tags); handed in by the
+/// server so this crate needs no cluster code.
+pub type SlotFn = fn(&[u8]) -> u16;
+
+/// Hashes keys for the tables. In cluster mode the top 14 bits of the hash
+/// are the key's hash slot, so a slot's keys all live in one shard (shard =
+/// slot / 64) and sit together in SCAN order: finding or dropping a slot's
+/// keys visits one shard of 256, and the slot comes back from the hash
+/// without another CRC16. Everything that orders or places keys (shards,
+/// tables, SCAN cursors, snapshots) goes through this one function, so both
+/// modes keep every invariant; outside cluster mode it costs one predictable
+/// branch.
+struct KeyHasher {
+    state: foldhash::fast::FixedState,
+    slot_of: Option<SlotFn>,
+}
+
+impl KeyHasher {
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        let h = self.state.hash_one(key);
+        match self.slot_of {
+            None => h,
+            Some(f) => ((f(key) as u64 % SLOTS as u64) << (64 - SLOT_BITS)) | (h >> SLOT_BITS),
+        }
+    }
+}
+
+/// The hash slot carried by a cluster-mode hash (see [`KeyHasher`]).
+fn slot_of_hash(h: u64) -> usize {
+    (h >> (64 - SLOT_BITS)) as usize
+}
+
 /// One key with its value, expiry and access record. Nodes are boxed so that a
 /// table slot is one pointer: with power-of-two tables a slot is often only
 /// half full, and an 8-byte slot wastes far less than a 64-byte one.
@@ -113,6 +154,10 @@ struct Shard {
     /// While a snapshot runs and has not captured this shard yet: each key
     /// changed since the snapshot began, as it was then, by table hash.
     before: HashTable<(u64, Before)>,
+    /// In cluster mode, the number of keys (expired ones not yet collected
+    /// included, as Redis counts them) in each of the shard's 64 hash
+    /// slots; `None` otherwise, so other modes pay no memory.
+    slots: Option<Box<[u32; SLOTS_PER_SHARD]>>,
 }
 
 /// A key as a running snapshot must see it.
@@ -133,6 +178,20 @@ impl Before {
 }
 
 impl Shard {
+    /// Counts a key added (`+1`) or removed (`-1`) under hash `h` (the
+    /// key's hash, not the table's) in its slot's counter, in cluster mode.
+    #[inline]
+    fn count(&mut self, h: u64, added: bool) {
+        if let Some(c) = self.slots.as_mut() {
+            let c = &mut c[slot_of_hash(h) % SLOTS_PER_SHARD];
+            *c = if added {
+                c.saturating_add(1)
+            } else {
+                c.saturating_sub(1)
+            };
+        }
+    }
+
     /// Whether `before` has an entry for the key.
     fn kept(&self, hash: u64, key: &[u8]) -> bool {
         self.before.find(hash, |(_, b)| b.key() == key).is_some()
@@ -193,7 +252,7 @@ pub struct Detached(#[allow(dead_code)] Vec<HashTable<Box<Node>>>);
 pub struct Db {
     index: usize,
     shards: Box<[RwLock<Shard>]>,
-    hasher: foldhash::fast::FixedState,
+    hasher: KeyHasher,
     notify: Arc<dyn Notify>,
     snapshot: Arc<SnapshotState>,
     access: Arc<Access>,
@@ -218,11 +277,19 @@ impl Db {
         notify: Arc<dyn Notify>,
         snapshot: Arc<SnapshotState>,
         access: Arc<Access>,
+        slot_of: Option<SlotFn>,
     ) -> Db {
+        let shard = || Shard {
+            slots: slot_of.map(|_| Box::new([0; SLOTS_PER_SHARD])),
+            ..Shard::default()
+        };
         Db {
             index,
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            hasher: foldhash::fast::FixedState::with_seed(seed),
+            shards: (0..SHARDS).map(|_| RwLock::new(shard())).collect(),
+            hasher: KeyHasher {
+                state: foldhash::fast::FixedState::with_seed(seed),
+                slot_of,
+            },
             notify,
             snapshot,
             access,
@@ -314,7 +381,7 @@ impl Db {
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        self.hasher.hash(key)
     }
 
     /// Reads `key` at time `now` (Unix ms). An expired key reads as absent
@@ -463,6 +530,80 @@ impl Db {
         self.shards.iter().map(|s| s.read().volatile).sum()
     }
 
+    /// Whether the database runs in cluster mode (built with a slot
+    /// function), keeping the per-slot index.
+    pub fn has_slots(&self) -> bool {
+        self.hasher.slot_of.is_some()
+    }
+
+    /// Number of keys in hash `slot`, expired ones not yet collected
+    /// included (CLUSTER COUNTKEYSINSLOT, as Redis's `countKeysInSlot`).
+    /// O(1): a counter kept by every insert and delete. Always 0 outside
+    /// cluster mode.
+    ///
+    /// ```
+    /// use rampart_keyspace::{Keyspace, Value};
+    /// // A toy slot function: the key's first byte.
+    /// let first = |k: &[u8]| k.first().map_or(0, |b| *b as u16);
+    /// let ks = Keyspace::with_slots(1, std::sync::Arc::new(rampart_keyspace::Ignore), first);
+    /// let db = ks.db(0);
+    /// db.write(b"\x05a", 0, |s| s.insert(Value::int(1), None));
+    /// db.write(b"\x05b", 0, |s| s.insert(Value::int(1), None));
+    /// assert_eq!(db.count_in_slot(5), 2);
+    /// assert_eq!(db.keys_in_slot(5, 10).len(), 2);
+    /// ```
+    pub fn count_in_slot(&self, slot: u16) -> usize {
+        let slot = slot as usize % SLOTS;
+        let s = self.shards[slot / SLOTS_PER_SHARD].read();
+        s.slots
+            .as_ref()
+            .map_or(0, |c| c[slot % SLOTS_PER_SHARD] as usize)
+    }
+
+    /// Up to `max` keys of hash `slot` (CLUSTER GETKEYSINSLOT), expired
+    /// ones not yet collected included, as Redis lists them. Visits one
+    /// shard (a 256th of the keys), and none when the slot is empty.
+    /// Empty outside cluster mode.
+    pub fn keys_in_slot(&self, slot: u16, max: usize) -> Vec<Key> {
+        let slot = slot as usize % SLOTS;
+        if max == 0 || self.count_in_slot(slot as u16) == 0 {
+            return Vec::new();
+        }
+        let s = self.shards[slot / SLOTS_PER_SHARD].read();
+        s.map
+            .iter()
+            .filter(|n| slot_of_hash(self.hash(&n.key)) == slot)
+            .take(max)
+            .map(|n| n.key.clone())
+            .collect()
+    }
+
+    /// Every key of the hash slots `slots` (to delete the keys of slots
+    /// another node took over). Visits only the shards holding those
+    /// slots' keys. Empty outside cluster mode.
+    pub fn keys_in_slots(&self, slots: &[u16]) -> Vec<Key> {
+        let mut wanted = vec![false; SLOTS];
+        let mut shards = vec![false; SHARDS];
+        for &slot in slots {
+            let slot = slot as usize % SLOTS;
+            if self.count_in_slot(slot as u16) > 0 {
+                wanted[slot] = true;
+                shards[slot / SLOTS_PER_SHARD] = true;
+            }
+        }
+        let mut out = Vec::new();
+        for (i, _) in shards.iter().enumerate().filter(|(_, &t)| t) {
+            let s = self.shards[i].read();
+            out.extend(
+                s.map
+                    .iter()
+                    .filter(|n| wanted[slot_of_hash(self.hash(&n.key))])
+                    .map(|n| n.key.clone()),
+            );
+        }
+        out
+    }
+
     /// Empties the database and hands back its old contents.
     pub fn clear(&self) -> Detached {
         let mut old = Vec::new();
@@ -473,6 +614,9 @@ impl Db {
                 old.push(std::mem::take(&mut s.map));
             }
             s.volatile = 0;
+            if let Some(c) = s.slots.as_mut() {
+                **c = [0; SLOTS_PER_SHARD];
+            }
         }
         Detached(old)
     }
@@ -486,6 +630,7 @@ impl Db {
             other.preserve(&mut b);
             std::mem::swap(&mut a.map, &mut b.map);
             std::mem::swap(&mut a.volatile, &mut b.volatile);
+            std::mem::swap(&mut a.slots, &mut b.slots);
         }
         self.hints.note(true);
         other.hints.note(true);
@@ -690,6 +835,12 @@ impl Db {
                         true
                     });
                     s.volatile -= removed.len() - removed_before;
+                    if s.slots.is_some() {
+                        for k in &removed[removed_before..] {
+                            let h = self.hash(k);
+                            s.count(h, false);
+                        }
+                    }
                     if s.map.capacity() > 64 && s.map.len() * 8 < s.map.capacity() {
                         let len = s.map.len();
                         s.map
@@ -735,7 +886,7 @@ pub struct Sweep {
 /// A key opened for writing, inside its shard's lock.
 pub struct Slot<'a> {
     shard: &'a mut Shard,
-    hasher: &'a foldhash::fast::FixedState,
+    hasher: &'a KeyHasher,
     access: &'a Access,
     hints: &'a Hints,
     hash: u64,
@@ -921,9 +1072,11 @@ impl Slot<'_> {
         if at != 0 {
             self.shard.volatile += 1;
         }
+        // The table hash is the key's hash rotated (see `table_hash`).
+        self.shard.count(self.hash.rotate_right(32), true);
         self.hints.note(at != 0);
         let hasher = self.hasher;
-        let rehash = |n: &Node| table_hash(hasher.hash_one(n.key.as_bytes()));
+        let rehash = |n: &Node| table_hash(hasher.hash(n.key.as_bytes()));
         let map = &mut self.shard.map;
         if map.len() == map.capacity() {
             // No room left. hashbrown doubles a table whose keys fill more
@@ -983,15 +1136,14 @@ impl Slot<'_> {
         if n.expire_at != 0 {
             self.shard.volatile -= 1;
         }
+        self.shard.count(self.hash.rotate_right(32), false);
         // Give back the table's memory once it is mostly empty, as Redis
         // shrinks a dict under 10% full: after a big DEL or eviction the
         // empty slots would otherwise count against maxmemory for good.
         let map = &mut self.shard.map;
         if map.capacity() > 64 && map.len() * 8 < map.capacity() {
             let hasher = self.hasher;
-            map.shrink_to(map.len() * 2, |n| {
-                table_hash(hasher.hash_one(n.key.as_bytes()))
-            });
+            map.shrink_to(map.len() * 2, |n| table_hash(hasher.hash(n.key.as_bytes())));
         }
         Some(n)
     }
@@ -999,8 +1151,153 @@ impl Slot<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Keyspace, Value};
-    use std::collections::HashSet;
+    use crate::{toy_slot, Ignore, Keyspace, Value};
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Arc;
+
+    fn cluster_keyspace() -> Keyspace {
+        Keyspace::with_slots(2, Arc::new(Ignore), toy_slot)
+    }
+
+    /// The counters and slot listings agree with a full pass over the keys.
+    fn check_index(db: &crate::Db) {
+        let mut per_slot: HashMap<u16, HashSet<Vec<u8>>> = HashMap::new();
+        db.for_each(0, |n| {
+            per_slot
+                .entry(toy_slot(&n.key))
+                .or_default()
+                .insert(n.key.to_vec());
+        });
+        for slot in 0..16384u16 {
+            let want = per_slot.remove(&slot).unwrap_or_default();
+            assert_eq!(db.count_in_slot(slot), want.len(), "slot {slot}");
+            let got: HashSet<Vec<u8>> = db
+                .keys_in_slot(slot, usize::MAX)
+                .iter()
+                .map(|k| k.to_vec())
+                .collect();
+            assert_eq!(got, want, "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn cluster_mode_counts_and_lists_keys_per_slot() {
+        let ks = cluster_keyspace();
+        let db = ks.db(0);
+        for i in 0..3000u64 {
+            db.write(format!("k{i}").as_bytes(), 0, |s| {
+                s.insert(Value::int(i as i64), (i % 3 == 0).then_some(100))
+            });
+        }
+        // Overwrites do not count twice (and make k0..k499 persistent).
+        for i in 0..500u64 {
+            db.write(format!("k{i}").as_bytes(), 0, |s| {
+                s.insert(Value::int(0), None)
+            });
+        }
+        check_index(db);
+        for i in 1000..1500u64 {
+            db.delete(format!("k{i}").as_bytes(), 0);
+        }
+        check_index(db);
+        // Active expiry removes keys behind the index's back.
+        let mut next = 0;
+        for _ in 0..64 {
+            next = db.sweep_expired(next, 16, 200).next;
+        }
+        check_index(db);
+        let volatile_left = (500..3000u64)
+            .filter(|i| i % 3 == 0 && !(1000..1500).contains(i))
+            .count();
+        assert_eq!(db.len(), 2500 - volatile_left);
+        let some = toy_slot(b"k7");
+        let listed = db.keys_in_slot(some, 1);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(toy_slot(&listed[0]), some);
+        assert!(db.keys_in_slot(some, 0).is_empty());
+    }
+
+    #[test]
+    fn cluster_mode_flush_and_swap_move_the_counters_with_the_keys() {
+        let ks = cluster_keyspace();
+        for i in 0..1000 {
+            ks.db(0).write(format!("a{i}").as_bytes(), 0, |s| {
+                s.insert(Value::int(1), None)
+            });
+        }
+        ks.db(1).write(b"b", 0, |s| s.insert(Value::int(1), None));
+        ks.db(0).swap_with(ks.db(1));
+        check_index(ks.db(0));
+        check_index(ks.db(1));
+        assert_eq!(ks.db(0).count_in_slot(toy_slot(b"b")), 1);
+        drop(ks.db(1).clear());
+        check_index(ks.db(1));
+        assert_eq!(ks.db(1).len(), 0);
+    }
+
+    #[test]
+    fn keys_in_slots_finds_exactly_those_slots_keys() {
+        let ks = cluster_keyspace();
+        let db = ks.db(0);
+        for i in 0..2000 {
+            db.write(format!("k{i}").as_bytes(), 0, |s| {
+                s.insert(Value::int(1), None)
+            });
+        }
+        let slots: Vec<u16> = (0..2000)
+            .step_by(7)
+            .map(|i| toy_slot(format!("k{i}").as_bytes()))
+            .collect();
+        let got: HashSet<Vec<u8>> = db
+            .keys_in_slots(&slots)
+            .iter()
+            .map(|k| k.to_vec())
+            .collect();
+        let want: HashSet<Vec<u8>> = (0..2000)
+            .map(|i| format!("k{i}").into_bytes())
+            .filter(|k| slots.contains(&toy_slot(k)))
+            .collect();
+        assert_eq!(got, want);
+        // Outside cluster mode there is no index: nothing is claimed.
+        let plain = Keyspace::new(1);
+        plain
+            .db(0)
+            .write(b"k1", 0, |s| s.insert(Value::int(1), None));
+        assert_eq!(plain.db(0).count_in_slot(toy_slot(b"k1")), 0);
+        assert!(plain.db(0).keys_in_slots(&[toy_slot(b"k1")]).is_empty());
+    }
+
+    #[test]
+    fn cluster_mode_scan_random_and_sample_see_every_key() {
+        let ks = cluster_keyspace();
+        let db = ks.db(0);
+        for i in 0..1000 {
+            db.write(format!("k{i}").as_bytes(), 0, |s| {
+                s.insert(Value::int(i), None)
+            });
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = db.scan(cursor, 10, 0, |_| true);
+            for k in keys {
+                assert!(seen.insert(k.to_vec()), "duplicate {k:?}");
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 1000);
+        let k = db.random_key(0).map(|k| k.to_vec());
+        assert!(k.is_some_and(|k| seen.contains(&k)));
+        let mut sampled = 0;
+        db.sample(5, false, |n| {
+            assert!(seen.contains(&n.key.to_vec()));
+            sampled += 1;
+        });
+        assert!(sampled > 0);
+    }
 
     #[test]
     fn node_is_one_cache_line() {

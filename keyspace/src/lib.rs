@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub use db::{Db, Detached, Node, Slot, Sweep};
+pub use db::{Db, Detached, Node, Slot, SlotFn, Sweep};
 pub use key::Key;
 pub use pack::Pack;
 
@@ -122,12 +122,34 @@ impl Keyspace {
 
     /// `databases` empty databases reporting key events to `notify`.
     pub fn with_notify(databases: usize, notify: Arc<dyn Notify>) -> Keyspace {
+        Keyspace::build(databases, notify, None)
+    }
+
+    /// [`Keyspace::with_notify`] for cluster mode: keys are placed by their
+    /// hash slot (`slot_of`, Redis's CRC16 with hash tags) and counted per
+    /// slot, so [`Db::count_in_slot`] is O(1) and [`Db::keys_in_slot`]
+    /// visits one shard. Every other operation behaves as in
+    /// [`Keyspace::with_notify`].
+    pub fn with_slots(databases: usize, notify: Arc<dyn Notify>, slot_of: db::SlotFn) -> Keyspace {
+        Keyspace::build(databases, notify, Some(slot_of))
+    }
+
+    fn build(databases: usize, notify: Arc<dyn Notify>, slot_of: Option<db::SlotFn>) -> Keyspace {
         let seed = rand::random::<u64>();
         let snapshot = Arc::new(SnapshotState::default());
         let access = Arc::new(evict::Access::default());
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|i| Db::new(i, seed, notify.clone(), snapshot.clone(), access.clone()))
+                .map(|i| {
+                    Db::new(
+                        i,
+                        seed,
+                        notify.clone(),
+                        snapshot.clone(),
+                        access.clone(),
+                        slot_of,
+                    )
+                })
                 .collect(),
             gate: RwLock::new(()),
             snapshot,
@@ -268,6 +290,16 @@ impl Keyspace {
     }
 }
 
+/// A stand-in for Redis's CRC16 key slot in tests: any fixed spread of keys
+/// over 0..16384 exercises the per-slot index the same way.
+#[cfg(test)]
+pub(crate) fn toy_slot(key: &[u8]) -> u16 {
+    let h = key
+        .iter()
+        .fold(2166136261u32, |h, b| (h ^ *b as u32).wrapping_mul(16777619));
+    (h % 16384) as u16
+}
+
 #[cfg(test)]
 mod snapshot_tests {
     use super::*;
@@ -328,8 +360,13 @@ mod snapshot_tests {
     /// runs beside them: the snapshot is exactly the keyspace at its start.
     #[test]
     fn the_snapshot_is_the_start_whatever_changes_race_the_pass() {
-        for seed in 0..8u64 {
-            let ks = Arc::new(Keyspace::new(2));
+        // In cluster mode too, where keys are placed by hash slot.
+        for (seed, cluster) in (0..8u64).flat_map(|s| [(s, false), (s, true)]) {
+            let ks = Arc::new(if cluster {
+                Keyspace::with_slots(2, Arc::new(Ignore), toy_slot)
+            } else {
+                Keyspace::new(2)
+            });
             let mut want = Vec::new();
             for i in 0..4000i64 {
                 let db = (i % 2) as usize;
@@ -367,7 +404,18 @@ mod snapshot_tests {
             let mut got = sink.0.lock().unwrap().clone();
             got.sort();
             want.sort();
-            assert_eq!(got, want, "seed {seed}");
+            assert_eq!(got, want, "seed {seed} cluster {cluster}");
+            if cluster {
+                // The per-slot counters survived the races exactly.
+                for db in 0..2 {
+                    let mut per_slot = vec![0usize; 16384];
+                    ks.db(db)
+                        .for_each(0, |n| per_slot[toy_slot(&n.key) as usize] += 1);
+                    for (slot, &n) in per_slot.iter().enumerate() {
+                        assert_eq!(ks.db(db).count_in_slot(slot as u16), n, "slot {slot}");
+                    }
+                }
+            }
         }
     }
 

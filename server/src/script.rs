@@ -13,6 +13,7 @@ use crate::client::Client;
 use crate::cmd::flags;
 use crate::resp::Out;
 use crate::state::Server;
+use crate::worker::Worker;
 
 /// The Lua engine and what other threads read while a script runs.
 pub struct Scripting {
@@ -26,11 +27,10 @@ pub struct Scripting {
     /// The running function's name and command (FUNCTION STATS).
     pub running: Mutex<Option<(String, Vec<bytes::Bytes>)>>,
     /// The thread scripts run on (started at the first script).
-    thread: std::sync::OnceLock<std::sync::mpsc::Sender<Job>>,
+    thread: Worker,
 }
 
-/// Work for the script thread.
-pub type Job = Box<dyn FnOnce() + Send>;
+pub use crate::worker::Job;
 
 /// The commands that run a script or function, which the connection loop
 /// hands to the script thread: a busy script must not hold up the other
@@ -71,7 +71,7 @@ impl Default for Scripting {
             functions: Mutex::new(functions),
             watch,
             running: Mutex::new(None),
-            thread: std::sync::OnceLock::new(),
+            thread: Worker::new("rampart-script", 0),
         }
     }
 }
@@ -81,24 +81,7 @@ impl Scripting {
     /// Returns the job if the thread could not be started, for the caller
     /// to run itself.
     pub fn run_off(&self, job: Job) -> Result<(), Job> {
-        let tx = self.thread.get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<Job>();
-            let started = std::thread::Builder::new()
-                .name("rampart-script".into())
-                .spawn(move || {
-                    crate::state::take_stripe();
-                    while let Ok(job) = rx.recv() {
-                        // A panicking command ends its own connection (its
-                        // reply channel drops), not the thread.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    }
-                });
-            if let Err(e) = started {
-                tracing::warn!("Could not start the script thread: {e}");
-            }
-            tx
-        });
-        tx.send(job).map_err(|e| e.0)
+        self.thread.run(job)
     }
     /// `(number_of_functions, number_of_libraries)` for INFO.
     pub fn function_counts(&self) -> (usize, usize) {

@@ -616,7 +616,14 @@ impl Server {
         let commands = Registry::new();
         let acl = crate::acl::Acl::new();
         Server {
-            keyspace: Arc::new(Keyspace::with_notify(databases, hooks.clone())),
+            // Cluster mode places keys by hash slot for the per-slot index
+            // (COUNTKEYSINSLOT, GETKEYSINSLOT, dropping a lost slot);
+            // `cluster-enabled` cannot change at run time, as in Redis.
+            keyspace: Arc::new(if config.flag("cluster-enabled") {
+                Keyspace::with_slots(databases, hooks.clone(), rampart_cluster::key_hash_slot)
+            } else {
+                Keyspace::with_notify(databases, hooks.clone())
+            }),
             hooks,
             config,
             clients,

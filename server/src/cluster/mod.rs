@@ -190,6 +190,16 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
 impl Bus {
     /// Carries out what the state machine asked for. Call after every change.
     pub fn flush(&self) {
+        self.flush_with(true);
+    }
+
+    /// [`Bus::flush`], writing nodes.conf without fsync, as Redis saves
+    /// after CLUSTER SETSLOT.
+    pub fn flush_unsynced(&self) {
+        self.flush_with(false);
+    }
+
+    fn flush_with(&self, sync: bool) {
         let Some(srv) = self.srv.upgrade() else {
             return;
         };
@@ -257,16 +267,35 @@ impl Bus {
                 | Action::FlushAll) => {
                     let _ = self.roles.send(a);
                 }
+                Action::Deliver {
+                    shard,
+                    channel,
+                    message,
+                } => {
+                    srv.pubsub.publish(&channel, &message, shard);
+                }
             }
         }
         if let Some(conf) = conf {
-            if let Err(e) = nodes_conf::save(&self.path, &conf) {
+            let saved = if sync {
+                nodes_conf::save(&self.path, &conf)
+            } else {
+                nodes_conf::save_unsynced(&self.path, &conf)
+            };
+            if let Err(e) = saved {
                 tracing::warn!(
                     "Can't update cluster config file {}: {e}",
                     self.path.display()
                 );
             }
         }
+    }
+
+    /// Sends a message published here to the nodes that deliver it too:
+    /// every node for PUBLISH, the nodes of my shard for SPUBLISH (`shard`).
+    pub fn publish(&self, channel: &[u8], message: &[u8], shard: bool) {
+        self.state.lock().publish(channel, message, shard);
+        self.flush();
     }
 
     /// Writes nodes.conf now (CLUSTER SAVECONFIG).
@@ -380,12 +409,8 @@ fn drop_slots(srv: &Server, slots: &[u16]) {
     let _gate = srv.keyspace.exclusive();
     let now = now_ms();
     let db = srv.keyspace.db(0);
-    let mut doomed = Vec::new();
-    db.for_each(now, |n| {
-        if slots.contains(&rampart_cluster::key_hash_slot(&n.key)) {
-            doomed.push(n.key.to_vec());
-        }
-    });
+    // The per-slot index visits only the shards holding these slots.
+    let doomed = db.keys_in_slots(slots);
     for k in &doomed {
         db.delete(k, now);
     }

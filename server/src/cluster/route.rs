@@ -35,12 +35,21 @@ pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> 
     for (cid, cargs) in cmds {
         let cspec = srv.commands.spec(cid);
         writes |= cspec.has(flags::WRITE);
-        pubsub_shard |= matches!(cspec.name, "ssubscribe" | "sunsubscribe" | "spublish");
-        let Some(keys) = srv.acl.key_refs(srv.acl.catalog_id(cid), cargs) else {
-            continue;
+        let shard_cmd = matches!(cspec.name, "ssubscribe" | "sunsubscribe" | "spublish");
+        pubsub_shard |= shard_cmd;
+        // Shard channels route like keys, though their key specs say
+        // "not a key" (which ACL key patterns must ignore): Redis 7.0
+        // routes by the legacy first/last/step range, as here.
+        let positions: Vec<usize> = if shard_cmd {
+            cspec.key_positions(cargs.len()).collect()
+        } else {
+            match srv.acl.key_refs(srv.acl.catalog_id(cid), cargs) {
+                Some(keys) => keys.into_iter().map(|k| k.pos).collect(),
+                None => continue,
+            }
         };
-        for k in keys {
-            let Some(key) = cargs.get(k.pos) else {
+        for pos in positions {
+            let Some(key) = cargs.get(pos) else {
                 continue;
             };
             let slot = key_hash_slot(key);

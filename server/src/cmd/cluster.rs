@@ -479,18 +479,6 @@ fn flushslots(ctx: &mut Ctx<'_>) {
     ctx.out.ok();
 }
 
-/// Keys of db 0 in `slot`, at most `max` (Redis keeps a per-slot index;
-/// Rampart scans for now).
-fn keys_in_slot(ctx: &Ctx<'_>, slot: u16, max: usize) -> Vec<Vec<u8>> {
-    let mut found = Vec::new();
-    ctx.srv.keyspace.db(0).for_each(ctx.now, |n| {
-        if found.len() < max && key_hash_slot(&n.key) == slot {
-            found.push(n.key.to_vec());
-        }
-    });
-    found
-}
-
 /// CLUSTER COUNTKEYSINSLOT slot
 fn countkeysinslot(ctx: &mut Ctx<'_>) {
     if bus(ctx).is_none() {
@@ -500,7 +488,7 @@ fn countkeysinslot(ctx: &mut Ctx<'_>) {
     if !(0..SLOTS as i64).contains(&slot) {
         return ctx.out.error("ERR Invalid slot");
     }
-    let n = keys_in_slot(ctx, slot as u16, usize::MAX).len();
+    let n = ctx.srv.keyspace.db(0).count_in_slot(slot as u16);
     ctx.out.int(n as i64);
 }
 
@@ -514,7 +502,11 @@ fn getkeysinslot(ctx: &mut Ctx<'_>) {
     if !(0..SLOTS as i64).contains(&slot) || max < 0 {
         return ctx.out.error("ERR Invalid slot or number of keys");
     }
-    let keys = keys_in_slot(ctx, slot as u16, max as usize);
+    let keys = ctx
+        .srv
+        .keyspace
+        .db(0)
+        .keys_in_slot(slot as u16, max as usize);
     ctx.out.array(keys.len());
     for k in &keys {
         ctx.out.bulk(k);
@@ -712,6 +704,7 @@ fn setslot(ctx: &mut Ctx<'_>) {
     let action = ctx.args[3].to_ascii_lowercase();
     let argc = ctx.args.len();
     let mut st = b.state.lock();
+    let epoch = st.myself().config_epoch;
     let target = |st: &Cluster, ctx: &mut Ctx<'_>, unknown: &str| {
         let id = arg_str(ctx, 4);
         match st.lookup(&ctx.args[4]) {
@@ -757,7 +750,7 @@ fn setslot(ctx: &mut Ctx<'_>) {
             let Some(n) = target(&st, &mut *ctx, "Unknown node") else {
                 return;
             };
-            let count = keys_in_slot(ctx, slot, usize::MAX).len();
+            let count = ctx.srv.keyspace.db(0).count_in_slot(slot);
             if st.mine(slot) && n != st.my_name() && count != 0 {
                 return ctx.out.error(&format!("ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."));
             }
@@ -779,8 +772,16 @@ fn setslot(ctx: &mut Ctx<'_>) {
         }
     }
     st.update_state(now_ms());
+    // Redis saves after SETSLOT without fsync (a reshard runs three a
+    // slot), unless closing an import bumped our config epoch, which must
+    // survive a crash.
+    let bumped = st.myself().config_epoch != epoch;
     drop(st);
-    b.flush();
+    if bumped {
+        b.flush();
+    } else {
+        b.flush_unsynced();
+    }
     ctx.out.ok();
 }
 

@@ -340,9 +340,16 @@ fn migrate(ctx: &mut Ctx<'_>) {
     let dbs = dbid.to_string();
     rampart_replication::push_command(&mut cmds, &[&b"SELECT"[..], dbs.as_bytes()]);
     preamble += 1;
+    // In cluster mode the target imports the slot and serves only ASKING
+    // commands for it until the move completes: RESTORE-ASKING, as Redis.
+    let verb: &[u8] = if ctx.srv.cluster.get().is_some() {
+        b"RESTORE-ASKING"
+    } else {
+        b"RESTORE"
+    };
     for (k, payload, ttl) in &found {
         let ttl = ttl.to_string();
-        let mut restore: Vec<&[u8]> = vec![b"RESTORE", k, ttl.as_bytes(), payload];
+        let mut restore: Vec<&[u8]> = vec![verb, k, ttl.as_bytes(), payload];
         if replace {
             restore.push(b"REPLACE");
         }

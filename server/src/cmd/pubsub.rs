@@ -51,11 +51,16 @@ fn sunsubscribe(ctx: &mut Ctx<'_>) {
 }
 
 /// PUBLISH and SPUBLISH: deliver, then send the command to replicas as
-/// Redis does, so their subscribers receive it too.
+/// Redis does, so their subscribers receive it too. In cluster mode the
+/// bus carries it instead (Redis's `clusterPropagatePublish`): to every
+/// node for PUBLISH, to the nodes of this shard for SPUBLISH; the
+/// replication stream then does not, or replicas would deliver it twice.
 fn publish_as(ctx: &mut Ctx<'_>, shard: bool) {
     let n = ctx.srv.pubsub.publish(&ctx.args[1], &ctx.args[2], shard);
     let stream = &ctx.srv.hooks.stream;
-    if stream.active() {
+    if let Some(bus) = ctx.srv.cluster.get() {
+        bus.publish(&ctx.args[1], &ctx.args[2], shard);
+    } else if stream.active() {
         let argv: Vec<&[u8]> = ctx.args.iter().map(|a| &a[..]).collect();
         stream.propagate(ctx.client.db, &argv);
     }

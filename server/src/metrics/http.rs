@@ -149,12 +149,9 @@ async fn handle(srv: &Arc<Server>, mut stream: TcpStream) -> std::io::Result<()>
     };
     match route(&head) {
         Route::Metrics { head } => {
-            let s = srv.clone();
-            // INFO reads /proc and walks the command table: off the
-            // runtime's workers, as other INFO callers are.
-            let body = tokio::task::spawn_blocking(move || super::render(&s))
+            let body = super::render_off(srv.clone())
                 .await
-                .unwrap_or_else(|e| format!("# render failed: {e}\n"));
+                .unwrap_or_else(|_| "# render failed\n".into());
             let body = if head { Vec::new() } else { body.into_bytes() };
             respond(&mut stream, "200 OK", prometheus::TEXT_FORMAT, &body).await
         }

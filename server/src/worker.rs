@@ -1,0 +1,73 @@
+//! A thread of its own for one kind of work, started at its first job:
+//! scripts (which must not hold up a connection thread's other clients)
+//! and metrics scrapes (which must not take CPU from requests).
+
+use std::sync::mpsc::{channel, Sender};
+use std::sync::OnceLock;
+
+/// Work for a [`Worker`].
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// A named thread that runs jobs in the order they are given.
+///
+/// ```
+/// use rampart_server::worker::Worker;
+/// static W: Worker = Worker::new("doc-worker", 0);
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// assert!(W.run(Box::new(move || tx.send(6 * 7).unwrap())).is_ok());
+/// assert_eq!(rx.recv().unwrap(), 42);
+/// ```
+pub struct Worker {
+    name: &'static str,
+    nice: i32,
+    jobs: OnceLock<Sender<Job>>,
+}
+
+impl Worker {
+    /// A worker whose thread, once started, is called `name` and runs at
+    /// `nice` (0 = the process's priority; higher yields the CPU to the
+    /// connection threads whenever both want it).
+    pub const fn new(name: &'static str, nice: i32) -> Worker {
+        Worker {
+            name,
+            nice,
+            jobs: OnceLock::new(),
+        }
+    }
+
+    /// Runs `job` on the worker's thread. Returns the job if the thread
+    /// could not be started, for the caller to run itself.
+    pub fn run(&self, job: Job) -> Result<(), Job> {
+        let tx = self.jobs.get_or_init(|| {
+            let (tx, rx) = channel::<Job>();
+            let nice = self.nice;
+            let started = std::thread::Builder::new()
+                .name(self.name.into())
+                .spawn(move || {
+                    crate::state::take_stripe();
+                    if nice != 0 {
+                        lower_priority(nice);
+                    }
+                    while let Ok(job) = rx.recv() {
+                        // A panicking job loses its own reply channel (its
+                        // caller sees it dropped), not the thread.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(e) = started {
+                tracing::warn!("Could not start the {} thread: {e}", self.name);
+            }
+            tx
+        });
+        tx.send(job).map_err(|e| e.0)
+    }
+}
+
+/// Sets the calling thread's nice value (Linux applies PRIO_PROCESS with
+/// a thread id to that thread alone). Failure only costs the preference.
+fn lower_priority(nice: i32) {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+        tracing::debug!("Could not lower a worker thread's priority: {e}");
+    }
+}

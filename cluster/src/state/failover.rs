@@ -666,6 +666,7 @@ impl Cluster {
         }
         let auth_age = now.saturating_sub(self.fo.auth_time);
         if auth_age > auth_timeout {
+            self.reset_failover_state();
             self.log_cant_failover(CantFailover::Expired, now);
             return;
         }
@@ -745,6 +746,21 @@ impl Cluster {
         self.save();
         self.broadcast_pong(now);
         self.reset_manual_failover();
+        self.reset_failover_state();
+    }
+
+    /// Forgets the last election (Redis's `resetFailoverState`, added after
+    /// 7.0 by redis/redis d5891d3a2; 7.0.15 lacks it). Without it a replica
+    /// that won an election, became a replica again and saw its new master
+    /// fail within the old election's timeout counted the old votes as new
+    /// ones and "won" at its old epoch, which every other node refused: its
+    /// slots stayed with the dead master (seen in the mixed-cluster test).
+    fn reset_failover_state(&mut self) {
+        self.fo.auth_time = 0;
+        self.fo.auth_count = 0;
+        self.fo.auth_sent = false;
+        self.fo.auth_rank = 0;
+        self.fo.auth_epoch = 0;
     }
 
     /// `clusterSendFailoverAuthIfNeeded`: vote for `node` if the rules allow.
@@ -1394,6 +1410,38 @@ mod tests {
         assert!(net.until(3000, |net| net.follows[1] == Some(4)));
         assert_eq!(net.roles[1].last(), Some(&Action::ResumeWrites));
         assert!(net.until(5_000, |net| net.nodes.iter().all(|c| c.is_ok())));
+    }
+
+    #[test]
+    fn a_second_failover_soon_after_the_first_holds_a_new_election() {
+        let mut net = Net::cluster(6, 3);
+        net.offsets[1] = 500;
+        net.offsets[4] = 500;
+        net.ticks(500);
+        // 4 takes over from 1, then 1 takes back over from 4 ...
+        let now = net.now;
+        net.nodes[4].failover(false, false, now).expect("starts");
+        assert!(net.until(3000, |net| net.owner_everywhere(6000, 4)));
+        assert!(net.until(3000, |net| net.follows[1] == Some(4)));
+        let (n1, n4) = (net.name(1), net.name(4));
+        assert!(net.until(3000, |net| net.nodes[4]
+            .node(&n1)
+            .is_some_and(|n| n.master == Some(n4))));
+        let now = net.now;
+        net.nodes[1].failover(false, false, now).expect("starts");
+        assert!(net.until(3000, |net| net.owner_everywhere(6000, 1)));
+        assert!(net.until(3000, |net| net.follows[4] == Some(1)));
+        let back = net.nodes[1].myself().config_epoch;
+        // ... and dies at once: 4's election is under auth_timeout (2 s)
+        // old when 1 is marked FAIL (this test failed before the reset:
+        // 4 "won" with the old votes at the old epoch), yet it must win a
+        // new one, at a newer epoch, for the others to agree.
+        net.kill(1);
+        assert!(net.until(15_000, |net| net.owner_everywhere(6000, 4)));
+        assert!(net.nodes[4].myself().config_epoch > back);
+        assert!(net.until(5_000, |net| [0, 2, 3, 4, 5]
+            .iter()
+            .all(|&i| net.nodes[i].is_ok())));
     }
 
     #[test]

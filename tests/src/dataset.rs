@@ -154,6 +154,20 @@ pub fn transfer_counters(
     })
 }
 
+/// Waits (up to 30 s) until [`transfer_counters`] has moved something, so
+/// a snapshot taken next cannot be one from before its first transaction
+/// (a fixed sleep was not enough on a loaded CI machine).
+pub fn wait_for_transfers(c: &mut redis::Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while counters(c)?.1 == 0 {
+        if std::time::Instant::now() > deadline {
+            bail!("the counter writer moved nothing in 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// The sum of the 64 counters [`transfer_counters`] moves, and how many
 /// are not 0.
 pub fn counters(c: &mut redis::Connection) -> Result<(i64, usize)> {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use rampart_persistence::backup::{self as bk, BackupStore, Manifest, S3Config};
 use rampart_tests::dataset::{
-    cmd, contents, counters, info_field, populate, transfer_counters, MARKER,
+    cmd, contents, counters, info_field, populate, transfer_counters, wait_for_transfers, MARKER,
 };
 use rampart_tests::{workspace_root, Rampart, RedisOracle};
 
@@ -702,7 +702,7 @@ fn a_backup_is_one_point_in_time_under_concurrent_transactions() -> Result<()> {
     cmd(&mut c, &["DEBUG", "POPULATE", "200000", "bulk", "100"])?;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = transfer_counters(s.redis_conn()?, stop.clone());
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_transfers(&mut c)?;
     backup_create(&mut c, &["pit"])?;
     stop.store(true, Ordering::Relaxed);
     let txs = writer.join().map_err(|_| anyhow!("writer panicked"))??;

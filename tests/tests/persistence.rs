@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rampart_tests::dataset::{
-    cmd, contents, counters, info_field, populate, transfer_counters, MARKER,
+    cmd, contents, counters, info_field, populate, transfer_counters, wait_for_transfers, MARKER,
 };
 use rampart_tests::{workspace_root, Rampart, RedisOracle, ServerProcess};
 use redis::Value;
@@ -290,7 +290,7 @@ fn bgsave_is_one_point_in_time_under_concurrent_transactions() -> Result<()> {
     cmd(&mut c, &["DEBUG", "POPULATE", "300000", "bulk", "100"])?;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = transfer_counters(s.redis_conn()?, stop.clone());
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_transfers(&mut c)?;
     cmd(&mut c, &["BGSAVE"])?;
     wait_bgsave(&mut c)?;
     stop.store(true, Ordering::Relaxed);

@@ -18,6 +18,8 @@
 //! Everything here is bounded: every wait has a timeout, ports are picked by
 //! the kernel, and servers listen on 127.0.0.1 only.
 
+pub mod cluster;
+
 pub mod corpus;
 
 pub mod dataset;
@@ -1054,15 +1056,32 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> 
 }
 
 /// Polls `f` every 50 ms until it says true, failing with `what` after
-/// `timeout`. An error from `f` counts as "not yet".
+/// `timeout`. An error from `f` counts as "not yet"; the last one is part
+/// of the timeout's message, so a failed wait says what it last saw.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut n = 0;
+/// rampart_tests::wait_for("three polls", Duration::from_secs(5), || {
+///     n += 1;
+///     Ok(n == 3)
+/// })
+/// .unwrap();
+/// ```
 pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
     let deadline = Instant::now() + timeout;
+    let mut last = None;
     loop {
-        if f().unwrap_or(false) {
-            return Ok(());
+        match f() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = Some(e),
         }
         if Instant::now() >= deadline {
-            bail!("timed out waiting for {what}");
+            match last {
+                Some(e) => bail!("timed out waiting for {what} (last error: {e:#})"),
+                None => bail!("timed out waiting for {what}"),
+            }
         }
         std::thread::sleep(Duration::from_millis(50));
     }

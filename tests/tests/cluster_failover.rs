@@ -15,45 +15,16 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use rampart_tests::cluster::{cmd, text};
 use rampart_tests::{
-    free_port, require_tool, run_with_timeout, shared_keyring, Rampart, RawConn, RedisOracle,
-    ServerProcess,
+    free_port, require_tool, run_with_timeout, shared_keyring, wait_for, Rampart, RawConn,
+    RedisOracle, ServerProcess,
 };
 
 /// How long a cluster may take to agree (a debug build on two busy cores).
 const CONVERGE: Duration = Duration::from_secs(90);
 /// `cluster-node-timeout`: short, so failures are noticed in seconds.
 const NODE_TIMEOUT: &str = "1500";
-
-fn text(reply: &[u8]) -> String {
-    let s = String::from_utf8_lossy(reply).into_owned();
-    match s.split_once("\r\n") {
-        Some((head, rest)) if head.starts_with('$') || head.starts_with('=') => {
-            rest.trim_end_matches("\r\n").to_string()
-        }
-        _ => s,
-    }
-}
-
-fn cmd(s: &ServerProcess, args: &[&str]) -> Result<String> {
-    Ok(text(&s.conn()?.cmd(args)?))
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + CONVERGE;
-    let mut last = None;
-    loop {
-        match f() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out waiting for {what} (last error: {last:?})");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// A cluster node: Rampart (restartable in its own directory, with the
 /// same bus port) or redis-server.
@@ -356,7 +327,7 @@ fn six_rampart_nodes_fail_over_manually_and_on_kill() -> Result<()> {
     }
     let refs: Vec<&Node> = nodes.iter().collect();
     create_with_replicas(&refs)?;
-    wait_for("three replicas with their links up", || {
+    wait_for("three replicas with their links up", CONVERGE, || {
         Ok(pairs(&nodes)?.len() == 3
             && all_ok(&nodes)
             && pairs(&nodes)?.iter().all(|(_, r)| link_up(nodes[*r].sp())))
@@ -411,7 +382,7 @@ fn six_rampart_nodes_fail_over_manually_and_on_kill() -> Result<()> {
     });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(cmd(nodes[r0].sp(), &["CLUSTER", "FAILOVER"])?, "+OK\r\n");
-    wait_for("the replica promoted by CLUSTER FAILOVER", || {
+    wait_for("the replica promoted by CLUSTER FAILOVER", CONVERGE, || {
         Ok(nodes.iter().all(|n| sees_master(n.sp(), &new_m))
             && nodes.iter().all(|n| sees_replica(n.sp(), &old_m, &new_m)))
     })
@@ -430,10 +401,10 @@ fn six_rampart_nodes_fail_over_manually_and_on_kill() -> Result<()> {
     );
     assert_eq!(lost, 0, "a manual failover must lose no acknowledged write");
     assert!(cmd(nodes[r0].sp(), &["INFO", "replication"])?.contains("role:master"));
-    wait_for("the old primary syncing from the new one", || {
+    wait_for("the old primary syncing from the new one", CONVERGE, || {
         Ok(link_up(nodes[m0].sp()))
     })?;
-    wait_for("cluster ok after the manual failover", || {
+    wait_for("cluster ok after the manual failover", CONVERGE, || {
         Ok(all_ok(&nodes))
     })?;
 
@@ -459,7 +430,7 @@ fn six_rampart_nodes_fail_over_manually_and_on_kill() -> Result<()> {
     }
     let killed_at = Instant::now();
     nodes[victim].kill9()?;
-    wait_for("the replica promoted after kill -9", || {
+    wait_for("the replica promoted after kill -9", CONVERGE, || {
         Ok(nodes
             .iter()
             .filter(|n| n.up())
@@ -502,7 +473,7 @@ fn six_rampart_nodes_fail_over_manually_and_on_kill() -> Result<()> {
 
     // --- The killed primary comes back as the new primary's replica. ---
     nodes[victim].restart()?;
-    wait_for("the old primary rejoining as a replica", || {
+    wait_for("the old primary rejoining as a replica", CONVERGE, || {
         Ok(nodes
             .iter()
             .all(|n| sees_replica(n.sp(), &victim_id, &heir_id))
@@ -518,7 +489,7 @@ fn six_rampart_nodes_fail_over_manually_and_on_kill() -> Result<()> {
     );
     // Its data is the new primary's, the lost writes included.
     let got = read_all(nodes[victim].sp().port(), &recent)?;
-    wait_for("the rejoined replica caught up", || {
+    wait_for("the rejoined replica caught up", CONVERGE, || {
         Ok(read_all(nodes[victim].sp().port(), &synced)?
             .iter()
             .all(|v| v.is_some()))
@@ -537,7 +508,7 @@ fn six_rampart_nodes_fail_over_manually_and_on_kill() -> Result<()> {
     nodes[r1].proc = None;
     nodes[r1].restart()?;
     assert!(sees_replica(nodes[r1].sp(), &r1_id, &m1_id));
-    wait_for("the restarted replica syncing again", || {
+    wait_for("the restarted replica syncing again", CONVERGE, || {
         Ok(link_up(nodes[r1].sp()) && all_ok(&nodes))
     })
     .inspect_err(|_| {
@@ -607,7 +578,7 @@ fn mixed_cluster_fails_over_both_ways() -> Result<()> {
         redis_node()?,
     ];
     create(&[&nodes[0], &nodes[1], &nodes[2]])?;
-    wait_for("three primaries ok", || Ok(all_ok(&nodes[..3])))?;
+    wait_for("three primaries ok", CONVERGE, || Ok(all_ok(&nodes[..3])))?;
     let ids: Vec<String> = nodes[..3]
         .iter()
         .map(|n| myid(n.sp()))
@@ -615,32 +586,38 @@ fn mixed_cluster_fails_over_both_ways() -> Result<()> {
     add_replica(&nodes[3], &nodes[0], &ids[0])?;
     add_replica(&nodes[4], &nodes[0], &ids[1])?;
     let (ra, rb) = (myid(nodes[3].sp())?, myid(nodes[4].sp())?);
-    wait_for("both replicas known everywhere with links up", || {
-        Ok(nodes
-            .iter()
-            .all(|n| sees_replica(n.sp(), &ra, &ids[0]) && sees_replica(n.sp(), &rb, &ids[1]))
-            && link_up(nodes[3].sp())
-            && link_up(nodes[4].sp())
-            && all_ok(&nodes))
-    })?;
+    wait_for(
+        "both replicas known everywhere with links up",
+        CONVERGE,
+        || {
+            Ok(nodes
+                .iter()
+                .all(|n| sees_replica(n.sp(), &ra, &ids[0]) && sees_replica(n.sp(), &rb, &ids[1]))
+                && link_up(nodes[3].sp())
+                && link_up(nodes[4].sp())
+                && all_ok(&nodes))
+        },
+    )?;
     // CLUSTER FAILOVER both ways: the Rampart replica takes over from the
     // paused redis-server primary, then the redis-server one (now the
     // replica) takes back over from the paused Rampart primary.
     for (replica, master, new_id, old_id) in [(3, 0, &ra, &ids[0]), (0, 3, &ids[0], &ra)] {
-        wait_for("the replica's link up before CLUSTER FAILOVER", || {
-            Ok(link_up(nodes[replica].sp()) && all_ok(&nodes))
-        })?;
+        wait_for(
+            "the replica's link up before CLUSTER FAILOVER",
+            CONVERGE,
+            || Ok(link_up(nodes[replica].sp()) && all_ok(&nodes)),
+        )?;
         assert_eq!(
             cmd(nodes[replica].sp(), &["CLUSTER", "FAILOVER"])?,
             "+OK\r\n"
         );
-        wait_for("the manual failover seen everywhere", || {
+        wait_for("the manual failover seen everywhere", CONVERGE, || {
             Ok(nodes
                 .iter()
                 .all(|n| sees_master(n.sp(), new_id) && sees_replica(n.sp(), old_id, new_id)))
         })
         .inspect_err(|_| dump(&nodes))?;
-        wait_for("the old primary syncing from the new one", || {
+        wait_for("the old primary syncing from the new one", CONVERGE, || {
             Ok(link_up(nodes[master].sp()))
         })?;
     }
@@ -659,7 +636,7 @@ fn mixed_cluster_fails_over_both_ways() -> Result<()> {
     // kill -9 the redis-server primary: the Rampart replica wins the
     // election with redis-server and Rampart voters.
     nodes[0].kill9()?;
-    wait_for("the Rampart replica promoted", || {
+    wait_for("the Rampart replica promoted", CONVERGE, || {
         Ok(nodes
             .iter()
             .filter(|n| n.up())
@@ -683,7 +660,7 @@ fn mixed_cluster_fails_over_both_ways() -> Result<()> {
     }
     assert_eq!(cmd(nodes[1].sp(), &["WAIT", "1", "10000"])?, ":1\r\n");
     nodes[1].kill9()?;
-    wait_for("the redis-server replica promoted", || {
+    wait_for("the redis-server replica promoted", CONVERGE, || {
         Ok(nodes
             .iter()
             .filter(|n| n.up())
@@ -750,7 +727,7 @@ fn replicate_and_failover_errors_match_redis() -> Result<()> {
         cmd(r.sp(), &["CLUSTER", "MEET", "127.0.0.1", &op, &ob])?,
         "+OK\r\n"
     );
-    wait_for("the nodes to know each other", || {
+    wait_for("the nodes to know each other", CONVERGE, || {
         let (a, b) = (nodes_of(r.sp())?, nodes_of(o.sp())?);
         Ok(a.iter()
             .any(|l| l.id == oid && !l.flags.contains("handshake"))

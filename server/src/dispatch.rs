@@ -270,7 +270,15 @@ fn precheck(
         out.error(e);
         return Err(Some(id));
     }
-    if c.proto == 2 && c.subs.any() && !SUBSCRIBED_MODE.contains(&spec.name) {
+    if c.proto == 2
+        && c.subs.any()
+        && !SUBSCRIBED_MODE.contains(&spec.name)
+        // Shard channels the server took away end subscribed mode too.
+        && {
+            crate::pubsub::settle(c);
+            c.subs.any()
+        }
+    {
         out.error(&format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             srv.commands.full_name(id)

@@ -10,30 +10,17 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use rampart_tests::cluster::{cmd, text};
 use rampart_tests::{
-    free_port, require_tool, run_with_timeout, Rampart, RawConn, RedisOracle, ServerProcess,
+    free_port, require_tool, run_with_timeout, wait_for, Rampart, RawConn, RedisOracle,
+    ServerProcess,
 };
 
 /// How long a cluster may take to agree (a debug build on two busy cores).
 const CONVERGE: Duration = Duration::from_secs(60);
-
-fn text(reply: &[u8]) -> String {
-    let s = String::from_utf8_lossy(reply).into_owned();
-    // A bulk or verbatim reply: drop the header line.
-    match s.split_once("\r\n") {
-        Some((head, rest)) if head.starts_with('$') || head.starts_with('=') => {
-            rest.trim_end_matches("\r\n").to_string()
-        }
-        _ => s,
-    }
-}
-
-fn cmd(s: &ServerProcess, args: &[&str]) -> Result<String> {
-    Ok(text(&s.conn()?.cmd(args)?))
-}
 
 fn cluster_args(extra: &[&str]) -> Vec<String> {
     let bus = free_port().unwrap_or(0);
@@ -55,8 +42,8 @@ fn start_rampart_node(extra: &[&str]) -> Result<Rampart> {
     Rampart::start(&args)
 }
 
-fn start_redis_node() -> Result<RedisOracle> {
-    let args = cluster_args(&[]);
+fn start_redis_node(extra: &[&str]) -> Result<RedisOracle> {
+    let args = cluster_args(extra);
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     RedisOracle::start_with(&args)
 }
@@ -80,22 +67,6 @@ fn cluster_create(nodes: &[&ServerProcess]) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + CONVERGE;
-    let mut last = None;
-    loop {
-        match f() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out waiting for {what} (last error: {last:?})");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn state_ok(n: &ServerProcess) -> Result<bool> {
@@ -142,10 +113,10 @@ fn create_check_route_and_agree() -> Result<()> {
     ];
     let procs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
     cluster_create(&procs)?;
-    wait_for("cluster_state:ok on every node", || {
+    wait_for("cluster_state:ok on every node", CONVERGE, || {
         Ok(procs.iter().all(|n| state_ok(n).unwrap_or(false)))
     })?;
-    wait_for("the same CLUSTER NODES everywhere", || {
+    wait_for("the same CLUSTER NODES everywhere", CONVERGE, || {
         let first = topology(procs[0])?;
         Ok(first.len() == 3
             && procs
@@ -218,13 +189,13 @@ fn create_check_route_and_agree() -> Result<()> {
 
     // The same redirections as a redis-server cluster built the same way.
     let oracle = [
-        start_redis_node()?,
-        start_redis_node()?,
-        start_redis_node()?,
+        start_redis_node(&[])?,
+        start_redis_node(&[])?,
+        start_redis_node(&[])?,
     ];
     let oprocs: Vec<&ServerProcess> = oracle.iter().map(|n| &**n).collect();
     cluster_create(&oprocs)?;
-    wait_for("the redis-server cluster is ok", || {
+    wait_for("the redis-server cluster is ok", CONVERGE, || {
         Ok(oprocs.iter().all(|n| state_ok(n).unwrap_or(false)))
     })?;
     let rports: Vec<u16> = procs.iter().map(|n| n.port()).collect();
@@ -356,7 +327,7 @@ fn cluster_commands_without_cluster_mode_answer_as_redis() -> Result<()> {
 #[test]
 fn cluster_command_errors_as_redis() -> Result<()> {
     let r = start_rampart_node(&[])?;
-    let o = start_redis_node()?;
+    let o = start_redis_node(&[])?;
     let cases: &[&[&str]] = &[
         &["CLUSTER", "ADDSLOTS", "100000"],
         &["CLUSTER", "ADDSLOTS", "x"],
@@ -448,7 +419,7 @@ fn cluster_command_errors_as_redis() -> Result<()> {
 #[test]
 fn mixed_cluster_with_redis_server() -> Result<()> {
     let r = start_rampart_node(&[])?;
-    let o = start_redis_node()?;
+    let o = start_redis_node(&[])?;
     assert_eq!(
         cmd(&r, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"])?,
         "+OK\r\n"
@@ -479,7 +450,7 @@ fn mixed_cluster_with_redis_server() -> Result<()> {
         )?,
         "+OK\r\n"
     );
-    wait_for("both sides agree on the mixed cluster", || {
+    wait_for("both sides agree on the mixed cluster", CONVERGE, || {
         let a = topology(&r)?;
         let b = topology(&o)?;
         Ok(a.len() == 2 && a == b && state_ok(&r)? && state_ok(&o)?)
@@ -553,5 +524,182 @@ fn garbage_on_the_bus_drops_the_link_and_the_node_serves_on() -> Result<()> {
         log.contains("Bad message received on the cluster bus"),
         "{log}"
     );
+    Ok(())
+}
+
+/// Stops a process with SIGSTOP (a node that stops answering while its
+/// sockets stay open, as across a partition) and continues it on drop.
+struct Paused(u32);
+
+impl Paused {
+    fn stop(n: &ServerProcess) -> Result<Paused> {
+        signal(n.pid(), "-STOP")?;
+        Ok(Paused(n.pid()))
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, sig: &str) -> Result<()> {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()?;
+    if !st.success() {
+        bail!("kill {sig} {pid} failed: {st}");
+    }
+    Ok(())
+}
+
+/// A key of a slot `n` serves (its GET is not redirected).
+fn local_key(n: &ServerProcess) -> Result<String> {
+    for i in 0..1000 {
+        let k = format!("k{i}");
+        if !cmd(n, &["GET", &k])?.starts_with("-MOVED") {
+            return Ok(k);
+        }
+    }
+    bail!("no key of the node's slots among k0..k999")
+}
+
+/// Two of three masters stop answering (SIGSTOP) in a Rampart cluster and
+/// in a redis-server cluster: the master left alone is a minority, so
+/// after the node timeout it refuses reads and writes with Redis's
+/// CLUSTERDOWN; once the others answer again it serves after the rejoin
+/// delay. Both sides step by step, with the same replies.
+#[test]
+fn a_master_alone_in_a_minority_refuses_queries_as_redis() -> Result<()> {
+    let timeout = ["--cluster-node-timeout", "2000"];
+    let ours = [
+        start_rampart_node(&timeout)?,
+        start_rampart_node(&timeout)?,
+        start_rampart_node(&timeout)?,
+    ];
+    let theirs = [
+        start_redis_node(&timeout)?,
+        start_redis_node(&timeout)?,
+        start_redis_node(&timeout)?,
+    ];
+    let ours: Vec<&ServerProcess> = ours.iter().map(|n| &**n).collect();
+    let theirs: Vec<&ServerProcess> = theirs.iter().map(|n| &**n).collect();
+    for nodes in [&ours, &theirs] {
+        cluster_create(nodes)?;
+    }
+    for nodes in [&ours, &theirs] {
+        wait_for("cluster_state:ok everywhere", CONVERGE, || {
+            Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
+        })?;
+    }
+    let keys = [local_key(ours[0])?, local_key(theirs[0])?];
+    for (n, k) in [ours[0], theirs[0]].iter().zip(&keys) {
+        assert_eq!(cmd(n, &["SET", k, "before"])?, "+OK\r\n");
+    }
+
+    let paused = [
+        Paused::stop(ours[1])?,
+        Paused::stop(ours[2])?,
+        Paused::stop(theirs[1])?,
+        Paused::stop(theirs[2])?,
+    ];
+    for n in [ours[0], theirs[0]] {
+        wait_for("the lone master to go down", CONVERGE, || {
+            Ok(cmd(n, &["CLUSTER", "INFO"])?.contains("cluster_state:fail"))
+        })?;
+    }
+    let replies = |n: &ServerProcess, k: &str| -> Result<Vec<String>> {
+        Ok(vec![
+            cmd(n, &["SET", k, "during"])?,
+            cmd(n, &["GET", k])?,
+            cmd(n, &["PING"])?,
+        ])
+    };
+    let down = replies(ours[0], &keys[0])?;
+    assert_eq!(down, replies(theirs[0], &keys[1])?);
+    assert_eq!(down[0], "-CLUSTERDOWN The cluster is down\r\n");
+    // Paused, not failed: no majority could mark them FAIL.
+    for (n, others) in [(ours[0], &ours[1..]), (theirs[0], &theirs[1..])] {
+        let nodes = cmd(n, &["CLUSTER", "NODES"])?;
+        for o in others {
+            let port = format!(":{}@", o.port());
+            let line = nodes.lines().find(|l| l.contains(&port)).context("node")?;
+            assert!(line.contains("fail?") && !line.contains("fail "), "{line}");
+        }
+    }
+    assert!(ours[0].log().contains("Cluster state changed: fail"));
+
+    drop(paused);
+    for nodes in [&ours, &theirs] {
+        wait_for("cluster_state:ok again everywhere", CONVERGE, || {
+            Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
+        })?;
+    }
+    for (n, k) in [ours[0], theirs[0]].iter().zip(&keys) {
+        assert_eq!(cmd(n, &["GET", k])?, "before");
+        assert_eq!(cmd(n, &["SET", k, "after"])?, "+OK\r\n");
+    }
+    assert!(ours[0].log().contains("Cluster state changed: ok"));
+    Ok(())
+}
+
+/// The `redis` crate's cluster client (slot map from CLUSTER SLOTS, MOVED
+/// handling, cluster pipelines split by node) runs a workload across all
+/// slots of a Rampart cluster.
+#[test]
+fn the_redis_crate_cluster_client_runs_a_workload() -> Result<()> {
+    let nodes = [
+        start_rampart_node(&[])?,
+        start_rampart_node(&[])?,
+        start_rampart_node(&[])?,
+    ];
+    let procs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
+    cluster_create(&procs)?;
+    wait_for("cluster_state:ok on every node", CONVERGE, || {
+        Ok(procs.iter().all(|n| state_ok(n).unwrap_or(false)))
+    })?;
+    let client = redis::cluster::ClusterClient::new(vec![procs[0].url()])?;
+    let mut con = client.get_connection()?;
+    const N: usize = 3000;
+    for i in 0..N {
+        let () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(format!("v{i}"))
+            .query(&mut con)?;
+    }
+    // A cluster pipeline: the client splits it by node.
+    let mut pipe = redis::cluster::cluster_pipe();
+    for i in 0..N {
+        pipe.cmd("INCRBY").arg(format!("counter:{i}")).arg(i);
+    }
+    let counts: Vec<i64> = pipe.query(&mut con)?;
+    assert_eq!(counts, (0..N as i64).collect::<Vec<_>>());
+    // Several keys of one slot through a hash tag.
+    let () = redis::cmd("MSET")
+        .arg("{user:7}:name")
+        .arg("ada")
+        .arg("{user:7}:lang")
+        .arg("en")
+        .query(&mut con)?;
+    let got: Vec<String> = redis::cmd("MGET")
+        .arg("{user:7}:name")
+        .arg("{user:7}:lang")
+        .query(&mut con)?;
+    assert_eq!(got, ["ada", "en"]);
+    for i in (0..N).step_by(7) {
+        let v: String = redis::cmd("GET").arg(format!("key:{i}")).query(&mut con)?;
+        assert_eq!(v, format!("v{i}"));
+    }
+    let mut total = 0;
+    for n in &procs {
+        let size: usize = cmd(n, &["DBSIZE"])?
+            .trim_start_matches(':')
+            .trim()
+            .parse()?;
+        assert!(size > N / 2, "one node holds only {size} keys");
+        total += size;
+    }
+    assert_eq!(total, 2 * N + 2);
     Ok(())
 }

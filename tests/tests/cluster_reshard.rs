@@ -14,31 +14,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rampart_cluster::key_hash_slot;
+use rampart_tests::cluster::{cmd, text};
 use rampart_tests::{
-    free_port, require_tool, run_with_timeout, Rampart, RawConn, RedisOracle, ServerProcess,
+    free_port, require_tool, run_with_timeout, wait_for, Rampart, RawConn, RedisOracle,
+    ServerProcess,
 };
 
 /// How long a cluster may take to agree or a redis-cli run may take (a
 /// debug build on two busy cores).
 const CONVERGE: Duration = Duration::from_secs(120);
-
-/// A reply as text: a bulk string's contents, any other reply's line(s)
-/// without the final CRLF.
-fn text(reply: &[u8]) -> String {
-    let s = String::from_utf8_lossy(reply).into_owned();
-    match s.split_once("\r\n") {
-        Some((head, rest)) if head.starts_with('$') => rest.trim_end_matches("\r\n").to_string(),
-        _ => s.trim_end_matches("\r\n").to_string(),
-    }
-}
-
-fn cmd(s: &ServerProcess, args: &[&str]) -> Result<String> {
-    Ok(text(&s.conn()?.cmd(args)?))
-}
 
 fn cluster_args() -> Vec<String> {
     let bus = free_port().unwrap_or(0);
@@ -96,7 +84,7 @@ fn cluster_create(nodes: &[&ServerProcess]) -> Result<()> {
         bail!("create did not cover every slot:\n{out}");
     }
     for n in nodes {
-        wait_for("cluster_state:ok", || {
+        wait_for("cluster_state:ok", CONVERGE, || {
             Ok(cmd(n, &["CLUSTER", "INFO"])?.contains("cluster_state:ok"))
         })?;
     }
@@ -107,7 +95,7 @@ fn cluster_create(nodes: &[&ServerProcess]) -> Result<()> {
 fn assert_check_clean(n: &ServerProcess) -> Result<()> {
     // Nodes learn the final slot owners by gossip: give them a moment.
     let mut last = String::new();
-    let clean = wait_for("a clean --cluster check", || {
+    let clean = wait_for("a clean --cluster check", CONVERGE, || {
         last = cluster_cli(&["check".into(), n.addr()]).unwrap_or_else(|e| e.to_string());
         Ok(
             last.contains("[OK] All nodes agree about slots configuration.")
@@ -120,22 +108,6 @@ fn assert_check_clean(n: &ServerProcess) -> Result<()> {
         bail!("--cluster check is not clean:\n{last}");
     }
     Ok(())
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + CONVERGE;
-    let mut last = None;
-    loop {
-        match f() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out waiting for {what} (last error: {last:?})");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn node_id(n: &ServerProcess) -> Result<String> {
@@ -277,7 +249,7 @@ fn reshard_and_rebalance_under_load_lose_no_write() -> Result<()> {
         std::thread::spawn(move || write_keys(seed, "key", 0, usize::MAX, &go))
     };
     // Some keys in every slot range before the slots move.
-    wait_for("the writer's first keys", || {
+    wait_for("the writer's first keys", CONVERGE, || {
         Ok(cmd(&nodes[2], &["DBSIZE"])?.trim_start_matches(':').trim() != "0")
     })?;
     let (from, to) = (node_id(&nodes[0])?, node_id(&nodes[1])?);
@@ -361,7 +333,7 @@ fn mixed_cluster_reshards_both_ways_with_migrate() -> Result<()> {
         let foreign = (0..n)
             .map(|i| format!("mixed{i}"))
             .filter(|k| node_of_slot(key_hash_slot(k.as_bytes())) != idx)
-            .filter(|k| cmd(node, &["EXISTS", k]).is_ok_and(|r| r == ":1"))
+            .filter(|k| cmd(node, &["EXISTS", k]).is_ok_and(|r| r == ":1\r\n"))
             .count();
         assert!(foreign > 0, "{} received no migrated key", node.name());
     }
@@ -404,7 +376,7 @@ fn publish_crosses_the_bus_between_rampart_and_redis_nodes() -> Result<()> {
     // Links come up with gossip after create: wait until each node has a
     // link to every other, or a message published now would be dropped.
     for n in [&*a, &*b, &*r] {
-        wait_for("links to every node", || {
+        wait_for("links to every node", CONVERGE, || {
             let nodes = cmd(n, &["CLUSTER", "NODES"])?;
             Ok(nodes.lines().filter(|l| l.contains(" connected")).count() == 3)
         })?;
@@ -412,20 +384,20 @@ fn publish_crosses_the_bus_between_rampart_and_redis_nodes() -> Result<()> {
     let mut on_a = subscriber(&a, "SUBSCRIBE", "news")?;
     let mut on_r = subscriber(&r, "SUBSCRIBE", "news")?;
     // PUBLISH counts only the receiving node's own subscribers, as Redis.
-    assert_eq!(cmd(&b, &["PUBLISH", "news", "from-b"])?, ":0");
+    assert_eq!(cmd(&b, &["PUBLISH", "news", "from-b"])?, ":0\r\n");
     assert_eq!(on_a.read_reply()?, push("message", "news", "from-b"));
     assert_eq!(on_r.read_reply()?, push("message", "news", "from-b"));
-    assert_eq!(cmd(&r, &["PUBLISH", "news", "from-redis"])?, ":1");
+    assert_eq!(cmd(&r, &["PUBLISH", "news", "from-redis"])?, ":1\r\n");
     assert_eq!(on_a.read_reply()?, push("message", "news", "from-redis"));
     assert_eq!(on_r.read_reply()?, push("message", "news", "from-redis"));
-    assert_eq!(cmd(&a, &["PUBLISH", "news", "from-a"])?, ":1");
+    assert_eq!(cmd(&a, &["PUBLISH", "news", "from-a"])?, ":1\r\n");
     assert_eq!(on_a.read_reply()?, push("message", "news", "from-a"));
     assert_eq!(on_r.read_reply()?, push("message", "news", "from-a"));
     // Patterns match messages from other nodes too.
     let mut pat = b.conn()?;
     pat.cmd(&["PSUBSCRIBE", "n*"])?;
     pat.set_read_timeout(Duration::from_secs(20))?;
-    assert_eq!(cmd(&r, &["PUBLISH", "news", "p"])?, ":1");
+    assert_eq!(cmd(&r, &["PUBLISH", "news", "p"])?, ":1\r\n");
     let got = String::from_utf8_lossy(&pat.read_reply()?).into_owned();
     assert!(
         got.starts_with("*4\r\n$8\r\npmessage\r\n") && got.ends_with("$1\r\np\r\n"),
@@ -438,16 +410,16 @@ fn publish_crosses_the_bus_between_rampart_and_redis_nodes() -> Result<()> {
         .find(|c| node_of_slot(key_hash_slot(c.as_bytes())) == 0)
         .unwrap();
     let mut sub = subscriber(&a, "SSUBSCRIBE", &ch)?;
-    assert_eq!(cmd(&a, &["SPUBLISH", &ch, "s1"])?, ":1");
+    assert_eq!(cmd(&a, &["SPUBLISH", &ch, "s1"])?, ":1\r\n");
     assert_eq!(sub.read_reply()?, push("smessage", &ch, "s1"));
     let slot = key_hash_slot(ch.as_bytes());
     assert_eq!(
         cmd(&r, &["SPUBLISH", &ch, "s2"])?,
-        format!("-MOVED {slot} 127.0.0.1:{}", a.port())
+        format!("-MOVED {slot} 127.0.0.1:{}\r\n", a.port())
     );
     assert_eq!(
         cmd(&b, &["SPUBLISH", &ch, "s2"])?,
-        format!("-MOVED {slot} 127.0.0.1:{}", a.port())
+        format!("-MOVED {slot} 127.0.0.1:{}\r\n", a.port())
     );
     Ok(())
 }
@@ -535,5 +507,99 @@ fn shard_pubsub_routing_and_slot_key_listing_match_redis() -> Result<()> {
             assert_eq!(a, b, "node {i}: {args:?}");
         }
     }
+    Ok(())
+}
+
+/// When a slot leaves a node (CLUSTER SETSLOT NODE), every client
+/// subscribed there to a shard channel of that slot is told
+/// `sunsubscribe`, in Redis's order (by slot, then channel name), with its
+/// remaining count; a RESP2 client left with nothing is out of subscribed
+/// mode. Step by step on a Rampart and a redis-server cluster, byte for
+/// byte.
+#[test]
+fn shard_subscribers_of_a_slot_that_moves_away_are_unsubscribed_as_redis() -> Result<()> {
+    let ours = [
+        start_rampart_node()?,
+        start_rampart_node()?,
+        start_rampart_node()?,
+    ];
+    let theirs = [
+        start_redis_node()?,
+        start_redis_node()?,
+        start_redis_node()?,
+    ];
+    let slot = key_hash_slot(b"t");
+    let owner = node_of_slot(slot);
+    // A channel of another slot on the same node stays subscribed.
+    let kept = (0..)
+        .map(|i| format!("keep{i}"))
+        .find(|c| {
+            let s = key_hash_slot(c.as_bytes());
+            node_of_slot(s) == owner && s != slot
+        })
+        .unwrap();
+    let mut seen: Vec<Vec<Vec<u8>>> = Vec::new();
+    for nodes in [
+        ours.iter().map(|n| &**n).collect::<Vec<&ServerProcess>>(),
+        theirs.iter().map(|n| &**n).collect(),
+    ] {
+        cluster_create(&nodes)?;
+        let (from, to) = (nodes[owner], nodes[(owner + 1) % 3]);
+        let mut both = from.conn()?;
+        both.set_read_timeout(Duration::from_secs(20))?;
+        // One slot per SSUBSCRIBE (else CROSSSLOT).
+        both.send(&["SSUBSCRIBE", "{t}b", "{t}a"])?;
+        both.send(&["SSUBSCRIBE", &kept])?;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(both.read_reply()?);
+        }
+        let mut only = subscriber(from, "SSUBSCRIBE", "{t}a")?;
+        let target = node_id(to)?;
+        assert_eq!(
+            cmd(
+                from,
+                &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &target]
+            )?,
+            "+OK\r\n"
+        );
+        let name = from.name();
+        for what in ["the first sunsubscribe", "the second sunsubscribe"] {
+            got.push(
+                both.read_reply()
+                    .with_context(|| format!("{name}: {what}"))?,
+            );
+        }
+        got.push(
+            only.read_reply()
+                .with_context(|| format!("{name}: the single subscriber's sunsubscribe"))?,
+        );
+        // Out of subscribed mode: a plain PING and a plain command.
+        got.push(only.cmd(&["PING"])?);
+        got.push(only.cmd(&["ECHO", "x"])?);
+        // Still subscribed to the channel whose slot stayed.
+        got.push(both.cmd(&["PING"])?);
+        got.push(cmd(from, &["PUBSUB", "SHARDCHANNELS"])?.into_bytes());
+        seen.push(got);
+    }
+    let [ours_seen, theirs_seen] = &seen[..] else {
+        bail!("two runs expected");
+    };
+    for (i, (a, b)) in ours_seen.iter().zip(theirs_seen).enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b),
+            "step {i}"
+        );
+    }
+    // The pushes themselves, so two equal mistakes cannot pass.
+    assert_eq!(
+        String::from_utf8_lossy(&ours_seen[3]),
+        "*3\r\n$12\r\nsunsubscribe\r\n$4\r\n{t}a\r\n:2\r\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ours_seen[5]),
+        "*3\r\n$12\r\nsunsubscribe\r\n$4\r\n{t}a\r\n:0\r\n"
+    );
     Ok(())
 }

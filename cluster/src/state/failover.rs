@@ -144,7 +144,7 @@ impl Cluster {
         self.fo.mf_end != 0
     }
 
-    fn log(&mut self, text: String) {
+    pub(crate) fn log(&mut self, text: String) {
         self.actions.push(Action::Log(text));
     }
 
@@ -1341,6 +1341,33 @@ mod tests {
         assert!(me.has(nf::SLAVE) && me.master == Some(r3) && me.slots.is_empty());
         assert!(net.until(10_000, |net| (1..6)
             .all(|i| net.nodes[i].node(&m0).is_some_and(|n| !n.has(nf::FAIL)))));
+    }
+
+    #[test]
+    fn a_master_cut_off_with_the_minority_waits_before_serving_again() {
+        let mut net = Net::cluster(3, 3);
+        net.kill(1);
+        net.kill(2);
+        // Alone it is a minority of the masters: down after the timeout,
+        // although nobody could mark the others FAIL.
+        assert!(net.until(10_000, |net| !net.nodes[0].is_ok()));
+        let (n1, n2) = (net.name(1), net.name(2));
+        assert!([n1, n2].iter().all(|n| net.nodes[0]
+            .node(n)
+            .is_some_and(|x| x.has(nf::PFAIL) && !x.has(nf::FAIL))));
+        net.revive(1);
+        net.revive(2);
+        assert!(net.until(10_000, |net| [n1, n2].iter().all(|n| net.nodes[0]
+            .node(n)
+            .is_some_and(|x| !x.has(nf::PFAIL | nf::FAIL)))));
+        let healed = net.now;
+        assert!(net.until(10_000, |net| net.nodes[0].is_ok()));
+        // Redis's rejoin delay: the node timeout, clamped to 0.5-5 s.
+        assert!(
+            net.now - healed >= TIMEOUT - 100,
+            "ok again {} ms after the partition healed",
+            net.now - healed
+        );
     }
 
     #[test]

@@ -255,6 +255,10 @@ impl Bus {
                     self.links.lock().remove(&link);
                 }
                 Action::Save => {}
+                Action::DropShardChannels(slots) => {
+                    srv.pubsub
+                        .drop_shard_slots(&slots, rampart_cluster::key_hash_slot);
+                }
                 Action::DropSlots(slots) => {
                     let srv = srv.clone();
                     self.rt.spawn_blocking(move || drop_slots(&srv, &slots));

@@ -8,7 +8,10 @@ use crate::state::{now_ms, ClientHandle};
 
 /// `PING [message]`
 fn ping(ctx: &mut Ctx<'_>) {
-    if ctx.client.proto == 2 && ctx.client.subs.any() {
+    if ctx.client.proto == 2 && ctx.client.subs.any() && {
+        crate::pubsub::settle(ctx.client);
+        ctx.client.subs.any()
+    } {
         // Subscribed RESP2 clients read every reply as a push.
         ctx.out.array(2);
         ctx.out.bulk(b"pong");

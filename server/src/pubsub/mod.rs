@@ -159,6 +159,9 @@ pub struct Counts {
     pub psub: AtomicU32,
     /// SSUBSCRIBE channels.
     pub ssub: AtomicU32,
+    /// Shard channels the server took away (their slot left this shard)
+    /// that the connection's own [`Subs`] still lists, until it settles.
+    revoked: Mutex<Vec<Bytes>>,
 }
 
 impl Counts {
@@ -310,9 +313,9 @@ impl PubSub {
         name: &Bytes,
         out: &mut Out,
     ) {
-        let h = &c.handle;
         let added = match kind {
             Kind::Pattern => {
+                let h = &c.handle;
                 if c.subs.patterns.contains(name) {
                     false
                 } else {
@@ -326,16 +329,17 @@ impl PubSub {
                 }
             }
             Kind::Channel | Kind::Shard => {
+                let mut table = self.table(kind).write();
+                // Under the table's lock no revocation can slip in
+                // between settling and subscribing.
+                settle(c);
+                let h = &c.handle;
                 let mine = match kind {
                     Kind::Shard => &mut c.subs.shard,
                     _ => &mut c.subs.channels,
                 };
                 if mine.insert(name.clone()) {
-                    self.table(kind)
-                        .write()
-                        .entry(name.clone())
-                        .or_default()
-                        .push(h.clone());
+                    table.entry(name.clone()).or_default().push(h.clone());
                     true
                 } else {
                     false
@@ -343,7 +347,7 @@ impl PubSub {
             }
         };
         if added {
-            count_of(h, kind).fetch_add(1, Ordering::Relaxed);
+            count_of(&c.handle, kind).fetch_add(1, Ordering::Relaxed);
         }
         self.confirm(c, kind.subscribe_word(), Some(name), kind, out);
     }
@@ -358,6 +362,7 @@ impl PubSub {
         notify: bool,
         out: &mut Out,
     ) {
+        settle(c);
         let all: Vec<Bytes>;
         let names = match names {
             Some(n) => n,
@@ -427,12 +432,15 @@ impl PubSub {
                     return false;
                 }
                 let mut table = self.table(kind).write();
-                if let Some(subs) = table.get_mut(name) {
-                    if drop_from(subs) {
-                        table.remove(name);
-                    }
+                let Some(subs) = table.get_mut(name) else {
+                    // Revoked meanwhile: the count went down with it.
+                    return kind != Kind::Shard;
+                };
+                let listed = subs.iter().any(|h| h.id == id);
+                if drop_from(subs) {
+                    table.remove(name);
                 }
-                true
+                listed || kind != Kind::Shard
             }
         }
     }
@@ -456,6 +464,49 @@ impl PubSub {
             None => out.null(),
         }
         out.int(c.subs.count(kind) as i64);
+    }
+
+    /// Unsubscribes everyone from the shard channels whose slot
+    /// (`slot_of`) is in `slots`, telling each client with an
+    /// `sunsubscribe` message as Redis's `removeChannelsInSlot` does when
+    /// the slot leaves this node's shard.
+    pub fn drop_shard_slots(&self, slots: &[u16], slot_of: impl Fn(&[u8]) -> u16) {
+        let mut lost = vec![false; 1 << 14];
+        for &s in slots {
+            if let Some(l) = lost.get_mut(s as usize) {
+                *l = true;
+            }
+        }
+        let mut table = self.shard.write();
+        let mut doomed: Vec<Bytes> = table
+            .keys()
+            .filter(|ch| lost.get(slot_of(ch) as usize) == Some(&true))
+            .cloned()
+            .collect();
+        // Redis walks its slot-to-channel radix tree: by slot, then name.
+        doomed.sort_by_cached_key(|ch| (slot_of(ch), ch.clone()));
+        for ch in doomed {
+            let Some(subs) = table.remove(&ch) else {
+                continue;
+            };
+            for h in subs {
+                h.subs.revoked.lock().push(ch.clone());
+                let left = h
+                    .subs
+                    .ssub
+                    .fetch_sub(1, Ordering::Relaxed)
+                    .saturating_sub(1);
+                let proto = h.resp.load(Ordering::Relaxed);
+                self.deliver_with(&h, |b| {
+                    b.extend_from_slice(if proto >= 3 { b">3\r\n" } else { b"*3\r\n" });
+                    bulk(b, b"sunsubscribe");
+                    bulk(b, &ch);
+                    b.push(b':');
+                    b.extend_from_slice(itoa::Buffer::new().format(left).as_bytes());
+                    b.extend_from_slice(b"\r\n");
+                });
+            }
+        }
     }
 
     /// Delivers `msg` on `channel` to its subscribers and to the patterns
@@ -624,6 +675,15 @@ impl PubSub {
             chan.extend_from_slice(event.as_bytes());
             self.publish(&chan, key, false);
         }
+    }
+}
+
+/// Drops from the connection's own list the shard channels the server
+/// revoked ([`PubSub::drop_shard_slots`]).
+pub fn settle(c: &mut crate::client::Client) {
+    let mut revoked = c.handle.subs.revoked.lock();
+    for ch in revoked.drain(..) {
+        c.subs.shard.remove(&ch);
     }
 }
 

@@ -147,6 +147,10 @@ pub struct RunRules {
     pub allow_oom: bool,
     /// Memory was over `maxmemory` when the script started.
     pub oom: bool,
+    /// The `allow-cross-slot-keys` flag (or a script without a shebang).
+    pub allow_cross_slot: bool,
+    /// In cluster mode, the slot the script's keys so far hash to.
+    pub slot: Option<u16>,
 }
 
 /// Runs a script's commands as the calling client would, but on a client
@@ -174,6 +178,9 @@ impl ScriptHost {
         client.user = caller.user.clone();
         client.acl_open = caller.acl_open;
         client.acl_epoch = caller.acl_epoch;
+        // Routing inside the script sees the caller's READONLY and ASKING.
+        client.readonly = caller.readonly;
+        client.asking = caller.asking;
         // The primary's link applies replication offsets per command it
         // runs: the script's own commands must not count.
         client.is_master = false;
@@ -289,6 +296,23 @@ impl Host for ScriptHost {
         }
         if spec.has(flags::WRITE) {
             srv.scripting.watch.set_dirty();
+        }
+        if let (Some(bus), false) = (srv.cluster.get(), self.obey) {
+            match crate::cluster::route::script_check(srv, bus, &self.client, id, &args) {
+                Err(e) => return reject(Some(id), e.into()),
+                Ok(Some(slot)) if !self.rules.allow_cross_slot => match self.rules.slot {
+                    None => self.rules.slot = Some(slot),
+                    Some(s) if s != slot => {
+                        return reject(
+                            Some(id),
+                            "Script attempted to access keys that do not hash to the same slot"
+                                .into(),
+                        )
+                    }
+                    Some(_) => {}
+                },
+                Ok(_) => {}
+            }
         }
         self.client.proto = resp;
         let mut out = Out::for_reply(resp);

@@ -703,3 +703,104 @@ fn the_redis_crate_cluster_client_runs_a_workload() -> Result<()> {
     assert_eq!(total, 2 * N + 2);
     Ok(())
 }
+
+/// Keys of `n` distinct slots served by the first node of a cluster made
+/// by `redis-cli --cluster create` of three (slots 0-5460).
+fn keys_of_first_node(n: usize) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    (0..)
+        .map(|i| format!("key{i}"))
+        .filter(|k| {
+            let s = rampart_cluster::key_hash_slot(k.as_bytes());
+            s <= 5460 && seen.insert(s)
+        })
+        .take(n)
+        .collect()
+}
+
+/// Commands inside scripts are checked against the slot map as Redis's
+/// `scriptVerifyClusterState` does: a key of another node, keys of two
+/// slots in a script with a shebang (unless `allow-cross-slot-keys`),
+/// `no-cluster` scripts; scripts without a shebang may use any local key.
+/// The same scripts on a Rampart and a redis-server cluster.
+#[test]
+fn keys_inside_scripts_are_checked_against_the_slot_map_as_redis() -> Result<()> {
+    let ours = [
+        start_rampart_node(&[])?,
+        start_rampart_node(&[])?,
+        start_rampart_node(&[])?,
+    ];
+    let theirs = [
+        start_redis_node(&[])?,
+        start_redis_node(&[])?,
+        start_redis_node(&[])?,
+    ];
+    let ours: Vec<&ServerProcess> = ours.iter().map(|n| &**n).collect();
+    let theirs: Vec<&ServerProcess> = theirs.iter().map(|n| &**n).collect();
+    for nodes in [&ours, &theirs] {
+        cluster_create(nodes)?;
+        wait_for("cluster_state:ok everywhere", CONVERGE, || {
+            Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
+        })?;
+    }
+    let local = keys_of_first_node(2);
+    let (l1, l2) = (local[0].as_str(), local[1].as_str());
+    // "foo" hashes to 12182: the third node's.
+    let remote = "foo";
+    let two = |shebang: &str| {
+        format!("{shebang}redis.call('set','{l1}','1')\nreturn redis.call('set','{l2}','1')")
+    };
+    let cases: Vec<Vec<String>> = vec![
+        vec![
+            "return redis.call('get', KEYS[1])".into(),
+            "1".into(),
+            l1.into(),
+        ],
+        vec![format!("return redis.call('get','{remote}')"), "0".into()],
+        vec![
+            format!("#!lua\nreturn redis.call('get','{remote}')"),
+            "0".into(),
+        ],
+        vec![
+            format!("#!lua\nreturn redis.pcall('get','{remote}')"),
+            "0".into(),
+        ],
+        vec![two("#!lua\n"), "0".into()],
+        vec![two("#!lua flags=allow-cross-slot-keys\n"), "0".into()],
+        vec![two(""), "0".into()],
+        vec![
+            format!("#!lua\nreturn redis.call('get','{l2}')"),
+            "1".into(),
+            l1.into(),
+        ],
+        vec![
+            "return redis.call('get', KEYS[1])".into(),
+            "1".into(),
+            remote.into(),
+        ],
+        vec!["#!lua flags=no-cluster\nreturn 1".into(), "0".into()],
+    ];
+    let mut replies = Vec::new();
+    for case in &cases {
+        let mut args = vec!["EVAL"];
+        args.extend(case.iter().map(String::as_str));
+        let a = text(&ours[0].conn()?.cmd(&args)?);
+        let b = text(&theirs[0].conn()?.cmd(&args)?);
+        let a = a.replace(&format!(":{}", ours[2].port()), ":<third>");
+        let b = b.replace(&format!(":{}", theirs[2].port()), ":<third>");
+        assert_eq!(a, b, "EVAL {case:?}");
+        replies.push(a);
+    }
+    assert!(replies[1].contains("Script attempted to access a non local key in a cluster node"));
+    assert!(
+        replies[4].contains("Script attempted to access keys that do not hash to the same slot")
+    );
+    assert_eq!(replies[5], "+OK\r\n");
+    assert_eq!(replies[6], "+OK\r\n");
+    assert!(replies[8].starts_with("-MOVED 12182 "));
+    assert_eq!(
+        replies[9],
+        "-ERR Can not run script on cluster, 'no-cluster' flag is set.\r\n"
+    );
+    Ok(())
+}

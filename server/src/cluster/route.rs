@@ -14,11 +14,44 @@ use crate::state::{now_ms, Server};
 /// (without its leading `-`). `id` is the resolved command; for EXEC the
 /// queued commands are checked together, as Redis does.
 pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> Result<(), String> {
+    route(srv, bus, c, id, args).map(|_| ())
+}
+
+/// Why a command inside a script may not run here, in the words of
+/// Redis's `scriptVerifyClusterState`; else the slot of its keys (`None`
+/// without keys), which the script's other commands must share unless it
+/// allows cross-slot keys.
+pub fn script_check(
+    srv: &Server,
+    bus: &Bus,
+    c: &Client,
+    id: usize,
+    args: &[Bytes],
+) -> Result<Option<u16>, &'static str> {
+    route(srv, bus, c, id, args).map_err(|e| match e.as_str() {
+        "CLUSTERDOWN The cluster is down and only accepts read commands" => {
+            "Script attempted to execute a write command while the cluster is down and readonly"
+        }
+        "CLUSTERDOWN The cluster is down" => {
+            "Script attempted to execute a command while the cluster is down"
+        }
+        _ => "Script attempted to access a non local key in a cluster node",
+    })
+}
+
+/// [`check`], with the slot of the command's keys when it runs here.
+fn route(
+    srv: &Server,
+    bus: &Bus,
+    c: &Client,
+    id: usize,
+    args: &[Bytes],
+) -> Result<Option<u16>, String> {
     let spec = srv.commands.spec(id);
     let cmds: Vec<(usize, &[Bytes])> = if spec.name == "exec" {
         match &c.multi {
             Some(q) => q.iter().map(|(i, a)| (*i, &a[..])).collect(),
-            None => return Ok(()),
+            None => return Ok(None),
         }
     } else {
         vec![(id, args)]
@@ -87,7 +120,7 @@ pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> 
         }
     }
     let (Some((_, slot)), Some(owner)) = (first, owner) else {
-        return Ok(());
+        return Ok(None);
     };
     if !st.is_ok() {
         let cfg = &srv.config;
@@ -102,7 +135,7 @@ pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> 
         }
     }
     if (migrating || importing) && spec.name == "migrate" {
-        return Ok(());
+        return Ok(Some(slot));
     }
     let addr = |name| {
         st.node(&name)
@@ -121,7 +154,7 @@ pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> 
         if multiple_keys && missing > 0 {
             return Err("TRYAGAIN Multiple keys request during rehashing of slot".into());
         }
-        return Ok(());
+        return Ok(Some(slot));
     }
     // A READONLY client (or a shard channel) reads from a replica of the
     // slot's master without a redirection, as in Redis.
@@ -131,10 +164,10 @@ pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> 
         && me.has(rampart_cluster::msg::node_flags::SLAVE)
         && me.master == Some(owner)
     {
-        return Ok(());
+        return Ok(Some(slot));
     }
     if owner != st.my_name() {
         return Err(format!("MOVED {slot} {}", addr(owner)));
     }
-    Ok(())
+    Ok(Some(slot))
 }

@@ -61,7 +61,13 @@ fn prepare(ctx: &mut Ctx<'_>, script_flags: u64, ro: bool, oom: bool) -> Result<
             read_only: ro,
             allow_oom: false,
             oom,
+            // Scripts without a shebang may touch any key of this node.
+            allow_cross_slot: true,
+            slot: None,
         });
+    }
+    if script_flags & sf::NO_CLUSTER != 0 && srv.cluster.get().is_some() {
+        return Err("ERR Can not run script on cluster, 'no-cluster' flag is set.".into());
     }
     if stale && script_flags & sf::ALLOW_STALE == 0 {
         return Err("MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script.".into());
@@ -89,7 +95,19 @@ fn prepare(ctx: &mut Ctx<'_>, script_flags: u64, ro: bool, oom: bool) -> Result<
         read_only: ro || script_flags & sf::NO_WRITES != 0,
         allow_oom: script_flags & sf::ALLOW_OOM != 0,
         oom,
+        allow_cross_slot: script_flags & sf::ALLOW_CROSS_SLOT != 0,
+        slot: None,
     })
+}
+
+/// The slot of the keys a script declares, which its commands must stay
+/// in (Redis's `c->slot` from `getNodeByQuery`); routing already refused
+/// declared keys of several slots. Only in cluster mode.
+fn declared_slot(ctx: &Ctx<'_>, keys: &[&[u8]]) -> Option<u16> {
+    if ctx.srv.cluster.get().is_none() || ctx.client.is_master {
+        return None;
+    }
+    keys.first().map(|k| rampart_cluster::key_hash_slot(k))
 }
 
 /// Writes a script's reply, recording its error code for the stats.
@@ -134,11 +152,12 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
         }
     };
     let oom = over_memory(ctx);
-    let rules = match prepare(ctx, script_flags, ro, oom) {
+    let mut rules = match prepare(ctx, script_flags, ro, oom) {
         Ok(r) => r,
         Err(e) => return ctx.out.error(&e),
     };
     let keys: Vec<&[u8]> = ctx.args[3..3 + nkeys].iter().map(|a| &a[..]).collect();
+    rules.slot = declared_slot(ctx, &keys);
     let argv: Vec<&[u8]> = ctx.args[3 + nkeys..].iter().map(|a| &a[..]).collect();
     let watch = &srv.scripting.watch;
     watch.threshold_ms.store(
@@ -297,11 +316,12 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     }
     let nkeys = n as usize;
     let oom = over_memory(ctx);
-    let rules = match prepare(ctx, fflags, ro, oom) {
+    let mut rules = match prepare(ctx, fflags, ro, oom) {
         Ok(r) => r,
         Err(e) => return ctx.out.error(&e),
     };
     let keys: Vec<&[u8]> = ctx.args[3..3 + nkeys].iter().map(|a| &a[..]).collect();
+    rules.slot = declared_slot(ctx, &keys);
     let argv: Vec<&[u8]> = ctx.args[3 + nkeys..].iter().map(|a| &a[..]).collect();
     srv.scripting.watch.threshold_ms.store(
         srv.config.int("busy-reply-threshold").max(0) as u64,

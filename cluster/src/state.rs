@@ -278,6 +278,10 @@ pub struct Cluster {
     among_minority: u64,
     /// Slots whose shard channels go at the next [`Cluster::take_actions`].
     lost_channel_slots: Vec<u16>,
+    /// Slots still bound to an owner that no longer claims them (7.0.15's
+    /// `owner_not_claiming_slot`): another node may take them whatever
+    /// its epoch, and UPDATE messages do not spread the stale binding.
+    not_claiming: SlotSet,
     /// Bus messages sent, by type.
     pub sent: [u64; 11],
     /// Bus messages received, by type.
@@ -361,6 +365,7 @@ impl Cluster {
             started: now,
             among_minority: 0,
             lost_channel_slots: Vec::new(),
+            not_claiming: SlotSet::new(),
             sent: [0; 11],
             received: [0; 11],
             banned: HashMap::new(),
@@ -635,6 +640,10 @@ impl Cluster {
             }
         }
         self.owners[slot as usize] = owner;
+        // A new binding is certain again (as later Redis clears the bit in
+        // clusterDelSlot; 7.0.15 could keep a slot it had just assigned
+        // marked unclaimed).
+        self.not_claiming.remove(slot);
         if let Some(new) = owner {
             if let Some(n) = self.nodes.get_mut(&new) {
                 n.slots.insert(slot);
@@ -1347,6 +1356,9 @@ impl Cluster {
                     // The sender claims slots a newer config gives to
                     // someone else: tell it (one UPDATE is enough per message).
                     let stale = h.myslots.iter().find_map(|slot| {
+                        if self.unclaimed(slot) {
+                            return None;
+                        }
                         let owner = self.owner(slot)?;
                         (owner.name != s && owner.config_epoch > h.config_epoch)
                             .then_some(owner.name)
@@ -1435,10 +1447,15 @@ impl Cluster {
         let Some(n) = self.nodes.get(about) else {
             return;
         };
+        // Never advertise slots their owner stopped claiming.
+        let mut slots = n.slots.clone();
+        for s in self.not_claiming.iter() {
+            slots.remove(s);
+        }
         let body = Body::Update {
             config_epoch: n.config_epoch,
             nodename: n.name,
-            slots: n.slots.clone(),
+            slots,
         };
         self.send(link, body);
     }
@@ -1540,16 +1557,29 @@ impl Cluster {
             me.master
         };
         let (mut sender_slots, mut migrated_ours) = (0usize, 0usize);
-        for slot in slots.iter() {
-            sender_slots += 1;
+        for slot in 0..SLOTS as u16 {
             let owner = self.owners[slot as usize];
-            if owner == Some(*sender) || self.importing.contains_key(&slot) {
+            if !slots.contains(slot) {
+                // Still bound to the sender, which no longer claims it:
+                // keep the binding (no CLUSTERDOWN, a few redirections)
+                // but remember the doubt.
+                if owner == Some(*sender) {
+                    self.not_claiming.insert(slot);
+                }
                 continue;
             }
-            let older = match owner.and_then(|o| self.nodes.get(&o)) {
-                None => true,
-                Some(o) => o.config_epoch < epoch,
-            };
+            sender_slots += 1;
+            if owner == Some(*sender) {
+                self.not_claiming.remove(slot);
+                continue;
+            }
+            if self.importing.contains_key(&slot) {
+                continue;
+            }
+            let older = self.unclaimed(slot)
+                || owner
+                    .and_then(|o| self.nodes.get(&o))
+                    .is_none_or(|o| o.config_epoch < epoch);
             if older {
                 if owner == Some(self.myself) {
                     lost.push(slot);
@@ -1594,6 +1624,12 @@ impl Cluster {
             self.update_state(now);
             self.save();
         }
+    }
+
+    /// Redis's `isSlotUnclaimed`: no owner, or an owner that stopped
+    /// claiming it.
+    pub(crate) fn unclaimed(&self, slot: u16) -> bool {
+        self.owners[slot as usize].is_none() || self.not_claiming.contains(slot)
     }
 
     /// `clusterHandleConfigEpochCollision`.

@@ -817,6 +817,9 @@ impl Cluster {
         }
         let master_name = master.name;
         for slot in h.myslots.iter() {
+            if self.unclaimed(slot) {
+                continue;
+            }
             let Some(owner) = self.owner(slot) else {
                 continue;
             };
@@ -1368,6 +1371,23 @@ mod tests {
             "ok again {} ms after the partition healed",
             net.now - healed
         );
+    }
+
+    #[test]
+    fn a_slot_its_owner_stopped_claiming_goes_to_a_claimer_with_an_older_epoch() {
+        // Node 2 (epoch 3) drops its last slot; node 1 (epoch 2) takes it.
+        // Node 0 saw node 2 stop claiming it, so the lower epoch wins
+        // there too (7.0.15's owner_not_claiming_slot).
+        let mut net = Net::cluster(3, 3);
+        let now = net.now;
+        net.nodes[2].del_slots(&[16383], now);
+        net.ticks(3000);
+        // The others keep the binding meanwhile (no CLUSTERDOWN).
+        let n2 = net.name(2);
+        assert!((0..2).all(|i| net.nodes[i].owner(16383).is_some_and(|o| o.name == n2)));
+        net.nodes[1].del_slots(&[16383], now);
+        net.nodes[1].add_slots(&[16383], now);
+        assert!(net.until(10_000, |net| net.owner_everywhere(16383, 1)));
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! and tools that search a log for `REDIS BUG REPORT` or `crashed by
 //! signal` find one. A panic anywhere in the server writes the report
 //! before the process aborts (the release profile aborts on panic), and
-//! DEBUG PANIC / DEBUG SEGFAULT end the process the way Redis's do.
+//! DEBUG PANIC / DEBUG SEGFAULT end the process the way Redis's do. A
+//! fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT; from the
+//! vendored Lua, say, or sent by another process) writes Redis's
+//! `crashed by signal` report through `rampart-sys`'s handler, then ends
+//! the process by that signal.
 //!
 //! Unlike Redis's, the report never holds the current client's arguments:
 //! they are keys and values, which Rampart never writes to a log.
@@ -19,9 +23,18 @@ const END: &str = "=== REDIS BUG REPORT END. Make sure to include from START to 
 /// offers it for tools that treat a signal as a different failure).
 static EXIT_ON_PANIC: AtomicBool = AtomicBool::new(false);
 
+/// `crash-log-enabled`: whether a fatal signal writes the report.
+static CRASH_LOG: AtomicBool = AtomicBool::new(true);
+
+/// Set once a report is written: the abort that follows a panic's report
+/// must not write a second one from the SIGABRT handler (Redis removes
+/// its handlers before that abort).
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
 /// Follows the configuration (at startup and after CONFIG SET).
 pub fn configure(config: &crate::config::Config) {
     EXIT_ON_PANIC.store(config.flag("use-exit-on-panic"), Ordering::Relaxed);
+    CRASH_LOG.store(config.flag("crash-log-enabled"), Ordering::Relaxed);
 }
 
 fn end() -> ! {
@@ -31,9 +44,12 @@ fn end() -> ! {
     std::process::abort()
 }
 
-/// Installs the panic hook that writes the report (call once logging is
-/// set up).
+/// Installs the panic hook and the fatal-signal handler that write the
+/// report (call once logging is set up).
 pub fn install() {
+    if let Err(e) = rampart_sys::on_fatal_signals(fatal) {
+        tracing::warn!("Fatal signal handlers not installed, a crash will leave no report: {e}");
+    }
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -69,8 +85,32 @@ pub fn panic(msg: &str) -> ! {
     end()
 }
 
+/// Redis's `sigsegvHandler` report.
+fn fatal(f: &rampart_sys::Fatal) {
+    if !CRASH_LOG.load(Ordering::Relaxed) || REPORTED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut head = vec![format!(
+        "Redis {REDIS_VERSION} crashed by signal: {}, si_code: {}",
+        f.signal, f.code
+    )];
+    match f.addr {
+        // As C's %p prints it.
+        Some(0) => head.push("Accessing address: (nil)".to_string()),
+        Some(a) => head.push(format!("Accessing address: {a:#x}")),
+        None => {}
+    }
+    if let Some((pid, uid)) = f.sender {
+        head.push(format!("Killed by PID: {pid}, UID: {uid}"));
+    }
+    report(&head);
+}
+
 /// Writes a bug report whose first lines are `head`, with the stack.
 fn report(head: &[String]) {
+    if REPORTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
     tracing::error!("{START}");
     for l in head {
         tracing::error!("{l}");
@@ -91,22 +131,9 @@ fn report(head: &[String]) {
     tracing::error!("{END}");
 }
 
-/// DEBUG SEGFAULT: Redis's crash by SIGSEGV. Safe Rust cannot fault on
-/// purpose, so the report Redis's handler would write comes first and the
-/// process then ends by the same signal (a core only where
-/// `allow-core-dumps yes`).
+/// DEBUG SEGFAULT: Redis's crash by SIGSEGV, a real invalid write; the
+/// fatal-signal handler writes the report and the process ends by the
+/// signal (a core only where `allow-core-dumps yes`).
 pub fn segfault() -> ! {
-    report(&[format!(
-        "Redis {REDIS_VERSION} crashed by signal: 11, si_code: 0"
-    )]);
-    // More than once: the first may meet std's stack-overflow handler,
-    // which sees no guard-page fault and restores the default action; a
-    // later one ends the process (on whichever thread takes it, hence the
-    // pauses). Should none land, end it anyway.
-    for _ in 0..20 {
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::SEGV);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::process::abort()
+    rampart_sys::fault()
 }

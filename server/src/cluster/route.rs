@@ -104,9 +104,11 @@ pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> 
     if (migrating || importing) && spec.name == "migrate" {
         return Ok(());
     }
+    // A plaintext client of a tls-cluster is sent to plaintext ports.
+    let pport = crate::cmd::cluster::use_pport(srv, c);
     let addr = |name| {
         st.node(&name)
-            .map(|n| format!("{}:{}", n.ip, n.port))
+            .map(|n| format!("{}:{}", n.ip, n.client_port(pport)))
             .unwrap_or_default()
     };
     if migrating && missing > 0 {

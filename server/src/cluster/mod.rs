@@ -44,9 +44,9 @@ pub struct Bus {
 /// The ports this node announces: (`port`, `pport`, `cport`), as Redis
 /// 7.0's `deriveAnnouncedPorts`. With `tls-cluster yes` clients are sent
 /// to the TLS port (`port`) and `pport` carries the plaintext port for
-/// plaintext clients; without it `pport` is 0. The bus port defaults to
-/// the announced client port + 10000, so to the TLS port + 10000 in a
-/// TLS cluster.
+/// plaintext clients; without it `pport` is 0. The bus port is the one
+/// listened on (see [`bus_listen_port`]) unless `cluster-announce-bus-port`
+/// says otherwise.
 fn announced_ports(c: &crate::config::Config) -> (i64, i64, i64) {
     let tls_cluster = c.flag("tls-cluster");
     let base = if tls_cluster {
@@ -56,10 +56,7 @@ fn announced_ports(c: &crate::config::Config) -> (i64, i64, i64) {
     };
     let mut port = base;
     let mut pport = if tls_cluster { c.int("port") } else { 0 };
-    let mut cport = match c.int("cluster-port") {
-        0 => base + 10000,
-        p => p,
-    };
+    let mut cport = bus_listen_port(c);
     let (announce_tls, announce) = (
         c.int("cluster-announce-tls-port"),
         c.int("cluster-announce-port"),
@@ -98,8 +95,7 @@ fn settings(srv: &Server) -> Settings {
 
 /// The bus port to listen on: `cluster-port`, else the client port the
 /// cluster uses (the TLS one with `tls-cluster yes`) + 10000, as Redis.
-fn bus_port(srv: &Server) -> i64 {
-    let c = &srv.config;
+fn bus_listen_port(c: &crate::config::Config) -> i64 {
     match c.int("cluster-port") {
         0 if c.flag("tls-cluster") => c.int("tls-port") + 10000,
         0 => c.int("port") + 10000,
@@ -224,7 +220,7 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
         }
     };
     let binds = srv.config.get("bind").unwrap_or_default();
-    let listeners = crate::listen::open(&binds, bus_port(srv))?;
+    let listeners = crate::listen::open(&binds, bus_listen_port(&srv.config))?;
     let (roles, roles_rx) = mpsc::unbounded_channel();
     let bus = Arc::new(Bus {
         state: Mutex::new(st),
@@ -569,4 +565,48 @@ async fn run_link(
         }
     }
     bus.closed(&srv, link);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn ports(pairs: &[(&str, &str)]) -> (i64, i64, i64) {
+        let c = Config::default();
+        for (k, v) in pairs {
+            c.force(k, v);
+        }
+        announced_ports(&c)
+    }
+
+    /// The cases of Redis 7.0's `deriveAnnouncedPorts`.
+    #[test]
+    fn announced_ports_as_redis_derives_them() {
+        // Plaintext cluster: no pport, bus at port + 10000.
+        assert_eq!(ports(&[("port", "7000")]), (7000, 0, 17000));
+        assert_eq!(
+            ports(&[("port", "7000"), ("cluster-announce-port", "8000")]),
+            (8000, 0, 17000)
+        );
+        // TLS cluster: the TLS port is the client port, the plain one is
+        // pport, and the bus defaults from the TLS port.
+        let tls = [
+            ("port", "7000"),
+            ("tls-port", "7100"),
+            ("tls-cluster", "yes"),
+        ];
+        assert_eq!(ports(&tls), (7100, 7000, 17100));
+        let mut over = tls.to_vec();
+        over.push(("cluster-announce-tls-port", "9100"));
+        over.push(("cluster-announce-port", "9000"));
+        over.push(("cluster-announce-bus-port", "19000"));
+        assert_eq!(ports(&over), (9100, 9000, 19000));
+        // cluster-announce-port alone in a TLS cluster overrides the
+        // client (TLS) port, and pport stays the plain port.
+        let mut alone = tls.to_vec();
+        alone.push(("cluster-announce-port", "9000"));
+        alone.push(("cluster-port", "20000"));
+        assert_eq!(ports(&alone), (9000, 7000, 20000));
+    }
 }

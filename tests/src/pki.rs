@@ -70,6 +70,11 @@ impl Pki {
         Ok(Pki { dir })
     }
 
+    /// The directory holding the files (removed on drop).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The path of one of the files (`"ca.crt"`, `"client.key"`, …).
     pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()

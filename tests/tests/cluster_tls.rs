@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rampart_tests::pki::Pki;
 use rampart_tests::{
-    free_port, require_tool, run_with_timeout, Rampart, RedisOracle, ServerProcess,
+    free_port, require_tool, run_with_timeout, shared_keyring, Rampart, RedisOracle, ServerProcess,
 };
 
 /// How long a cluster may take to agree (a debug build on two busy cores).
@@ -68,9 +68,12 @@ fn node_args(pki: &Pki, tls: u16, bus: u16) -> Vec<String> {
     v
 }
 
+/// A Rampart node. The nodes of a test share one keyring (kept beside the
+/// certificates), so a replica can open its master's encrypted full sync.
 fn start_rampart(pki: &Pki) -> Result<Node> {
     let (tls, bus) = (free_port()?, free_port()?);
-    let args = node_args(pki, tls, bus);
+    let mut args = node_args(pki, tls, bus);
+    args.extend(["--kms-key-file".into(), shared_keyring(pki.dir())]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Ok(Node {
         srv: Box::new(Rampart::start(&args)?),
@@ -675,5 +678,72 @@ fn bad_peers_on_the_tls_bus_port_are_dropped_with_one_log_line() -> Result<()> {
     })?;
     assert_eq!(log_lines(&a, refused), 2, "{}", a.log());
     assert_eq!(log_lines(&a, bad), 1, "{}", a.log());
+    Ok(())
+}
+
+#[test]
+fn a_cluster_replica_follows_its_master_over_tls() -> Result<()> {
+    let pki = Pki::new()?;
+    let nodes = [
+        start_rampart(&pki)?,
+        start_rampart(&pki)?,
+        start_rampart(&pki)?,
+    ];
+    let refs: Vec<&Node> = nodes.iter().collect();
+    cluster_create(&pki, &refs)?;
+    wait_agreed(&refs)?;
+    let replica = start_rampart(&pki)?;
+    let meet = cmd(
+        &replica,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &nodes[0].tls.to_string(),
+            &nodes[0].bus.to_string(),
+        ],
+    )?;
+    assert_eq!(meet, "+OK\r\n");
+    let all: Vec<&Node> = nodes.iter().chain([&replica]).collect();
+    wait_for("the new node to be known", || {
+        Ok(topology(&cmd(&replica, &["CLUSTER", "NODES"])?)?.len() == 4)
+    })?;
+    let id0 = node_id(&nodes[0])?;
+    wait_for("CLUSTER REPLICATE", || {
+        Ok(cmd(&replica, &["CLUSTER", "REPLICATE", &id0])? == "+OK\r\n")
+    })?;
+    wait_agreed(&all)?;
+    // tls-replication: the link to the master is TLS, to its TLS port
+    // (the port the cluster announces).
+    wait_for("the replication link", || {
+        let info = cmd(&replica, &["INFO", "replication"])?;
+        Ok(info.contains("master_link_status:up")
+            && info.contains(&format!("master_port:{}", nodes[0].tls)))
+    })
+    .with_context(|| {
+        format!(
+            "{:?}\nreplica's log:\n{}\nmaster's log:\n{}",
+            cmd(&replica, &["INFO", "replication"]),
+            replica.log(),
+            nodes[0].log()
+        )
+    })?;
+    let key = (0..)
+        .map(|i| format!("r{i}"))
+        .find(|k| owner_of(&refs, slot_of(k)).is_ok_and(|o| o == 0))
+        .context("a key of node 0")?;
+    assert_eq!(cmd(&nodes[0], &["SET", &key, "over-tls"])?, "+OK\r\n");
+    wait_for("the write on the replica", || {
+        let mut c = replica.conn()?;
+        c.cmd(&["READONLY"])?;
+        Ok(text(&c.cmd(&["GET", &key])?) == "over-tls")
+    })?;
+    // CLUSTER SHARDS on the replica lists it with both ports.
+    let shards = shard_ports(&pki, &replica, true)?;
+    assert_eq!(
+        shards.get(&node_id(&replica)?),
+        Some(&(replica.port() as u64, replica.tls as u64)),
+        "{shards:?}"
+    );
     Ok(())
 }

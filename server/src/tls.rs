@@ -1,12 +1,14 @@
-//! TLS for client connections and replication links, on rustls with the
-//! ring provider.
+//! TLS for client connections, replication links and the cluster bus
+//! (`tls-cluster`, MIGRATE included), on rustls with the ring provider.
 //!
 //! One abstraction, [`Tls`]: the server's current TLS context, built from
 //! the `tls-*` directives as Redis 7.0 builds its OpenSSL contexts, and
 //! swapped whole when CONFIG SET changes one of them (a context that fails
 //! to build leaves the old one in place). It hands out a
-//! [`tokio_rustls::TlsAcceptor`] for the `tls-port` listener and a
-//! [`tokio_rustls::TlsConnector`] for a replica's link to a TLS primary.
+//! [`tokio_rustls::TlsAcceptor`] for the `tls-port` listener (another for
+//! the cluster bus, which always requires a client certificate) and a
+//! [`tokio_rustls::TlsConnector`] for a replica's link to a TLS primary and
+//! for outgoing bus links.
 //! [`accept_client`] runs a handshake (bounded in time) and hands the
 //! encrypted stream to the same request loop plain connections use.
 

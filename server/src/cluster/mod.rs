@@ -2,6 +2,8 @@
 //! decides, this module carries out its [`Action`]s. One bus listener per
 //! bind address on `cluster-port` (or port + 10000), one outbound link task
 //! per known node, a 100 ms tick, nodes.conf saved whenever the state asks.
+//! With `tls-cluster yes` every link, accepted or opened, runs over TLS
+//! (see [`crate::tls`]); the state machine never knows.
 //! Nothing here runs with `cluster-enabled no`; the request path then pays
 //! one `OnceLock` load (see `dispatch`).
 

@@ -234,6 +234,26 @@ impl Node {
     pub fn id(&self) -> String {
         name_str(&self.name)
     }
+
+    /// The client port to show or redirect to: the plaintext port when
+    /// `use_pport` (a plaintext client of a `tls-cluster`) and the node
+    /// announced one, else [`Node::port`], as Redis 7.0 picks it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # let st = rampart_cluster::state::Cluster::new(Default::default(), 1, 0);
+    /// let n = st.myself();
+    /// // No plaintext port announced: the client port either way.
+    /// assert_eq!(n.client_port(true), n.port);
+    /// ```
+    pub fn client_port(&self, use_pport: bool) -> u16 {
+        if use_pport && self.pport != 0 {
+            self.pport
+        } else {
+            self.port
+        }
+    }
 }
 
 /// Where a link leads.
@@ -406,7 +426,9 @@ impl Cluster {
             let mut n = Node::new(name, line.flags, now);
             n.ip = line.ip.clone();
             n.port = line.port;
-            n.pport = line.port;
+            // nodes.conf has no plaintext port: it arrives over the bus
+            // (Redis's createClusterNode leaves it 0 too).
+            n.pport = 0;
             n.cport = line.cport;
             n.hostname = line.hostname.clone().unwrap_or_default();
             n.master = match &line.master {
@@ -528,11 +550,32 @@ impl Cluster {
 
     /// CLUSTER NODES: one line per node, myself included, each ending in `\n`.
     pub fn nodes_description(&self) -> String {
+        self.nodes_description_for(false)
+    }
+
+    /// CLUSTER NODES as a client sees it: with `use_pport` (a plaintext
+    /// client of a `tls-cluster`) each node's plaintext port where known,
+    /// as Redis's `clusterGenNodesDescription(filter, use_pport)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let st = rampart_cluster::state::Cluster::new(Default::default(), 1, 0);
+    /// assert_eq!(st.nodes_description_for(true), st.nodes_description());
+    /// ```
+    pub fn nodes_description_for(&self, use_pport: bool) -> String {
         let mut s = String::new();
         for n in self.nodes.values() {
-            let _ = writeln!(s, "{}", self.node_line(n));
+            let _ = writeln!(s, "{}", self.node_line_for(n, use_pport));
         }
         s
+    }
+
+    /// One CLUSTER NODES line (see [`Cluster::nodes_description_for`]).
+    pub fn node_line_for(&self, n: &Node, use_pport: bool) -> NodeLine {
+        let mut line = self.node_line(n);
+        line.port = n.client_port(use_pport);
+        line
     }
 
     /// Myself.
@@ -821,7 +864,6 @@ impl Cluster {
         let mut n = Node::new(name, nf::HANDSHAKE | nf::MEET, now);
         n.ip = ip;
         n.port = port;
-        n.pport = port;
         n.cport = cport;
         self.nodes.insert(name, n);
         Ok(())
@@ -1290,7 +1332,7 @@ impl Cluster {
                         if let Some(s) = sender {
                             // We already know it: update its address, drop the handshake node.
                             let ip = the_ip(h.myip());
-                            self.update_address(&s, link, &ip, h.port, h.cport);
+                            self.update_address(&s, link, &ip, (h.port, h.pport, h.cport));
                             self.del_node(&ln);
                             self.update_state(now);
                             self.save();
@@ -1322,7 +1364,7 @@ impl Cluster {
                 }
                 if let (Some(s), true) = (sender_known, ty == t::PING) {
                     let ip = the_ip(h.myip());
-                    if self.update_address(&s, link, &ip, h.port, h.cport) {
+                    if self.update_address(&s, link, &ip, (h.port, h.pport, h.cport)) {
                         self.update_state(now);
                         self.save();
                     }
@@ -1482,8 +1524,7 @@ impl Cluster {
         name: &NodeName,
         link: LinkId,
         ip: &str,
-        port: u16,
-        cport: u16,
+        (port, pport, cport): (u16, u16, u16),
     ) -> bool {
         let Some(n) = self.nodes.get_mut(name) else {
             return false;
@@ -1492,11 +1533,16 @@ impl Cluster {
             return false;
         }
         if n.ip == ip && n.port == port && n.cport == cport {
+            // Only the plaintext port (a tls-cluster's, first heard here
+            // after a MEET or a restart: nodes.conf lacks it) changed. It
+            // is no part of the bus address, so unlike Redis the link
+            // stays up.
+            n.pport = pport;
             return false;
         }
         n.ip = ip.to_string();
         n.port = port;
-        n.pport = port;
+        n.pport = pport;
         n.cport = cport;
         n.flags &= !nf::NOADDR;
         if let Some(old) = n.link.take() {

@@ -54,6 +54,9 @@ pub struct Client {
     pub asking: bool,
     /// READONLY was sent (cluster replica reads).
     pub readonly: bool,
+    /// Connected over TLS (the `tls-port`): with `tls-cluster yes` a
+    /// plaintext client is shown and redirected to plaintext ports.
+    pub tls: bool,
     /// The replication offset right after this client's last write that
     /// reached the stream (Redis's `woff`): what its WAIT waits for.
     pub woff: u64,
@@ -107,6 +110,7 @@ impl Client {
             is_master: false,
             asking: false,
             readonly: false,
+            tls: false,
             woff: 0,
             master_feed: None,
             subs: Default::default(),

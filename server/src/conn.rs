@@ -68,6 +68,13 @@ pub(crate) trait ConnIo: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static 
 
     /// The local address (as CLIENT LIST shows it) and the descriptor.
     fn local(&self) -> (String, i32);
+
+    /// Whether this is a TLS session (Redis's `connGetType(c->conn) ==
+    /// CONN_TYPE_TLS`): in a `tls-cluster` a plaintext client is sent the
+    /// nodes' plaintext ports instead.
+    fn is_tls(&self) -> bool {
+        false
+    }
 }
 
 impl ConnIo for TcpStream {
@@ -169,6 +176,7 @@ pub(crate) async fn connection<S: ConnIo>(srv: Arc<Server>, mut stream: S, peer:
     let mut client = Client::new(handle.clone(), srv.acl.starts_authenticated());
     client.set_user(Some(crate::acl::default_user(&srv)));
     client.acl_epoch = 0;
+    client.tls = stream.is_tls();
     if let Some((h, pending)) = serve(&srv, &mut stream, &mut client).await {
         // PSYNC/SYNC: the connection is now a replica link.
         crate::repl::serve_replica(srv.clone(), stream, &mut client, h, pending).await;

@@ -1,12 +1,14 @@
-//! TLS for client connections and replication links, on rustls with the
-//! ring provider.
+//! TLS for client connections, replication links and the cluster bus
+//! (`tls-cluster`, MIGRATE included), on rustls with the ring provider.
 //!
 //! One abstraction, [`Tls`]: the server's current TLS context, built from
 //! the `tls-*` directives as Redis 7.0 builds its OpenSSL contexts, and
 //! swapped whole when CONFIG SET changes one of them (a context that fails
 //! to build leaves the old one in place). It hands out a
-//! [`tokio_rustls::TlsAcceptor`] for the `tls-port` listener and a
-//! [`tokio_rustls::TlsConnector`] for a replica's link to a TLS primary.
+//! [`tokio_rustls::TlsAcceptor`] for the `tls-port` listener (another for
+//! the cluster bus, which always requires a client certificate) and a
+//! [`tokio_rustls::TlsConnector`] for a replica's link to a TLS primary and
+//! for outgoing bus links.
 //! [`accept_client`] runs a handshake (bounded in time) and hands the
 //! encrypted stream to the same request loop plain connections use.
 
@@ -58,6 +60,8 @@ pub struct Tls {
 #[derive(Clone)]
 struct Contexts {
     server: TlsAcceptor,
+    /// The cluster bus's: a client certificate is always required.
+    cluster: TlsAcceptor,
     client: TlsConnector,
 }
 
@@ -82,9 +86,42 @@ impl Tls {
         self.current.read().as_ref().map(|c| c.server.clone())
     }
 
-    /// The connector for a replica's link to its primary.
+    /// The connector for a replica's link to its primary, and for the
+    /// cluster bus's outgoing links with `tls-cluster yes`.
     pub fn connector(&self) -> Option<TlsConnector> {
         self.current.read().as_ref().map(|c| c.client.clone())
+    }
+
+    /// The acceptor for the cluster bus with `tls-cluster yes`: the
+    /// server's certificate, and a client certificate signed by the CA
+    /// always required of the peer (Redis's `TLS_CLIENT_AUTH_YES` on the
+    /// bus), whatever `tls-auth-clients` says.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let tls = rampart_server::tls::Tls::default();
+    /// // Nothing configured: a bus listener has no TLS to offer.
+    /// assert!(tls.cluster_acceptor().is_none());
+    /// ```
+    pub fn cluster_acceptor(&self) -> Option<TlsAcceptor> {
+        self.current.read().as_ref().map(|c| c.cluster.clone())
+    }
+
+    /// The client side's rustls configuration, for the blocking socket
+    /// MIGRATE opens (`tls-cluster yes`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let tls = rampart_server::tls::Tls::default();
+    /// assert!(tls.client_config().is_none());
+    /// ```
+    pub fn client_config(&self) -> Option<Arc<ClientConfig>> {
+        self.current
+            .read()
+            .as_ref()
+            .map(|c| c.client.config().clone())
     }
 }
 
@@ -137,36 +174,44 @@ fn build(config: &Config) -> Result<Contexts, String> {
         );
     }
 
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&versions)
-        .map_err(|e| format!("tls-protocols: {e}"))?;
-    let clients = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
-    let builder = match get("tls-auth-clients").as_str() {
-        "no" => builder.with_no_client_auth(),
-        mode => {
-            let clients = if mode == "optional" {
-                clients.allow_unauthenticated()
-            } else {
-                clients
-            };
-            let verifier = clients
-                .build()
-                .map_err(|e| format!("tls-ca-cert-file/tls-ca-cert-dir: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    // One server context per client-certificate policy: `tls-auth-clients`
+    // for the tls-port, always "required" for the cluster bus, as Redis
+    // accepts bus links with TLS_CLIENT_AUTH_YES whatever that directive says.
+    let server_config = |auth: &str| -> Result<ServerConfig, String> {
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("tls-protocols: {e}"))?;
+        let clients = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
+        let builder = match auth {
+            "no" => builder.with_no_client_auth(),
+            mode => {
+                let clients = if mode == "optional" {
+                    clients.allow_unauthenticated()
+                } else {
+                    clients
+                };
+                let verifier = clients
+                    .build()
+                    .map_err(|e| format!("tls-ca-cert-file/tls-ca-cert-dir: {e}"))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut server = builder
+            .with_single_cert(certs.clone(), key.clone_key())
+            .map_err(|e| format!("tls-cert-file {cert_file} with tls-key-file {key_file}: {e}"))?;
+        server.ignore_client_order = config.flag("tls-prefer-server-ciphers");
+        // rustls's cache evicts by size only; tls-session-cache-timeout has no
+        // counterpart there.
+        let size = config.int("tls-session-cache-size").max(0) as usize;
+        server.session_storage = if config.flag("tls-session-caching") && size > 0 {
+            rustls::server::ServerSessionMemoryCache::new(size)
+        } else {
+            Arc::new(rustls::server::NoServerSessionStorage {})
+        };
+        Ok(server)
     };
-    let mut server = builder
-        .with_single_cert(certs.clone(), key.clone_key())
-        .map_err(|e| format!("tls-cert-file {cert_file} with tls-key-file {key_file}: {e}"))?;
-    server.ignore_client_order = config.flag("tls-prefer-server-ciphers");
-    // rustls's cache evicts by size only; tls-session-cache-timeout has no
-    // counterpart there.
-    let size = config.int("tls-session-cache-size").max(0) as usize;
-    server.session_storage = if config.flag("tls-session-caching") && size > 0 {
-        rustls::server::ServerSessionMemoryCache::new(size)
-    } else {
-        Arc::new(rustls::server::NoServerSessionStorage {})
-    };
+    let server = server_config(&get("tls-auth-clients"))?;
+    let cluster = server_config("yes")?;
 
     // As Redis: the replica side presents tls-client-cert-file/key when
     // set, else the server's own certificate.
@@ -195,6 +240,7 @@ fn build(config: &Config) -> Result<Contexts, String> {
         .map_err(|e| format!("tls-client-cert-file/tls-client-key-file: {e}"))?;
     Ok(Contexts {
         server: TlsAcceptor::from(Arc::new(server)),
+        cluster: TlsAcceptor::from(Arc::new(cluster)),
         client: TlsConnector::from(Arc::new(client)),
     })
 }
@@ -486,16 +532,16 @@ pub(crate) async fn accept_client(srv: Arc<Server>, tcp: TcpStream, peer: Socket
     crate::conn::connection(srv, conn, peer).await;
 }
 
-/// Opens a TLS session to a primary over `tcp`.
+/// Opens a TLS session over `tcp`: to a primary (`tls-replication`) or to
+/// another node's cluster bus (`tls-cluster`). The peer's chain is checked
+/// against the CA, not its name (see [`ChainOnly`]).
 pub(crate) async fn connect(
     srv: &Server,
     tcp: TcpStream,
     host: &str,
 ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let Some(connector) = srv.tls.connector() else {
-        return Err(io::Error::other(
-            "tls-replication is yes but TLS is not configured",
-        ));
+        return Err(io::Error::other("TLS is not configured"));
     };
     let name = ServerName::try_from(host.to_string())
         .map_err(|e| io::Error::new(ErrorKind::InvalidInput, format!("{host}: {e}")))?;
@@ -566,6 +612,10 @@ impl crate::conn::ConnIo for TlsConn {
 
     fn local(&self) -> (String, i32) {
         self.local.clone()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
     }
 
     async fn write_out(&mut self, data: &[u8]) -> io::Result<()> {

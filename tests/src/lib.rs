@@ -26,6 +26,8 @@ pub mod dataset;
 
 pub mod notify;
 
+pub mod pki;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

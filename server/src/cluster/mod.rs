@@ -2,6 +2,8 @@
 //! decides, this module carries out its [`Action`]s. One bus listener per
 //! bind address on `cluster-port` (or port + 10000), one outbound link task
 //! per known node, a 100 ms tick, nodes.conf saved whenever the state asks.
+//! With `tls-cluster yes` every link, accepted or opened, runs over TLS
+//! (see [`crate::tls`]); the state machine never knows.
 //! Nothing here runs with `cluster-enabled no`; the request path then pays
 //! one `OnceLock` load (see `dispatch`).
 
@@ -17,7 +19,7 @@ use parking_lot::Mutex;
 use rampart_cluster::msg::{decode, encode, Framer};
 use rampart_cluster::nodes_conf;
 use rampart_cluster::state::{Action, Cluster, LinkId, ReplStatus, Settings};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -41,40 +43,50 @@ pub struct Bus {
     roles: mpsc::UnboundedSender<Action>,
 }
 
+/// The ports this node announces: (`port`, `pport`, `cport`), as Redis
+/// 7.0's `deriveAnnouncedPorts`. With `tls-cluster yes` clients are sent
+/// to the TLS port (`port`) and `pport` carries the plaintext port for
+/// plaintext clients; without it `pport` is 0. The bus port is the one
+/// listened on (see [`bus_listen_port`]) unless `cluster-announce-bus-port`
+/// says otherwise.
+fn announced_ports(c: &crate::config::Config) -> (i64, i64, i64) {
+    let tls_cluster = c.flag("tls-cluster");
+    let base = if tls_cluster {
+        c.int("tls-port")
+    } else {
+        c.int("port")
+    };
+    let mut port = base;
+    let mut pport = if tls_cluster { c.int("port") } else { 0 };
+    let mut cport = bus_listen_port(c);
+    let (announce_tls, announce) = (
+        c.int("cluster-announce-tls-port"),
+        c.int("cluster-announce-port"),
+    );
+    if tls_cluster && announce_tls != 0 {
+        port = announce_tls;
+        pport = announce;
+    } else if announce != 0 {
+        port = announce;
+    }
+    if c.int("cluster-announce-bus-port") != 0 {
+        cport = c.int("cluster-announce-bus-port");
+    }
+    (port, pport, cport)
+}
+
 /// The settings the state machine announces, from the server's config.
 fn settings(srv: &Server) -> Settings {
     let c = &srv.config;
-    let port = c.int("port");
-    let tls_port = c.int("tls-port");
-    let tls_cluster = c.flag("tls-cluster");
-    let client_port = if tls_cluster && tls_port != 0 {
-        tls_port
-    } else {
-        port
-    };
-    let announced = |name: &str, default: i64| match c.int(name) {
-        0 => default,
-        p => p,
-    };
-    let bus = match c.int("cluster-port") {
-        0 => port + 10000,
-        p => p,
-    };
+    let (port, pport, cport) = announced_ports(c);
     Settings {
         node_timeout: c.int("cluster-node-timeout").max(1) as u64,
         require_full_coverage: c.flag("cluster-require-full-coverage"),
         announce_ip: c.get("cluster-announce-ip").unwrap_or_default(),
         announce_hostname: c.get("cluster-announce-hostname").unwrap_or_default(),
-        port: announced(
-            if tls_cluster {
-                "cluster-announce-tls-port"
-            } else {
-                "cluster-announce-port"
-            },
-            client_port,
-        ) as u16,
-        pport: announced("cluster-announce-port", port) as u16,
-        cport: announced("cluster-announce-bus-port", bus) as u16,
+        port: port as u16,
+        pport: pport as u16,
+        cport: cport as u16,
         replica_validity_factor: c.int("cluster-replica-validity-factor").max(0) as u64,
         repl_ping_period: c.int("repl-ping-replica-period").max(1) as u64 * 1000,
         migration_barrier: c.int("cluster-migration-barrier").max(0) as u64,
@@ -83,12 +95,91 @@ fn settings(srv: &Server) -> Settings {
     }
 }
 
-/// The bus port to listen on.
-fn bus_port(srv: &Server) -> i64 {
-    match srv.config.int("cluster-port") {
-        0 => srv.config.int("port") + 10000,
+/// The bus port to listen on: `cluster-port`, else the client port the
+/// cluster uses (the TLS one with `tls-cluster yes`) + 10000, as Redis.
+fn bus_listen_port(c: &crate::config::Config) -> i64 {
+    match c.int("cluster-port") {
+        0 if c.flag("tls-cluster") => c.int("tls-port") + 10000,
+        0 => c.int("port") + 10000,
         p => p,
     }
+}
+
+/// How long a bus peer may take to finish its TLS handshake; a socket that
+/// opens and says nothing would otherwise hold a task for ever.
+const BUS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bus link's byte stream: TCP, or TLS over it with `tls-cluster yes`.
+trait LinkStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> LinkStream for T {}
+
+/// The two ends of a bus socket, as the state machine sees them (IPv4
+/// addresses unmapped).
+fn link_addrs(sock: &TcpStream) -> (String, String) {
+    let ip = |a: std::io::Result<std::net::SocketAddr>| {
+        a.map(|a| a.ip().to_canonical().to_string())
+            .unwrap_or_default()
+    };
+    (ip(sock.peer_addr()), ip(sock.local_addr()))
+}
+
+/// One accepted bus connection: the TLS handshake first with `tls-cluster
+/// yes` (a failed or slow one is one log line and the socket is closed,
+/// before the state machine hears of it), then the link.
+async fn accept_link(srv: Arc<Server>, bus: Arc<Bus>, sock: TcpStream) {
+    let _ = sock.set_nodelay(true);
+    let (peer, local) = link_addrs(&sock);
+    let stream: Box<dyn LinkStream> = if srv.config.flag("tls-cluster") {
+        let Some(acceptor) = srv.tls.cluster_acceptor() else {
+            tracing::warn!(
+                "Error accepting cluster node connection from {peer}: TLS is not configured"
+            );
+            return;
+        };
+        match tokio::time::timeout(BUS_HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
+            Ok(Ok(s)) => Box::new(s),
+            Ok(Err(e)) => {
+                tracing::warn!("Error accepting cluster node connection from {peer}: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "Error accepting cluster node connection from {peer}: TLS handshake timed out"
+                );
+                return;
+            }
+        }
+    } else {
+        Box::new(sock)
+    };
+    let link = bus.state.lock().accept(now_ms());
+    let (tx, rx) = mpsc::unbounded_channel();
+    bus.links.lock().insert(link, tx);
+    run_link(srv, bus, link, stream, peer, local, rx).await;
+}
+
+/// Opens an outgoing bus link's stream to `addr` (TLS with `tls-cluster
+/// yes`), within `timeout`.
+async fn connect_link(
+    srv: &Server,
+    addr: &str,
+    ip: &str,
+    timeout: Duration,
+) -> Result<(Box<dyn LinkStream>, String, String), String> {
+    let sock = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| "connection timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let _ = sock.set_nodelay(true);
+    let (peer, local) = link_addrs(&sock);
+    if !srv.config.flag("tls-cluster") {
+        return Ok((Box::new(sock), peer, local));
+    }
+    let tls = tokio::time::timeout(timeout, crate::tls::connect(srv, sock, ip))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    Ok((Box::new(tls), peer, local))
 }
 
 /// With `cluster-enabled yes`: loads or creates nodes.conf, opens the bus
@@ -131,7 +222,7 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
         }
     };
     let binds = srv.config.get("bind").unwrap_or_default();
-    let listeners = crate::listen::open(&binds, bus_port(srv))?;
+    let listeners = crate::listen::open(&binds, bus_listen_port(&srv.config))?;
     let (roles, roles_rx) = mpsc::unbounded_channel();
     let bus = Arc::new(Bus {
         state: Mutex::new(st),
@@ -154,11 +245,7 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
             loop {
                 match l.accept().await {
                     Ok((sock, _)) => {
-                        let link = bus.state.lock().accept(now_ms());
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        bus.links.lock().insert(link, tx);
-                        let _ = sock.set_nodelay(true);
-                        tokio::spawn(run_link(srv.clone(), bus.clone(), link, sock, rx));
+                        tokio::spawn(accept_link(srv.clone(), bus.clone(), sock));
                     }
                     Err(e) => {
                         tracing::warn!("Error accepting cluster node: {e}");
@@ -228,18 +315,15 @@ impl Bus {
                         } else {
                             format!("{ip}:{cport}")
                         };
-                        let conn = tokio::time::timeout(
-                            Duration::from_millis(timeout.max(1000)),
-                            TcpStream::connect(&addr),
-                        )
-                        .await;
-                        match conn {
-                            Ok(Ok(sock)) => {
-                                let _ = sock.set_nodelay(true);
-                                run_link(srv.clone(), bus, link, sock, rx).await
+                        let timeout = Duration::from_millis(timeout.max(1000));
+                        match connect_link(&srv, &addr, &ip, timeout).await {
+                            Ok((stream, peer, local)) => {
+                                run_link(srv.clone(), bus, link, stream, peer, local, rx).await
                             }
-                            _ => {
-                                tracing::debug!("Connecting to cluster node {addr} failed");
+                            Err(e) => {
+                                // Retried every tick while the node is
+                                // unreachable: not worth a warning each time.
+                                tracing::debug!("Connecting to cluster node {addr} failed: {e}");
                                 bus.closed(&srv, link);
                             }
                         }
@@ -434,25 +518,20 @@ async fn run_link(
     srv: Arc<Server>,
     bus: Arc<Bus>,
     link: LinkId,
-    sock: TcpStream,
+    stream: Box<dyn LinkStream>,
+    peer: String,
+    local: String,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
-    let peer = sock
-        .peer_addr()
-        .map(|a| a.ip().to_canonical().to_string())
-        .unwrap_or_default();
-    let local = sock
-        .local_addr()
-        .map(|a| a.ip().to_canonical().to_string())
-        .unwrap_or_default();
-    let (mut rd, mut wr) = sock.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut framer = Framer::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         tokio::select! {
             out = rx.recv() => match out {
                 Some(bytes) => {
-                    if wr.write_all(&bytes).await.is_err() {
+                    // TLS holds what it encrypted until flushed.
+                    if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
                         break;
                     }
                 }
@@ -492,4 +571,48 @@ async fn run_link(
         }
     }
     bus.closed(&srv, link);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn ports(pairs: &[(&str, &str)]) -> (i64, i64, i64) {
+        let c = Config::default();
+        for (k, v) in pairs {
+            c.force(k, v);
+        }
+        announced_ports(&c)
+    }
+
+    /// The cases of Redis 7.0's `deriveAnnouncedPorts`.
+    #[test]
+    fn announced_ports_as_redis_derives_them() {
+        // Plaintext cluster: no pport, bus at port + 10000.
+        assert_eq!(ports(&[("port", "7000")]), (7000, 0, 17000));
+        assert_eq!(
+            ports(&[("port", "7000"), ("cluster-announce-port", "8000")]),
+            (8000, 0, 17000)
+        );
+        // TLS cluster: the TLS port is the client port, the plain one is
+        // pport, and the bus defaults from the TLS port.
+        let tls = [
+            ("port", "7000"),
+            ("tls-port", "7100"),
+            ("tls-cluster", "yes"),
+        ];
+        assert_eq!(ports(&tls), (7100, 7000, 17100));
+        let mut over = tls.to_vec();
+        over.push(("cluster-announce-tls-port", "9100"));
+        over.push(("cluster-announce-port", "9000"));
+        over.push(("cluster-announce-bus-port", "19000"));
+        assert_eq!(ports(&over), (9100, 9000, 19000));
+        // cluster-announce-port alone in a TLS cluster overrides the
+        // client (TLS) port, and pport stays the plain port.
+        let mut alone = tls.to_vec();
+        alone.push(("cluster-announce-port", "9000"));
+        alone.push(("cluster-port", "20000"));
+        assert_eq!(ports(&alone), (9000, 7000, 20000));
+    }
 }

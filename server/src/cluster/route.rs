@@ -137,9 +137,11 @@ fn route(
     if (migrating || importing) && spec.name == "migrate" {
         return Ok(Some(slot));
     }
+    // A plaintext client of a tls-cluster is sent to plaintext ports.
+    let pport = crate::cmd::cluster::use_pport(srv, c);
     let addr = |name| {
         st.node(&name)
-            .map(|n| format!("{}:{}", n.ip, n.port))
+            .map(|n| format!("{}:{}", n.ip, n.client_port(pport)))
             .unwrap_or_default()
     };
     if migrating && missing > 0 {

@@ -149,10 +149,17 @@ fn meet(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// Whether this client is shown plaintext ports: a plaintext client of a
+/// `tls-cluster`, as Redis's `use_pport`.
+pub(crate) fn use_pport(srv: &crate::state::Server, client: &crate::client::Client) -> bool {
+    !client.tls && srv.config.flag("tls-cluster")
+}
+
 /// CLUSTER NODES
 fn nodes(ctx: &mut Ctx<'_>) {
     let Some(b) = bus(ctx) else { return };
-    let text = b.state.lock().nodes_description();
+    let pport = use_pport(ctx.srv, ctx.client);
+    let text = b.state.lock().nodes_description_for(pport);
     ctx.out.verbatim(text.as_bytes());
 }
 
@@ -164,7 +171,7 @@ fn myid(ctx: &mut Ctx<'_>) {
 }
 
 /// `addNodeToNodeReply`: ip, port, id, and a map of the other endpoints.
-fn node_reply(ctx: &mut Ctx<'_>, n: &Node, hostname_preferred: bool) {
+fn node_reply(ctx: &mut Ctx<'_>, n: &Node, hostname_preferred: bool, pport: bool) {
     ctx.out.array(4);
     if hostname_preferred {
         let h = if n.hostname.is_empty() {
@@ -176,7 +183,7 @@ fn node_reply(ctx: &mut Ctx<'_>, n: &Node, hostname_preferred: bool) {
     } else {
         ctx.out.bulk(n.ip.as_bytes());
     }
-    ctx.out.int(n.port as i64);
+    ctx.out.int(n.client_port(pport) as i64);
     ctx.out.bulk(&n.name);
     if hostname_preferred {
         ctx.out.map_len(1);
@@ -207,6 +214,7 @@ fn replicas<'a>(st: &'a Cluster, master: &Node) -> Vec<&'a Node> {
 fn slots(ctx: &mut Ctx<'_>) {
     let Some(b) = bus(ctx) else { return };
     let host = hostname_preferred(ctx);
+    let pport = use_pport(ctx.srv, ctx.client);
     let st = b.state.lock();
     let mut ranges: Vec<(u16, u16, &Node)> = Vec::new();
     for s in 0..SLOTS as u16 {
@@ -225,28 +233,38 @@ fn slots(ctx: &mut Ctx<'_>) {
         ctx.out.array(3 + reps.len());
         ctx.out.int(start as i64);
         ctx.out.int(end as i64);
-        node_reply(ctx, n, host);
+        node_reply(ctx, n, host, pport);
         for r in reps {
-            node_reply(ctx, r, host);
+            node_reply(ctx, r, host, pport);
         }
     }
 }
 
-/// `addNodeDetailsToShardReply`
+/// `addNodeDetailsToShardReply`. With `tls-cluster yes` a node's `port`
+/// is its TLS port and `pport` its plaintext one: both are listed, as
+/// `port` and `tls-port`, whatever the client's connection (Redis takes
+/// `tls-cluster` as the sign that `port` is a TLS port).
 fn shard_node(ctx: &mut Ctx<'_>, st: &Cluster, n: &Node, host: bool) {
-    let mut fields = 7;
+    let (plain, tls) = if ctx.srv.config.flag("tls-cluster") {
+        (n.pport, n.port)
+    } else {
+        (n.port, 0)
+    };
+    let mut fields = 6;
     if !n.hostname.is_empty() {
         fields += 1;
     }
-    if n.port == 0 {
-        fields -= 1;
-    }
+    fields += usize::from(plain != 0) + usize::from(tls != 0);
     ctx.out.map_len(fields);
     ctx.out.bulk(b"id");
     ctx.out.bulk(&n.name);
-    if n.port != 0 {
+    if plain != 0 {
         ctx.out.bulk(b"port");
-        ctx.out.int(n.port as i64);
+        ctx.out.int(plain as i64);
+    }
+    if tls != 0 {
+        ctx.out.bulk(b"tls-port");
+        ctx.out.int(tls as i64);
     }
     ctx.out.bulk(b"ip");
     ctx.out.bulk(n.ip.as_bytes());
@@ -600,6 +618,7 @@ fn forget(ctx: &mut Ctx<'_>) {
 /// CLUSTER REPLICAS|SLAVES node-id: the replicas' CLUSTER NODES lines.
 fn replicas_cmd(ctx: &mut Ctx<'_>) {
     let Some(b) = bus(ctx) else { return };
+    let pport = use_pport(ctx.srv, ctx.client);
     let st = b.state.lock();
     let Some(n) = st.lookup(&ctx.args[2]) else {
         let id = arg_str(ctx, 2);
@@ -610,7 +629,7 @@ fn replicas_cmd(ctx: &mut Ctx<'_>) {
     }
     let lines: Vec<String> = replicas(&st, n)
         .into_iter()
-        .map(|r| st.node_line(r).to_string())
+        .map(|r| st.node_line_for(r, pport).to_string())
         .collect();
     ctx.out.array(lines.len());
     for l in lines {

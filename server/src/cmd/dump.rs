@@ -163,13 +163,37 @@ enum Sent {
     Io { connect: bool, writing: bool },
 }
 
+/// MIGRATE's socket: TCP, or TLS over it with `tls-cluster yes`.
+trait MigrateStream: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> MigrateStream for T {}
+
+/// Runs the TLS handshake with `host` over `tcp` (bounded by the socket's
+/// timeouts), as Redis's `migrateGetSocket` connects with TLS when
+/// `tls-cluster` is set.
+fn migrate_tls(
+    tcp: std::net::TcpStream,
+    host: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> std::io::Result<Box<dyn MigrateStream>> {
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let mut tcp = tcp;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)?;
+    }
+    Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
+}
+
 /// Sends `cmds` (AUTH, SELECT, then one RESTORE per key) to `host:port`
 /// and reads the replies: `preamble` of them for AUTH/SELECT, then one per
-/// key.
+/// key. With `tls` the connection is a TLS session made with that client
+/// configuration.
 fn migrate_send(
     host: &str,
     port: u16,
     timeout: std::time::Duration,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     cmds: &[u8],
     preamble: usize,
     keys: usize,
@@ -201,14 +225,31 @@ fn migrate_send(
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
     let _ = stream.set_nodelay(true);
-    let mut w = &stream;
-    if w.write_all(cmds).is_err() {
+    let mut stream: Box<dyn MigrateStream> = match tls {
+        None => Box::new(stream),
+        Some(config) => match migrate_tls(stream, host, config) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("MIGRATE: TLS handshake with {host}:{port} failed: {e}");
+                return Sent::Io {
+                    connect: true,
+                    writing: false,
+                };
+            }
+        },
+    };
+    // TLS holds what it encrypted until flushed.
+    if stream
+        .write_all(cmds)
+        .and_then(|()| stream.flush())
+        .is_err()
+    {
         return Sent::Io {
             connect: false,
             writing: true,
         };
     }
-    let mut r = BufReader::new(&stream);
+    let mut r = BufReader::new(&mut stream);
     let mut line = Vec::new();
     let mut read_line = |line: &mut Vec<u8>| {
         line.clear();
@@ -360,10 +401,33 @@ fn migrate(ctx: &mut Ctx<'_>) {
         .ok()
         .and_then(|p| p.parse::<u16>().ok())
         .unwrap_or(0);
-    let mut sent = migrate_send(&host, port, timeout, &cmds, preamble, found.len());
+    let tls = if ctx.srv.config.flag("tls-cluster") {
+        match ctx.srv.tls.client_config() {
+            Some(c) => Some(c),
+            None => {
+                return ctx
+                    .out
+                    .error("IOERR error or timeout connecting to the client")
+            }
+        }
+    } else {
+        None
+    };
+    let send = || {
+        migrate_send(
+            &host,
+            port,
+            timeout,
+            tls.clone(),
+            &cmds,
+            preamble,
+            found.len(),
+        )
+    };
+    let mut sent = send();
     if let Sent::Io { connect: false, .. } = sent {
         // One more try on a fresh connection, as Redis retries once.
-        sent = migrate_send(&host, port, timeout, &cmds, preamble, found.len());
+        sent = send();
     }
     let (replies, pre_error) = match sent {
         Sent::Io { connect: true, .. } => {

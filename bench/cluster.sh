@@ -7,7 +7,10 @@
 #   - the resharding rate: KEYS keys written, then `redis-cli --cluster
 #     reshard` of SLOTS slots from the first primary to the second
 #     (GETKEYSINSLOT + MIGRATE, RESHARD_PIPELINE keys a MIGRATE): keys
-#     moved per second of the whole reshard.
+#     moved per second of the whole reshard, and the p50/p99/max latency
+#     of a client doing GET/SET on random keys through the reshard
+#     (following MOVED and ASK), which the reshard's MIGRATEs and slot
+#     changes hold up.
 # A benchmark, not a test: it reports, it asserts nothing.
 #
 #   bash bench/cluster.sh
@@ -141,19 +144,67 @@ PY
     from=$(redis-cli -p "${!p0}" cluster myid)
     to=$(redis-cli -p "${!p1}" cluster myid)
     before=$(dbsize "$name" 1)
+    rm -f "$tmp/stop"
+    python3 - "$KEYS" "$tmp/stop" "$tmp/$name.lat" "${!p0}" <<'PY' &
+# A client on one connection per node: GET or SET of a random key, sent to
+# the node the last MOVED named, ASKING after -ASK; each request's latency
+# until the stop file appears, then p50/p99/max in ms.
+import os, random, socket, sys, time
+n, stop, out, seed = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+conns = {}
+def conn(port):
+    if port not in conns:
+        s = socket.create_connection(("127.0.0.1", port))
+        conns[port] = (s, s.makefile("rb"))
+    return conns[port]
+def cmd(port, *args):
+    s, f = conn(port)
+    s.sendall(b"".join([b"*%d\r\n" % len(args)] + [b"$%d\r\n%s\r\n" % (len(a), a) for a in args]))
+    line = f.readline()
+    if line.startswith(b"$") and not line.startswith(b"$-1"):
+        f.read(int(line[1:]) + 2)
+    return line
+owner = {}
+lat = []
+while not os.path.exists(stop):
+    key = b"key:%d" % random.randrange(n)
+    args = (b"GET", key) if random.random() < 0.5 else (b"SET", key, b"val")
+    port = owner.get(key, seed)
+    t = time.perf_counter()
+    for _ in range(5):
+        r = cmd(port, *args)
+        if r.startswith(b"-MOVED"):
+            port = int(r.split()[2].rsplit(b":", 1)[1])
+            owner[key] = port
+        elif r.startswith(b"-ASK"):
+            port = int(r.split()[2].rsplit(b":", 1)[1])
+            cmd(port, b"ASKING")
+        elif r.startswith(b"-TRYAGAIN"):
+            time.sleep(0.001)
+        else:
+            break
+    lat.append(time.perf_counter() - t)
+lat.sort()
+q = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] * 1000
+open(out, "w").write("%d %.3f %.3f %.3f\n" % (len(lat), q(0.5), q(0.99), lat[-1] * 1000))
+PY
+    local client=$!
     t0=$(date +%s.%N)
     redis-cli --cluster reshard "127.0.0.1:${!p0}" --cluster-from "$from" --cluster-to "$to" \
         --cluster-slots "$SLOTS" --cluster-pipeline "$RESHARD_PIPELINE" --cluster-yes \
         >"$tmp/$name.reshard" 2>&1
     t1=$(date +%s.%N)
+    touch "$tmp/stop"
+    wait "$client"
     after=$(dbsize "$name" 1)
-    echo "$((after - before)) $(echo "$t1 - $t0" | bc -l) $(echo "($after - $before) / ($t1 - $t0)" | bc -l)"
+    echo "$((after - before)) $(echo "$t1 - $t0" | bc -l) $(echo "($after - $before) / ($t1 - $t0)" | bc -l) $(cat "$tmp/$name.lat")"
 }
 
-read -r rk rs rr <<<"$(reshard redis)"
-read -r mk ms mr <<<"$(reshard rampart)"
+read -r rk rs rr rn r50 r99 rmax <<<"$(reshard redis)"
+read -r mk ms mr mn m50 m99 mmax <<<"$(reshard rampart)"
 printf '\nreshard of %s slots (%s keys in the cluster, %s keys a MIGRATE)\n' "$SLOTS" "$KEYS" "$RESHARD_PIPELINE"
-printf '%-8s %12s %10s %12s\n' server keys_moved seconds keys/s
-printf '%-8s %12s %10.2f %12.0f\n' redis "$rk" "$rs" "$rr"
-printf '%-8s %12s %10.2f %12.0f\n' rampart "$mk" "$ms" "$mr"
+printf '%-8s %12s %10s %12s %10s %10s %10s %10s\n' server keys_moved seconds keys/s requests p50_ms p99_ms max_ms
+printf '%-8s %12s %10.2f %12.0f %10s %10s %10s %10s\n' redis "$rk" "$rs" "$rr" "$rn" "$r50" "$r99" "$rmax"
+printf '%-8s %12s %10.2f %12.0f %10s %10s %10s %10s\n' rampart "$mk" "$ms" "$mr" "$mn" "$m50" "$m99" "$mmax"
 printf 'ratio (rampart / redis keys/s): %.2f\n' "$(echo "$mr / $rr" | bc -l)"
+printf 'client p99 during the reshard (rampart / redis): %.2f\n' "$(echo "$m99 / $r99" | bc -l)"

@@ -583,6 +583,8 @@ pub struct Server {
     pub scripting: crate::script::Scripting,
     /// Cluster mode, set at startup with `cluster-enabled yes`.
     pub cluster: std::sync::OnceLock<Arc<crate::cluster::Bus>>,
+    /// MIGRATE's cached connections to its targets.
+    pub migrate_sockets: crate::cmd::dump::MigrateSockets,
 }
 
 impl Server {
@@ -656,6 +658,7 @@ impl Server {
             monitors: Default::default(),
             scripting: Default::default(),
             cluster: Default::default(),
+            migrate_sockets: Default::default(),
         }
     }
 

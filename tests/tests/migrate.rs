@@ -74,3 +74,76 @@ fn migrate_moves_keys_as_redis_does() -> Result<()> {
         Ok(t)
     })
 }
+
+/// A field of INFO as text.
+fn info_field(c: &mut rampart_tests::RawConn, name: &str) -> Result<String> {
+    let info = s(c.cmd(&["INFO", "all"])?);
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or("missing")
+        .trim()
+        .to_string())
+}
+
+/// MIGRATE keeps its connection to a target for the next call, as Redis
+/// does (INFO `migrate_cached_sockets`, one connection at the target for
+/// several calls and databases), takes a fresh one when the target closed
+/// the cached one, and closes it after 10 s unused. Rampart and
+/// redis-server step by step, each with a redis-server target.
+#[test]
+fn migrate_caches_its_target_connection_as_redis_does() -> Result<()> {
+    let ours = rampart_tests::Rampart::start(&[])?;
+    let theirs = RedisOracle::start()?;
+    let servers: [&rampart_tests::ServerProcess; 2] = [&ours, &theirs];
+    let targets = [RedisOracle::start()?, RedisOracle::start()?];
+    let mut steps: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    let mut conns = Vec::new();
+    for (i, srv) in servers.iter().enumerate() {
+        let mut c = srv.conn()?;
+        for k in ["k1", "k2", "k3", "k4"] {
+            c.cmd(&["SET", k, "v"])?;
+        }
+        let mut tc = targets[i].conn()?;
+        let before: i64 = info_field(&mut tc, "total_connections_received")?.parse()?;
+        conns.push((c, tc, before));
+    }
+    let migrate = |c: &mut rampart_tests::RawConn, port: u16, key: &str, db: &str| {
+        let port = port.to_string();
+        c.cmd(&["MIGRATE", "127.0.0.1", &port, key, db, "5000"])
+            .map(s)
+    };
+    for (i, (c, tc, before)) in conns.iter_mut().enumerate() {
+        let t = &mut steps[i];
+        let port = targets[i].port();
+        t.push(migrate(c, port, "k1", "0")?);
+        t.push(migrate(c, port, "k2", "0")?);
+        t.push(migrate(c, port, "k3", "1")?);
+        t.push(info_field(c, "migrate_cached_sockets")?);
+        let now: i64 = info_field(tc, "total_connections_received")?.parse()?;
+        t.push(format!("target connections: {}", now - *before));
+        // The target drops every client but this one, the cached
+        // connection included: the next MIGRATE reconnects.
+        t.push(s(
+            tc.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])?
+        ));
+        t.push(migrate(c, port, "k4", "0")?);
+        let now: i64 = info_field(tc, "total_connections_received")?.parse()?;
+        t.push(format!("target connections: {}", now - *before));
+        tc.cmd(&["SELECT", "1"])?;
+        t.push(s(tc.cmd(&["EXISTS", "k3"])?));
+        tc.cmd(&["SELECT", "0"])?;
+        t.push(s(tc.cmd(&["EXISTS", "k1", "k2", "k4"])?));
+    }
+    // Unused for more than 10 s: closed by the cron.
+    std::thread::sleep(std::time::Duration::from_millis(12_500));
+    for (i, (c, _, _)) in conns.iter_mut().enumerate() {
+        steps[i].push(info_field(c, "migrate_cached_sockets")?);
+    }
+    assert_eq!(steps[0], steps[1], "rampart, then redis-server");
+    assert_eq!(steps[0][3], "1");
+    assert_eq!(steps[0][4], "target connections: 1");
+    assert_eq!(steps[0][7], "target connections: 2");
+    assert_eq!(steps[0].last().map(String::as_str), Some("0"));
+    Ok(())
+}

@@ -159,13 +159,94 @@ enum Sent {
     /// Every reply read: per key, the error the target gave (if any), and
     /// the first error of AUTH/SELECT.
     Replies(Vec<Option<String>>, Option<String>),
-    /// The connection failed: `connect`, or while `writing` or reading.
-    Io { connect: bool, writing: bool },
+    /// The connection failed: `connect`, or while `writing` or reading;
+    /// `timed_out` when the timeout ran out (no retry then, as Redis).
+    Io {
+        connect: bool,
+        writing: bool,
+        timed_out: bool,
+    },
+}
+
+/// Whether an I/O error is a socket timeout running out.
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// How many targets MIGRATE keeps a connection to, and for how long an
+/// unused one stays open (Redis's MIGRATE_SOCKET_CACHE_ITEMS and _TTL).
+const MIGRATE_CACHE_ITEMS: usize = 64;
+const MIGRATE_CACHE_TTL_SECS: u64 = 10;
+
+/// A connection MIGRATE keeps to a target between calls (Redis's
+/// `migrateCachedSocket`): a reshard sends one MIGRATE per batch of keys
+/// to the same node, and each would otherwise pay a connect (and a TLS
+/// handshake). It remembers the database it last selected, so SELECT is
+/// sent only when that changes.
+struct Cached {
+    stream: Box<dyn MigrateStream>,
+    /// The TCP socket under `stream`, for each call's timeouts.
+    tcp: std::net::TcpStream,
+    last_dbid: Option<i64>,
+    last_use_secs: u64,
+}
+
+/// MIGRATE's cached connections by `host:port` (INFO's
+/// `migrate_cached_sockets`). A call takes its target's connection out
+/// while it uses it and puts it back after a clean exchange; a socket
+/// error closes it.
+///
+/// ```
+/// let cache = rampart_server::cmd::dump::MigrateSockets::default();
+/// assert_eq!(cache.len(), 0);
+/// cache.close_idle(u64::MAX);
+/// ```
+#[derive(Default)]
+pub struct MigrateSockets {
+    map: parking_lot::Mutex<std::collections::HashMap<String, Cached>>,
+}
+
+impl MigrateSockets {
+    /// How many connections are cached.
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes the connections unused for more than 10 s (called once a
+    /// second, as Redis's `migrateCloseTimedoutSockets` from its cron).
+    pub fn close_idle(&self, now_secs: u64) {
+        self.map
+            .lock()
+            .retain(|_, c| now_secs.saturating_sub(c.last_use_secs) <= MIGRATE_CACHE_TTL_SECS);
+    }
+
+    fn take(&self, target: &str) -> Option<Cached> {
+        self.map.lock().remove(target)
+    }
+
+    fn put(&self, target: String, c: Cached) {
+        let mut map = self.map.lock();
+        if map.len() >= MIGRATE_CACHE_ITEMS && !map.contains_key(&target) {
+            // Full: drop one, as Redis drops a random one.
+            if let Some(k) = map.keys().next().cloned() {
+                map.remove(&k);
+            }
+        }
+        map.insert(target, c);
+    }
 }
 
 /// MIGRATE's socket: TCP, or TLS over it with `tls-cluster yes`.
-trait MigrateStream: std::io::Read + std::io::Write {}
-impl<T: std::io::Read + std::io::Write> MigrateStream for T {}
+trait MigrateStream: std::io::Read + std::io::Write + Send {}
+impl<T: std::io::Read + std::io::Write + Send> MigrateStream for T {}
 
 /// Runs the TLS handshake with `host` over `tcp` (bounded by the socket's
 /// timeouts), as Redis's `migrateGetSocket` connects with TLS when
@@ -185,73 +266,79 @@ fn migrate_tls(
     Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
 }
 
-/// Sends `cmds` (AUTH, SELECT, then one RESTORE per key) to `host:port`
-/// and reads the replies: `preamble` of them for AUTH/SELECT, then one per
-/// key. With `tls` the connection is a TLS session made with that client
-/// configuration.
-fn migrate_send(
+/// Connects to `host:port` (a TLS session with `tls`), as Redis's
+/// `migrateGetSocket`; the failure as [`Sent::Io`].
+fn migrate_connect(
     host: &str,
     port: u16,
     timeout: std::time::Duration,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-    cmds: &[u8],
-    preamble: usize,
-    keys: usize,
-) -> Sent {
-    use std::io::{BufRead, BufReader, Read, Write};
+) -> Result<Cached, Sent> {
     use std::net::ToSocketAddrs;
-    let addrs: Vec<std::net::SocketAddr> = match (host, port).to_socket_addrs() {
-        Ok(a) => a.collect(),
-        Err(_) => {
-            return Sent::Io {
-                connect: true,
-                writing: false,
-            }
-        }
+    let connect_failed = Sent::Io {
+        connect: true,
+        writing: false,
+        timed_out: false,
     };
+    let Ok(addrs) = (host, port).to_socket_addrs() else {
+        return Err(connect_failed);
+    };
+    let addrs: Vec<std::net::SocketAddr> = addrs.collect();
     let mut refused = false;
-    let Some(stream) = addrs.iter().find_map(|a| {
+    let Some(tcp) = addrs.iter().find_map(|a| {
         std::net::TcpStream::connect_timeout(a, timeout)
             .map_err(|e| refused |= e.kind() == std::io::ErrorKind::ConnectionRefused)
             .ok()
     }) else {
         // Redis's non-blocking connect "succeeds" against a closed port
         // and its first write fails: it reports a write error then.
-        return Sent::Io {
+        return Err(Sent::Io {
             connect: !refused,
             writing: refused,
-        };
+            timed_out: false,
+        });
     };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    let _ = stream.set_nodelay(true);
-    let mut stream: Box<dyn MigrateStream> = match tls {
-        None => Box::new(stream),
-        Some(config) => match migrate_tls(stream, host, config) {
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let _ = tcp.set_write_timeout(Some(timeout));
+    let _ = tcp.set_nodelay(true);
+    let Ok(handle) = tcp.try_clone() else {
+        return Err(connect_failed);
+    };
+    let stream: Box<dyn MigrateStream> = match tls {
+        None => Box::new(tcp),
+        Some(config) => match migrate_tls(tcp, host, config) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("MIGRATE: TLS handshake with {host}:{port} failed: {e}");
-                return Sent::Io {
-                    connect: true,
-                    writing: false,
-                };
+                return Err(connect_failed);
             }
         },
     };
+    Ok(Cached {
+        stream,
+        tcp: handle,
+        last_dbid: None,
+        last_use_secs: 0,
+    })
+}
+
+/// Sends `cmds` (AUTH, SELECT, then one RESTORE per key) on `conn` and
+/// reads the replies: `preamble` of them for AUTH/SELECT, then one per
+/// key.
+fn migrate_exchange(conn: &mut Cached, cmds: &[u8], preamble: usize, keys: usize) -> Sent {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = &mut conn.stream;
     // TLS holds what it encrypted until flushed.
-    if stream
-        .write_all(cmds)
-        .and_then(|()| stream.flush())
-        .is_err()
-    {
+    if let Err(e) = stream.write_all(cmds).and_then(|()| stream.flush()) {
         return Sent::Io {
             connect: false,
             writing: true,
+            timed_out: timed_out(&e),
         };
     }
-    let mut r = BufReader::new(&mut stream);
+    let mut r = BufReader::new(stream);
     let mut line = Vec::new();
-    let mut read_line = |line: &mut Vec<u8>| {
+    let mut read_line = |line: &mut Vec<u8>| -> Result<(), Sent> {
         line.clear();
         // Redis reads replies of up to 1 KiB a line.
         match r.by_ref().take(1024).read_until(b'\n', line) {
@@ -259,18 +346,24 @@ fn migrate_send(
                 while line.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
                     line.pop();
                 }
-                true
+                Ok(())
             }
-            _ => false,
+            Ok(_) => Err(Sent::Io {
+                connect: false,
+                writing: false,
+                timed_out: false,
+            }),
+            Err(e) => Err(Sent::Io {
+                connect: false,
+                writing: false,
+                timed_out: timed_out(&e),
+            }),
         }
     };
     let mut first_error = None;
     for _ in 0..preamble {
-        if !read_line(&mut line) {
-            return Sent::Io {
-                connect: false,
-                writing: false,
-            };
+        if let Err(io) = read_line(&mut line) {
+            return io;
         }
         if line.first() == Some(&b'-') && first_error.is_none() {
             first_error = Some(String::from_utf8_lossy(&line[1..]).into_owned());
@@ -278,12 +371,9 @@ fn migrate_send(
     }
     let mut out = Vec::with_capacity(keys);
     for _ in 0..keys {
-        if !read_line(&mut line) {
+        if let Err(io) = read_line(&mut line) {
             if out.is_empty() {
-                return Sent::Io {
-                    connect: false,
-                    writing: false,
-                };
+                return io;
             }
             break;
         }
@@ -369,18 +459,6 @@ fn migrate(ctx: &mut Ctx<'_>) {
     if found.is_empty() {
         return ctx.out.simple("NOKEY");
     }
-    let mut cmds = Vec::new();
-    let mut preamble = 0;
-    if let Some(p) = pass {
-        let mut auth: Vec<&[u8]> = vec![b"AUTH"];
-        auth.extend(user);
-        auth.push(p);
-        rampart_replication::push_command(&mut cmds, &auth);
-        preamble += 1;
-    }
-    let dbs = dbid.to_string();
-    rampart_replication::push_command(&mut cmds, &[&b"SELECT"[..], dbs.as_bytes()]);
-    preamble += 1;
     // In cluster mode the target imports the slot and serves only ASKING
     // commands for it until the move completes: RESTORE-ASKING, as Redis.
     let verb: &[u8] = if ctx.srv.cluster.get().is_some() {
@@ -388,14 +466,6 @@ fn migrate(ctx: &mut Ctx<'_>) {
     } else {
         b"RESTORE"
     };
-    for (k, payload, ttl) in &found {
-        let ttl = ttl.to_string();
-        let mut restore: Vec<&[u8]> = vec![verb, k, ttl.as_bytes(), payload];
-        if replace {
-            restore.push(b"REPLACE");
-        }
-        rampart_replication::push_command(&mut cmds, &restore);
-    }
     let host = String::from_utf8_lossy(&ctx.args[1]).into_owned();
     let port = std::str::from_utf8(&ctx.args[2])
         .ok()
@@ -413,22 +483,64 @@ fn migrate(ctx: &mut Ctx<'_>) {
     } else {
         None
     };
-    let send = || {
-        migrate_send(
-            &host,
-            port,
-            timeout,
-            tls.clone(),
-            &cmds,
-            preamble,
-            found.len(),
-        )
+    let target = format!("{host}:{port}");
+    let sockets = &ctx.srv.migrate_sockets;
+    let mut may_retry = true;
+    let (sent, conn) = loop {
+        let mut conn = match sockets.take(&target) {
+            Some(c) => {
+                let _ = c.tcp.set_read_timeout(Some(timeout));
+                let _ = c.tcp.set_write_timeout(Some(timeout));
+                c
+            }
+            None => match migrate_connect(&host, port, timeout, tls.clone()) {
+                Ok(c) => c,
+                Err(io) => break (io, None),
+            },
+        };
+        let mut cmds = Vec::new();
+        let mut preamble = 0;
+        if let Some(p) = pass {
+            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
+            auth.extend(user);
+            auth.push(p);
+            rampart_replication::push_command(&mut cmds, &auth);
+            preamble += 1;
+        }
+        if conn.last_dbid != Some(dbid) {
+            let dbs = dbid.to_string();
+            rampart_replication::push_command(&mut cmds, &[&b"SELECT"[..], dbs.as_bytes()]);
+            preamble += 1;
+        }
+        for (k, payload, ttl) in &found {
+            let ttl = ttl.to_string();
+            let mut restore: Vec<&[u8]> = vec![verb, k, ttl.as_bytes(), payload];
+            if replace {
+                restore.push(b"REPLACE");
+            }
+            rampart_replication::push_command(&mut cmds, &restore);
+        }
+        match migrate_exchange(&mut conn, &cmds, preamble, found.len()) {
+            // The cached socket may have been closed by the target: one
+            // more try on a fresh one, unless it timed out (as Redis).
+            Sent::Io {
+                timed_out: false, ..
+            } if may_retry => may_retry = false,
+            sent => break (sent, Some(conn)),
+        }
     };
-    let mut sent = send();
-    if let Sent::Io { connect: false, .. } = sent {
-        // One more try on a fresh connection, as Redis retries once.
-        sent = send();
-    }
+    let sent = match (sent, conn) {
+        (Sent::Replies(r, e), Some(mut conn)) if r.len() == found.len() => {
+            // A clean exchange keeps the connection; an error from the
+            // target means the selected db is no longer known.
+            let target_error = e.is_some() || r.iter().any(Option::is_some);
+            conn.last_dbid = (!target_error).then_some(dbid);
+            conn.last_use_secs = ctx.now / 1000;
+            sockets.put(target, conn);
+            Sent::Replies(r, e)
+        }
+        (sent, _) => sent,
+    };
     let (replies, pre_error) = match sent {
         Sent::Io { connect: true, .. } => {
             return ctx

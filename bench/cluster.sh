@@ -144,13 +144,13 @@ PY
     from=$(redis-cli -p "${!p0}" cluster myid)
     to=$(redis-cli -p "${!p1}" cluster myid)
     before=$(dbsize "$name" 1)
-    rm -f "$tmp/stop"
-    python3 - "$KEYS" "$tmp/stop" "$tmp/$name.lat" "${!p0}" <<'PY' &
+    rm -f "$tmp/stop" "$tmp/started"
+    python3 - "$KEYS" "$tmp/stop" "$tmp/$name.lat" "${!p0}" "$tmp/started" <<'PY' &
 # A client on one connection per node: GET or SET of a random key, sent to
 # the node the last MOVED named, ASKING after -ASK; each request's latency
 # until the stop file appears, then p50/p99/max in ms.
 import os, random, socket, sys, time
-n, stop, out, seed = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+n, stop, out, seed, started = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 conns = {}
 def conn(port):
     if port not in conns:
@@ -184,11 +184,15 @@ while not os.path.exists(stop):
         else:
             break
     lat.append(time.perf_counter() - t)
+    if len(lat) == 1:
+        open(started, "w").close()
 lat.sort()
 q = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] * 1000
 open(out, "w").write("%d %.3f %.3f %.3f\n" % (len(lat), q(0.5), q(0.99), lat[-1] * 1000))
 PY
     local client=$!
+    # The reshard starts once the client is running.
+    for _ in $(seq 100); do [ -e "$tmp/started" ] && break; sleep 0.1; done
     t0=$(date +%s.%N)
     redis-cli --cluster reshard "127.0.0.1:${!p0}" --cluster-from "$from" --cluster-to "$to" \
         --cluster-slots "$SLOTS" --cluster-pipeline "$RESHARD_PIPELINE" --cluster-yes \

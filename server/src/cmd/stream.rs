@@ -405,7 +405,9 @@ fn xadd(ctx: &mut Ctx<'_>) {
     let now = ctx.now;
     let db = db(ctx);
     let key = &args[1];
-    // (id, trimmed, propagated argv)
+    // The effect is copied for replicas only when some listen.
+    let replicated = ctx.srv.hooks.stream.active();
+    // (trimmed, propagated argv)
     let done = db.write(key, now, |slot| {
         match found(slot.value()) {
             Found::Wrong => {
@@ -456,13 +458,16 @@ fn xadd(ctx: &mut Ctx<'_>) {
         }
         bulk_id(ctx.out, id);
         let trimmed = s.trim(a.trim, a.approx, a.limit) > 0;
-        let mut argv: Vec<Vec<u8>> = args.iter().map(|b| b.to_vec()).collect();
-        if a.trim != Trim::None {
-            rewrite_trim(&mut argv, &a, s);
-        }
-        if !a.id_given || !a.seq_given {
-            argv[a.idpos] = id_bytes(id);
-        }
+        let argv = replicated.then(|| {
+            let mut argv: Vec<Vec<u8>> = args.iter().map(|b| b.to_vec()).collect();
+            if a.trim != Trim::None {
+                rewrite_trim(&mut argv, &a, s);
+            }
+            if !a.id_given || !a.seq_given {
+                argv[a.idpos] = id_bytes(id);
+            }
+            argv
+        });
         Some((trimmed, argv))
     });
     let Some((trimmed, argv)) = done else {
@@ -472,8 +477,14 @@ fn xadd(ctx: &mut Ctx<'_>) {
     if trimmed {
         ctx.notify(class::STREAM, "xtrim", key);
     }
-    let refs: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
-    ctx.propagate(&refs);
+    match argv {
+        Some(argv) => {
+            let refs: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
+            ctx.propagate(&refs);
+        }
+        // Nobody listens: the request itself must not go out either.
+        None => ctx.propagated = true,
+    }
 }
 
 /// Whether `trim` would remove anything (so XTRIM writes only then).
@@ -861,16 +872,19 @@ fn serve_one(
         return false;
     }
     let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
+    // The effects are built for replicas only when some listen.
+    let replicated = ctx.srv.hooks.stream.active();
     let mut created = false;
     db.write(key, now, |slot| {
         let Some(s) = stream_mut(slot) else { return };
-        let Some(mut g) = s.groups.remove(gname.as_ref()) else {
+        // Out of the map while the stream is read (the key is reused).
+        let Some((gkey, mut g)) = s.groups.remove_entry(gname.as_ref()) else {
             return;
         };
         let cname_box: Box<[u8]> = cname.as_ref().into();
         if touch_consumer(&mut g, &cname_box, now) {
             created = true;
-            if noack {
+            if noack && replicated {
                 effects.push(vec![
                     b"XGROUP".to_vec(),
                     b"CREATECONSUMER".to_vec(),
@@ -960,14 +974,16 @@ fn serve_one(
                     if let Some(c) = g.consumers.get_mut(&cname_box) {
                         c.pel.insert(id);
                     }
-                    effects.push(xclaim_effect(key, gname, &g, id));
+                    if replicated {
+                        effects.push(xclaim_effect(key, gname, &g, id));
+                    }
                 }
-                if noack && moved_last {
+                if noack && moved_last && replicated {
                     effects.push(setid_effect(key, gname, &g));
                 }
             }
         }
-        s.groups.insert(gname.as_ref().into(), g);
+        s.groups.insert(gkey, g);
     });
     if created {
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);

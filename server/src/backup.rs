@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rampart_kms::{Provider, ProviderConfig, ProviderKind, PROVIDER_AWS};
 use rampart_persistence::backup::{
-    self as bk, cli::parse_s3_url, BackupStore, BackupWriter, Kind, Manifest, Origin, S3Config,
-    Source,
+    self as bk, cli::parse_s3_url, BackupStore, BackupWriter, ClusterOrigin, Kind, Manifest,
+    Origin, S3Config, Source,
 };
 use tokio::runtime::Handle;
 
@@ -176,6 +176,23 @@ fn node(srv: &Server) -> String {
     format!("{host}:{}", srv.port.load(Ordering::Relaxed))
 }
 
+/// In cluster mode, this node's id and the slots it serves, so a cluster
+/// backup can check that each shard holds what its manifest says.
+fn cluster_origin(srv: &Server) -> Option<ClusterOrigin> {
+    let bus = srv.cluster.get()?;
+    let st = bus.state.lock();
+    let me = st.myself();
+    Some(ClusterOrigin {
+        node_id: me.id(),
+        slots: me
+            .slots
+            .ranges()
+            .into_iter()
+            .map(|r| [*r.start(), *r.end()])
+            .collect(),
+    })
+}
+
 /// Takes one backup on the calling thread (never a runtime worker): the
 /// store and key first, then a point-in-time capture streamed into the
 /// upload. With `locked` the caller holds the exclusive gate (shutdown).
@@ -256,6 +273,15 @@ fn run_inner(
         let info = srv.repl.save_info();
         let (replid, _, offset, _) = srv.repl.ids();
         if let Some((snap, shards)) = crate::persist::begin_capture(srv, info) {
+            // Under the gate, so both describe exactly what is captured
+            // (expired keys included: a capture with a replication
+            // position keeps them, as DBSIZE counts them).
+            origin.keys = Some(
+                (0..srv.keyspace.len())
+                    .map(|i| srv.keyspace.db(i).len() as u64)
+                    .sum(),
+            );
+            origin.cluster = cluster_origin(srv);
             drop(gate);
             break (snap, shards, (replid, offset));
         }

@@ -14,6 +14,7 @@
 //! worker threads (a plain thread or `spawn_blocking`).
 
 pub mod cli;
+pub mod cluster;
 mod store;
 
 use std::io::{self, Read};

@@ -174,8 +174,21 @@ impl ServerProcess {
         kept: Option<&Path>,
         args: impl Fn(u16, &Path) -> Vec<String>,
     ) -> Result<Self> {
+        Self::start_at(name, bin, kept, None, args)
+    }
+
+    /// [`ServerProcess::start_in`] on `fixed` when given: one attempt, as
+    /// another port would not be the one the caller promised.
+    fn start_at(
+        name: &'static str,
+        bin: &Path,
+        kept: Option<&Path>,
+        fixed: Option<u16>,
+        args: impl Fn(u16, &Path) -> Vec<String>,
+    ) -> Result<Self> {
         let mut last_err = None;
-        for _ in 0..START_ATTEMPTS {
+        let attempts = if fixed.is_some() { 1 } else { START_ATTEMPTS };
+        for _ in 0..attempts {
             let dir = match kept {
                 Some(p) => WorkDir::Kept(p.to_path_buf()),
                 None => WorkDir::Temp(
@@ -185,7 +198,10 @@ impl ServerProcess {
                         .context("creating a temporary directory")?,
                 ),
             };
-            let port = free_port()?;
+            let port = match fixed {
+                Some(p) => p,
+                None => free_port()?,
+            };
             let log = dir.path().join("server.log");
             let out = std::fs::OpenOptions::new()
                 .create(true)
@@ -406,9 +422,13 @@ impl Rampart {
     /// `rampart-server --port P --bind 127.0.0.1 --dir DIR extra…` in `kept`
     /// or a fresh temporary directory.
     fn launch(kept: Option<&Path>, extra: &[&str]) -> Result<Self> {
+        Self::launch_at(kept, None, extra)
+    }
+
+    fn launch_at(kept: Option<&Path>, port: Option<u16>, extra: &[&str]) -> Result<Self> {
         let bin = rampart_bin()?;
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        ServerProcess::start_in("rampart", &bin, kept, |port, dir| {
+        ServerProcess::start_at("rampart", &bin, kept, port, |port, dir| {
             let mut args = vec![
                 "--port".to_string(),
                 port.to_string(),
@@ -457,6 +477,13 @@ impl Rampart {
     /// test restarts a server on the same data directory this way.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Result<Self> {
         Self::launch(Some(dir), extra)
+    }
+
+    /// Like [`Rampart::start_in`] on `port`, which the caller chose: a
+    /// node whose address other nodes already know (a restored cluster's
+    /// nodes.conf names it).
+    pub fn start_in_at(dir: &Path, port: u16, extra: &[&str]) -> Result<Self> {
+        Self::launch_at(Some(dir), Some(port), extra)
     }
 
     /// Runs `rampart-server --port P --bind 127.0.0.1 --dir DIR extra…` in

@@ -24,6 +24,8 @@ pub mod dataset;
 
 pub mod notify;
 
+pub mod s3;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

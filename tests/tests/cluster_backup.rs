@@ -12,99 +12,18 @@
 //! unreachable: a skipped backup test would hide a broken store.
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use rampart_cluster::key_hash_slot;
 use rampart_cluster::nodes_conf::NodesConf;
-use rampart_persistence::backup::{BackupStore, S3Config};
+use rampart_tests::s3::{rt, S3};
 use rampart_tests::{free_port, require_tool, run_with_timeout, wait_for, workspace_root, Rampart};
 
 /// How long a cluster may take to agree (a debug build on two busy cores).
 const CONVERGE: Duration = Duration::from_secs(60);
-
-fn env(name: &str) -> Result<String> {
-    std::env::var(name).map_err(|_| {
-        anyhow!("{name} is not set: start the services with `eval \"$(scripts/services.sh start)\"` (scripts/test.sh does)")
-    })
-}
-
-/// The test bucket under a fresh prefix of this test's own.
-struct S3 {
-    endpoint: String,
-    bucket: String,
-    region: String,
-    prefix: String,
-}
-
-impl S3 {
-    fn new(test: &str) -> Result<S3> {
-        let endpoint = env("RAMPART_TEST_S3_ENDPOINT")?;
-        let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
-        TcpStream::connect(addr)
-            .with_context(|| format!("{endpoint} is unreachable: is the service running?"))?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .subsec_nanos();
-        Ok(S3 {
-            endpoint,
-            bucket: env("RAMPART_TEST_S3_BUCKET")?,
-            region: env("RAMPART_TEST_S3_REGION")?,
-            prefix: format!("{test}-{:08x}/", nanos ^ std::process::id()),
-        })
-    }
-
-    /// Server directives naming this store.
-    fn server_args(&self) -> Vec<String> {
-        [
-            "--backup-s3-bucket",
-            &self.bucket,
-            "--backup-s3-prefix",
-            &self.prefix,
-            "--backup-s3-endpoint",
-            &self.endpoint,
-            "--backup-s3-region",
-            &self.region,
-            "--backup-s3-path-style",
-            "yes",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    }
-
-    /// `rampart backup` options naming this store.
-    fn cli_args(&self) -> Vec<String> {
-        vec![
-            "--store".into(),
-            format!("s3://{}/{}", self.bucket, self.prefix),
-            "--s3-endpoint".into(),
-            self.endpoint.clone(),
-            "--s3-region".into(),
-            self.region.clone(),
-            "--s3-path-style".into(),
-        ]
-    }
-
-    fn store(&self, rt: &tokio::runtime::Runtime) -> Result<BackupStore> {
-        Ok(rt.block_on(BackupStore::s3(&S3Config {
-            bucket: self.bucket.clone(),
-            prefix: self.prefix.clone(),
-            endpoint: Some(self.endpoint.clone()),
-            region: Some(self.region.clone()),
-            path_style: true,
-        }))?)
-    }
-}
-
-fn rt() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
 
 /// Runs the `rampart` tool.
 fn cli(args: &[String]) -> Result<Output> {
@@ -392,7 +311,7 @@ fn a_cluster_backup_restores_a_cluster_of_the_same_shape() -> Result<()> {
         "{described}"
     );
     // The shards' key counts add up to what was written.
-    let store = s3.store(&rt()?)?;
+    let store = s3.store()?;
     let cm = rt()?.block_on(rampart_persistence::backup::cluster::manifest(&store, "cb"))?;
     let total: u64 = cm.shards.iter().filter_map(|s| s.keys).sum();
     assert_eq!(total, src.keys.len() as u64 + 5);
@@ -546,7 +465,7 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
     assert!(line.contains("already exists"), "{line}");
 
     let rt = rt()?;
-    let store = s3.store(&rt)?;
+    let store = s3.store()?;
     let dest = tempfile::tempdir()?;
     let dirs: Vec<PathBuf> = (1..=3).map(|i| dest.path().join(format!("n{i}"))).collect();
     let dir_list = dirs

@@ -473,7 +473,10 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let ports = "7101,7102,7103";
+    let picked: Vec<u16> = (0..6).map(|_| free_port()).collect::<Result<_>>()?;
+    let list = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+    let (ports, bus) = (list(&picked[..3]), list(&picked[3..]));
+    let layout = ["--ports", &ports, "--cluster-ports", &bus];
     let restore = |extra: &[&str]| {
         let mut a = vec![
             "backup",
@@ -494,7 +497,7 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
     };
 
     // A layout of the wrong size.
-    let line = cli_refused(&restore(&["--ports", "7101,7102"]))?;
+    let line = cli_refused(&restore(&["--ports", &list(&picked[..2])]))?;
     assert!(line.contains("has 3 shards"), "{line}");
     nothing_left();
 
@@ -506,7 +509,7 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
     let mid = damaged.len() / 2;
     damaged[mid] ^= 0x01;
     rt.block_on(store.put(object, damaged))?;
-    let line = cli_refused(&restore(&["--ports", ports]))?;
+    let line = cli_refused(&restore(&layout))?;
     assert!(line.contains("shard 3 (backup bad-shard-3)"), "{line}");
     nothing_left();
 
@@ -514,7 +517,7 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
     rt.block_on(store.put(object, good))?;
     let manifest = rt.block_on(store.get("bad-shard-2.manifest.json"))?;
     rt.block_on(store.delete("bad-shard-2.manifest.json"))?;
-    let line = cli_refused(&restore(&["--ports", ports]))?;
+    let line = cli_refused(&restore(&layout))?;
     assert!(
         line.contains("shard 2") && line.contains("no backup named \"bad-shard-2\""),
         "{line}"
@@ -528,9 +531,44 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
         "{line}"
     );
     // And with everything back, it restores.
-    cli_ok(&restore(&["--ports", ports]))?;
+    cli_ok(&restore(&layout))?;
     for d in &dirs {
         assert!(d.join("nodes.conf").exists() && d.join("dump.rdb").exists());
+    }
+
+    // Nodes that nodes.conf names but are not up yet: the first two run
+    // alone for longer than cluster-node-timeout (they flag the third
+    // failing), then the third starts and the cluster becomes ok.
+    let start = |i: usize| {
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &picked[3 + i].to_string(),
+            "--cluster-node-timeout",
+            "5000",
+            "--kms-key-file",
+            &src.keyring,
+        ]
+        .map(String::from);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Rampart::start_in_at(&dirs[i], picked[i], &args)
+    };
+    let mut restored = vec![start(0)?, start(1)?];
+    std::thread::sleep(Duration::from_secs(8));
+    let mut c = restored[0].redis_conn()?;
+    let early = text(&mut c, &["CLUSTER", "INFO"])?;
+    let nodes = text(&mut c, &["CLUSTER", "NODES"])?;
+    eprintln!("two of three up for 8 s:\n{early}\n{nodes}");
+    restored.push(start(2)?);
+    wait_ok(&picked[..3])?;
+    cluster_check(picked[2])?;
+    let cm = rt.block_on(rampart_persistence::backup::cluster::manifest(
+        &store, "bad",
+    ))?;
+    for (i, n) in restored.iter().enumerate() {
+        let size: u64 = redis::cmd("DBSIZE").query(&mut n.redis_conn()?)?;
+        assert_eq!(Some(size), cm.shards[i].keys, "shard {}", i + 1);
     }
 
     // A slot without a master: refused, nothing written.

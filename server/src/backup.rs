@@ -273,14 +273,7 @@ fn run_inner(
         let info = srv.repl.save_info();
         let (replid, _, offset, _) = srv.repl.ids();
         if let Some((snap, shards)) = crate::persist::begin_capture(srv, info) {
-            // Under the gate, so both describe exactly what is captured
-            // (expired keys included: a capture with a replication
-            // position keeps them, as DBSIZE counts them).
-            origin.keys = Some(
-                (0..srv.keyspace.len())
-                    .map(|i| srv.keyspace.db(i).len() as u64)
-                    .sum(),
-            );
+            // Under the gate, so the slots are those of the keys captured.
             origin.cluster = cluster_origin(srv);
             drop(gate);
             break (snap, shards, (replid, offset));
@@ -300,10 +293,11 @@ fn run_inner(
         .map(|c| c.2.clone())
         .unwrap_or_default();
     crate::persist::run_capture(&srv.keyspace, snap, shards, move |rx| {
-        crate::persist::write_rdb(rx, &mut |b| {
+        let keys = crate::persist::write_rdb(rx, &mut |b| {
             bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
             writer.write(b)
         })?;
+        writer.set_keys(keys);
         writer.commit()
     })
 }

@@ -523,6 +523,24 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
         "{line}"
     );
     nothing_left();
+    // A shard manifest whose key count was altered: refused after the
+    // shard was read, nothing left.
+    rt.block_on(store.put("bad-shard-2.manifest.json", manifest.clone()))?;
+    let mut altered: serde_json::Value = serde_json::from_slice(&manifest)?;
+    let keys = altered["keys"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no key count in {altered}"))?;
+    altered["keys"] = (keys + 1).into();
+    rt.block_on(store.put("bad-shard-2.manifest.json", serde_json::to_vec(&altered)?))?;
+    let line = cli_refused(&restore(&layout))?;
+    assert!(
+        line.contains(&format!(
+            "holds {keys} keys, but its manifest records {}",
+            keys + 1
+        )),
+        "{line}"
+    );
+    nothing_left();
     // Deleting one shard of a cluster backup alone is refused.
     rt.block_on(store.put("bad-shard-2.manifest.json", manifest))?;
     let line = cli_refused(&with(&store_args, &["backup", "delete", "bad-shard-1"]))?;

@@ -149,7 +149,8 @@ pub struct Origin {
     pub repl_id: Option<String>,
     /// Replication offset.
     pub repl_offset: Option<i64>,
-    /// Keys in the captured dataset.
+    /// Keys in the backup, when known before it is written (else
+    /// [`BackupWriter::set_keys`]).
     pub keys: Option<u64>,
     /// The cluster node and its slots, in cluster mode.
     pub cluster: Option<ClusterOrigin>,
@@ -432,15 +433,20 @@ impl BackupWriter {
         })
     }
 
-    /// Records the replication position, key count and cluster slots the
-    /// capture was taken at (known only once the capture begins, after the
-    /// upload started).
+    /// Records the replication position and cluster slots the capture was
+    /// taken at (known only once the capture begins, after the upload
+    /// started).
     pub fn with_origin(mut self, origin: &Origin) -> Self {
         self.manifest.repl_id = origin.repl_id.clone();
         self.manifest.repl_offset = origin.repl_offset;
-        self.manifest.keys = origin.keys;
         self.manifest.cluster = origin.cluster.clone();
         self
+    }
+
+    /// Records how many keys the RDB written holds (the writer of the
+    /// entries counts them; the envelope does not parse them).
+    pub fn set_keys(&mut self, keys: u64) {
+        self.manifest.keys = Some(keys);
     }
 
     /// Appends RDB bytes.

@@ -127,6 +127,21 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// `n` distinct ports on 127.0.0.1 that were free a moment ago: all `n`
+/// listeners are held at once, so no two are the same (one
+/// [`free_port`] after another may be given the same port twice).
+///
+/// ```
+/// let p = rampart_tests::free_ports(4).unwrap();
+/// assert_eq!(p.iter().collect::<std::collections::BTreeSet<_>>().len(), 4);
+/// ```
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0"))
+        .collect::<Result<_>>()?;
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
 /// A running server process: killed by its PID and reaped on drop.
 #[derive(Debug)]
 pub struct ServerProcess {

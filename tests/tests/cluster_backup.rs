@@ -20,7 +20,9 @@ use anyhow::{anyhow, bail, Result};
 use rampart_cluster::key_hash_slot;
 use rampart_cluster::nodes_conf::NodesConf;
 use rampart_tests::s3::{rt, S3};
-use rampart_tests::{free_port, require_tool, run_with_timeout, wait_for, workspace_root, Rampart};
+use rampart_tests::{
+    free_port, free_ports, require_tool, run_with_timeout, wait_for, workspace_root, Rampart,
+};
 
 /// How long a cluster may take to agree (a debug build on two busy cores).
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -328,7 +330,7 @@ fn a_cluster_backup_restores_a_cluster_of_the_same_shape() -> Result<()> {
         .iter()
         .map(|d| dest.path().join(d))
         .collect();
-    let ports: Vec<u16> = (0..12).map(|_| free_port()).collect::<Result<_>>()?;
+    let ports = free_ports(12)?;
     let (ports, bus) = ports.split_at(6);
     let join = |v: &[String]| v.join(",");
     let dir_list = join(
@@ -438,7 +440,40 @@ fn a_cluster_backup_restores_a_cluster_of_the_same_shape() -> Result<()> {
         )?;
     }
 
+    // A copy rewrapped under another keyring: every shard opens under it.
+    let other = root.path().join("other-keyring.json").display().to_string();
+    cli_ok(&["keyring", "init", "--file", &other].map(String::from))?;
+    cli_ok(&with(
+        &s3.cli_args(),
+        &[
+            "backup",
+            "copy",
+            "cb",
+            "cb-dr",
+            "--key-file",
+            &src.keyring,
+            "--to-key-file",
+            &other,
+        ],
+    ))?;
+    let described = cli_ok(&with(
+        &s3.cli_args(),
+        &["backup", "describe", "cb-dr", "--key-file", &other],
+    ))?;
+    assert_eq!(
+        described.matches("key state:   enabled").count(),
+        3,
+        "{described}"
+    );
+    assert!(
+        described.contains("name:        cb-dr-shard-3"),
+        "{described}"
+    );
+    let listed = cli_ok(&with(&s3.cli_args(), &["backup", "list"]))?;
+    assert_eq!(listed.matches("\tcluster\t").count(), 2, "{listed}");
+
     // Delete: the cluster manifest and every shard backup.
+    cli_ok(&with(&s3.cli_args(), &["backup", "delete", "cb-dr"]))?;
     cli_ok(&with(&s3.cli_args(), &["backup", "delete", "cb"]))?;
     let left = rt()?.block_on(store.list())?;
     assert!(left.is_empty(), "left in the store: {left:?}");
@@ -473,7 +508,7 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let picked: Vec<u16> = (0..6).map(|_| free_port()).collect::<Result<_>>()?;
+    let picked = free_ports(6)?;
     let list = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
     let (ports, bus) = (list(&picked[..3]), list(&picked[3..]));
     let layout = ["--ports", &ports, "--cluster-ports", &bus];

@@ -133,7 +133,8 @@ pub enum BackupCmd {
         key_file: Option<PathBuf>,
     },
     /// Copy a backup, under the same key or another (only the key slot is
-    /// rewrapped; the encrypted body is copied unchanged).
+    /// rewrapped; the encrypted body is copied unchanged). A cluster backup
+    /// is copied shard by shard, its cluster manifest last.
     Copy {
         /// Source backup.
         name: String,
@@ -419,21 +420,28 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
             key,
         } => {
             let store = store.open().await?;
-            not_cluster(&store, &name, "copy").await?;
-            let src = super::manifest(&store, &name).await?;
             let target = match (&to_key_file, &to_kms_key_id) {
                 (Some(p), _) => Some(key.keyring_provider(p)?),
                 (None, Some(id)) => Some(key.kms_provider(Some(id.clone())).await?),
                 (None, None) => None,
             };
-            let from = match target {
-                Some(_) => reader_for(&src, &key).await?,
-                // Same key: nothing is opened; any provider will do.
-                None => match key.is_given() {
-                    true => key.provider().await?,
-                    false => key.kms_provider(None).await?,
-                },
-            };
+            if cluster::exists(&store, &name).await? {
+                let c = cluster::manifest(&store, &name).await?;
+                let mut readers = Vec::new();
+                for s in &c.shards {
+                    let m = super::manifest(&store, &s.backup).await?;
+                    readers.push(copy_reader(&m, &key, target.is_some()).await?);
+                }
+                let m = cluster::copy(&store, &name, &new, &readers, target.as_ref()).await?;
+                eprintln!(
+                    "copied cluster backup {name} -> {} ({} shards)",
+                    m.name,
+                    m.shards.len()
+                );
+                return Ok(());
+            }
+            let src = super::manifest(&store, &name).await?;
+            let from = copy_reader(&src, &key, target.is_some()).await?;
             let m = super::copy(&store, &name, &new, &from, target.as_ref()).await?;
             eprintln!(
                 "copied backup {name} -> {} (key {} {})",
@@ -688,7 +696,17 @@ fn key_directives(target: Option<&Provider>) -> String {
     }
 }
 
-/// Refuses `what` (copy, export) on a cluster backup, which is made of
+/// The provider a copy of `m` reads with: the one that opens it when the
+/// copy rewraps its key slot, else any (nothing is opened).
+async fn copy_reader(m: &Manifest, key: &KeyArgs, rewrap: bool) -> anyhow::Result<Provider> {
+    match (rewrap, key.is_given()) {
+        (true, _) => reader_for(m, key).await,
+        (false, true) => key.provider().await,
+        (false, false) => key.kms_provider(None).await,
+    }
+}
+
+/// Refuses `what` (export) on a cluster backup, which is made of
 /// several backups.
 async fn not_cluster(store: &BackupStore, name: &str, what: &str) -> anyhow::Result<()> {
     if cluster::exists(store, name).await? {
@@ -705,6 +723,9 @@ async fn describe_cluster(store: &BackupStore, name: &str, key: &KeyArgs) -> any
     println!("kind:        cluster ({} shards)", c.shards.len());
     println!("created:     {}", c.created);
     println!("version:     {}", c.rampart_version);
+    if let Some(s) = &c.source {
+        println!("copied from: {s}");
+    }
     let mut bad = Vec::new();
     for (i, s) in c.shards.iter().enumerate() {
         println!();

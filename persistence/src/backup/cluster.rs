@@ -48,6 +48,9 @@ pub struct ClusterManifest {
     pub shards: Vec<Shard>,
     /// The Rampart version that wrote it.
     pub rampart_version: String,
+    /// The cluster backup this one was copied from, for copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One shard of a [`ClusterManifest`].
@@ -256,6 +259,81 @@ pub async fn delete(store: &BackupStore, name: &str) -> anyhow::Result<ClusterMa
     Ok(m)
 }
 
+/// Copies cluster backup `from` to `to`: each shard backup with
+/// [`super::copy`] (under the same key, or rewrapped to `to_key`; shard
+/// `n` is read with `readers[n - 1]`) as `to-shard-<n>`, then the copy's
+/// cluster manifest last. On a failure the shard copies made are deleted.
+///
+/// ```no_run
+/// # async fn f(store: rampart_persistence::backup::BackupStore,
+/// #            readers: Vec<rampart_kms::Provider>) -> anyhow::Result<()> {
+/// let m = rampart_persistence::backup::cluster::copy(&store, "nightly", "nightly-dr", &readers, None).await?;
+/// assert_eq!(m.source.as_deref(), Some("nightly"));
+/// # Ok(()) }
+/// ```
+pub async fn copy(
+    store: &BackupStore,
+    from: &str,
+    to: &str,
+    readers: &[rampart_kms::Provider],
+    to_key: Option<&rampart_kms::Provider>,
+) -> anyhow::Result<ClusterManifest> {
+    check_name(to)?;
+    let src = manifest(store, from).await?;
+    if exists(store, to).await? {
+        anyhow::bail!(
+            "a cluster backup named {to:?} already exists in {}",
+            store.describe()
+        );
+    }
+    if readers.len() != src.shards.len() {
+        anyhow::bail!("{} keys for {} shards", readers.len(), src.shards.len());
+    }
+    let mut made = Vec::new();
+    let mut shards = Vec::new();
+    let mut result = Ok(());
+    for (i, (s, reader)) in src.shards.iter().zip(readers).enumerate() {
+        let name = shard_name(to, i + 1);
+        match super::copy(store, &s.backup, &name, reader, to_key).await {
+            Ok(_) => made.push(name.clone()),
+            Err(e) => {
+                result = Err(e.context(format!("shard {} (backup {})", i + 1, s.backup)));
+                break;
+            }
+        }
+        shards.push(Shard {
+            backup: name,
+            ..s.clone()
+        });
+    }
+    let now = super::now_ms();
+    let m = ClusterManifest {
+        name: to.to_string(),
+        created: rampart_kms::rfc3339(now / 1000, None),
+        created_ms: now,
+        shards,
+        source: Some(from.to_string()),
+        ..src
+    };
+    if result.is_ok() {
+        let mut json = serde_json::to_vec_pretty(&m)?;
+        json.push(b'\n');
+        result = store
+            .put(&manifest_name(to), json)
+            .await
+            .map_err(anyhow::Error::from);
+    }
+    if let Err(e) = result {
+        for b in made.iter().rev() {
+            if let Err(d) = super::delete(store, b).await {
+                tracing::warn!("could not delete shard copy {b}: {d:#}");
+            }
+        }
+        return Err(e);
+    }
+    Ok(m)
+}
+
 /// A `rampart backup create --cluster`'s parameters.
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
@@ -414,6 +492,7 @@ pub fn create(
             created_ms: now,
             shards,
             rampart_version: env!("CARGO_PKG_VERSION").to_string(),
+            source: None,
         };
         // The shards' own records must make a whole cluster: this is what
         // restore will check, so check it before the backup exists.
@@ -849,6 +928,7 @@ mod tests {
             created_ms: 1_767_225_600_000,
             shards,
             rampart_version: "0.1.0".into(),
+            source: None,
         }
     }
 

@@ -801,7 +801,10 @@ async fn restore_cluster(
         );
     }
     let target = target_key(no_encryption, &key).await?;
-    let directives = key_directives(target.as_ref());
+    let mut directives = key_directives(target.as_ref());
+    if layout.dbfilename != "dump.rdb" {
+        directives.push_str(&format!(" --dbfilename {}", layout.dbfilename));
+    }
     let nodes = blocking(move |rt| {
         let t = CliTarget {
             rt: rt.clone(),

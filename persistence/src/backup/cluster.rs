@@ -186,12 +186,27 @@ impl ClusterManifest {
 }
 
 /// Whether `name` is a cluster backup (has a cluster manifest).
+///
+/// ```
+/// # async fn f() -> anyhow::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let store = rampart_persistence::backup::BackupStore::dir(dir.path());
+/// assert!(!rampart_persistence::backup::cluster::exists(&store, "nightly").await?);
+/// # Ok(()) }
+/// ```
 pub async fn exists(store: &BackupStore, name: &str) -> anyhow::Result<bool> {
     Ok(check_name(name).is_ok() && store.size(&manifest_name(name)).await?.is_some())
 }
 
 /// The cluster manifest of `name`; an error naming it when it does not
 /// exist or is not valid.
+///
+/// ```no_run
+/// # async fn f(store: rampart_persistence::backup::BackupStore) -> anyhow::Result<()> {
+/// let m = rampart_persistence::backup::cluster::manifest(&store, "nightly").await?;
+/// println!("{} shards", m.shards.len());
+/// # Ok(()) }
+/// ```
 pub async fn manifest(store: &BackupStore, name: &str) -> anyhow::Result<ClusterManifest> {
     check_name(name)?;
     let object = manifest_name(name);
@@ -213,6 +228,14 @@ pub async fn manifest(store: &BackupStore, name: &str) -> anyhow::Result<Cluster
 
 /// Every cluster backup in the store, oldest first. One whose manifest
 /// cannot be read is reported in the log and skipped.
+///
+/// ```no_run
+/// # async fn f(store: rampart_persistence::backup::BackupStore) -> anyhow::Result<()> {
+/// for c in rampart_persistence::backup::cluster::list(&store).await? {
+///     println!("{} {}", c.name, c.created);
+/// }
+/// # Ok(()) }
+/// ```
 pub async fn list(store: &BackupStore) -> anyhow::Result<Vec<ClusterManifest>> {
     let mut out = Vec::new();
     for obj in store.list().await? {
@@ -244,6 +267,12 @@ pub fn owner<'a>(clusters: &'a [ClusterManifest], backup: &str) -> Option<&'a st
 /// Deletes a cluster backup: its cluster manifest first, so it stops
 /// existing at once, then each shard backup. A shard backup already gone
 /// is skipped; other errors stop the deletion (run it again to finish).
+///
+/// ```no_run
+/// # async fn f(store: rampart_persistence::backup::BackupStore) -> anyhow::Result<()> {
+/// rampart_persistence::backup::cluster::delete(&store, "nightly").await?;
+/// # Ok(()) }
+/// ```
 pub async fn delete(store: &BackupStore, name: &str) -> anyhow::Result<ClusterManifest> {
     let m = manifest(store, name).await?;
     store.delete(&manifest_name(name)).await?;
@@ -334,7 +363,8 @@ pub async fn copy(
     Ok(m)
 }
 
-/// A `rampart backup create --cluster`'s parameters.
+/// A `rampart backup create --cluster`'s parameters (see [`create`]'s
+/// example).
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     /// The cluster backup's name.
@@ -597,6 +627,20 @@ fn masters_slots(conf: &NodesConf) -> Vec<(String, Vec<[u16; 2]>)> {
 }
 
 /// Where the restored nodes go and how they are reached.
+///
+/// ```
+/// use rampart_persistence::backup::cluster::Layout;
+/// // Three shards, one replica each: masters first, then the replicas.
+/// let layout = Layout {
+///     dirs: (1..=6).map(|i| format!("/srv/c/n{i}").into()).collect(),
+///     ports: (7000..7006).collect(),
+///     bus_ports: None,
+///     replicas: 1,
+///     ip: "127.0.0.1".into(),
+///     dbfilename: "dump.rdb".into(),
+/// };
+/// assert_eq!(layout.dirs.len(), 3 * (1 + layout.replicas));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Layout {
     /// Data directories: the N masters first (in shard order), then
@@ -614,7 +658,8 @@ pub struct Layout {
     pub dbfilename: String,
 }
 
-/// One restored node, for the caller to print how to start it.
+/// One restored node, for the caller to print how to start it (see
+/// [`restore`]'s example).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// Its data directory.
@@ -705,6 +750,21 @@ impl LoadSink for SlotCheck {
 /// What `restore` needs from its caller per shard: the key that opens the
 /// shard's backup, and a new dataset (its marker and the protection of its
 /// snapshot) per directory.
+///
+/// ```
+/// use rampart_persistence::{backup::{cluster::Target, Manifest}, dataset::Dataset,
+///                           snapshot::Protection};
+/// /// Restores unencrypted, reading every shard with one keyring.
+/// struct Plain(rampart_kms::Provider);
+/// impl Target for Plain {
+///     fn reader(&self, _: &Manifest) -> anyhow::Result<rampart_kms::Provider> {
+///         Ok(self.0.clone())
+///     }
+///     fn dataset(&self) -> anyhow::Result<(Dataset, Protection)> {
+///         Ok((Dataset::new(false, None, None), Protection::Plain))
+///     }
+/// }
+/// ```
 pub trait Target {
     /// The provider that reads shard backup `m`.
     fn reader(&self, m: &Manifest) -> anyhow::Result<rampart_kms::Provider>;

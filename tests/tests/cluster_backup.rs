@@ -624,6 +624,22 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
         assert_eq!(Some(size), cm.shards[i].keys, "shard {}", i + 1);
     }
 
+    // A shard that fails midway (its name is taken in the store, so its
+    // node refuses): one line, and the shard backup already made is
+    // deleted; what was there before is left alone.
+    rt.block_on(store.put("mid-shard-2.manifest.json", b"{}".to_vec()))?;
+    let line = cli_refused(&with(
+        &store_args,
+        &["backup", "create", "mid", "--cluster", &seed],
+    ))?;
+    assert!(
+        line.contains("shard 2") && line.contains("already exists"),
+        "{line}"
+    );
+    let names = rt.block_on(store.list())?;
+    let mid: Vec<&String> = names.iter().filter(|n| n.starts_with("mid")).collect();
+    assert_eq!(mid, ["mid-shard-2.manifest.json"], "{names:?}");
+
     // A slot without a master: refused, nothing written.
     let mut c = src.nodes[0].redis_conn()?;
     let conf = NodesConf::parse(&text(&mut c, &["CLUSTER", "NODES"])?)?;

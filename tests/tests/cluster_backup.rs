@@ -102,6 +102,13 @@ fn start_node(keyring: &str, s3: &S3) -> Result<Rampart> {
     Rampart::start(&args)
 }
 
+/// A restored node, on the ports its nodes.conf names.
+fn start_restored(dir: &Path, port: u16, bus: u16, keyring: &str, s3: &S3) -> Result<Rampart> {
+    let args = node_args(bus, keyring, s3);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Rampart::start_in_at(dir, port, &args)
+}
+
 /// `redis-cli --cluster create` of `nodes`, no replicas.
 fn cluster_create(nodes: &[Rampart]) -> Result<()> {
     let mut c = Command::new(require_tool("redis-cli")?);
@@ -374,21 +381,7 @@ fn a_cluster_backup_restores_a_cluster_of_the_same_shape() -> Result<()> {
 
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
-        let args = [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-port",
-            &bus[i].to_string(),
-            "--cluster-node-timeout",
-            "5000",
-            "--kms-key-file",
-            &src.keyring,
-            "--enable-debug-command",
-            "yes",
-        ]
-        .map(String::from);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        nodes.push(Rampart::start_in_at(d, ports[i], &args)?);
+        nodes.push(start_restored(d, ports[i], bus[i], &src.keyring, &s3)?);
     }
     wait_ok(ports)?;
     for &p in &ports[3..] {
@@ -592,21 +585,7 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
     // Nodes that nodes.conf names but are not up yet: the first two run
     // alone for longer than cluster-node-timeout (they flag the third
     // failing), then the third starts and the cluster becomes ok.
-    let start = |i: usize| {
-        let args = [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-port",
-            &picked[3 + i].to_string(),
-            "--cluster-node-timeout",
-            "5000",
-            "--kms-key-file",
-            &src.keyring,
-        ]
-        .map(String::from);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Rampart::start_in_at(&dirs[i], picked[i], &args)
-    };
+    let start = |i: usize| start_restored(&dirs[i], picked[i], picked[3 + i], &src.keyring, &s3);
     let mut restored = vec![start(0)?, start(1)?];
     std::thread::sleep(Duration::from_secs(8));
     let mut c = restored[0].redis_conn()?;

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rampart_kms::{Provider, ProviderConfig, ProviderKind, PROVIDER_AWS};
 use rampart_persistence::backup::{
-    self as bk, cli::parse_s3_url, BackupStore, BackupWriter, Kind, Manifest, Origin, S3Config,
-    Source,
+    self as bk, cli::parse_s3_url, BackupStore, BackupWriter, ClusterOrigin, Kind, Manifest,
+    Origin, S3Config, Source,
 };
 use tokio::runtime::Handle;
 
@@ -176,6 +176,23 @@ fn node(srv: &Server) -> String {
     format!("{host}:{}", srv.port.load(Ordering::Relaxed))
 }
 
+/// In cluster mode, this node's id and the slots it serves, so a cluster
+/// backup can check that each shard holds what its manifest says.
+fn cluster_origin(srv: &Server) -> Option<ClusterOrigin> {
+    let bus = srv.cluster.get()?;
+    let st = bus.state.lock();
+    let me = st.myself();
+    Some(ClusterOrigin {
+        node_id: me.id(),
+        slots: me
+            .slots
+            .ranges()
+            .into_iter()
+            .map(|r| [*r.start(), *r.end()])
+            .collect(),
+    })
+}
+
 /// Takes one backup on the calling thread (never a runtime worker): the
 /// store and key first, then a point-in-time capture streamed into the
 /// upload. With `locked` the caller holds the exclusive gate (shutdown).
@@ -256,6 +273,8 @@ fn run_inner(
         let info = srv.repl.save_info();
         let (replid, _, offset, _) = srv.repl.ids();
         if let Some((snap, shards)) = crate::persist::begin_capture(srv, info) {
+            // Under the gate, so the slots are those of the keys captured.
+            origin.cluster = cluster_origin(srv);
             drop(gate);
             break (snap, shards, (replid, offset));
         }
@@ -274,10 +293,11 @@ fn run_inner(
         .map(|c| c.2.clone())
         .unwrap_or_default();
     crate::persist::run_capture(&srv.keyspace, snap, shards, move |rx| {
-        crate::persist::write_rdb(rx, &mut |b| {
+        let keys = crate::persist::write_rdb(rx, &mut |b| {
             bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
             writer.write(b)
         })?;
+        writer.set_keys(keys);
         writer.commit()
     })
 }

@@ -276,12 +276,14 @@ fn write_file(t: &Target, rx: Shards) -> anyhow::Result<u64> {
 }
 
 /// Writes a captured snapshot as RDB (header, the shards `rx` delivers,
-/// EOF opcode; no CRC trailer) through `out`. Shared by snapshot files and
-/// full-sync streams, which differ only in where the bytes go.
+/// EOF opcode; no CRC trailer) through `out`, and returns the number of
+/// keys written (a backup's manifest records it). Shared by snapshot
+/// files, full-sync streams and backups, which differ only in where the
+/// bytes go.
 pub(crate) fn write_rdb(
     rx: Shards,
     out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     let mut head = Vec::new();
     let aux = rx.repl.as_ref().map(|r| r.aux());
     let pairs: Vec<(&str, &[u8])> = aux
@@ -295,15 +297,18 @@ pub(crate) fn write_rdb(
     }
     out(&head)?;
     let mut buf = Vec::new();
+    let mut keys = 0u64;
     for shard in rx.rx {
         buf.clear();
         shard.encode(&mut buf);
+        keys += shard.entries.len() as u64;
         drop(shard);
         out(&buf)?;
     }
     let mut tail = Vec::new();
     rdb::write_eof(&mut tail);
-    out(&tail)
+    out(&tail)?;
+    Ok(keys)
 }
 
 /// Runs a begun snapshot to its end: the pass over the keyspace runs on

@@ -28,6 +28,8 @@ pub mod notify;
 
 pub mod pki;
 
+pub mod s3;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -129,6 +131,21 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// `n` distinct ports on 127.0.0.1 that were free a moment ago: all `n`
+/// listeners are held at once, so no two are the same (one
+/// [`free_port`] after another may be given the same port twice).
+///
+/// ```
+/// let p = rampart_tests::free_ports(4).unwrap();
+/// assert_eq!(p.iter().collect::<std::collections::BTreeSet<_>>().len(), 4);
+/// ```
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0"))
+        .collect::<Result<_>>()?;
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
 /// A running server process: killed by its PID and reaped on drop.
 #[derive(Debug)]
 pub struct ServerProcess {
@@ -178,8 +195,21 @@ impl ServerProcess {
         kept: Option<&Path>,
         args: impl Fn(u16, &Path) -> Vec<String>,
     ) -> Result<Self> {
+        Self::start_at(name, bin, kept, None, args)
+    }
+
+    /// [`ServerProcess::start_in`] on `fixed` when given: one attempt, as
+    /// another port would not be the one the caller promised.
+    fn start_at(
+        name: &'static str,
+        bin: &Path,
+        kept: Option<&Path>,
+        fixed: Option<u16>,
+        args: impl Fn(u16, &Path) -> Vec<String>,
+    ) -> Result<Self> {
         let mut last_err = None;
-        for _ in 0..START_ATTEMPTS {
+        let attempts = if fixed.is_some() { 1 } else { START_ATTEMPTS };
+        for _ in 0..attempts {
             let dir = match kept {
                 Some(p) => WorkDir::Kept(p.to_path_buf()),
                 None => WorkDir::Temp(
@@ -189,7 +219,10 @@ impl ServerProcess {
                         .context("creating a temporary directory")?,
                 ),
             };
-            let port = free_port()?;
+            let port = match fixed {
+                Some(p) => p,
+                None => free_port()?,
+            };
             let log = dir.path().join("server.log");
             let out = std::fs::OpenOptions::new()
                 .create(true)
@@ -410,9 +443,13 @@ impl Rampart {
     /// `rampart-server --port P --bind 127.0.0.1 --dir DIR extra…` in `kept`
     /// or a fresh temporary directory.
     fn launch(kept: Option<&Path>, extra: &[&str]) -> Result<Self> {
+        Self::launch_at(kept, None, extra)
+    }
+
+    fn launch_at(kept: Option<&Path>, port: Option<u16>, extra: &[&str]) -> Result<Self> {
         let bin = rampart_bin()?;
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        ServerProcess::start_in("rampart", &bin, kept, |port, dir| {
+        ServerProcess::start_at("rampart", &bin, kept, port, |port, dir| {
             let mut args = vec![
                 "--port".to_string(),
                 port.to_string(),
@@ -461,6 +498,13 @@ impl Rampart {
     /// test restarts a server on the same data directory this way.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Result<Self> {
         Self::launch(Some(dir), extra)
+    }
+
+    /// Like [`Rampart::start_in`] on `port`, which the caller chose: a
+    /// node whose address other nodes already know (a restored cluster's
+    /// nodes.conf names it).
+    pub fn start_in_at(dir: &Path, port: u16, extra: &[&str]) -> Result<Self> {
+        Self::launch_at(Some(dir), Some(port), extra)
     }
 
     /// Runs `rampart-server --port P --bind 127.0.0.1 --dir DIR extra…` in

@@ -17,105 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use rampart_persistence::backup::{self as bk, BackupStore, Manifest, S3Config};
+use rampart_persistence::backup::{self as bk, BackupStore, Manifest};
 use rampart_tests::dataset::{
     cmd, contents, counters, info_field, populate, transfer_counters, wait_for_transfers, MARKER,
 };
+use rampart_tests::s3::{env, reachable, rt, S3};
 use rampart_tests::{workspace_root, Rampart, RedisOracle};
-
-fn env(name: &str) -> Result<String> {
-    std::env::var(name).map_err(|_| {
-        anyhow!("{name} is not set: start the services with `eval \"$(scripts/services.sh start)\"` (scripts/test.sh does)")
-    })
-}
-
-fn reachable(url: &str) -> Result<()> {
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    TcpStream::connect(addr)
-        .map(|_| ())
-        .with_context(|| format!("{url} is unreachable: is the service running?"))
-}
-
-/// The test bucket's settings, under a fresh prefix of this test's own.
-struct S3 {
-    endpoint: String,
-    bucket: String,
-    region: String,
-    prefix: String,
-}
-
-impl S3 {
-    fn new(test: &str) -> Result<S3> {
-        let endpoint = env("RAMPART_TEST_S3_ENDPOINT")?;
-        reachable(&endpoint)?;
-        Ok(S3 {
-            endpoint,
-            bucket: env("RAMPART_TEST_S3_BUCKET")?,
-            region: env("RAMPART_TEST_S3_REGION")?,
-            prefix: format!("{test}-{:08x}/", rand_u32()),
-        })
-    }
-
-    /// Server directives naming this store.
-    fn server_args(&self) -> Vec<String> {
-        [
-            "--backup-s3-bucket",
-            &self.bucket,
-            "--backup-s3-prefix",
-            &self.prefix,
-            "--backup-s3-endpoint",
-            &self.endpoint,
-            "--backup-s3-region",
-            &self.region,
-            "--backup-s3-path-style",
-            "yes",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    }
-
-    /// `rampart backup` options naming this store.
-    fn cli_args(&self) -> Vec<String> {
-        vec![
-            "--store".into(),
-            format!("s3://{}/{}", self.bucket, self.prefix),
-            "--s3-endpoint".into(),
-            self.endpoint.clone(),
-            "--s3-region".into(),
-            self.region.clone(),
-            "--s3-path-style".into(),
-        ]
-    }
-
-    fn config(&self, prefix: &str) -> S3Config {
-        S3Config {
-            bucket: self.bucket.clone(),
-            prefix: prefix.to_string(),
-            endpoint: Some(self.endpoint.clone()),
-            region: Some(self.region.clone()),
-            path_style: true,
-        }
-    }
-
-    fn store(&self) -> Result<BackupStore> {
-        Ok(rt()?.block_on(BackupStore::s3(&self.config(&self.prefix)))?)
-    }
-}
-
-fn rand_u32() -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    t ^ std::process::id().rotate_left(16)
-}
-
-fn rt() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
 
 fn kms_endpoint() -> Result<String> {
     let ep = env("RAMPART_TEST_KMS_ENDPOINT")?;

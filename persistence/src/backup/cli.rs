@@ -10,7 +10,7 @@ use rampart_kms::cli::KeyArgs;
 use rampart_kms::{EnvelopeParams, Payload, Provider, PROVIDER_AWS};
 use tokio::runtime::Handle;
 
-use super::{BackupStore, Manifest, PutOptions, S3Config, Source};
+use super::{cluster, BackupStore, Manifest, PutOptions, S3Config, Source};
 use crate::dataset::Dataset;
 use crate::snapshot::Protection;
 
@@ -90,13 +90,38 @@ pub enum BackupCmd {
         #[command(flatten)]
         key: KeyArgs,
     },
-    /// Ask a running server for a backup (BACKUP CREATE) and wait for it.
+    /// Ask a running server for a backup (BACKUP CREATE) and wait for it;
+    /// with --cluster, one backup per shard of a cluster plus a cluster
+    /// manifest written last in --store.
     Create {
         /// Backup name (default: manual-<time>).
         name: Option<String>,
         /// The server, host:port.
         #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6379")]
         server: String,
+        /// Back up the whole cluster this node belongs to: BACKUP CREATE
+        /// NAME-shard-<n> on each shard's master, then NAME.cluster.json in
+        /// --store (the store the nodes back up to).
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            conflicts_with = "server",
+            requires = "store"
+        )]
+        cluster: Option<String>,
+        /// With --cluster: `s3://bucket/prefix` or a local directory, the
+        /// store the nodes back up to.
+        #[arg(long, value_name = "STORE", requires = "cluster")]
+        store: Option<String>,
+        /// S3 endpoint URL of a non-AWS store.
+        #[arg(long, value_name = "URL", requires = "store")]
+        s3_endpoint: Option<String>,
+        /// S3 region.
+        #[arg(long, value_name = "REGION", requires = "store")]
+        s3_region: Option<String>,
+        /// Path-style S3 addressing.
+        #[arg(long, requires = "store")]
+        s3_path_style: bool,
         /// Password of the server's default user (else REDISCLI_AUTH).
         #[arg(long, value_name = "PASSWORD")]
         password: Option<String>,
@@ -108,7 +133,8 @@ pub enum BackupCmd {
         key_file: Option<PathBuf>,
     },
     /// Copy a backup, under the same key or another (only the key slot is
-    /// rewrapped; the encrypted body is copied unchanged).
+    /// rewrapped; the encrypted body is copied unchanged). A cluster backup
+    /// is copied shard by shard, its cluster manifest last.
     Copy {
         /// Source backup.
         name: String,
@@ -134,13 +160,39 @@ pub enum BackupCmd {
     },
     /// Restore a backup (or a plain RDB object) into a new data directory
     /// whose encryption you choose: the key given (--key-file or
-    /// --kms-key-id) or none (--no-encryption).
+    /// --kms-key-id) or none (--no-encryption). A cluster backup is
+    /// restored into one directory per node (--cluster-dirs, --ports), each
+    /// with its nodes.conf.
     Restore {
         /// Backup name, or the name of a plain .rdb object in the store.
         name: String,
         /// The new data directory (must be empty or absent).
-        #[arg(long, value_name = "DATADIR")]
-        dir: PathBuf,
+        #[arg(long, value_name = "DATADIR", required_unless_present = "cluster_dirs")]
+        dir: Option<PathBuf>,
+        /// A cluster backup's new data directories, comma-separated: one
+        /// per shard (its master, in shard order), then --replicas per
+        /// shard, shard by shard.
+        #[arg(
+            long,
+            value_name = "DIR,...",
+            value_delimiter = ',',
+            conflicts_with = "dir",
+            requires = "ports"
+        )]
+        cluster_dirs: Vec<PathBuf>,
+        /// The new nodes' client ports, one per --cluster-dirs entry.
+        #[arg(long, value_name = "PORT,...", value_delimiter = ',')]
+        ports: Vec<u16>,
+        /// The new nodes' bus ports (default: each port + 10000).
+        #[arg(long, value_name = "PORT,...", value_delimiter = ',')]
+        cluster_ports: Vec<u16>,
+        /// Replicas per shard: empty nodes that full-sync from their master
+        /// when started.
+        #[arg(long, default_value_t = 0)]
+        replicas: usize,
+        /// The IP the new nodes are announced at in their nodes.conf.
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: String,
         /// Write the restored dataset without encryption at rest.
         #[arg(long)]
         no_encryption: bool,
@@ -226,9 +278,37 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
         BackupCmd::List { store, json } => {
             let store = store.open().await?;
             let all = super::list(&store).await?;
+            let clusters = cluster::list(&store).await?;
+            // A cluster's shard backups are listed as part of it.
+            let (all, shards): (Vec<Manifest>, Vec<Manifest>) = all
+                .into_iter()
+                .partition(|m| cluster::owner(&clusters, &m.name).is_none());
             if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                // One array, as before; a cluster backup is its cluster
+                // manifest, told apart by its `format`.
+                let mut items = serde_json::to_value(&all)?;
+                if let Some(v) = items.as_array_mut() {
+                    for c in &clusters {
+                        v.push(serde_json::to_value(c)?);
+                    }
+                }
+                println!("{}", serde_json::to_string_pretty(&items)?);
             } else {
+                for c in &clusters {
+                    let size: u64 = shards
+                        .iter()
+                        .filter(|m| c.shards.iter().any(|s| s.backup == m.name))
+                        .map(|m| m.size)
+                        .sum();
+                    let names: Vec<&str> = c.shards.iter().map(|s| s.backup.as_str()).collect();
+                    println!(
+                        "{}\tcluster\t{}\t{size}\t{} shards: {}",
+                        c.name,
+                        c.created,
+                        c.shards.len(),
+                        names.join(",")
+                    );
+                }
                 for m in &all {
                     println!(
                         "{}\t{}\t{}\t{}\t{} {}",
@@ -240,12 +320,20 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
                         m.key_id
                     );
                 }
-                eprintln!("{} backup(s) in {}", all.len(), store.describe());
+                eprintln!(
+                    "{} backup(s) and {} cluster backup(s) in {}",
+                    all.len(),
+                    clusters.len(),
+                    store.describe()
+                );
             }
             Ok(())
         }
         BackupCmd::Describe { name, store, key } => {
             let store = store.open().await?;
+            if cluster::exists(&store, &name).await? {
+                return describe_cluster(&store, &name, &key).await;
+            }
             let m = super::manifest(&store, &name).await?;
             print_manifest(&m);
             let state = match reader_for(&m, &key).await {
@@ -264,21 +352,59 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
         BackupCmd::Create {
             name,
             server,
+            cluster: seed,
+            store,
+            s3_endpoint,
+            s3_region,
+            s3_path_style,
             password,
             kms_key_id,
             key_file,
         } => {
+            let mut key_args = Vec::new();
+            if let Some(k) = kms_key_id {
+                key_args.extend(["KMSKEYID".to_string(), k]);
+            }
+            if let Some(f) = key_file {
+                key_args.extend(["KEYFILE".to_string(), f.display().to_string()]);
+            }
+            let password = password.or_else(|| std::env::var("REDISCLI_AUTH").ok());
+            if let (Some(seed), Some(store)) = (seed, store) {
+                let store = StoreArgs {
+                    store,
+                    s3_endpoint,
+                    s3_region,
+                    s3_path_style,
+                }
+                .open()
+                .await?;
+                let opts = cluster::CreateOptions {
+                    name: name.unwrap_or_else(|| {
+                        super::default_name(super::Kind::Manual, super::now_ms())
+                    }),
+                    seed,
+                    password,
+                    key_args,
+                };
+                let m = blocking(move |rt| cluster::create(&store, &rt, &opts)).await?;
+                for s in &m.shards {
+                    eprintln!(
+                        "shard {}: slots {} on {} ({}), {} keys",
+                        s.backup,
+                        cluster::show_slots(&s.slots),
+                        s.node_id,
+                        s.addr,
+                        s.keys.map_or("?".to_string(), |k| k.to_string())
+                    );
+                }
+                println!("{}", m.name);
+                return Ok(());
+            }
             let mut args = vec!["BACKUP".to_string(), "CREATE".to_string()];
             if let Some(n) = name {
                 args.push(n);
             }
-            if let Some(k) = kms_key_id {
-                args.extend(["KMSKEYID".to_string(), k]);
-            }
-            if let Some(f) = key_file {
-                args.extend(["KEYFILE".to_string(), f.display().to_string()]);
-            }
-            let password = password.or_else(|| std::env::var("REDISCLI_AUTH").ok());
+            args.extend(key_args);
             let reply = tokio::task::spawn_blocking(move || ask_server(&server, password, &args))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))??;
@@ -294,20 +420,28 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
             key,
         } => {
             let store = store.open().await?;
-            let src = super::manifest(&store, &name).await?;
             let target = match (&to_key_file, &to_kms_key_id) {
                 (Some(p), _) => Some(key.keyring_provider(p)?),
                 (None, Some(id)) => Some(key.kms_provider(Some(id.clone())).await?),
                 (None, None) => None,
             };
-            let from = match target {
-                Some(_) => reader_for(&src, &key).await?,
-                // Same key: nothing is opened; any provider will do.
-                None => match key.is_given() {
-                    true => key.provider().await?,
-                    false => key.kms_provider(None).await?,
-                },
-            };
+            if cluster::exists(&store, &name).await? {
+                let c = cluster::manifest(&store, &name).await?;
+                let mut readers = Vec::new();
+                for s in &c.shards {
+                    let m = super::manifest(&store, &s.backup).await?;
+                    readers.push(copy_reader(&m, &key, target.is_some()).await?);
+                }
+                let m = cluster::copy(&store, &name, &new, &readers, target.as_ref()).await?;
+                eprintln!(
+                    "copied cluster backup {name} -> {} ({} shards)",
+                    m.name,
+                    m.shards.len()
+                );
+                return Ok(());
+            }
+            let src = super::manifest(&store, &name).await?;
+            let from = copy_reader(&src, &key, target.is_some()).await?;
             let m = super::copy(&store, &name, &new, &from, target.as_ref()).await?;
             eprintln!(
                 "copied backup {name} -> {} (key {} {})",
@@ -317,6 +451,21 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
         }
         BackupCmd::Delete { name, store } => {
             let store = store.open().await?;
+            if cluster::exists(&store, &name).await? {
+                let m = cluster::delete(&store, &name).await?;
+                eprintln!(
+                    "deleted cluster backup {} and its {} shard backups",
+                    m.name,
+                    m.shards.len()
+                );
+                return Ok(());
+            }
+            let clusters = cluster::list(&store).await?;
+            if let Some(c) = cluster::owner(&clusters, &name) {
+                anyhow::bail!(
+                    "backup {name:?} is a shard of cluster backup {c:?}: delete {c} (all its shards) instead"
+                );
+            }
             let m = super::delete(&store, &name).await?;
             eprintln!("deleted backup {} ({} bytes)", m.name, m.size);
             Ok(())
@@ -324,11 +473,29 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
         BackupCmd::Restore {
             name,
             dir,
+            cluster_dirs,
+            ports,
+            cluster_ports,
+            replicas,
+            ip,
             no_encryption,
             dbfilename,
             store,
             key,
-        } => restore(name, dir, no_encryption, dbfilename, store, key).await,
+        } => match dir {
+            Some(dir) => restore(name, dir, no_encryption, dbfilename, store, key).await,
+            None => {
+                let layout = cluster::Layout {
+                    dirs: cluster_dirs,
+                    ports,
+                    bus_ports: (!cluster_ports.is_empty()).then_some(cluster_ports),
+                    replicas,
+                    ip,
+                    dbfilename,
+                };
+                restore_cluster(name, layout, no_encryption, store, key).await
+            }
+        },
         BackupCmd::Export {
             name,
             to,
@@ -336,6 +503,7 @@ pub async fn run(cmd: BackupCmd) -> anyhow::Result<()> {
             key,
         } => {
             let src_store = store.open().await?;
+            not_cluster(&src_store, &name, "export").await?;
             let m = super::manifest(&src_store, &name).await?;
             let provider = reader_for(&m, &key).await?;
             let (dest, object) = match parse_s3_url(&to) {
@@ -414,6 +582,11 @@ async fn restore(
         );
     }
     let store = store.open().await?;
+    if cluster::exists(&store, &name).await? {
+        anyhow::bail!(
+            "{name:?} is a cluster backup: restore it with --cluster-dirs DIR,... --ports PORT,... (one per node)"
+        );
+    }
     // The key that reads the source and the one that protects the new
     // dataset: the same options, as for `rampart snapshot decrypt`; a
     // KMS-wrapped backup can still be opened through the key its slot names.
@@ -428,30 +601,8 @@ async fn restore(
     } else {
         None
     };
-    let target = if no_encryption {
-        None
-    } else if !key.is_given() {
-        anyhow::bail!(
-            "choose the new dataset's encryption: --key-file PATH, --kms-key-id ID, or --no-encryption"
-        );
-    } else {
-        Some(key.provider().await?)
-    };
-    let dataset = match &target {
-        None => Dataset::new(false, None, None),
-        Some(Provider::Local(_)) => Dataset::new(true, Some("local".into()), None),
-        Some(Provider::Aws(a)) => {
-            Dataset::new(true, Some("aws".into()), a.key_id().map(str::to_string))
-        }
-    };
-    let protection = match &target {
-        None => Protection::Plain,
-        Some(p) => {
-            let params = EnvelopeParams::new(Payload::Snapshot, &dataset.id);
-            let (key, slot) = p.generate_data_key(&params.key_context()?).await?;
-            Protection::Encrypted { params, key, slot }
-        }
-    };
+    let target = target_key(no_encryption, &key).await?;
+    let (dataset, protection) = new_dataset(target.as_ref()).await?;
     std::fs::create_dir_all(&dir)?;
     let dest = dir.join(&dbfilename);
     let d2 = dataset.clone();
@@ -491,28 +642,202 @@ async fn restore(
             Some(p) => p.describe(),
         }
     );
-    match &target {
-        Some(Provider::Local(l)) => eprintln!(
-            "start it with: rampart-server --dir {} --kms-key-file {}",
-            dir.display(),
-            l.path().display()
-        ),
-        Some(Provider::Aws(a)) => eprintln!(
-            "start it with: rampart-server --dir {} --kms-provider aws --kms-key-id {}",
-            dir.display(),
+    eprintln!(
+        "start it with: rampart-server --dir {} {}",
+        dir.display(),
+        key_directives(target.as_ref())
+    );
+    Ok(())
+}
+
+/// The new dataset's key: the one given, or none with --no-encryption.
+async fn target_key(no_encryption: bool, key: &KeyArgs) -> anyhow::Result<Option<Provider>> {
+    if no_encryption {
+        Ok(None)
+    } else if !key.is_given() {
+        anyhow::bail!(
+            "choose the new dataset's encryption: --key-file PATH, --kms-key-id ID, or --no-encryption"
+        );
+    } else {
+        Ok(Some(key.provider().await?))
+    }
+}
+
+/// A new dataset marker under `target` and the protection (a fresh data
+/// key) of its first snapshot.
+async fn new_dataset(target: Option<&Provider>) -> anyhow::Result<(Dataset, Protection)> {
+    let dataset = match target {
+        None => Dataset::new(false, None, None),
+        Some(Provider::Local(_)) => Dataset::new(true, Some("local".into()), None),
+        Some(Provider::Aws(a)) => {
+            Dataset::new(true, Some("aws".into()), a.key_id().map(str::to_string))
+        }
+    };
+    let protection = match target {
+        None => Protection::Plain,
+        Some(p) => {
+            let params = EnvelopeParams::new(Payload::Snapshot, &dataset.id);
+            let (key, slot) = p.generate_data_key(&params.key_context()?).await?;
+            Protection::Encrypted { params, key, slot }
+        }
+    };
+    Ok((dataset, protection))
+}
+
+/// The rampart-server directives that open a dataset under `target`.
+fn key_directives(target: Option<&Provider>) -> String {
+    match target {
+        Some(Provider::Local(l)) => format!("--kms-key-file {}", l.path().display()),
+        Some(Provider::Aws(a)) => format!(
+            "--kms-provider aws --kms-key-id {}",
             a.key_id().unwrap_or_default()
         ),
-        None => eprintln!(
-            "start it with: rampart-server --dir {} --encryption-at-rest no",
-            dir.display()
-        ),
+        None => "--encryption-at-rest no".to_string(),
+    }
+}
+
+/// The provider a copy of `m` reads with: the one that opens it when the
+/// copy rewraps its key slot, else any (nothing is opened).
+async fn copy_reader(m: &Manifest, key: &KeyArgs, rewrap: bool) -> anyhow::Result<Provider> {
+    match (rewrap, key.is_given()) {
+        (true, _) => reader_for(m, key).await,
+        (false, true) => key.provider().await,
+        (false, false) => key.kms_provider(None).await,
+    }
+}
+
+/// Refuses `what` (export) on a cluster backup, which is made of
+/// several backups.
+async fn not_cluster(store: &BackupStore, name: &str, what: &str) -> anyhow::Result<()> {
+    if cluster::exists(store, name).await? {
+        anyhow::bail!(
+            "{name:?} is a cluster backup: {what} works on one backup; {what} its shard backups one by one"
+        );
+    }
+    Ok(())
+}
+
+async fn describe_cluster(store: &BackupStore, name: &str, key: &KeyArgs) -> anyhow::Result<()> {
+    let c = cluster::manifest(store, name).await?;
+    println!("name:        {}", c.name);
+    println!("kind:        cluster ({} shards)", c.shards.len());
+    println!("created:     {}", c.created);
+    println!("version:     {}", c.rampart_version);
+    if let Some(s) = &c.source {
+        println!("copied from: {s}");
+    }
+    let mut bad = Vec::new();
+    for (i, s) in c.shards.iter().enumerate() {
+        println!();
+        println!(
+            "shard {}:     slots {}",
+            i + 1,
+            cluster::show_slots(&s.slots)
+        );
+        println!(
+            "master:      {} ({}), {} replica(s)",
+            s.node_id, s.addr, s.replicas
+        );
+        if let Some(k) = s.keys {
+            println!("keys:        {k}");
+        }
+        let m = match super::manifest(store, &s.backup).await {
+            Ok(m) => m,
+            Err(e) => {
+                println!("backup:      {} MISSING ({e:#})", s.backup);
+                bad.push(format!("shard backup {} is missing", s.backup));
+                continue;
+            }
+        };
+        print_manifest(&m);
+        let state = match reader_for(&m, key).await {
+            Ok(p) => super::key_state(store, &m, &p).await?,
+            Err(e) => super::KeyState::Unknown(format!("{e:#}")),
+        };
+        println!("key state:   {state}");
+        if matches!(
+            state,
+            super::KeyState::Disabled(_) | super::KeyState::Missing(_)
+        ) {
+            bad.push(format!("the key of {} is {state}", s.backup));
+        }
+    }
+    if let Some(first) = bad.first() {
+        anyhow::bail!("cluster backup {name:?} cannot be restored: {first}");
+    }
+    Ok(())
+}
+
+/// What a cluster restore reads each shard with and writes each node under.
+struct CliTarget {
+    rt: Handle,
+    key: KeyArgs,
+    target: Option<Provider>,
+}
+
+impl cluster::Target for CliTarget {
+    fn reader(&self, m: &Manifest) -> anyhow::Result<Provider> {
+        self.rt.block_on(reader_for(m, &self.key))
+    }
+
+    fn dataset(&self) -> anyhow::Result<(Dataset, Protection)> {
+        self.rt.block_on(new_dataset(self.target.as_ref()))
+    }
+}
+
+async fn restore_cluster(
+    name: String,
+    layout: cluster::Layout,
+    no_encryption: bool,
+    store: StoreArgs,
+    key: KeyArgs,
+) -> anyhow::Result<()> {
+    let store = store.open().await?;
+    if !cluster::exists(&store, &name).await? {
+        anyhow::bail!(
+            "{name:?} is not a cluster backup in {} (no {name}{}): restore a single backup with --dir",
+            store.describe(),
+            cluster::CLUSTER_SUFFIX
+        );
+    }
+    let target = target_key(no_encryption, &key).await?;
+    let mut directives = key_directives(target.as_ref());
+    if layout.dbfilename != "dump.rdb" {
+        directives.push_str(&format!(" --dbfilename {}", layout.dbfilename));
+    }
+    let nodes = blocking(move |rt| {
+        let t = CliTarget {
+            rt: rt.clone(),
+            key,
+            target,
+        };
+        cluster::restore(&store, &rt, &name, &layout, &t)
+    })
+    .await?;
+    let masters = nodes.iter().filter(|n| n.master).count();
+    eprintln!(
+        "restored {masters} shards ({} keys) into {} nodes; start them with:",
+        nodes.iter().map(|n| n.keys).sum::<u64>(),
+        nodes.len()
+    );
+    for n in &nodes {
+        println!(
+            "rampart-server --cluster-enabled yes --port {} --cluster-port {} --dir {} {directives}",
+            n.port,
+            n.bus_port,
+            n.dir.display()
+        );
     }
     Ok(())
 }
 
 /// Sends one command to a server over RESP and returns its reply as text;
 /// an error reply is an error.
-fn ask_server(addr: &str, password: Option<String>, args: &[String]) -> anyhow::Result<String> {
+pub(crate) fn ask_server(
+    addr: &str,
+    password: Option<String>,
+    args: &[String],
+) -> anyhow::Result<String> {
     let stream = std::net::TcpStream::connect(addr)
         .map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?;
     let mut w = stream.try_clone()?;

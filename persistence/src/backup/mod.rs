@@ -14,6 +14,7 @@
 //! worker threads (a plain thread or `spawn_blocking`).
 
 pub mod cli;
+pub mod cluster;
 mod store;
 
 use std::io::{self, Read};
@@ -110,6 +111,31 @@ pub struct Manifest {
     pub rdb_size: u64,
     /// The Rampart version that wrote it.
     pub rampart_version: String,
+    /// Keys in the backup, all databases (absent from manifests written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u64>,
+    /// Where in a cluster it was taken, for a node in cluster mode: a
+    /// cluster backup's restore checks its shards against these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterOrigin>,
+}
+
+/// The cluster node a backup was taken on and the slots it served then.
+///
+/// ```
+/// use rampart_persistence::backup::ClusterOrigin;
+/// let o: ClusterOrigin = serde_json::from_str(
+///     r#"{"node_id":"e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca","slots":[[0,5460]]}"#,
+/// ).unwrap();
+/// assert_eq!(o.slots, vec![[0, 5460]]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterOrigin {
+    /// The node's 40-character id.
+    pub node_id: String,
+    /// The slot ranges it served, inclusive, ascending.
+    pub slots: Vec<[u16; 2]>,
 }
 
 /// Where a backup comes from, as the manifest records it.
@@ -123,6 +149,11 @@ pub struct Origin {
     pub repl_id: Option<String>,
     /// Replication offset.
     pub repl_offset: Option<i64>,
+    /// Keys in the backup, when known before it is written (else
+    /// [`BackupWriter::set_keys`]).
+    pub keys: Option<u64>,
+    /// The cluster node and its slots, in cluster mode.
+    pub cluster: Option<ClusterOrigin>,
 }
 
 /// Checks a backup name: 1 to 200 of `A-Z a-z 0-9 . _ -`, not starting
@@ -396,16 +427,26 @@ impl BackupWriter {
                 source: None,
                 rdb_size: 0,
                 rampart_version: env!("CARGO_PKG_VERSION").to_string(),
+                keys: origin.keys,
+                cluster: origin.cluster.clone(),
             },
         })
     }
 
-    /// Records the replication position the capture was taken at (known
-    /// only once the capture begins, after the upload started).
+    /// Records the replication position and cluster slots the capture was
+    /// taken at (known only once the capture begins, after the upload
+    /// started).
     pub fn with_origin(mut self, origin: &Origin) -> Self {
         self.manifest.repl_id = origin.repl_id.clone();
         self.manifest.repl_offset = origin.repl_offset;
+        self.manifest.cluster = origin.cluster.clone();
         self
+    }
+
+    /// Records how many keys the RDB written holds (the writer of the
+    /// entries counts them; the envelope does not parse them).
+    pub fn set_keys(&mut self, keys: u64) {
+        self.manifest.keys = Some(keys);
     }
 
     /// Appends RDB bytes.
@@ -683,25 +724,37 @@ pub fn copy_rdb(
     check: Check,
     out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> anyhow::Result<Option<u64>> {
-    let mut tee = Tee { inner: src, out };
-    let keys = match check {
+    match check {
         Check::Parse => {
             let mut count = Count(0);
-            rdb::load(
-                &mut tee,
-                &rampart_keyspace::EncodingLimits::default(),
-                &mut count,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            Some(count.0)
+            copy_rdb_parsed(src, &mut count, out)?;
+            Ok(Some(count.0))
         }
         Check::Trailer => {
+            let mut tee = Tee { inner: src, out };
             trailer_check(&mut tee)?;
-            None
+            drain(tee)?;
+            Ok(None)
         }
-    };
-    // Drain to the end: the envelope's end check, the SHA-256 check, and
-    // no bytes after the RDB.
+    }
+}
+
+/// [`copy_rdb`] parsing every entry into `sink` (which may refuse one),
+/// for a caller that checks the keys themselves (a cluster shard's slots).
+pub fn copy_rdb_parsed(
+    src: RdbStream,
+    sink: &mut impl LoadSink,
+    out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut tee = Tee { inner: src, out };
+    rdb::load(&mut tee, &rampart_keyspace::EncodingLimits::default(), sink)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drain(tee)
+}
+
+/// Reads past the RDB's end: the envelope's end check, the SHA-256 check,
+/// and no bytes after the RDB.
+fn drain<R: Read>(mut tee: Tee<'_, R>) -> anyhow::Result<()> {
     let mut rest = [0u8; 4096];
     let extra = tee
         .inner
@@ -710,7 +763,7 @@ pub fn copy_rdb(
     if extra != 0 {
         anyhow::bail!("{extra} unexpected bytes after the end of the RDB");
     }
-    Ok(keys)
+    Ok(())
 }
 
 /// Reads `r` to its end, checking the `REDIS` magic and that the last 8
@@ -1002,6 +1055,32 @@ mod tests {
             assert_eq!(copied, bytes, "everything read is passed on");
         }
         r
+    }
+
+    #[test]
+    fn manifests_without_keys_or_cluster_still_parse() {
+        let old = r#"{"format":"rampart-backup-v1","name":"n","kind":"manual","dataset":"d",
+            "node":"h:1","repl_id":null,"repl_offset":null,"created":"x","created_ms":1,
+            "key_provider":"local","key_id":"k/1","object":"n.rdb.enc","size":1,"sha256":"00",
+            "rdb_size":9,"rampart_version":"0.1.0"}"#;
+        let m: Manifest = serde_json::from_str(old).unwrap();
+        assert_eq!((m.keys, m.cluster.clone()), (None, None));
+        // Written back, the absent fields stay absent.
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(
+            !json.contains("keys") && !json.contains("cluster"),
+            "{json}"
+        );
+        let with = Manifest {
+            keys: Some(3),
+            cluster: Some(ClusterOrigin {
+                node_id: "a".repeat(40),
+                slots: vec![[0, 1], [5, 5]],
+            }),
+            ..m
+        };
+        let back: Manifest = serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(back, with);
     }
 
     #[test]

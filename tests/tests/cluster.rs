@@ -804,3 +804,73 @@ fn keys_inside_scripts_are_checked_against_the_slot_map_as_redis() -> Result<()>
     );
     Ok(())
 }
+
+/// A peer that stops reading (SIGSTOP) makes the bus link to it pile up
+/// unwritten messages; past `cluster-link-sendbuf-limit` the link is freed
+/// with Redis's log line and counted in CLUSTER INFO, and the cluster
+/// heals once the peer runs again. On a Rampart and a redis-server
+/// cluster side by side.
+#[test]
+fn a_bus_link_past_its_send_buffer_limit_is_freed_as_redis() -> Result<()> {
+    let ours = [
+        start_rampart_node(&[])?,
+        start_rampart_node(&[])?,
+        start_rampart_node(&[])?,
+    ];
+    let theirs = [
+        start_redis_node(&[])?,
+        start_redis_node(&[])?,
+        start_redis_node(&[])?,
+    ];
+    let ours: Vec<&ServerProcess> = ours.iter().map(|n| &**n).collect();
+    let theirs: Vec<&ServerProcess> = theirs.iter().map(|n| &**n).collect();
+    for nodes in [&ours, &theirs] {
+        cluster_create(nodes)?;
+        wait_for("cluster_state:ok everywhere", CONVERGE, || {
+            Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
+        })?;
+        assert_eq!(
+            cmd(
+                nodes[0],
+                &["CONFIG", "SET", "cluster-link-sendbuf-limit", "1048576"]
+            )?,
+            "+OK\r\n"
+        );
+    }
+    let exceeded = |n: &ServerProcess| -> Result<u64> {
+        let info = cmd(n, &["CLUSTER", "INFO"])?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("total_cluster_links_buffer_limit_exceeded:"))
+            .context("no total_cluster_links_buffer_limit_exceeded")?
+            .trim()
+            .parse()?)
+    };
+    let big = "x".repeat(256 * 1024);
+    for nodes in [&ours, &theirs] {
+        assert_eq!(exceeded(nodes[0])?, 0);
+        let stopped = Paused::stop(nodes[2])?;
+        let mut c = nodes[0].conn()?;
+        // PUBLISH goes to every node over the bus: the stopped one's
+        // socket buffers fill, then the link's own queue grows.
+        wait_for("the link to the stopped node freed", CONVERGE, || {
+            for _ in 0..20 {
+                c.cmd(&["PUBLISH", "ch", &big])?;
+            }
+            Ok(exceeded(nodes[0])? >= 1)
+        })?;
+        drop(stopped);
+        wait_for("cluster_state:ok again", CONVERGE, || {
+            Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
+        })?;
+        assert!(cmd(nodes[2], &["PING"])? == "+PONG\r\n");
+    }
+    let id = cmd(ours[2], &["CLUSTER", "MYID"])?;
+    let log = ours[0].log();
+    assert!(
+        log.contains(&format!("Freeing cluster link(to node {id}, used memory: "))
+            && log.contains("due to exceeding send buffer memory limit."),
+        "{log}"
+    );
+    Ok(())
+}

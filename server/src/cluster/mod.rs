@@ -11,7 +11,7 @@ pub mod route;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,37 @@ use tokio::sync::mpsc;
 use crate::state::{now_ms, Server};
 
 /// A link's queue of encoded messages.
-type Outbox = mpsc::UnboundedSender<Vec<u8>>;
+/// What a link's task writes, and what it has not written yet.
+struct Outbox {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes queued or being written (Redis's link send buffer), for
+    /// `cluster-link-sendbuf-limit` and CLUSTER LINKS.
+    queued: Arc<AtomicUsize>,
+    /// Ends the link's task even while a write to a peer that reads
+    /// nothing is pending.
+    kill: Arc<tokio::sync::Notify>,
+}
+
+/// The task's end of an [`Outbox`].
+struct Inbox {
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    kill: Arc<tokio::sync::Notify>,
+}
+
+fn outbox() -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let kill = Arc::new(tokio::sync::Notify::new());
+    (
+        Outbox {
+            tx,
+            queued: queued.clone(),
+            kill: kill.clone(),
+        },
+        Inbox { rx, queued, kill },
+    )
+}
 
 /// Cluster mode of a running server.
 pub struct Bus {
@@ -41,6 +71,9 @@ pub struct Bus {
     /// Role changes and write pauses, carried out one after the other in
     /// the order the state machine asked for them (see [`role_worker`]).
     roles: mpsc::UnboundedSender<Action>,
+    /// Links freed for passing `cluster-link-sendbuf-limit` (CLUSTER
+    /// INFO's `total_cluster_links_buffer_limit_exceeded`).
+    pub links_buffer_limit_exceeded: AtomicU64,
 }
 
 /// The ports this node announces: (`port`, `pport`, `cport`), as Redis
@@ -153,9 +186,9 @@ async fn accept_link(srv: Arc<Server>, bus: Arc<Bus>, sock: TcpStream) {
         Box::new(sock)
     };
     let link = bus.state.lock().accept(now_ms());
-    let (tx, rx) = mpsc::unbounded_channel();
-    bus.links.lock().insert(link, tx);
-    run_link(srv, bus, link, stream, peer, local, rx).await;
+    let (out, inbox) = outbox();
+    bus.links.lock().insert(link, out);
+    run_link(srv, bus, link, stream, peer, local, inbox).await;
 }
 
 /// Opens an outgoing bus link's stream to `addr` (TLS with `tls-cluster
@@ -231,6 +264,7 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
         rt: tokio::runtime::Handle::current(),
         srv: Arc::downgrade(srv),
         roles,
+        links_buffer_limit_exceeded: AtomicU64::new(0),
     });
     tokio::spawn(role_worker(Arc::downgrade(srv), roles_rx));
     if srv.cluster.set(bus.clone()).is_err() {
@@ -267,6 +301,7 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
                     st.set_repl_status(status);
                     st.tick(now_ms());
                 }
+                bus.free_links_over_limit(&srv2);
                 bus.flush();
             }
         }
@@ -302,8 +337,8 @@ impl Bus {
                 Action::Connect {
                     link, ip, cport, ..
                 } => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    self.links.lock().insert(link, tx);
+                    let (out, inbox) = outbox();
+                    self.links.lock().insert(link, out);
                     let srv = srv.clone();
                     let timeout = self.state.lock().settings.node_timeout;
                     self.rt.spawn(async move {
@@ -318,7 +353,7 @@ impl Bus {
                         let timeout = Duration::from_millis(timeout.max(1000));
                         match connect_link(&srv, &addr, &ip, timeout).await {
                             Ok((stream, peer, local)) => {
-                                run_link(srv.clone(), bus, link, stream, peer, local, rx).await
+                                run_link(srv.clone(), bus, link, stream, peer, local, inbox).await
                             }
                             Err(e) => {
                                 // Retried every tick while the node is
@@ -330,8 +365,10 @@ impl Bus {
                     });
                 }
                 Action::Send { link, msg } => {
-                    if let Some(tx) = self.links.lock().get(&link) {
-                        let _ = tx.send(encode(&msg));
+                    if let Some(out) = self.links.lock().get(&link) {
+                        let bytes = encode(&msg);
+                        out.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+                        let _ = out.tx.send(bytes);
                     }
                 }
                 Action::Close(link) => {
@@ -390,6 +427,57 @@ impl Bus {
     pub fn save_now(&self) -> std::io::Result<()> {
         let conf = self.state.lock().to_conf();
         nodes_conf::save(&self.path, &conf)
+    }
+
+    /// Bytes queued on `link` and not yet written (CLUSTER LINKS'
+    /// `send-buffer-allocated` and `-used`).
+    pub fn queued(&self, link: LinkId) -> usize {
+        self.links
+            .lock()
+            .get(&link)
+            .map_or(0, |o| o.queued.load(Ordering::Relaxed))
+    }
+
+    /// Frees the links whose unwritten bytes passed
+    /// `cluster-link-sendbuf-limit` (a peer that stopped reading), as
+    /// Redis's `freeClusterLinkOnBufferLimitReached` each cron run.
+    fn free_links_over_limit(&self, srv: &Arc<Server>) {
+        let limit = srv.config.int("cluster-link-sendbuf-limit");
+        if limit <= 0 {
+            return;
+        }
+        let over: Vec<(LinkId, usize)> = self
+            .links
+            .lock()
+            .iter()
+            .map(|(l, o)| (*l, o.queued.load(Ordering::Relaxed)))
+            .filter(|(_, q)| *q as i64 > limit)
+            .collect();
+        for (link, used) in over {
+            let (dir, node) = self
+                .state
+                .lock()
+                .links()
+                .into_iter()
+                .find(|(l, ..)| *l == link)
+                .map(|(_, out, node, _)| {
+                    (
+                        if out { "to" } else { "from" },
+                        node.map(|n| rampart_cluster::state::name_str(&n))
+                            .unwrap_or_default(),
+                    )
+                })
+                .unwrap_or(("to", String::new()));
+            tracing::warn!(
+                "Freeing cluster link({dir} node {node}, used memory: {used}) due to exceeding send buffer memory limit."
+            );
+            if let Some(out) = self.links.lock().remove(&link) {
+                out.kill.notify_one();
+            }
+            self.links_buffer_limit_exceeded
+                .fetch_add(1, Ordering::Relaxed);
+            self.state.lock().link_closed(link);
+        }
     }
 
     fn closed(&self, srv: &Arc<Server>, link: LinkId) {
@@ -521,17 +609,33 @@ async fn run_link(
     stream: Box<dyn LinkStream>,
     peer: String,
     local: String,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    inbox: Inbox,
 ) {
+    let Inbox {
+        mut rx,
+        queued,
+        kill,
+    } = inbox;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut framer = Framer::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         tokio::select! {
+            _ = kill.notified() => break,
             out = rx.recv() => match out {
                 Some(bytes) => {
-                    // TLS holds what it encrypted until flushed.
-                    if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
+                    // TLS holds what it encrypted until flushed. A peer
+                    // that reads nothing must not hold the task forever:
+                    // the send-buffer limit kills it.
+                    let written = tokio::select! {
+                        r = async {
+                            wr.write_all(&bytes).await?;
+                            wr.flush().await
+                        } => r.is_ok(),
+                        _ = kill.notified() => false,
+                    };
+                    queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                    if !written {
                         break;
                     }
                 }

@@ -337,12 +337,15 @@ fn shards(ctx: &mut Ctx<'_>) {
 /// CLUSTER INFO
 fn info(ctx: &mut Ctx<'_>) {
     let Some(b) = bus(ctx) else { return };
-    let text = info_text(&b.state.lock());
+    let exceeded = b
+        .links_buffer_limit_exceeded
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let text = info_text(&b.state.lock(), exceeded);
     ctx.out.verbatim(text.as_bytes());
 }
 
 /// CLUSTER INFO's text (also what `INFO cluster`'s readers expect).
-pub fn info_text(st: &Cluster) -> String {
+pub fn info_text(st: &Cluster, links_exceeded: u64) -> String {
     let (mut assigned, mut ok, mut pfail, mut fail) = (0, 0, 0, 0);
     for s in 0..SLOTS as u16 {
         let Some(n) = st.owner(s) else { continue };
@@ -381,7 +384,9 @@ pub fn info_text(st: &Cluster) -> String {
         }
         s.push_str(&format!("cluster_stats_messages_{dir}:{total}\r\n"));
     }
-    s.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
+    s.push_str(&format!(
+        "total_cluster_links_buffer_limit_exceeded:{links_exceeded}\r\n"
+    ));
     s
 }
 
@@ -811,10 +816,12 @@ fn links(ctx: &mut Ctx<'_>) {
     let links: Vec<_> = st
         .links()
         .into_iter()
-        .filter_map(|(_, out, node, ctime)| node.map(|n| (out, n, ctime)))
+        .filter_map(|(link, out, node, ctime)| node.map(|n| (link, out, n, ctime)))
         .collect();
+    drop(st);
     ctx.out.array(links.len());
-    for (out, node, ctime) in links {
+    for (link, out, node, ctime) in links {
+        let queued = b.queued(link) as i64;
         ctx.out.map_len(6);
         ctx.out.bulk(b"direction");
         ctx.out.bulk(if out { b"to" as &[u8] } else { b"from" });
@@ -825,9 +832,9 @@ fn links(ctx: &mut Ctx<'_>) {
         ctx.out.bulk(b"events");
         ctx.out.bulk(b"r");
         ctx.out.bulk(b"send-buffer-allocated");
-        ctx.out.int(0);
+        ctx.out.int(queued);
         ctx.out.bulk(b"send-buffer-used");
-        ctx.out.int(0);
+        ctx.out.int(queued);
     }
 }
 

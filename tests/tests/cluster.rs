@@ -874,3 +874,58 @@ fn a_bus_link_past_its_send_buffer_limit_is_freed_as_redis() -> Result<()> {
     );
     Ok(())
 }
+
+/// Conflicting SETSLOT sequences get Redis's errors and change nothing,
+/// and a MEET to a server that is not a cluster node (its client port)
+/// leaves a handshake that expires, with the node serving throughout.
+/// Each step on a Rampart and a redis-server node.
+#[test]
+fn conflicting_setslots_and_a_meet_to_a_non_cluster_node_as_redis() -> Result<()> {
+    let timeout = ["--cluster-node-timeout", "1000"];
+    let r = start_rampart_node(&timeout)?;
+    let o = start_redis_node(&timeout)?;
+    let plain = RedisOracle::start()?;
+    let plain_port = plain.port().to_string();
+    let steps: &[&[&str]] = &[
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "99"],
+        &["CLUSTER", "SETSLOT", "5", "IMPORTING", "ME"],
+        &["CLUSTER", "SETSLOT", "500", "MIGRATING", "ME"],
+        &["CLUSTER", "SETSLOT", "5", "MIGRATING", "ME"],
+        &["CLUSTER", "SETSLOT", "5", "STABLE"],
+        &["CLUSTER", "SETSLOT", "500", "NODE", "ME"],
+        &["CLUSTER", "SETSLOT", "500", "STABLE"],
+        &["CLUSTER", "SETSLOT", "5", "NODE", "ME"],
+        &["SET", "{a}", "1"],
+        &["CLUSTER", "KEYSLOT", "{a}"],
+        &["CLUSTER", "DELSLOTS", "500"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "500"],
+        &["CLUSTER", "MEET", "127.0.0.1", &plain_port, &plain_port],
+    ];
+    let run = |n: &ServerProcess| -> Result<Vec<String>> {
+        let id = cmd(n, &["CLUSTER", "MYID"])?;
+        let mut out = Vec::new();
+        for args in steps {
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| if *a == "ME" { id.as_str() } else { *a })
+                .collect();
+            out.push(cmd(n, &args)?.replace(&id, "<myid>"));
+        }
+        Ok(out)
+    };
+    let ours = run(&r)?;
+    let theirs = run(&o)?;
+    assert_eq!(ours, theirs);
+    assert_eq!(ours[1], "-ERR I'm already the owner of hash slot 5\r\n");
+    // The handshake with a server that answers no bus message expires
+    // (handshake timeout: the node timeout, at least 1 s).
+    for n in [&*r, &*o] {
+        wait_for("the failed handshake gone", CONVERGE, || {
+            Ok(cmd(n, &["CLUSTER", "INFO"])?.contains("cluster_known_nodes:1\r\n"))
+        })?;
+        assert_eq!(cmd(n, &["PING"])?, "+PONG\r\n");
+        assert!(!cmd(n, &["CLUSTER", "NODES"])?.contains("handshake"));
+    }
+    assert_eq!(cmd(&plain, &["PING"])?, "+PONG\r\n");
+    Ok(())
+}

@@ -28,3 +28,35 @@ pub fn text(reply: &[u8]) -> String {
 pub fn cmd(s: &ServerProcess, args: &[&str]) -> Result<String> {
     Ok(text(&s.conn()?.cmd(args)?))
 }
+
+/// How long a cluster may take to form or agree (a debug build on two
+/// busy cores).
+pub const CONVERGE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Whether `n` says `cluster_state:ok`.
+pub fn state_ok(n: &ServerProcess) -> Result<bool> {
+    Ok(cmd(n, &["CLUSTER", "INFO"])?.contains("cluster_state:ok"))
+}
+
+/// `redis-cli --cluster create` of `nodes` (no replicas), then waits until
+/// every node says the cluster is ok.
+pub fn create(nodes: &[&ServerProcess]) -> Result<()> {
+    let mut c = std::process::Command::new(crate::require_tool("redis-cli")?);
+    c.arg("--cluster").arg("create");
+    for n in nodes {
+        c.arg(n.addr());
+    }
+    c.arg("--cluster-yes");
+    let out = crate::run_with_timeout(&mut c, CONVERGE)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !stdout.contains("[OK] All 16384 slots covered.") {
+        anyhow::bail!(
+            "redis-cli --cluster create failed: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    crate::wait_for("cluster_state:ok on every node", CONVERGE, || {
+        Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
+    })
+}

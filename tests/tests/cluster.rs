@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rampart_tests::cluster::{cmd, text};
+use rampart_tests::cluster::{cmd, create, state_ok, text};
 use rampart_tests::{
     free_port, require_tool, run_with_timeout, wait_for, Rampart, RawConn, RedisOracle,
     ServerProcess,
@@ -48,29 +48,22 @@ fn start_redis_node(extra: &[&str]) -> Result<RedisOracle> {
     RedisOracle::start_with(&args)
 }
 
-/// `redis-cli --cluster create` of `nodes`, no replicas.
-fn cluster_create(nodes: &[&ServerProcess]) -> Result<()> {
-    let cli = require_tool("redis-cli")?;
-    let mut c = Command::new(cli);
-    c.arg("--cluster").arg("create");
-    for n in nodes {
-        c.arg(n.addr());
-    }
-    c.arg("--cluster-yes");
-    let out = run_with_timeout(&mut c, CONVERGE)?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !stdout.contains("[OK] All 16384 slots covered.") {
-        bail!(
-            "redis-cli --cluster create failed: {}\n{stdout}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn state_ok(n: &ServerProcess) -> Result<bool> {
-    Ok(cmd(n, &["CLUSTER", "INFO"])?.contains("cluster_state:ok"))
+/// Three Rampart and three redis-server nodes started with `extra`, each
+/// trio made a cluster with `redis-cli --cluster create` and ok.
+fn both_clusters(extra: &[&str]) -> Result<([Rampart; 3], [RedisOracle; 3])> {
+    let ours = [
+        start_rampart_node(extra)?,
+        start_rampart_node(extra)?,
+        start_rampart_node(extra)?,
+    ];
+    let theirs = [
+        start_redis_node(extra)?,
+        start_redis_node(extra)?,
+        start_redis_node(extra)?,
+    ];
+    create(&[&ours[0], &ours[1], &ours[2]])?;
+    create(&[&theirs[0], &theirs[1], &theirs[2]])?;
+    Ok((ours, theirs))
 }
 
 /// CLUSTER NODES as `id -> (ip:port@cport, role, slots)`, ignoring times,
@@ -112,7 +105,7 @@ fn create_check_route_and_agree() -> Result<()> {
         start_rampart_node(&[])?,
     ];
     let procs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
-    cluster_create(&procs)?;
+    create(&procs)?;
     wait_for("cluster_state:ok on every node", CONVERGE, || {
         Ok(procs.iter().all(|n| state_ok(n).unwrap_or(false)))
     })?;
@@ -194,7 +187,7 @@ fn create_check_route_and_agree() -> Result<()> {
         start_redis_node(&[])?,
     ];
     let oprocs: Vec<&ServerProcess> = oracle.iter().map(|n| &**n).collect();
-    cluster_create(&oprocs)?;
+    create(&oprocs)?;
     wait_for("the redis-server cluster is ok", CONVERGE, || {
         Ok(oprocs.iter().all(|n| state_ok(n).unwrap_or(false)))
     })?;
@@ -572,27 +565,9 @@ fn local_key(n: &ServerProcess) -> Result<String> {
 /// delay. Both sides step by step, with the same replies.
 #[test]
 fn a_master_alone_in_a_minority_refuses_queries_as_redis() -> Result<()> {
-    let timeout = ["--cluster-node-timeout", "2000"];
-    let ours = [
-        start_rampart_node(&timeout)?,
-        start_rampart_node(&timeout)?,
-        start_rampart_node(&timeout)?,
-    ];
-    let theirs = [
-        start_redis_node(&timeout)?,
-        start_redis_node(&timeout)?,
-        start_redis_node(&timeout)?,
-    ];
+    let (ours, theirs) = both_clusters(&["--cluster-node-timeout", "2000"])?;
     let ours: Vec<&ServerProcess> = ours.iter().map(|n| &**n).collect();
     let theirs: Vec<&ServerProcess> = theirs.iter().map(|n| &**n).collect();
-    for nodes in [&ours, &theirs] {
-        cluster_create(nodes)?;
-    }
-    for nodes in [&ours, &theirs] {
-        wait_for("cluster_state:ok everywhere", CONVERGE, || {
-            Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
-        })?;
-    }
     let keys = [local_key(ours[0])?, local_key(theirs[0])?];
     for (n, k) in [ours[0], theirs[0]].iter().zip(&keys) {
         assert_eq!(cmd(n, &["SET", k, "before"])?, "+OK\r\n");
@@ -655,7 +630,7 @@ fn the_redis_crate_cluster_client_runs_a_workload() -> Result<()> {
         start_rampart_node(&[])?,
     ];
     let procs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
-    cluster_create(&procs)?;
+    create(&procs)?;
     wait_for("cluster_state:ok on every node", CONVERGE, || {
         Ok(procs.iter().all(|n| state_ok(n).unwrap_or(false)))
     })?;
@@ -725,24 +700,9 @@ fn keys_of_first_node(n: usize) -> Vec<String> {
 /// The same scripts on a Rampart and a redis-server cluster.
 #[test]
 fn keys_inside_scripts_are_checked_against_the_slot_map_as_redis() -> Result<()> {
-    let ours = [
-        start_rampart_node(&[])?,
-        start_rampart_node(&[])?,
-        start_rampart_node(&[])?,
-    ];
-    let theirs = [
-        start_redis_node(&[])?,
-        start_redis_node(&[])?,
-        start_redis_node(&[])?,
-    ];
+    let (ours, theirs) = both_clusters(&[])?;
     let ours: Vec<&ServerProcess> = ours.iter().map(|n| &**n).collect();
     let theirs: Vec<&ServerProcess> = theirs.iter().map(|n| &**n).collect();
-    for nodes in [&ours, &theirs] {
-        cluster_create(nodes)?;
-        wait_for("cluster_state:ok everywhere", CONVERGE, || {
-            Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
-        })?;
-    }
     let local = keys_of_first_node(2);
     let (l1, l2) = (local[0].as_str(), local[1].as_str());
     // "foo" hashes to 12182: the third node's.
@@ -812,23 +772,10 @@ fn keys_inside_scripts_are_checked_against_the_slot_map_as_redis() -> Result<()>
 /// cluster side by side.
 #[test]
 fn a_bus_link_past_its_send_buffer_limit_is_freed_as_redis() -> Result<()> {
-    let ours = [
-        start_rampart_node(&[])?,
-        start_rampart_node(&[])?,
-        start_rampart_node(&[])?,
-    ];
-    let theirs = [
-        start_redis_node(&[])?,
-        start_redis_node(&[])?,
-        start_redis_node(&[])?,
-    ];
+    let (ours, theirs) = both_clusters(&[])?;
     let ours: Vec<&ServerProcess> = ours.iter().map(|n| &**n).collect();
     let theirs: Vec<&ServerProcess> = theirs.iter().map(|n| &**n).collect();
     for nodes in [&ours, &theirs] {
-        cluster_create(nodes)?;
-        wait_for("cluster_state:ok everywhere", CONVERGE, || {
-            Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
-        })?;
         assert_eq!(
             cmd(
                 nodes[0],

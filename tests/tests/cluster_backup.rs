@@ -22,6 +22,7 @@ use rampart_cluster::nodes_conf::NodesConf;
 use rampart_tests::s3::{rt, S3};
 use rampart_tests::{
     free_port, free_ports, require_tool, run_with_timeout, wait_for, workspace_root, Rampart,
+    ServerProcess,
 };
 
 /// How long a cluster may take to agree (a debug build on two busy cores).
@@ -107,25 +108,6 @@ fn start_restored(dir: &Path, port: u16, bus: u16, keyring: &str, s3: &S3) -> Re
     let args = node_args(bus, keyring, s3);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Rampart::start_in_at(dir, port, &args)
-}
-
-/// `redis-cli --cluster create` of `nodes`, no replicas.
-fn cluster_create(nodes: &[Rampart]) -> Result<()> {
-    let mut c = Command::new(require_tool("redis-cli")?);
-    c.arg("--cluster").arg("create");
-    for n in nodes {
-        c.arg(n.addr());
-    }
-    c.arg("--cluster-yes");
-    let out = run_with_timeout(&mut c, CONVERGE)?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !stdout.contains("[OK] All 16384 slots covered.") {
-        bail!(
-            "redis-cli --cluster create failed: {}\n{stdout}",
-            out.status
-        );
-    }
-    Ok(())
 }
 
 fn state_ok(port: u16) -> Result<bool> {
@@ -272,7 +254,8 @@ fn source_cluster(root: &Path, s3: &S3) -> Result<Source> {
         // One at a time: the first creates the shared keyring.
         nodes.push(start_node(&keyring, s3)?);
     }
-    cluster_create(&nodes)?;
+    let procs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
+    rampart_tests::cluster::create(&procs)?;
     let ports: Vec<u16> = nodes.iter().map(|n| n.port()).collect();
     wait_ok(&ports)?;
     let keys = dataset();

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rampart_cluster::key_hash_slot;
-use rampart_tests::cluster::{cmd, text};
+use rampart_tests::cluster::{cmd, create, text};
 use rampart_tests::{
     free_port, require_tool, run_with_timeout, wait_for, Rampart, RawConn, RedisOracle,
     ServerProcess,
@@ -71,24 +71,6 @@ fn cluster_cli(args: &[String]) -> Result<String> {
         );
     }
     Ok(stdout)
-}
-
-/// `redis-cli --cluster create` of `nodes`, no replicas, then waits until
-/// every node says the cluster is ok.
-fn cluster_create(nodes: &[&ServerProcess]) -> Result<()> {
-    let mut args = vec!["create".to_string()];
-    args.extend(nodes.iter().map(|n| n.addr()));
-    args.push("--cluster-yes".into());
-    let out = cluster_cli(&args)?;
-    if !out.contains("[OK] All 16384 slots covered.") {
-        bail!("create did not cover every slot:\n{out}");
-    }
-    for n in nodes {
-        wait_for("cluster_state:ok", CONVERGE, || {
-            Ok(cmd(n, &["CLUSTER", "INFO"])?.contains("cluster_state:ok"))
-        })?;
-    }
-    Ok(())
 }
 
 /// `redis-cli --cluster check` finds nothing wrong.
@@ -241,7 +223,7 @@ fn reshard_and_rebalance_under_load_lose_no_write() -> Result<()> {
         start_rampart_node()?,
     ];
     let refs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
-    cluster_create(&refs)?;
+    create(&refs)?;
     let go = Arc::new(AtomicBool::new(true));
     let seed = nodes[0].port();
     let writer = {
@@ -307,7 +289,7 @@ fn mixed_cluster_reshards_both_ways_with_migrate() -> Result<()> {
     let redis = start_redis_node()?;
     let rampart2 = start_rampart_node()?;
     let refs: Vec<&ServerProcess> = vec![&rampart, &redis, &rampart2];
-    cluster_create(&refs)?;
+    create(&refs)?;
     let go = AtomicBool::new(true);
     let n = write_keys(rampart.port(), "mixed", 0, 3000, &go)?;
     assert_eq!(n, 3000);
@@ -372,7 +354,7 @@ fn publish_crosses_the_bus_between_rampart_and_redis_nodes() -> Result<()> {
     let a = start_rampart_node()?;
     let b = start_rampart_node()?;
     let r = start_redis_node()?;
-    cluster_create(&[&a, &b, &r])?;
+    create(&[&a, &b, &r])?;
     // Links come up with gossip after create: wait until each node has a
     // link to every other, or a message published now would be dropped.
     for n in [&*a, &*b, &*r] {
@@ -440,8 +422,8 @@ fn shard_pubsub_routing_and_slot_key_listing_match_redis() -> Result<()> {
     ];
     let ours_refs: Vec<&ServerProcess> = ours.iter().map(|n| &**n).collect();
     let theirs_refs: Vec<&ServerProcess> = theirs.iter().map(|n| &**n).collect();
-    cluster_create(&ours_refs)?;
-    cluster_create(&theirs_refs)?;
+    create(&ours_refs)?;
+    create(&theirs_refs)?;
     let go = AtomicBool::new(true);
     // Hash-tagged keys crowd a few slots; plain ones spread.
     for (seed, prefix) in [(ours[0].port(), "k"), (theirs[0].port(), "k")] {
@@ -543,7 +525,7 @@ fn shard_subscribers_of_a_slot_that_moves_away_are_unsubscribed_as_redis() -> Re
         ours.iter().map(|n| &**n).collect::<Vec<&ServerProcess>>(),
         theirs.iter().map(|n| &**n).collect(),
     ] {
-        cluster_create(&nodes)?;
+        create(&nodes)?;
         let (from, to) = (nodes[owner], nodes[(owner + 1) % 3]);
         let mut both = from.conn()?;
         both.set_read_timeout(Duration::from_secs(20))?;

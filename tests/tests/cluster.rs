@@ -621,9 +621,10 @@ fn a_master_alone_in_a_minority_refuses_queries_as_redis() -> Result<()> {
 
 /// The `redis` crate's cluster client (slot map from CLUSTER SLOTS, MOVED
 /// handling, cluster pipelines split by node) runs a workload across all
-/// slots of a Rampart cluster.
+/// slots of a Rampart cluster, and `redis-benchmark --cluster` completes
+/// against it.
 #[test]
-fn the_redis_crate_cluster_client_runs_a_workload() -> Result<()> {
+fn the_redis_crate_cluster_client_and_redis_benchmark_run_workloads() -> Result<()> {
     let nodes = [
         start_rampart_node(&[])?,
         start_rampart_node(&[])?,
@@ -676,6 +677,40 @@ fn the_redis_crate_cluster_client_runs_a_workload() -> Result<()> {
         total += size;
     }
     assert_eq!(total, 2 * N + 2);
+    // redis-benchmark's cluster mode (slot map from CLUSTER SLOTS, a
+    // connection per node) completes against the same cluster.
+    let out = run_with_timeout(
+        Command::new(require_tool("redis-benchmark")?).args([
+            "--cluster",
+            "-p",
+            &procs[0].port().to_string(),
+            "-n",
+            "20000",
+            "-c",
+            "10",
+            "-r",
+            "100000",
+            "-t",
+            "set,get",
+            "--csv",
+        ]),
+        CONVERGE,
+    )?;
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{csv}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(csv.contains("\"SET\"") && csv.contains("\"GET\""), "{csv}");
+    let mut after = 0;
+    for n in &procs {
+        after += cmd(n, &["DBSIZE"])?
+            .trim_start_matches(':')
+            .trim()
+            .parse::<usize>()?;
+    }
+    assert!(after > total, "redis-benchmark --cluster wrote no key");
     Ok(())
 }
 

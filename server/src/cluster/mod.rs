@@ -74,6 +74,10 @@ pub struct Bus {
     /// Links freed for passing `cluster-link-sendbuf-limit` (CLUSTER
     /// INFO's `total_cluster_links_buffer_limit_exceeded`).
     pub links_buffer_limit_exceeded: AtomicU64,
+    /// Held while nodes.conf is written: saves from the bus tasks and from
+    /// commands run on several threads, and each must write the newest
+    /// state, not overwrite a newer file with the state it saw earlier.
+    saving: Mutex<()>,
 }
 
 /// The ports this node announces: (`port`, `pport`, `cport`), as Redis
@@ -265,6 +269,7 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
         srv: Arc::downgrade(srv),
         roles,
         links_buffer_limit_exceeded: AtomicU64::new(0),
+        saving: Mutex::new(()),
     });
     tokio::spawn(role_worker(Arc::downgrade(srv), roles_rx));
     if srv.cluster.set(bus.clone()).is_err() {
@@ -326,12 +331,8 @@ impl Bus {
             return;
         };
         let srv = &srv;
-        let (actions, conf) = {
-            let mut st = self.state.lock();
-            let actions = st.take_actions();
-            let conf = actions.contains(&Action::Save).then(|| st.to_conf());
-            (actions, conf)
-        };
+        let actions = self.state.lock().take_actions();
+        let save = actions.contains(&Action::Save);
         for a in actions {
             match a {
                 Action::Connect {
@@ -401,7 +402,9 @@ impl Bus {
                 }
             }
         }
-        if let Some(conf) = conf {
+        if save {
+            let _saving = self.saving.lock();
+            let conf = self.state.lock().to_conf();
             let saved = if sync {
                 nodes_conf::save(&self.path, &conf)
             } else {
@@ -425,8 +428,21 @@ impl Bus {
 
     /// Writes nodes.conf now (CLUSTER SAVECONFIG).
     pub fn save_now(&self) -> std::io::Result<()> {
+        let _saving = self.saving.lock();
         let conf = self.state.lock().to_conf();
         nodes_conf::save(&self.path, &conf)
+    }
+
+    /// [`Bus::flush`] on a blocking thread of the bus's runtime, then
+    /// `done`: a command whose change must be on disk before it replies
+    /// (an import closed with a bumped epoch) waits for the fsyncs there,
+    /// not on its connection thread, whose other clients go on.
+    pub fn flush_then(self: &Arc<Self>, done: impl FnOnce() + Send + 'static) {
+        let bus = self.clone();
+        self.rt.spawn_blocking(move || {
+            bus.flush();
+            done();
+        });
     }
 
     /// Bytes queued on `link` and not yet written (CLUSTER LINKS'

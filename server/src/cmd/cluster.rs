@@ -801,12 +801,29 @@ fn setslot(ctx: &mut Ctx<'_>) {
     // survive a crash.
     let bumped = st.myself().config_epoch != epoch;
     drop(st);
-    if bumped {
-        b.flush();
-    } else {
+    if !bumped {
         b.flush_unsynced();
+        return ctx.out.ok();
     }
-    ctx.out.ok();
+    if ctx.in_exec {
+        // Inside EXEC or a script nothing may wait: save here.
+        b.flush();
+        return ctx.out.ok();
+    }
+    // The caller waits for the fsynced save like a blocked client; the
+    // other clients of its thread do not (a reshard closes one import a
+    // slot, and two fsyncs there stalled every client of that thread).
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut ok = crate::resp::Out::new(ctx.client.proto);
+    ok.ok();
+    let reply = ok.buf().to_vec();
+    b.flush_then(move || {
+        let _ = tx.send(reply);
+    });
+    ctx.client.blocked = Some(crate::client::BlockState {
+        reply: rx,
+        deadline: None,
+    });
 }
 
 /// CLUSTER LINKS

@@ -77,7 +77,18 @@ pub struct Bus {
     /// Held while nodes.conf is written: saves from the bus tasks and from
     /// commands run on several threads, and each must write the newest
     /// state, not overwrite a newer file with the state it saw earlier.
-    saving: Mutex<()>,
+    saving: Mutex<Saved>,
+    /// Bumped each time the state machine asks for a save.
+    save_asked: AtomicU64,
+}
+
+/// What the last nodes.conf write covered (under [`Bus::saving`]).
+#[derive(Default)]
+struct Saved {
+    /// The newest save request it included.
+    asked: u64,
+    /// The newest one it included with fsyncs.
+    synced: u64,
 }
 
 /// The ports this node announces: (`port`, `pport`, `cport`), as Redis
@@ -269,7 +280,8 @@ pub fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
         srv: Arc::downgrade(srv),
         roles,
         links_buffer_limit_exceeded: AtomicU64::new(0),
-        saving: Mutex::new(()),
+        saving: Mutex::new(Saved::default()),
+        save_asked: AtomicU64::new(0),
     });
     tokio::spawn(role_worker(Arc::downgrade(srv), roles_rx));
     if srv.cluster.set(bus.clone()).is_err() {
@@ -331,8 +343,16 @@ impl Bus {
             return;
         };
         let srv = &srv;
-        let actions = self.state.lock().take_actions();
-        let save = actions.contains(&Action::Save);
+        let (actions, asked) = {
+            let mut st = self.state.lock();
+            let actions = st.take_actions();
+            // Numbered under the state's lock, so a save that includes a
+            // number includes that change.
+            let asked = actions
+                .contains(&Action::Save)
+                .then(|| self.save_asked.fetch_add(1, Ordering::Relaxed) + 1);
+            (actions, asked)
+        };
         for a in actions {
             match a {
                 Action::Connect {
@@ -402,19 +422,33 @@ impl Bus {
                 }
             }
         }
-        if save {
-            let _saving = self.saving.lock();
-            let conf = self.state.lock().to_conf();
-            let saved = if sync {
+        if let Some(asked) = asked {
+            let mut saved = self.saving.lock();
+            // Coalesced as Redis's once-per-loop save: a write made while
+            // this one waited for the lock may already cover it.
+            if saved.asked >= asked && (!sync || saved.synced >= asked) {
+                return;
+            }
+            let (conf, newest) = {
+                let st = self.state.lock();
+                (st.to_conf(), self.save_asked.load(Ordering::Relaxed))
+            };
+            let written = if sync {
                 nodes_conf::save(&self.path, &conf)
             } else {
                 nodes_conf::save_unsynced(&self.path, &conf)
             };
-            if let Err(e) = saved {
-                tracing::warn!(
+            match written {
+                Ok(()) => {
+                    saved.asked = newest;
+                    if sync {
+                        saved.synced = newest;
+                    }
+                }
+                Err(e) => tracing::warn!(
                     "Can't update cluster config file {}: {e}",
                     self.path.display()
-                );
+                ),
             }
         }
     }

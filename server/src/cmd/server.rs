@@ -602,10 +602,20 @@ fn config_resetstat(ctx: &mut Ctx<'_>) {
 
 /// `CONFIG REWRITE`
 fn config_rewrite(ctx: &mut Ctx<'_>) {
+    match rewrite_config(ctx.srv, false) {
+        Ok(()) => ctx.out.ok(),
+        Err(e) => ctx.out.error(&e),
+    }
+}
+
+/// Redis's `rewriteConfig`: the config file rewritten with the values in
+/// force; `force_all` writes every directive, defaults included (DEBUG
+/// CONFIG-REWRITE-FORCE-ALL).
+pub(crate) fn rewrite_config(srv: &crate::state::Server, force_all: bool) -> Result<(), String> {
     // `user` lines: the users as they are now, unless an ACL file holds
     // them (then the file's lines are dropped from redis.conf), as Redis.
-    let users = if ctx.srv.config.get("aclfile").unwrap_or_default().is_empty() {
-        let acl = &ctx.srv.acl;
+    let users = if srv.config.get("aclfile").unwrap_or_default().is_empty() {
+        let acl = &srv.acl;
         acl.users()
             .iter()
             .map(|u| String::from_utf8_lossy(&rampart_acl::file::line(u, acl.catalog)).into_owned())
@@ -613,10 +623,7 @@ fn config_rewrite(ctx: &mut Ctx<'_>) {
     } else {
         Vec::new()
     };
-    match ctx.srv.config.rewrite(&users) {
-        Ok(()) => ctx.out.ok(),
-        Err(e) => ctx.out.error(&e),
-    }
+    srv.config.rewrite(&users, force_all)
 }
 
 /// `CONFIG HELP`

@@ -726,6 +726,31 @@ impl Cluster {
         }
     }
 
+    /// DEBUG CLUSTERLINK KILL: frees `name`'s links as Redis's
+    /// `freeClusterLink` does, our outbound one (`to`) and/or its inbound
+    /// one (`from`); the tick then reconnects as after any lost link.
+    /// `false` when no such node is known.
+    ///
+    /// ```
+    /// use rampart_cluster::state::{Cluster, Settings};
+    /// let mut c = Cluster::new(Settings::default(), 1, 0);
+    /// let me = c.myself().name;
+    /// assert!(c.kill_links(&me, true, true));
+    /// ```
+    pub fn kill_links(&mut self, name: &NodeName, to: bool, from: bool) -> bool {
+        let Some(n) = self.nodes.get(name) else {
+            return false;
+        };
+        let (out, inb) = (n.link, n.inbound);
+        if let (true, Some(l)) = (to, out) {
+            self.free_link(l);
+        }
+        if let (true, Some(l)) = (from, inb) {
+            self.free_link(l);
+        }
+        true
+    }
+
     fn free_link(&mut self, link: LinkId) {
         self.link_closed(link);
         self.actions.push(Action::Close(link));

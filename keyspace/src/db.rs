@@ -525,6 +525,12 @@ impl Db {
             .sum()
     }
 
+    /// Slots the database's shard tables have room for without growing
+    /// (DEBUG HTSTATS' table size).
+    pub fn table_slots(&self) -> usize {
+        self.shards.iter().map(|s| s.read().map.capacity()).sum()
+    }
+
     /// Number of keys with an expiry.
     pub fn volatile_len(&self) -> usize {
         self.shards.iter().map(|s| s.read().volatile).sum()

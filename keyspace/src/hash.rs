@@ -83,6 +83,11 @@ impl<E: Keyed> Default for Table<E> {
 const ORDER_BITS: u32 = 63;
 
 impl<E: Keyed> Table<E> {
+    /// Slots the table's parts have room for without growing.
+    pub fn slots(&self) -> usize {
+        self.parts.iter().map(|p| p.capacity()).sum()
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         foldhash::fast::FixedState::with_seed(self.seed).hash_one(key)
     }
@@ -383,6 +388,14 @@ impl Hash {
     /// iteration order is insertion order.
     pub fn is_compact(&self) -> bool {
         matches!(self.repr, Repr::Pack(_))
+    }
+
+    /// The `hashtable` encoding's table (DEBUG HTSTATS-KEY).
+    pub fn table_shape(&self) -> Option<crate::TableShape> {
+        match &self.repr {
+            Repr::Pack(_) => None,
+            Repr::Table(t) => Some(crate::TableShape::open(t.slots(), t.len())),
+        }
     }
 
     /// Approximate heap bytes held (MEMORY USAGE, eviction accounting).

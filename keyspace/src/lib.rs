@@ -33,7 +33,7 @@ pub use pack::Pack;
 
 /// How often a wait for the gate looks at its reason to give up.
 const GATE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
-pub use value::{EncodingLimits, Kind, Value};
+pub use value::{EncodingLimits, Kind, TableShape, Value};
 
 /// Receives key events from the keyspace. Called outside shard locks but
 /// while the command that caused the event still holds the gate.

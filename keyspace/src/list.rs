@@ -416,6 +416,16 @@ impl List {
         "quicklist"
     }
 
+    /// Each chunk's element count and bytes used and reserved, head
+    /// first: DEBUG QUICKLIST's description of the layout (no element
+    /// bytes, which are data).
+    pub fn chunk_shapes(&self) -> Vec<(usize, usize, usize)> {
+        self.chunks
+            .iter()
+            .map(|c| (c.count, c.buf.len() - c.head, c.buf.capacity()))
+            .collect()
+    }
+
     /// Approximate heap bytes held (MEMORY USAGE, eviction accounting).
     pub fn heap_size(&self) -> usize {
         // The List itself lives in the Value's Box.

@@ -98,6 +98,14 @@ impl Set {
         matches!(self.repr, Repr::Ints(_))
     }
 
+    /// The `hashtable` encoding's table (DEBUG HTSTATS-KEY).
+    pub fn table_shape(&self) -> Option<crate::TableShape> {
+        match &self.repr {
+            Repr::Ints(_) => None,
+            Repr::Table(t) => Some(crate::TableShape::open(t.slots(), t.len())),
+        }
+    }
+
     /// Approximate heap bytes held (MEMORY USAGE, eviction accounting).
     pub fn heap_size(&self) -> usize {
         std::mem::size_of::<Set>()

@@ -191,6 +191,18 @@ impl Value {
         }
     }
 
+    /// The value's hash table, when its encoding is one (`hashtable` for a
+    /// hash or a set, `skiplist` for a sorted set): what DEBUG HTSTATS-KEY
+    /// reports.
+    pub fn table_shape(&self) -> Option<TableShape> {
+        match self {
+            Value::Hash(h) => h.table_shape(),
+            Value::Set(s) => s.table_shape(),
+            Value::ZSet(z) => z.table_shape(),
+            _ => None,
+        }
+    }
+
     /// Approximate heap bytes held beyond the node itself, for MEMORY USAGE
     /// and eviction accounting.
     pub fn heap_size(&self) -> usize {
@@ -203,6 +215,40 @@ impl Value {
             Value::Set(s) => s.heap_size(),
             Value::ZSet(z) => z.heap_size(),
             Value::Stream(s) => s.heap_size(),
+        }
+    }
+}
+
+/// The shape of a value's hash table, for DEBUG HTSTATS-KEY: figures of
+/// Rampart's own layout, in the terms of Redis's `dictGetStats`.
+///
+/// ```
+/// use rampart_keyspace::Value;
+/// let v = Value::string(b"x");
+/// assert!(v.table_shape().is_none());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableShape {
+    /// Slots the table has room for without growing.
+    pub slots: usize,
+    /// Elements held.
+    pub elements: usize,
+    /// `chains[n]`: how many slots hold a chain of `n` elements. An
+    /// open-addressing table (hash and set `hashtable`) has no chains: each
+    /// element has a slot of its own, so only lengths 0 and 1 occur; a
+    /// sorted set's member index chains for real.
+    pub chains: Vec<usize>,
+}
+
+impl TableShape {
+    /// The shape of an open-addressing table: `elements` slots of one
+    /// element, the rest empty.
+    pub fn open(slots: usize, elements: usize) -> TableShape {
+        let slots = slots.max(elements);
+        TableShape {
+            slots,
+            elements,
+            chains: vec![slots - elements, elements],
         }
     }
 }

@@ -291,6 +291,32 @@ impl ZSet {
         }
     }
 
+    /// The `skiplist` encoding's member index, a chained hash table
+    /// (DEBUG HTSTATS-KEY).
+    pub fn table_shape(&self) -> Option<crate::TableShape> {
+        let Repr::Tree(t) = &self.repr else {
+            return None;
+        };
+        let mut chains = vec![0usize; 2];
+        for &head in &t.buckets {
+            let mut n = 0;
+            let mut i = head;
+            while i != NIL {
+                n += 1;
+                i = t.nodes[i as usize].next;
+            }
+            if chains.len() <= n {
+                chains.resize(n + 1, 0);
+            }
+            chains[n] += 1;
+        }
+        Some(crate::TableShape {
+            slots: t.buckets.len(),
+            elements: t.len,
+            chains,
+        })
+    }
+
     /// Approximate heap bytes held (MEMORY USAGE, eviction accounting).
     pub fn heap_size(&self) -> usize {
         match &self.repr {

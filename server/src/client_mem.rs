@@ -44,6 +44,11 @@ impl ClientMemory {
         (l.hard != 0 || l.soft != 0).then_some(l)
     }
 
+    /// `maxmemory-clients` in bytes, 0 when client eviction is off.
+    pub fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
     /// Sum of the tallied client buffers (INFO `mem_clients_normal`).
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)

@@ -85,6 +85,44 @@ pub fn panic(msg: &str) -> ! {
     end()
 }
 
+/// DEBUG ASSERT: Redis's `serverAssertWithInfo` report (`context` are
+/// the `=== ASSERTION FAILED … CONTEXT ===` lines that come first), then
+/// the end a panic has. `estr` is the condition that did not hold.
+///
+/// ```no_run
+/// rampart_server::crash::assert_failed(&[], "1 == 2");
+/// ```
+#[track_caller]
+pub fn assert_failed(context: &[String], estr: &str) -> ! {
+    let at = std::panic::Location::caller();
+    let mut head = context.to_vec();
+    head.push("=== ASSERTION FAILED ===".to_string());
+    head.push(format!(
+        "==> {}:{} '{estr}' is not true",
+        at.file(),
+        at.line()
+    ));
+    report(&head);
+    end()
+}
+
+/// DEBUG OOM, and an allocation the allocator refused: Redis's
+/// `redisOutOfMemoryHandler`, its log line and then its panic report.
+///
+/// ```no_run
+/// rampart_server::crash::out_of_memory(usize::MAX / 2);
+/// ```
+#[track_caller]
+pub fn out_of_memory(bytes: usize) -> ! {
+    tracing::warn!("Out Of Memory allocating {bytes} bytes!");
+    let at = std::panic::Location::caller();
+    guru(
+        &format!("Redis aborting for OUT OF MEMORY. Allocating {bytes} bytes!"),
+        &format!("{}:{}", at.file(), at.line()),
+    );
+    end()
+}
+
 /// Redis's `sigsegvHandler` report.
 fn fatal(f: &rampart_sys::Fatal) {
     if !CRASH_LOG.load(Ordering::Relaxed) || REPORTED.load(Ordering::Relaxed) {

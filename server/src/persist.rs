@@ -660,11 +660,16 @@ pub(crate) fn load_file_with(
         functions: Vec::new(),
     };
     let start = Instant::now();
+    // DEBUG SET-SKIP-CHECKSUM-VALIDATION 1 skips the CRC-64 check, as
+    // Redis's rdbLoad does (the envelope's tags still authenticate an
+    // encrypted file: only the RDB's own trailer goes unchecked).
+    let verify = !srv.debug.skip_checksum.load(Ordering::Relaxed);
     let result = match format {
-        Format::Plain => rdb::load(
+        Format::Plain => rdb::load_with(
             BufReader::with_capacity(1 << 20, file),
             &limits,
             &mut loader,
+            verify,
         ),
         Format::Encrypted => {
             let Some(provider) = &srv.keys else {
@@ -679,7 +684,7 @@ pub(crate) fn load_file_with(
             )?
             .map_err(|e| anyhow::anyhow!("cannot decrypt {}: {e}", path.display()))?
             .require_eof(true);
-            rdb::load(reader, &limits, &mut loader)
+            rdb::load_with(reader, &limits, &mut loader, verify)
         }
     };
     let stats = result.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

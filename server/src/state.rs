@@ -540,6 +540,8 @@ pub struct Server {
     /// replication pings, snapshot schedule) skip their turns.
     pub cron_paused: AtomicBool,
     pub active_expire: AtomicBool,
+    /// The switches other DEBUG subcommands set for test suites.
+    pub debug: crate::cmd::debug::Knobs,
     /// Set to begin a shutdown.
     pub shutdown: tokio::sync::Notify,
     /// Shutdown requested (checked by the accept loop).
@@ -637,6 +639,7 @@ impl Server {
             port: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
             cron_paused: AtomicBool::new(false),
+            debug: crate::cmd::debug::Knobs::default(),
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
             shutdown_ctl: crate::shutdown::Control::default(),

@@ -8,6 +8,8 @@
 //!   Redis's crash report in the log. `signal-hook` refuses these signals
 //!   on purpose, and `sigaction` is unsafe in `libc`, `nix` and `rustix`.
 //! - [`fault`]: a real invalid memory access, for DEBUG SEGFAULT.
+//! - [`mallctl_int`], [`mallctl_str`]: jemalloc's `mallctl`, for DEBUG
+//!   MALLCTL and MALLCTL-STR.
 
 use std::sync::OnceLock;
 
@@ -132,6 +134,231 @@ pub fn fault() -> ! {
         libc::raise(libc::SIGSEGV);
     }
     std::process::abort()
+}
+
+/// `strerror`'s text for the errno values `mallctl` returns.
+fn errno_text(e: i32) -> String {
+    std::io::Error::from_raw_os_error(e)
+        .to_string()
+        .split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The name as C reads it: up to its first NUL.
+fn c_name(name: &[u8]) -> std::ffi::CString {
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    // No NUL left in `name[..end]`, so this cannot fail.
+    std::ffi::CString::new(&name[..end]).unwrap_or_default()
+}
+
+/// jemalloc controls whose value is a pointer (a string or a hook
+/// table): jemalloc dereferences what is written to them, so an integer
+/// written there would crash the process (it does in Redis).
+fn pointer_valued(name: &[u8]) -> bool {
+    let n = String::from_utf8_lossy(name);
+    n.ends_with(".dss")
+        || n.ends_with("extent_hooks")
+        || n.starts_with("experimental.")
+        || STRING_CTLS.contains(&n.as_ref())
+        || n == "prof.dump"
+        || n == "prof.prefix"
+        || n == "thread.prof.name"
+}
+
+/// jemalloc 5.3's controls whose value is a `const char *`.
+const STRING_CTLS: &[&str] = &[
+    "version",
+    "config.malloc_conf",
+    "opt.dss",
+    "opt.metadata_thp",
+    "opt.percpu_arena",
+    "opt.thp",
+    "opt.prof_prefix",
+    "opt.stats_print_opts",
+    "opt.zero_realloc",
+    "opt.junk",
+    "thread.prof.name",
+];
+
+/// Whether `name` is a string-valued control (reading it as a string is
+/// safe only then: jemalloc copies the value's bytes, and a pointer read
+/// from an integer control would be garbage).
+fn string_valued(name: &[u8]) -> bool {
+    let n = String::from_utf8_lossy(name);
+    STRING_CTLS.contains(&n.as_ref()) || (n.starts_with("arena.") && n.ends_with(".dss"))
+}
+
+/// Redis's `mallctl_int`: reads integer control `name` (trying 8, 4, 2
+/// and 1 bytes, as its size is not known), writing `val` when given.
+/// `Ok(Some(old))` is the value read, `Ok(None)` a write-only control
+/// written, `Err` `strerror`'s text (`No such file or directory` for an
+/// unknown name). Writing to a pointer-valued control is refused with
+/// `Invalid argument` where Redis would crash.
+///
+/// ```
+/// // Without jemalloc as the global allocator the controls still exist.
+/// // `epoch` is a u64; 4-byte controls fail as they do in Redis.
+/// assert_eq!(rampart_sys::mallctl_int(b"arenas.narenas", None).unwrap_err(), "Invalid argument");
+/// assert!(rampart_sys::mallctl_int(b"epoch", Some(1)).unwrap().unwrap() > 0);
+/// assert_eq!(rampart_sys::mallctl_int(b"no.such", None).unwrap_err(), "No such file or directory");
+/// ```
+pub fn mallctl_int(name: &[u8], val: Option<i64>) -> Result<Option<i64>, String> {
+    if val.is_some() && pointer_valued(name) {
+        return Err(errno_text(libc::EINVAL));
+    }
+    let cname = c_name(name);
+    // One size, in and out, as Redis passes it: jemalloc shrinks it to
+    // what it copied when the size is wrong, and the loop then halves
+    // that. So, as in Redis, only 8-byte controls read (a 4-byte one ends
+    // in EINVAL), and the answers match Redis's for every name.
+    let mut sz = std::mem::size_of::<i64>();
+    let mut newval = val.unwrap_or(0);
+    let newp = if val.is_some() {
+        (&mut newval as *mut i64).cast::<std::ffi::c_void>()
+    } else {
+        std::ptr::null_mut()
+    };
+    let mut old: i64 = 0;
+    while sz > 0 {
+        let newlen = if val.is_some() { sz } else { 0 };
+        // SAFETY: `cname` is NUL-terminated; `old` has 8 bytes and `sz`
+        // (at most 8) tells jemalloc how many it may write; `newp` is null
+        // or points at 8 readable bytes of which `newlen` are read (low
+        // bytes first on the little-endian targets Rampart builds for);
+        // writes to controls that take a pointer are refused above.
+        #[allow(unsafe_code)]
+        let mut ret = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                cname.as_ptr(),
+                (&mut old as *mut i64).cast(),
+                &mut sz,
+                newp,
+                newlen,
+            )
+        };
+        if ret == 0 {
+            return Ok(Some(old));
+        }
+        if ret == libc::EPERM && val.is_some() {
+            // A write-only control: write without reading.
+            // SAFETY: as above, with no old value asked for.
+            #[allow(unsafe_code)]
+            let w = unsafe {
+                tikv_jemalloc_sys::mallctl(
+                    cname.as_ptr(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    newp,
+                    sz,
+                )
+            };
+            if w == 0 {
+                return Ok(None);
+            }
+            ret = w;
+        }
+        if ret == libc::EINVAL {
+            sz /= 2;
+            continue;
+        }
+        return Err(errno_text(ret));
+    }
+    Err(errno_text(libc::EINVAL))
+}
+
+/// Redis's `mallctl_string`: reads string control `name`, then writes
+/// `val` when given (`VOID` writes nothing, for controls that take no
+/// value). `Ok(Some(old))` is the value read; `Ok(None)` a write-only
+/// control written. Reading a control that exists but is not a string is
+/// `Invalid argument` (Redis would read an integer as a pointer).
+///
+/// ```
+/// let v = rampart_sys::mallctl_str(b"version", None).unwrap().unwrap();
+/// assert!(v.starts_with("5."));
+/// ```
+pub fn mallctl_str(name: &[u8], val: Option<&[u8]>) -> Result<Option<String>, String> {
+    let cname = c_name(name);
+    // SAFETY: a NUL-terminated name and no value read or written: only
+    // whether the control exists (ENOENT) is learnt.
+    #[allow(unsafe_code)]
+    let exists = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            cname.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if exists == libc::ENOENT {
+        return Err(errno_text(exists));
+    }
+    if !string_valued(name) {
+        return Err(errno_text(libc::EINVAL));
+    }
+    let mut old: *const std::ffi::c_char = std::ptr::null();
+    let mut len = std::mem::size_of::<*const std::ffi::c_char>();
+    // SAFETY: `name` is a string control, so jemalloc writes a `const
+    // char *` (pointer-sized, as `len` says) into `old`.
+    #[allow(unsafe_code)]
+    let rret = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            cname.as_ptr(),
+            (&mut old as *mut *const std::ffi::c_char).cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rret != 0 && !(rret == libc::EPERM && val.is_some()) {
+        return Err(errno_text(rret));
+    }
+    let read = if rret == 0 && !old.is_null() {
+        // SAFETY: jemalloc's string controls point at NUL-terminated
+        // strings that live as long as the process (or the thread, for
+        // thread.prof.name, which is copied at once here).
+        #[allow(unsafe_code)]
+        let s = unsafe { std::ffi::CStr::from_ptr(old) };
+        Some(s.to_string_lossy().into_owned())
+    } else if rret == 0 {
+        Some(String::new())
+    } else {
+        None
+    };
+    let mut wret = 0;
+    if let Some(v) = val {
+        let cval = c_name(v);
+        let p = cval.as_ptr();
+        let void = v == b"VOID";
+        // SAFETY: the new value is a pointer to a NUL-terminated string
+        // that outlives the call (`cval`), or nothing for VOID.
+        #[allow(unsafe_code)]
+        let w = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                cname.as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                if void {
+                    std::ptr::null_mut()
+                } else {
+                    (&p as *const *const std::ffi::c_char).cast_mut().cast()
+                },
+                if void {
+                    0
+                } else {
+                    std::mem::size_of::<*const std::ffi::c_char>()
+                },
+            )
+        };
+        wret = w;
+    }
+    match read {
+        Some(s) => Ok(Some(s)),
+        None if wret != 0 => Err(errno_text(wret)),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

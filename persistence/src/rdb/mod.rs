@@ -250,7 +250,42 @@ pub fn load<R: std::io::Read>(
     limits: &EncodingLimits,
     sink: &mut impl LoadSink,
 ) -> Result<LoadStats, RdbError> {
-    read::load_stream(r, limits, sink)
+    read::load_stream(r, limits, sink, true)
+}
+
+/// [`load`], checking the CRC-64 trailer only when `verify_checksum`:
+/// Redis skips the check while `DEBUG SET-SKIP-CHECKSUM-VALIDATION 1` is
+/// set, so test suites can load a file they edited by hand.
+///
+/// ```
+/// use rampart_keyspace::{EncodingLimits, Value};
+/// use rampart_persistence::rdb;
+///
+/// struct Count(u64);
+/// impl rdb::LoadSink for Count {
+///     fn entry(&mut self, _: usize, _: &[u8], _: Value, _: Option<u64>) -> Result<(), rdb::RdbError> {
+///         self.0 += 1;
+///         Ok(())
+///     }
+/// }
+/// let mut file = Vec::new();
+/// rdb::write_header(&mut file, &[]);
+/// rdb::write_select_db(&mut file, 0);
+/// rdb::write_entry(&mut file, b"k", &Value::string(b"v"), None);
+/// rdb::write_eof(&mut file);
+/// file.extend_from_slice(&1u64.to_le_bytes()); // a wrong CRC-64
+/// let l = EncodingLimits::default();
+/// assert!(rdb::load(&file[..], &l, &mut Count(0)).is_err());
+/// let stats = rdb::load_with(&file[..], &l, &mut Count(0), false).unwrap();
+/// assert_eq!(stats.keys, 1);
+/// ```
+pub fn load_with<R: std::io::Read>(
+    r: R,
+    limits: &EncodingLimits,
+    sink: &mut impl LoadSink,
+    verify_checksum: bool,
+) -> Result<LoadStats, RdbError> {
+    read::load_stream(r, limits, sink, verify_checksum)
 }
 
 /// A DUMP payload: the type byte, the value, the RDB version (2 bytes,
@@ -273,7 +308,30 @@ pub fn dump_value_with(value: &Value, opts: &WriteOptions) -> Vec<u8> {
 /// payload: bytes after it are ignored, and a value may run into the
 /// footer's bytes.
 pub fn restore_value(payload: &[u8], limits: &EncodingLimits) -> Result<Value, RdbError> {
-    read::restore(payload, limits)
+    read::restore(payload, limits, true)
+}
+
+/// [`restore_value`], checking the CRC-64 only when `verify_checksum`
+/// (the version is always checked), as Redis's `verifyDumpPayload` does
+/// under `DEBUG SET-SKIP-CHECKSUM-VALIDATION 1`.
+///
+/// ```
+/// use rampart_keyspace::{EncodingLimits, Value};
+/// use rampart_persistence::rdb;
+///
+/// let mut payload = rdb::dump_value(&Value::string(b"v"));
+/// let n = payload.len();
+/// payload[n - 1] ^= 0xff; // break the CRC-64
+/// let l = EncodingLimits::default();
+/// assert!(rdb::restore_value(&payload, &l).is_err());
+/// assert!(rdb::restore_value_with(&payload, &l, false).is_ok());
+/// ```
+pub fn restore_value_with(
+    payload: &[u8],
+    limits: &EncodingLimits,
+    verify_checksum: bool,
+) -> Result<Value, RdbError> {
+    read::restore(payload, limits, verify_checksum)
 }
 
 /// FUNCTION DUMP's payload: each library's code as a `FUNCTION2` record,

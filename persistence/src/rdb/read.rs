@@ -658,8 +658,9 @@ pub(crate) fn load_stream<R: Read>(
     r: R,
     limits: &EncodingLimits,
     sink: &mut impl LoadSink,
+    verify_checksum: bool,
 ) -> Result<LoadStats> {
-    let mut src = Src::new(r, BUF, true);
+    let mut src = Src::new(r, BUF, verify_checksum);
     let mut stats = LoadStats::default();
 
     // "REDIS" and four digits.
@@ -775,7 +776,7 @@ pub(crate) fn load_stream<R: Read>(
         let computed = src.crc.as_ref().map(Crc64::value).unwrap_or(0);
         let stored = u64::from_le_bytes(src.array("the CRC-64 trailer")?);
         if stored != 0 {
-            if stored != computed {
+            if verify_checksum && stored != computed {
                 return Err(RdbError::new(
                     ErrorKind::Checksum { stored, computed },
                     src.pos - 8,
@@ -790,7 +791,7 @@ pub(crate) fn load_stream<R: Read>(
 
 /// Redis's `verifyDumpPayload`: at least the 10-byte footer, an RDB
 /// version this reader knows, and a CRC-64 that matches.
-fn verify_footer(payload: &[u8]) -> Result<()> {
+fn verify_footer(payload: &[u8], verify_checksum: bool) -> Result<()> {
     let bad = || RdbError::new(ErrorKind::PayloadVersionOrChecksum, payload.len() as u64);
     if payload.len() < 10 {
         return Err(bad());
@@ -802,14 +803,18 @@ fn verify_footer(payload: &[u8]) -> Result<()> {
     }
     let mut stored = [0u8; 8];
     stored.copy_from_slice(&payload[body_len + 2..]);
-    if Crc64::checksum(&payload[..body_len + 2]) != u64::from_le_bytes(stored) {
+    if verify_checksum && Crc64::checksum(&payload[..body_len + 2]) != u64::from_le_bytes(stored) {
         return Err(bad());
     }
     Ok(())
 }
 
-pub(crate) fn restore(payload: &[u8], limits: &EncodingLimits) -> Result<Value> {
-    verify_footer(payload)?;
+pub(crate) fn restore(
+    payload: &[u8],
+    limits: &EncodingLimits,
+    verify_checksum: bool,
+) -> Result<Value> {
+    verify_footer(payload, verify_checksum)?;
     // Like Redis, decode from the whole payload: a value that runs into
     // the footer reads the footer's bytes (and what follows the value is
     // ignored), so exactly the payloads Redis accepts are accepted.
@@ -828,7 +833,7 @@ pub(crate) fn restore(payload: &[u8], limits: &EncodingLimits) -> Result<Value> 
 /// into the footer's bytes, as in Redis, which reads from the whole
 /// payload.
 pub(crate) fn restore_functions(payload: &[u8]) -> Result<super::FunctionsPayload> {
-    verify_footer(payload)?;
+    verify_footer(payload, true)?;
     let mut src = Src::new(payload, payload.len(), false);
     let mut out = super::FunctionsPayload::default();
     let end = payload.len() as u64 - 10;

@@ -707,6 +707,11 @@ async fn run_link(
                 loop {
                     match framer.next_frame() {
                         Ok(Some(frame)) => match decode(&frame) {
+                            // DEBUG DROP-CLUSTER-PACKET-FILTER: a test
+                            // suite's way to make a node deaf to one type.
+                            Ok(msg) if srv.debug.drops_packet(msg.body.msg_type()) => {
+                                tracing::warn!("Dropping packet that matches debug drop filter");
+                            }
                             Ok(msg) => {
                                 bus.state.lock().receive(link, &peer, &local, &msg, now_ms());
                                 bus.flush();

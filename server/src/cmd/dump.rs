@@ -84,7 +84,12 @@ fn restore(ctx: &mut Ctx<'_>) {
     if ttl < 0 {
         return ctx.out.error(BAD_TTL);
     }
-    let value = match rdb::restore_value(&ctx.args[3], &ctx.limits()) {
+    let verify = !ctx
+        .srv
+        .debug
+        .skip_checksum
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let value = match rdb::restore_value_with(&ctx.args[3], &ctx.limits(), verify) {
         Ok(v) => v,
         Err(e) if e.is_payload_version_or_checksum() => return ctx.out.error(BAD_PAYLOAD),
         Err(_) => return ctx.out.error(BAD_FORMAT),

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod bitmap;
 pub mod cluster;
 pub mod connection;
+pub mod debug;
 pub mod dump;
 pub mod geo;
 pub mod getkeys;
@@ -267,6 +268,7 @@ pub fn tables() -> Vec<&'static [CommandSpec]> {
         backup::COMMANDS,
         replication::COMMANDS,
         server::COMMANDS,
+        debug::COMMANDS,
         slowlog::COMMANDS,
         latency::COMMANDS,
         lolwut::COMMANDS,

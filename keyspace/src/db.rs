@@ -263,11 +263,39 @@ fn shard_of(h: u64) -> usize {
     (h >> (64 - SHARD_BITS)) as usize
 }
 
-/// The hash given to the table: the shard bits sit at the top of the key's
-/// hash, where hashbrown takes its 7-bit tag, so the halves are swapped to
-/// keep tags and bucket indexes well spread inside a shard.
+/// The hash given to the table. The key's hash has the shard bits (and in
+/// cluster mode all 14 slot bits) at the top, where hashbrown takes its
+/// 7-bit tag, and a tagged workload such as `redis-benchmark --cluster`
+/// (every key of a node in one slot) leaves no other bit free to vary
+/// there. Multiplying by an odd constant mixes every bit of the hash into
+/// the tag while the bucket index keeps the random low bits; being
+/// invertible, [`key_hash`] gets the key's hash (and its slot) back.
+/// (Swapping the halves, as before, left a one-slot table using half its
+/// buckets, then a quarter: lookups took most of a SET's CPU at 200,000
+/// keys a node.)
 fn table_hash(h: u64) -> u64 {
-    h.rotate_left(32)
+    h.wrapping_mul(MIX)
+}
+
+/// The key's hash from its [`table_hash`].
+fn key_hash(t: u64) -> u64 {
+    t.wrapping_mul(UNMIX)
+}
+
+/// An odd constant (the golden ratio's), and its inverse modulo 2^64.
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+const UNMIX: u64 = inverse(MIX);
+
+/// The multiplicative inverse of an odd `m` modulo 2^64 (Newton's
+/// iteration doubles the correct low bits each step: 3, 6, ... 96).
+const fn inverse(m: u64) -> u64 {
+    let mut x = m;
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(m.wrapping_mul(x)));
+        i += 1;
+    }
+    x
 }
 
 impl Db {
@@ -1078,8 +1106,7 @@ impl Slot<'_> {
         if at != 0 {
             self.shard.volatile += 1;
         }
-        // The table hash is the key's hash rotated (see `table_hash`).
-        self.shard.count(self.hash.rotate_right(32), true);
+        self.shard.count(key_hash(self.hash), true);
         self.hints.note(at != 0);
         let hasher = self.hasher;
         let rehash = |n: &Node| table_hash(hasher.hash(n.key.as_bytes()));
@@ -1142,7 +1169,7 @@ impl Slot<'_> {
         if n.expire_at != 0 {
             self.shard.volatile -= 1;
         }
-        self.shard.count(self.hash.rotate_right(32), false);
+        self.shard.count(key_hash(self.hash), false);
         // Give back the table's memory once it is mostly empty, as Redis
         // shrinks a dict under 10% full: after a big DEL or eviction the
         // empty slots would otherwise count against maxmemory for good.
@@ -1159,6 +1186,30 @@ impl Slot<'_> {
 mod tests {
     use crate::{toy_slot, Ignore, Keyspace, Value};
     use std::collections::{HashMap, HashSet};
+
+    #[test]
+    fn table_hash_is_invertible_and_spreads_one_slot() {
+        use super::{key_hash, table_hash, MIX, UNMIX};
+        assert_eq!(MIX.wrapping_mul(UNMIX), 1);
+        for h in [0u64, 1, u64::MAX, 0x1234_5678_9abc_def0, 77 << 50 | 12345] {
+            assert_eq!(key_hash(table_hash(h)), h);
+        }
+        // 600,000 keys of one slot (the top 14 bits fixed), as a node gets
+        // from redis-benchmark --cluster: hashbrown's tag (top 7 bits)
+        // takes every value and a 2^20-bucket index spreads as random
+        // (about 457,000 distinct; halves swapped gave at most 2^18).
+        let hasher = foldhash::fast::FixedState::with_seed(7);
+        let mut tags = HashSet::new();
+        let mut buckets = HashSet::new();
+        for i in 0..600_000u64 {
+            let f = std::hash::BuildHasher::hash_one(&hasher, format!("key:{{06S}}:{i:012}"));
+            let t = table_hash(5000 << 50 | f >> 14);
+            tags.insert(t >> 57);
+            buckets.insert(t & ((1 << 20) - 1));
+        }
+        assert_eq!(tags.len(), 128);
+        assert!(buckets.len() > 400_000, "{} buckets", buckets.len());
+    }
     use std::sync::Arc;
 
     fn cluster_keyspace() -> Keyspace {

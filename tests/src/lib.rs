@@ -146,6 +146,45 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>> {
     held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
+/// Ports held open (a listener on each) from when a test picks them until
+/// the server that will listen there starts: a port a test only chose is
+/// free for the kernel to hand to any other test's server meanwhile (a
+/// restored cluster's ports go into nodes.conf long before its nodes
+/// start). Release a port just before starting its server.
+///
+/// ```
+/// let mut held = rampart_tests::HeldPorts::new(2).unwrap();
+/// let p = held.ports()[0];
+/// assert!(std::net::TcpListener::bind(("127.0.0.1", p)).is_err());
+/// held.release(p);
+/// assert!(std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+/// ```
+pub struct HeldPorts(Vec<TcpListener>);
+
+impl HeldPorts {
+    /// `n` distinct free loopback ports, held.
+    pub fn new(n: usize) -> Result<HeldPorts> {
+        let held = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0"))
+            .collect::<Result<_>>()?;
+        Ok(HeldPorts(held))
+    }
+
+    /// The ports, in the order taken.
+    pub fn ports(&self) -> Vec<u16> {
+        self.0
+            .iter()
+            .filter_map(|l| l.local_addr().ok().map(|a| a.port()))
+            .collect()
+    }
+
+    /// Stops holding `port` (a server is about to bind it).
+    pub fn release(&mut self, port: u16) {
+        self.0
+            .retain(|l| l.local_addr().map_or(true, |a| a.port() != port));
+    }
+}
+
 /// A running server process: killed by its PID and reaped on drop.
 #[derive(Debug)]
 pub struct ServerProcess {

@@ -21,7 +21,7 @@ use rampart_cluster::key_hash_slot;
 use rampart_cluster::nodes_conf::NodesConf;
 use rampart_tests::s3::{rt, S3};
 use rampart_tests::{
-    free_port, free_ports, require_tool, run_with_timeout, wait_for, workspace_root, Rampart,
+    free_port, require_tool, run_with_timeout, wait_for, workspace_root, HeldPorts, Rampart,
     ServerProcess,
 };
 
@@ -320,7 +320,8 @@ fn a_cluster_backup_restores_a_cluster_of_the_same_shape() -> Result<()> {
         .iter()
         .map(|d| dest.path().join(d))
         .collect();
-    let ports = free_ports(12)?;
+    let mut held = HeldPorts::new(12)?;
+    let ports = held.ports();
     let (ports, bus) = ports.split_at(6);
     let join = |v: &[String]| v.join(",");
     let dir_list = join(
@@ -364,6 +365,8 @@ fn a_cluster_backup_restores_a_cluster_of_the_same_shape() -> Result<()> {
 
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
+        held.release(ports[i]);
+        held.release(bus[i]);
         nodes.push(start_restored(d, ports[i], bus[i], &src.keyring, &s3)?);
     }
     wait_ok(ports)?;
@@ -484,7 +487,8 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let picked = free_ports(6)?;
+    let mut held = HeldPorts::new(6)?;
+    let picked = held.ports();
     let list = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
     let (ports, bus) = (list(&picked[..3]), list(&picked[3..]));
     let layout = ["--ports", &ports, "--cluster-ports", &bus];
@@ -568,7 +572,11 @@ fn damaged_shards_and_uncovered_slots_are_refused() -> Result<()> {
     // Nodes that nodes.conf names but are not up yet: the first two run
     // alone for longer than cluster-node-timeout (they flag the third
     // failing), then the third starts and the cluster becomes ok.
-    let start = |i: usize| start_restored(&dirs[i], picked[i], picked[3 + i], &src.keyring, &s3);
+    let mut start = |i: usize| {
+        held.release(picked[i]);
+        held.release(picked[3 + i]);
+        start_restored(&dirs[i], picked[i], picked[3 + i], &src.keyring, &s3)
+    };
     let mut restored = vec![start(0)?, start(1)?];
     std::thread::sleep(Duration::from_secs(8));
     let mut c = restored[0].redis_conn()?;

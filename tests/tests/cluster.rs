@@ -106,9 +106,6 @@ fn create_check_route_and_agree() -> Result<()> {
     ];
     let procs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
     create(&procs)?;
-    wait_for("cluster_state:ok on every node", CONVERGE, || {
-        Ok(procs.iter().all(|n| state_ok(n).unwrap_or(false)))
-    })?;
     wait_for("the same CLUSTER NODES everywhere", CONVERGE, || {
         let first = topology(procs[0])?;
         Ok(first.len() == 3
@@ -188,9 +185,6 @@ fn create_check_route_and_agree() -> Result<()> {
     ];
     let oprocs: Vec<&ServerProcess> = oracle.iter().map(|n| &**n).collect();
     create(&oprocs)?;
-    wait_for("the redis-server cluster is ok", CONVERGE, || {
-        Ok(oprocs.iter().all(|n| state_ok(n).unwrap_or(false)))
-    })?;
     let rports: Vec<u16> = procs.iter().map(|n| n.port()).collect();
     let oports: Vec<u16> = oprocs.iter().map(|n| n.port()).collect();
     for key in ["a", "b", "c", "{user1}x", "foo", "bar"] {
@@ -632,9 +626,6 @@ fn the_redis_crate_cluster_client_and_redis_benchmark_run_workloads() -> Result<
     ];
     let procs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
     create(&procs)?;
-    wait_for("cluster_state:ok on every node", CONVERGE, || {
-        Ok(procs.iter().all(|n| state_ok(n).unwrap_or(false)))
-    })?;
     let client = redis::cluster::ClusterClient::new(vec![procs[0].url()])?;
     let mut con = client.get_connection()?;
     const N: usize = 3000;

@@ -9,29 +9,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use rampart_tests::cluster::cmd;
+use rampart_tests::mask_digits;
 use rampart_tests::notify::{both, s};
 use rampart_tests::{wait_for, Rampart, RedisOracle, ServerProcess};
 
 const DEBUG_ON: &[&str] = &["--enable-debug-command", "yes"];
-
-/// Every run of ASCII digits made `N`: sizes, counts and percentages that
-/// each server takes from its own layout.
-fn masked(reply: &str) -> String {
-    let mut out = String::new();
-    let mut in_num = false;
-    for c in reply.chars() {
-        if c.is_ascii_digit() {
-            if !in_num {
-                out.push('N');
-            }
-            in_num = true;
-        } else {
-            in_num = false;
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// A hash-table statistics reply reduced to its shape: the header lines
 /// masked, the element count kept, the distribution lines (whose number
@@ -40,7 +22,7 @@ fn stats_shape(reply: &str) -> Result<String> {
     let mut out = Vec::new();
     for line in reply.split('\n') {
         if line.starts_with("   ") {
-            let m = masked(line);
+            let m = mask_digits(line);
             if m != "   N: N (N.N%)" {
                 bail!("not a distribution line: {line:?}");
             }
@@ -49,7 +31,7 @@ fn stats_shape(reply: &str) -> Result<String> {
         if line.starts_with(" number of elements:") {
             out.push(line.to_string());
         } else {
-            out.push(masked(line));
+            out.push(mask_digits(line));
         }
     }
     Ok(out.join("\n"))
@@ -98,7 +80,10 @@ fn structure_subcommands_match_redis() -> Result<()> {
                     .nth(1)
                     .and_then(|r| r.split(',').next())
                     .unwrap_or_default();
-                t.push(format!("sdslen {k} {key_len} {val_len} {}", masked(&sds)));
+                t.push(format!(
+                    "sdslen {k} {key_len} {val_len} {}",
+                    mask_digits(&sds)
+                ));
             } else {
                 t.push(format!("sdslen {k} {sds}"));
             }
@@ -121,13 +106,13 @@ fn structure_subcommands_match_redis() -> Result<()> {
             t.push(s(c.cmd(&["DEBUG", "HTSTATS", bad])?));
         }
         t.push(s(c.cmd(&["DEBUG", "HTSTATS", "0", "full"])?));
-        t.push(masked(&s(c.cmd(&["DEBUG", "STRUCTSIZE"])?)));
+        t.push(mask_digits(&s(c.cmd(&["DEBUG", "STRUCTSIZE"])?)));
         t.push(s(c.cmd(&["DEBUG", "STRUCTSIZE", "x"])?));
         t.push(s(c.cmd(&["DEBUG", "CLIENT-EVICTION"])?));
         c.cmd(&["CONFIG", "SET", "maxmemory-clients", "10mb"])?;
         // Which bucket a client's buffers fall in is each server's own
         // figure; the buckets and the line layout are Redis's.
-        let ev = masked(&s(c.cmd(&["DEBUG", "CLIENT-EVICTION"])?));
+        let ev = mask_digits(&s(c.cmd(&["DEBUG", "CLIENT-EVICTION"])?));
         t.push(ev.split_whitespace().collect::<Vec<_>>().join(" "));
         t.push(s(c.cmd(&["DEBUG", "CLIENT-EVICTION", "x"])?));
         Ok(t)
@@ -193,7 +178,7 @@ fn switch_subcommands_match_redis() -> Result<()> {
         }
         // Figures: the epoch counter and jemalloc's version string differ
         // (Rampart's jemalloc is tikv's build of 5.3.0), their form not.
-        t.push(masked(&s(c.cmd(&["DEBUG", "MALLCTL", "epoch", "1"])?)));
+        t.push(mask_digits(&s(c.cmd(&["DEBUG", "MALLCTL", "epoch", "1"])?)));
         let v = s(c.cmd(&["DEBUG", "MALLCTL-STR", "version"])?);
         t.push(v.split('-').next().unwrap_or_default().to_string());
         let v = s(c.cmd(&["DEBUG", "MALLCTL-STR", "version", "x"])?);

@@ -3,6 +3,7 @@
 //! make them differ.
 
 use anyhow::Result;
+use rampart_tests::mask_digits;
 use rampart_tests::notify::{both, s};
 use rampart_tests::{RawConn, Reply};
 
@@ -12,25 +13,6 @@ const DEBUG: &[&str] = &[
     "--latency-monitor-threshold",
     "40",
 ];
-
-/// Every run of digits replaced by `N`: timestamps and latencies differ
-/// between servers and runs.
-fn digits(t: &str) -> String {
-    let mut out = String::new();
-    let mut in_num = false;
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            if !in_num {
-                out.push('N');
-            }
-            in_num = true;
-        } else {
-            in_num = false;
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// The integers of a flat reply, in order.
 fn ints(r: &Reply) -> Vec<i64> {
@@ -76,12 +58,15 @@ fn monitor_events_match_redis() -> Result<()> {
             v.len(),
             v.get(2).is_some_and(|&m| m >= 50) && v.get(1).is_some_and(|&m| m >= 50)
         ));
-        t.push(digits(&s(latest.to_bytes())));
-        t.push(digits(&cmd(&mut c, &["LATENCY", "HISTORY", "command"])?));
+        t.push(mask_digits(&s(latest.to_bytes())));
+        t.push(mask_digits(&cmd(
+            &mut c,
+            &["LATENCY", "HISTORY", "command"],
+        )?));
         let graph = cmd(&mut c, &["LATENCY", "GRAPH", "command"])?;
-        t.push(digits(&graph));
+        t.push(mask_digits(&graph));
         let doctor = cmd(&mut c, &["LATENCY", "DOCTOR"])?;
-        t.push(digits(&doctor));
+        t.push(mask_digits(&doctor));
         t.push(cmd(&mut c, &["LATENCY", "GRAPH", "Command"])?);
         t.push(cmd(&mut c, &["LATENCY", "RESET", "nosuch"])?);
         t.push(cmd(&mut c, &["LATENCY", "RESET", "COMMAND", "command"])?);
@@ -143,7 +128,7 @@ fn histogram_and_latencystats_match_redis() -> Result<()> {
             let mut names: Vec<String> = kids
                 .iter()
                 .step_by(2)
-                .map(|k| digits(&s(k.to_bytes())))
+                .map(|k| mask_digits(&s(k.to_bytes())))
                 .collect();
             names.sort();
             t.push(format!("{names:?}"));
@@ -200,7 +185,7 @@ fn histogram_and_latencystats_match_redis() -> Result<()> {
                 .lines()
                 .find(|l| l.starts_with("latency_percentiles_usec_set:"))
                 .unwrap_or("");
-            t.push(digits(line));
+            t.push(mask_digits(line));
             cmd(&mut c, &["CONFIG", "SET", "latency-tracking", "no"])?;
             t.push(cmd(&mut c, &["INFO", "latencystats"])?);
             cmd(&mut c, &["CONFIG", "SET", "latency-tracking", "yes"])?;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rampart_tests::pki::Pki;
+use rampart_tests::wait_for;
 use rampart_tests::{
     free_port, require_tool, run_with_timeout, shared_keyring, Rampart, RedisOracle, ServerProcess,
 };
@@ -174,22 +175,6 @@ fn assert_check_clean(pki: &Pki, n: &Node) -> Result<()> {
     Ok(())
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + CONVERGE;
-    let mut last = None;
-    loop {
-        match f() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out waiting for {what} (last error: {last:?})");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// CLUSTER NODES as `id -> (ip:port@cport, role, link, slots)`, without
 /// times and the myself flag, which differ between observers.
 fn topology(nodes_text: &str) -> Result<BTreeMap<String, Vec<String>>> {
@@ -211,7 +196,7 @@ fn topology(nodes_text: &str) -> Result<BTreeMap<String, Vec<String>>> {
 /// Every node in state ok, seeing every other connected and agreeing on
 /// the whole table.
 fn wait_agreed(nodes: &[&Node]) -> Result<()> {
-    wait_for("the TLS cluster to agree", || {
+    wait_for("the TLS cluster to agree", CONVERGE, || {
         let mut first = None;
         for n in nodes {
             if !cmd(n, &["CLUSTER", "INFO"])?.contains("cluster_state:ok") {
@@ -494,7 +479,7 @@ fn mixed_tls_cluster_with_redis_server_agrees_and_migrates_both_ways() -> Result
         want.insert(node_id(n)?, (n.port() as u64, n.tls as u64));
     }
     for tls in [false, true] {
-        wait_for("SHARDS port fields on both", || {
+        wait_for("SHARDS port fields on both", CONVERGE, || {
             Ok(shard_ports(&pki, rampart, tls)? == want && shard_ports(&pki, redis, tls)? == want)
         })?;
         let slots = slot_ports(&pki, rampart, tls)?;
@@ -628,7 +613,7 @@ fn bad_peers_on_the_tls_bus_port_are_dropped_with_one_log_line() -> Result<()> {
     ping.resize(2256, 0);
     plain.write_all(&ping)?;
     assert!(closed(&mut plain), "plaintext bus link left open");
-    wait_for("the refused link's log line", || {
+    wait_for("the refused link's log line", CONVERGE, || {
         Ok(log_lines(&a, refused) == 1)
     })?;
 
@@ -638,7 +623,7 @@ fn bad_peers_on_the_tls_bus_port_are_dropped_with_one_log_line() -> Result<()> {
         let _ = s.flush();
         assert!(closed(&mut s), "certificate-less bus link left open");
     }
-    wait_for("the second refused link's log line", || {
+    wait_for("the second refused link's log line", CONVERGE, || {
         Ok(log_lines(&a, refused) == 2)
     })?;
 
@@ -647,10 +632,9 @@ fn bad_peers_on_the_tls_bus_port_are_dropped_with_one_log_line() -> Result<()> {
     s.write_all(b"this is not a cluster bus message at all\r\n")?;
     s.flush()?;
     assert!(closed(&mut s), "garbage bus link left open");
-    wait_for(
-        "the garbage link's log line",
-        || Ok(log_lines(&a, bad) == 1),
-    )?;
+    wait_for("the garbage link's log line", CONVERGE, || {
+        Ok(log_lines(&a, bad) == 1)
+    })?;
     assert_eq!(log_lines(&a, refused), 2, "{}", a.log());
 
     // The node serves on, and its TLS bus still takes a real node.
@@ -667,7 +651,7 @@ fn bad_peers_on_the_tls_bus_port_are_dropped_with_one_log_line() -> Result<()> {
         ],
     )?;
     assert_eq!(meet, "+OK\r\n");
-    wait_for("the two nodes to know each other", || {
+    wait_for("the two nodes to know each other", CONVERGE, || {
         Ok([&a, &b].iter().all(|n| {
             topology(&cmd(n, &["CLUSTER", "NODES"]).unwrap_or_default()).is_ok_and(|t| {
                 t.len() == 2
@@ -705,17 +689,17 @@ fn a_cluster_replica_follows_its_master_over_tls() -> Result<()> {
     )?;
     assert_eq!(meet, "+OK\r\n");
     let all: Vec<&Node> = nodes.iter().chain([&replica]).collect();
-    wait_for("the new node to be known", || {
+    wait_for("the new node to be known", CONVERGE, || {
         Ok(topology(&cmd(&replica, &["CLUSTER", "NODES"])?)?.len() == 4)
     })?;
     let id0 = node_id(&nodes[0])?;
-    wait_for("CLUSTER REPLICATE", || {
+    wait_for("CLUSTER REPLICATE", CONVERGE, || {
         Ok(cmd(&replica, &["CLUSTER", "REPLICATE", &id0])? == "+OK\r\n")
     })?;
     wait_agreed(&all)?;
     // tls-replication: the link to the master is TLS, to its TLS port
     // (the port the cluster announces).
-    wait_for("the replication link", || {
+    wait_for("the replication link", CONVERGE, || {
         let info = cmd(&replica, &["INFO", "replication"])?;
         Ok(info.contains("master_link_status:up")
             && info.contains(&format!("master_port:{}", nodes[0].tls)))
@@ -733,7 +717,7 @@ fn a_cluster_replica_follows_its_master_over_tls() -> Result<()> {
         .find(|k| owner_of(&refs, slot_of(k)).is_ok_and(|o| o == 0))
         .context("a key of node 0")?;
     assert_eq!(cmd(&nodes[0], &["SET", &key, "over-tls"])?, "+OK\r\n");
-    wait_for("the write on the replica", || {
+    wait_for("the write on the replica", CONVERGE, || {
         let mut c = replica.conn()?;
         c.cmd(&["READONLY"])?;
         Ok(text(&c.cmd(&["GET", &key])?) == "over-tls")

@@ -624,6 +624,12 @@ impl Cluster {
             .and_then(|n| self.nodes.get(&n))
     }
 
+    /// The name of the node serving `slot`, without looking the node up
+    /// (the per-command routing check needs only the name).
+    pub fn owner_name(&self, slot: u16) -> Option<NodeName> {
+        self.owners.get(slot as usize).copied().flatten()
+    }
+
     /// Whether `slot` is served by myself.
     pub fn mine(&self, slot: u16) -> bool {
         self.owners.get(slot as usize).copied().flatten() == Some(self.myself)

@@ -295,7 +295,7 @@ fn remember_keys(srv: &Server, c: &Client, id: usize, args: &[Bytes]) {
     if (st.optin && !c.caching) || (st.optout && c.caching) {
         return;
     }
-    if let Some(keys) = srv.acl.key_refs(srv.acl.catalog_id(id), args) {
+    if let Some(keys) = srv.acl.key_args(srv.acl.catalog_id(id), args) {
         srv.tracking
             .remember(&c.handle, keys.iter().filter_map(|k| args.get(k.pos)));
     }

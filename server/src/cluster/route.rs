@@ -4,6 +4,9 @@
 
 use bytes::Bytes;
 use rampart_cluster::key_hash_slot;
+use rampart_cluster::msg::NodeName;
+use rampart_cluster::state::Cluster;
+use smallvec::SmallVec;
 
 use super::Bus;
 use crate::client::Client;
@@ -40,6 +43,10 @@ pub fn script_check(
 }
 
 /// [`check`], with the slot of the command's keys when it runs here.
+///
+/// Every command of a cluster-mode node passes here, so the common case
+/// (a single command whose keys are all in one of my stable slots) takes
+/// no heap allocation, no config lookup and no clock read.
 fn route(
     srv: &Server,
     bus: &Bus,
@@ -48,78 +55,28 @@ fn route(
     args: &[Bytes],
 ) -> Result<Option<u16>, String> {
     let spec = srv.commands.spec(id);
-    let cmds: Vec<(usize, &[Bytes])> = if spec.name == "exec" {
-        match &c.multi {
-            Some(q) => q.iter().map(|(i, a)| (*i, &a[..])).collect(),
-            None => return Ok(None),
+    let st = bus.state.lock();
+    let mut keys = Keys::default();
+    if spec.name == "exec" {
+        let Some(q) = &c.multi else { return Ok(None) };
+        for (cid, cargs) in q {
+            keys.visit(srv, &st, *cid, cargs)?;
         }
     } else {
-        vec![(id, args)]
-    };
-    let st = bus.state.lock();
-    let now = now_ms();
-    let mut first: Option<(Bytes, u16)> = None;
-    let mut multiple_keys = false;
-    let (mut migrating, mut importing) = (false, false);
-    let (mut missing, mut existing) = (0usize, 0usize);
-    let mut owner = None;
-    let mut writes = false;
-    let mut pubsub_shard = false;
-    for (cid, cargs) in cmds {
-        let cspec = srv.commands.spec(cid);
-        writes |= cspec.has(flags::WRITE);
-        let shard_cmd = matches!(cspec.name, "ssubscribe" | "sunsubscribe" | "spublish");
-        pubsub_shard |= shard_cmd;
-        // Shard channels route like keys, though their key specs say
-        // "not a key" (which ACL key patterns must ignore): Redis 7.0
-        // routes by the legacy first/last/step range, as here.
-        let positions: Vec<usize> = if shard_cmd {
-            cspec.key_positions(cargs.len()).collect()
-        } else {
-            match srv.acl.key_refs(srv.acl.catalog_id(cid), cargs) {
-                Some(keys) => keys.into_iter().map(|k| k.pos).collect(),
-                None => continue,
-            }
-        };
-        for pos in positions {
-            let Some(key) = cargs.get(pos) else {
-                continue;
-            };
-            let slot = key_hash_slot(key);
-            match &first {
-                None => {
-                    first = Some((key.clone(), slot));
-                    match st.owner(slot) {
-                        None => return Err("CLUSTERDOWN Hash slot not served".into()),
-                        Some(n) => owner = Some(n.name),
-                    }
-                    if st.mine(slot) && st.migrating.contains_key(&slot) {
-                        migrating = true;
-                    } else if st.importing.contains_key(&slot) {
-                        importing = true;
-                    }
-                }
-                Some((fk, fslot)) => {
-                    if fk != key {
-                        if *fslot != slot {
-                            return Err(
-                                "CROSSSLOT Keys in request don't hash to the same slot".into()
-                            );
-                        }
-                        multiple_keys = true;
-                    }
-                }
-            }
-            if (migrating || importing) && !pubsub_shard {
-                if srv.keyspace.db(0).exists(key, now) {
-                    existing += 1;
-                } else {
-                    missing += 1;
-                }
-            }
-        }
+        keys.visit(srv, &st, id, args)?;
     }
-    let (Some((_, slot)), Some(owner)) = (first, owner) else {
+    let Keys {
+        first: Some((_, slot)),
+        owner: Some(owner),
+        multiple_keys,
+        migrating,
+        importing,
+        missing,
+        existing,
+        writes,
+        pubsub_shard,
+    } = keys
+    else {
         return Ok(None);
     };
     if !st.is_ok() {
@@ -138,8 +95,8 @@ fn route(
         return Ok(Some(slot));
     }
     // A plaintext client of a tls-cluster is sent to plaintext ports.
-    let pport = crate::cmd::cluster::use_pport(srv, c);
     let addr = |name| {
+        let pport = crate::cmd::cluster::use_pport(srv, c);
         st.node(&name)
             .map(|n| format!("{}:{}", n.ip, n.client_port(pport)))
             .unwrap_or_default()
@@ -158,6 +115,9 @@ fn route(
         }
         return Ok(Some(slot));
     }
+    if owner == st.my_name() {
+        return Ok(Some(slot));
+    }
     // A READONLY client (or a shard channel) reads from a replica of the
     // slot's master without a redirection, as in Redis.
     let me = st.myself();
@@ -168,8 +128,93 @@ fn route(
     {
         return Ok(Some(slot));
     }
-    if owner != st.my_name() {
-        return Err(format!("MOVED {slot} {}", addr(owner)));
+    Err(format!("MOVED {slot} {}", addr(owner)))
+}
+
+/// What [`route`] learns from the keys of a command line (or of every
+/// command queued in a transaction), in Redis's `getNodeByQuery` terms.
+#[derive(Default)]
+struct Keys<'a> {
+    /// The first key and its slot.
+    first: Option<(&'a [u8], u16)>,
+    /// The first key's slot's owner.
+    owner: Option<NodeName>,
+    /// Another key than the first, in the same slot.
+    multiple_keys: bool,
+    migrating: bool,
+    importing: bool,
+    /// Keys missing from / present in the keyspace, counted only while
+    /// the slot is migrating or importing.
+    missing: usize,
+    existing: usize,
+    writes: bool,
+    pubsub_shard: bool,
+}
+
+impl<'a> Keys<'a> {
+    fn visit(
+        &mut self,
+        srv: &Server,
+        st: &Cluster,
+        id: usize,
+        args: &'a [Bytes],
+    ) -> Result<(), String> {
+        let spec = srv.commands.spec(id);
+        self.writes |= spec.has(flags::WRITE);
+        let shard_cmd = matches!(spec.name, "ssubscribe" | "sunsubscribe" | "spublish");
+        self.pubsub_shard |= shard_cmd;
+        // Shard channels route like keys, though their key specs say
+        // "not a key" (which ACL key patterns must ignore): Redis 7.0
+        // routes by the legacy first/last/step range, as here.
+        let positions: SmallVec<[usize; 4]> = if shard_cmd {
+            spec.key_positions(args.len()).collect()
+        } else {
+            match srv.acl.key_args(srv.acl.catalog_id(id), args) {
+                Some(keys) => keys.iter().map(|k| k.pos).collect(),
+                None => return Ok(()),
+            }
+        };
+        let mut now = None;
+        for pos in positions {
+            let Some(key) = args.get(pos) else {
+                continue;
+            };
+            let slot = key_hash_slot(key);
+            match self.first {
+                None => {
+                    self.first = Some((key, slot));
+                    match st.owner_name(slot) {
+                        None => return Err("CLUSTERDOWN Hash slot not served".into()),
+                        Some(n) => self.owner = Some(n),
+                    }
+                    if st.migrating.is_empty() && st.importing.is_empty() {
+                        // Nothing moves: the common case.
+                    } else if st.mine(slot) && st.migrating.contains_key(&slot) {
+                        self.migrating = true;
+                    } else if st.importing.contains_key(&slot) {
+                        self.importing = true;
+                    }
+                }
+                Some((fk, fslot)) => {
+                    if fk != &key[..] {
+                        if fslot != slot {
+                            return Err(
+                                "CROSSSLOT Keys in request don't hash to the same slot".into()
+                            );
+                        }
+                        self.multiple_keys = true;
+                    }
+                }
+            }
+            if (self.migrating || self.importing) && !self.pubsub_shard {
+                let now = *now.get_or_insert_with(now_ms);
+                if srv.keyspace.db(0).exists(key, now) {
+                    self.existing += 1;
+                } else {
+                    self.missing += 1;
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(Some(slot))
 }

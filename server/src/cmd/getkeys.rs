@@ -83,6 +83,11 @@ pub struct KeyArg {
     pub flags: KeyFlags,
 }
 
+/// The keys of one command line: inline up to four, so finding them
+/// (every command in cluster mode routes by them) allocates nothing for
+/// almost every command.
+pub type Keys4 = smallvec::SmallVec<[KeyArg; 4]>;
+
 /// Whether the command takes keys at all (Redis's doesCommandHaveKeys):
 /// a key spec that names real keys, or a key finder of its own.
 pub fn has_keys(name: &str, specs: &[Json]) -> bool {
@@ -118,13 +123,15 @@ impl Specs {
     }
 
     /// The keys of `args`, as [`find`] finds them.
-    pub fn find(&self, args: &[Bytes]) -> Vec<KeyArg> {
+    pub fn find(&self, args: &[Bytes]) -> Keys4 {
         if self.real && !self.variable {
             if let Some(keys) = by_specs(&self.specs, args) {
                 return keys;
             }
         }
-        finder(&self.name, args).unwrap_or_default()
+        finder(&self.name, args)
+            .map(Keys4::from_vec)
+            .unwrap_or_default()
     }
 }
 
@@ -142,7 +149,7 @@ impl Specs {
 /// let keys = find("sort", &[], &line);
 /// assert_eq!(keys.iter().map(|k| k.pos).collect::<Vec<_>>(), [1, 3]);
 /// ```
-pub fn find(name: &str, specs: &[Json], args: &[Bytes]) -> Vec<KeyArg> {
+pub fn find(name: &str, specs: &[Json], args: &[Bytes]) -> Keys4 {
     Specs::parse(name, specs).find(args)
 }
 
@@ -232,9 +239,9 @@ impl Spec {
 /// Redis's key-spec search. `None` where a spec is unknown, incomplete or
 /// out of bounds for this line: the caller falls back to the command's
 /// own finder, as Redis does.
-fn by_specs(specs: &[Spec], args: &[Bytes]) -> Option<Vec<KeyArg>> {
+fn by_specs(specs: &[Spec], args: &[Bytes]) -> Option<Keys4> {
     let argc = args.len() as i64;
-    let mut keys = Vec::new();
+    let mut keys = Keys4::new();
     for spec in specs {
         if spec.has(KeyFlags::NOT_KEY) {
             continue;

@@ -434,7 +434,7 @@ fn getkeys_reply(ctx: &mut Ctx<'_>, with_flags: bool) {
             .out
             .error("ERR Invalid number of arguments specified for command");
     }
-    let keys: Vec<getkeys::KeyArg> = if from_table {
+    let keys: getkeys::Keys4 = if from_table {
         spec.key_positions(cmd_args.len())
             .map(|pos| getkeys::KeyArg {
                 pos,

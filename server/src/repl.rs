@@ -39,6 +39,10 @@ use crate::conn::ConnIo;
 use crate::resp::{Limits, Out, Parser};
 use crate::state::{now_ms, Propagate, Server};
 
+/// The smallest backlog CONFIG SET allows (Redis's
+/// `CONFIG_REPL_BACKLOG_MIN_SIZE`).
+const MIN_BACKLOG: u64 = 16 * 1024;
+
 /// What PSYNC or SYNC asked for; the connection loop hands the socket to
 /// [`serve_replica`] with it once the command's turn comes.
 #[derive(Debug, Clone)]
@@ -384,7 +388,9 @@ impl Repl {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
-            backlog_size: AtomicU64::new(backlog_size.max(16 * 1024)),
+            // As Redis, a size below the minimum given at startup stands
+            // (only CONFIG SET raises it to 16kb).
+            backlog_size: AtomicU64::new(backlog_size.max(1)),
             obuf: [
                 AtomicU64::new(256 << 20),
                 AtomicU64::new(64 << 20),
@@ -573,13 +579,18 @@ impl Repl {
         self.obuf[2].store(l.soft_secs, Ordering::Relaxed);
     }
 
-    /// Sets repl-backlog-size (CONFIG SET).
-    pub fn set_backlog_size(&self, size: u64) {
-        let size = size.max(16 * 1024);
+    /// Sets repl-backlog-size (CONFIG SET), resizing a live backlog:
+    /// it keeps its newest bytes, so a smaller one serves fewer partial
+    /// resyncs at once and a larger one more as the stream fills it.
+    /// Returns the size in effect: at least 16kb, as Redis's
+    /// `resizeReplicationBacklog` raises it.
+    pub fn set_backlog_size(&self, size: u64) -> u64 {
+        let size = size.max(MIN_BACKLOG);
         self.backlog_size.store(size, Ordering::Relaxed);
         if let Some(b) = &mut self.inner.lock().backlog {
             b.resize(size as usize);
         }
+        size
     }
 
     /// EXEC begins: the effects that follow go between MULTI and EXEC.
@@ -796,6 +807,18 @@ pub fn config_changed(srv: &Server) {
         .unwrap_or_default();
     if let Some(l) = ObufLimits::from_config(&v, "replica") {
         srv.repl.set_obuf_limits(l);
+    }
+}
+
+/// CONFIG SET repl-backlog-size: resizes the backlog, and a value below
+/// 16kb becomes 16kb in CONFIG GET and INFO too, as in Redis.
+pub fn backlog_size_set(srv: &Server) {
+    let want = srv.config.int("repl-backlog-size").max(0) as u64;
+    let size = srv.repl.set_backlog_size(want);
+    if size != want {
+        let _ = srv
+            .config
+            .set(&[("repl-backlog-size".to_string(), size.to_string())]);
     }
 }
 

@@ -1772,3 +1772,96 @@ fn debug_replicate_and_change_repl_id_reach_the_replica_as_in_redis() -> Result<
         .contains("Changing replication IDs after receiving DEBUG change-repl-id"));
     Ok(())
 }
+
+/// CONFIG SET repl-backlog-size before and while a backlog exists: what
+/// CONFIG GET and INFO say after each step.
+fn backlog_resizes(s: &ServerProcess) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut c = s.conn()?;
+    let mut step = |c: &mut rampart_tests::RawConn, size: &str| -> Result<()> {
+        out.push(
+            String::from_utf8_lossy(&c.cmd(&["CONFIG", "SET", "repl-backlog-size", size])?)
+                .into_owned(),
+        );
+        out.push(
+            String::from_utf8_lossy(&c.cmd(&["CONFIG", "GET", "repl-backlog-size"])?).into_owned(),
+        );
+        let info = String::from_utf8_lossy(&c.cmd(&["INFO", "replication"])?).into_owned();
+        out.push(field_of(&info, "repl_backlog_active"));
+        out.push(field_of(&info, "repl_backlog_size"));
+        Ok(())
+    };
+    step(&mut c, "1")?;
+    step(&mut c, "0")?;
+    step(&mut c, "100000")?;
+    let _replica = fake_lagging_replica(s.port())?;
+    step(&mut c, "20000")?;
+    step(&mut c, "2mb")?;
+    step(&mut c, "1")?;
+    Ok(out)
+}
+
+#[test]
+fn config_set_repl_backlog_size_resizes_the_live_backlog() -> Result<()> {
+    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let want = backlog_resizes(&redis)?;
+    let rampart = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    let got = backlog_resizes(&rampart)?;
+    assert_eq!(got, want);
+    assert_eq!(want[19], "2097152", "{want:?}");
+
+    // What the size is for: a cut longer than the old backlog but shorter
+    // than the new one continues, and after shrinking it no longer does.
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+        "--repl-backlog-size".into(),
+        "16kb".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "a", 20)?;
+    let proxy = Proxy::start(primary.port())?;
+    let replica = start_rampart(&replica_args(&k, proxy.port))?;
+    assert_converged(&primary, &replica)?;
+    let mut raw = primary.conn()?;
+    assert_eq!(
+        raw.cmd(&["CONFIG", "SET", "repl-backlog-size", "1mb"])?,
+        b"+OK\r\n"
+    );
+    let cut_and_write = |c: &mut redis::Connection, tag: &str| -> Result<()> {
+        proxy.cut();
+        wait_for("the link to drop", Duration::from_secs(10), || {
+            Ok(info_field(&replica, "replication", "master_link_status")? == "down")
+        })?;
+        populate(c, tag, 300)?;
+        proxy.restore();
+        Ok(())
+    };
+    cut_and_write(&mut c, "b")?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_partial_ok")?, "1");
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "1");
+    let histlen: u64 = info_field(&primary, "replication", "repl_backlog_histlen")?.parse()?;
+    assert!(histlen > 16384, "{histlen}");
+    assert_eq!(
+        raw.cmd(&["CONFIG", "SET", "repl-backlog-size", "16kb"])?,
+        b"+OK\r\n"
+    );
+    let histlen: u64 = info_field(&primary, "replication", "repl_backlog_histlen")?.parse()?;
+    assert!(histlen <= 16384, "{histlen}");
+    cut_and_write(&mut c, "c")?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    Ok(())
+}

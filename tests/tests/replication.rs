@@ -1865,3 +1865,234 @@ fn config_set_repl_backlog_size_resizes_the_live_backlog() -> Result<()> {
     assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
     Ok(())
 }
+
+/// The `$<len>`-framed full-sync payload in what a primary sent (the
+/// keep-alive newlines before the length skipped).
+fn len_framed_payload(wire: &[u8]) -> Result<Vec<u8>> {
+    let start = wire
+        .windows(11)
+        .position(|w| w == b"+FULLRESYNC")
+        .context("no +FULLRESYNC on the wire")?;
+    let mut at = start
+        + wire[start..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("no end of the +FULLRESYNC line")?
+        + 2;
+    while wire.get(at) == Some(&b'\n') {
+        at += 1;
+    }
+    if wire.get(at) != Some(&b'$') {
+        bail!(
+            "no $<len> framing: {}",
+            String::from_utf8_lossy(&wire[at..wire.len().min(at + 60)])
+        );
+    }
+    let eol = at
+        + wire[at..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("no $<len> line")?;
+    let len: usize = std::str::from_utf8(&wire[at + 1..eol])?.parse()?;
+    wire.get(eol + 2..eol + 2 + len)
+        .map(|p| p.to_vec())
+        .context("the payload is shorter than its length")
+}
+
+#[test]
+fn disk_based_full_sync_sends_the_sealed_snapshot_file() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+        "--repl-diskless-sync".into(),
+        "no".into(),
+        "--repl-allow-plaintext-sync".into(),
+        "yes".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "p", 200)?;
+    let proxy = Proxy::start(primary.port())?;
+    let replica = start_rampart(&replica_args(&k, proxy.port))?;
+    assert_converged(&primary, &replica)?;
+    let log = primary.log();
+    for line in [
+        "Starting BGSAVE for SYNC with target: disk",
+        "Background saving started",
+        "Background saving terminated with success",
+        "Synchronization with replica 127.0.0.1:",
+    ] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
+    assert!(!log.contains("target: replicas sockets"), "{log}");
+    // A BGSAVE as any other: dbfilename written, the changes counted saved.
+    assert_eq!(
+        info_field(&primary, "persistence", "rdb_changes_since_last_save")?,
+        "0"
+    );
+    assert_eq!(
+        info_field(&primary, "persistence", "rdb_last_bgsave_status")?,
+        "ok"
+    );
+    // The file is the sealed snapshot, nothing plaintext is left beside it,
+    // and the Rampart replica received exactly that file.
+    let file = std::fs::read(primary.dir().join("dump.rdb"))?;
+    assert!(file.starts_with(b"RAMPART\x01"), "not an envelope");
+    assert_eq!(dir_contains(primary.dir(), MARKER.as_bytes())?, None);
+    for e in std::fs::read_dir(primary.dir())? {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp-"), "left behind: {name}");
+    }
+    let wire = proxy.recorded();
+    assert_eq!(len_framed_payload(&wire)?, file);
+    assert!(!contains(&wire, MARKER.as_bytes()));
+    // A redis-server replica (repl-allow-plaintext-sync yes) gets the RDB
+    // inside the file, decrypted on the way.
+    let redis =
+        RedisOracle::start_with(&["--replicaof", "127.0.0.1", &primary.port().to_string()])?;
+    assert_converged(&primary, &redis)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    assert_eq!(dir_contains(primary.dir(), MARKER.as_bytes())?, None);
+    Ok(())
+}
+
+/// A disk-based full sync whose BGSAVE is slowed down: a second replica
+/// asking while it runs, with writes before and after. Returns what the
+/// primary's log and stats say.
+fn second_replica_attaches<P: std::ops::Deref<Target = ServerProcess>>(
+    primary: &ServerProcess,
+    start_replica: impl Fn() -> Result<P>,
+) -> Result<Vec<String>> {
+    let mut c = primary.redis_conn()?;
+    let mut p = redis::pipe();
+    for i in 0..3000 {
+        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut c)?;
+    let a = start_replica()?;
+    wait_for("the BGSAVE for SYNC", Duration::from_secs(20), || {
+        Ok(primary
+            .log()
+            .contains("Starting BGSAVE for SYNC with target: disk"))
+    })?;
+    cmd(&mut c, &["SET", "during", "1"])?;
+    let b = start_replica()?;
+    wait_for("the second replica to ask", Duration::from_secs(20), || {
+        Ok(info_field(primary, "replication", "connected_slaves")? == "2")
+    })?;
+    cmd(&mut c, &["SET", "after", "2"])?;
+    assert_converged(primary, &a)?;
+    assert_converged(primary, &b)?;
+    let log = primary.log();
+    Ok(vec![
+        format!(
+            "bgsaves for sync: {}",
+            log.matches("Starting BGSAVE for SYNC with target: disk")
+                .count()
+        ),
+        format!(
+            "attached: {}",
+            log.contains("Waiting for end of BGSAVE for SYNC")
+        ),
+        format!("sync_full: {}", info_field(primary, "stats", "sync_full")?),
+    ])
+}
+
+#[test]
+fn replicas_asking_during_a_disk_bgsave_attach_to_it_as_in_redis() -> Result<()> {
+    let slow = ["--repl-diskless-sync", "no", "--rdb-key-save-delay", "1000"];
+    let redis = RedisOracle::start_with(&slow)?;
+    let port = redis.port().to_string();
+    let want = second_replica_attaches(&redis, || {
+        RedisOracle::start_with(&["--replicaof", "127.0.0.1", &port])
+    })?;
+    assert_eq!(want[0], "bgsaves for sync: 1", "{want:?}");
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let mut args = vec![
+        "--kms-key-file".to_string(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ];
+    args.extend(slow.iter().map(|s| s.to_string()));
+    let primary = start_rampart(&args)?;
+    let got = second_replica_attaches(&primary, || {
+        start_rampart(&replica_args(&k, primary.port()))
+    })?;
+    assert_eq!(got, want);
+    Ok(())
+}
+
+/// A raw replica that announces no `capa eof` asking for a full sync of a
+/// primary with `repl-diskless-sync yes`: the framing it gets and
+/// whether the payload is a plain RDB.
+fn no_eof_replica(s: &ServerProcess) -> Result<Vec<String>> {
+    let mut c = s.redis_conn()?;
+    populate(&mut c, "n", 50)?;
+    let mut r = TcpStream::connect(("127.0.0.1", s.port()))?;
+    r.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = vec![0u8; 65536];
+    for c in [
+        &["REPLCONF", "listening-port", "4321"][..],
+        &["REPLCONF", "capa", "psync2"][..],
+    ] {
+        r.write_all(&rampart_tests::encode_command(c))?;
+        let n = r.read(&mut buf)?;
+        if &buf[..n] != b"+OK\r\n" {
+            bail!("{c:?}: {}", String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    r.write_all(&rampart_tests::encode_command(&["PSYNC", "?", "-1"]))?;
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let payload = loop {
+        if let Ok(p) = len_framed_payload(&got) {
+            break p;
+        }
+        let n = r.read(&mut buf)?;
+        if n == 0 || Instant::now() > deadline {
+            bail!("no payload: {}", String::from_utf8_lossy(&got));
+        }
+        got.extend_from_slice(&buf[..n]);
+    };
+    let log = s.log();
+    Ok(vec![
+        format!("rdb: {}", payload.starts_with(b"REDIS0010")),
+        format!(
+            "disk: {}",
+            log.contains("Starting BGSAVE for SYNC with target: disk")
+        ),
+        format!("sockets: {}", log.contains("target: replicas sockets")),
+    ])
+}
+
+#[test]
+fn a_replica_without_capa_eof_gets_the_snapshot_file_as_redis_sends_it() -> Result<()> {
+    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let want = no_eof_replica(&redis)?;
+    assert_eq!(want, ["rdb: true", "disk: true", "sockets: false"]);
+    let rampart = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    assert_eq!(no_eof_replica(&rampart)?, want);
+    // Encrypted at rest, the file is sealed and only its RDB goes out.
+    let keys = tempfile::tempdir()?;
+    let sealed = start_rampart(&[
+        "--kms-key-file".into(),
+        keyring(keys.path()),
+        "--repl-allow-plaintext-sync".into(),
+        "yes".into(),
+    ])?;
+    assert_eq!(no_eof_replica(&sealed)?, want);
+    assert!(std::fs::read(sealed.dir().join("dump.rdb"))?.starts_with(b"RAMPART\x01"));
+    Ok(())
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,8 @@ const MARKER: &str = "PLAINTEXT-MARKER-5e1d77";
 /// `restore`.
 struct Proxy {
     port: u16,
+    /// Where new connections go (see [`Proxy::retarget`]).
+    target: Arc<AtomicU16>,
     down: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     from_target: Arc<Mutex<Vec<u8>>>,
@@ -35,7 +37,8 @@ impl Proxy {
         let down = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let from_target: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let (d, c, rec) = (down.clone(), conns.clone(), from_target.clone());
+        let to = Arc::new(AtomicU16::new(target));
+        let (d, c, rec, t) = (down.clone(), conns.clone(), from_target.clone(), to.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -43,7 +46,7 @@ impl Proxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", t.load(Ordering::SeqCst))) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };
@@ -62,6 +65,7 @@ impl Proxy {
         });
         Ok(Proxy {
             port,
+            target: to,
             down,
             conns,
             from_target,
@@ -78,6 +82,11 @@ impl Proxy {
         {
             let _ = s.shutdown(Shutdown::Both);
         }
+    }
+
+    /// New connections go to `port` from now on.
+    fn retarget(&self, port: u16) {
+        self.target.store(port, Ordering::SeqCst);
     }
 
     fn restore(&self) {
@@ -2094,5 +2103,175 @@ fn a_replica_without_capa_eof_gets_the_snapshot_file_as_redis_sends_it() -> Resu
     ])?;
     assert_eq!(no_eof_replica(&sealed)?, want);
     assert!(std::fs::read(sealed.dir().join("dump.rdb"))?.starts_with(b"RAMPART\x01"));
+    Ok(())
+}
+
+/// A chain primary -> B (through a proxy) -> C, and a sibling A2 of B
+/// that is promoted while B's link is cut; B then reaches A2 instead,
+/// asks to continue the old history and hears `+CONTINUE <new id>`. What
+/// B and C say afterwards.
+fn continue_with_a_new_id<P: std::ops::Deref<Target = ServerProcess>>(
+    start: impl Fn(Option<u16>) -> Result<P>,
+) -> Result<Vec<String>> {
+    let a = start(None)?;
+    let mut c = a.redis_conn()?;
+    populate(&mut c, "a", 50)?;
+    let a2 = start(Some(a.port()))?;
+    let proxy = Proxy::start(a.port())?;
+    let b = start(Some(proxy.port))?;
+    let cc = start(Some(b.port()))?;
+    assert_converged(&a, &a2)?;
+    assert_converged(&a, &b)?;
+    assert_converged(&b, &cc)?;
+    let old = info_field(&a, "replication", "master_replid")?;
+    proxy.cut();
+    wait_for("B's link to drop", Duration::from_secs(10), || {
+        Ok(info_field(&b, "replication", "master_link_status")? == "down")
+    })?;
+    assert_eq!(a2.conn()?.cmd(&["REPLICAOF", "NO", "ONE"])?, b"+OK\r\n");
+    let new = info_field(&a2, "replication", "master_replid")?;
+    assert_ne!(new, old);
+    proxy.retarget(a2.port());
+    proxy.restore();
+    wait_for("C to carry the new id", Duration::from_secs(30), || {
+        Ok(info_field(&cc, "replication", "master_replid")? == new)
+    })?;
+    let mut w = a2.redis_conn()?;
+    populate(&mut w, "n", 20)?;
+    assert_converged(&a2, &b)?;
+    assert_converged(&b, &cc)?;
+    let second = info_field(&b, "replication", "second_repl_offset")?;
+    Ok(vec![
+        format!(
+            "B logged the change: {}",
+            b.log()
+                .contains(&format!("Master replication ID changed to {new}"))
+        ),
+        format!(
+            "B's replid2 is the old id: {}",
+            info_field(&b, "replication", "master_replid2")? == old
+        ),
+        format!(
+            "C's replid2 is the old id: {}",
+            info_field(&cc, "replication", "master_replid2")? == old
+        ),
+        format!(
+            "C's second offset is B's: {}",
+            info_field(&cc, "replication", "second_repl_offset")? == second
+        ),
+        format!("A2 sync_full {}", info_field(&a2, "stats", "sync_full")?),
+        format!(
+            "A2 sync_partial_ok {}",
+            info_field(&a2, "stats", "sync_partial_ok")?
+        ),
+        format!("B sync_full {}", info_field(&b, "stats", "sync_full")?),
+        format!(
+            "B sync_partial_ok {}",
+            info_field(&b, "stats", "sync_partial_ok")?
+        ),
+    ])
+}
+
+#[test]
+fn continue_with_a_new_id_shifts_ids_and_reconnects_sub_replicas_as_in_redis() -> Result<()> {
+    let want = continue_with_a_new_id(|primary| match primary {
+        None => RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"]),
+        Some(p) => RedisOracle::start_with(&[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--replicaof",
+            "127.0.0.1",
+            &p.to_string(),
+        ]),
+    })?;
+    assert!(want.iter().take(4).all(|l| l.ends_with("true")), "{want:?}");
+    assert_eq!(want[7], "B sync_partial_ok 1", "{want:?}");
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let got = continue_with_a_new_id(|primary| match primary {
+        None => start_rampart(&[
+            "--kms-key-file".into(),
+            k.clone(),
+            "--save".into(),
+            "".into(),
+        ]),
+        Some(p) => start_rampart(&replica_args(&k, p)),
+    })?;
+    assert_eq!(got, want);
+    Ok(())
+}
+
+#[test]
+fn replicas_waiting_longer_than_repl_timeout_stay_connected() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let replica_args_short = |port: u16| {
+        let mut a = replica_args(&k, port);
+        a.extend(["--repl-timeout".into(), "2".into()]);
+        a
+    };
+    // A diskless sync delayed beyond the replicas' repl-timeout.
+    let primary = Rampart::start(&[
+        "--kms-key-file",
+        &k,
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "5",
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "a", 50)?;
+    let rampart = start_rampart(&replica_args_short(primary.port()))?;
+    let redis = RedisOracle::start_with(&[
+        "--repl-timeout",
+        "2",
+        "--replicaof",
+        "127.0.0.1",
+        &primary.port().to_string(),
+    ])?;
+    assert_converged(&primary, &rampart)?;
+    assert_converged(&primary, &redis)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    // A disk-based sync whose BGSAVE takes longer than repl-timeout: the
+    // replicas hear a newline a second from +FULLRESYNC to the payload.
+    let disk = Rampart::start(&[
+        "--kms-key-file",
+        &k,
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        "--repl-diskless-sync",
+        "no",
+        "--rdb-key-save-delay",
+        "2000",
+    ])?;
+    let mut c = disk.redis_conn()?;
+    let mut p = redis::pipe();
+    for i in 0..2500 {
+        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut c)?;
+    let rampart = start_rampart(&replica_args_short(disk.port()))?;
+    let redis = RedisOracle::start_with(&[
+        "--repl-timeout",
+        "2",
+        "--replicaof",
+        "127.0.0.1",
+        &disk.port().to_string(),
+    ])?;
+    assert_converged(&disk, &rampart)?;
+    assert_converged(&disk, &redis)?;
+    assert_eq!(info_field(&disk, "stats", "sync_full")?, "2");
+    assert_eq!(
+        disk.log()
+            .matches("Starting BGSAVE for SYNC with target: disk")
+            .count(),
+        1,
+        "{}",
+        disk.log()
+    );
     Ok(())
 }

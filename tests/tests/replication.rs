@@ -1977,7 +1977,7 @@ fn second_replica_attaches<P: std::ops::Deref<Target = ServerProcess>>(
 ) -> Result<Vec<String>> {
     let mut c = primary.redis_conn()?;
     let mut p = redis::pipe();
-    for i in 0..3000 {
+    for i in 0..4000 {
         p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
     }
     p.query::<()>(&mut c)?;
@@ -1992,11 +1992,26 @@ fn second_replica_attaches<P: std::ops::Deref<Target = ServerProcess>>(
     wait_for("the second replica to ask", Duration::from_secs(20), || {
         Ok(info_field(primary, "replication", "connected_slaves")? == "2")
     })?;
+    // Both wait for the BGSAVE that is still running.
+    let info = String::from_utf8_lossy(&primary.conn()?.cmd(&["INFO"])?).into_owned();
+    let during = format!(
+        "during: bgsave {} states {} {}",
+        field_of(&info, "rdb_bgsave_in_progress"),
+        field_of(&info, "slave0")
+            .split(',')
+            .nth(2)
+            .unwrap_or_default(),
+        field_of(&info, "slave1")
+            .split(',')
+            .nth(2)
+            .unwrap_or_default(),
+    );
     cmd(&mut c, &["SET", "after", "2"])?;
     assert_converged(primary, &a)?;
     assert_converged(primary, &b)?;
     let log = primary.log();
     Ok(vec![
+        during,
         format!(
             "bgsaves for sync: {}",
             log.matches("Starting BGSAVE for SYNC with target: disk")
@@ -2018,7 +2033,14 @@ fn replicas_asking_during_a_disk_bgsave_attach_to_it_as_in_redis() -> Result<()>
     let want = second_replica_attaches(&redis, || {
         RedisOracle::start_with(&["--replicaof", "127.0.0.1", &port])
     })?;
-    assert_eq!(want[0], "bgsaves for sync: 1", "{want:?}");
+    assert_eq!(
+        want[..2],
+        [
+            "during: bgsave 1 states state=wait_bgsave state=wait_bgsave",
+            "bgsaves for sync: 1"
+        ],
+        "{want:?}"
+    );
     let keys = tempfile::tempdir()?;
     let k = keyring(keys.path());
     let mut args = vec![

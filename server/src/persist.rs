@@ -572,6 +572,11 @@ pub fn wait_bgsave(srv: &Server) {
     });
 }
 
+/// Redis's `allPersistenceDisabled`: no `save` rules (there is no AOF).
+pub fn persistence_disabled(srv: &Server) -> bool {
+    rules(srv).is_empty()
+}
+
 /// The `save` rules (`save 3600 1 300 100`): pairs of seconds and changes.
 fn rules(srv: &Server) -> Vec<(u64, u64)> {
     let v = srv.config.get("save").unwrap_or_default();

@@ -410,6 +410,9 @@ pub struct Repl {
     /// The database the primary's stream last selected: a partial resync
     /// continues in it (Redis keeps its cached master client for this).
     master_db: std::sync::atomic::AtomicUsize,
+    /// A disk-based full sync wrote `dbfilename` with
+    /// `rdb-del-sync-files yes` (Redis's `RDBGeneratedByReplication`).
+    sync_rdb: AtomicBool,
 }
 
 impl Repl {
@@ -454,6 +457,7 @@ impl Repl {
             last_refusal: Mutex::new(None),
             batches: Mutex::new(Vec::new()),
             master_db: std::sync::atomic::AtomicUsize::new(0),
+            sync_rdb: AtomicBool::new(false),
         }
     }
 
@@ -750,6 +754,7 @@ impl Repl {
                 g.feed(&encode_command(&["PING"]), limit);
             }
         }
+        self.remove_sync_rdb(srv);
         let ttl = srv.config.int("repl-backlog-ttl");
         if self.is_replica() || ttl <= 0 {
             return;
@@ -773,6 +778,42 @@ impl Repl {
                 tracing::info!(
                     "Replication backlog freed after {ttl} seconds without connected replicas."
                 );
+            }
+        }
+    }
+}
+
+impl Repl {
+    /// Redis's `removeRDBUsedToSyncReplicas`: with `rdb-del-sync-files
+    /// yes` and no persistence configured (`save ""`), the snapshot file a
+    /// disk-based full sync wrote is deleted once no replica waits for or
+    /// receives it.
+    fn remove_sync_rdb(&self, srv: &Server) {
+        if !srv.config.flag("rdb-del-sync-files") {
+            self.sync_rdb.store(false, Ordering::Relaxed);
+            return;
+        }
+        if !self.sync_rdb.load(Ordering::Relaxed)
+            || !crate::persist::persistence_disabled(srv)
+            || srv.persist.running()
+        {
+            return;
+        }
+        let busy = {
+            let g = self.inner.lock();
+            g.disk.is_some() || g.replicas.iter().any(|r| !r.online.load(Ordering::Relaxed))
+        } || self.batches.lock().iter().any(|b| !b.members.is_empty());
+        if busy {
+            return;
+        }
+        let path = crate::persist::snapshot_path(srv);
+        if path.symlink_metadata().is_ok() {
+            self.sync_rdb.store(false, Ordering::Relaxed);
+            tracing::info!(
+                "Removing the RDB file used to feed replicas in a persistence-less instance"
+            );
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!("Cannot remove {}: {e}", path.display());
             }
         }
     }
@@ -1568,6 +1609,9 @@ async fn run_batch(srv: Arc<Server>, key: Target) {
                         return Ok(Some((members, replid, offset, Begun::Socket(snap, rx))));
                     }
                     tracing::info!("Starting BGSAVE for SYNC with target: disk");
+                    if s.config.flag("rdb-del-sync-files") {
+                        s.repl.sync_rdb.store(true, Ordering::Relaxed);
+                    }
                     let (done_tx, done_rx) = tokio::sync::watch::channel(None);
                     g.disk = Some(DiskRun {
                         replid: replid.clone(),
@@ -2289,7 +2333,16 @@ fn store_and_load(
     } else {
         Format::Plain
     };
-    crate::persist::load_file(srv, &path, format)?;
+    let loaded = crate::persist::load_file(srv, &path, format);
+    if srv.config.flag("rdb-del-sync-files") && crate::persist::persistence_disabled(srv) {
+        tracing::info!(
+            "Removing the RDB file obtained from the master. This replica has persistence disabled"
+        );
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!("Cannot remove {}: {e}", path.display());
+        }
+    }
+    loaded?;
     srv.repl.reset_to(replid, offset);
     srv.repl.master_db.store(0, Ordering::Relaxed);
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");

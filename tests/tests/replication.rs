@@ -2297,3 +2297,60 @@ fn replicas_waiting_longer_than_repl_timeout_stay_connected() -> Result<()> {
     );
     Ok(())
 }
+
+/// A primary and its replica with `rdb-del-sync-files yes` and no `save`
+/// rules, after a disk-based full sync: whether each one's snapshot file
+/// is gone and the line it logged.
+fn sync_files_deleted(primary: &ServerProcess, replica: &ServerProcess) -> Result<Vec<String>> {
+    assert_converged(primary, replica)?;
+    let gone = |s: &ServerProcess| !s.dir().join("dump.rdb").exists();
+    wait_for("the sync files to go", Duration::from_secs(10), || {
+        Ok(gone(primary) && gone(replica))
+    })?;
+    Ok(vec![
+        format!(
+            "primary: {}",
+            primary
+                .log()
+                .contains("Removing the RDB file used to feed replicas in a persistence-less instance")
+        ),
+        format!(
+            "replica: {}",
+            replica.log().contains(
+                "Removing the RDB file obtained from the master. This replica has persistence disabled"
+            )
+        ),
+    ])
+}
+
+#[test]
+fn rdb_del_sync_files_removes_the_sync_snapshots_without_persistence_as_redis_does() -> Result<()> {
+    let flags = ["--repl-diskless-sync", "no", "--rdb-del-sync-files", "yes"];
+    let redis = RedisOracle::start_with(&flags)?;
+    redis.conn()?.cmd(&["SET", "k", "v"])?;
+    let redis_replica = RedisOracle::start_with(&[
+        "--rdb-del-sync-files",
+        "yes",
+        "--replicaof",
+        "127.0.0.1",
+        &redis.port().to_string(),
+    ])?;
+    let want = sync_files_deleted(&redis, &redis_replica)?;
+    assert_eq!(want, ["primary: true", "replica: true"]);
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let mut args = vec![
+        "--kms-key-file".to_string(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    let primary = start_rampart(&args)?;
+    primary.conn()?.cmd(&["SET", "k", "v"])?;
+    let mut rargs = replica_args(&k, primary.port());
+    rargs.extend(["--rdb-del-sync-files".into(), "yes".into()]);
+    let replica = start_rampart(&rargs)?;
+    assert_eq!(sync_files_deleted(&primary, &replica)?, want);
+    Ok(())
+}

@@ -83,7 +83,36 @@ impl AtomicFile {
     /// f.commit().unwrap();
     /// assert!(dir.path().join("x").exists());
     /// ```
-    pub fn commit(mut self) -> anyhow::Result<()> {
+    pub fn commit(self) -> anyhow::Result<()> {
+        self.commit_inner()
+    }
+
+    /// [`commit`](AtomicFile::commit), also returning the file opened for
+    /// reading. It is opened before the rename, so it is this file's
+    /// contents even if another writer replaces `dest` right after (a
+    /// disk-based full sync sends the snapshot it wrote, not a later one).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut f = rampart_kms::AtomicFile::create(&dir.path().join("x")).unwrap();
+    /// f.write_all(b"data").unwrap();
+    /// let mut r = f.commit_and_open().unwrap();
+    /// // Another snapshot replaces it (by rename, as they all do).
+    /// std::fs::write(dir.path().join("y"), b"other").unwrap();
+    /// std::fs::rename(dir.path().join("y"), dir.path().join("x")).unwrap();
+    /// let mut s = String::new();
+    /// r.read_to_string(&mut s).unwrap();
+    /// assert_eq!(s, "data");
+    /// ```
+    pub fn commit_and_open(self) -> anyhow::Result<std::fs::File> {
+        let f = std::fs::File::open(&self.tmp)
+            .map_err(|e| anyhow::anyhow!("cannot reopen {}: {e}", self.tmp.display()))?;
+        self.commit_inner()?;
+        Ok(f)
+    }
+
+    fn commit_inner(mut self) -> anyhow::Result<()> {
         let file = self
             .file
             .take()

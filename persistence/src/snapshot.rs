@@ -97,12 +97,28 @@ impl SnapshotWriter {
     /// bytes that are already a whole RDB file, trailer included (a
     /// restored backup). Returns the length written.
     pub fn commit_verbatim(self) -> anyhow::Result<u64> {
+        let (file, bytes) = self.finish()?;
+        file.commit()?;
+        Ok(bytes)
+    }
+
+    /// [`commit`](SnapshotWriter::commit), also returning the file as
+    /// written (sealed when encrypted), open for reading: what a
+    /// disk-based full sync sends to replicas. Opened before the rename,
+    /// so a later snapshot replacing it changes nothing for the reader.
+    pub fn commit_and_open(mut self) -> anyhow::Result<(u64, File)> {
+        let crc = self.crc.value().to_le_bytes();
+        self.write(&crc)?;
+        let (file, bytes) = self.finish()?;
+        Ok((bytes, file.commit_and_open()?))
+    }
+
+    fn finish(self) -> anyhow::Result<(AtomicFile, u64)> {
         let file = match self.out {
             Out::Plain(w) => w.into_inner().map_err(|e| e.into_error())?,
             Out::Sealed(w) => w.finish()?.into_inner().map_err(|e| e.into_error())?,
         };
-        file.commit()?;
-        Ok(self.bytes)
+        Ok((file, self.bytes))
     }
 }
 

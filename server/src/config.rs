@@ -624,8 +624,9 @@ pub static PARAMS: &[Param] = &[
     ),
     // Redis's hidden test directives: accepted so a test suite's config
     // starts Rampart, matched by CONFIG GET only by exact name.
-    // use-exit-on-panic is honoured (crash.rs); the key delays and the
-    // watchdog are accepted and have no effect here.
+    // use-exit-on-panic is honoured (crash.rs), and rdb-key-save-delay
+    // (persist.rs: microseconds per key written, positive values); the
+    // other key delays and the watchdog are accepted and have no effect.
     hidden(p("use-exit-on-panic", &[], "no", Kind::Bool, false)),
     hidden(p(
         "rdb-key-save-delay",

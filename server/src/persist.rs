@@ -108,6 +108,10 @@ pub(crate) struct Shards {
     /// The function libraries' code at the capture, written as
     /// `FUNCTION2` records after the header, as Redis does.
     functions: Vec<Vec<u8>>,
+    /// `rdb-key-save-delay` (microseconds per key, Redis's hidden test
+    /// directive): slows the writing down so tests can act while a
+    /// snapshot is being written.
+    key_delay_us: u64,
 }
 
 /// The snapshot's own pass waits while this many copied shards wait to be
@@ -268,11 +272,17 @@ pub(crate) fn sync_protection(srv: &Server) -> anyhow::Result<Protection> {
     protection(t.keys.as_ref(), t.runtime.as_ref(), Payload::FullSync)
 }
 
-fn write_file(t: &Target, rx: Shards) -> anyhow::Result<u64> {
+/// Writes the snapshot file; with `open`, also returns it open for
+/// reading (a disk-based full sync sends it).
+fn write_file(t: &Target, rx: Shards, open: bool) -> anyhow::Result<(u64, Option<std::fs::File>)> {
     let protection = protection(t.keys.as_ref(), t.runtime.as_ref(), Payload::Snapshot)?;
     let mut w = SnapshotWriter::create(&t.dest, protection)?;
     write_rdb(rx, &mut |b| w.write(b))?;
-    w.commit()
+    if open {
+        let (bytes, f) = w.commit_and_open()?;
+        return Ok((bytes, Some(f)));
+    }
+    Ok((w.commit()?, None))
 }
 
 /// Writes a captured snapshot as RDB (header, the shards `rx` delivers,
@@ -302,8 +312,12 @@ pub(crate) fn write_rdb(
         buf.clear();
         shard.encode(&mut buf);
         keys += shard.entries.len() as u64;
+        let delay = rx.key_delay_us * shard.entries.len() as u64;
         drop(shard);
         out(&buf)?;
+        if delay > 0 {
+            std::thread::sleep(Duration::from_micros(delay));
+        }
     }
     let mut tail = Vec::new();
     rdb::write_eof(&mut tail);
@@ -365,12 +379,14 @@ pub(crate) fn begin_capture(
         .as_ref()
         .map(|e| e.libraries().map(|l| l.code.clone()).collect())
         .unwrap_or_default();
+    let key_delay_us = srv.config.int("rdb-key-save-delay").max(0) as u64;
     Some((
         snap,
         Shards {
             rx,
             repl,
             functions,
+            key_delay_us,
         },
     ))
 }
@@ -381,9 +397,10 @@ fn run(
     snap: rampart_keyspace::Snapshot,
     rx: Shards,
     t: Target,
-) -> anyhow::Result<u64> {
+    open: bool,
+) -> anyhow::Result<(u64, Option<std::fs::File>)> {
     let start = Instant::now();
-    let r = run_capture(ks, snap, rx, move |rx| write_file(&t, rx));
+    let r = run_capture(ks, snap, rx, move |rx| write_file(&t, rx, open));
     let m = crate::metrics::instruments();
     crate::metrics::observe(
         &m.snapshot,
@@ -425,7 +442,7 @@ pub fn save(srv: &Server) -> Result<u64, String> {
     };
     let t = target(srv);
     let dest = t.dest.clone();
-    let result = blocking(|| run(&srv.keyspace, snap, rx, t));
+    let result = blocking(|| run(&srv.keyspace, snap, rx, t, false).map(|(b, _)| b));
     let ok = result.is_ok();
     finished(
         &srv.persist,
@@ -458,6 +475,37 @@ pub fn bgsave(srv: &Server) -> Result<(), &'static str> {
     let Some((snap, rx, dirty_at_start)) = begin(srv) else {
         return Err("ERR Background save already in progress");
     };
+    spawn_bgsave(srv, snap, rx, dirty_at_start, None)
+}
+
+/// What a BGSAVE begun for a disk-based full sync hands over when it
+/// ends: the RDB's length and the file as written, open for reading, or
+/// why it failed.
+pub(crate) type SyncSaved = Result<(u64, std::fs::File), String>;
+
+/// A BGSAVE for a disk-based full sync (Redis's `startBgsaveForReplication`
+/// with target disk): the capture `begin_capture` started under the
+/// caller's exclusive gate is written to `dbfilename` as any BGSAVE is
+/// (sealed, counted in INFO persistence, LASTSAVE), and `done` gets the
+/// file, opened before it was put in place. The caller checked that no
+/// background save runs.
+pub(crate) fn bgsave_for_sync(
+    srv: &Server,
+    snap: rampart_keyspace::Snapshot,
+    rx: Shards,
+    done: Box<dyn FnOnce(SyncSaved) + Send>,
+) -> Result<(), &'static str> {
+    let dirty_at_start = srv.hooks.dirty.get();
+    spawn_bgsave(srv, snap, rx, dirty_at_start, Some(done))
+}
+
+fn spawn_bgsave(
+    srv: &Server,
+    snap: rampart_keyspace::Snapshot,
+    rx: Shards,
+    dirty_at_start: u64,
+    done: Option<Box<dyn FnOnce(SyncSaved) + Send>>,
+) -> Result<(), &'static str> {
     let p = &srv.persist;
     p.running.store(true, Ordering::Release);
     *p.started.lock() = Some(Instant::now());
@@ -471,24 +519,34 @@ pub fn bgsave(srv: &Server) -> Result<(), &'static str> {
         .spawn(move || {
             let start = Instant::now();
             let dest = t.dest.clone();
-            let result = run(&ks, snap, rx, t);
+            let result = run(&ks, snap, rx, t, done.is_some());
             let ok = result.is_ok();
             finished(&persist, &hooks.saved_dirty, dirty_at_start, ok, true);
             persist
                 .last_bgsave_secs
                 .store(start.elapsed().as_secs() as i64, Ordering::Relaxed);
-            match result {
-                Ok(bytes) => tracing::info!(
-                    "Background saving terminated with success ({}, {bytes} bytes of RDB)",
-                    dest.display()
-                ),
-                Err(e) => tracing::warn!(
-                    "Background saving error: {e:#} (the previous snapshot {} is unchanged)",
-                    dest.display()
-                ),
-            }
+            let saved = match result {
+                Ok((bytes, file)) => {
+                    tracing::info!(
+                        "Background saving terminated with success ({}, {bytes} bytes of RDB)",
+                        dest.display()
+                    );
+                    file.map(|f| (bytes, f))
+                        .ok_or_else(|| "the snapshot file was not reopened".to_string())
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "Background saving error: {e:#} (the previous snapshot {} is unchanged)",
+                        dest.display()
+                    );
+                    Err(format!("{e:#}"))
+                }
+            };
             *persist.started.lock() = None;
             persist.running.store(false, Ordering::Release);
+            if let Some(done) = done {
+                done(saved);
+            }
         });
     if spawned.is_err() {
         // The snapshot was begun: it must end, or every write keeps
@@ -512,6 +570,11 @@ pub fn wait_bgsave(srv: &Server) {
             std::thread::sleep(Duration::from_millis(5));
         }
     });
+}
+
+/// Redis's `allPersistenceDisabled`: no `save` rules (there is no AOF).
+pub fn persistence_disabled(srv: &Server) -> bool {
+    rules(srv).is_empty()
 }
 
 /// The `save` rules (`save 3600 1 300 100`): pairs of seconds and changes.

@@ -8,7 +8,10 @@
 //! - Primary side: PSYNC/SYNC hand the connection to [`serve_replica`]:
 //!   `+CONTINUE` from the backlog, or `+FULLRESYNC` and a point-in-time
 //!   snapshot streamed without a temp file, sealed in the envelope (payload
-//!   type 2) for replicas that announced `capa rampart-enc`.
+//!   type 2) for replicas that announced `capa rampart-enc`; with
+//!   `repl-diskless-sync no` (or a replica without `capa eof`) a BGSAVE
+//!   writes the sealed snapshot file first and the file is sent, decrypted
+//!   on the way only for a replica allowed plain RDB.
 //! - Replica side: [`start_replica`] runs the link to a primary: handshake,
 //!   full sync stored through the replica's own at-rest protection before it
 //!   is loaded, then the command stream, acknowledged every second.
@@ -38,6 +41,10 @@ use crate::client::Client;
 use crate::conn::ConnIo;
 use crate::resp::{Limits, Out, Parser};
 use crate::state::{now_ms, Propagate, Server};
+
+/// The smallest backlog CONFIG SET allows (Redis's
+/// `CONFIG_REPL_BACKLOG_MIN_SIZE`).
+const MIN_BACKLOG: u64 = 16 * 1024;
 
 /// What PSYNC or SYNC asked for; the connection loop hands the socket to
 /// [`serve_replica`] with it once the command's turn comes.
@@ -168,6 +175,56 @@ struct Inner {
     safe_db: usize,
     /// `offset`, readable without this lock (each command's `woff`).
     published: Arc<AtomicU64>,
+    /// The BGSAVE for a disk-based full sync while it runs: replicas that
+    /// ask meanwhile attach to it.
+    disk: Option<DiskRun>,
+}
+
+/// A BGSAVE for a disk-based full sync in progress (Redis's replicas in
+/// `WAIT_BGSAVE_END` with `rdb_child_type` disk).
+struct DiskRun {
+    replid: String,
+    offset: u64,
+    /// The replicas it serves; their output buffers hold the stream since
+    /// `offset`, which a replica attaching later gets a copy of.
+    members: Vec<Arc<Replica>>,
+    done: tokio::sync::watch::Receiver<Option<SyncFileResult>>,
+}
+
+/// The snapshot file a disk-based full sync sends, open for reading.
+struct SyncFile {
+    file: std::fs::File,
+    len: u64,
+}
+
+type SyncFileResult = Result<Arc<SyncFile>, String>;
+
+/// A `Read + Seek` over a shared [`SyncFile`] with its own position
+/// (positional reads), so every replica reads the file at its own pace.
+struct FileCursor {
+    file: Arc<SyncFile>,
+    pos: u64,
+}
+
+impl Read for FileCursor {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.file.read_at(out, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for FileCursor {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let next = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => self.file.len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = next.ok_or_else(|| std::io::Error::other("seek out of range"))?;
+        Ok(self.pos)
+    }
 }
 
 /// The replica class of `client-output-buffer-limit`, in bytes and
@@ -353,6 +410,9 @@ pub struct Repl {
     /// The database the primary's stream last selected: a partial resync
     /// continues in it (Redis keeps its cached master client for this).
     master_db: std::sync::atomic::AtomicUsize,
+    /// A disk-based full sync wrote `dbfilename` with
+    /// `rdb-del-sync-files yes` (Redis's `RDBGeneratedByReplication`).
+    sync_rdb: AtomicBool,
 }
 
 impl Repl {
@@ -374,6 +434,7 @@ impl Repl {
                 safe_offset: 0,
                 safe_db: 0,
                 published,
+                disk: None,
             }),
             active: AtomicBool::new(false),
             replica: AtomicBool::new(false),
@@ -384,7 +445,9 @@ impl Repl {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
-            backlog_size: AtomicU64::new(backlog_size.max(16 * 1024)),
+            // As Redis, a size below the minimum given at startup stands
+            // (only CONFIG SET raises it to 16kb).
+            backlog_size: AtomicU64::new(backlog_size.max(1)),
             obuf: [
                 AtomicU64::new(256 << 20),
                 AtomicU64::new(64 << 20),
@@ -394,6 +457,7 @@ impl Repl {
             last_refusal: Mutex::new(None),
             batches: Mutex::new(Vec::new()),
             master_db: std::sync::atomic::AtomicUsize::new(0),
+            sync_rdb: AtomicBool::new(false),
         }
     }
 
@@ -573,13 +637,18 @@ impl Repl {
         self.obuf[2].store(l.soft_secs, Ordering::Relaxed);
     }
 
-    /// Sets repl-backlog-size (CONFIG SET).
-    pub fn set_backlog_size(&self, size: u64) {
-        let size = size.max(16 * 1024);
+    /// Sets repl-backlog-size (CONFIG SET), resizing a live backlog:
+    /// it keeps its newest bytes, so a smaller one serves fewer partial
+    /// resyncs at once and a larger one more as the stream fills it.
+    /// Returns the size in effect: at least 16kb, as Redis's
+    /// `resizeReplicationBacklog` raises it.
+    pub fn set_backlog_size(&self, size: u64) -> u64 {
+        let size = size.max(MIN_BACKLOG);
         self.backlog_size.store(size, Ordering::Relaxed);
         if let Some(b) = &mut self.inner.lock().backlog {
             b.resize(size as usize);
         }
+        size
     }
 
     /// EXEC begins: the effects that follow go between MULTI and EXEC.
@@ -685,6 +754,7 @@ impl Repl {
                 g.feed(&encode_command(&["PING"]), limit);
             }
         }
+        self.remove_sync_rdb(srv);
         let ttl = srv.config.int("repl-backlog-ttl");
         if self.is_replica() || ttl <= 0 {
             return;
@@ -708,6 +778,42 @@ impl Repl {
                 tracing::info!(
                     "Replication backlog freed after {ttl} seconds without connected replicas."
                 );
+            }
+        }
+    }
+}
+
+impl Repl {
+    /// Redis's `removeRDBUsedToSyncReplicas`: with `rdb-del-sync-files
+    /// yes` and no persistence configured (`save ""`), the snapshot file a
+    /// disk-based full sync wrote is deleted once no replica waits for or
+    /// receives it.
+    fn remove_sync_rdb(&self, srv: &Server) {
+        if !srv.config.flag("rdb-del-sync-files") {
+            self.sync_rdb.store(false, Ordering::Relaxed);
+            return;
+        }
+        if !self.sync_rdb.load(Ordering::Relaxed)
+            || !crate::persist::persistence_disabled(srv)
+            || srv.persist.running()
+        {
+            return;
+        }
+        let busy = {
+            let g = self.inner.lock();
+            g.disk.is_some() || g.replicas.iter().any(|r| !r.online.load(Ordering::Relaxed))
+        } || self.batches.lock().iter().any(|b| !b.members.is_empty());
+        if busy {
+            return;
+        }
+        let path = crate::persist::snapshot_path(srv);
+        if path.symlink_metadata().is_ok() {
+            self.sync_rdb.store(false, Ordering::Relaxed);
+            tracing::info!(
+                "Removing the RDB file used to feed replicas in a persistence-less instance"
+            );
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!("Cannot remove {}: {e}", path.display());
             }
         }
     }
@@ -796,6 +902,18 @@ pub fn config_changed(srv: &Server) {
         .unwrap_or_default();
     if let Some(l) = ObufLimits::from_config(&v, "replica") {
         srv.repl.set_obuf_limits(l);
+    }
+}
+
+/// CONFIG SET repl-backlog-size: resizes the backlog, and a value below
+/// 16kb becomes 16kb in CONFIG GET and INFO too, as in Redis.
+pub fn backlog_size_set(srv: &Server) {
+    let want = srv.config.int("repl-backlog-size").max(0) as u64;
+    let size = srv.repl.set_backlog_size(want);
+    if size != want {
+        let _ = srv
+            .config
+            .set(&[("repl-backlog-size".to_string(), size.to_string())]);
     }
 }
 
@@ -913,11 +1031,15 @@ pub(crate) async fn serve_replica<S: ConnIo>(
     }
     let encrypted = peer.capa_enc && srv.keys.is_some();
     tracing::info!(
-        "Replica {name} asks for synchronization; starting a full sync ({}, diskless)",
+        "Replica {name} asks for synchronization; starting a full sync ({}, {})",
         if encrypted {
             "encrypted envelope"
         } else {
             "PLAINTEXT RDB: repl-allow-plaintext-sync yes"
+        },
+        match target(&srv, &peer, encrypted) {
+            Target::Disk => "through the snapshot file",
+            Target::Socket { .. } => "diskless",
         }
     );
     let psync = matches!(handoff, Handoff::Psync { .. });
@@ -1021,7 +1143,7 @@ fn write_rdb_with_crc(rx: crate::persist::Shards, out: &mut dyn Write) -> std::i
     out.write_all(&crc.value().to_le_bytes())
 }
 
-/// What a full-sync transfer sends each replica taking part in it.
+/// What a diskless transfer sends each replica taking part in it.
 enum SyncMsg {
     /// The next bytes of the payload (shared by every replica).
     Data(bytes::Bytes),
@@ -1029,21 +1151,78 @@ enum SyncMsg {
     End(Result<(), String>),
 }
 
+/// Where a full sync's payload comes from.
+enum Payload {
+    /// Streamed from the snapshot as it is taken (diskless).
+    Stream(tokio::sync::mpsc::Receiver<SyncMsg>),
+    /// The snapshot file a BGSAVE writes, once it is complete.
+    File(tokio::sync::watch::Receiver<Option<SyncFileResult>>),
+}
+
 /// A transfer begun for one replica: where the payload is and what
 /// `+FULLRESYNC` announces.
 struct Started {
     replid: String,
     offset: u64,
-    chunks: tokio::sync::mpsc::Receiver<SyncMsg>,
+    payload: Payload,
 }
 
-/// Replicas waiting for the same diskless transfer (Redis's
-/// `WAIT_BGSAVE_START` replicas): one snapshot is taken and streamed to
-/// all of them. Replicas share a transfer only when they take the same
-/// payload: encrypted or not, `$EOF:`-framed or not.
+/// How a full sync's snapshot reaches replicas, as Redis's
+/// `startBgsaveForReplication` chooses: streamed to their sockets when
+/// `repl-diskless-sync` is yes and the replica announced `capa eof`, else
+/// written to `dbfilename` first (sealed, as every snapshot file) and sent
+/// `$<len>`-framed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    /// Diskless: replicas share a transfer only when they take the same
+    /// payload, sealed or not.
+    Socket { encrypted: bool },
+    /// Through the snapshot file, which serves every kind of replica.
+    Disk,
+}
+
+fn target(srv: &Server, peer: &PeerInfo, encrypted: bool) -> Target {
+    if srv.config.flag("repl-diskless-sync") && peer.capa_eof {
+        Target::Socket { encrypted }
+    } else {
+        Target::Disk
+    }
+}
+
+/// Replicas waiting for the same transfer to start (Redis's
+/// `WAIT_BGSAVE_START` replicas): one snapshot serves all of them.
 pub(crate) struct Batch {
-    key: (bool, bool),
+    key: Target,
     members: Vec<(Arc<Replica>, tokio::sync::oneshot::Sender<Started>)>,
+}
+
+/// Attaches `r` to the BGSAVE for a disk-based sync that runs, as Redis's
+/// `syncCommand` does when a replica already waits for it: `r` starts
+/// with a copy of that replica's output buffer (the stream since the
+/// snapshot) and gets the same file.
+fn attach(g: &mut Inner, r: &Arc<Replica>) -> Option<Started> {
+    let Inner {
+        disk,
+        replicas,
+        alone_since,
+        ..
+    } = g;
+    let run = disk.as_mut()?;
+    let src = run
+        .members
+        .iter()
+        .find(|m| !m.closed.load(Ordering::Acquire) && replicas.iter().any(|x| Arc::ptr_eq(x, m)))?
+        .clone();
+    let copy = src.buf.lock().clone();
+    *r.buf.lock() = copy;
+    run.members.push(r.clone());
+    replicas.push(r.clone());
+    *alone_since = None;
+    Some(Started {
+        replid: run.replid.clone(),
+        offset: run.offset,
+        payload: Payload::File(run.done.clone()),
+    })
 }
 
 async fn full_sync<S: ConnIo>(
@@ -1055,21 +1234,35 @@ async fn full_sync<S: ConnIo>(
     psync: bool,
     name: &str,
 ) -> anyhow::Result<Arc<Replica>> {
-    let key = (encrypted, peer.capa_eof);
+    let key = target(srv, peer, encrypted);
     let (tx, rx) = tokio::sync::oneshot::channel();
     let lead = {
-        let mut batches = srv.repl.batches.lock();
-        match batches.iter_mut().find(|b| b.key == key) {
-            Some(b) => {
-                b.members.push((r.clone(), tx));
-                false
+        let mut g = srv.repl.inner.lock();
+        if let Some(started) = attach(&mut g, &r) {
+            drop(g);
+            srv.repl.sync_full.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("Waiting for end of BGSAVE for SYNC");
+            let _ = tx.send(started);
+            false
+        } else {
+            if key == Target::Disk && (g.disk.is_some() || srv.persist.running()) {
+                tracing::info!(
+                    "Can't attach the replica to the current BGSAVE. Waiting for next BGSAVE for SYNC"
+                );
             }
-            None => {
-                batches.push(Batch {
-                    key,
-                    members: vec![(r.clone(), tx)],
-                });
-                true
+            let mut batches = srv.repl.batches.lock();
+            match batches.iter_mut().find(|b| b.key == key) {
+                Some(b) => {
+                    b.members.push((r.clone(), tx));
+                    false
+                }
+                None => {
+                    batches.push(Batch {
+                        key,
+                        members: vec![(r.clone(), tx)],
+                    });
+                    true
+                }
             }
         }
     };
@@ -1087,11 +1280,7 @@ async fn full_sync<S: ConnIo>(
         tokio::select! {
             r = &mut rx => break r,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                let alive = async {
-                    stream.write_all(b"\n").await?;
-                    stream.flush().await
-                };
-                if let Err(e) = alive.await {
+                if let Err(e) = keepalive(stream).await {
                     r.close();
                     let mut batches = srv.repl.batches.lock();
                     for b in batches.iter_mut() {
@@ -1108,7 +1297,7 @@ async fn full_sync<S: ConnIo>(
     let Started {
         replid,
         offset,
-        mut chunks,
+        payload,
     } = started;
     let sync_start = Instant::now();
     let result = async {
@@ -1119,38 +1308,10 @@ async fn full_sync<S: ConnIo>(
                 .await?;
             stream.flush().await?;
         }
-        r.sending.store(true, Ordering::Relaxed);
-        let mut sent = 0u64;
-        let mut all = Vec::new();
-        let framing = Framing::new_eof();
-        if peer.capa_eof {
-            stream.write_all(&framing.header()).await?;
-        }
-        loop {
-            match chunks.recv().await {
-                Some(SyncMsg::Data(c)) if peer.capa_eof => {
-                    stream.write_all(&c).await?;
-                    stream.flush().await?;
-                    sent += c.len() as u64;
-                }
-                // An old replica needs the length first: the payload is
-                // held in memory (never in a file) until complete.
-                Some(SyncMsg::Data(c)) => all.extend_from_slice(&c),
-                Some(SyncMsg::End(Ok(()))) => break,
-                Some(SyncMsg::End(Err(e))) => bail!("{e}"),
-                None => bail!("the snapshot for the full sync stopped"),
-            }
-        }
-        if peer.capa_eof {
-            stream.write_all(framing.trailer()).await?;
-        } else {
-            stream
-                .write_all(&Framing::Len(all.len() as u64).header())
-                .await?;
-            stream.write_all(&all).await?;
-            sent = all.len() as u64;
-            r.online.store(true, Ordering::Release);
-        }
+        let sent = match payload {
+            Payload::Stream(chunks) => send_stream(stream, chunks, &r).await?,
+            Payload::File(done) => send_file(srv, stream, done, &r, encrypted).await?,
+        };
         // A TLS session holds its last records until flushed.
         stream.flush().await?;
         tracing::info!(
@@ -1166,6 +1327,7 @@ async fn full_sync<S: ConnIo>(
     .await;
     r.sending.store(false, Ordering::Relaxed);
     if let Err(e) = result {
+        r.close();
         srv.repl.remove(&r);
         return Err(e);
     }
@@ -1176,45 +1338,211 @@ async fn full_sync<S: ConnIo>(
     Ok(r)
 }
 
-/// Runs one diskless transfer: waits `repl-diskless-sync-delay` seconds
-/// for more replicas to join (less once `repl-diskless-sync-max-replicas`
-/// are waiting), then takes one point-in-time snapshot and streams it to
-/// every replica of the batch.
-async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
-    let since = Instant::now();
+/// The newline Redis's replicationCron sends replicas in the
+/// pre-synchronization stage, once a second.
+async fn keepalive<S: ConnIo>(stream: &mut S) -> std::io::Result<()> {
+    stream.write_all(b"\n").await?;
+    stream.flush().await
+}
+
+/// A diskless transfer to one replica: `$EOF:`-framed, chunks as the
+/// snapshot produces them. Returns the payload's length.
+async fn send_stream<S: ConnIo>(
+    stream: &mut S,
+    mut chunks: tokio::sync::mpsc::Receiver<SyncMsg>,
+    r: &Replica,
+) -> anyhow::Result<u64> {
+    r.sending.store(true, Ordering::Relaxed);
+    let mut sent = 0u64;
+    let framing = Framing::new_eof();
+    stream.write_all(&framing.header()).await?;
     loop {
-        let delay = srv.config.int("repl-diskless-sync-delay").max(0) as u64;
-        let max = srv.config.int("repl-diskless-sync-max-replicas").max(0) as usize;
-        let waiting = srv
-            .repl
-            .batches
-            .lock()
-            .iter()
-            .find(|b| b.key == key)
-            .map_or(0, |b| b.members.len());
-        if since.elapsed() >= Duration::from_secs(delay) || (max > 0 && waiting >= max) {
-            break;
+        match chunks.recv().await {
+            Some(SyncMsg::Data(c)) => {
+                stream.write_all(&c).await?;
+                stream.flush().await?;
+                sent += c.len() as u64;
+            }
+            Some(SyncMsg::End(Ok(()))) => break,
+            Some(SyncMsg::End(Err(e))) => bail!("{e}"),
+            None => bail!("the snapshot for the full sync stopped"),
         }
-        if since.elapsed() < Duration::from_millis(100) {
-            tracing::info!("Delay next BGSAVE for diskless SYNC");
+    }
+    stream.write_all(framing.trailer()).await?;
+    Ok(sent)
+}
+
+/// A disk-based transfer to one replica: newlines while the BGSAVE
+/// writes the file (Redis's replicationCron keeps replicas waiting for a
+/// disk BGSAVE alive too), then the file `$<len>`-framed. A replica that
+/// takes the envelope gets the sealed file as it is on disk; one that
+/// takes plain RDB (allowed by `repl-allow-plaintext-sync`) gets it
+/// decrypted on the way, never as a plaintext file. Goes online at once,
+/// as Redis's sendBulkToSlave puts it. Returns the payload's length.
+async fn send_file<S: ConnIo>(
+    srv: &Arc<Server>,
+    stream: &mut S,
+    mut done: tokio::sync::watch::Receiver<Option<SyncFileResult>>,
+    r: &Replica,
+    encrypted: bool,
+) -> anyhow::Result<u64> {
+    let file = loop {
+        let now = done.borrow_and_update().clone();
+        if let Some(file) = now {
+            break file;
+        }
+        if r.closed.load(Ordering::Acquire) {
+            bail!("the replica was dropped while the snapshot was written");
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = srv.shutdown.notified() => return,
+            changed = done.changed() => {
+                if changed.is_err() {
+                    tracing::warn!("SYNC failed. BGSAVE child returned an error");
+                    bail!("the BGSAVE for SYNC did not run");
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_secs(1)) => keepalive(stream).await?,
+        }
+    };
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("SYNC failed. BGSAVE child returned an error");
+            bail!("{e}");
+        }
+    };
+    let sealed = {
+        use std::os::unix::fs::FileExt;
+        let mut head = [0u8; 8];
+        let n = file.file.read_at(&mut head, 0)?;
+        n == head.len() && head == rampart_kms::envelope::MAGIC[..]
+    };
+    let (len, mut chunks) = file_chunks(srv, file, sealed && !encrypted).await?;
+    r.sending.store(true, Ordering::Relaxed);
+    stream.write_all(&Framing::Len(len).header()).await?;
+    let mut sent = 0u64;
+    while let Some(c) = chunks.recv().await {
+        let c = c.map_err(|e| anyhow::anyhow!("reading the snapshot file: {e}"))?;
+        stream.write_all(&c).await?;
+        sent += c.len() as u64;
+    }
+    if sent != len {
+        bail!("the snapshot file gave {sent} of its {len} bytes");
+    }
+    r.online.store(true, Ordering::Release);
+    Ok(sent)
+}
+
+/// The bytes a disk-based transfer sends, read from the file on a
+/// blocking thread: the file itself, or with `decrypt` the RDB inside the
+/// envelope (its length taken from the chunk framing first, since
+/// `$<len>` comes before the data).
+async fn file_chunks(
+    srv: &Arc<Server>,
+    file: Arc<SyncFile>,
+    decrypt: bool,
+) -> anyhow::Result<(u64, tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (len_tx, len_rx) = tokio::sync::oneshot::channel();
+    let s = srv.clone();
+    tokio::task::spawn_blocking(move || {
+        let open = || -> anyhow::Result<(u64, Box<dyn Read + Send>)> {
+            let mut cur = FileCursor {
+                file: file.clone(),
+                pos: 0,
+            };
+            if !decrypt {
+                return Ok((file.len, Box::new(cur)));
+            }
+            let report = rampart_kms::envelope::scan(&mut cur)?;
+            if let Some(why) = report.problem {
+                bail!("the snapshot file is damaged: {why}");
+            }
+            if !report.complete || report.trailing != 0 {
+                bail!("the snapshot file is incomplete");
+            }
+            cur.pos = 0;
+            let Some(provider) = &s.keys else {
+                bail!("no key to open the snapshot file");
+            };
+            let reader = crate::persist::block_on(
+                s.persist.runtime.get(),
+                EnvelopeReader::open(cur, provider),
+            )?
+            .map_err(|e| anyhow::anyhow!("cannot open the snapshot file: {e}"))?
+            .require_eof(true);
+            Ok((report.plaintext_len, Box::new(reader)))
+        };
+        let (len, mut reader) = match open() {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = len_tx.send(Err(format!("{e:#}")));
+                return;
+            }
+        };
+        if len_tx.send(Ok(len)).is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let next = match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => Ok(buf[..n].to_vec()),
+                Err(e) => Err(e.to_string()),
+            };
+            let failed = next.is_err();
+            if tx.blocking_send(next).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let len = len_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("the snapshot file reader stopped"))?
+        .map_err(|e| anyhow::anyhow!("SYNC failed. Can't open/stat DB after BGSAVE: {e}"))?;
+    Ok((len, rx))
+}
+
+/// What [`run_batch`] began: a diskless capture, or a BGSAVE for the
+/// disk-based sync.
+enum Begun {
+    Socket(rampart_keyspace::Snapshot, crate::persist::Shards),
+    Disk(tokio::sync::watch::Receiver<Option<SyncFileResult>>),
+}
+
+type Members = Vec<(Arc<Replica>, tokio::sync::oneshot::Sender<Started>)>;
+
+/// Runs one transfer. A diskless one waits `repl-diskless-sync-delay`
+/// seconds for more replicas to join (less once
+/// `repl-diskless-sync-max-replicas` are waiting); a disk-based one starts
+/// as soon as no other background save runs, as in Redis. Then one
+/// point-in-time snapshot serves every replica of the batch.
+async fn run_batch(srv: Arc<Server>, key: Target) {
+    if let Target::Socket { .. } = key {
+        let since = Instant::now();
+        loop {
+            let delay = srv.config.int("repl-diskless-sync-delay").max(0) as u64;
+            let max = srv.config.int("repl-diskless-sync-max-replicas").max(0) as usize;
+            let waiting = srv
+                .repl
+                .batches
+                .lock()
+                .iter()
+                .find(|b| b.key == key)
+                .map_or(0, |b| b.members.len());
+            if since.elapsed() >= Duration::from_secs(delay) || (max > 0 && waiting >= max) {
+                break;
+            }
+            if since.elapsed() < Duration::from_millis(100) {
+                tracing::info!("Delay next BGSAVE for diskless SYNC");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = srv.shutdown.notified() => return,
+            }
         }
     }
-    let members = {
-        let mut batches = srv.repl.batches.lock();
-        let Some(i) = batches.iter().position(|b| b.key == key) else {
-            return;
-        };
-        batches.swap_remove(i).members
-    };
-    if members.is_empty() {
-        // Every replica of the batch went away while it waited.
-        return;
-    }
-    let (encrypted, _) = key;
+    let encrypted = key == Target::Socket { encrypted: true };
     let protection = if encrypted {
         let s = srv.clone();
         match tokio::task::spawn_blocking(move || crate::persist::sync_protection(&s)).await {
@@ -1233,9 +1561,9 @@ async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
     };
     // Begin the snapshot and register the replicas at the same instant
     // (apply lock, then the exclusive gate): every write after it reaches
-    // their buffers, every write before it is in the snapshot.
+    // their buffers, every write before it is in the snapshot. The
+    // replicas are those waiting at that instant.
     let s = srv.clone();
-    let replicas: Vec<Arc<Replica>> = members.iter().map(|(r, _)| r.clone()).collect();
     let begun = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         loop {
@@ -1243,6 +1571,17 @@ async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
                 let _apply = s.repl.apply.lock();
                 let _gate = s.keyspace.exclusive();
                 let mut g = s.repl.inner.lock();
+                // One BGSAVE at a time writes the file.
+                let free = key != Target::Disk || (!s.persist.running() && g.disk.is_none());
+                let mut batches = s.repl.batches.lock();
+                let Some(i) = batches.iter().position(|b| b.key == key) else {
+                    return Ok(None);
+                };
+                if batches[i].members.is_empty() {
+                    // Every replica of the batch went away while it waited.
+                    batches.swap_remove(i);
+                    return Ok(None);
+                }
                 s.repl.ensure_backlog(&mut g);
                 // The replica stores this stream as its own snapshot: with
                 // the position in it, a restart resumes from there. The
@@ -1252,13 +1591,56 @@ async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
                     offset: g.offset,
                     db: 0,
                 };
-                if let Some((snap, rx)) = crate::persist::begin_capture(&s, Some(info)) {
+                if let Some((snap, rx)) = free
+                    .then(|| crate::persist::begin_capture(&s, Some(info)))
+                    .flatten()
+                {
+                    let members: Members = batches.swap_remove(i).members;
+                    drop(batches);
                     // The new replicas start in database 0: the next
                     // effect must say which database it is for.
                     g.db = None;
+                    let replicas: Vec<Arc<Replica>> =
+                        members.iter().map(|(r, _)| r.clone()).collect();
                     g.replicas.extend(replicas.iter().cloned());
                     g.alone_since = None;
-                    return Ok((snap, rx, g.replid.clone(), g.offset));
+                    let (replid, offset) = (g.replid.clone(), g.offset);
+                    if key != Target::Disk {
+                        return Ok(Some((members, replid, offset, Begun::Socket(snap, rx))));
+                    }
+                    tracing::info!("Starting BGSAVE for SYNC with target: disk");
+                    if s.config.flag("rdb-del-sync-files") {
+                        s.repl.sync_rdb.store(true, Ordering::Relaxed);
+                    }
+                    let (done_tx, done_rx) = tokio::sync::watch::channel(None);
+                    g.disk = Some(DiskRun {
+                        replid: replid.clone(),
+                        offset,
+                        members: replicas,
+                        done: done_rx.clone(),
+                    });
+                    let s2 = s.clone();
+                    let done = Box::new(move |saved: crate::persist::SyncSaved| {
+                        let file = saved.and_then(|(_, file)| {
+                            let len = file
+                                .metadata()
+                                .map_err(|e| {
+                                    format!("SYNC failed. Can't open/stat DB after BGSAVE: {e}")
+                                })?
+                                .len();
+                            Ok(Arc::new(SyncFile { file, len }))
+                        });
+                        // No replica attaches once the file is complete:
+                        // the first to receive it goes online.
+                        s2.repl.inner.lock().disk = None;
+                        let _ = done_tx.send(Some(file));
+                    });
+                    if let Err(e) = crate::persist::bgsave_for_sync(&s, snap, rx, done) {
+                        // Its replicas hear that it never ran.
+                        g.disk = None;
+                        tracing::warn!("BGSAVE for replication failed: {e}");
+                    }
+                    return Ok(Some((members, replid, offset, Begun::Disk(done_rx))));
                 }
             }
             // One snapshot at a time: wait for a BGSAVE or another sync.
@@ -1269,14 +1651,33 @@ async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
         }
     })
     .await;
-    let (snap, rx, replid, offset) = match begun {
-        Ok(Ok(b)) => b,
+    let (members, replid, offset, begun) = match begun {
+        Ok(Ok(Some(b))) => b,
+        Ok(Ok(None)) => return,
         Ok(Err(e)) => return tracing::warn!("Full sync: {e:#}"),
         Err(e) => return tracing::warn!("Full sync: {e}"),
     };
     srv.repl
         .sync_full
         .fetch_add(members.len() as u64, Ordering::Relaxed);
+    let (snap, rx) = match begun {
+        Begun::Disk(done) => {
+            for (r, tx) in members {
+                let started = Started {
+                    replid: replid.clone(),
+                    offset,
+                    payload: Payload::File(done.clone()),
+                };
+                if tx.send(started).is_err() {
+                    r.close();
+                    srv.repl.remove(&r);
+                }
+            }
+            return;
+        }
+        Begun::Socket(snap, rx) => (snap, rx),
+    };
+    tracing::info!("Starting BGSAVE for SYNC with target: replicas sockets");
     tracing::info!(
         "Starting a diskless full sync for {} replica(s) at offset {offset}",
         members.len()
@@ -1287,9 +1688,10 @@ async fn run_batch(srv: Arc<Server>, key: (bool, bool)) {
         let started = Started {
             replid: replid.clone(),
             offset,
-            chunks: crx,
+            payload: Payload::Stream(crx),
         };
         if tx.send(started).is_err() {
+            r.close();
             srv.repl.remove(&r);
             continue;
         }
@@ -1931,7 +2333,16 @@ fn store_and_load(
     } else {
         Format::Plain
     };
-    crate::persist::load_file(srv, &path, format)?;
+    let loaded = crate::persist::load_file(srv, &path, format);
+    if srv.config.flag("rdb-del-sync-files") && crate::persist::persistence_disabled(srv) {
+        tracing::info!(
+            "Removing the RDB file obtained from the master. This replica has persistence disabled"
+        );
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!("Cannot remove {}: {e}", path.display());
+        }
+    }
+    loaded?;
     srv.repl.reset_to(replid, offset);
     srv.repl.master_db.store(0, Ordering::Relaxed);
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,8 @@ const MARKER: &str = "PLAINTEXT-MARKER-5e1d77";
 /// `restore`.
 struct Proxy {
     port: u16,
+    /// Where new connections go (see [`Proxy::retarget`]).
+    target: Arc<AtomicU16>,
     down: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     from_target: Arc<Mutex<Vec<u8>>>,
@@ -35,7 +37,8 @@ impl Proxy {
         let down = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let from_target: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let (d, c, rec) = (down.clone(), conns.clone(), from_target.clone());
+        let to = Arc::new(AtomicU16::new(target));
+        let (d, c, rec, t) = (down.clone(), conns.clone(), from_target.clone(), to.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -43,7 +46,7 @@ impl Proxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", t.load(Ordering::SeqCst))) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };
@@ -62,6 +65,7 @@ impl Proxy {
         });
         Ok(Proxy {
             port,
+            target: to,
             down,
             conns,
             from_target,
@@ -78,6 +82,11 @@ impl Proxy {
         {
             let _ = s.shutdown(Shutdown::Both);
         }
+    }
+
+    /// New connections go to `port` from now on.
+    fn retarget(&self, port: u16) {
+        self.target.store(port, Ordering::SeqCst);
     }
 
     fn restore(&self) {
@@ -1770,5 +1779,578 @@ fn debug_replicate_and_change_repl_id_reach_the_replica_as_in_redis() -> Result<
     assert!(primary
         .log()
         .contains("Changing replication IDs after receiving DEBUG change-repl-id"));
+    Ok(())
+}
+
+/// CONFIG SET repl-backlog-size before and while a backlog exists: what
+/// CONFIG GET and INFO say after each step.
+fn backlog_resizes(s: &ServerProcess) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut c = s.conn()?;
+    let mut step = |c: &mut rampart_tests::RawConn, size: &str| -> Result<()> {
+        out.push(
+            String::from_utf8_lossy(&c.cmd(&["CONFIG", "SET", "repl-backlog-size", size])?)
+                .into_owned(),
+        );
+        out.push(
+            String::from_utf8_lossy(&c.cmd(&["CONFIG", "GET", "repl-backlog-size"])?).into_owned(),
+        );
+        let info = String::from_utf8_lossy(&c.cmd(&["INFO", "replication"])?).into_owned();
+        out.push(field_of(&info, "repl_backlog_active"));
+        out.push(field_of(&info, "repl_backlog_size"));
+        Ok(())
+    };
+    step(&mut c, "1")?;
+    step(&mut c, "0")?;
+    step(&mut c, "100000")?;
+    let _replica = fake_lagging_replica(s.port())?;
+    step(&mut c, "20000")?;
+    step(&mut c, "2mb")?;
+    step(&mut c, "1")?;
+    Ok(out)
+}
+
+#[test]
+fn config_set_repl_backlog_size_resizes_the_live_backlog() -> Result<()> {
+    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let want = backlog_resizes(&redis)?;
+    let rampart = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    let got = backlog_resizes(&rampart)?;
+    assert_eq!(got, want);
+    assert_eq!(want[19], "2097152", "{want:?}");
+
+    // What the size is for: a cut longer than the old backlog but shorter
+    // than the new one continues, and after shrinking it no longer does.
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+        "--repl-backlog-size".into(),
+        "16kb".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "a", 20)?;
+    let proxy = Proxy::start(primary.port())?;
+    let replica = start_rampart(&replica_args(&k, proxy.port))?;
+    assert_converged(&primary, &replica)?;
+    let mut raw = primary.conn()?;
+    assert_eq!(
+        raw.cmd(&["CONFIG", "SET", "repl-backlog-size", "1mb"])?,
+        b"+OK\r\n"
+    );
+    let cut_and_write = |c: &mut redis::Connection, tag: &str| -> Result<()> {
+        proxy.cut();
+        wait_for("the link to drop", Duration::from_secs(10), || {
+            Ok(info_field(&replica, "replication", "master_link_status")? == "down")
+        })?;
+        populate(c, tag, 300)?;
+        proxy.restore();
+        Ok(())
+    };
+    cut_and_write(&mut c, "b")?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_partial_ok")?, "1");
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "1");
+    let histlen: u64 = info_field(&primary, "replication", "repl_backlog_histlen")?.parse()?;
+    assert!(histlen > 16384, "{histlen}");
+    assert_eq!(
+        raw.cmd(&["CONFIG", "SET", "repl-backlog-size", "16kb"])?,
+        b"+OK\r\n"
+    );
+    let histlen: u64 = info_field(&primary, "replication", "repl_backlog_histlen")?.parse()?;
+    assert!(histlen <= 16384, "{histlen}");
+    cut_and_write(&mut c, "c")?;
+    assert_converged(&primary, &replica)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    Ok(())
+}
+
+/// The `$<len>`-framed full-sync payload in what a primary sent (the
+/// keep-alive newlines before the length skipped).
+fn len_framed_payload(wire: &[u8]) -> Result<Vec<u8>> {
+    let start = wire
+        .windows(11)
+        .position(|w| w == b"+FULLRESYNC")
+        .context("no +FULLRESYNC on the wire")?;
+    let mut at = start
+        + wire[start..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("no end of the +FULLRESYNC line")?
+        + 2;
+    while wire.get(at) == Some(&b'\n') {
+        at += 1;
+    }
+    if wire.get(at) != Some(&b'$') {
+        bail!(
+            "no $<len> framing: {}",
+            String::from_utf8_lossy(&wire[at..wire.len().min(at + 60)])
+        );
+    }
+    let eol = at
+        + wire[at..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("no $<len> line")?;
+    let len: usize = std::str::from_utf8(&wire[at + 1..eol])?.parse()?;
+    wire.get(eol + 2..eol + 2 + len)
+        .map(|p| p.to_vec())
+        .context("the payload is shorter than its length")
+}
+
+#[test]
+fn disk_based_full_sync_sends_the_sealed_snapshot_file() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let primary = start_rampart(&[
+        "--kms-key-file".into(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+        "--repl-diskless-sync".into(),
+        "no".into(),
+        "--repl-allow-plaintext-sync".into(),
+        "yes".into(),
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "p", 200)?;
+    let proxy = Proxy::start(primary.port())?;
+    let replica = start_rampart(&replica_args(&k, proxy.port))?;
+    assert_converged(&primary, &replica)?;
+    let log = primary.log();
+    for line in [
+        "Starting BGSAVE for SYNC with target: disk",
+        "Background saving started",
+        "Background saving terminated with success",
+        "Synchronization with replica 127.0.0.1:",
+    ] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
+    assert!(!log.contains("target: replicas sockets"), "{log}");
+    // A BGSAVE as any other: dbfilename written, the changes counted saved.
+    assert_eq!(
+        info_field(&primary, "persistence", "rdb_changes_since_last_save")?,
+        "0"
+    );
+    assert_eq!(
+        info_field(&primary, "persistence", "rdb_last_bgsave_status")?,
+        "ok"
+    );
+    // The file is the sealed snapshot, nothing plaintext is left beside it,
+    // and the Rampart replica received exactly that file.
+    let file = std::fs::read(primary.dir().join("dump.rdb"))?;
+    assert!(file.starts_with(b"RAMPART\x01"), "not an envelope");
+    assert_eq!(dir_contains(primary.dir(), MARKER.as_bytes())?, None);
+    for e in std::fs::read_dir(primary.dir())? {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp-"), "left behind: {name}");
+    }
+    let wire = proxy.recorded();
+    assert_eq!(len_framed_payload(&wire)?, file);
+    assert!(!contains(&wire, MARKER.as_bytes()));
+    // A redis-server replica (repl-allow-plaintext-sync yes) gets the RDB
+    // inside the file, decrypted on the way.
+    let redis =
+        RedisOracle::start_with(&["--replicaof", "127.0.0.1", &primary.port().to_string()])?;
+    assert_converged(&primary, &redis)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    assert_eq!(dir_contains(primary.dir(), MARKER.as_bytes())?, None);
+    Ok(())
+}
+
+/// A disk-based full sync whose BGSAVE is slowed down: a second replica
+/// asking while it runs, with writes before and after. Returns what the
+/// primary's log and stats say.
+fn second_replica_attaches<P: std::ops::Deref<Target = ServerProcess>>(
+    primary: &ServerProcess,
+    start_replica: impl Fn() -> Result<P>,
+) -> Result<Vec<String>> {
+    let mut c = primary.redis_conn()?;
+    let mut p = redis::pipe();
+    for i in 0..4000 {
+        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut c)?;
+    let a = start_replica()?;
+    wait_for("the BGSAVE for SYNC", Duration::from_secs(20), || {
+        Ok(primary
+            .log()
+            .contains("Starting BGSAVE for SYNC with target: disk"))
+    })?;
+    cmd(&mut c, &["SET", "during", "1"])?;
+    let b = start_replica()?;
+    wait_for("the second replica to ask", Duration::from_secs(20), || {
+        Ok(info_field(primary, "replication", "connected_slaves")? == "2")
+    })?;
+    // Both wait for the BGSAVE that is still running.
+    let info = String::from_utf8_lossy(&primary.conn()?.cmd(&["INFO"])?).into_owned();
+    let during = format!(
+        "during: bgsave {} states {} {}",
+        field_of(&info, "rdb_bgsave_in_progress"),
+        field_of(&info, "slave0")
+            .split(',')
+            .nth(2)
+            .unwrap_or_default(),
+        field_of(&info, "slave1")
+            .split(',')
+            .nth(2)
+            .unwrap_or_default(),
+    );
+    cmd(&mut c, &["SET", "after", "2"])?;
+    assert_converged(primary, &a)?;
+    assert_converged(primary, &b)?;
+    let log = primary.log();
+    Ok(vec![
+        during,
+        format!(
+            "bgsaves for sync: {}",
+            log.matches("Starting BGSAVE for SYNC with target: disk")
+                .count()
+        ),
+        format!(
+            "attached: {}",
+            log.contains("Waiting for end of BGSAVE for SYNC")
+        ),
+        format!("sync_full: {}", info_field(primary, "stats", "sync_full")?),
+    ])
+}
+
+#[test]
+fn replicas_asking_during_a_disk_bgsave_attach_to_it_as_in_redis() -> Result<()> {
+    let slow = ["--repl-diskless-sync", "no", "--rdb-key-save-delay", "1000"];
+    let redis = RedisOracle::start_with(&slow)?;
+    let port = redis.port().to_string();
+    let want = second_replica_attaches(&redis, || {
+        RedisOracle::start_with(&["--replicaof", "127.0.0.1", &port])
+    })?;
+    assert_eq!(
+        want[..2],
+        [
+            "during: bgsave 1 states state=wait_bgsave state=wait_bgsave",
+            "bgsaves for sync: 1"
+        ],
+        "{want:?}"
+    );
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let mut args = vec![
+        "--kms-key-file".to_string(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ];
+    args.extend(slow.iter().map(|s| s.to_string()));
+    let primary = start_rampart(&args)?;
+    let got = second_replica_attaches(&primary, || {
+        start_rampart(&replica_args(&k, primary.port()))
+    })?;
+    assert_eq!(got, want);
+    Ok(())
+}
+
+/// A raw replica that announces no `capa eof` asking for a full sync of a
+/// primary with `repl-diskless-sync yes`: the framing it gets and
+/// whether the payload is a plain RDB.
+fn no_eof_replica(s: &ServerProcess) -> Result<Vec<String>> {
+    let mut c = s.redis_conn()?;
+    populate(&mut c, "n", 50)?;
+    let mut r = TcpStream::connect(("127.0.0.1", s.port()))?;
+    r.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = vec![0u8; 65536];
+    for c in [
+        &["REPLCONF", "listening-port", "4321"][..],
+        &["REPLCONF", "capa", "psync2"][..],
+    ] {
+        r.write_all(&rampart_tests::encode_command(c))?;
+        let n = r.read(&mut buf)?;
+        if &buf[..n] != b"+OK\r\n" {
+            bail!("{c:?}: {}", String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    r.write_all(&rampart_tests::encode_command(&["PSYNC", "?", "-1"]))?;
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let payload = loop {
+        if let Ok(p) = len_framed_payload(&got) {
+            break p;
+        }
+        let n = r.read(&mut buf)?;
+        if n == 0 || Instant::now() > deadline {
+            bail!("no payload: {}", String::from_utf8_lossy(&got));
+        }
+        got.extend_from_slice(&buf[..n]);
+    };
+    let log = s.log();
+    Ok(vec![
+        format!("rdb: {}", payload.starts_with(b"REDIS0010")),
+        format!(
+            "disk: {}",
+            log.contains("Starting BGSAVE for SYNC with target: disk")
+        ),
+        format!("sockets: {}", log.contains("target: replicas sockets")),
+    ])
+}
+
+#[test]
+fn a_replica_without_capa_eof_gets_the_snapshot_file_as_redis_sends_it() -> Result<()> {
+    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let want = no_eof_replica(&redis)?;
+    assert_eq!(want, ["rdb: true", "disk: true", "sockets: false"]);
+    let rampart = Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])?;
+    assert_eq!(no_eof_replica(&rampart)?, want);
+    // Encrypted at rest, the file is sealed and only its RDB goes out.
+    let keys = tempfile::tempdir()?;
+    let sealed = start_rampart(&[
+        "--kms-key-file".into(),
+        keyring(keys.path()),
+        "--repl-allow-plaintext-sync".into(),
+        "yes".into(),
+    ])?;
+    assert_eq!(no_eof_replica(&sealed)?, want);
+    assert!(std::fs::read(sealed.dir().join("dump.rdb"))?.starts_with(b"RAMPART\x01"));
+    Ok(())
+}
+
+/// A chain primary -> B (through a proxy) -> C, and a sibling A2 of B
+/// that is promoted while B's link is cut; B then reaches A2 instead,
+/// asks to continue the old history and hears `+CONTINUE <new id>`. What
+/// B and C say afterwards.
+fn continue_with_a_new_id<P: std::ops::Deref<Target = ServerProcess>>(
+    start: impl Fn(Option<u16>) -> Result<P>,
+) -> Result<Vec<String>> {
+    let a = start(None)?;
+    let mut c = a.redis_conn()?;
+    populate(&mut c, "a", 50)?;
+    let a2 = start(Some(a.port()))?;
+    let proxy = Proxy::start(a.port())?;
+    let b = start(Some(proxy.port))?;
+    let cc = start(Some(b.port()))?;
+    assert_converged(&a, &a2)?;
+    assert_converged(&a, &b)?;
+    assert_converged(&b, &cc)?;
+    let old = info_field(&a, "replication", "master_replid")?;
+    proxy.cut();
+    wait_for("B's link to drop", Duration::from_secs(10), || {
+        Ok(info_field(&b, "replication", "master_link_status")? == "down")
+    })?;
+    assert_eq!(a2.conn()?.cmd(&["REPLICAOF", "NO", "ONE"])?, b"+OK\r\n");
+    let new = info_field(&a2, "replication", "master_replid")?;
+    assert_ne!(new, old);
+    proxy.retarget(a2.port());
+    proxy.restore();
+    wait_for("C to carry the new id", Duration::from_secs(30), || {
+        Ok(info_field(&cc, "replication", "master_replid")? == new)
+    })?;
+    let mut w = a2.redis_conn()?;
+    populate(&mut w, "n", 20)?;
+    assert_converged(&a2, &b)?;
+    assert_converged(&b, &cc)?;
+    let second = info_field(&b, "replication", "second_repl_offset")?;
+    Ok(vec![
+        format!(
+            "B logged the change: {}",
+            b.log()
+                .contains(&format!("Master replication ID changed to {new}"))
+        ),
+        format!(
+            "B's replid2 is the old id: {}",
+            info_field(&b, "replication", "master_replid2")? == old
+        ),
+        format!(
+            "C's replid2 is the old id: {}",
+            info_field(&cc, "replication", "master_replid2")? == old
+        ),
+        format!(
+            "C's second offset is B's: {}",
+            info_field(&cc, "replication", "second_repl_offset")? == second
+        ),
+        format!("A2 sync_full {}", info_field(&a2, "stats", "sync_full")?),
+        format!(
+            "A2 sync_partial_ok {}",
+            info_field(&a2, "stats", "sync_partial_ok")?
+        ),
+        format!("B sync_full {}", info_field(&b, "stats", "sync_full")?),
+        format!(
+            "B sync_partial_ok {}",
+            info_field(&b, "stats", "sync_partial_ok")?
+        ),
+    ])
+}
+
+#[test]
+fn continue_with_a_new_id_shifts_ids_and_reconnects_sub_replicas_as_in_redis() -> Result<()> {
+    let want = continue_with_a_new_id(|primary| match primary {
+        None => RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"]),
+        Some(p) => RedisOracle::start_with(&[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--replicaof",
+            "127.0.0.1",
+            &p.to_string(),
+        ]),
+    })?;
+    assert!(want.iter().take(4).all(|l| l.ends_with("true")), "{want:?}");
+    assert_eq!(want[7], "B sync_partial_ok 1", "{want:?}");
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let got = continue_with_a_new_id(|primary| match primary {
+        None => start_rampart(&[
+            "--kms-key-file".into(),
+            k.clone(),
+            "--save".into(),
+            "".into(),
+        ]),
+        Some(p) => start_rampart(&replica_args(&k, p)),
+    })?;
+    assert_eq!(got, want);
+    Ok(())
+}
+
+#[test]
+fn replicas_waiting_longer_than_repl_timeout_stay_connected() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let replica_args_short = |port: u16| {
+        let mut a = replica_args(&k, port);
+        a.extend(["--repl-timeout".into(), "2".into()]);
+        a
+    };
+    // A diskless sync delayed beyond the replicas' repl-timeout.
+    let primary = Rampart::start(&[
+        "--kms-key-file",
+        &k,
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "5",
+    ])?;
+    let mut c = primary.redis_conn()?;
+    populate(&mut c, "a", 50)?;
+    let rampart = start_rampart(&replica_args_short(primary.port()))?;
+    let redis = RedisOracle::start_with(&[
+        "--repl-timeout",
+        "2",
+        "--replicaof",
+        "127.0.0.1",
+        &primary.port().to_string(),
+    ])?;
+    assert_converged(&primary, &rampart)?;
+    assert_converged(&primary, &redis)?;
+    assert_eq!(info_field(&primary, "stats", "sync_full")?, "2");
+    // A disk-based sync whose BGSAVE takes longer than repl-timeout: the
+    // replicas hear a newline a second from +FULLRESYNC to the payload.
+    let disk = Rampart::start(&[
+        "--kms-key-file",
+        &k,
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        "--repl-diskless-sync",
+        "no",
+        "--rdb-key-save-delay",
+        "2000",
+    ])?;
+    let mut c = disk.redis_conn()?;
+    let mut p = redis::pipe();
+    for i in 0..2500 {
+        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut c)?;
+    let rampart = start_rampart(&replica_args_short(disk.port()))?;
+    let redis = RedisOracle::start_with(&[
+        "--repl-timeout",
+        "2",
+        "--replicaof",
+        "127.0.0.1",
+        &disk.port().to_string(),
+    ])?;
+    assert_converged(&disk, &rampart)?;
+    assert_converged(&disk, &redis)?;
+    assert_eq!(info_field(&disk, "stats", "sync_full")?, "2");
+    assert_eq!(
+        disk.log()
+            .matches("Starting BGSAVE for SYNC with target: disk")
+            .count(),
+        1,
+        "{}",
+        disk.log()
+    );
+    Ok(())
+}
+
+/// A primary and its replica with `rdb-del-sync-files yes` and no `save`
+/// rules, after a disk-based full sync: whether each one's snapshot file
+/// is gone and the line it logged.
+fn sync_files_deleted(primary: &ServerProcess, replica: &ServerProcess) -> Result<Vec<String>> {
+    assert_converged(primary, replica)?;
+    let gone = |s: &ServerProcess| !s.dir().join("dump.rdb").exists();
+    wait_for("the sync files to go", Duration::from_secs(10), || {
+        Ok(gone(primary) && gone(replica))
+    })?;
+    Ok(vec![
+        format!(
+            "primary: {}",
+            primary
+                .log()
+                .contains("Removing the RDB file used to feed replicas in a persistence-less instance")
+        ),
+        format!(
+            "replica: {}",
+            replica.log().contains(
+                "Removing the RDB file obtained from the master. This replica has persistence disabled"
+            )
+        ),
+    ])
+}
+
+#[test]
+fn rdb_del_sync_files_removes_the_sync_snapshots_without_persistence_as_redis_does() -> Result<()> {
+    let flags = ["--repl-diskless-sync", "no", "--rdb-del-sync-files", "yes"];
+    let redis = RedisOracle::start_with(&flags)?;
+    redis.conn()?.cmd(&["SET", "k", "v"])?;
+    let redis_replica = RedisOracle::start_with(&[
+        "--rdb-del-sync-files",
+        "yes",
+        "--replicaof",
+        "127.0.0.1",
+        &redis.port().to_string(),
+    ])?;
+    let want = sync_files_deleted(&redis, &redis_replica)?;
+    assert_eq!(want, ["primary: true", "replica: true"]);
+    let keys = tempfile::tempdir()?;
+    let k = keyring(keys.path());
+    let mut args = vec![
+        "--kms-key-file".to_string(),
+        k.clone(),
+        "--save".into(),
+        "".into(),
+    ];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    let primary = start_rampart(&args)?;
+    primary.conn()?.cmd(&["SET", "k", "v"])?;
+    let mut rargs = replica_args(&k, primary.port());
+    rargs.extend(["--rdb-del-sync-files".into(), "yes".into()]);
+    let replica = start_rampart(&rargs)?;
+    assert_eq!(sync_files_deleted(&primary, &replica)?, want);
     Ok(())
 }

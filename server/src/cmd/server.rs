@@ -559,6 +559,7 @@ fn config_set(ctx: &mut Ctx<'_>) {
                         let max = ctx.srv.config.int("acllog-max-len").max(0) as usize;
                         ctx.srv.acl.log.lock().trim(max);
                     }
+                    "repl-backlog-size" => crate::repl::backlog_size_set(ctx.srv),
                     _ => {}
                 }
             }

@@ -1924,6 +1924,11 @@ fn disk_based_full_sync_sends_the_sealed_snapshot_file() -> Result<()> {
     ])?;
     let mut c = primary.redis_conn()?;
     populate(&mut c, "p", 200)?;
+    // populate's 1 ms key must be gone before the sync's BGSAVE: its
+    // expiry is a change, which would count after the save otherwise.
+    wait_for("p:gone to expire", Duration::from_secs(10), || {
+        Ok(!redis::cmd("EXISTS").arg("p:gone").query::<bool>(&mut c)?)
+    })?;
     let proxy = Proxy::start(primary.port())?;
     let replica = start_rampart(&replica_args(&k, proxy.port))?;
     assert_converged(&primary, &replica)?;

@@ -650,6 +650,9 @@ struct Loader<'a> {
     expired_keys: Option<Vec<(usize, Vec<u8>)>>,
     /// Function libraries' code, loaded once the keys are.
     functions: Vec<Vec<u8>>,
+    /// A key already in the dataset is a problem rather than replaced
+    /// (DEBUG RELOAD NOFLUSH without MERGE, where Redis stops on it).
+    refuse_existing: bool,
 }
 
 impl LoadSink for Loader<'_> {
@@ -680,10 +683,24 @@ impl LoadSink for Loader<'_> {
             }
             return Ok(());
         }
-        self.ks.db(db).write(key, self.now, |s| {
+        let refuse = self.refuse_existing;
+        let inserted = self.ks.db(db).write(key, self.now, |s| {
+            if refuse && s.exists() {
+                return false;
+            }
             s.insert(value, expire_at_ms);
             s.loaded();
+            true
         });
+        if !inserted {
+            // Not the key itself: logs never hold keys or values.
+            if self.problem.is_none() {
+                self.problem = Some(format!(
+                    "the snapshot has a key that is already in database {db} (DEBUG RELOAD NOFLUSH without MERGE)"
+                ));
+            }
+            return Ok(());
+        }
         self.loaded += 1;
         Ok(())
     }
@@ -692,7 +709,7 @@ impl LoadSink for Loader<'_> {
 /// Loads the file at `path` (envelope or plain RDB) into the keyspace,
 /// adding to what is there. Returns the number of keys loaded.
 pub(crate) fn load_file(srv: &Server, path: &Path, format: Format) -> anyhow::Result<u64> {
-    load_file_with(srv, path, format, false).map(|l| l.keys)
+    load_file_with(srv, path, format, false, false).map(|l| l.keys)
 }
 
 /// What [`load_file_with`] read besides the keys.
@@ -703,12 +720,14 @@ pub(crate) struct Loaded {
 }
 
 /// [`load_file`], also returning the AUX fields and, with
-/// `keep_expired`, the keys skipped as expired.
+/// `keep_expired`, the keys skipped as expired; with `refuse_existing` a
+/// key already in the dataset fails the load instead of being replaced.
 pub(crate) fn load_file_with(
     srv: &Server,
     path: &Path,
     format: Format,
     keep_expired: bool,
+    refuse_existing: bool,
 ) -> anyhow::Result<Loaded> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -721,6 +740,7 @@ pub(crate) fn load_file_with(
         problem: None,
         expired_keys: keep_expired.then(Vec::new),
         functions: Vec::new(),
+        refuse_existing,
     };
     let start = Instant::now();
     // DEBUG SET-SKIP-CHECKSUM-VALIDATION 1 skips the CRC-64 check, as
@@ -929,7 +949,7 @@ pub fn startup(
             "{} is a plaintext RDB file inside an encrypted dataset. Move it away, or import it with `rampart-server --import-rdb PATH`.",
             dest.display()
         ),
-        Some(f) => match load_file_with(srv, &dest, f, true) {
+        Some(f) => match load_file_with(srv, &dest, f, true, false) {
             Ok(l) => {
                 if let Some(info) = crate::repl::SaveInfo::from_aux(&l.aux) {
                     srv.repl.restore(&info, starts_as_replica(srv), &l.expired);
@@ -1042,21 +1062,53 @@ fn remove_stale_temps(dest: &Path) {
 
 /// DEBUG RELOAD: save, empty the keyspace, load the snapshot back. The
 /// caller holds the exclusive gate.
-pub fn debug_reload(srv: &Server) -> Result<(), String> {
+pub fn debug_reload(srv: &Server, opts: ReloadOptions) -> Result<(), String> {
     wait_bgsave(srv);
-    save(srv)?;
+    if opts.save {
+        save(srv)?;
+    }
     let dest = snapshot_path(srv);
     let format = snapshot::sniff(&dest)
         .map_err(|e| format!("ERR {e}"))?
         .ok_or_else(|| "ERR Error trying to load the RDB dump".to_string())?;
-    for i in 0..srv.keyspace.len() {
-        drop(srv.keyspace.db(i).clear());
+    if opts.flush {
+        for i in 0..srv.keyspace.len() {
+            drop(srv.keyspace.db(i).clear());
+        }
     }
-    blocking(|| load_file(srv, &dest, format)).map_err(|e| {
+    blocking(|| load_file_with(srv, &dest, format, false, !opts.merge)).map_err(|e| {
         tracing::warn!("DEBUG RELOAD: {e:#}");
-        "ERR Error trying to load the RDB dump, check server logs.".to_string()
+        "ERR Error trying to load the RDB dump".to_string()
     })?;
+    tracing::warn!("DB reloaded by DEBUG RELOAD");
     Ok(())
+}
+
+/// DEBUG RELOAD's options, Redis's defaults by [`Default`]: save first,
+/// empty the dataset, refuse a key that is already there.
+///
+/// ```
+/// let o = rampart_server::persist::ReloadOptions::default();
+/// assert!(o.save && o.flush && !o.merge);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ReloadOptions {
+    /// Save the dataset before loading it back (not NOSAVE).
+    pub save: bool,
+    /// Empty the dataset before loading (not NOFLUSH).
+    pub flush: bool,
+    /// MERGE: a loaded key replaces one already there.
+    pub merge: bool,
+}
+
+impl Default for ReloadOptions {
+    fn default() -> Self {
+        ReloadOptions {
+            save: true,
+            flush: true,
+            merge: false,
+        }
+    }
 }
 
 /// The `# Persistence` section of INFO.

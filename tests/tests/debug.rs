@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use rampart_tests::cluster::cmd;
 use rampart_tests::mask_digits;
 use rampart_tests::notify::{both, s};
@@ -218,6 +218,109 @@ fn restore_checksum_is_skipped_only_when_asked() -> Result<()> {
         t.push(restore(&mut r));
         Ok(t)
     })
+}
+
+#[test]
+fn function_restore_checksum_is_skipped_only_when_asked() -> Result<()> {
+    both(DEBUG_ON, |srv| {
+        let mut c = srv.conn()?;
+        let mut t = Vec::new();
+        let lib = "#!lua name=lib\nredis.register_function('f', function() return 7 end)";
+        t.push(s(c.cmd(&["FUNCTION", "LOAD", lib])?));
+        let mut r = redis::Client::open(srv.url())?.get_connection()?;
+        let mut payload: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut r)?;
+        let n = payload.len();
+        payload[n - 1] ^= 0xff;
+        let restore = |r: &mut redis::Connection| -> String {
+            match redis::cmd("FUNCTION")
+                .arg("RESTORE")
+                .arg(&payload)
+                .arg("REPLACE")
+                .query::<String>(r)
+            {
+                Ok(v) => v,
+                Err(e) => e.to_string(),
+            }
+        };
+        t.push(s(c.cmd(&["FUNCTION", "FLUSH"])?));
+        t.push(restore(&mut r));
+        t.push(s(c.cmd(&["FCALL", "f", "0"])?));
+        t.push(s(c.cmd(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"])?));
+        t.push(restore(&mut r));
+        t.push(s(c.cmd(&["FCALL", "f", "0"])?));
+        t.push(s(c.cmd(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"])?));
+        t.push(s(c.cmd(&["FUNCTION", "FLUSH"])?));
+        t.push(restore(&mut r));
+        t.push(s(c.cmd(&["FUNCTION", "LIST"])?));
+        Ok(t)
+    })
+}
+
+/// An RDB file with a broken CRC-64 loads (DEBUG RELOAD NOSAVE) only under
+/// SET-SKIP-CHECKSUM-VALIDATION 1, with the replies redis-server gives.
+/// Rampart runs without encryption here: inside the envelope the file is
+/// authenticated, and a hand-edited byte is refused whatever the flag.
+/// (What a failed load leaves in memory differs on purpose: Redis keeps
+/// the keys read before the bad CRC, Rampart keeps the dataset it had.)
+#[test]
+fn rdb_load_checksum_is_skipped_only_when_asked() -> Result<()> {
+    let steps = |srv: &ServerProcess| -> Result<Vec<String>> {
+        let mut c = srv.conn()?;
+        let mut t = Vec::new();
+        c.cmd(&["SET", "k", "some value"])?;
+        c.cmd(&["RPUSH", "l", "a", "b"])?;
+        t.push(s(c.cmd(&["SAVE"])?));
+        let path = srv.dir().join("dump.rdb");
+        let mut file = std::fs::read(&path)?;
+        let n = file.len();
+        file[n - 1] ^= 0xff;
+        std::fs::write(&path, &file)?;
+        t.push(s(c.cmd(&["FLUSHALL"])?));
+        t.push(s(c.cmd(&["DEBUG", "RELOAD", "NOSAVE"])?));
+        t.push(s(c.cmd(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"])?));
+        t.push(s(c.cmd(&["DEBUG", "RELOAD", "NOSAVE"])?));
+        t.push(s(c.cmd(&["DBSIZE"])?));
+        t.push(s(c.cmd(&["LRANGE", "l", "0", "-1"])?));
+        // NOFLUSH MERGE: the file's keys replace those in memory, the
+        // others stay.
+        c.cmd(&["SET", "k", "changed"])?;
+        c.cmd(&["SET", "x", "kept"])?;
+        t.push(s(c.cmd(&["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"])?));
+        t.push(s(c.cmd(&["MGET", "k", "x"])?));
+        t.push(s(c.cmd(&["DBSIZE"])?));
+        t.push(s(c.cmd(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"])?));
+        t.push(s(c.cmd(&["DEBUG", "RELOAD", "NOSAVE"])?));
+        Ok(t)
+    };
+    // No save rules, so FLUSHALL leaves the broken file in place.
+    let redis_args = ["--enable-debug-command", "yes", "--save", ""];
+    let mut ours_args = redis_args.to_vec();
+    ours_args.extend(["--encryption-at-rest", "no"]);
+    let (r, o) = (
+        Rampart::start(&ours_args)?,
+        RedisOracle::start_with(&redis_args)?,
+    );
+    let (ours, theirs) = (steps(&r)?, steps(&o)?);
+    ensure!(ours == theirs, "rampart {ours:#?}\nredis {theirs:#?}");
+    ensure!(
+        ours[2].starts_with("-ERR") && ours[4] == "+OK\r\n" && ours[5] == ":2\r\n",
+        "{ours:#?}"
+    );
+    ensure!(ours[9] == ":3\r\n", "{ours:#?}");
+
+    // NOFLUSH without MERGE over a key that is there: Redis stops the
+    // process ("Duplicated key found in RDB file"); Rampart refuses the
+    // reload and keeps serving, its dataset still there.
+    let mut c = r.conn()?;
+    c.cmd(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"])?;
+    c.cmd(&["SET", "k", "again"])?;
+    c.cmd(&["SET", "x", "kept"])?;
+    let got = s(c.cmd(&["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH"])?);
+    ensure!(got == "-ERR Error trying to load the RDB dump\r\n", "{got}");
+    ensure!(s(c.cmd(&["GET", "x"])?) == "$4\r\nkept\r\n");
+    let log = r.log();
+    ensure!(log.contains("already in database 0"), "{log}");
+    Ok(())
 }
 
 #[test]

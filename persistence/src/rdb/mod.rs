@@ -342,7 +342,7 @@ pub fn restore_value_with(
 ///
 /// let code: &[u8] = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)";
 /// let payload = rdb::dump_functions([code]);
-/// let back = rdb::restore_functions(&payload).unwrap();
+/// let back = rdb::restore_functions(&payload, true).unwrap();
 /// assert_eq!(back.libraries, vec![code.to_vec()]);
 /// assert_eq!(back.error, None);
 /// ```
@@ -367,11 +367,14 @@ pub struct FunctionsPayload {
     pub error: Option<&'static str>,
 }
 
-/// Reads a FUNCTION DUMP payload after checking its version and CRC as
-/// [`restore_value`] does (an error is then FUNCTION RESTORE's "ERR DUMP
-/// payload version or checksum are wrong").
-pub fn restore_functions(payload: &[u8]) -> Result<FunctionsPayload, RdbError> {
-    read::restore_functions(payload)
+/// Reads a FUNCTION DUMP payload after checking its version, and its CRC
+/// when `verify_checksum`, as [`restore_value_with`] does (an error is then
+/// FUNCTION RESTORE's "ERR DUMP payload version or checksum are wrong").
+pub fn restore_functions(
+    payload: &[u8],
+    verify_checksum: bool,
+) -> Result<FunctionsPayload, RdbError> {
+    read::restore_functions(payload, verify_checksum)
 }
 
 #[cfg(test)]

@@ -832,8 +832,11 @@ pub(crate) fn restore(
 /// `FUNCTION2` (or the 7.0-rc `FUNCTION`, translated). A record may run
 /// into the footer's bytes, as in Redis, which reads from the whole
 /// payload.
-pub(crate) fn restore_functions(payload: &[u8]) -> Result<super::FunctionsPayload> {
-    verify_footer(payload, true)?;
+pub(crate) fn restore_functions(
+    payload: &[u8],
+    verify_checksum: bool,
+) -> Result<super::FunctionsPayload> {
+    verify_footer(payload, verify_checksum)?;
     let mut src = Src::new(payload, payload.len(), false);
     let mut out = super::FunctionsPayload::default();
     let end = payload.len() as u64 - 10;

@@ -292,20 +292,26 @@ fn debug(ctx: &mut Ctx<'_>) {
             let _: &'static mut [u8] = Box::leak(ctx.args[2].to_vec().into_boxed_slice());
             ctx.out.ok();
         }
-        "reload"
-            if ctx.args[2..].iter().any(|o| {
-                !["merge", "noflush", "nosave"]
-                    .iter()
-                    .any(|w| o.eq_ignore_ascii_case(w.as_bytes()))
-            }) =>
-        {
-            ctx.out
-                .error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+        "reload" => {
+            let mut opts = crate::persist::ReloadOptions::default();
+            for o in &ctx.args[2..] {
+                if o.eq_ignore_ascii_case(b"merge") {
+                    opts.merge = true;
+                } else if o.eq_ignore_ascii_case(b"noflush") {
+                    opts.flush = false;
+                } else if o.eq_ignore_ascii_case(b"nosave") {
+                    opts.save = false;
+                } else {
+                    return ctx.out.error(
+                        "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                    );
+                }
+            }
+            match crate::persist::debug_reload(ctx.srv, opts) {
+                Ok(()) => ctx.out.ok(),
+                Err(e) => ctx.out.error(&e),
+            }
         }
-        "reload" => match crate::persist::debug_reload(ctx.srv) {
-            Ok(()) => ctx.out.ok(),
-            Err(e) => ctx.out.error(&e),
-        },
         "loadaof" => {
             // Rampart has no AOF. Redis with `appendonly no` and no AOF
             // on disk empties its dataset, finds nothing to load and

@@ -465,7 +465,10 @@ fn function_restore(ctx: &mut Ctx<'_>) {
         },
         _ => RestorePolicy::Append,
     };
-    let read = match rdb::restore_functions(&ctx.args[2]) {
+    // DEBUG SET-SKIP-CHECKSUM-VALIDATION 1 skips the CRC-64, as Redis's
+    // verifyDumpPayload does for RESTORE and FUNCTION RESTORE alike.
+    let verify = !ctx.srv.debug.skip_checksum.load(Ordering::Relaxed);
+    let read = match rdb::restore_functions(&ctx.args[2], verify) {
         Ok(r) => r,
         Err(_) => {
             return ctx

@@ -622,3 +622,46 @@ fn bgrewriteaof_takes_an_encrypted_snapshot() -> Result<()> {
     assert!(files_containing(r.dir(), b"plaintext-canary").is_empty());
     Ok(())
 }
+
+/// SAVE and BGSAVE while a BGSAVE is still writing its file (held open by
+/// rdb-key-save-delay), with redis-server's replies.
+#[test]
+fn save_during_a_bgsave_is_refused_as_in_redis() -> Result<()> {
+    let steps = |srv: &ServerProcess| -> Result<Vec<String>> {
+        let mut c = srv.redis_conn()?;
+        for i in 0..50 {
+            redis::cmd("SET")
+                .arg(format!("k{i}"))
+                .arg(i)
+                .query::<()>(&mut c)?;
+        }
+        let reply = |c: &mut redis::Connection, cmd: &str| -> String {
+            match redis::cmd(cmd).query::<String>(c) {
+                Ok(v) => v,
+                Err(e) => e.to_string(),
+            }
+        };
+        let mut t = vec![reply(&mut c, "BGSAVE")];
+        t.push(reply(&mut c, "SAVE"));
+        t.push(reply(&mut c, "BGSAVE"));
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c)?;
+        t.push(
+            info.lines()
+                .find(|l| l.starts_with("rdb_bgsave_in_progress:"))
+                .unwrap_or_default()
+                .to_string(),
+        );
+        Ok(t)
+    };
+    // 50 keys at 0.2 s each: the BGSAVE outlasts the steps.
+    let args = ["--rdb-key-save-delay", "200000", "--save", ""];
+    let (r, o) = (Rampart::start(&args)?, RedisOracle::start_with(&args)?);
+    let (ours, theirs) = (steps(&r)?, steps(&o)?);
+    if ours != theirs {
+        bail!("rampart {ours:?}, redis {theirs:?}");
+    }
+    if !ours[1].contains("Background save already in progress") {
+        bail!("{ours:?}");
+    }
+    Ok(())
+}

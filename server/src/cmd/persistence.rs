@@ -7,6 +7,11 @@ use super::{err, spec, CommandSpec, Ctx};
 /// `SAVE`: a point-in-time snapshot written before the reply. Runs under
 /// the exclusive gate, so, as with Redis, other clients wait.
 fn save(ctx: &mut Ctx<'_>) {
+    // While a BGSAVE is still writing its file (past the point-in-time
+    // capture), as Redis refuses SAVE while its child runs.
+    if ctx.srv.persist.running() {
+        return ctx.out.error("ERR Background save already in progress");
+    }
     match crate::persist::save(ctx.srv) {
         Ok(_) => ctx.out.ok(),
         Err(e) => ctx.out.error(&e),

@@ -233,6 +233,7 @@ fn precheck(
                 c.asking = false;
             }
             if let Err(e) = routed {
+                let e = e.reply();
                 if spec.name == "exec" {
                     // Redis discards the transaction and answers the
                     // redirection itself, not EXECABORT.

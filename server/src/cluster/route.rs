@@ -13,17 +13,77 @@ use crate::client::Client;
 use crate::cmd::flags;
 use crate::state::{now_ms, Server};
 
-/// `Ok` when this node runs the command, else the error to answer with
-/// (without its leading `-`). `id` is the resolved command; for EXEC the
-/// queued commands are checked together, as Redis does.
-pub fn check(srv: &Server, bus: &Bus, c: &Client, id: usize, args: &[Bytes]) -> Result<(), String> {
+/// Why a command does not run here: Redis's `getNodeByQuery` error codes,
+/// with where to go for a redirection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// `-MOVED slot host:port`: another node serves the slot.
+    Moved(u16, String),
+    /// `-ASK slot host:port`: the slot is migrating and the key is gone.
+    Ask(u16, String),
+    /// Keys in different slots.
+    CrossSlot,
+    /// Several keys of a migrating or importing slot, not all here.
+    TryAgain,
+    /// No node serves the slot.
+    Unbound,
+    /// The cluster is down.
+    Down,
+    /// The cluster is down and the command writes (reads allowed).
+    DownReadOnly,
+}
+
+impl Refusal {
+    /// The error reply, without its leading `-`.
+    ///
+    /// ```
+    /// use rampart_server::cluster::route::Refusal;
+    /// assert_eq!(Refusal::Moved(7, "127.0.0.1:7001".into()).reply(), "MOVED 7 127.0.0.1:7001");
+    /// ```
+    pub fn reply(&self) -> String {
+        match self {
+            Refusal::Moved(slot, addr) => format!("MOVED {slot} {addr}"),
+            Refusal::Ask(slot, addr) => format!("ASK {slot} {addr}"),
+            Refusal::CrossSlot => "CROSSSLOT Keys in request don't hash to the same slot".into(),
+            Refusal::TryAgain => "TRYAGAIN Multiple keys request during rehashing of slot".into(),
+            Refusal::Unbound => "CLUSTERDOWN Hash slot not served".into(),
+            Refusal::Down => "CLUSTERDOWN The cluster is down".into(),
+            Refusal::DownReadOnly => {
+                "CLUSTERDOWN The cluster is down and only accepts read commands".into()
+            }
+        }
+    }
+
+    /// The same refusal for a command inside a script, in the words of
+    /// Redis's `scriptVerifyClusterState`.
+    pub fn in_script(&self) -> &'static str {
+        match self {
+            Refusal::DownReadOnly => {
+                "Script attempted to execute a write command while the cluster is down and readonly"
+            }
+            Refusal::Down => "Script attempted to execute a command while the cluster is down",
+            _ => "Script attempted to access a non local key in a cluster node",
+        }
+    }
+}
+
+/// `Ok` when this node runs the command, else why not. `id` is the
+/// resolved command; for EXEC the queued commands are checked together,
+/// as Redis does.
+pub fn check(
+    srv: &Server,
+    bus: &Bus,
+    c: &Client,
+    id: usize,
+    args: &[Bytes],
+) -> Result<(), Refusal> {
     route(srv, bus, c, id, args).map(|_| ())
 }
 
-/// Why a command inside a script may not run here, in the words of
-/// Redis's `scriptVerifyClusterState`; else the slot of its keys (`None`
-/// without keys), which the script's other commands must share unless it
-/// allows cross-slot keys.
+/// Why a command inside a script may not run here (see
+/// [`Refusal::in_script`]); else the slot of its keys (`None` without
+/// keys), which the script's other commands must share unless it allows
+/// cross-slot keys.
 pub fn script_check(
     srv: &Server,
     bus: &Bus,
@@ -31,15 +91,7 @@ pub fn script_check(
     id: usize,
     args: &[Bytes],
 ) -> Result<Option<u16>, &'static str> {
-    route(srv, bus, c, id, args).map_err(|e| match e.as_str() {
-        "CLUSTERDOWN The cluster is down and only accepts read commands" => {
-            "Script attempted to execute a write command while the cluster is down and readonly"
-        }
-        "CLUSTERDOWN The cluster is down" => {
-            "Script attempted to execute a command while the cluster is down"
-        }
-        _ => "Script attempted to access a non local key in a cluster node",
-    })
+    route(srv, bus, c, id, args).map_err(|e| e.in_script())
 }
 
 /// [`check`], with the slot of the command's keys when it runs here.
@@ -53,7 +105,7 @@ fn route(
     c: &Client,
     id: usize,
     args: &[Bytes],
-) -> Result<Option<u16>, String> {
+) -> Result<Option<u16>, Refusal> {
     let spec = srv.commands.spec(id);
     let st = bus.state.lock();
     let mut keys = Keys::default();
@@ -83,12 +135,12 @@ fn route(
         let cfg = &srv.config;
         if pubsub_shard {
             if !cfg.flag("cluster-allow-pubsubshard-when-down") {
-                return Err("CLUSTERDOWN The cluster is down".into());
+                return Err(Refusal::Down);
             }
         } else if !cfg.flag("cluster-allow-reads-when-down") {
-            return Err("CLUSTERDOWN The cluster is down".into());
+            return Err(Refusal::Down);
         } else if writes {
-            return Err("CLUSTERDOWN The cluster is down and only accepts read commands".into());
+            return Err(Refusal::DownReadOnly);
         }
     }
     if (migrating || importing) && spec.name == "migrate" {
@@ -103,15 +155,15 @@ fn route(
     };
     if migrating && missing > 0 {
         if existing > 0 {
-            return Err("TRYAGAIN Multiple keys request during rehashing of slot".into());
+            return Err(Refusal::TryAgain);
         }
         if let Some(to) = st.migrating.get(&slot) {
-            return Err(format!("ASK {slot} {}", addr(*to)));
+            return Err(Refusal::Ask(slot, addr(*to)));
         }
     }
     if importing && (c.asking || spec.has(flags::ASKING)) {
         if multiple_keys && missing > 0 {
-            return Err("TRYAGAIN Multiple keys request during rehashing of slot".into());
+            return Err(Refusal::TryAgain);
         }
         return Ok(Some(slot));
     }
@@ -128,7 +180,7 @@ fn route(
     {
         return Ok(Some(slot));
     }
-    Err(format!("MOVED {slot} {}", addr(owner)))
+    Err(Refusal::Moved(slot, addr(owner)))
 }
 
 /// What [`route`] learns from the keys of a command line (or of every
@@ -158,7 +210,7 @@ impl<'a> Keys<'a> {
         st: &Cluster,
         id: usize,
         args: &'a [Bytes],
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let spec = srv.commands.spec(id);
         self.writes |= spec.has(flags::WRITE);
         let shard_cmd = matches!(spec.name, "ssubscribe" | "sunsubscribe" | "spublish");
@@ -184,7 +236,7 @@ impl<'a> Keys<'a> {
                 None => {
                     self.first = Some((key, slot));
                     match st.owner_name(slot) {
-                        None => return Err("CLUSTERDOWN Hash slot not served".into()),
+                        None => return Err(Refusal::Unbound),
                         Some(n) => self.owner = Some(n),
                     }
                     if st.migrating.is_empty() && st.importing.is_empty() {
@@ -198,9 +250,7 @@ impl<'a> Keys<'a> {
                 Some((fk, fslot)) => {
                     if fk != &key[..] {
                         if fslot != slot {
-                            return Err(
-                                "CROSSSLOT Keys in request don't hash to the same slot".into()
-                            );
+                            return Err(Refusal::CrossSlot);
                         }
                         self.multiple_keys = true;
                     }

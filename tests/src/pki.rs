@@ -1,8 +1,10 @@
-//! Test certificates for TLS tests that start several servers: a CA, a
-//! certificate for 127.0.0.1/localhost usable as server and as client (a
-//! cluster node presents it on the bus, as Redis does without
-//! `tls-client-cert-file`), and a client-only certificate, written as PEM
-//! files in a temporary directory. Made with rcgen: no openssl CLI.
+//! Test certificates for the TLS tests: a CA, certificates for
+//! 127.0.0.1/localhost usable as server and as client (a replica or a
+//! cluster node presents its server certificate, as Redis does without
+//! `tls-client-cert-file`), a second server certificate for rotation, a
+//! client-only certificate, one signed by an unrelated CA, and the server
+//! key encrypted under a pass phrase, written as PEM files in a temporary
+//! directory. Made with rcgen: no openssl CLI.
 
 use anyhow::Result;
 use rcgen::{
@@ -10,8 +12,15 @@ use rcgen::{
     KeyUsagePurpose, SerialNumber,
 };
 
+/// The pass phrase of `server-enc.key`.
+pub const KEY_PASS: &str = "s3cret pass";
+
 /// A CA and what it signed, in a temporary directory removed on drop:
-/// `ca.crt`, `server.crt`/`server.key`, `client.crt`/`client.key`.
+/// `ca.crt`, `server.crt`/`server.key`, `server2.crt`/`server2.key` (a
+/// second server certificate), `client.crt`/`client.key` (client only),
+/// `other-ca.crt` and `stranger.crt`/`stranger.key` (a client certificate
+/// from that unrelated CA), and `server-enc.key` (`server.key` as
+/// encrypted PKCS#8 under [`KEY_PASS`]).
 ///
 /// # Example
 ///
@@ -22,52 +31,84 @@ use rcgen::{
 /// ```
 pub struct Pki {
     dir: tempfile::TempDir,
+    server_der: Vec<u8>,
+    server2_der: Vec<u8>,
 }
 
-fn leaf(
-    ca: &rcgen::Certificate,
-    ca_key: &KeyPair,
-    cn: &str,
-    serial: u64,
-    usages: Vec<ExtendedKeyUsagePurpose>,
-) -> Result<(rcgen::Certificate, KeyPair)> {
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn ca(name: &str) -> Result<Ca> {
+    let key = KeyPair::generate()?;
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = p.self_signed(&key)?;
+    Ok(Ca { cert, key })
+}
+
+/// A leaf for 127.0.0.1/localhost signed by `ca`: server and client, or
+/// client only.
+fn leaf(ca: &Ca, cn: &str, serial: u64, server: bool) -> Result<(rcgen::Certificate, KeyPair)> {
     let key = KeyPair::generate()?;
     let mut p = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     p.distinguished_name.push(DnType::CommonName, cn);
     p.serial_number = Some(SerialNumber::from(serial));
-    p.extended_key_usages = usages;
-    let cert = p.signed_by(&key, ca, ca_key)?;
+    p.extended_key_usages = if server {
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ]
+    } else {
+        vec![ExtendedKeyUsagePurpose::ClientAuth]
+    };
+    let cert = p.signed_by(&key, &ca.cert, &ca.key)?;
     Ok((cert, key))
 }
 
 impl Pki {
-    /// Makes the CA and its certificates.
+    /// Makes the CAs and their certificates.
     pub fn new() -> Result<Pki> {
         let dir = tempfile::tempdir()?;
-        let ca_key = KeyPair::generate()?;
-        let mut p = CertificateParams::new(Vec::<String>::new())?;
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name
-            .push(DnType::CommonName, "Rampart test CA");
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = p.self_signed(&ca_key)?;
+        let root = ca("Rampart test CA")?;
+        let other = ca("Unrelated CA")?;
         let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text);
-        write("ca.crt", &ca.pem())?;
-        let both = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let (server, skey) = leaf(&ca, &ca_key, "rampart-node", 1001, both)?;
+        write("ca.crt", &root.cert.pem())?;
+        write("other-ca.crt", &other.cert.pem())?;
+        let (server, skey) = leaf(&root, "rampart-server", 1001, true)?;
         write("server.crt", &server.pem())?;
         write("server.key", &skey.serialize_pem())?;
-        let client_only = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let (client, ckey) = leaf(&ca, &ca_key, "client", 2001, client_only)?;
+        let (server2, skey2) = leaf(&root, "rampart-server-rotated", 1002, true)?;
+        write("server2.crt", &server2.pem())?;
+        write("server2.key", &skey2.serialize_pem())?;
+        let (client, ckey) = leaf(&root, "client", 2001, false)?;
         write("client.crt", &client.pem())?;
         write("client.key", &ckey.serialize_pem())?;
-        Ok(Pki { dir })
+        let (stranger, xkey) = leaf(&other, "stranger", 3001, false)?;
+        write("stranger.crt", &stranger.pem())?;
+        write("stranger.key", &xkey.serialize_pem())?;
+        // The server key again, encrypted (PKCS#8, PBES2).
+        let der = skey.serialize_der();
+        let info =
+            pkcs8::PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let enc = info
+            .encrypt(pkcs8::rand_core::OsRng, KEY_PASS.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pem = enc
+            .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        write("server-enc.key", &pem)?;
+        Ok(Pki {
+            server_der: server.der().to_vec(),
+            server2_der: server2.der().to_vec(),
+            dir,
+        })
     }
 
     /// The directory holding the files (removed on drop).
@@ -78,6 +119,16 @@ impl Pki {
     /// The path of one of the files (`"ca.crt"`, `"client.key"`, …).
     pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// DER of `server.crt`, to tell which certificate a server serves.
+    pub fn server_der(&self) -> &[u8] {
+        &self.server_der
+    }
+
+    /// DER of `server2.crt`.
+    pub fn server2_der(&self) -> &[u8] {
+        &self.server2_der
     }
 
     /// The server directives for this PKI, serving TLS on `tls_port`.

@@ -2,7 +2,7 @@
 //! and `redis-benchmark --tls`, a rustls client of our own (to present or
 //! withhold a client certificate and to see which certificate the server
 //! serves), and replication over TLS with Debian's `redis-server` 7.0 on
-//! either side. Certificates are made here with rcgen: no openssl CLI.
+//! either side. Certificates come from `rampart_tests::pki`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,117 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use rampart_tests::pki::Pki;
 use rampart_tests::{
     free_port, require_tool, run_with_timeout, wait_for, Rampart, RedisOracle, ServerProcess,
 };
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    SerialNumber,
-};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-
-/// A CA and what it signed, written as PEM files in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-    /// DER of each server certificate, to tell which one a server serves.
-    server_der: Vec<u8>,
-    server2_der: Vec<u8>,
-}
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn ca(name: &str) -> Result<Ca> {
-    let key = KeyPair::generate()?;
-    let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = p.self_signed(&key)?;
-    Ok(Ca { cert, key })
-}
-
-/// A leaf for 127.0.0.1/localhost signed by `ca`, usable as a server and
-/// as a client (a replica presents its server certificate, as in Redis).
-fn leaf(ca: &Ca, cn: &str, serial: u64, server: bool) -> Result<(rcgen::Certificate, KeyPair)> {
-    let key = KeyPair::generate()?;
-    let mut p = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.serial_number = Some(SerialNumber::from(serial));
-    p.extended_key_usages = if server {
-        vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ]
-    } else {
-        vec![ExtendedKeyUsagePurpose::ClientAuth]
-    };
-    let cert = p.signed_by(&key, &ca.cert, &ca.key)?;
-    Ok((cert, key))
-}
-
-impl Pki {
-    fn new() -> Result<Pki> {
-        let dir = tempfile::tempdir()?;
-        let root = ca("Rampart test CA")?;
-        let other = ca("Unrelated CA")?;
-        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text);
-        write("ca.crt", &root.cert.pem())?;
-        write("other-ca.crt", &other.cert.pem())?;
-        let (server, skey) = leaf(&root, "rampart-server", 1001, true)?;
-        write("server.crt", &server.pem())?;
-        write("server.key", &skey.serialize_pem())?;
-        let (server2, skey2) = leaf(&root, "rampart-server-rotated", 1002, true)?;
-        write("server2.crt", &server2.pem())?;
-        write("server2.key", &skey2.serialize_pem())?;
-        let (client, ckey) = leaf(&root, "client", 2001, false)?;
-        write("client.crt", &client.pem())?;
-        write("client.key", &ckey.serialize_pem())?;
-        let (stranger, xkey) = leaf(&other, "stranger", 3001, false)?;
-        write("stranger.crt", &stranger.pem())?;
-        write("stranger.key", &xkey.serialize_pem())?;
-        // The server key again, encrypted (PKCS#8, PBES2) under a pass phrase.
-        let der = skey.serialize_der();
-        let info =
-            pkcs8::PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let enc = info
-            .encrypt(pkcs8::rand_core::OsRng, b"s3cret pass")
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let pem = enc
-            .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        write("server-enc.key", &pem)?;
-        Ok(Pki {
-            server_der: server.der().to_vec(),
-            server2_der: server2.der().to_vec(),
-            dir,
-        })
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_string_lossy().into_owned()
-    }
-
-    /// The server directives for this PKI, serving on `tls_port`.
-    fn server_args(&self, tls_port: u16) -> Vec<String> {
-        vec![
-            "--tls-port".into(),
-            tls_port.to_string(),
-            "--tls-cert-file".into(),
-            self.path("server.crt"),
-            "--tls-key-file".into(),
-            self.path("server.key"),
-            "--tls-ca-cert-file".into(),
-            self.path("ca.crt"),
-        ]
-    }
-}
 
 /// Rampart with a plain port (for checks and for the harness's PING) and
 /// a TLS port.
@@ -460,7 +355,7 @@ fn certificate_rotation_with_config_set() -> Result<()> {
     let pki = Pki::new()?;
     let (server, port) = start_tls(&pki, &[])?;
     let mut old = TlsClient::connect(&pki, port, "ca.crt", CLIENT)?;
-    assert_eq!(old.served(), pki.server_der);
+    assert_eq!(old.served(), pki.server_der());
     assert_eq!(old.cmd(&["SET", "a", "1"])?, "+OK\r\n");
 
     let reply = plain_cmd(
@@ -478,7 +373,7 @@ fn certificate_rotation_with_config_set() -> Result<()> {
     // The connection made before keeps working; a new one sees the new cert.
     assert_eq!(old.cmd(&["GET", "a"])?, "$1\r\n1\r\n");
     let new = TlsClient::connect(&pki, port, "ca.crt", CLIENT)?;
-    assert_eq!(new.served(), pki.server2_der);
+    assert_eq!(new.served(), pki.server2_der());
 
     // A file that is not there: CONFIG SET fails as in Redis, the value
     // and the context in use stay.
@@ -493,7 +388,7 @@ fn certificate_rotation_with_config_set() -> Result<()> {
     let got = plain_cmd(&server, &["CONFIG", "GET", "tls-cert-file"])?;
     assert!(got.contains("server2.crt"), "{got}");
     let mut after = TlsClient::connect(&pki, port, "ca.crt", CLIENT)?;
-    assert_eq!(after.served(), pki.server2_der);
+    assert_eq!(after.served(), pki.server2_der());
     assert_eq!(after.cmd(&["PING"])?, "+PONG\r\n");
     assert_eq!(old.cmd(&["PING"])?, "+PONG\r\n");
     assert!(
@@ -562,7 +457,7 @@ fn large_replies_under_output_limits_arrive_whole_and_a_stalled_client_is_closed
 #[test]
 fn ca_cert_dir_instead_of_a_file() -> Result<()> {
     let pki = Pki::new()?;
-    let cas = pki.dir.path().join("cas");
+    let cas = pki.dir().join("cas");
     std::fs::create_dir(&cas)?;
     std::fs::copy(pki.path("ca.crt"), cas.join("5a2b2c01.0"))?;
     let cas = cas.to_string_lossy().into_owned();
@@ -618,7 +513,7 @@ fn encrypted_key_protocols_and_ciphers() -> Result<()> {
             "--tls-key-file",
             &key,
             "--tls-key-file-pass",
-            "s3cret pass",
+            rampart_tests::pki::KEY_PASS,
             "--tls-protocols",
             "TLSv1.2",
             "--tls-ciphers",

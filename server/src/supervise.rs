@@ -161,8 +161,14 @@ pub fn banner(srv: &Server, port: i64, tls_port: i64) {
     } else {
         "replica"
     };
+    // Redis's mode word: cluster or standalone (no sentinel here).
+    let mode = if srv.config.flag("cluster-enabled") {
+        "cluster"
+    } else {
+        "standalone"
+    };
     tracing::info!(
-        "Running mode=standalone, role={role}, port={port}, tls-port={tls_port}, supervised={}, version={} (Redis {} compatible)",
+        "Running mode={mode}, role={role}, port={port}, tls-port={tls_port}, supervised={}, version={} (Redis {} compatible)",
         mode_name(),
         env!("CARGO_PKG_VERSION"),
         crate::REDIS_VERSION

@@ -105,6 +105,9 @@ fn create_check_route_and_agree() -> Result<()> {
         start_rampart_node(&[])?,
     ];
     let procs: Vec<&ServerProcess> = nodes.iter().map(|n| &**n).collect();
+    // Redis's startup line names the mode.
+    let log = procs[0].log();
+    assert!(log.contains("Running mode=cluster, "), "{log}");
     create(&procs)?;
     wait_for("the same CLUSTER NODES everywhere", CONVERGE, || {
         let first = topology(procs[0])?;

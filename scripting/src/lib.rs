@@ -404,11 +404,6 @@ pub struct Engine {
     /// runs while `busy-reply-threshold` is on, as setting it per run cost
     /// more than a short script.
     hook_on: bool,
-    /// The global table and the names of KEYS and ARGV, kept rather than
-    /// looked up and interned again for every EVAL.
-    globals: Table,
-    keys_name: mlua::String,
-    argv_name: mlua::String,
 }
 
 /// What the `redis.*` functions reach during a run.
@@ -887,8 +882,6 @@ impl Engine {
         let handler = lua.create_function(error_handler)?;
         let run_ctx = Arc::new(RunCtx::default());
         install_api(&lua, &redis, &run_ctx)?;
-        let keys_name = lua.create_string("KEYS")?;
-        let argv_name = lua.create_string("ARGV")?;
         Ok(Engine {
             lua,
             env,
@@ -906,9 +899,6 @@ impl Engine {
             mem_limit: 0,
             run_ctx,
             hook_on: false,
-            globals: g,
-            keys_name,
-            argv_name,
         })
     }
 
@@ -1309,22 +1299,26 @@ impl Engine {
             return b"-NOSCRIPT No matching script. Please use EVAL.\r\n".to_vec();
         };
         self.lift_cap();
-        let set = || -> mlua::Result<()> {
-            self.globals
-                .raw_set(&self.keys_name, self.sequence(keys)?)?;
-            self.globals
-                .raw_set(&self.argv_name, self.sequence(args)?)?;
-            Ok(())
+        // KEYS and ARGV: the prelude's `run` makes them globals.
+        let (k, a) = match (self.sequence(keys), self.sequence(args)) {
+            (Ok(k), Ok(a)) => (k, a),
+            (Err(e), _) | (_, Err(e)) => {
+                self.restore_cap();
+                return err_reply(&format!("ERR {}", mlua_err_text(&e)));
+            }
         };
-        if let Err(e) = set() {
-            self.restore_cap();
-            return err_reply(&format!("ERR {}", mlua_err_text(&e)));
-        }
-        self.call(host, func, None, opts)
+        self.call(host, func, Some((k, a)), opts)
     }
 
     /// A Lua array of `items` as strings (KEYS, ARGV).
     fn sequence(&self, items: &[&[u8]]) -> mlua::Result<Table> {
+        // The usual case, all text: one call that pushes each `&str`
+        // straight onto the Lua stack and makes one reference, where a
+        // `raw_set` per item made and dropped references of its own.
+        let texts: Option<Vec<&str>> = items.iter().map(|b| std::str::from_utf8(b).ok()).collect();
+        if let Some(texts) = texts {
+            return self.lua.create_sequence_from(texts);
+        }
         let t = self.lua.create_table_with_capacity(items.len(), 0)?;
         for (i, item) in items.iter().enumerate() {
             // A `&str` goes straight onto the Lua stack (no registry
@@ -1375,8 +1369,9 @@ impl Engine {
         self.hook_on = on;
     }
 
-    /// Runs `func` (with `(keys, args)` tables for FCALL) under the hook
-    /// and the error handler, converting its result to RESP.
+    /// Runs `func` under the hook and the error handler, converting its
+    /// result to RESP. `fargs` are the `(keys, args)` tables: KEYS and
+    /// ARGV for an EVAL, the function's arguments for an FCALL.
     fn call(
         &mut self,
         host: Box<dyn Host + Send>,
@@ -1395,7 +1390,7 @@ impl Engine {
         self.restore_cap();
         let result: mlua::Result<(bool, Value)> = match fargs {
             None => self.run.call((func, self.handler.clone())),
-            Some((k, a)) => self.run.call((func, self.handler.clone(), k, a)),
+            Some((k, a)) => self.run.call((func, self.handler.clone(), k, a, opts.eval)),
         };
         self.lift_cap();
         // A kill swaps the count hook for one that fails every line.

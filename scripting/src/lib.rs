@@ -6,10 +6,13 @@
 //! back through the [`Host`] trait, which runs the command and hands back
 //! its reply as RESP bytes. [`Engine`] owns the VM and the script cache;
 //! [`Watch`] is the state other threads read while a script runs (busy,
-//! kill requests).
+//! kill requests). `redis.call` and `redis.pcall` are C functions on
+//! Lua's own API (module `raw`, the crate's only unsafe code, which says
+//! why and why it is sound).
 
 pub mod fmt;
 pub mod libs;
+mod raw;
 pub mod reply;
 
 use std::collections::{HashMap, HashSet};
@@ -20,7 +23,7 @@ use std::time::Instant;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 use sha1::{Digest, Sha1};
 
-pub use reply::{lua_to_resp, resp_to_lua, Writer};
+pub use reply::{lua_to_resp, Writer};
 
 /// What a script's `redis.call` needs from the server.
 pub trait Host {
@@ -413,6 +416,9 @@ struct RunCtx {
     host: std::sync::Mutex<Option<Box<dyn Host + Send>>>,
     /// The protocol the script chose with `redis.setresp`.
     resp: std::sync::atomic::AtomicU8,
+    /// The VM, for `redis.call` (a C function, see `raw`) to lift the
+    /// memory cap while it works.
+    lua: std::sync::OnceLock<mlua::WeakLua>,
 }
 
 /// A function a library registered.
@@ -1530,45 +1536,12 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs `f` with the VM's memory cap lifted (see [`Engine::lift_cap`]),
-/// for the Rust side of a `redis.*` call made from the script's code.
-fn uncapped<R>(lua: &Lua, f: impl FnOnce() -> mlua::Result<R>) -> mlua::Result<R> {
-    let cap = lua.set_memory_limit(0).unwrap_or(0);
-    let r = f();
-    if cap > 0 {
-        let _ = lua.set_memory_limit(cap);
-    }
-    r
-}
-
 /// Sets the `redis.*` functions that reach the running script's host
 /// (`call`, `pcall`, `setresp`, `set_repl`, `log`, `acl_check_cmd`) in
 /// the real `redis` table, once per VM.
 fn install_api(lua: &Lua, redis: &Table, ctx: &Arc<RunCtx>) -> mlua::Result<()> {
-    let c = ctx.clone();
-    redis.raw_set(
-        "call",
-        lua.create_function(move |lua, args: mlua::MultiValue| {
-            let (v, is_err) = uncapped(lua, || redis_command(lua, &c, args))?;
-            if is_err {
-                if let Value::Table(t) = &v {
-                    let err = match t.raw_get::<Value>("err")? {
-                        Value::String(s) => s.as_bytes().to_vec(),
-                        _ => Vec::new(),
-                    };
-                    return Err(mlua::Error::external(ScriptError { err }));
-                }
-            }
-            Ok(v)
-        })?,
-    )?;
-    let c = ctx.clone();
-    redis.raw_set(
-        "pcall",
-        lua.create_function(move |lua, args: mlua::MultiValue| {
-            Ok(uncapped(lua, || redis_command(lua, &c, args))?.0)
-        })?,
-    )?;
+    let _ = ctx.lua.set(lua.weak());
+    raw::install(lua, redis, ctx)?;
     let c = ctx.clone();
     redis.raw_set(
         "setresp",
@@ -1652,48 +1625,6 @@ fn install_api(lua: &Lua, redis: &Table, ctx: &Arc<RunCtx>) -> mlua::Result<()> 
         })?,
     )?;
     Ok(())
-}
-
-/// `redis.call` / `redis.pcall`: the command's reply as a Lua value, and
-/// whether it is an error (which `redis.call` raises).
-fn redis_command(lua: &Lua, ctx: &RunCtx, args: mlua::MultiValue) -> mlua::Result<(Value, bool)> {
-    let argv = match lua_args(lua, args) {
-        Ok(a) => a,
-        Err(e) => {
-            // redis.pcall returns the table, redis.call raises it.
-            let err = find_script_error(&e)
-                .map(|s| s.err.clone())
-                .unwrap_or_default();
-            let t = lua.create_table()?;
-            t.raw_set("err", lua.create_string(&err)?)?;
-            return Ok((Value::Table(t), true));
-        }
-    };
-    let recursive = || {
-        let t = reply::error_table(
-            lua,
-            b"luaRedisGenericCommand() recursive call detected. Are you doing funny stuff with Lua debug hooks?",
-        )?;
-        Ok((Value::Table(t), false))
-    };
-    let mut guard = match ctx.host.try_lock() {
-        Ok(g) => g,
-        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return recursive(),
-    };
-    let Some(h) = guard.as_mut() else {
-        return recursive();
-    };
-    let reply = h.call(argv, ctx.resp.load(Ordering::Relaxed));
-    drop(guard);
-    match reply {
-        Ok(bytes) => resp_to_lua(lua, &bytes),
-        Err(text) => {
-            let t = reply::error_table(lua, &text)?;
-            t.raw_set("ignore_error_stats_update", true)?;
-            Ok((Value::Table(t), true))
-        }
-    }
 }
 
 /// The count hook: notices the busy threshold and a pending kill.

@@ -1395,8 +1395,8 @@ impl Engine {
         // protected calls (see `lift_cap`).
         self.restore_cap();
         let result: mlua::Result<(bool, Value)> = match fargs {
-            None => self.run.call((func, self.handler.clone())),
-            Some((k, a)) => self.run.call((func, self.handler.clone(), k, a, opts.eval)),
+            None => self.run.call((&func, &self.handler)),
+            Some((k, a)) => self.run.call((&func, &self.handler, &k, &a, opts.eval)),
         };
         self.lift_cap();
         // A kill swaps the count hook for one that fails every line.
@@ -1416,7 +1416,8 @@ impl Engine {
         self.reclaim();
         self.lift_cap();
         let mut w = Writer {
-            buf: Vec::new(),
+            // Room for a short reply without growing by steps.
+            buf: Vec::with_capacity(64),
             proto: opts.caller_proto,
         };
         match result {

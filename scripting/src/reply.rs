@@ -86,7 +86,10 @@ impl Writer {
     }
 
     fn num(&mut self, kind: u8, n: i64) {
-        self.line(kind, n.to_string().as_bytes());
+        use std::io::Write;
+        // Straight into the buffer: no String per number.
+        self.buf.push(kind);
+        let _ = write!(self.buf, "{n}\r\n");
     }
 
     /// A bulk string.

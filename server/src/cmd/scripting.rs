@@ -166,7 +166,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
     let argv: Vec<&[u8]> = ctx.args[3 + nkeys..].iter().map(|a| &a[..]).collect();
     let watch = &srv.scripting.watch;
     watch.threshold_ms.store(
-        srv.config.int("busy-reply-threshold").max(0) as u64,
+        srv.config.hot.busy_reply_threshold.load(Ordering::Relaxed),
         Ordering::Relaxed,
     );
     let Some(me) = srv.arc() else {
@@ -329,7 +329,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     rules.slot = declared_slot(ctx, &keys);
     let argv: Vec<&[u8]> = ctx.args[3 + nkeys..].iter().map(|a| &a[..]).collect();
     srv.scripting.watch.threshold_ms.store(
-        srv.config.int("busy-reply-threshold").max(0) as u64,
+        srv.config.hot.busy_reply_threshold.load(Ordering::Relaxed),
         Ordering::Relaxed,
     );
     *srv.scripting.running.lock() = Some((name.clone(), ctx.args.to_vec()));

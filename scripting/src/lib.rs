@@ -419,6 +419,9 @@ struct RunCtx {
     /// The VM, for `redis.call` (a C function, see `raw`) to lift the
     /// memory cap while it works.
     lua: std::sync::OnceLock<mlua::WeakLua>,
+    /// A panic of the host's `call`, caught in `redis.call` (it must not
+    /// unwind through Lua) and resumed when the run is over.
+    panic: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 /// A function a library registered.
@@ -1415,6 +1418,9 @@ impl Engine {
         watch.end();
         self.reclaim();
         self.lift_cap();
+        if let Some(payload) = lock(&self.run_ctx.panic).take() {
+            std::panic::resume_unwind(payload);
+        }
         let mut w = Writer {
             // Room for a short reply without growing by steps.
             buf: Vec::with_capacity(64),

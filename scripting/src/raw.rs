@@ -32,6 +32,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_void};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -114,10 +115,21 @@ unsafe fn run(state: *mut ffi::lua_State, ctx: &RunCtx, raise: bool) -> bool {
                 Err(std::sync::TryLockError::WouldBlock) => None,
             };
             match guard.as_mut().and_then(|g| g.as_mut()) {
-                Some(h) => match h.call(argv, ctx.resp.load(Ordering::Relaxed)) {
-                    Ok(bytes) => Outcome::Reply(bytes),
-                    Err(text) => Outcome::Error(error_text(&text), true),
-                },
+                Some(h) => {
+                    let resp = ctx.resp.load(Ordering::Relaxed);
+                    // A panic must not unwind through Lua's C frames: it
+                    // is kept, the script stopped with an error, and the
+                    // engine resumes it once the run is over (as mlua's
+                    // own callbacks do).
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| h.call(argv, resp))) {
+                        Ok(Ok(bytes)) => Outcome::Reply(bytes),
+                        Ok(Err(text)) => Outcome::Error(error_text(&text), true),
+                        Err(payload) => {
+                            *crate::lock(&ctx.panic) = Some(payload);
+                            Outcome::Error(b"ERR a command panicked".to_vec(), true)
+                        }
+                    }
+                }
                 None => Outcome::Table(error_text(RECURSIVE)),
             }
         }
@@ -419,5 +431,91 @@ unsafe fn wrap(st: *mut ffi::lua_State, field: &[u8]) {
         ffi::lua_rawset(st, -3);
         // Move the table down over the value.
         ffi::lua_replace(st, -2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Engine, Host, RunOptions};
+
+    /// A host whose every command answers `reply`, or panics when it is
+    /// empty.
+    struct Fixed(&'static [u8]);
+
+    impl Host for Fixed {
+        fn call(&mut self, _: Vec<Vec<u8>>, _: u8) -> Result<Vec<u8>, Vec<u8>> {
+            assert!(!self.0.is_empty(), "a command panicked");
+            Ok(self.0.to_vec())
+        }
+        fn log(&mut self, _: i32, _: &[u8]) {}
+        fn set_repl(&mut self, _: i32) {}
+        fn acl_check(&mut self, _: &[Vec<u8>]) -> Option<bool> {
+            Some(true)
+        }
+    }
+
+    fn run(e: &mut Engine, body: &[u8], reply: &'static [u8]) -> Vec<u8> {
+        let (sha, _) = e.load(body).unwrap();
+        let opts = RunOptions {
+            eval: true,
+            caller_proto: 2,
+            name: &sha,
+            from_master: false,
+        };
+        e.eval(Box::new(Fixed(reply)), &sha, &[], &[], &opts)
+    }
+
+    #[test]
+    fn replies_come_back_as_they_went() {
+        let mut e = Engine::new(Default::default()).unwrap();
+        let body = b"return redis.call('x')";
+        for reply in [
+            &b"$5\r\nhello\r\n"[..],
+            b"$0\r\n\r\n",
+            b":-42\r\n",
+            b"+OK\r\n",
+            b"*3\r\n$1\r\na\r\n*1\r\n:1\r\n+QUEUED\r\n",
+            b"*0\r\n",
+        ] {
+            let r = run(&mut e, body, reply);
+            assert_eq!(r, reply, "{}", String::from_utf8_lossy(reply));
+        }
+        // Nulls become false, which a RESP2 caller gets as a null.
+        assert_eq!(run(&mut e, body, b"$-1\r\n"), b"$-1\r\n");
+        assert_eq!(run(&mut e, body, b"*-1\r\n"), b"$-1\r\n");
+        // RESP3 shapes reach a RESP2 caller flattened, as in Redis.
+        assert_eq!(
+            run(&mut e, body, b"%1\r\n$1\r\nk\r\n$1\r\nv\r\n"),
+            b"*2\r\n$1\r\nk\r\n$1\r\nv\r\n"
+        );
+        assert_eq!(run(&mut e, body, b",1.5\r\n"), b"$3\r\n1.5\r\n");
+        assert_eq!(run(&mut e, body, b"#t\r\n"), b":1\r\n");
+    }
+
+    #[test]
+    fn errors_are_raised_by_call_and_returned_by_pcall() {
+        let mut e = Engine::new(Default::default()).unwrap();
+        let r = run(&mut e, b"return redis.call('x')", b"-WRONGTYPE bad\r\n");
+        assert!(
+            r.starts_with(b"-WRONGTYPE bad script: "),
+            "{}",
+            String::from_utf8_lossy(&r)
+        );
+        let r = run(&mut e, b"return redis.pcall('x')", b"-WRONGTYPE bad\r\n");
+        assert_eq!(r, b"-WRONGTYPE bad\r\n");
+        let r = run(&mut e, b"return redis.pcall('x', {})", b"+OK\r\n");
+        assert_eq!(
+            r,
+            b"-ERR Lua redis lib command arguments must be strings or integers\r\n"
+        );
+    }
+
+    #[test]
+    fn a_panicking_command_panics_the_run_not_the_vm() {
+        let mut e = Engine::new(Default::default()).unwrap();
+        let body = b"return redis.pcall('x')";
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut e, body, b"")));
+        assert!(r.is_err());
+        assert_eq!(run(&mut e, body, b"+OK\r\n"), b"+OK\r\n");
     }
 }

@@ -6,10 +6,13 @@
 //! back through the [`Host`] trait, which runs the command and hands back
 //! its reply as RESP bytes. [`Engine`] owns the VM and the script cache;
 //! [`Watch`] is the state other threads read while a script runs (busy,
-//! kill requests).
+//! kill requests). `redis.call` and `redis.pcall` are C functions on
+//! Lua's own API (module `raw`, the crate's only unsafe code, which says
+//! why and why it is sound).
 
 pub mod fmt;
 pub mod libs;
+mod raw;
 pub mod reply;
 
 use std::collections::{HashMap, HashSet};
@@ -20,7 +23,7 @@ use std::time::Instant;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 use sha1::{Digest, Sha1};
 
-pub use reply::{lua_to_resp, resp_to_lua, Writer};
+pub use reply::{lua_to_resp, Writer};
 
 /// What a script's `redis.call` needs from the server.
 pub trait Host {
@@ -404,11 +407,6 @@ pub struct Engine {
     /// runs while `busy-reply-threshold` is on, as setting it per run cost
     /// more than a short script.
     hook_on: bool,
-    /// The global table and the names of KEYS and ARGV, kept rather than
-    /// looked up and interned again for every EVAL.
-    globals: Table,
-    keys_name: mlua::String,
-    argv_name: mlua::String,
 }
 
 /// What the `redis.*` functions reach during a run.
@@ -418,6 +416,12 @@ struct RunCtx {
     host: std::sync::Mutex<Option<Box<dyn Host + Send>>>,
     /// The protocol the script chose with `redis.setresp`.
     resp: std::sync::atomic::AtomicU8,
+    /// The VM, for `redis.call` (a C function, see `raw`) to lift the
+    /// memory cap while it works.
+    lua: std::sync::OnceLock<mlua::WeakLua>,
+    /// A panic of the host's `call`, caught in `redis.call` (it must not
+    /// unwind through Lua) and resumed when the run is over.
+    panic: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 /// A function a library registered.
@@ -887,8 +891,6 @@ impl Engine {
         let handler = lua.create_function(error_handler)?;
         let run_ctx = Arc::new(RunCtx::default());
         install_api(&lua, &redis, &run_ctx)?;
-        let keys_name = lua.create_string("KEYS")?;
-        let argv_name = lua.create_string("ARGV")?;
         Ok(Engine {
             lua,
             env,
@@ -906,9 +908,6 @@ impl Engine {
             mem_limit: 0,
             run_ctx,
             hook_on: false,
-            globals: g,
-            keys_name,
-            argv_name,
         })
     }
 
@@ -1309,22 +1308,26 @@ impl Engine {
             return b"-NOSCRIPT No matching script. Please use EVAL.\r\n".to_vec();
         };
         self.lift_cap();
-        let set = || -> mlua::Result<()> {
-            self.globals
-                .raw_set(&self.keys_name, self.sequence(keys)?)?;
-            self.globals
-                .raw_set(&self.argv_name, self.sequence(args)?)?;
-            Ok(())
+        // KEYS and ARGV: the prelude's `run` makes them globals.
+        let (k, a) = match (self.sequence(keys), self.sequence(args)) {
+            (Ok(k), Ok(a)) => (k, a),
+            (Err(e), _) | (_, Err(e)) => {
+                self.restore_cap();
+                return err_reply(&format!("ERR {}", mlua_err_text(&e)));
+            }
         };
-        if let Err(e) = set() {
-            self.restore_cap();
-            return err_reply(&format!("ERR {}", mlua_err_text(&e)));
-        }
-        self.call(host, func, None, opts)
+        self.call(host, func, Some((k, a)), opts)
     }
 
     /// A Lua array of `items` as strings (KEYS, ARGV).
     fn sequence(&self, items: &[&[u8]]) -> mlua::Result<Table> {
+        // The usual case, all text: one call that pushes each `&str`
+        // straight onto the Lua stack and makes one reference, where a
+        // `raw_set` per item made and dropped references of its own.
+        let texts: Option<Vec<&str>> = items.iter().map(|b| std::str::from_utf8(b).ok()).collect();
+        if let Some(texts) = texts {
+            return self.lua.create_sequence_from(texts);
+        }
         let t = self.lua.create_table_with_capacity(items.len(), 0)?;
         for (i, item) in items.iter().enumerate() {
             // A `&str` goes straight onto the Lua stack (no registry
@@ -1375,8 +1378,9 @@ impl Engine {
         self.hook_on = on;
     }
 
-    /// Runs `func` (with `(keys, args)` tables for FCALL) under the hook
-    /// and the error handler, converting its result to RESP.
+    /// Runs `func` under the hook and the error handler, converting its
+    /// result to RESP. `fargs` are the `(keys, args)` tables: KEYS and
+    /// ARGV for an EVAL, the function's arguments for an FCALL.
     fn call(
         &mut self,
         host: Box<dyn Host + Send>,
@@ -1394,8 +1398,8 @@ impl Engine {
         // protected calls (see `lift_cap`).
         self.restore_cap();
         let result: mlua::Result<(bool, Value)> = match fargs {
-            None => self.run.call((func, self.handler.clone())),
-            Some((k, a)) => self.run.call((func, self.handler.clone(), k, a)),
+            None => self.run.call((&func, &self.handler)),
+            Some((k, a)) => self.run.call((&func, &self.handler, &k, &a, opts.eval)),
         };
         self.lift_cap();
         // A kill swaps the count hook for one that fails every line.
@@ -1414,8 +1418,12 @@ impl Engine {
         watch.end();
         self.reclaim();
         self.lift_cap();
+        if let Some(payload) = lock(&self.run_ctx.panic).take() {
+            std::panic::resume_unwind(payload);
+        }
         let mut w = Writer {
-            buf: Vec::new(),
+            // Room for a short reply without growing by steps.
+            buf: Vec::with_capacity(64),
             proto: opts.caller_proto,
         };
         match result {
@@ -1535,45 +1543,12 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs `f` with the VM's memory cap lifted (see [`Engine::lift_cap`]),
-/// for the Rust side of a `redis.*` call made from the script's code.
-fn uncapped<R>(lua: &Lua, f: impl FnOnce() -> mlua::Result<R>) -> mlua::Result<R> {
-    let cap = lua.set_memory_limit(0).unwrap_or(0);
-    let r = f();
-    if cap > 0 {
-        let _ = lua.set_memory_limit(cap);
-    }
-    r
-}
-
 /// Sets the `redis.*` functions that reach the running script's host
 /// (`call`, `pcall`, `setresp`, `set_repl`, `log`, `acl_check_cmd`) in
 /// the real `redis` table, once per VM.
 fn install_api(lua: &Lua, redis: &Table, ctx: &Arc<RunCtx>) -> mlua::Result<()> {
-    let c = ctx.clone();
-    redis.raw_set(
-        "call",
-        lua.create_function(move |lua, args: mlua::MultiValue| {
-            let (v, is_err) = uncapped(lua, || redis_command(lua, &c, args))?;
-            if is_err {
-                if let Value::Table(t) = &v {
-                    let err = match t.raw_get::<Value>("err")? {
-                        Value::String(s) => s.as_bytes().to_vec(),
-                        _ => Vec::new(),
-                    };
-                    return Err(mlua::Error::external(ScriptError { err }));
-                }
-            }
-            Ok(v)
-        })?,
-    )?;
-    let c = ctx.clone();
-    redis.raw_set(
-        "pcall",
-        lua.create_function(move |lua, args: mlua::MultiValue| {
-            Ok(uncapped(lua, || redis_command(lua, &c, args))?.0)
-        })?,
-    )?;
+    let _ = ctx.lua.set(lua.weak());
+    raw::install(lua, redis, ctx)?;
     let c = ctx.clone();
     redis.raw_set(
         "setresp",
@@ -1657,48 +1632,6 @@ fn install_api(lua: &Lua, redis: &Table, ctx: &Arc<RunCtx>) -> mlua::Result<()> 
         })?,
     )?;
     Ok(())
-}
-
-/// `redis.call` / `redis.pcall`: the command's reply as a Lua value, and
-/// whether it is an error (which `redis.call` raises).
-fn redis_command(lua: &Lua, ctx: &RunCtx, args: mlua::MultiValue) -> mlua::Result<(Value, bool)> {
-    let argv = match lua_args(lua, args) {
-        Ok(a) => a,
-        Err(e) => {
-            // redis.pcall returns the table, redis.call raises it.
-            let err = find_script_error(&e)
-                .map(|s| s.err.clone())
-                .unwrap_or_default();
-            let t = lua.create_table()?;
-            t.raw_set("err", lua.create_string(&err)?)?;
-            return Ok((Value::Table(t), true));
-        }
-    };
-    let recursive = || {
-        let t = reply::error_table(
-            lua,
-            b"luaRedisGenericCommand() recursive call detected. Are you doing funny stuff with Lua debug hooks?",
-        )?;
-        Ok((Value::Table(t), false))
-    };
-    let mut guard = match ctx.host.try_lock() {
-        Ok(g) => g,
-        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return recursive(),
-    };
-    let Some(h) = guard.as_mut() else {
-        return recursive();
-    };
-    let reply = h.call(argv, ctx.resp.load(Ordering::Relaxed));
-    drop(guard);
-    match reply {
-        Ok(bytes) => resp_to_lua(lua, &bytes),
-        Err(text) => {
-            let t = reply::error_table(lua, &text)?;
-            t.raw_set("ignore_error_stats_update", true)?;
-            Ok((Value::Table(t), true))
-        }
-    }
 }
 
 /// The count hook: notices the busy threshold and a pending kill.

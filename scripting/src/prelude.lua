@@ -3,7 +3,7 @@
 -- P holds the primitives Rust fills in for each run; G is the real
 -- global table.
 local P, G = ...
-local error, select, type, lua_pcall, xpcall = error, select, type, pcall, xpcall
+local error, select, type, lua_pcall, xpcall, rawset = error, select, type, pcall, xpcall, rawset
 
 local redis = G.redis
 redis.replicate_commands = function() return true end
@@ -47,9 +47,29 @@ G.load = function(f, name)
   return G.loadstring(table.concat(parts), name)
 end
 
-local run = function(f, handler, keys, args)
+-- A function's callback and its tables wait here for `call_function`
+-- (xpcall passes no arguments): one closure for the VM's life rather than
+-- one made, and collected, per FCALL.
+local cf, ck, ca
+local function call_function()
+  local f, k, a = cf, ck, ca
+  cf, ck, ca = nil, nil, nil
+  return f(k, a)
+end
+
+-- EVAL (`eval` true): KEYS and ARGV become globals, fresh tables each run
+-- as in Redis 7.0, set here with the raw rawset (the sandbox replaces the
+-- global one) rather than by Rust, which cost two registry round trips.
+-- FCALL: the function gets them as arguments.
+local run = function(f, handler, keys, args, eval)
+  if eval then
+    rawset(G, 'KEYS', keys)
+    rawset(G, 'ARGV', args)
+    return xpcall(f, handler)
+  end
   if keys then
-    return xpcall(function() return f(keys, args) end, handler)
+    cf, ck, ca = f, keys, args
+    return xpcall(call_function, handler)
   end
   return xpcall(f, handler)
 end

@@ -1,6 +1,7 @@
 //! Conversions between RESP and Lua values, as Redis's `script_lua.c`:
-//! a command's reply (RESP2 or RESP3 bytes) becomes the value
-//! `redis.call` returns, and a script's return value becomes the reply.
+//! a script's return value becomes the reply, and Redis's error tables.
+//! (A command's reply becomes the value `redis.call` returns on the raw
+//! Lua stack, in `raw.rs`.)
 
 use mlua::{Lua, Table, Value};
 
@@ -59,164 +60,7 @@ pub fn cstr(s: &[u8]) -> &[u8] {
     }
 }
 
-/// Parses one RESP reply from `buf` into a Lua value, as Redis's
-/// `redisProtocolToLuaType`. Returns the value and whether it was an
-/// error reply (which `redis.call` raises).
-pub fn resp_to_lua(lua: &Lua, buf: &[u8]) -> mlua::Result<(Value, bool)> {
-    let mut p = Parser { buf, pos: 0 };
-    let is_err = buf.first() == Some(&b'-');
-    let v = p.value(lua)?;
-    Ok((v, is_err))
-}
-
-struct Parser<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-fn bad() -> mlua::Error {
-    mlua::Error::runtime("malformed reply")
-}
-
-impl<'a> Parser<'a> {
-    fn line(&mut self) -> mlua::Result<&'a [u8]> {
-        let rest = self.buf.get(self.pos..).ok_or_else(bad)?;
-        let end = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-        self.pos += end + 2;
-        Ok(&rest[..end])
-    }
-
-    fn int(&mut self) -> mlua::Result<i64> {
-        let l = self.line()?;
-        std::str::from_utf8(l)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)
-    }
-
-    fn bulk(&mut self, len: i64) -> mlua::Result<&'a [u8]> {
-        let len = usize::try_from(len).map_err(|_| bad())?;
-        let s = self.buf.get(self.pos..self.pos + len).ok_or_else(bad)?;
-        self.pos += len + 2;
-        Ok(s)
-    }
-
-    fn value(&mut self, lua: &Lua) -> mlua::Result<Value> {
-        let kind = *self.buf.get(self.pos).ok_or_else(bad)?;
-        self.pos += 1;
-        Ok(match kind {
-            b'+' => {
-                let s = self.line()?;
-                let t = lua.create_table_with_capacity(0, 1)?;
-                t.raw_set("ok", lua.create_string(s)?)?;
-                Value::Table(t)
-            }
-            b'-' => {
-                let mut s = b"-".to_vec();
-                s.extend_from_slice(self.line()?);
-                let t = error_table(lua, &s)?;
-                t.raw_set("ignore_error_stats_update", true)?;
-                Value::Table(t)
-            }
-            b':' => Value::Number(self.int()? as f64),
-            b'$' => {
-                let n = self.int()?;
-                if n < 0 {
-                    Value::Boolean(false)
-                } else {
-                    let s = self.bulk(n)?;
-                    Value::String(lua.create_string(s)?)
-                }
-            }
-            b'*' | b'~' | b'%' | b'>' | b'|' => {
-                let n = self.int()?;
-                if n < 0 {
-                    return Ok(Value::Boolean(false));
-                }
-                match kind {
-                    b'*' | b'>' => {
-                        let t = lua.create_table()?;
-                        for i in 0..n {
-                            let v = self.value(lua)?;
-                            t.raw_set(i + 1, v)?;
-                        }
-                        Value::Table(t)
-                    }
-                    b'~' => {
-                        let inner = lua.create_table()?;
-                        for _ in 0..n {
-                            let v = self.value(lua)?;
-                            set_field(&inner, v, Value::Boolean(true))?;
-                        }
-                        wrap(lua, "set", Value::Table(inner))?
-                    }
-                    b'%' => {
-                        let inner = lua.create_table()?;
-                        for _ in 0..n {
-                            let k = self.value(lua)?;
-                            let v = self.value(lua)?;
-                            set_field(&inner, k, v)?;
-                        }
-                        wrap(lua, "map", Value::Table(inner))?
-                    }
-                    _ => {
-                        // Attributes are not shown to scripts: skip them
-                        // and parse the reply they annotate.
-                        for _ in 0..n * 2 {
-                            self.value(lua)?;
-                        }
-                        self.value(lua)?
-                    }
-                }
-            }
-            b'_' => {
-                self.line()?;
-                Value::Nil
-            }
-            b'#' => Value::Boolean(self.line()? == b"t"),
-            b',' => {
-                let l = self.line()?;
-                let d = parse_double(l).ok_or_else(bad)?;
-                wrap(lua, "double", Value::Number(d))?
-            }
-            b'(' => {
-                let s = self.line()?.to_vec();
-                wrap(lua, "big_number", Value::String(lua.create_string(&s)?))?
-            }
-            b'=' => {
-                let n = self.int()?;
-                let s = self.bulk(n)?.to_vec();
-                let (fmt, body) = if s.len() >= 4 {
-                    (&s[..3], &s[4..])
-                } else {
-                    (&s[..], &[][..])
-                };
-                let inner = lua.create_table()?;
-                inner.raw_set("string", lua.create_string(body)?)?;
-                inner.raw_set("format", lua.create_string(fmt)?)?;
-                wrap(lua, "verbatim_string", Value::Table(inner))?
-            }
-            _ => return Err(bad()),
-        })
-    }
-}
-
-/// `t[k] = v` as `lua_settable` with a nil key would fail: Redis's
-/// replies never carry one, but RESP3 nulls could; those pairs are dropped.
-fn set_field(t: &Table, k: Value, v: Value) -> mlua::Result<()> {
-    if matches!(k, Value::Nil) {
-        return Ok(());
-    }
-    t.raw_set(k, v)
-}
-
-fn wrap(lua: &Lua, field: &str, v: Value) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set(field, v)?;
-    Ok(Value::Table(t))
-}
-
-fn parse_double(l: &[u8]) -> Option<f64> {
+pub(crate) fn parse_double(l: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(l).ok()?;
     match s {
         "inf" => Some(f64::INFINITY),
@@ -242,7 +86,10 @@ impl Writer {
     }
 
     fn num(&mut self, kind: u8, n: i64) {
-        self.line(kind, n.to_string().as_bytes());
+        use std::io::Write;
+        // Straight into the buffer: no String per number.
+        self.buf.push(kind);
+        let _ = write!(self.buf, "{n}\r\n");
     }
 
     /// A bulk string.

@@ -1128,6 +1128,8 @@ pub struct Hot {
     pub replica_read_only: AtomicBool,
     /// `replica-serve-stale-data`, read by every command on a replica.
     pub replica_serve_stale_data: AtomicBool,
+    /// `busy-reply-threshold` in ms (at least 0), read by every script run.
+    pub busy_reply_threshold: AtomicU64,
     /// The encoding thresholds, read by every collection write.
     pub encodings: RwLock<rampart_keyspace::EncodingLimits>,
 }
@@ -1262,6 +1264,10 @@ impl Config {
             .store(self.flag("replica-read-only"), Ordering::Relaxed);
         h.replica_serve_stale_data
             .store(self.flag("replica-serve-stale-data"), Ordering::Relaxed);
+        h.busy_reply_threshold.store(
+            self.int("busy-reply-threshold").max(0) as u64,
+            Ordering::Relaxed,
+        );
         let size = |n: &str| self.int(n).max(0) as usize;
         *h.encodings.write() = rampart_keyspace::EncodingLimits {
             hash_max_listpack_entries: size("hash-max-listpack-entries"),

@@ -133,7 +133,12 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
     };
     engine.set_memory_limit(crate::script::vm_memory_cap(srv));
     let (sha, script_flags) = if evalsha {
-        let sha = String::from_utf8_lossy(&ctx.args[1]).to_ascii_lowercase();
+        // Clients send the lower-case hex SCRIPT LOAD gave them: taken
+        // as it is, without the lossy decoding and lowering.
+        let sha = match std::str::from_utf8(&ctx.args[1]) {
+            Ok(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => s.to_owned(),
+            _ => String::from_utf8_lossy(&ctx.args[1]).to_ascii_lowercase(),
+        };
         match (sha.len() == 40)
             .then(|| engine.script_flags(&sha))
             .flatten()
@@ -161,7 +166,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
     let argv: Vec<&[u8]> = ctx.args[3 + nkeys..].iter().map(|a| &a[..]).collect();
     let watch = &srv.scripting.watch;
     watch.threshold_ms.store(
-        srv.config.int("busy-reply-threshold").max(0) as u64,
+        srv.config.hot.busy_reply_threshold.load(Ordering::Relaxed),
         Ordering::Relaxed,
     );
     let Some(me) = srv.arc() else {
@@ -324,7 +329,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     rules.slot = declared_slot(ctx, &keys);
     let argv: Vec<&[u8]> = ctx.args[3 + nkeys..].iter().map(|a| &a[..]).collect();
     srv.scripting.watch.threshold_ms.store(
-        srv.config.int("busy-reply-threshold").max(0) as u64,
+        srv.config.hot.busy_reply_threshold.load(Ordering::Relaxed),
         Ordering::Relaxed,
     );
     *srv.scripting.running.lock() = Some((name.clone(), ctx.args.to_vec()));

@@ -448,7 +448,9 @@ async fn execute_off(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let placeholder = Client::new(client.handle.clone(), false);
     let mut c = std::mem::replace(client, placeholder);
-    let mut o = std::mem::replace(out, Out::new(out.proto));
+    // The connection's buffer travels with the batch and comes back; the
+    // placeholder left meanwhile is never written, so it allocates nothing.
+    let mut o = std::mem::replace(out, Out::for_reply(out.proto));
     let s = srv.clone();
     let job: crate::script::Job = Box::new(move || {
         let mut clock = clock;

@@ -277,8 +277,9 @@ impl Builder {
             for (labels, v) in &f.samples {
                 out.push_str(name);
                 out.push_str(labels);
-                // f64's Display, as the encoder's `value.to_string()`.
-                let _ = writeln!(out, " {v}");
+                out.push(' ');
+                write_value(out, *v);
+                out.push('\n');
             }
         }
     }
@@ -316,9 +317,30 @@ impl Builder {
     }
 }
 
+/// Appends `v` as f64's `Display` writes it (the encoder's
+/// `value.to_string()`); most values are whole numbers, which an integer
+/// formats the same way without the float algorithm.
+fn write_value(out: &mut String, v: f64) {
+    // Exact as an i64 below 2^53; -0.0 displays as "-0", which an i64
+    // would not.
+    if v.fract() == 0.0 && v.abs() < 9.0e15 && !(v == 0.0 && v.is_sign_negative()) {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
 /// Appends `v` escaped as the text format wants: backslash and newline
 /// always, the double quote inside label values.
 fn escape_into(out: &mut String, v: &str, quote: bool) {
+    // Nearly every value needs no escape: copy it whole.
+    if !v
+        .bytes()
+        .any(|b| b == b'\\' || b == b'\n' || (quote && b == b'"'))
+    {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -761,6 +783,29 @@ mod tests {
         write_info_text(info, 100, &mut got);
         assert_eq!(got, want);
         assert!(got.contains("slave_ip=\"a\\\\b\""), "{got}");
+    }
+
+    #[test]
+    fn values_display_as_f64_does() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -7.0,
+            1.5,
+            0.00003,
+            1e15,
+            8.9e15,
+            9.0e15,
+            1e16,
+            123456789012.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            let mut s = String::new();
+            write_value(&mut s, v);
+            assert_eq!(s, v.to_string(), "{v:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 #   bash bench/metrics.sh
 #   IDLE_CLIENTS=10000 KEYS=100000 bash bench/metrics.sh
 #   ROUNDS=5 ...          # alone/scraped SET pairs (default 3)
+#   SCRAPER=python ...    # scrape from Python rather than a small C client
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . bench/lib.sh
@@ -102,8 +103,9 @@ set_line() {
 # redis-benchmark, so its own CPU lands in the SET tail too. A Python
 # loop costs about 0.35 ms of CPU per scrape, about the server's render;
 # a small C client (built here when cc exists) about 0.15 ms, mostly the
-# kernel's share of a 36 KB loopback read. Either reports its CPU.
-if command -v cc >/dev/null && cat >"$tmp/scraper.c" <<'EOF' && cc -O2 -o "$tmp/scraper" "$tmp/scraper.c"
+# kernel's share of a 36 KB loopback read. Either reports its CPU;
+# SCRAPER=python picks Python.
+if [ "${SCRAPER:-c}" != python ] && command -v cc >/dev/null && cat >"$tmp/scraper.c" <<'EOF' && cc -O2 -o "$tmp/scraper" "$tmp/scraper.c"
 #include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
@@ -175,6 +177,9 @@ for round in $(seq "$ROUNDS"); do
     start_scraper
     scraper=$!
     pids+=($scraper)
+    # Let the scraper start before the load does: Python's own startup is
+    # tens of milliseconds of CPU, which landed in the first SET requests.
+    sleep 0.5
     scraped=$(set_line)
     kill "$scraper" 2>/dev/null || true
     wait "$scraper" 2>/dev/null || true

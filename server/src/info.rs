@@ -4,6 +4,8 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+use rampart_keyspace::db::DbStats;
+
 use crate::state::{now_ms, Server};
 
 /// Sections in Redis's order, and whether each is in the default set.
@@ -31,6 +33,8 @@ pub fn render(srv: &Server, wanted: &[String]) -> String {
     let all = wanted.iter().any(|w| w == "all" || w == "everything");
     let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let mut out = String::new();
+    // Memory and keyspace both want every database's sizes: read once.
+    let dbs = std::cell::OnceCell::new();
     for (name, in_default) in SECTIONS {
         let on = all || (default && *in_default) || wanted.iter().any(|w| w == name);
         if !on {
@@ -39,9 +43,16 @@ pub fn render(srv: &Server, wanted: &[String]) -> String {
         if !out.is_empty() {
             out.push_str("\r\n");
         }
-        section(srv, name, &mut out);
+        section(srv, name, &dbs, &mut out);
     }
     out
+}
+
+/// [`rampart_keyspace::db::Db::stats`] of every database, in order.
+pub fn db_stats(srv: &Server) -> Vec<DbStats> {
+    (0..srv.keyspace.len())
+        .map(|i| srv.keyspace.db(i).stats())
+        .collect()
 }
 
 fn human(bytes: u64) -> String {
@@ -134,19 +145,24 @@ pub struct Overhead {
 impl Overhead {
     /// Reads the figures now.
     pub fn read(srv: &Server) -> Overhead {
+        Overhead::read_with(srv, &db_stats(srv))
+    }
+
+    /// Reads the figures now, given every database's sizes ([`db_stats`]).
+    pub fn read_with(srv: &Server, stats: &[DbStats]) -> Overhead {
         let total = used_memory();
         let mut dbs = Vec::new();
         let mut keys = 0;
-        for i in 0..srv.keyspace.len() {
-            let db = srv.keyspace.db(i);
-            let n = db.len() as u64;
-            if n > 0 {
-                keys += n;
-                dbs.push((i, db.table_bytes() as u64));
+        let mut tables = 0;
+        for (i, st) in stats.iter().enumerate() {
+            tables += st.table_bytes as u64;
+            if st.keys > 0 {
+                keys += st.keys as u64;
+                dbs.push((i, st.table_bytes as u64));
             }
         }
-        let tables_grown = table_bytes(srv)
-            .saturating_sub(STARTUP_TABLES.load(std::sync::atomic::Ordering::Relaxed));
+        let tables_grown =
+            tables.saturating_sub(STARTUP_TABLES.load(std::sync::atomic::Ordering::Relaxed));
         let (active, size, _, _) = srv.repl.backlog_info();
         Overhead {
             tables_grown,
@@ -217,7 +233,25 @@ fn rss() -> u64 {
         .unwrap_or(0)
 }
 
+/// The executable's path, read once: a readlink per INFO is a syscall in
+/// every metrics scrape, and the path does not change while we run.
+fn executable() -> &'static str {
+    static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// The machine's memory (`total_system_memory`), read once as Redis does
+/// at startup: /proc/meminfo is slow to generate, and every scrape read it.
 fn system_memory() -> u64 {
+    static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(read_system_memory)
+}
+
+fn read_system_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
@@ -246,16 +280,15 @@ fn cpu_times() -> (f64, f64) {
     (get(12), get(11))
 }
 
-fn section(srv: &Server, name: &str, o: &mut String) {
+fn section(srv: &Server, name: &str, dbs: &std::cell::OnceCell<Vec<DbStats>>, o: &mut String) {
+    let dbs = || dbs.get_or_init(|| db_stats(srv)).as_slice();
     let now = now_ms();
     let uptime = srv.started.elapsed().as_secs();
     let c = &srv.config;
     let s = &srv.stats;
     match name {
         "server" => {
-            let exe = std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
+            let exe = executable();
             let cfg = c
                 .file
                 .read()
@@ -300,7 +333,7 @@ fn section(srv: &Server, name: &str, o: &mut String) {
             );
         }
         "memory" => {
-            let m = Overhead::read(srv);
+            let m = Overhead::read_with(srv, dbs());
             let used = m.total;
             let rss = m.rss;
             let sys = system_memory();
@@ -449,16 +482,15 @@ fn section(srv: &Server, name: &str, o: &mut String) {
         "keyspace" => {
             o.push_str("# Keyspace\r\n");
             let avg = srv.avg_ttl.lock().clone();
-            for i in 0..srv.keyspace.len() {
-                let db = srv.keyspace.db(i);
-                let keys = db.len();
-                if keys == 0 {
+            for (i, st) in dbs().iter().enumerate() {
+                if st.keys == 0 {
                     continue;
                 }
                 let _ = write!(
                     o,
-                    "db{i}:keys={keys},expires={},avg_ttl={}\r\n",
-                    db.volatile_len(),
+                    "db{i}:keys={},expires={},avg_ttl={}\r\n",
+                    st.keys,
+                    st.volatile,
                     avg.get(i).copied().unwrap_or(0)
                 );
             }

@@ -189,9 +189,14 @@ async fn respond(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
+    // One buffer, so the response leaves in one send (the socket's buffer
+    // takes a whole exposition) rather than a small segment for the head
+    // and a second syscall for the body.
+    let mut response = Vec::with_capacity(head.len() + body.len());
+    response.extend_from_slice(head.as_bytes());
+    response.extend_from_slice(body);
     let write = async {
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
+        stream.write_all(&response).await?;
         stream.shutdown().await
     };
     tokio::time::timeout(WRITE_TIMEOUT, write)

@@ -5,7 +5,9 @@
 //! the INFO field it mirrors cannot disagree. Fields are looked up by name
 //! whatever their section, as `redis_exporter` does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::sync::LazyLock;
 
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
@@ -205,10 +207,24 @@ const RAMPART: &[(&str, &str, bool)] = &[
     ("backups_failed", "rampart_backups_failed_total", true),
 ];
 
+/// One family being built: its help, type and samples, the labels of
+/// each already in the text format.
+struct Family {
+    help: String,
+    counter: bool,
+    samples: Vec<(String, f64)>,
+}
+
 /// Families being built, kept in name order so the output is stable.
+///
+/// Written straight to Prometheus's text format by [`Builder::write_text`]
+/// (a scrape builds no protobuf families: each sample was a `Metric`,
+/// a `Vec` of `LabelPair`s and their `String`s, only to be formatted
+/// again); [`Builder::finish`] gives the families for tests and callers
+/// that want them.
 #[derive(Default)]
 pub(crate) struct Builder {
-    families: BTreeMap<String, MetricFamily>,
+    families: BTreeMap<String, Family>,
 }
 
 impl Builder {
@@ -222,46 +238,197 @@ impl Builder {
         labels: &[(&str, &str)],
         v: f64,
     ) {
-        let family = self.families.entry(name.to_string()).or_insert_with(|| {
-            let mut f = MetricFamily::default();
-            f.set_name(name.to_string());
-            f.set_help(help.to_string());
-            f.set_field_type(if counter {
-                MetricType::COUNTER
-            } else {
-                MetricType::GAUGE
-            });
-            f
-        });
-        let mut m = Metric::default();
-        m.set_label(
-            labels
-                .iter()
-                .map(|(k, val)| {
-                    let mut l = LabelPair::default();
-                    l.set_name(k.to_string());
-                    l.set_value(val.to_string());
-                    l
-                })
-                .collect(),
-        );
-        if counter {
-            let mut c = Counter::default();
-            c.set_value(v);
-            m.set_counter(c);
-        } else {
-            let mut g = Gauge::default();
-            g.set_value(v);
-            m.set_gauge(g);
+        let mut text = String::new();
+        for (i, (k, val)) in labels.iter().enumerate() {
+            text.push_str(if i == 0 { "{" } else { "," });
+            text.push_str(k);
+            text.push_str("=\"");
+            escape_into(&mut text, val, true);
+            text.push('"');
         }
-        family.mut_metric().push(m);
+        if !labels.is_empty() {
+            text.push('}');
+        }
+        let family = match self.families.get_mut(name) {
+            Some(f) => f,
+            None => self.families.entry(name.to_string()).or_insert(Family {
+                help: help.to_string(),
+                counter,
+                samples: Vec::new(),
+            }),
+        };
+        family.samples.push((text, v));
+    }
+
+    /// Appends the families to `out` in Prometheus's text format, byte for
+    /// byte as `prometheus::TextEncoder` writes them.
+    pub(crate) fn write_text(&self, out: &mut String) {
+        for (name, f) in &self.families {
+            if !f.help.is_empty() {
+                out.push_str("# HELP ");
+                out.push_str(name);
+                out.push(' ');
+                escape_into(out, &f.help, false);
+                out.push('\n');
+            }
+            out.push_str("# TYPE ");
+            out.push_str(name);
+            out.push_str(if f.counter { " counter\n" } else { " gauge\n" });
+            for (labels, v) in &f.samples {
+                out.push_str(name);
+                out.push_str(labels);
+                out.push(' ');
+                write_value(out, *v);
+                out.push('\n');
+            }
+        }
     }
 
     /// The families built, ordered by name.
     pub(crate) fn finish(self) -> Vec<MetricFamily> {
-        self.families.into_values().collect()
+        self.families
+            .into_iter()
+            .map(|(name, f)| {
+                let mut fam = MetricFamily::default();
+                fam.set_name(name);
+                fam.set_help(f.help);
+                fam.set_field_type(if f.counter {
+                    MetricType::COUNTER
+                } else {
+                    MetricType::GAUGE
+                });
+                for (labels, v) in f.samples {
+                    let mut m = Metric::default();
+                    m.set_label(parse_labels(&labels));
+                    if f.counter {
+                        let mut c = Counter::default();
+                        c.set_value(v);
+                        m.set_counter(c);
+                    } else {
+                        let mut g = Gauge::default();
+                        g.set_value(v);
+                        m.set_gauge(g);
+                    }
+                    fam.mut_metric().push(m);
+                }
+                fam
+            })
+            .collect()
     }
 }
+
+/// Appends `v` as f64's `Display` writes it (the encoder's
+/// `value.to_string()`); most values are whole numbers, which an integer
+/// formats the same way without the float algorithm.
+fn write_value(out: &mut String, v: f64) {
+    // Exact as an i64 below 2^53; -0.0 displays as "-0", which an i64
+    // would not.
+    if v.fract() == 0.0 && v.abs() < 9.0e15 && !(v == 0.0 && v.is_sign_negative()) {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// Appends `v` escaped as the text format wants: backslash and newline
+/// always, the double quote inside label values.
+fn escape_into(out: &mut String, v: &str, quote: bool) {
+    // Nearly every value needs no escape: copy it whole.
+    if !v
+        .bytes()
+        .any(|b| b == b'\\' || b == b'\n' || (quote && b == b'"'))
+    {
+        out.push_str(v);
+        return;
+    }
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// The label pairs of a rendered `{k="v",…}` (as [`Builder::add`] writes
+/// them), unescaped.
+fn parse_labels(text: &str) -> Vec<LabelPair> {
+    let mut pairs = Vec::new();
+    let mut rest = text.strip_prefix('{').unwrap_or("");
+    while let Some((k, after)) = rest.split_once("=\"") {
+        let mut val = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => val.push('\n'),
+                    Some((_, e)) => val.push(e),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                _ => val.push(c),
+            }
+        }
+        let mut l = LabelPair::default();
+        l.set_name(k.to_string());
+        l.set_value(val);
+        pairs.push(l);
+        rest = after[end..].trim_start_matches([',', '}']);
+    }
+    pairs
+}
+
+/// Where an INFO field goes: full metric name, help, counter or gauge.
+struct Mapped {
+    name: String,
+    help: String,
+    counter: bool,
+}
+
+/// [`GAUGES`], [`COUNTERS`] and [`RAMPART`] by INFO field, names and help
+/// texts made once rather than formatted for every field of every scrape.
+static MAPPED: LazyLock<HashMap<&'static str, Mapped>> = LazyLock::new(|| {
+    let mut m = HashMap::new();
+    let gauges = GAUGES
+        .iter()
+        .map(|(f, n)| (*f, format!("redis_{n}"), false));
+    let counters = COUNTERS
+        .iter()
+        .map(|(f, n)| (*f, format!("redis_{n}"), true));
+    let rampart = RAMPART.iter().map(|(f, n, c)| (*f, n.to_string(), *c));
+    // The first entry of a field wins, as the lookup in that order did.
+    for (field, name, counter) in gauges.chain(counters).chain(rampart) {
+        m.entry(field).or_insert(Mapped {
+            name,
+            help: format!("INFO field {field}"),
+            counter,
+        });
+    }
+    m
+});
+
+/// INFO fields that become labels of `redis_instance_info` and
+/// `redis_slave_info`.
+const LABEL_FIELDS: &[&str] = &[
+    "role",
+    "redis_version",
+    "redis_build_id",
+    "redis_mode",
+    "os",
+    "maxmemory_policy",
+    "tcp_port",
+    "run_id",
+    "process_id",
+    "master_replid",
+    "master_host",
+    "master_port",
+    "slave_read_only",
+];
 
 /// A field's value as `redis_exporter` reads it: a number, or ok/err-style
 /// words (and Rampart's enabled/disabled) as 1/0.
@@ -294,6 +461,16 @@ fn sub<'a>(v: &'a str, key: &str) -> Option<&'a str> {
 /// assert_eq!(keys.get_metric()[0].get_label()[0].value(), "db3");
 /// ```
 pub fn info_families(info: &str, now_secs: u64) -> Vec<MetricFamily> {
+    build(info, now_secs).finish()
+}
+
+/// The families of an INFO text, appended to `out` in the text format
+/// (what [`info_families`] holds, encoded).
+pub(crate) fn write_info_text(info: &str, now_secs: u64, out: &mut String) {
+    build(info, now_secs).write_text(out);
+}
+
+fn build(info: &str, now_secs: u64) -> Builder {
     let mut b = Builder::default();
     b.add(
         "redis_up",
@@ -314,7 +491,9 @@ pub fn info_families(info: &str, now_secs: u64) -> Vec<MetricFamily> {
         let Some((key, val)) = line.split_once(':') else {
             continue;
         };
-        fields.insert(key, val);
+        if LABEL_FIELDS.contains(&key) {
+            fields.insert(key, val);
+        }
         match (section, key) {
             ("Commandstats", _) => {
                 let Some(cmd) = key.strip_prefix("cmdstat_") else {
@@ -485,24 +664,8 @@ pub fn info_families(info: &str, now_secs: u64) -> Vec<MetricFamily> {
                 );
             }
         }
-        let mapped = GAUGES
-            .iter()
-            .find(|(f, _)| *f == key)
-            .map(|(_, n)| (format!("redis_{n}"), false))
-            .or_else(|| {
-                COUNTERS
-                    .iter()
-                    .find(|(f, _)| *f == key)
-                    .map(|(_, n)| (format!("redis_{n}"), true))
-            })
-            .or_else(|| {
-                RAMPART
-                    .iter()
-                    .find(|(f, _, _)| *f == key)
-                    .map(|(_, n, c)| (n.to_string(), *c))
-            });
-        if let (Some((name, counter)), Some(n)) = (mapped, value(val)) {
-            b.add(&name, &format!("INFO field {key}"), counter, &[], n);
+        if let (Some(m), Some(n)) = (MAPPED.get(key), value(val)) {
+            b.add(&m.name, &m.help, m.counter, &[], n);
         }
     }
     let get = |k: &str| fields.get(k).copied().unwrap_or("");
@@ -538,7 +701,7 @@ pub fn info_families(info: &str, now_secs: u64) -> Vec<MetricFamily> {
             1.0,
         );
     }
-    b.finish()
+    b
 }
 
 #[cfg(test)]
@@ -608,6 +771,41 @@ mod tests {
             .encode_to_string(&f)
             .unwrap_or_default();
         assert!(text.contains("redis_db_keys{db=\"db0\"} 5\n"), "{text}");
+    }
+
+    #[test]
+    fn text_is_what_the_encoder_writes() {
+        let info = "# Server\r\nredis_version:7.0.0\r\nos:Linux \"x\\y\"\r\nuptime_in_seconds:10\r\n# Clients\r\nconnected_clients:3\r\n# Memory\r\nmem_fragmentation_ratio:1.25\r\nused_memory:123456789012\r\n# Replication\r\nrole:slave\r\nmaster_host:h\nx\r\nmaster_port:1\r\nmaster_link_status:up\r\nslave_repl_offset:5\r\nslave0:ip=a\\b,port=2,state=online,offset=9,lag=0\r\n# Commandstats\r\ncmdstat_config|get:calls=2,usec=30,usec_per_call=15.00,rejected_calls=0,failed_calls=1\r\ncmdstat_set:calls=7,usec=1,usec_per_call=0.14,rejected_calls=0,failed_calls=0\r\n# Errorstats\r\nerrorstat_ERR:count=4\r\n# Keyspace\r\ndb0:keys=5,expires=2,avg_ttl=1500\r\ndb15:keys=1,expires=0,avg_ttl=0\r\n";
+        let want = prometheus::TextEncoder::new()
+            .encode_to_string(&info_families(info, 100))
+            .unwrap_or_default();
+        let mut got = String::new();
+        write_info_text(info, 100, &mut got);
+        assert_eq!(got, want);
+        assert!(got.contains("slave_ip=\"a\\\\b\""), "{got}");
+    }
+
+    #[test]
+    fn values_display_as_f64_does() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -7.0,
+            1.5,
+            0.00003,
+            1e15,
+            8.9e15,
+            9.0e15,
+            1e16,
+            123456789012.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            let mut s = String::new();
+            write_value(&mut s, v);
+            assert_eq!(s, v.to_string(), "{v:?}");
+        }
     }
 
     #[test]

@@ -96,6 +96,41 @@ impl StreamId {
     }
 }
 
+impl StreamId {
+    /// The id as replies show it (`<ms>-<seq>`), written into `buf`
+    /// without the formatting machinery or an allocation: XADD replies
+    /// with one and XRANGE with one per entry.
+    ///
+    /// ```
+    /// use rampart_keyspace::stream::{IdText, StreamId};
+    /// let mut buf = IdText::default();
+    /// assert_eq!(StreamId { ms: 1700000000000, seq: 7 }.text(&mut buf), b"1700000000000-7");
+    /// ```
+    pub fn text<'a>(&self, buf: &'a mut IdText) -> &'a [u8] {
+        let mut n = 0;
+        for (i, part) in [self.ms, self.seq].into_iter().enumerate() {
+            if i == 1 {
+                buf.0[n] = b'-';
+                n += 1;
+            }
+            let mut b = itoa::Buffer::new();
+            let d = b.format(part).as_bytes();
+            buf.0[n..n + d.len()].copy_from_slice(d);
+            n += d.len();
+        }
+        &buf.0[..n]
+    }
+}
+
+/// Room for a stream id's text: two u64s of up to 20 digits and a dash.
+pub struct IdText([u8; 41]);
+
+impl Default for IdText {
+    fn default() -> Self {
+        IdText([0; 41])
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
@@ -927,6 +962,21 @@ impl Stream {
 mod tests {
     use super::*;
     use crate::EncodingLimits;
+
+    #[test]
+    fn id_text_is_the_display_form() {
+        let mut buf = IdText::default();
+        for (ms, seq) in [
+            (0, 0),
+            (1, 2),
+            (u64::MAX, u64::MAX),
+            (1_700_000_000_000, 99),
+            (10, u64::MAX),
+        ] {
+            let id = StreamId { ms, seq };
+            assert_eq!(id.text(&mut buf), id.to_string().as_bytes());
+        }
+    }
 
     fn id(ms: u64) -> StreamId {
         StreamId { ms, seq: 0 }

@@ -159,11 +159,11 @@ fn int_or(ctx: &mut Ctx<'_>, i: usize, msg: Option<&str>) -> Option<i64> {
 }
 
 fn id_bytes(id: StreamId) -> Vec<u8> {
-    id.to_string().into_bytes()
+    id.text(&mut Default::default()).to_vec()
 }
 
 fn bulk_id(out: &mut Out, id: StreamId) {
-    out.bulk(id.to_string().as_bytes());
+    out.bulk(id.text(&mut Default::default()));
 }
 
 fn reply_entry(out: &mut Out, e: &rampart_keyspace::stream::Entry<'_>) {

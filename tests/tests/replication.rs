@@ -288,6 +288,21 @@ fn replica_args(keys: &str, port: u16) -> Vec<String> {
 /// seconds): the tests that need the delay set it themselves.
 const NO_SYNC_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
 
+/// A Rampart primary that, like redis-server by default, persists nothing,
+/// syncs at once and may send a plain RDB to a redis-server replica: the
+/// twin of `RedisOracle::start_with(&NO_SYNC_DELAY)` in the side-by-side
+/// tests.
+fn plain_sync_rampart() -> Result<Rampart> {
+    Rampart::start(&[
+        "--save",
+        "",
+        "--repl-allow-plaintext-sync",
+        "yes",
+        NO_SYNC_DELAY[0],
+        NO_SYNC_DELAY[1],
+    ])
+}
+
 fn start_rampart(args: &[String]) -> Result<Rampart> {
     // Two connection threads even on a small machine, so writes from
     // several clients race as they do on a big one.
@@ -846,7 +861,7 @@ fn shutdown_with_a_lagging_replica(s: &mut ServerProcess) -> Result<Vec<String>>
 
 #[test]
 fn shutdown_waits_for_lagging_replicas_as_redis_does() -> Result<()> {
-    let mut redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let mut redis = RedisOracle::start_with(&NO_SYNC_DELAY)?;
     let want = shutdown_with_a_lagging_replica(&mut redis)?;
     let mut rampart = Rampart::start(&[
         "--save",
@@ -1465,16 +1480,9 @@ fn field_of(info: &str, field: &str) -> String {
 
 #[test]
 fn failover_refusals_timeout_and_abort_match_redis() -> Result<()> {
-    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let redis = RedisOracle::start_with(&NO_SYNC_DELAY)?;
     let want = failover_refusals_and_waits(&redis)?;
-    let rampart = Rampart::start(&[
-        "--save",
-        "",
-        "--repl-allow-plaintext-sync",
-        "yes",
-        NO_SYNC_DELAY[0],
-        NO_SYNC_DELAY[1],
-    ])?;
+    let rampart = plain_sync_rampart()?;
     let got = failover_refusals_and_waits(&rampart)?;
     assert_eq!(got, want, "rampart's log:\n{}", rampart.log());
     assert!(
@@ -1588,7 +1596,7 @@ fn failover_hands_the_primary_role_over_without_a_full_sync() -> Result<()> {
 
 #[test]
 fn a_redis_primary_fails_over_to_a_rampart_replica() -> Result<()> {
-    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let redis = RedisOracle::start_with(&NO_SYNC_DELAY)?;
     let mut c = redis.redis_conn()?;
     populate(&mut c, "r", 100)?;
     let keys = tempfile::tempdir()?;
@@ -1722,16 +1730,9 @@ fn wait_for_own_writes(s: &ServerProcess) -> Result<Vec<String>> {
 
 #[test]
 fn wait_counts_the_clients_own_last_write_as_redis_does() -> Result<()> {
-    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let redis = RedisOracle::start_with(&NO_SYNC_DELAY)?;
     let want = wait_for_own_writes(&redis)?;
-    let rampart = Rampart::start(&[
-        "--save",
-        "",
-        "--repl-allow-plaintext-sync",
-        "yes",
-        NO_SYNC_DELAY[0],
-        NO_SYNC_DELAY[1],
-    ])?;
+    let rampart = plain_sync_rampart()?;
     let got = wait_for_own_writes(&rampart)?;
     assert_eq!(got, want);
     assert_eq!(want[2], ":1", "{want:?}");
@@ -1812,16 +1813,9 @@ fn backlog_resizes(s: &ServerProcess) -> Result<Vec<String>> {
 
 #[test]
 fn config_set_repl_backlog_size_resizes_the_live_backlog() -> Result<()> {
-    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let redis = RedisOracle::start_with(&NO_SYNC_DELAY)?;
     let want = backlog_resizes(&redis)?;
-    let rampart = Rampart::start(&[
-        "--save",
-        "",
-        "--repl-allow-plaintext-sync",
-        "yes",
-        NO_SYNC_DELAY[0],
-        NO_SYNC_DELAY[1],
-    ])?;
+    let rampart = plain_sync_rampart()?;
     let got = backlog_resizes(&rampart)?;
     assert_eq!(got, want);
     assert_eq!(want[19], "2097152", "{want:?}");
@@ -2108,17 +2102,10 @@ fn no_eof_replica(s: &ServerProcess) -> Result<Vec<String>> {
 
 #[test]
 fn a_replica_without_capa_eof_gets_the_snapshot_file_as_redis_sends_it() -> Result<()> {
-    let redis = RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"])?;
+    let redis = RedisOracle::start_with(&NO_SYNC_DELAY)?;
     let want = no_eof_replica(&redis)?;
     assert_eq!(want, ["rdb: true", "disk: true", "sockets: false"]);
-    let rampart = Rampart::start(&[
-        "--save",
-        "",
-        "--repl-allow-plaintext-sync",
-        "yes",
-        NO_SYNC_DELAY[0],
-        NO_SYNC_DELAY[1],
-    ])?;
+    let rampart = plain_sync_rampart()?;
     assert_eq!(no_eof_replica(&rampart)?, want);
     // Encrypted at rest, the file is sealed and only its RDB goes out.
     let keys = tempfile::tempdir()?;

@@ -248,12 +248,10 @@ impl Acl {
 
     /// The key arguments of `args` for catalog command `id` (positions and
     /// key-spec flags), without a heap allocation for up to four keys;
-    /// `None` when the command takes no keys.
-    ///
-    /// ```ignore
-    /// // SET k v: one key, at position 1.
-    /// assert_eq!(acl.key_args(acl.catalog_id(set), &args).unwrap()[0].pos, 1);
-    /// ```
+    /// `None` when the command takes no keys. For example `SET k v` has
+    /// one key, at position 1, flagged `RW access update`, and `MSET a 1 b
+    /// 2` two, at 1 and 3 (COMMAND GETKEYSANDFLAGS finds keys the same
+    /// way, and the server corpus compares it with redis-server's).
     pub fn key_args(&self, id: usize, args: &[Bytes]) -> Option<getkeys::Keys4> {
         let k = &self.statics.keys[id];
         if !k.has_keys {

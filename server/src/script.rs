@@ -71,7 +71,7 @@ impl Default for Scripting {
             functions: Mutex::new(functions),
             watch,
             running: Mutex::new(None),
-            thread: Worker::new("rampart-script", 0),
+            thread: Worker::new("rampart-script", false),
         }
     }
 }

@@ -12,25 +12,25 @@ pub type Job = Box<dyn FnOnce() + Send>;
 ///
 /// ```
 /// use rampart_server::worker::Worker;
-/// static W: Worker = Worker::new("doc-worker", 0);
+/// static W: Worker = Worker::new("doc-worker", false);
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// assert!(W.run(Box::new(move || tx.send(6 * 7).unwrap())).is_ok());
 /// assert_eq!(rx.recv().unwrap(), 42);
 /// ```
 pub struct Worker {
     name: &'static str,
-    nice: i32,
+    background: bool,
     jobs: OnceLock<Sender<Job>>,
 }
 
 impl Worker {
-    /// A worker whose thread, once started, is called `name` and runs at
-    /// `nice` (0 = the process's priority; higher yields the CPU to the
-    /// connection threads whenever both want it).
-    pub const fn new(name: &'static str, nice: i32) -> Worker {
+    /// A worker whose thread, once started, is called `name`; a
+    /// `background` one runs only on a CPU nothing else wants
+    /// (`SCHED_IDLE`), so its work never delays the connection threads.
+    pub const fn new(name: &'static str, background: bool) -> Worker {
         Worker {
             name,
-            nice,
+            background,
             jobs: OnceLock::new(),
         }
     }
@@ -40,13 +40,16 @@ impl Worker {
     pub fn run(&self, job: Job) -> Result<(), Job> {
         let tx = self.jobs.get_or_init(|| {
             let (tx, rx) = channel::<Job>();
-            let nice = self.nice;
+            let (background, name) = (self.background, self.name);
             let started = std::thread::Builder::new()
                 .name(self.name.into())
                 .spawn(move || {
                     crate::state::take_stripe();
-                    if nice != 0 {
-                        lower_priority(nice);
+                    if background {
+                        if let Err(e) = rampart_sys::run_when_idle() {
+                            // Only the preference is lost.
+                            tracing::debug!("Could not make the {name} thread idle-only: {e}");
+                        }
                     }
                     while let Ok(job) = rx.recv() {
                         // A panicking job loses its own reply channel (its
@@ -60,14 +63,5 @@ impl Worker {
             tx
         });
         tx.send(job).map_err(|e| e.0)
-    }
-}
-
-/// Sets the calling thread's nice value (Linux applies PRIO_PROCESS with
-/// a thread id to that thread alone). Failure only costs the preference.
-fn lower_priority(nice: i32) {
-    let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
-        tracing::debug!("Could not lower a worker thread's priority: {e}");
     }
 }

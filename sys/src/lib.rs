@@ -10,6 +10,9 @@
 //! - [`fault`]: a real invalid memory access, for DEBUG SEGFAULT.
 //! - [`mallctl_int`], [`mallctl_str`]: jemalloc's `mallctl`, for DEBUG
 //!   MALLCTL and MALLCTL-STR.
+//! - [`run_when_idle`]: `SCHED_IDLE` for the calling thread (background
+//!   work that must not take CPU from requests); `sched_setscheduler` is
+//!   unsafe in `libc` and missing from `rustix`.
 
 use std::sync::OnceLock;
 
@@ -134,6 +137,29 @@ pub fn fault() -> ! {
         libc::raise(libc::SIGSEGV);
     }
     std::process::abort()
+}
+
+/// Moves the calling thread to Linux's `SCHED_IDLE` policy: it runs only
+/// on a CPU no other thread wants, so background work (a metrics scrape)
+/// never delays a request however busy the machine is. Unlike a nice
+/// value, an idle thread waking up does not preempt a running one.
+///
+/// ```
+/// // A thread of its own: the policy is per thread and stays.
+/// std::thread::spawn(|| rampart_sys::run_when_idle().unwrap()).join().unwrap();
+/// ```
+#[allow(unsafe_code)]
+pub fn run_when_idle() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread (Linux applies the policy per
+    // thread); `param` is a valid sched_param that the call only reads,
+    // and SCHED_IDLE requires priority 0.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// `strerror`'s text for the errno values `mallctl` returns.

@@ -357,6 +357,27 @@ fn scrape_mirrors_info_after_a_mixed_load() -> Result<()> {
     // than INFO move are the same in INFO and in the scrape.
     let before = info(&mut c)?;
     let exp = scrape(mport)?;
+    // The scrape rendered on a thread that only takes an idle CPU
+    // (SCHED_IDLE, policy 5 in /proc's sched).
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", srv.pid()))?;
+    let mut policies = Vec::new();
+    for t in tasks {
+        let t = t?.path();
+        if std::fs::read_to_string(t.join("comm"))?.trim() == "rampart-metrics" {
+            let sched = std::fs::read_to_string(t.join("sched"))?;
+            policies.extend(
+                sched
+                    .lines()
+                    .filter(|l| l.starts_with("policy"))
+                    .filter_map(|l| l.split(':').nth(1))
+                    .map(|v| v.trim().to_string()),
+            );
+        }
+    }
+    ensure!(
+        policies == ["5"],
+        "rampart-metrics thread policies: {policies:?}"
+    );
     let after = info(&mut c)?;
 
     for (metric, field, kind) in [

@@ -60,3 +60,28 @@ pub fn create(nodes: &[&ServerProcess]) -> Result<()> {
         Ok(nodes.iter().all(|n| state_ok(n).unwrap_or(false)))
     })
 }
+
+/// A cluster node's arguments: `--cluster-enabled yes`, an explicit bus
+/// port (port + 10000 may be no port for the ephemeral ports tests get),
+/// `--cluster-node-timeout timeout_ms`, then `extra`.
+///
+/// ```
+/// let a = rampart_tests::cluster::node_args(17000, "5000", &["--save", ""]);
+/// assert_eq!(a[..4], ["--cluster-enabled", "yes", "--cluster-port", "17000"]);
+/// assert_eq!(a.len(), 8);
+/// ```
+pub fn node_args(bus: u16, timeout_ms: &str, extra: &[&str]) -> Vec<String> {
+    let bus = bus.to_string();
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &bus,
+        "--cluster-node-timeout",
+        timeout_ms,
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}

@@ -23,17 +23,7 @@ use rampart_tests::{
 const CONVERGE: Duration = Duration::from_secs(60);
 
 fn cluster_args(extra: &[&str]) -> Vec<String> {
-    let bus = free_port().unwrap_or(0);
-    let mut v: Vec<String> = vec![
-        "--cluster-enabled".into(),
-        "yes".into(),
-        "--cluster-port".into(),
-        bus.to_string(),
-        "--cluster-node-timeout".into(),
-        "5000".into(),
-    ];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v
+    rampart_tests::cluster::node_args(free_port().unwrap_or(0), "5000", extra)
 }
 
 fn start_rampart_node(extra: &[&str]) -> Result<Rampart> {

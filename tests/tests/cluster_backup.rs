@@ -78,21 +78,8 @@ fn text(c: &mut redis::Connection, args: &[&str]) -> Result<String> {
 /// `--cluster-enabled yes` with an explicit bus port (port + 10000 may be
 /// no port for the ephemeral ports tests get).
 fn node_args(bus: u16, keyring: &str, s3: &S3) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "--cluster-enabled",
-        "yes",
-        "--cluster-port",
-        &bus.to_string(),
-        "--cluster-node-timeout",
-        "5000",
-        "--kms-key-file",
-        keyring,
-        "--enable-debug-command",
-        "yes",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let extra = ["--kms-key-file", keyring, "--enable-debug-command", "yes"];
+    let mut v = rampart_tests::cluster::node_args(bus, "5000", &extra);
     v.extend(s3.server_args());
     v
 }

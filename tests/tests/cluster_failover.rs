@@ -74,20 +74,11 @@ impl Node {
 }
 
 fn cluster_args(extra: &[&str]) -> Result<Vec<String>> {
-    let bus = free_port()?;
-    let mut v: Vec<String> = [
-        "--cluster-enabled",
-        "yes",
-        "--cluster-port",
-        &bus.to_string(),
-        "--cluster-node-timeout",
+    Ok(rampart_tests::cluster::node_args(
+        free_port()?,
         NODE_TIMEOUT,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    v.extend(extra.iter().map(|s| s.to_string()));
-    Ok(v)
+        extra,
+    ))
 }
 
 /// A Rampart node in `<root>/<name>`, sharing `<root>`'s keyring.

@@ -29,18 +29,7 @@ use rampart_tests::{
 const CONVERGE: Duration = Duration::from_secs(120);
 
 fn cluster_args() -> Vec<String> {
-    let bus = free_port().unwrap_or(0);
-    [
-        "--cluster-enabled",
-        "yes",
-        "--cluster-port",
-        &bus.to_string(),
-        "--cluster-node-timeout",
-        "5000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    rampart_tests::cluster::node_args(free_port().unwrap_or(0), "5000", &[])
 }
 
 fn start_rampart_node() -> Result<Rampart> {

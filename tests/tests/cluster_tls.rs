@@ -50,21 +50,8 @@ impl Node {
 }
 
 fn node_args(pki: &Pki, tls: u16, bus: u16) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "--cluster-enabled",
-        "yes",
-        "--cluster-port",
-        &bus.to_string(),
-        "--cluster-node-timeout",
-        "5000",
-        "--tls-cluster",
-        "yes",
-        "--tls-replication",
-        "yes",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let extra = ["--tls-cluster", "yes", "--tls-replication", "yes"];
+    let mut v = rampart_tests::cluster::node_args(bus, "5000", &extra);
     v.extend(pki.server_args(tls));
     v
 }

@@ -1278,15 +1278,7 @@ impl Engine {
         let Some(func) = func else {
             return err_reply("ERR Function not found");
         };
-        self.lift_cap();
-        let (k, a) = match (self.sequence(keys), self.sequence(args)) {
-            (Ok(k), Ok(a)) => (k, a),
-            (Err(e), _) | (_, Err(e)) => {
-                self.restore_cap();
-                return err_reply(&format!("ERR {}", mlua_err_text(&e)));
-            }
-        };
-        self.call(host, func, Some((k, a)), opts)
+        self.call_with(host, func, keys, args, opts)
     }
 
     /// The body of a cached script.
@@ -1307,8 +1299,21 @@ impl Engine {
         let Some(func) = self.scripts.get(sha).map(|s| s.func.clone()) else {
             return b"-NOSCRIPT No matching script. Please use EVAL.\r\n".to_vec();
         };
+        self.call_with(host, func, keys, args, opts)
+    }
+
+    /// Runs `func` with KEYS and ARGV made of `keys` and `args` (the
+    /// prelude's `run` makes them globals), the memory cap lifted while
+    /// they are built.
+    fn call_with(
+        &mut self,
+        host: Box<dyn Host + Send>,
+        func: mlua::Function,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        opts: &RunOptions<'_>,
+    ) -> Vec<u8> {
         self.lift_cap();
-        // KEYS and ARGV: the prelude's `run` makes them globals.
         let (k, a) = match (self.sequence(keys), self.sequence(args)) {
             (Ok(k), Ok(a)) => (k, a),
             (Err(e), _) | (_, Err(e)) => {

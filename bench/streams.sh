@@ -41,11 +41,14 @@ median() { sort -t, -k2 -n | awk -F, '{ a[NR] = $0 } END { if (NR) print a[int((
 
 printf '\n%-12s %4s %12s %12s %7s %14s %14s\n' test P redis_rps rampart_rps ratio redis_us/req rampart_us/req
 for P in 1 16; do
-    for server in redis rampart; do
-        port_var=PORT_$server pid_var=PID_$server
-        port=${!port_var} pid=${!pid_var}
-        : >"$tmp/$server.$P"
-        for r in $(seq "$ROUNDS"); do
+    : >"$tmp/redis.$P"
+    : >"$tmp/rampart.$P"
+    # The servers take turns round by round, so a noisy spell of a shared
+    # machine falls on both rather than on one server's three rounds.
+    for r in $(seq "$ROUNDS"); do
+        for server in redis rampart; do
+            port_var=PORT_$server pid_var=PID_$server
+            port=${!port_var} pid=${!pid_var}
             redis-cli -p "$port" del bs >/dev/null
             run "$port" "$pid" "$P" xadd xadd bs '*' name user action login ts 1700000000 >>"$tmp/$server.$P"
             run "$port" "$pid" "$P" xrange xrange bs - + COUNT 10 >>"$tmp/$server.$P"

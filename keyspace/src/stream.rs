@@ -330,16 +330,37 @@ fn entry_at(master: StreamId, l: &[u8], mfields: usize, p: usize) -> (Raw, usize
     (raw, p)
 }
 
-/// How an [`Iter`] walks its current node: forward entry by entry from
-/// where it is (a seek decodes only what it passes, as Redis's iterator),
-/// backward over the node's entries decoded once.
+/// How an [`Iter`] walks its current node, entry by entry from where it is
+/// (a seek decodes only what it passes, as Redis's iterator): forward from
+/// an entry's first element, backward from its closing lp-count, which says
+/// how many elements to step back to reach the entry's flags.
 enum Walk {
     Fwd {
         master: StreamId,
         mfields: usize,
         p: usize,
     },
-    Rev(std::vec::IntoIter<Raw>),
+    Rev {
+        master: StreamId,
+        mfields: usize,
+        /// Where the node's first entry starts.
+        first: usize,
+        /// The lp-count of the next entry to yield, `None` once past the
+        /// first.
+        count_at: Option<usize>,
+    },
+}
+
+/// Where the entry that closes with the lp-count at `count_at` starts, if
+/// it is an entry of the node (at or after `first`). Nodes are checked on
+/// the way in ([`Stream::check_node`]), so lp-counts agree with entries.
+fn entry_before(l: &[u8], first: usize, count_at: usize) -> Option<usize> {
+    let n = lp::get(l, count_at).int();
+    let mut p = count_at;
+    for _ in 0..n {
+        p = lp::prev(l, p)?;
+    }
+    (n > 0 && p >= first).then_some(p)
 }
 
 /// One live entry, borrowed from its node.
@@ -418,7 +439,19 @@ impl<'a> Iterator for Iter<'a> {
                                 Some(raw)
                             }
                         }
-                        Walk::Rev(it) => it.next(),
+                        Walk::Rev {
+                            master,
+                            mfields,
+                            first,
+                            count_at,
+                        } => match count_at.and_then(|c| entry_before(l, *first, c)) {
+                            Some(at) => {
+                                let (raw, _) = entry_at(*master, l, *mfields, at);
+                                *count_at = (at > *first).then(|| lp::prev(l, at)).flatten();
+                                Some(raw)
+                            }
+                            None => None,
+                        },
                     };
                     let Some(raw) = raw else {
                         break;
@@ -454,9 +487,12 @@ impl<'a> Iterator for Iter<'a> {
             let (master, l) = self.nodes.next()?;
             let (mfields, mf, first) = node_head(l);
             let walk = if self.rev {
-                let mut raws = node_entries(*master, l);
-                raws.reverse();
-                Walk::Rev(raws.into_iter())
+                Walk::Rev {
+                    master: *master,
+                    mfields,
+                    first,
+                    count_at: (first < l.len() - 1).then(|| lp::last(l)).flatten(),
+                }
             } else {
                 Walk::Fwd {
                     master: *master,

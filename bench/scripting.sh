@@ -45,12 +45,15 @@ run() {
 
 printf '\n%-18s %4s %12s %12s %7s %14s %14s\n' test P redis_rps rampart_rps ratio redis_us/req rampart_us/req
 for P in 1 16; do
-    for server in redis rampart; do
-        port_var=PORT_$server pid_var=PID_$server
-        port=${!port_var} pid=${!pid_var}
-        sha=$(redis-cli -p "$port" script load "$BODY")
-        : >"$tmp/$server.$P"
-        for _ in $(seq "$ROUNDS"); do
+    : >"$tmp/redis.$P"
+    : >"$tmp/rampart.$P"
+    # The servers take turns round by round, so a noisy spell of a shared
+    # machine falls on both rather than on one server's rounds.
+    for _ in $(seq "$ROUNDS"); do
+        for server in redis rampart; do
+            port_var=PORT_$server pid_var=PID_$server
+            port=${!port_var} pid=${!pid_var}
+            sha=$(redis-cli -p "$port" script load "$BODY")
             run "$port" "$pid" "$P" evalsha evalsha "$sha" 2 "{k}n" "{k}s" value >>"$tmp/$server.$P"
             if redis-cli -p "$port" function load replace "$LIB" >/dev/null 2>&1 &&
                 [ "$(redis-cli -p "$port" fcall three 2 a b c)" = c ]; then

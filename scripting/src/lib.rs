@@ -202,6 +202,9 @@ pub struct Watch {
     /// When the running script started (ms since `epoch`).
     start_ms: AtomicU64,
     epoch: std::sync::OnceLock<Instant>,
+    /// Called by the hook, on the script's thread, while the script is past
+    /// its threshold: the host lets its other clients be served meanwhile.
+    busy_hook: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// SCRIPT KILL's reply when a function runs, and -BUSY for an EVAL.
@@ -232,6 +235,17 @@ impl Watch {
         } else {
             BUSY_FUNCTION
         })
+    }
+
+    /// Sets what the hook calls while a script is past its threshold (once;
+    /// later calls are ignored).
+    ///
+    /// ```
+    /// let w = rampart_scripting::Watch::default();
+    /// w.on_busy(Box::new(|| {}));
+    /// ```
+    pub fn on_busy(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.busy_hook.set(f);
     }
 
     /// Marks that the running script wrote to the dataset.
@@ -1656,6 +1670,11 @@ fn hook(lua: &Lua, w: &Watch) -> mlua::Result<VmState> {
     let threshold = w.threshold_ms.load(Ordering::Relaxed);
     if threshold > 0 && !w.busy.load(Ordering::Relaxed) && w.elapsed_ms() >= threshold {
         w.busy.store(true, Ordering::Relaxed);
+    }
+    if w.busy.load(Ordering::Relaxed) {
+        if let Some(f) = w.busy_hook.get() {
+            f();
+        }
     }
     Ok(VmState::Continue)
 }

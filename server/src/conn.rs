@@ -215,38 +215,8 @@ async fn serve<S: ConnIo>(
         // ended (dispatch reads the clock as a command ends).
         let mut clock = now_us();
         // Run every complete command already buffered.
-        let mut ahead = None;
         loop {
-            let next = match ahead.take() {
-                Some(n) => n,
-                None => parser.next(&mut buf, limits(srv, client)),
-            };
-            match next {
-                Ok(Some(args)) if hands_off(srv, client, &args) => {
-                    // Script commands go to the script thread together,
-                    // as many as are buffered: one hand-off per batch.
-                    let mut batch = vec![args];
-                    while batch.len() < SCRIPT_BATCH && !srv.pause.any() {
-                        match parser.next(&mut buf, limits(srv, client)) {
-                            Ok(Some(a)) if hands_off(srv, client, &a) => batch.push(a),
-                            Ok(None) => break,
-                            other => {
-                                ahead = Some(other);
-                                break;
-                            }
-                        }
-                    }
-                    if srv.pause.any() {
-                        wait_if_paused(srv, &batch[0], client).await;
-                    }
-                    clock = execute_off(srv, client, batch, &mut out, clock).await?;
-                    if out.proto != client.proto {
-                        out.proto = client.proto;
-                    }
-                    if client.close {
-                        break;
-                    }
-                }
+            match parser.next(&mut buf, limits(srv, client)) {
                 Ok(Some(mut args)) => {
                     // Messages that arrived before this command go out
                     // before its reply, as they would from Redis.
@@ -402,29 +372,6 @@ async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<us
     }
 }
 
-/// Waits for a blocked command's reply: served by a write, timed out, or
-/// unblocked. Input that arrives meanwhile stays buffered for later; a
-/// closed or killed connection gives up its place in the queues.
-/// Whether this command runs a script: EVAL and FCALL and their kin, or
-/// an EXEC whose transaction holds one.
-fn hands_off(srv: &Server, client: &Client, args: &[bytes::Bytes]) -> bool {
-    let Some(name) = args.first() else {
-        return false;
-    };
-    match &client.multi {
-        None => crate::script::runs_script(name),
-        Some(q) => {
-            name.eq_ignore_ascii_case(b"exec")
-                && q.iter().any(|(id, _)| {
-                    crate::script::runs_script(srv.commands.spec(*id).name.as_bytes())
-                })
-        }
-    }
-}
-
-/// The most script commands handed to the script thread at once.
-const SCRIPT_BATCH: usize = 64;
-
 /// The protocol limits for the client's next request.
 fn limits(srv: &Server, client: &Client) -> Limits {
     Limits {
@@ -433,49 +380,9 @@ fn limits(srv: &Server, client: &Client) -> Limits {
     }
 }
 
-/// [`execute`]s `batch` on the script thread, in order, while this
-/// connection's thread goes on serving its other clients. The client and
-/// its pending output travel with the commands and come back with their
-/// replies. `None` if the script thread dropped the work (it cannot, short
-/// of a panic), which ends the connection.
-async fn execute_off(
-    srv: &Arc<Server>,
-    client: &mut Client,
-    batch: Vec<Vec<bytes::Bytes>>,
-    out: &mut Out,
-    clock: u64,
-) -> Option<u64> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let placeholder = Client::new(client.handle.clone(), false);
-    let mut c = std::mem::replace(client, placeholder);
-    // The connection's buffer travels with the batch and comes back; the
-    // placeholder left meanwhile is never written, so it allocates nothing.
-    let mut o = std::mem::replace(out, Out::for_reply(out.proto));
-    let s = srv.clone();
-    let job: crate::script::Job = Box::new(move || {
-        let mut clock = clock;
-        for mut args in batch {
-            // As in `serve`: mail that arrived before a command goes out
-            // before its reply.
-            if c.handle.mailbox.has_mail() {
-                c.handle.mailbox.drain_into(&mut o);
-            }
-            clock = execute(&s, &mut c, &mut args, &mut o, clock);
-            if o.proto != c.proto {
-                o.proto = c.proto;
-            }
-        }
-        let _ = tx.send((c, o, clock));
-    });
-    if let Err(job) = srv.scripting.run_off(job) {
-        job();
-    }
-    let (c, o, end) = rx.await.ok()?;
-    *client = c;
-    *out = o;
-    Some(end)
-}
-
+/// Waits for a blocked command's reply: served by a write, timed out, or
+/// unblocked. Input that arrives meanwhile stays buffered for later; a
+/// closed or killed connection gives up its place in the queues.
 async fn wait_blocked<S: ConnIo>(
     srv: &Server,
     stream: &mut S,

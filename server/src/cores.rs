@@ -1,11 +1,18 @@
-//! One single-threaded runtime per core for client connections.
+//! One runtime with one worker thread per core for client connections.
 //!
 //! The accept loop hands each new connection to one of these runtimes, round
 //! robin, and the connection lives there until it ends: its reads, commands
-//! and writes stay on one thread, without the work-stealing scheduler's
-//! cross-thread wake-ups, which cost a context switch per request or so on
-//! a small machine. Everything else (cron, signals, snapshots, replication)
-//! stays on the main multi-threaded runtime.
+//! and writes stay on one thread, without a shared pool's cross-thread
+//! wake-ups, which cost a context switch per request or so on a small
+//! machine. Everything else (cron, signals, snapshots, replication) stays on
+//! the main multi-threaded runtime.
+//!
+//! Each is a multi-threaded runtime of one worker rather than a
+//! current-thread one for one reason: a script runs on its caller's thread
+//! (no hand-off, as in Redis), and once it passes `busy-reply-threshold` the
+//! worker's other clients must still be answered (-BUSY, SCRIPT KILL). The
+//! script's thread then gives the runtime to a fresh worker
+//! ([`tokio::task::block_in_place`]) and finishes the script on its own.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,14 +37,18 @@ impl Cores {
         let mut inboxes = Vec::new();
         for i in 0..n.max(1) {
             let (tx, mut rx) = unbounded_channel::<NewConn>();
-            let rt = tokio::runtime::Builder::new_current_thread()
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name(format!("rampart-io-{i}"))
+                .on_thread_start(crate::state::take_stripe)
                 .enable_all()
                 .build()?;
             let srv = srv.clone();
+            // This thread only takes in new connections; they run on the
+            // runtime's worker.
             std::thread::Builder::new()
-                .name(format!("rampart-io-{i}"))
+                .name(format!("rampart-inbox-{i}"))
                 .spawn(move || {
-                    crate::state::take_stripe();
                     rt.block_on(async move {
                         while let Some((stream, peer, tls)) = rx.recv().await {
                             match tokio::net::TcpStream::from_std(stream) {

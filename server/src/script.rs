@@ -13,7 +13,6 @@ use crate::client::Client;
 use crate::cmd::flags;
 use crate::resp::Out;
 use crate::state::Server;
-use crate::worker::Worker;
 
 /// The Lua engine and what other threads read while a script runs.
 pub struct Scripting {
@@ -26,38 +25,19 @@ pub struct Scripting {
     pub watch: Arc<Watch>,
     /// The running function's name and command (FUNCTION STATS).
     pub running: Mutex<Option<(String, Vec<bytes::Bytes>)>>,
-    /// The thread scripts run on (started at the first script).
-    thread: Worker,
-}
-
-pub use crate::worker::Job;
-
-/// The commands that run a script or function, which the connection loop
-/// hands to the script thread: a busy script must not hold up the other
-/// clients of its connection thread, who must get -BUSY and be able to
-/// SCRIPT KILL it (Redis answers them from inside the script's run).
-///
-/// ```
-/// use rampart_server::script::runs_script;
-/// assert!(runs_script(b"EVALSHA"));
-/// assert!(runs_script(b"fcall_ro"));
-/// assert!(!runs_script(b"script"));
-/// ```
-pub fn runs_script(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 6] = [
-        b"eval",
-        b"evalsha",
-        b"eval_ro",
-        b"evalsha_ro",
-        b"fcall",
-        b"fcall_ro",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 impl Default for Scripting {
     fn default() -> Self {
         let watch = Arc::new(Watch::default());
+        // A script runs on its caller's connection thread; past its time
+        // limit, the thread's other clients go on on a fresh worker (see
+        // `cores`), which answers them -BUSY or lets them SCRIPT KILL. The
+        // pause lets that worker take the runtime before this thread could
+        // take it back; the hook calls again if it did.
+        watch.on_busy(Box::new(|| {
+            crate::persist::blocking(|| std::thread::sleep(std::time::Duration::from_millis(1)))
+        }));
         let engine = match Engine::new(watch.clone()) {
             Ok(e) => Some(e),
             Err(e) => {
@@ -71,18 +51,11 @@ impl Default for Scripting {
             functions: Mutex::new(functions),
             watch,
             running: Mutex::new(None),
-            thread: Worker::new("rampart-script", false),
         }
     }
 }
 
 impl Scripting {
-    /// Runs `job` on the script thread, in the order jobs are given.
-    /// Returns the job if the thread could not be started, for the caller
-    /// to run itself.
-    pub fn run_off(&self, job: Job) -> Result<(), Job> {
-        self.thread.run(job)
-    }
     /// `(number_of_functions, number_of_libraries)` for INFO.
     pub fn function_counts(&self) -> (usize, usize) {
         match self.functions.try_lock() {

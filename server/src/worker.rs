@@ -1,6 +1,5 @@
 //! A thread of its own for one kind of work, started at its first job:
-//! scripts (which must not hold up a connection thread's other clients)
-//! and metrics scrapes (which must not take CPU from requests).
+//! metrics scrapes (which must not take CPU from requests).
 
 use std::sync::mpsc::{channel, Sender};
 use std::sync::OnceLock;

@@ -16,6 +16,10 @@
 #   IDLE_CLIENTS=10000 KEYS=100000 bash bench/metrics.sh
 #   ROUNDS=5 ...          # alone/scraped SET pairs (default 3)
 #   SCRAPER=python ...    # scrape from Python rather than a small C client
+#   SCRAPER_IDLE=yes ...  # run the scraper at SCHED_IDLE (chrt --idle 0): its
+#                         # own CPU then waits for a free core, as if it ran
+#                         # on another machine, so the SET tail shows the
+#                         # server's share of a scrape only
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . bench/lib.sh
@@ -170,6 +174,10 @@ EOF
     }
 fi
 ROUNDS=${ROUNDS:-3}
+if [ "${SCRAPER_IDLE:-no}" = yes ]; then
+    eval "idle_$(declare -f start_scraper)"
+    start_scraper() { idle_start_scraper; chrt --idle -a -p 0 $! >/dev/null; }
+fi
 ratios=()
 for round in $(seq "$ROUNDS"); do
     alone=$(set_line)

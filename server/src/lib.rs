@@ -43,7 +43,6 @@ pub mod supervise;
 pub mod testkit;
 pub mod tls;
 pub mod tracking;
-pub mod worker;
 
 /// The Redis version Rampart is compatible with, reported where clients
 /// look for it (INFO `redis_version`, HELLO).

@@ -149,9 +149,9 @@ async fn handle(srv: &Arc<Server>, mut stream: TcpStream) -> std::io::Result<()>
     };
     match route(&head) {
         Route::Metrics { head } => {
-            let body = super::render_off(srv.clone())
-                .await
-                .unwrap_or_else(|_| "# render failed\n".into());
+            // On the metrics thread (see `start`), so rendering here is
+            // what keeps it off the connection threads.
+            let body = super::render(srv);
             let body = if head { Vec::new() } else { body.into_bytes() };
             respond(&mut stream, "200 OK", prometheus::TEXT_FORMAT, &body).await
         }

@@ -22,7 +22,6 @@ mod instruments;
 use std::sync::{Arc, LazyLock};
 
 use prometheus::Registry;
-use tokio::sync::oneshot::{self, error::RecvError};
 
 pub use info_map::info_families;
 use info_map::Builder;
@@ -30,7 +29,6 @@ pub(crate) use instruments::observe;
 pub use instruments::{encryption, instruments, result, Instruments};
 
 use crate::state::{now_ms, Server};
-use crate::worker::Worker;
 
 /// INFO sections the exporter reads: the default set plus commandstats,
 /// without latencystats (percentiles are not exported).
@@ -102,29 +100,17 @@ pub fn render(srv: &Server) -> String {
     out
 }
 
-/// Scrapes render on a thread of their own that runs only when a CPU is
-/// otherwise idle (`SCHED_IDLE`): with 10,000 clients and 16 databases a
-/// scrape costs the server about half a millisecond of CPU (INFO locks
-/// each of the 4,096 shards once, reads /proc and jemalloc's stats, walks
-/// the command table; the text is parsed and written out). A nice value
-/// only weighs shares: a waking nice-10 thread still preempts a
-/// connection thread; an idle-policy one waits for a free CPU.
-static RENDERER: Worker = Worker::new("rampart-metrics", true);
-
-/// [`render`] on the metrics thread; the error is its reply dropped.
-pub async fn render_off(srv: Arc<Server>) -> Result<String, RecvError> {
-    let (tx, rx) = oneshot::channel();
-    let job: crate::worker::Job = Box::new(move || {
-        let _ = tx.send(render(&srv));
-    });
-    if let Err(job) = RENDERER.run(job) {
-        job();
-    }
-    rx.await
-}
-
-/// Binds `metrics-bind`:`metrics-port` and serves scrapes on the current
-/// runtime; does nothing when the port is 0.
+/// Binds `metrics-bind`:`metrics-port` and serves scrapes on a thread of
+/// their own; does nothing when the port is 0.
+///
+/// The thread runs only when a CPU is otherwise idle (`SCHED_IDLE`): with
+/// 10,000 clients and 16 databases a scrape costs the server about half a
+/// millisecond of CPU (INFO locks each of the 4,096 shards once, reads
+/// /proc and jemalloc's stats, walks the command table; the text is parsed
+/// and written out), and the HTTP exchange around it more. A nice value
+/// only weighs shares: a waking nice-10 thread still preempts a connection
+/// thread; an idle-policy one waits for a free CPU. So the whole exchange,
+/// accept to last byte, runs there, not only the render.
 pub async fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
     let port = srv.config.int("metrics-port");
     if port <= 0 {
@@ -140,10 +126,30 @@ pub async fn start(srv: &Arc<Server>) -> anyhow::Result<()> {
     } else {
         format!("{bind}:{port}")
     };
-    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
-        anyhow::anyhow!("Could not create the metrics listening socket {addr}: {e}")
-    })?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .and_then(|l| l.into_std())
+        .map_err(|e| {
+            anyhow::anyhow!("Could not create the metrics listening socket {addr}: {e}")
+        })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let srv = srv.clone();
+    std::thread::Builder::new()
+        .name("rampart-metrics".into())
+        .spawn(move || {
+            if let Err(e) = rampart_sys::run_when_idle() {
+                // Only the preference is lost.
+                tracing::debug!("Could not make the metrics thread idle-only: {e}");
+            }
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => http::serve(srv, l).await,
+                    Err(e) => tracing::warn!("Metrics listener unusable: {e}"),
+                }
+            })
+        })?;
     tracing::info!("Metrics at http://{addr}/metrics");
-    tokio::spawn(http::serve(srv.clone(), listener));
     Ok(())
 }

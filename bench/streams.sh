@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Streams, Rampart and redis-server 7.0 side by side:
 #   - XADD (auto ids, three fields), XRANGE (COUNT 10) and XREADGROUP
-#     (COUNT 1, a fresh consumer group) throughput at -P 1 and -P 16, with
-#     the server's CPU per request (ratio = Rampart / Redis);
+#     (COUNT 1, a fresh consumer group) throughput at -P 1 and -P 16, and
+#     XACK of every entry a group read (one connection, redis-cli --pipe),
+#     with the server's CPU per request (ratio = Rampart / Redis);
 #   - memory per entry: 100k XADDs of three fields each, `used_memory`
 #     before and after on both servers.
 # A benchmark, not a test: it reports, it asserts nothing.
@@ -64,6 +65,50 @@ for P in 1 16; do
         printf '%-12s %4s %12s %12s %7.2f %14s %14s\n' "$t" "$P" "$rr" "$mr" "$(echo "$mr / $rr" | bc -l)" "$rc" "$mc"
     done
 done
+
+# XACK: redis-benchmark sends one fixed command (and its __rand_int__ is
+# zero-padded, which no stream id parses), so each server gets the same
+# REQUESTS acknowledgements of distinct pending entries through
+# `redis-cli --pipe` (one connection, deep pipeline): entries 1-0, 1-1, ...
+# added with a partial id, all read into one consumer's PEL, then acked one
+# XACK each. "-" in the P column: the pipeline is redis-cli's.
+python3 - "$REQUESTS" >"$tmp/xack.resp" <<'PY'
+import sys
+out = sys.stdout.buffer
+for i in range(int(sys.argv[1])):
+    ident = b"1-%d" % i
+    out.write(b"*4\r\n$4\r\nXACK\r\n$3\r\nack\r\n$1\r\ng\r\n$%d\r\n%s\r\n" % (len(ident), ident))
+PY
+: >"$tmp/redis.ack"
+: >"$tmp/rampart.ack"
+for r in $(seq "$ROUNDS"); do
+    for server in redis rampart; do
+        port_var=PORT_$server pid_var=PID_$server
+        port=${!port_var} pid=${!pid_var}
+        redis-cli -p "$port" del ack >/dev/null
+        redis-benchmark -p "$port" -c 1 -n "$REQUESTS" -P 64 xadd ack '1-*' f v >/dev/null 2>&1
+        redis-cli -p "$port" xgroup create ack g 0 >/dev/null
+        redis-cli -p "$port" xreadgroup group g c count "$REQUESTS" streams ack '>' >/dev/null
+        before=$(cpu_ns "$pid")
+        t0=$(date +%s%N)
+        replies=$(redis-cli -p "$port" --pipe <"$tmp/xack.resp" 2>&1 | awk '/replies:/ { gsub(/[^0-9]/, " "); print $2 }')
+        t1=$(date +%s%N)
+        after=$(cpu_ns "$pid")
+        pending=$(redis-cli -p "$port" xpending ack g | head -1)
+        if [ "$replies" != "$REQUESTS" ] || [ "$pending" != 0 ]; then
+            echo "xack on $server: $replies replies, $pending left pending" >&2
+            continue
+        fi
+        awk -v n="$REQUESTS" -v ns=$((t1 - t0)) -v cpu=$((after - before)) \
+            'BEGIN { printf "xack,%.2f,%.3f\n", n / (ns / 1e9), cpu / 1000 / n }' >>"$tmp/$server.ack"
+        redis-cli -p "$port" del ack >/dev/null
+    done
+done
+r=$(median <"$tmp/redis.ack")
+m=$(median <"$tmp/rampart.ack")
+IFS=, read -r _ rr rc <<<"$r"
+IFS=, read -r _ mr mc <<<"$m"
+printf '%-12s %4s %12s %12s %7.2f %14s %14s\n' xack - "$rr" "$mr" "$(echo "$mr / $rr" | bc -l)" "$rc" "$mc"
 
 # bytes per entry of ENTRIES three-field XADDs with explicit ids
 per_entry() {

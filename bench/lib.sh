@@ -26,6 +26,35 @@ start_server() {
     printf -v "PORT_$name" %s "$port"
 }
 
+# run_line PORT PID PIPELINE NAME CMD... -> "name,rps,cpu_us_per_request": one
+# redis-benchmark run of CMD (CLIENTS clients, REQUESTS requests)
+run_line() {
+    local port=$1 pid=$2 pipeline=$3 name=$4 before after csv
+    shift 4
+    csv=$(mktemp)
+    before=$(cpu_ns "$pid")
+    $CLIENT_CPU redis-benchmark -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$pipeline" --csv "$@" 2>/dev/null >"$csv"
+    after=$(cpu_ns "$pid")
+    awk -F'","' -v ns=$((after - before)) -v n="$REQUESTS" -v name="$name" \
+        'END { if (NR < 2) exit; gsub(/"/, ""); split($0, f, ","); printf "%s,%s,%.3f\n", name, f[2], ns / 1000 / n }' "$csv"
+    rm -f "$csv"
+}
+
+# turns ROUNDS FN [ARG...]: runs `FN SERVER PORT PID ROUND [ARG...]` for
+# redis then rampart (started as NAME redis and rampart), round by round,
+# so a noisy spell of a shared machine falls on both servers rather than on
+# one server's rounds
+turns() {
+    local rounds=$1 fn=$2 r server port_var pid_var
+    shift 2
+    for r in $(seq "$rounds"); do
+        for server in redis rampart; do
+            port_var=PORT_$server pid_var=PID_$server
+            "$fn" "$server" "${!port_var}" "${!pid_var}" "$r" "$@"
+        done
+    done
+}
+
 # cpu_ns PID -> nanoseconds the process's threads have run on a CPU
 # (schedstat: exact, where /proc/PID/stat's user + system counts 10 ms
 # ticks, too coarse for a short pipelined run)

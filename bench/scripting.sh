@@ -30,37 +30,23 @@ redis.register_function('three', function(keys, args) redis.call('incr', keys[1]
 start_server redis redis-server
 start_server rampart "$RAMPART"
 
-# run PORT PID PIPELINE NAME CMD... -> "name,rps,cpu_us_per_request"
-run() {
-    local port=$1 pid=$2 pipeline=$3 name=$4 before after csv
-    shift 4
-    csv=$(mktemp)
-    before=$(cpu_ns "$pid")
-    $CLIENT_CPU redis-benchmark -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$pipeline" --csv "$@" 2>/dev/null >"$csv"
-    after=$(cpu_ns "$pid")
-    awk -F'","' -v ns=$((after - before)) -v n="$REQUESTS" -v name="$name" \
-        'END { if (NR < 2) exit; gsub(/"/, ""); split($0, f, ","); printf "%s,%s,%.3f\n", name, f[2], ns / 1000 / n }' "$csv"
-    rm -f "$csv"
+
+# script_round SERVER PORT PID ROUND PIPELINE: one EVALSHA and one FCALL line
+script_round() {
+    local server=$1 port=$2 pid=$3 P=$5 sha
+    sha=$(redis-cli -p "$port" script load "$BODY")
+    run_line "$port" "$pid" "$P" evalsha evalsha "$sha" 2 "{k}n" "{k}s" value >>"$tmp/$server.$P"
+    if redis-cli -p "$port" function load replace "$LIB" >/dev/null 2>&1 &&
+        [ "$(redis-cli -p "$port" fcall three 2 a b c)" = c ]; then
+        run_line "$port" "$pid" "$P" fcall fcall three 2 "{k}n" "{k}s" value >>"$tmp/$server.$P"
+    fi
 }
 
 printf '\n%-18s %4s %12s %12s %7s %14s %14s\n' test P redis_rps rampart_rps ratio redis_us/req rampart_us/req
 for P in 1 16; do
     : >"$tmp/redis.$P"
     : >"$tmp/rampart.$P"
-    # The servers take turns round by round, so a noisy spell of a shared
-    # machine falls on both rather than on one server's rounds.
-    for _ in $(seq "$ROUNDS"); do
-        for server in redis rampart; do
-            port_var=PORT_$server pid_var=PID_$server
-            port=${!port_var} pid=${!pid_var}
-            sha=$(redis-cli -p "$port" script load "$BODY")
-            run "$port" "$pid" "$P" evalsha evalsha "$sha" 2 "{k}n" "{k}s" value >>"$tmp/$server.$P"
-            if redis-cli -p "$port" function load replace "$LIB" >/dev/null 2>&1 &&
-                [ "$(redis-cli -p "$port" fcall three 2 a b c)" = c ]; then
-                run "$port" "$pid" "$P" fcall fcall three 2 "{k}n" "{k}s" value >>"$tmp/$server.$P"
-            fi
-        done
-    done
+    turns "$ROUNDS" script_round "$P"
     for t in evalsha fcall; do
         r=$(grep "^$t," "$tmp/redis.$P" | sort -t, -k2 -n | awk -F, '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)] }')
         m=$(grep "^$t," "$tmp/rampart.$P" | sort -t, -k2 -n | awk -F, '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)] }')

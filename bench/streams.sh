@@ -25,38 +25,24 @@ bench_init python3
 start_server redis redis-server
 start_server rampart "$RAMPART" --encryption-at-rest no
 
-# run PORT PID PIPELINE NAME CMD... -> "name,rps,cpu_us_per_request"
-run() {
-    local port=$1 pid=$2 pipeline=$3 name=$4 before after csv
-    shift 4
-    csv=$(mktemp)
-    before=$(cpu_ns "$pid")
-    $CLIENT_CPU redis-benchmark -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$pipeline" --csv "$@" 2>/dev/null >"$csv"
-    after=$(cpu_ns "$pid")
-    awk -F'","' -v ns=$((after - before)) -v n="$REQUESTS" -v name="$name" \
-        'END { if (NR < 2) exit; gsub(/"/, ""); split($0, f, ","); printf "%s,%s,%.3f\n", name, f[2], ns / 1000 / n }' "$csv"
-    rm -f "$csv"
-}
 
 median() { sort -t, -k2 -n | awk -F, '{ a[NR] = $0 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+
+# stream_round SERVER PORT PID ROUND PIPELINE: one round of the three lines
+stream_round() {
+    local server=$1 port=$2 pid=$3 r=$4 P=$5
+    redis-cli -p "$port" del bs >/dev/null
+    run_line "$port" "$pid" "$P" xadd xadd bs '*' name user action login ts 1700000000 >>"$tmp/$server.$P"
+    run_line "$port" "$pid" "$P" xrange xrange bs - + COUNT 10 >>"$tmp/$server.$P"
+    redis-cli -p "$port" xgroup create bs "g$P$r" 0 >/dev/null
+    run_line "$port" "$pid" "$P" xreadgroup xreadgroup GROUP "g$P$r" c COUNT 1 STREAMS bs '>' >>"$tmp/$server.$P"
+}
 
 printf '\n%-12s %4s %12s %12s %7s %14s %14s\n' test P redis_rps rampart_rps ratio redis_us/req rampart_us/req
 for P in 1 16; do
     : >"$tmp/redis.$P"
     : >"$tmp/rampart.$P"
-    # The servers take turns round by round, so a noisy spell of a shared
-    # machine falls on both rather than on one server's three rounds.
-    for r in $(seq "$ROUNDS"); do
-        for server in redis rampart; do
-            port_var=PORT_$server pid_var=PID_$server
-            port=${!port_var} pid=${!pid_var}
-            redis-cli -p "$port" del bs >/dev/null
-            run "$port" "$pid" "$P" xadd xadd bs '*' name user action login ts 1700000000 >>"$tmp/$server.$P"
-            run "$port" "$pid" "$P" xrange xrange bs - + COUNT 10 >>"$tmp/$server.$P"
-            redis-cli -p "$port" xgroup create bs "g$P$r" 0 >/dev/null
-            run "$port" "$pid" "$P" xreadgroup xreadgroup GROUP "g$P$r" c COUNT 1 STREAMS bs '>' >>"$tmp/$server.$P"
-        done
-    done
+    turns "$ROUNDS" stream_round "$P"
     for t in xadd xrange xreadgroup; do
         r=$(grep "^$t," "$tmp/redis.$P" | median)
         m=$(grep "^$t," "$tmp/rampart.$P" | median)
@@ -81,29 +67,29 @@ for i in range(int(sys.argv[1])):
 PY
 : >"$tmp/redis.ack"
 : >"$tmp/rampart.ack"
-for r in $(seq "$ROUNDS"); do
-    for server in redis rampart; do
-        port_var=PORT_$server pid_var=PID_$server
-        port=${!port_var} pid=${!pid_var}
-        redis-cli -p "$port" del ack >/dev/null
-        redis-benchmark -p "$port" -c 1 -n "$REQUESTS" -P 64 xadd ack '1-*' f v >/dev/null 2>&1
-        redis-cli -p "$port" xgroup create ack g 0 >/dev/null
-        redis-cli -p "$port" xreadgroup group g c count "$REQUESTS" streams ack '>' >/dev/null
-        before=$(cpu_ns "$pid")
-        t0=$(date +%s%N)
-        replies=$(redis-cli -p "$port" --pipe <"$tmp/xack.resp" 2>&1 | awk '/replies:/ { gsub(/[^0-9]/, " "); print $2 }')
-        t1=$(date +%s%N)
-        after=$(cpu_ns "$pid")
-        pending=$(redis-cli -p "$port" xpending ack g | head -1)
-        if [ "$replies" != "$REQUESTS" ] || [ "$pending" != 0 ]; then
-            echo "xack on $server: $replies replies, $pending left pending" >&2
-            continue
-        fi
-        awk -v n="$REQUESTS" -v ns=$((t1 - t0)) -v cpu=$((after - before)) \
-            'BEGIN { printf "xack,%.2f,%.3f\n", n / (ns / 1e9), cpu / 1000 / n }' >>"$tmp/$server.ack"
-        redis-cli -p "$port" del ack >/dev/null
-    done
-done
+# ack_round SERVER PORT PID ROUND: REQUESTS entries read into a PEL, then
+# every one acknowledged
+ack_round() {
+    local server=$1 port=$2 pid=$3 before after t0 t1 replies pending
+    redis-cli -p "$port" del ack >/dev/null
+    redis-benchmark -p "$port" -c 1 -n "$REQUESTS" -P 64 xadd ack '1-*' f v >/dev/null 2>&1
+    redis-cli -p "$port" xgroup create ack g 0 >/dev/null
+    redis-cli -p "$port" xreadgroup group g c count "$REQUESTS" streams ack '>' >/dev/null
+    before=$(cpu_ns "$pid")
+    t0=$(date +%s%N)
+    replies=$(redis-cli -p "$port" --pipe <"$tmp/xack.resp" 2>&1 | awk '/replies:/ { gsub(/[^0-9]/, " "); print $2 }')
+    t1=$(date +%s%N)
+    after=$(cpu_ns "$pid")
+    pending=$(redis-cli -p "$port" xpending ack g | head -1)
+    if [ "$replies" != "$REQUESTS" ] || [ "$pending" != 0 ]; then
+        echo "xack on $server: $replies replies, $pending left pending" >&2
+        return
+    fi
+    awk -v n="$REQUESTS" -v ns=$((t1 - t0)) -v cpu=$((after - before)) \
+        'BEGIN { printf "xack,%.2f,%.3f\n", n / (ns / 1e9), cpu / 1000 / n }' >>"$tmp/$server.ack"
+    redis-cli -p "$port" del ack >/dev/null
+}
+turns "$ROUNDS" ack_round
 r=$(median <"$tmp/redis.ack")
 m=$(median <"$tmp/rampart.ack")
 IFS=, read -r _ rr rc <<<"$r"

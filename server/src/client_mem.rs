@@ -29,7 +29,19 @@ pub struct ClientMemory {
     total: AtomicU64,
     /// `evicted_clients` in INFO stats.
     pub evicted: AtomicU64,
+    /// The largest query buffer and pending output of any client, one slot
+    /// per second of the last [`PEAK_SLOTS`] (INFO
+    /// `client_recent_max_input_buffer` / `_output_buffer`).
+    peaks: [[AtomicU64; 2]; PEAK_SLOTS],
 }
+
+/// Seconds over which INFO's recent client peaks are kept, as Redis's
+/// `CLIENTS_PEAK_MEM_USAGE_SLOTS`.
+pub const PEAK_SLOTS: usize = 8;
+
+/// Output up to this much sits in Redis's fixed per-client reply buffer,
+/// which its output figure leaves out; only what goes past counts.
+const REPLY_CHUNK: u64 = 16 * 1024;
 
 impl ClientMemory {
     /// The `normal` class of `client-output-buffer-limit`, `None` when it
@@ -52,6 +64,47 @@ impl ClientMemory {
     /// Sum of the tallied client buffers (INFO `mem_clients_normal`).
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// Notes a connection's query buffer (allocated bytes) and pending
+    /// output (bytes, before a flush) at second `unix_secs`. A relaxed
+    /// load per figure while nothing grows.
+    ///
+    /// ```
+    /// let m = rampart_server::client_mem::ClientMemory::default();
+    /// m.note_peaks(100, 20_000, 16_384 + 500);
+    /// m.note_peaks(101, 1_000, 0);
+    /// assert_eq!(m.recent_peaks(), (20_000, 500));
+    /// m.forget_old_peaks(100 + 7); // slot of second 100 starts afresh
+    /// assert_eq!(m.recent_peaks(), (1_000, 0));
+    /// ```
+    #[inline]
+    pub fn note_peaks(&self, unix_secs: u64, input: u64, output: u64) {
+        let slot = &self.peaks[unix_secs as usize % PEAK_SLOTS];
+        for (cell, v) in slot.iter().zip([input, output.saturating_sub(REPLY_CHUNK)]) {
+            if v > cell.load(Ordering::Relaxed) {
+                cell.fetch_max(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Clears the slot the next second will use (from the cron, as
+    /// Redis's `clientsCron`), so a peak counts for the last
+    /// [`PEAK_SLOTS`] seconds or so.
+    pub fn forget_old_peaks(&self, unix_secs: u64) {
+        for cell in &self.peaks[(unix_secs as usize + 1) % PEAK_SLOTS] {
+            cell.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// `(client_recent_max_input_buffer, client_recent_max_output_buffer)`.
+    pub fn recent_peaks(&self) -> (u64, u64) {
+        self.peaks.iter().fold((0, 0), |(i, o), s| {
+            (
+                i.max(s[0].load(Ordering::Relaxed)),
+                o.max(s[1].load(Ordering::Relaxed)),
+            )
+        })
     }
 }
 

@@ -253,6 +253,11 @@ async fn serve<S: ConnIo>(
                         break;
                     }
                     if out.len() >= FLUSH_AT {
+                        srv.client_mem.note_peaks(
+                            clock / 1_000_000,
+                            buf.capacity() as u64,
+                            out.len() as u64,
+                        );
                         if let Some(l) = output_limits(srv, client) {
                             if !flush_some(srv, stream, &mut out, client, l) {
                                 return None;
@@ -283,6 +288,8 @@ async fn serve<S: ConnIo>(
         if client.handle.mailbox.has_mail() {
             client.handle.mailbox.drain_into(&mut out);
         }
+        srv.client_mem
+            .note_peaks(clock / 1_000_000, buf.capacity() as u64, out.len() as u64);
         let flushed = match output_limits(srv, client) {
             Some(l) if !client.close => flush_some(srv, stream, &mut out, client, l),
             _ => flush(srv, stream, &mut out, client).await.is_ok(),

@@ -23,6 +23,7 @@ pub async fn run(srv: Arc<Server>) {
             continue;
         }
         sample_ops(&srv);
+        srv.client_mem.forget_old_peaks(now_ms() / 1000);
         srv.migrate_sockets.close_idle(now_ms() / 1000);
         crate::persist::cron(&srv);
         crate::backup::cron(&srv);

@@ -323,11 +323,14 @@ fn section(srv: &Server, name: &str, dbs: &std::cell::OnceCell<Vec<DbStats>>, o:
             );
         }
         "clients" => {
+            let (peak_in, peak_out) = srv.client_mem.recent_peaks();
             let _ = write!(
                 o,
-                "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
+                "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
                 srv.clients.len(),
                 c.int("maxclients"),
+                peak_in,
+                peak_out,
                 srv.hooks.blocked.count(),
                 srv.tracking.tracking_clients.load(Ordering::Relaxed)
             );

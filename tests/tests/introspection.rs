@@ -184,3 +184,42 @@ fn memory_commands_answer_as_redis() -> Result<()> {
     );
     Ok(())
 }
+
+/// The `client_recent_max_*` fields of INFO clients.
+fn recent_peaks(c: &mut redis::Connection) -> Result<(u64, u64)> {
+    let info: String = q(c, &[b"INFO", b"clients"])?;
+    let field = |name: &str| -> Result<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .ok_or_else(|| anyhow::anyhow!("no {name} in {info}"))?
+            .trim()
+            .parse()
+            .map_err(Into::into)
+    };
+    Ok((
+        field("client_recent_max_input_buffer")?,
+        field("client_recent_max_output_buffer")?,
+    ))
+}
+
+/// INFO's recent client peaks follow a client that sends and reads a large
+/// value (Redis samples them in its cron, so it can miss a short burst;
+/// Rampart notes every batch), and fall back once the window of 8 seconds
+/// has passed.
+#[test]
+fn recent_client_buffer_peaks_follow_large_requests() -> Result<()> {
+    let rampart = Rampart::start(&[])?;
+    let mut c = rampart.redis_conn()?;
+    let value = vec![b'x'; 300_000];
+    let _: () = q(&mut c, &[b"SET", b"big", &value])?;
+    let got: Vec<u8> = q(&mut c, &[b"GET", b"big"])?;
+    anyhow::ensure!(got.len() == value.len());
+    let (input, output) = recent_peaks(&mut c)?;
+    anyhow::ensure!(input >= 300_000, "input peak {input}");
+    anyhow::ensure!(output >= 300_000 - 16 * 1024, "output peak {output}");
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    let (input, output) = recent_peaks(&mut c)?;
+    anyhow::ensure!(input < 300_000, "input peak still {input}");
+    anyhow::ensure!(output == 0, "output peak still {output}");
+    Ok(())
+}

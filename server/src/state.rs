@@ -302,9 +302,8 @@ impl Clients {
     }
 }
 
-/// How many stripes a [`Striped`] value has: the connection threads take
-/// stripes 1.. (wrapping past this many cores), every other thread shares
-/// stripe 0.
+/// How many stripes a [`Striped`] value has: the first connection threads
+/// take stripes 1.. one each, every other thread shares stripe 0.
 pub const STRIPES: usize = 8;
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(1);
@@ -314,11 +313,14 @@ thread_local! {
     static STRIPE: std::cell::Cell<(usize, bool)> = const { std::cell::Cell::new((0, false)) };
 }
 
-/// Gives the calling thread a stripe of its own. The per-core connection
-/// threads call this once at start.
+/// Gives the calling thread a stripe of its own while there are some left,
+/// else the shared stripe 0. The connection runtimes' threads call this as
+/// they start (a runtime starts more than one over time: a busy script or a
+/// SAVE hands the runtime to a fresh thread). A stripe is never shared with
+/// its owner, whose bumps are not read-modify-writes.
 pub fn take_stripe() {
     let i = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed);
-    STRIPE.with(|s| s.set((1 + (i - 1) % (STRIPES - 1), i < STRIPES)));
+    STRIPE.with(|s| s.set(if i < STRIPES { (i, true) } else { (0, false) }));
 }
 
 /// Adds `n` to a counter in the calling thread's stripe. A stripe with one

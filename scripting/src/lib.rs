@@ -399,7 +399,7 @@ pub struct Engine {
     scripts: HashMap<String, Script>,
     scripts_mem: usize,
     watch: Arc<Watch>,
-    gc_count: u32,
+    gc_count: std::cell::Cell<u32>,
     /// FUNCTION libraries by name.
     libraries: std::collections::BTreeMap<String, Library>,
     /// Function name -> its library.
@@ -420,7 +420,7 @@ pub struct Engine {
     /// Whether the busy/kill count hook is installed: it stays between
     /// runs while `busy-reply-threshold` is on, as setting it per run cost
     /// more than a short script.
-    hook_on: bool,
+    hook_on: std::cell::Cell<bool>,
 }
 
 /// What the `redis.*` functions reach during a run.
@@ -913,7 +913,7 @@ impl Engine {
             scripts: HashMap::new(),
             scripts_mem: 0,
             watch,
-            gc_count: 0,
+            gc_count: std::cell::Cell::new(0),
             libraries: Default::default(),
             function_lib: HashMap::new(),
             loading,
@@ -921,7 +921,7 @@ impl Engine {
             fswitch,
             mem_limit: 0,
             run_ctx,
-            hook_on: false,
+            hook_on: std::cell::Cell::new(false),
         })
     }
 
@@ -957,7 +957,7 @@ impl Engine {
     /// by it), collects at once: what the script left is garbage, and
     /// waiting for the incremental collector would keep it (and refuse
     /// the next scripts' allocations) for a long time.
-    fn reclaim(&mut self) {
+    fn reclaim(&self) {
         if self.mem_limit > 0 && self.lua.used_memory() > self.mem_limit / 2 {
             self.collect();
         }
@@ -966,7 +966,7 @@ impl Engine {
     /// A full collection. The cap is lifted meanwhile: mlua's protected
     /// call around the collector allocates, which fails in a VM a script
     /// left at its cap, and the garbage would then stay for good.
-    fn collect(&mut self) {
+    fn collect(&self) {
         let _ = self.lua.set_memory_limit(0);
         let _ = self.lua.gc_collect();
         if self.mem_limit > 0 {
@@ -1195,7 +1195,7 @@ impl Engine {
             Err(e) => Err(e),
         };
         self.lua.remove_hook();
-        self.hook_on = false;
+        self.hook_on.set(false);
         let _ = self.fswitch.call::<()>(false);
         self.reclaim();
         let registered = self
@@ -1288,7 +1288,7 @@ impl Engine {
             .get(name)
             .and_then(|lib| self.libraries.get(lib))
             .and_then(|l| l.functions.iter().find(|f| f.name == name))
-            .map(|f| f.func.clone());
+            .map(|f| &f.func);
         let Some(func) = func else {
             return err_reply("ERR Function not found");
         };
@@ -1310,7 +1310,7 @@ impl Engine {
         args: &[&[u8]],
         opts: &RunOptions<'_>,
     ) -> Vec<u8> {
-        let Some(func) = self.scripts.get(sha).map(|s| s.func.clone()) else {
+        let Some(func) = self.scripts.get(sha).map(|s| &s.func) else {
             return b"-NOSCRIPT No matching script. Please use EVAL.\r\n".to_vec();
         };
         self.call_with(host, func, keys, args, opts)
@@ -1320,9 +1320,9 @@ impl Engine {
     /// prelude's `run` makes them globals), the memory cap lifted while
     /// they are built.
     fn call_with(
-        &mut self,
+        &self,
         host: Box<dyn Host + Send>,
-        func: mlua::Function,
+        func: &Function,
         keys: &[&[u8]],
         args: &[&[u8]],
         opts: &RunOptions<'_>,
@@ -1381,8 +1381,8 @@ impl Engine {
     /// Installs (or removes) the count hook that notices the busy
     /// threshold and SCRIPT KILL. It stays installed between runs; it
     /// does nothing outside one.
-    fn set_count_hook(&mut self, on: bool) {
-        if on == self.hook_on {
+    fn set_count_hook(&self, on: bool) {
+        if on == self.hook_on.get() {
             return;
         }
         if on {
@@ -1394,16 +1394,16 @@ impl Engine {
         } else {
             self.lua.remove_hook();
         }
-        self.hook_on = on;
+        self.hook_on.set(on);
     }
 
     /// Runs `func` under the hook and the error handler, converting its
     /// result to RESP. `fargs` are the `(keys, args)` tables: KEYS and
     /// ARGV for an EVAL, the function's arguments for an FCALL.
     fn call(
-        &mut self,
+        &self,
         host: Box<dyn Host + Send>,
-        func: Function,
+        func: &Function,
         fargs: Option<(Table, Table)>,
         opts: &RunOptions<'_>,
     ) -> Vec<u8> {
@@ -1417,8 +1417,8 @@ impl Engine {
         // protected calls (see `lift_cap`).
         self.restore_cap();
         let result: mlua::Result<(bool, Value)> = match fargs {
-            None => self.run.call((&func, &self.handler)),
-            Some((k, a)) => self.run.call((&func, &self.handler, &k, &a, opts.eval)),
+            None => self.run.call((func, &self.handler)),
+            Some((k, a)) => self.run.call((func, &self.handler, &k, &a, opts.eval)),
         };
         self.lift_cap();
         // A kill swaps the count hook for one that fails every line.
@@ -1429,9 +1429,9 @@ impl Engine {
         let script_resp = self.run_ctx.resp.load(Ordering::Relaxed);
         // Collect a little every few runs, as Redis, rather than let Lua
         // run a full cycle in the middle of a script.
-        self.gc_count += 1;
-        if self.gc_count >= 50 {
-            self.gc_count = 0;
+        self.gc_count.set(self.gc_count.get() + 1);
+        if self.gc_count.get() >= 50 {
+            self.gc_count.set(0);
             let _ = self.lua.gc_step_kbytes(50);
         }
         watch.end();

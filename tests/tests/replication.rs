@@ -863,14 +863,7 @@ fn shutdown_with_a_lagging_replica(s: &mut ServerProcess) -> Result<Vec<String>>
 fn shutdown_waits_for_lagging_replicas_as_redis_does() -> Result<()> {
     let mut redis = RedisOracle::start_with(&NO_SYNC_DELAY)?;
     let want = shutdown_with_a_lagging_replica(&mut redis)?;
-    let mut rampart = Rampart::start(&[
-        "--save",
-        "",
-        "--repl-allow-plaintext-sync",
-        "yes",
-        NO_SYNC_DELAY[0],
-        NO_SYNC_DELAY[1],
-    ])?;
+    let mut rampart = plain_sync_rampart()?;
     let got = shutdown_with_a_lagging_replica(&mut rampart)?;
     assert_eq!(got, want, "rampart's log:\n{}", rampart.log());
     assert_eq!(want[0], "-ERR No shutdown in progress.\r\n");
@@ -1045,14 +1038,7 @@ fn a_replica_restarted_from_its_snapshot_continues_with_a_partial_resync() -> Re
 #[test]
 fn replica_output_buffer_limits_follow_the_config() -> Result<()> {
     const DROPPED: &str = "scheduled to be closed ASAP for overcoming of output buffer limits.";
-    let primary = Rampart::start(&[
-        "--save",
-        "",
-        "--repl-allow-plaintext-sync",
-        "yes",
-        NO_SYNC_DELAY[0],
-        NO_SYNC_DELAY[1],
-    ])?;
+    let primary = plain_sync_rampart()?;
     let mut c = primary.conn()?;
     let slaves = || info_field(&primary, "replication", "connected_slaves");
     let big = "x".repeat(100_000);
@@ -1299,14 +1285,7 @@ fn functions_reach_a_rampart_replica_by_sync_stream_and_partial_resync() -> Resu
 /// sync and follows FUNCTION LOAD/DELETE/FLUSH/RESTORE.
 #[test]
 fn functions_reach_a_redis_replica_of_rampart() -> Result<()> {
-    let primary = Rampart::start(&[
-        "--save",
-        "",
-        "--repl-allow-plaintext-sync",
-        "yes",
-        NO_SYNC_DELAY[0],
-        NO_SYNC_DELAY[1],
-    ])?;
+    let primary = plain_sync_rampart()?;
     let mut c = primary.conn()?;
     assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIB_A])?, b"$4\r\nliba\r\n");
     let port = primary.port().to_string();
@@ -1618,14 +1597,7 @@ fn a_redis_primary_fails_over_to_a_rampart_replica() -> Result<()> {
 
 #[test]
 fn a_rampart_primary_fails_over_to_a_redis_replica() -> Result<()> {
-    let primary = Rampart::start(&[
-        "--save",
-        "",
-        "--repl-allow-plaintext-sync",
-        "yes",
-        NO_SYNC_DELAY[0],
-        NO_SYNC_DELAY[1],
-    ])?;
+    let primary = plain_sync_rampart()?;
     let mut c = primary.redis_conn()?;
     populate(&mut c, "p", 100)?;
     let redis =

@@ -201,6 +201,8 @@ pub struct Watch {
     pub threshold_ms: AtomicU64,
     /// When the running script started (ms since `epoch`).
     start_ms: AtomicU64,
+    /// The elapsed second in which the busy hook was last called.
+    busy_hook_second: AtomicU64,
     epoch: std::sync::OnceLock<Instant>,
     /// Called by the hook, on the script's thread, while the script is past
     /// its threshold: the host lets its other clients be served meanwhile.
@@ -303,6 +305,7 @@ impl Watch {
         self.dirty.store(false, Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
         self.start_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.busy_hook_second.store(u64::MAX, Ordering::Relaxed);
         self.running.store(true, Ordering::SeqCst);
     }
 
@@ -1276,7 +1279,7 @@ impl Engine {
 
     /// FCALL: runs function `name` with its keys and arguments.
     pub fn fcall(
-        &mut self,
+        &self,
         host: Box<dyn Host + Send>,
         name: &str,
         keys: &[&[u8]],
@@ -1303,7 +1306,7 @@ impl Engine {
     /// Runs cached script `sha` with KEYS and ARGV; returns the reply as
     /// RESP in the caller's protocol. The caller checked it exists.
     pub fn eval(
-        &mut self,
+        &self,
         host: Box<dyn Host + Send>,
         sha: &str,
         keys: &[&[u8]],
@@ -1671,9 +1674,15 @@ fn hook(lua: &Lua, w: &Watch) -> mlua::Result<VmState> {
     if threshold > 0 && !w.busy.load(Ordering::Relaxed) && w.elapsed_ms() >= threshold {
         w.busy.store(true, Ordering::Relaxed);
     }
+    // Once a second at most: the host's hook may pause (the server's
+    // waits a millisecond for another thread to take its clients over),
+    // which every count hook of a long script would otherwise repeat.
     if w.busy.load(Ordering::Relaxed) {
-        if let Some(f) = w.busy_hook.get() {
-            f();
+        let second = w.elapsed_ms() / 1000;
+        if w.busy_hook_second.swap(second, Ordering::Relaxed) != second {
+            if let Some(f) = w.busy_hook.get() {
+                f();
+            }
         }
     }
     Ok(VmState::Continue)

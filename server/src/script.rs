@@ -34,7 +34,7 @@ impl Default for Scripting {
         // limit, the thread's other clients go on on a fresh worker (see
         // `cores`), which answers them -BUSY or lets them SCRIPT KILL. The
         // pause lets that worker take the runtime before this thread could
-        // take it back; the hook calls again if it did.
+        // take it back; the hook calls again a second later if it did.
         watch.on_busy(Box::new(|| {
             crate::persist::blocking(|| std::thread::sleep(std::time::Duration::from_millis(1)))
         }));

@@ -424,6 +424,10 @@ pub struct Engine {
     /// runs while `busy-reply-threshold` is on, as setting it per run cost
     /// more than a short script.
     hook_on: std::cell::Cell<bool>,
+    /// Whether mlua's limit is set to `mem_limit` now (the cap is lifted
+    /// while Rust works on the VM, see [`Engine::lift_cap`]): setting it
+    /// takes the VM's lock, so it is set only when it changes.
+    capped: std::cell::Cell<bool>,
 }
 
 /// What the `redis.*` functions reach during a run.
@@ -439,6 +443,9 @@ struct RunCtx {
     /// A panic of the host's `call`, caught in `redis.call` (it must not
     /// unwind through Lua) and resumed when the run is over.
     panic: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    /// The engine's memory cap (0: none), which `redis.call` keeps
+    /// unless the VM is near it (see `raw`).
+    cap: std::sync::atomic::AtomicUsize,
 }
 
 /// A function a library registered.
@@ -925,6 +932,7 @@ impl Engine {
             mem_limit: 0,
             run_ctx,
             hook_on: std::cell::Cell::new(false),
+            capped: std::cell::Cell::new(false),
         })
     }
 
@@ -948,6 +956,8 @@ impl Engine {
     pub fn set_memory_limit(&mut self, bytes: usize) {
         if bytes != self.mem_limit && self.lua.set_memory_limit(bytes).is_ok() {
             self.mem_limit = bytes;
+            self.capped.set(bytes > 0);
+            self.run_ctx.cap.store(bytes, Ordering::Relaxed);
         }
     }
 
@@ -970,11 +980,9 @@ impl Engine {
     /// call around the collector allocates, which fails in a VM a script
     /// left at its cap, and the garbage would then stay for good.
     fn collect(&self) {
-        let _ = self.lua.set_memory_limit(0);
+        self.lift_cap();
         let _ = self.lua.gc_collect();
-        if self.mem_limit > 0 {
-            let _ = self.lua.set_memory_limit(self.mem_limit);
-        }
+        self.restore_cap();
     }
 
     /// The shared busy/kill state.
@@ -1369,15 +1377,18 @@ impl Engine {
     /// allocates from Lua stays capped ([`Engine::restore_cap`] before
     /// its code runs).
     fn lift_cap(&self) {
-        if self.mem_limit > 0 {
-            let _ = self.lua.set_memory_limit(0);
+        if self.capped.get() && self.lua.set_memory_limit(0).is_ok() {
+            self.capped.set(false);
         }
     }
 
     /// Puts the cap [`Engine::lift_cap`] lifted back.
     fn restore_cap(&self) {
-        if self.mem_limit > 0 {
-            let _ = self.lua.set_memory_limit(self.mem_limit);
+        if self.mem_limit > 0
+            && !self.capped.get()
+            && self.lua.set_memory_limit(self.mem_limit).is_ok()
+        {
+            self.capped.set(true);
         }
     }
 

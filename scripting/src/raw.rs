@@ -14,10 +14,13 @@
 //!   that owns something to drop. [`command`] (a C function) owns nothing;
 //!   the work, and every value it owns, is in [`run`], which returns
 //!   before [`command`] raises. Within [`run`], the only Lua calls that
-//!   could raise are allocations, and the VM's memory cap is lifted for
-//!   its duration (as mlua's own calls assume when they skip their
-//!   protected mode), so they cannot fail short of the process running
-//!   out of memory, which aborts anyway. (One way remains: a step of the
+//!   could raise are allocations, and each of its two parts (reading the
+//!   arguments, pushing the reply) runs either with far more room under
+//!   the VM's memory cap than it can allocate ([`make_room`]: by Lua's
+//!   own count of its bytes, which is what mlua's allocator counts too)
+//!   or with the cap lifted (as mlua's own calls assume when they skip
+//!   their protected mode), so they cannot fail short of the process
+//!   running out of memory, which aborts anyway. (One way remains: a step of the
 //!   collector that an allocation runs can call a `__gc` metamethod a
 //!   script set with `newproxy`, and an error there propagates from the
 //!   allocation. mlua's own unprotected calls, which the old bindings
@@ -104,7 +107,10 @@ enum Outcome {
 /// Reads the arguments, runs the command and pushes one value: the reply,
 /// or an error table. True when it is an error `redis.call` raises.
 unsafe fn run(state: *mut ffi::lua_State, ctx: &RunCtx, raise: bool) -> bool {
-    let cap = set_cap(ctx, 0);
+    // SAFETY: counting the arguments of the running function.
+    let argc = unsafe { ffi::lua_gettop(state) }.max(0) as usize;
+    // SAFETY: the state is the running one.
+    let mut lifted = unsafe { make_room(state, ctx, argc.saturating_mul(ARG_ROOM), None) };
     // SAFETY: reading the stack of the running function.
     let outcome = match unsafe { args(state) } {
         Err(msg) => Outcome::Error(error_text(msg), raise),
@@ -138,6 +144,12 @@ unsafe fn run(state: *mut ffi::lua_State, ctx: &RunCtx, raise: bool) -> bool {
     // that is returned.
     // SAFETY: shrinking the stack of the running function.
     unsafe { ffi::lua_settop(state, 0) };
+    let pushed = match &outcome {
+        Outcome::Reply(b) => b.len(),
+        Outcome::Error(t, _) | Outcome::Table(t) => t.len(),
+    };
+    // SAFETY: the state is the running one.
+    lifted = unsafe { make_room(state, ctx, pushed.saturating_mul(REPLY_ROOM), lifted) };
     let is_err = match outcome {
         Outcome::Reply(bytes) => {
             let mut p = Pusher {
@@ -170,10 +182,56 @@ unsafe fn run(state: *mut ffi::lua_State, ctx: &RunCtx, raise: bool) -> bool {
             false
         }
     };
-    if cap > 0 {
+    if let Some(cap) = lifted {
         set_cap(ctx, cap);
     }
     is_err
+}
+
+/// Bytes of room per argument a command's arguments may take (a number
+/// read as a string becomes one: a short string and its header).
+const ARG_ROOM: usize = 64;
+
+/// Bytes of room per byte of a reply (or error) pushed: a RESP element
+/// takes at least 4 bytes, and becomes a Lua value of 16 bytes in a table
+/// whose array may be reallocated (old and new alive at once), or a
+/// string with its header.
+const REPLY_ROOM: usize = 32;
+
+/// Lifts the memory cap unless the VM has `need` bytes (and 64 KiB more)
+/// of room under it, by its own count; `lifted` is the cap an earlier
+/// call lifted. Returns the cap to put back when done, if lifted. Lifting
+/// takes the VM's lock and sets mlua's limit: done twice per `redis.call`
+/// it was 4% of a three-call script's time (perf, FCALL -P16), where
+/// looking at the room is two reads of the collector's count.
+///
+/// # Safety
+/// `state` must be the running Lua state.
+unsafe fn make_room(
+    state: *mut ffi::lua_State,
+    ctx: &RunCtx,
+    need: usize,
+    lifted: Option<usize>,
+) -> Option<usize> {
+    if lifted.is_some() {
+        return lifted;
+    }
+    let cap = ctx.cap.load(Ordering::Relaxed);
+    if cap == 0 {
+        return None;
+    }
+    // SAFETY: reading the collector's count of the running state.
+    let used = unsafe {
+        (ffi::lua_gc(state, ffi::LUA_GCCOUNT, 0).max(0) as usize) * 1024
+            + ffi::lua_gc(state, ffi::LUA_GCCOUNTB, 0).max(0) as usize
+    };
+    if used.saturating_add(need).saturating_add(64 * 1024) < cap {
+        return None;
+    }
+    match set_cap(ctx, 0) {
+        0 => None,
+        before => Some(before),
+    }
 }
 
 /// Sets the VM's memory cap (0: none), returning the one before. The VM

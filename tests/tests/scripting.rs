@@ -320,6 +320,24 @@ fn unbounded_allocation_in_a_script_is_an_error_not_a_crash() -> Result<()> {
     ensure!(got == want.as_bytes(), "got {}", escape(&got));
     ensure!(other.cmd(&["SET", "k", "v"])? == b"+OK\r\n");
     ensure!(c.cmd(&["EVAL", "return redis.call('get', 'k')", "0"])? == b"$1\r\nv\r\n");
+    // A script that caught the error is still at its cap: a command's
+    // reply larger than the room left is pushed all the same (the cap is
+    // lifted while it is, as for any reply).
+    let big = "x".repeat(4 << 20);
+    ensure!(other.cmd(&["SET", "big", &big])? == b"+OK\r\n");
+    let at_cap = format!(
+        "local t = {{}} local ok = pcall(function() {} end) \
+         local v = redis.call('get', KEYS[1]) return ok and -1 or #v",
+        hog.trim_start_matches("local t = {} ")
+            .trim_end_matches(" return #t")
+    );
+    let got = c.cmd(&["EVAL", &at_cap, "1", "big"])?;
+    ensure!(
+        got == b":4194304\r\n",
+        "got {}",
+        escape(&got[..got.len().min(200)])
+    );
+    ensure!(other.cmd(&["DEL", "big"])? == b":1\r\n");
     // What the script built is collected at once.
     let after = info_number(&mut other, "used_memory_lua")?;
     ensure!(

@@ -2,7 +2,10 @@
 //!
 //! A connection reads what is available, runs every complete command in the
 //! buffer, and writes all their replies with one write: pipelines cost one
-//! syscall per batch, not per command.
+//! syscall per batch, not per command. A long pipelined batch writes after
+//! the thread's other ready clients have run theirs, so the replies of a
+//! turn reach a client that waits on many connections together (Redis's
+//! `beforeSleep` writes).
 //!
 //! The loop is generic over the byte stream ([`ConnIo`]): plain TCP, or a
 //! TLS session from [`crate::tls`]. Each is compiled separately, so the

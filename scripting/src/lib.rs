@@ -316,11 +316,18 @@ impl Watch {
     }
 }
 
-/// A cached EVAL script.
-struct Script {
+/// A cached EVAL script ([`Engine::script`]).
+pub struct Script {
     body: Vec<u8>,
     flags: u64,
     func: Function,
+}
+
+impl Script {
+    /// Its shebang flags ([`flags`] bits).
+    pub fn flags(&self) -> u64 {
+        self.flags
+    }
 }
 
 /// How a script is run.
@@ -1005,9 +1012,18 @@ impl Engine {
         self.lua.used_memory()
     }
 
-    /// Flags of a cached script, or `None`.
-    pub fn script_flags(&self, sha: &str) -> Option<u64> {
-        self.scripts.get(sha).map(|s| s.flags)
+    /// A cached script by its lower-case sha, to look at its flags and
+    /// run it ([`Engine::eval_script`]) with one lookup.
+    ///
+    /// ```
+    /// use rampart_scripting::{flags, Engine};
+    /// let mut e = Engine::new(Default::default()).unwrap();
+    /// let (sha, _) = e.load(b"#!lua flags=no-writes\nreturn 1").unwrap();
+    /// assert_eq!(e.script(&sha).map(|s| s.flags()), Some(flags::NO_WRITES));
+    /// assert!(e.script("0000000000000000000000000000000000000000").is_none());
+    /// ```
+    pub fn script(&self, sha: &str) -> Option<&Script> {
+        self.scripts.get(sha)
     }
 
     /// Whether `sha` (any case) is cached.
@@ -1278,32 +1294,32 @@ impl Engine {
         self.function_lib.len()
     }
 
-    /// Flags of function `name`, or `None` when there is no such function.
-    pub fn function_flags(&self, name: &str) -> Option<u64> {
+    /// Function `name`, or `None` when there is no such function: its
+    /// flags, and what [`Engine::fcall`] runs.
+    ///
+    /// ```
+    /// let mut e = rampart_scripting::Engine::new(Default::default()).unwrap();
+    /// let lib = b"#!lua name=l\nredis.register_function('f', function() return 1 end)";
+    /// e.load_library(lib, false).unwrap();
+    /// assert_eq!(e.function("f").map(|f| f.flags), Some(0));
+    /// assert!(e.function("g").is_none());
+    /// ```
+    pub fn function(&self, name: &str) -> Option<&FunctionInfo> {
         let lib = self.function_lib.get(name)?;
         let l = self.libraries.get(lib)?;
-        l.functions.iter().find(|f| f.name == name).map(|f| f.flags)
+        l.functions.iter().find(|f| f.name == name)
     }
 
-    /// FCALL: runs function `name` with its keys and arguments.
+    /// FCALL: runs function `f` with its keys and arguments.
     pub fn fcall(
         &self,
         host: Box<dyn Host + Send>,
-        name: &str,
+        f: &FunctionInfo,
         keys: &[&[u8]],
         args: &[&[u8]],
         opts: &RunOptions<'_>,
     ) -> Vec<u8> {
-        let func = self
-            .function_lib
-            .get(name)
-            .and_then(|lib| self.libraries.get(lib))
-            .and_then(|l| l.functions.iter().find(|f| f.name == name))
-            .map(|f| &f.func);
-        let Some(func) = func else {
-            return err_reply("ERR Function not found");
-        };
-        self.call_with(host, func, keys, args, opts)
+        self.call_with(host, &f.func, keys, args, opts)
     }
 
     /// The body of a cached script.
@@ -1321,10 +1337,23 @@ impl Engine {
         args: &[&[u8]],
         opts: &RunOptions<'_>,
     ) -> Vec<u8> {
-        let Some(func) = self.scripts.get(sha).map(|s| &s.func) else {
+        let Some(script) = self.scripts.get(sha) else {
             return b"-NOSCRIPT No matching script. Please use EVAL.\r\n".to_vec();
         };
-        self.call_with(host, func, keys, args, opts)
+        self.eval_script(host, script, keys, args, opts)
+    }
+
+    /// Runs `script` (from [`Engine::script`]) with KEYS and ARGV, as
+    /// [`Engine::eval`] does.
+    pub fn eval_script(
+        &self,
+        host: Box<dyn Host + Send>,
+        script: &Script,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        opts: &RunOptions<'_>,
+    ) -> Vec<u8> {
+        self.call_with(host, &script.func, keys, args, opts)
     }
 
     /// Runs `func` with KEYS and ARGV made of `keys` and `args` (the

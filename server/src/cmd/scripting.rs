@@ -132,30 +132,26 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
         return ctx.out.error("ERR Lua engine unavailable");
     };
     engine.set_memory_limit(crate::script::vm_memory_cap(srv));
-    let (sha, script_flags) = if evalsha {
+    let sha = if evalsha {
         // Clients send the lower-case hex SCRIPT LOAD gave them: taken
         // as it is, without the lossy decoding and lowering.
-        let sha = match std::str::from_utf8(&ctx.args[1]) {
+        match std::str::from_utf8(&ctx.args[1]) {
             Ok(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => s.to_owned(),
             _ => String::from_utf8_lossy(&ctx.args[1]).to_ascii_lowercase(),
-        };
-        match (sha.len() == 40)
-            .then(|| engine.script_flags(&sha))
-            .flatten()
-        {
-            Some(f) => (sha, f),
-            None => {
-                return ctx
-                    .out
-                    .error("NOSCRIPT No matching script. Please use EVAL.")
-            }
         }
     } else {
         match engine.load(&ctx.args[1]) {
-            Ok(x) => x,
+            Ok((sha, _)) => sha,
             Err(e) => return ctx.out.error(&e),
         }
     };
+    let engine = &*engine;
+    let Some(script) = (sha.len() == 40).then(|| engine.script(&sha)).flatten() else {
+        return ctx
+            .out
+            .error("NOSCRIPT No matching script. Please use EVAL.");
+    };
+    let script_flags = script.flags();
     let oom = over_memory(ctx);
     let mut rules = match prepare(ctx, script_flags, ro, oom) {
         Ok(r) => r,
@@ -184,7 +180,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
     if wrap {
         srv.repl.begin_tx();
     }
-    let bytes = engine.eval(host, &sha, &keys, &argv, &opts);
+    let bytes = engine.eval_script(host, script, &keys, &argv, &opts);
     if wrap {
         srv.repl.end_tx();
     }
@@ -305,9 +301,11 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     };
     engine.set_memory_limit(crate::script::vm_memory_cap(srv));
     let name = String::from_utf8_lossy(&ctx.args[1]).into_owned();
-    let Some(fflags) = engine.function_flags(&name) else {
+    let engine = &*engine;
+    let Some(function) = engine.function(&name) else {
         return ctx.out.error("ERR Function not found");
     };
+    let fflags = function.flags;
     let Some(n) = crate::num::parse_i64(&ctx.args[2]) else {
         return ctx.out.error("ERR Bad number of keys provided");
     };
@@ -347,7 +345,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     if wrap {
         srv.repl.begin_tx();
     }
-    let bytes = engine.fcall(host, &name, &keys, &argv, &opts);
+    let bytes = engine.fcall(host, function, &keys, &argv, &opts);
     if wrap {
         srv.repl.end_tx();
     }

@@ -1327,24 +1327,8 @@ impl Engine {
         self.scripts.get(sha).map(|s| &s.body[..])
     }
 
-    /// Runs cached script `sha` with KEYS and ARGV; returns the reply as
-    /// RESP in the caller's protocol. The caller checked it exists.
-    pub fn eval(
-        &self,
-        host: Box<dyn Host + Send>,
-        sha: &str,
-        keys: &[&[u8]],
-        args: &[&[u8]],
-        opts: &RunOptions<'_>,
-    ) -> Vec<u8> {
-        let Some(script) = self.scripts.get(sha) else {
-            return b"-NOSCRIPT No matching script. Please use EVAL.\r\n".to_vec();
-        };
-        self.eval_script(host, script, keys, args, opts)
-    }
-
-    /// Runs `script` (from [`Engine::script`]) with KEYS and ARGV, as
-    /// [`Engine::eval`] does.
+    /// Runs `script` (from [`Engine::script`]) with KEYS and ARGV; returns
+    /// the reply as RESP in the caller's protocol.
     pub fn eval_script(
         &self,
         host: Box<dyn Host + Send>,

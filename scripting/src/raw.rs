@@ -520,7 +520,8 @@ mod tests {
             name: &sha,
             from_master: false,
         };
-        e.eval(Box::new(Fixed(reply)), &sha, &[], &[], &opts)
+        let script = e.script(&sha).unwrap();
+        e.eval_script(Box::new(Fixed(reply)), script, &[], &[], &opts)
     }
 
     #[test]

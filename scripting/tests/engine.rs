@@ -47,7 +47,10 @@ fn eval(e: &mut Engine, body: &str, proto: u8) -> String {
         name: &sha,
         from_master: false,
     };
-    let out = e.eval(h, &sha, &[b"k1"], &[b"a1", b"a2"], &opts);
+    let Some(script) = e.script(&sha) else {
+        return "-NOSCRIPT\r\n".to_string();
+    };
+    let out = e.eval_script(h, script, &[b"k1"], &[b"a1", b"a2"], &opts);
     String::from_utf8_lossy(&out).into_owned()
 }
 

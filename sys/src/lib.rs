@@ -13,6 +13,10 @@
 //! - [`run_when_idle`]: `SCHED_IDLE` for the calling thread (background
 //!   work that must not take CPU from requests); `sched_setscheduler` is
 //!   unsafe in `libc` and missing from `rustix`.
+//! - [`send_now`]: a non-blocking `send` on a socket known by its
+//!   descriptor, for replies written when a connection thread is about to
+//!   sleep (Redis's `beforeSleep`), away from the task that owns the
+//!   socket; the safe wrappers all want a borrowed socket object.
 
 use std::sync::OnceLock;
 
@@ -384,6 +388,45 @@ pub fn mallctl_str(name: &[u8], val: Option<&[u8]>) -> Result<Option<String>, St
         Some(s) => Ok(Some(s)),
         None if wret != 0 => Err(errno_text(wret)),
         None => Ok(None),
+    }
+}
+
+/// Sends what the socket `fd` takes now, without blocking and without
+/// SIGPIPE: `WouldBlock` when it takes nothing.
+///
+/// The caller answers for `fd` being the socket it means: a descriptor
+/// closed and reused meanwhile would receive the bytes. (An invalid one
+/// only fails, with EBADF.)
+///
+/// ```
+/// use std::io::Read;
+/// use std::os::fd::AsRawFd;
+/// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+/// let (mut b, _) = l.accept().unwrap();
+/// assert_eq!(rampart_sys::send_now(a.as_raw_fd(), b"+OK\r\n").unwrap(), 5);
+/// let mut got = [0u8; 5];
+/// b.read_exact(&mut got).unwrap();
+/// assert_eq!(&got, b"+OK\r\n");
+/// assert!(rampart_sys::send_now(-1, b"x").is_err());
+/// ```
+#[allow(unsafe_code)]
+pub fn send_now(fd: i32, data: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `data` is a valid, initialised slice for the duration of the
+    // call, which only reads `data.len()` bytes from it; an invalid `fd`
+    // makes the call fail, not misbehave.
+    let n = unsafe {
+        libc::send(
+            fd,
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 

@@ -2,10 +2,10 @@
 //!
 //! A connection reads what is available, runs every complete command in the
 //! buffer, and writes all their replies with one write: pipelines cost one
-//! syscall per batch, not per command. A long pipelined batch writes after
-//! the thread's other ready clients have run theirs, so the replies of a
-//! turn reach a client that waits on many connections together (Redis's
-//! `beforeSleep` writes).
+//! syscall per batch, not per command. On plain TCP that write waits for
+//! the end of the thread's turn, after its other ready clients have run,
+//! so a client that waits on many connections gets their replies together
+//! (Redis's `beforeSleep` writes; see [`crate::outbox`]).
 //!
 //! The loop is generic over the byte stream ([`ConnIo`]): plain TCP, or a
 //! TLS session from [`crate::tls`]. Each is compiled separately, so the
@@ -34,10 +34,6 @@ const DENIED: &str = "-DENIED Redis is running in protected mode because protect
 /// Flush the reply buffer mid-pipeline past this size, so a long pipeline
 /// of large replies does not pile up in memory.
 const FLUSH_AT: usize = 64 * 1024;
-
-/// A pipelined batch that ran at least this long has its replies written
-/// after the thread's other ready clients have run theirs (see `serve`).
-const GROUP_FLUSH_AFTER_US: u64 = 20;
 
 /// What the request loop needs of a client's byte stream beyond reading
 /// and writing: plain TCP ([`TcpStream`]) or a TLS session. Reads and
@@ -75,6 +71,13 @@ pub(crate) trait ConnIo: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static 
 
     /// The local address (as CLIENT LIST shows it) and the descriptor.
     fn local(&self) -> (String, i32);
+
+    /// The socket's descriptor when replies may be written by descriptor
+    /// at the end of the thread's turn ([`crate::outbox`]): plain TCP
+    /// only, a TLS session seals its own records.
+    fn deferrable_fd(&self) -> Option<i32> {
+        None
+    }
 
     /// Whether this is a TLS session (Redis's `connGetType(c->conn) ==
     /// CONN_TYPE_TLS`): in a `tls-cluster` a plaintext client is sent the
@@ -128,6 +131,10 @@ impl ConnIo for TcpStream {
     fn local(&self) -> (String, i32) {
         let laddr = self.local_addr().map(|a| a.to_string()).unwrap_or_default();
         (laddr, fd_of(self))
+    }
+
+    fn deferrable_fd(&self) -> Option<i32> {
+        Some(fd_of(self)).filter(|fd| *fd >= 0)
     }
 }
 
@@ -184,7 +191,20 @@ pub(crate) async fn connection<S: ConnIo>(srv: Arc<Server>, mut stream: S, peer:
     client.set_user(Some(crate::acl::default_user(&srv)));
     client.acl_epoch = 0;
     client.tls = stream.is_tls();
-    if let Some((h, pending)) = serve(&srv, &mut stream, &mut client).await {
+    /// Closes the outbox before the socket, however the loop ends.
+    struct Closing(Arc<crate::state::ClientHandle>);
+    impl Drop for Closing {
+        fn drop(&mut self) {
+            self.0.outbox.close();
+        }
+    }
+    let closing = Closing(handle.clone());
+    if let Some(fd) = stream.deferrable_fd() {
+        handle.outbox.open(fd);
+    }
+    let served = serve(&srv, &mut stream, &mut client).await;
+    drop(closing);
+    if let Some((h, pending)) = served {
         // PSYNC/SYNC: the connection is now a replica link.
         crate::repl::serve_replica(srv.clone(), stream, &mut client, h, pending).await;
     }
@@ -221,8 +241,6 @@ async fn serve<S: ConnIo>(
         // One clock read per command: each starts when the one before it
         // ended (dispatch reads the clock as a command ends).
         let mut clock = now_us();
-        let started = clock;
-        let mut commands = 0u32;
         // Run every complete command already buffered.
         loop {
             match parser.next(&mut buf, limits(srv, client)) {
@@ -237,7 +255,6 @@ async fn serve<S: ConnIo>(
                         clock = now_us();
                     }
                     clock = execute(srv, client, &mut args, &mut out, clock);
-                    commands += 1;
                     parser.recycle(args);
                     if out.proto != client.proto {
                         out.proto = client.proto;
@@ -300,25 +317,9 @@ async fn serve<S: ConnIo>(
         }
         srv.client_mem
             .note_peaks(clock / 1_000_000, buf.capacity() as u64, out.len() as u64);
-        // Redis writes the replies of a turn of its event loop back to
-        // back, after running every ready client; written as each batch
-        // ends, a client that waits on many connections (redis-benchmark,
-        // a pool) goes back to sleep between replies and every write pays
-        // its wake-up: for pipelined scripts, twice Redis's kernel time
-        // per call. So a long pipelined batch waits until the thread's
-        // other ready clients have run (tokio wakes a yielded task after
-        // polling for I/O again), and the replies go out together. A
-        // short batch, or a lone command whose client waits on it, is
-        // written at once: deferring it costs more than the wake-up.
-        if commands > 1
-            && !client.close
-            && !out.is_empty()
-            && clock.saturating_sub(started) >= GROUP_FLUSH_AFTER_US
-        {
-            tokio::task::yield_now().await;
-        }
         let flushed = match output_limits(srv, client) {
             Some(l) if !client.close => flush_some(srv, stream, &mut out, client, l),
+            _ if !client.close && !out.is_empty() && defer(srv, client, &mut out) => true,
             _ => flush(srv, stream, &mut out, client).await.is_ok(),
         };
         if !flushed || client.close {
@@ -472,12 +473,25 @@ async fn wait_blocked<S: ConnIo>(
     }
 }
 
+/// Leaves the batch's replies for the end of the thread's turn
+/// ([`crate::outbox`]); false when they must be written now.
+fn defer(srv: &Server, client: &Client, out: &mut Out) -> bool {
+    let n = out.len() as u64;
+    let deferred = crate::outbox::defer(&client.handle, out.buf_mut());
+    if deferred {
+        srv.stats.net_out.add(n);
+    }
+    deferred
+}
+
 async fn flush<S: ConnIo>(
     srv: &Server,
     stream: &mut S,
     out: &mut Out,
     client: &Client,
 ) -> std::io::Result<()> {
+    // Replies still waiting for the turn's end go first.
+    client.handle.outbox.take_back(out.buf_mut());
     if out.is_empty() {
         return Ok(());
     }
@@ -501,6 +515,7 @@ fn flush_some<S: ConnIo>(
     client: &Client,
     limits: crate::repl::ObufLimits,
 ) -> bool {
+    client.handle.outbox.take_back(out.buf_mut());
     while !out.is_empty() {
         match stream.write_now(out.buf()) {
             Ok(0) => return false,

@@ -13,6 +13,9 @@
 //! worker's other clients must still be answered (-BUSY, SCRIPT KILL). The
 //! script's thread then gives the runtime to a fresh worker
 //! ([`tokio::task::block_in_place`]) and finishes the script on its own.
+//!
+//! Each runtime's worker writes the replies its connections left in their
+//! outboxes just before it sleeps ([`crate::outbox`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,10 +40,17 @@ impl Cores {
         let mut inboxes = Vec::new();
         for i in 0..n.max(1) {
             let (tx, mut rx) = unbounded_channel::<NewConn>();
+            let turn = Arc::new(crate::outbox::Turn::default());
+            let joins = turn.clone();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name(format!("rampart-io-{i}"))
-                .on_thread_start(crate::state::take_stripe)
+                .on_thread_start(move || {
+                    crate::state::take_stripe();
+                    crate::outbox::enter(joins.clone());
+                })
+                // Redis's beforeSleep: the turn's replies, back to back.
+                .on_thread_park(move || turn.flush())
                 .enable_all()
                 .build()?;
             let srv = srv.clone();

@@ -30,6 +30,7 @@ pub mod listen;
 pub mod metrics;
 pub mod monitor;
 pub mod num;
+pub(crate) mod outbox;
 pub mod persist;
 pub mod pqsort;
 pub mod pubsub;

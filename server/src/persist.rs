@@ -207,7 +207,9 @@ where
     };
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            Ok(tokio::task::block_in_place(|| h.block_on(f)))
+            let r = tokio::task::block_in_place(|| h.block_on(f));
+            crate::outbox::left_worker();
+            Ok(r)
         }
         // A connection's single-threaded runtime cannot block in place:
         // run the call on another thread (with the main runtime) and wait.
@@ -224,7 +226,12 @@ where
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            let r = tokio::task::block_in_place(f);
+            // The worker may have moved to another thread meanwhile.
+            crate::outbox::left_worker();
+            r
+        }
         _ => f(),
     }
 }

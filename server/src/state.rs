@@ -235,6 +235,8 @@ pub struct ClientHandle {
     pub subs: crate::pubsub::Counts,
     /// CLIENT TRACKING settings.
     pub tracking: Mutex<crate::tracking::State>,
+    /// Replies waiting for the end of its thread's turn.
+    pub(crate) outbox: crate::outbox::Outbox,
 }
 
 /// All connected clients.
@@ -271,6 +273,7 @@ impl Clients {
             mailbox: Default::default(),
             subs: Default::default(),
             tracking: Default::default(),
+            outbox: Default::default(),
         });
         self.map.lock().insert(id, h.clone());
         h

@@ -271,6 +271,72 @@ fn pipelined_write_like_redis() -> Result<()> {
     check_still_serving(&oracle, &rampart)
 }
 
+/// Replies are written at the end of a connection thread's turn, by
+/// descriptor (the server's outbox): connections that close with
+/// replies unread while others open (and get the same descriptor numbers)
+/// must never see each other's bytes, and a client that half-closes after
+/// its requests gets every reply before the server closes, as from Redis.
+#[test]
+fn replies_reach_only_their_own_connection_through_churn() -> Result<()> {
+    let (oracle, rampart) = servers()?;
+    for server in [&*oracle, &*rampart] {
+        std::thread::scope(|s| -> Result<()> {
+            let workers: Vec<_> = (0..4).map(|t| s.spawn(move || churn(server, t))).collect();
+            for w in workers {
+                match w.join() {
+                    Ok(r) => r?,
+                    Err(_) => anyhow::bail!("a churn thread panicked"),
+                }
+            }
+            Ok(())
+        })?;
+    }
+    check_still_serving(&oracle, &rampart)
+}
+
+/// One thread of the churn: 150 connections, each sending 20 ECHOs of its
+/// own tag and then leaving without reading, half-closing and reading to
+/// the end, or reading each reply.
+fn churn(server: &ServerProcess, t: usize) -> Result<()> {
+    for i in 0..150 {
+        let mut conn = server.conn()?;
+        let tags: Vec<String> = (0..20).map(|j| format!("t{t}-i{i}-j{j}")).collect();
+        let mut batch = Vec::new();
+        let mut expected = Vec::new();
+        for tag in &tags {
+            batch.extend(rampart_tests::encode_command(&["ECHO", tag.as_str()]));
+            expected.extend(format!("${}\r\n{tag}\r\n", tag.len()).into_bytes());
+        }
+        conn.send_raw(&batch)?;
+        match i % 3 {
+            0 => drop(conn),
+            1 => {
+                conn.shutdown_write()?;
+                let (got, closed) = conn.read_until_close(CLOSE_TIMEOUT)?;
+                ensure!(
+                    got == expected && closed,
+                    "{}: a half-closed client got {} (closed: {closed}), not its 20 replies",
+                    server.name(),
+                    escape(&got)
+                );
+            }
+            _ => {
+                let mut got = Vec::new();
+                for _ in &tags {
+                    got.extend(conn.read_reply()?);
+                }
+                ensure!(
+                    got == expected,
+                    "{}: replies of another connection: {}",
+                    server.name(),
+                    escape(&got)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// COMMAND alone (client libraries send it at connect) answers one entry
 /// per command, and the connection goes on.
 #[test]

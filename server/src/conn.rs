@@ -317,10 +317,13 @@ async fn serve<S: ConnIo>(
         }
         srv.client_mem
             .note_peaks(clock / 1_000_000, buf.capacity() as u64, out.len() as u64);
-        let flushed = match output_limits(srv, client) {
-            Some(l) if !client.close => flush_some(srv, stream, &mut out, client, l),
-            _ if !client.close && !out.is_empty() && defer(srv, client, &mut out) => true,
-            _ => flush(srv, stream, &mut out, client).await.is_ok(),
+        let flushed = if !client.close && !out.is_empty() && defer(srv, client, &mut out) {
+            true
+        } else {
+            match output_limits(srv, client) {
+                Some(l) if !client.close => flush_some(srv, stream, &mut out, client, l),
+                _ => flush(srv, stream, &mut out, client).await.is_ok(),
+            }
         };
         if !flushed || client.close {
             return None;
@@ -474,12 +477,17 @@ async fn wait_blocked<S: ConnIo>(
 }
 
 /// Leaves the batch's replies for the end of the thread's turn
-/// ([`crate::outbox`]); false when they must be written now.
+/// ([`crate::outbox`]); false when they must be written now. Under an
+/// output limit they count as unsent until then; what the socket does not
+/// take comes back through `flush_some`, which applies the limit.
 fn defer(srv: &Server, client: &Client, out: &mut Out) -> bool {
-    let n = out.len() as u64;
+    let n = out.len();
     let deferred = crate::outbox::defer(&client.handle, out.buf_mut());
     if deferred {
-        srv.stats.net_out.add(n);
+        srv.stats.net_out.add(n as u64);
+        if client.subs.any() {
+            client.handle.mailbox.unsent.store(n, Ordering::Relaxed);
+        }
     }
     deferred
 }

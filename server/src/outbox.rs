@@ -22,6 +22,7 @@
 
 use std::cell::{Cell, OnceCell};
 use std::io::ErrorKind;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -89,12 +90,12 @@ impl Outbox {
         }
     }
 
-    /// Sends what waits, as the turn ends. True when the connection must
-    /// be woken to write the rest itself.
-    fn send(&self) -> bool {
+    /// Sends what waits, as the turn ends: the bytes left, which the
+    /// connection is woken to write itself.
+    fn send(&self) -> usize {
         let mut h = self.held.lock();
         h.queued = false;
-        let Some(fd) = h.fd else { return false };
+        let Some(fd) = h.fd else { return 0 };
         let mut sent = 0;
         while sent < h.buf.len() {
             match rampart_sys::send_now(fd, &h.buf[sent..]) {
@@ -110,11 +111,11 @@ impl Outbox {
             } else {
                 h.buf.clear();
             }
-            return false;
+            return 0;
         }
         h.buf.drain(..sent);
         h.stuck = true;
-        true
+        h.buf.len()
     }
 }
 
@@ -130,7 +131,12 @@ impl Turn {
         WORKER.with(|w| w.set(true));
         let mut waiting = self.waiting.lock();
         for h in waiting.drain(..) {
-            if h.outbox.send() {
+            let left = h.outbox.send();
+            // A subscriber's output limit counts what it has not taken.
+            if h.mailbox.unsent.load(Ordering::Relaxed) != 0 {
+                h.mailbox.unsent.store(left, Ordering::Relaxed);
+            }
+            if left > 0 {
                 h.wake.notify_one();
             }
         }

@@ -503,10 +503,14 @@ async fn flush<S: ConnIo>(
     if out.is_empty() {
         return Ok(());
     }
+    // What the client has not taken shows in CLIENT LIST while we wait.
+    let unsent = &client.handle.mailbox.unsent;
+    unsent.store(out.len(), Ordering::Relaxed);
     match output_limits(srv, client) {
         None => stream.write_out(out.buf()).await?,
         Some(limits) => write_limited(stream, out.buf(), limits, client).await?,
     }
+    unsent.store(0, Ordering::Relaxed);
     srv.stats.net_out.add(out.len() as u64);
     out.clear();
     Ok(())

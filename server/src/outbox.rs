@@ -75,6 +75,11 @@ impl Outbox {
         h.buf = Vec::new();
     }
 
+    /// Bytes waiting here (CLIENT LIST's output buffer figures).
+    pub(crate) fn len(&self) -> usize {
+        self.held.lock().buf.len()
+    }
+
     /// Puts what waits here in front of `out`, for a connection about to
     /// write `out` itself: its bytes go out in order.
     pub(crate) fn take_back(&self, out: &mut Vec<u8>) {

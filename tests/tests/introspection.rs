@@ -223,3 +223,78 @@ fn recent_client_buffer_peaks_follow_large_requests() -> Result<()> {
     anyhow::ensure!(output == 0, "output peak still {output}");
     Ok(())
 }
+
+/// CLIENT LIST's output-buffer fields of a subscriber that stops reading:
+/// what the socket did not take shows as `oll` blocks taking `omem` bytes,
+/// with `events=rw` while the server waits for the socket; an idle client
+/// shows zeros and `events=r`. The sizes depend on what the kernel took,
+/// so both servers are held to the same shape, not the same bytes.
+#[test]
+fn client_list_shows_the_output_a_client_has_not_taken() -> Result<()> {
+    let no_limit = ["--client-output-buffer-limit", "pubsub 0 0 0"];
+    let oracle = RedisOracle::start_with(&no_limit)?;
+    let rampart = Rampart::start(&no_limit)?;
+    for server in [&*oracle, &*rampart] {
+        let mut sub = server.conn()?;
+        sub.cmd(&["CLIENT", "SETNAME", "sleepy"])?;
+        sub.cmd(&["SUBSCRIBE", "firehose"])?;
+        let mut p = server.redis_conn()?;
+        let idle = line_of(&mut p, "sleepy")?;
+        anyhow::ensure!(
+            field(&idle, "obl")? == 0
+                && field(&idle, "oll")? == 0
+                && field(&idle, "omem")? == 0
+                && idle.contains(" events=r "),
+            "{}: an idle subscriber shows output pending: {idle}",
+            server.name()
+        );
+        // Far more than loopback's socket buffers take.
+        let msg = vec![b'x'; 64 * 1024];
+        for _ in 0..600 {
+            let _: i64 = q(&mut p, &[b"PUBLISH", b"firehose", &msg])?;
+        }
+        let mut stuck = String::new();
+        for _ in 0..100 {
+            stuck = line_of(&mut p, "sleepy")?;
+            if field(&stuck, "oll")? > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let (obl, oll, omem) = (
+            field(&stuck, "obl")?,
+            field(&stuck, "oll")?,
+            field(&stuck, "omem")?,
+        );
+        // 600 messages of 64 KB: far more than the socket buffers.
+        anyhow::ensure!(
+            obl <= 16384 && oll > 0 && omem >= 8 << 20 && stuck.contains(" events=rw "),
+            "{}: a subscriber that stopped reading: {stuck}",
+            server.name()
+        );
+        anyhow::ensure!(
+            field(&stuck, "tot-mem")? > omem,
+            "{}: tot-mem leaves out omem: {stuck}",
+            server.name()
+        );
+    }
+    Ok(())
+}
+
+/// CLIENT LIST's line for the client named `name`.
+fn line_of(c: &mut redis::Connection, name: &str) -> Result<String> {
+    let list: String = q(c, &[b"CLIENT", b"LIST"])?;
+    list.lines()
+        .find(|l| l.contains(&format!(" name={name} ")))
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no client named {name} in {list}"))
+}
+
+/// A numeric `field=` of a CLIENT LIST line.
+fn field(line: &str, name: &str) -> Result<u64> {
+    let v = line
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .ok_or_else(|| anyhow::anyhow!("no {name} in {line}"))?;
+    Ok(v.parse()?)
+}

@@ -265,8 +265,20 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
         (None, id) => commands.full_name(id - 1).to_string(),
     };
     let qbuf = h.qbuf.load(Ordering::Relaxed);
+    // Output the client has not taken: Redis keeps up to 16 KB of it in
+    // the client's buffer (`obl`) and, once the socket stops taking it,
+    // everything after in a list of blocks of 16 KB or more (`oll`
+    // blocks, `omem` bytes), waiting for the socket to be writable
+    // meanwhile (`events=rw`).
+    let pending = h.mailbox.pending(h.outbox.len());
+    let (obl, oll) = if pending <= 16384 {
+        (pending, 0)
+    } else {
+        (0, pending.div_ceil(16384))
+    };
+    let omem = oll * 16384;
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl={obl} oll={oll} omem={omem} tot-mem={} events={} cmd={} user={} redir={} resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -282,7 +294,8 @@ pub fn client_line(h: &ClientHandle, own_cmd: Option<&str>, commands: &Registry)
         multi,
         qbuf,
         16384usize.saturating_sub(qbuf),
-        16384 + qbuf,
+        16384 + qbuf + omem,
+        if pending > 0 { "rw" } else { "r" },
         cmd,
         String::from_utf8_lossy(&h.user.lock()),
         if tracking.on {

@@ -195,6 +195,13 @@ impl Mailbox {
         self.waiting.load(Ordering::Relaxed) != 0
     }
 
+    /// Output not yet taken by the client: what waits here and what its
+    /// connection holds unsent, of which `held` waits in its outbox (a
+    /// subscriber counts that as unsent already).
+    pub(crate) fn pending(&self, held: usize) -> usize {
+        self.waiting.load(Ordering::Relaxed) + self.unsent.load(Ordering::Relaxed).max(held)
+    }
+
     /// Moves what waits to the end of `out`.
     pub fn drain_into(&self, out: &mut Out) {
         let mut b = self.buf.lock();

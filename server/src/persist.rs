@@ -206,11 +206,7 @@ where
         }
     };
     match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            let r = tokio::task::block_in_place(|| h.block_on(f));
-            crate::outbox::left_worker();
-            Ok(r)
-        }
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => Ok(blocking(|| h.block_on(f))),
         // A connection's single-threaded runtime cannot block in place:
         // run the call on another thread (with the main runtime) and wait.
         Ok(_) => std::thread::scope(|s| {

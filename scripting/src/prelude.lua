@@ -67,10 +67,7 @@ local run = function(f, handler, keys, args, eval)
     rawset(G, 'ARGV', args)
     return xpcall(f, handler)
   end
-  if keys then
-    cf, ck, ca = f, keys, args
-    return xpcall(call_function, handler)
-  end
-  return xpcall(f, handler)
+  cf, ck, ca = f, keys, args
+  return xpcall(call_function, handler)
 end
 return run

@@ -40,6 +40,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use mlua::{ffi, Lua, Table};
+use smallvec::SmallVec;
 
 use crate::reply::error_text;
 use crate::{fmt, RunCtx};
@@ -65,6 +66,84 @@ pub(crate) fn install(lua: &Lua, redis: &Table, ctx: &Arc<RunCtx>) -> mlua::Resu
         redis.raw_set(name, func)?;
     }
     Ok(())
+}
+
+/// What [`start`] reads through its light userdata: a run's KEYS and
+/// ARGV, and what to do once they are built, before the script runs.
+pub(crate) struct Start<'a> {
+    /// KEYS (or the function's `keys`).
+    pub keys: &'a [&'a [u8]],
+    /// ARGV (or the function's `args`).
+    pub args: &'a [&'a [u8]],
+    /// EVAL (globals) rather than FCALL (arguments).
+    pub eval: bool,
+    /// Puts the memory cap back (lifted while the tables are built).
+    pub before_run: &'a dyn Fn(),
+}
+
+/// The C function that starts a run: called (protected, by mlua) with a
+/// light userdata to a [`Start`] and the prelude's `run`, the script's
+/// function and the error handler; builds KEYS and ARGV on the stack
+/// and calls `run` with them, returning its first two results. Through
+/// mlua's API, each table cost a registry reference made and dropped and
+/// each item a conversion: 3,000 instructions for a two-key FCALL, where
+/// Redis's `luaCreateArray` pushes onto the stack as this does.
+pub(crate) fn starter(lua: &Lua) -> mlua::Result<mlua::Function> {
+    // SAFETY: pushes one C function, 1 slot of the 3 `exec_raw` checked
+    // for; it is the result.
+    unsafe {
+        lua.exec_raw((), |state| {
+            ffi::lua_pushcfunction(state, start);
+        })
+    }
+}
+
+/// Calls `starter` (from [`starter`]) for `start`, with the prelude's
+/// `run`, the script's function and the error handler.
+pub(crate) fn start_run(
+    starter: &mlua::Function,
+    start: &Start<'_>,
+    run: &mlua::Function,
+    func: &mlua::Function,
+    handler: &mlua::Function,
+) -> mlua::Result<(bool, mlua::Value)> {
+    let ptr = start as *const Start<'_> as *mut c_void;
+    starter.call((mlua::LightUserData(ptr), run, func, handler))
+}
+
+unsafe extern "C-unwind" fn start(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: argument 1 is the pointer `Engine::call` passed, to a
+    // `Start` that outlives this call (it is on the caller's frame, which
+    // waits for the protected call to return). This frame owns nothing,
+    // so an error raised by `lua_call` (or by an allocation) may unwind
+    // through it. A C function starts with LUA_MINSTACK (20) free slots:
+    // 4 arguments, then 3 more values and one item at a time.
+    unsafe {
+        let spec = &*(ffi::lua_touserdata(state, 1) as *const Start);
+        ffi::lua_remove(state, 1);
+        push_array(state, spec.keys);
+        push_array(state, spec.args);
+        ffi::lua_pushboolean(state, spec.eval as c_int);
+        (spec.before_run)();
+        ffi::lua_call(state, 5, 2);
+    }
+    2
+}
+
+/// Pushes a fresh array of `items` as strings (Redis's `luaCreateArray`).
+///
+/// # Safety
+/// `state` must be running a C function with two free slots.
+unsafe fn push_array(state: *mut ffi::lua_State, items: &[&[u8]]) {
+    let n = c_int::try_from(items.len()).unwrap_or(c_int::MAX);
+    // SAFETY: the caller has the slots; a fresh table, raw sets.
+    unsafe {
+        ffi::lua_createtable(state, n, 0);
+        for (i, item) in (1..=n).zip(items) {
+            push_bytes(state, item);
+            ffi::lua_rawseti_(state, -2, i);
+        }
+    }
 }
 
 /// `redis.call`: raises the error table of a failed command.
@@ -96,13 +175,16 @@ unsafe fn command(state: *mut ffi::lua_State, raise: bool) -> c_int {
 
 /// What [`run`] pushes as the reply.
 enum Outcome {
-    /// The command's reply (RESP bytes).
-    Reply(Vec<u8>),
+    /// The command's reply (RESP bytes, in the context's reply buffer).
+    Reply,
     /// An error table `{err = text}`, with `ignore_error_stats_update`.
     Error(Vec<u8>, bool),
     /// Not an error, but a table with `err` (Redis's recursion check).
     Table(Vec<u8>),
 }
+
+/// A reply buffer grown past this is not kept for the next call.
+const KEEP_REPLY: usize = 64 * 1024;
 
 /// Reads the arguments, runs the command and pushes one value: the reply,
 /// or an error table. True when it is an error `redis.call` raises.
@@ -111,8 +193,15 @@ unsafe fn run(state: *mut ffi::lua_State, ctx: &RunCtx, raise: bool) -> bool {
     let argc = unsafe { ffi::lua_gettop(state) }.max(0) as usize;
     // SAFETY: the state is the running one.
     let mut lifted = unsafe { make_room(state, ctx, argc.saturating_mul(ARG_ROOM), None) };
-    // SAFETY: reading the stack of the running function.
-    let outcome = match unsafe { args(state) } {
+    // Taken, not borrowed: a `redis.call` made from a `__gc` while the
+    // reply is pushed finds an empty one of its own.
+    let mut buf = std::mem::take(&mut *crate::lock(&ctx.reply));
+    buf.clear();
+    let mut nums = Vec::new();
+    // SAFETY: reading the stack of the running function; the arguments
+    // stay on it (and so alive) until `lua_settop` below, after the
+    // command ran.
+    let outcome = match unsafe { args(state, &mut nums) } {
         Err(msg) => Outcome::Error(error_text(msg), raise),
         Ok(argv) => {
             let mut guard = match ctx.host.try_lock() {
@@ -127,8 +216,10 @@ unsafe fn run(state: *mut ffi::lua_State, ctx: &RunCtx, raise: bool) -> bool {
                     // is kept, the script stopped with an error, and the
                     // engine resumes it once the run is over (as mlua's
                     // own callbacks do).
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| h.call(argv, resp))) {
-                        Ok(Ok(bytes)) => Outcome::Reply(bytes),
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        h.call(&argv, resp, &mut buf)
+                    })) {
+                        Ok(Ok(())) => Outcome::Reply,
                         Ok(Err(text)) => Outcome::Error(error_text(&text), true),
                         Err(payload) => {
                             *crate::lock(&ctx.panic) = Some(payload);
@@ -145,22 +236,22 @@ unsafe fn run(state: *mut ffi::lua_State, ctx: &RunCtx, raise: bool) -> bool {
     // SAFETY: shrinking the stack of the running function.
     unsafe { ffi::lua_settop(state, 0) };
     let pushed = match &outcome {
-        Outcome::Reply(b) => b.len(),
+        Outcome::Reply => buf.len(),
         Outcome::Error(t, _) | Outcome::Table(t) => t.len(),
     };
     // SAFETY: the state is the running one.
     lifted = unsafe { make_room(state, ctx, pushed.saturating_mul(REPLY_ROOM), lifted) };
     let is_err = match outcome {
-        Outcome::Reply(bytes) => {
+        Outcome::Reply => {
             let mut p = Pusher {
                 state,
-                buf: &bytes,
+                buf: &buf,
                 pos: 0,
             };
             // SAFETY: the stack is empty, with LUA_MINSTACK slots free.
             match unsafe { p.value(0) } {
                 // An error reply is an error table: raised by redis.call.
-                Ok(()) => bytes.first() == Some(&b'-'),
+                Ok(()) => buf.first() == Some(&b'-'),
                 Err(()) => {
                     // SAFETY: as above; back to empty, then one table.
                     unsafe {
@@ -184,6 +275,9 @@ unsafe fn run(state: *mut ffi::lua_State, ctx: &RunCtx, raise: bool) -> bool {
     };
     if let Some(cap) = lifted {
         set_cap(ctx, cap);
+    }
+    if buf.capacity() <= KEEP_REPLY {
+        *crate::lock(&ctx.reply) = buf;
     }
     is_err
 }
@@ -247,37 +341,59 @@ fn set_cap(ctx: &RunCtx, cap: usize) -> usize {
 const RECURSIVE: &[u8] =
     b"luaRedisGenericCommand() recursive call detected. Are you doing funny stuff with Lua debug hooks?";
 
-/// Redis's `luaArgsToRedisArgv`: strings as they are, numbers as `%.17g`;
-/// anything else is refused with the message of the error.
-unsafe fn args(state: *mut ffi::lua_State) -> Result<Vec<Vec<u8>>, &'static [u8]> {
+/// Redis's `luaArgsToRedisArgv`: strings as they are, numbers as `%.17g`
+/// (written into `nums`); anything else is refused with the message of
+/// the error. Strings are borrowed off the stack, not copied.
+///
+/// # Safety
+/// `state` must be the running state; the slices are valid while its
+/// arguments stay on the stack.
+unsafe fn args<'a>(
+    state: *mut ffi::lua_State,
+    nums: &'a mut Vec<u8>,
+) -> Result<SmallVec<[&'a [u8]; 8]>, &'static [u8]> {
+    /// An argument: a string on the stack, or a number's text in `nums`.
+    enum Arg<'s> {
+        Text(&'s [u8]),
+        Number(std::ops::Range<usize>),
+    }
     // SAFETY: reading the running function's own arguments.
     let n = unsafe { ffi::lua_gettop(state) };
     if n == 0 {
         return Err(b"Please specify at least one argument for this redis lib call");
     }
-    let mut out = Vec::with_capacity(n as usize);
+    let mut parts: SmallVec<[Arg<'a>; 8]> = SmallVec::with_capacity(n as usize);
     for i in 1..=n {
         // SAFETY: `i` is within the arguments.
         match unsafe { ffi::lua_type(state, i) } {
             ffi::LUA_TSTRING => {
                 let mut len = 0usize;
                 // SAFETY: a string value: a pointer to `len` bytes that
-                // live while it is on the stack (copied at once).
+                // live while it is on the stack (the caller's contract).
                 let bytes = unsafe {
                     let p = ffi::lua_tolstring(state, i, &mut len) as *const u8;
                     std::slice::from_raw_parts(p, len)
                 };
-                out.push(bytes.to_vec());
+                parts.push(Arg::Text(bytes));
             }
             ffi::LUA_TNUMBER => {
                 // SAFETY: a number value.
                 let d = unsafe { ffi::lua_tonumber(state, i) };
-                out.push(fmt::fmt_g(d, 17).into_bytes());
+                let start = nums.len();
+                nums.extend_from_slice(fmt::fmt_g(d, 17).as_bytes());
+                parts.push(Arg::Number(start..nums.len()));
             }
             _ => return Err(b"Lua redis lib command arguments must be strings or integers"),
         }
     }
-    Ok(out)
+    let nums: &'a [u8] = nums;
+    Ok(parts
+        .into_iter()
+        .map(|a| match a {
+            Arg::Text(t) => t,
+            Arg::Number(r) => &nums[r],
+        })
+        .collect())
 }
 
 /// Pushes Redis's error table `{err = text}` (and
@@ -501,9 +617,10 @@ mod tests {
     struct Fixed(&'static [u8]);
 
     impl Host for Fixed {
-        fn call(&mut self, _: Vec<Vec<u8>>, _: u8) -> Result<Vec<u8>, Vec<u8>> {
+        fn call(&mut self, _: &[&[u8]], _: u8, reply: &mut Vec<u8>) -> Result<(), Vec<u8>> {
             assert!(!self.0.is_empty(), "a command panicked");
-            Ok(self.0.to_vec())
+            reply.extend_from_slice(self.0);
+            Ok(())
         }
         fn log(&mut self, _: i32, _: &[u8]) {}
         fn set_repl(&mut self, _: i32) {}

@@ -8,23 +8,24 @@ struct Fake {
 }
 
 impl Host for Fake {
-    fn call(&mut self, args: Vec<Vec<u8>>, resp: u8) -> Result<Vec<u8>, Vec<u8>> {
-        Ok(match &args[0][..] {
-            b"ok" => b"+OK\r\n".to_vec(),
-            b"int" => b":42\r\n".to_vec(),
-            b"err" => b"-WRONGTYPE bad\r\n".to_vec(),
-            b"nil" => b"$-1\r\n".to_vec(),
+    fn call(&mut self, args: &[&[u8]], resp: u8, reply: &mut Vec<u8>) -> Result<(), Vec<u8>> {
+        let canned: &[u8] = match args[0] {
+            b"ok" => b"+OK\r\n",
+            b"int" => b":42\r\n",
+            b"err" => b"-WRONGTYPE bad\r\n",
+            b"nil" => b"$-1\r\n",
             b"echo" => {
-                let mut r = format!("${}\r\n", args[1].len()).into_bytes();
-                r.extend_from_slice(&args[1]);
-                r.extend_from_slice(b"\r\n");
-                r
+                reply.extend_from_slice(format!("${}\r\n", args[1].len()).as_bytes());
+                reply.extend_from_slice(args[1]);
+                b"\r\n"
             }
-            b"map" if resp == 3 => b"%1\r\n$1\r\na\r\n:1\r\n".to_vec(),
-            b"map" => b"*2\r\n$1\r\na\r\n:1\r\n".to_vec(),
-            b"dbl" => b",1.5\r\n".to_vec(),
+            b"map" if resp == 3 => b"%1\r\n$1\r\na\r\n:1\r\n",
+            b"map" => b"*2\r\n$1\r\na\r\n:1\r\n",
+            b"dbl" => b",1.5\r\n",
             _ => return Err(b"Unknown Redis command called from script".to_vec()),
-        })
+        };
+        reply.extend_from_slice(canned);
+        Ok(())
     }
     fn log(&mut self, level: i32, msg: &[u8]) {
         self.logs.push((level, msg.to_vec()));

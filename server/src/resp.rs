@@ -247,17 +247,18 @@ impl Out {
         }
     }
 
-    /// An empty writer for one reply (a script's `redis.call`): no
-    /// connection-sized buffer to allocate per call.
+    /// A writer that appends to `buf` (a script's `redis.call`, which
+    /// keeps one buffer from call to call): no connection-sized buffer
+    /// to allocate per call. [`Out::into_bytes`] gives it back.
     ///
     /// ```
-    /// let mut o = rampart_server::resp::Out::for_reply(2);
+    /// let mut o = rampart_server::resp::Out::for_reply(2, b"+A\r\n".to_vec());
     /// o.ok();
-    /// assert_eq!(o.into_bytes(), b"+OK\r\n");
+    /// assert_eq!(o.into_bytes(), b"+A\r\n+OK\r\n");
     /// ```
-    pub fn for_reply(proto: u8) -> Out {
+    pub fn for_reply(proto: u8, buf: Vec<u8>) -> Out {
         Out {
-            buf: Vec::new(),
+            buf,
             proto,
             last_error: None,
         }

@@ -24,7 +24,47 @@ pub struct Scripting {
     /// Busy and kill state: read without the lock (SCRIPT KILL, -BUSY).
     pub watch: Arc<Watch>,
     /// The running function's name and command (FUNCTION STATS).
-    pub running: Mutex<Option<(String, Vec<bytes::Bytes>)>>,
+    pub running: Mutex<Running>,
+}
+
+/// The function running now, for FUNCTION STATS. Its buffers are kept
+/// from call to call: FCALL fills them every time, for the rare reader.
+#[derive(Default)]
+pub struct Running {
+    active: bool,
+    name: String,
+    command: Vec<Bytes>,
+}
+
+impl Running {
+    /// A function `name` starts, called by `command`.
+    pub fn start(&mut self, name: &str, command: &[Bytes]) {
+        self.active = true;
+        self.name.clear();
+        self.name.push_str(name);
+        self.command.clear();
+        self.command.extend_from_slice(command);
+    }
+
+    /// The function returned (its command's arguments are let go).
+    pub fn stop(&mut self) {
+        self.active = false;
+        self.command.clear();
+    }
+
+    /// The running function's name and command, if one runs.
+    ///
+    /// ```
+    /// let mut r = rampart_server::script::Running::default();
+    /// r.start("f", &["FCALL".into(), "f".into(), "0".into()]);
+    /// assert_eq!(r.current().map(|(n, c)| (n, c.len())), Some(("f".to_string(), 3)));
+    /// r.stop();
+    /// assert!(r.current().is_none());
+    /// ```
+    pub fn current(&self) -> Option<(String, Vec<Bytes>)> {
+        self.active
+            .then(|| (self.name.clone(), self.command.clone()))
+    }
 }
 
 impl Default for Scripting {
@@ -50,7 +90,7 @@ impl Default for Scripting {
             engine: Mutex::new(engine),
             functions: Mutex::new(functions),
             watch,
-            running: Mutex::new(None),
+            running: Mutex::new(Running::default()),
         }
     }
 }
@@ -141,6 +181,8 @@ pub struct ScriptHost {
     /// Whether the script's next commands reach replicas
     /// (`redis.set_repl`).
     to_replicas: bool,
+    /// The current call's arguments, a vector kept between calls.
+    args: Vec<Bytes>,
 }
 
 impl ScriptHost {
@@ -164,6 +206,7 @@ impl ScriptHost {
             now,
             rules,
             to_replicas: true,
+            args: Vec::new(),
         }
     }
 
@@ -220,10 +263,10 @@ impl ScriptHost {
     }
 }
 
-impl Host for ScriptHost {
-    fn call(&mut self, args: Vec<Vec<u8>>, resp: u8) -> Result<Vec<u8>, Vec<u8>> {
+impl ScriptHost {
+    /// Runs one `redis.call` command, its arguments already in `args`.
+    fn run(&mut self, args: &[Bytes], resp: u8, reply: &mut Vec<u8>) -> Result<(), Vec<u8>> {
         let srv = &*self.srv;
-        let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
         let reject = |id: Option<usize>, e: String| {
             if let Some(id) = id {
                 srv.commands.reject(id);
@@ -236,7 +279,7 @@ impl Host for ScriptHost {
             srv.stats.error(&code);
             Err(e.into_bytes())
         };
-        let id = match self.resolve(&args) {
+        let id = match self.resolve(args) {
             Ok(id) => id,
             Err(e) => return reject(None, e.into()),
         };
@@ -262,7 +305,7 @@ impl Host for ScriptHost {
                 "Can not execute the command on a stale replica".into(),
             );
         }
-        if let Some(why) = crate::acl::script_check(srv, &mut self.client, id, &args) {
+        if let Some(why) = crate::acl::script_check(srv, &mut self.client, id, args) {
             return reject(Some(id), format!("The user executing the script {why}"));
         }
         if let Err(e) = self.write_rules(spec) {
@@ -272,7 +315,7 @@ impl Host for ScriptHost {
             srv.scripting.watch.set_dirty();
         }
         if let (Some(bus), false) = (srv.cluster.get(), self.obey) {
-            match crate::cluster::route::script_check(srv, bus, &self.client, id, &args) {
+            match crate::cluster::route::script_check(srv, bus, &self.client, id, args) {
                 Err(e) => return reject(Some(id), e.into()),
                 Ok(Some(slot)) if !self.rules.allow_cross_slot => match self.rules.slot {
                     None => self.rules.slot = Some(slot),
@@ -289,21 +332,36 @@ impl Host for ScriptHost {
             }
         }
         self.client.proto = resp;
-        let mut out = Out::for_reply(resp);
+        let mut out = Out::for_reply(resp, std::mem::take(reply));
         let start = crate::state::now_us();
         crate::repl::with_propagation(self.to_replicas, || {
             crate::dispatch::call(
                 srv,
                 &mut self.client,
                 id,
-                &args,
+                args,
                 &mut out,
                 self.now,
                 start,
                 true,
             )
         });
-        Ok(out.into_bytes())
+        *reply = out.into_bytes();
+        Ok(())
+    }
+}
+
+impl Host for ScriptHost {
+    fn call(&mut self, argv: &[&[u8]], resp: u8, reply: &mut Vec<u8>) -> Result<(), Vec<u8>> {
+        // The arguments as `Bytes`, as commands take them, into a vector
+        // kept between calls. (One arena for all of them, split per
+        // argument, cost more than an allocation each: callgrind.)
+        let mut args = std::mem::take(&mut self.args);
+        args.extend(argv.iter().map(|a| Bytes::copy_from_slice(a)));
+        let result = self.run(&args, resp, reply);
+        args.clear();
+        self.args = args;
+        result
     }
 
     fn log(&mut self, level: i32, msg: &[u8]) {

@@ -100,6 +100,17 @@ fn prepare(ctx: &mut Ctx<'_>, script_flags: u64, ro: bool, oom: bool) -> Result<
     })
 }
 
+/// A script's keys and arguments, after the command, its script or
+/// function and the number of keys (no allocation for the usual few).
+fn script_args(args: &[bytes::Bytes], nkeys: usize) -> (ArgList<'_>, ArgList<'_>) {
+    let keys = args[3..3 + nkeys].iter().map(|a| &a[..]).collect();
+    let argv = args[3 + nkeys..].iter().map(|a| &a[..]).collect();
+    (keys, argv)
+}
+
+/// Borrowed arguments, inline up to 8.
+type ArgList<'a> = smallvec::SmallVec<[&'a [u8]; 8]>;
+
 /// The slot of the keys a script declares, which its commands must stay
 /// in (Redis's `c->slot` from `getNodeByQuery`); routing already refused
 /// declared keys of several slots. Only in cluster mode.
@@ -157,9 +168,8 @@ fn eval_generic(ctx: &mut Ctx<'_>, evalsha: bool, ro: bool) {
         Ok(r) => r,
         Err(e) => return ctx.out.error(&e),
     };
-    let keys: Vec<&[u8]> = ctx.args[3..3 + nkeys].iter().map(|a| &a[..]).collect();
+    let (keys, argv) = script_args(ctx.args, nkeys);
     rules.slot = declared_slot(ctx, &keys);
-    let argv: Vec<&[u8]> = ctx.args[3 + nkeys..].iter().map(|a| &a[..]).collect();
     let watch = &srv.scripting.watch;
     watch.threshold_ms.store(
         srv.config.hot.busy_reply_threshold.load(Ordering::Relaxed),
@@ -300,9 +310,12 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
         return ctx.out.error("ERR Lua engine unavailable");
     };
     engine.set_memory_limit(crate::script::vm_memory_cap(srv));
-    let name = String::from_utf8_lossy(&ctx.args[1]).into_owned();
+    // Borrowed, not copied: function names are plain ASCII (checked when
+    // registered), so a name that is not UTF-8 is not found either.
+    let args = ctx.args;
+    let name = std::str::from_utf8(&args[1]).unwrap_or("");
     let engine = &*engine;
-    let Some(function) = engine.function(&name) else {
+    let Some(function) = engine.function(name) else {
         return ctx.out.error("ERR Function not found");
     };
     let fflags = function.flags;
@@ -323,14 +336,13 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
         Ok(r) => r,
         Err(e) => return ctx.out.error(&e),
     };
-    let keys: Vec<&[u8]> = ctx.args[3..3 + nkeys].iter().map(|a| &a[..]).collect();
+    let (keys, argv) = script_args(args, nkeys);
     rules.slot = declared_slot(ctx, &keys);
-    let argv: Vec<&[u8]> = ctx.args[3 + nkeys..].iter().map(|a| &a[..]).collect();
     srv.scripting.watch.threshold_ms.store(
         srv.config.hot.busy_reply_threshold.load(Ordering::Relaxed),
         Ordering::Relaxed,
     );
-    *srv.scripting.running.lock() = Some((name.clone(), ctx.args.to_vec()));
+    srv.scripting.running.lock().start(name, args);
     let Some(me) = srv.arc() else {
         return ctx.out.error("ERR Lua engine unavailable");
     };
@@ -338,7 +350,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     let opts = RunOptions {
         eval: false,
         caller_proto: ctx.client.proto,
-        name: &name,
+        name,
         from_master: ctx.client.is_master,
     };
     let wrap = !ctx.in_exec;
@@ -349,7 +361,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
     if wrap {
         srv.repl.end_tx();
     }
-    *srv.scripting.running.lock() = None;
+    srv.scripting.running.lock().stop();
     drop(guard);
     ctx.propagated = true;
     reply(ctx, &bytes);
@@ -565,7 +577,7 @@ fn function_list(ctx: &mut Ctx<'_>) {
 fn function_stats(ctx: &mut Ctx<'_>) {
     let srv = ctx.srv;
     let watch = &srv.scripting.watch;
-    let running = srv.scripting.running.lock().clone();
+    let running = srv.scripting.running.lock().current();
     if watch.running() && running.is_none() {
         return ctx.out.error(rampart_scripting::BUSY_EVAL);
     }

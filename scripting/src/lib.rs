@@ -15,7 +15,10 @@ pub mod libs;
 mod raw;
 pub mod reply;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+// foldhash, not SipHash: EVALSHA and FCALL look a name up on every call.
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;

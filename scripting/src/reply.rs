@@ -86,10 +86,7 @@ impl Writer {
     }
 
     fn num(&mut self, kind: u8, n: i64) {
-        use std::io::Write;
-        // Straight into the buffer: no String per number.
-        self.buf.push(kind);
-        let _ = write!(self.buf, "{n}\r\n");
+        self.line(kind, itoa::Buffer::new().format(n).as_bytes());
     }
 
     /// A bulk string.

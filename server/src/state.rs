@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -20,10 +20,7 @@ pub fn now_ms() -> u64 {
 /// Current Unix time in microseconds: one clock read gives a command both
 /// its expiry clock and the start of its duration, as Redis's `ustime()`.
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    rampart_sys::unix_us()
 }
 
 /// Where writes go after they are applied: the replication stream once

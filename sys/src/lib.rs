@@ -430,6 +430,31 @@ pub fn send_now(fd: i32, data: &[u8]) -> std::io::Result<usize> {
     }
 }
 
+/// The wall clock in microseconds since the Unix epoch, read as Redis's
+/// `ustime()`: one `clock_gettime` (vDSO) and integer arithmetic. Every
+/// command reads it twice; `SystemTime::now().duration_since(UNIX_EPOCH)`
+/// added a checked subtraction and 128-bit arithmetic to each read.
+///
+/// ```
+/// let std_us = std::time::SystemTime::now()
+///     .duration_since(std::time::UNIX_EPOCH)
+///     .unwrap()
+///     .as_micros() as u64;
+/// let us = rampart_sys::unix_us();
+/// assert!(us >= std_us && us - std_us < 60_000_000);
+/// ```
+#[allow(unsafe_code)]
+pub fn unix_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME always
+    // exists, so the call cannot fail (and on failure `ts` stays 0).
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec.max(0) as u64) * 1_000_000 + (ts.tv_nsec.max(0) as u64) / 1_000
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

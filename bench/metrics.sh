@@ -179,6 +179,8 @@ if [ "${SCRAPER_IDLE:-no}" = yes ]; then
     start_scraper() { idle_start_scraper; chrt --idle -a -p 0 $! >/dev/null; }
 fi
 ratios=()
+alone_p99=()
+scraped_p99=()
 for round in $(seq "$ROUNDS"); do
     alone=$(set_line)
     echo "SET alone:                $alone"
@@ -193,7 +195,15 @@ for round in $(seq "$ROUNDS"); do
     wait "$scraper" 2>/dev/null || true
     echo "SET, scraped every 100ms: $scraped"
     ratios+=("$(awk -v a="${alone##*p99 }" -v b="${scraped##*p99 }" 'BEGIN { printf "%.2f", b / a }')")
+    alone_p99+=("${alone##*p99 }")
+    scraped_p99+=("${scraped##*p99 }")
 done
+# The median of each side too: a round's two runs drift together, but one
+# noisy run moves its round's ratio by tens of percent on this machine.
+median() { printf '%s\n' "$@" | sort -n | awk '{ r[NR] = $1 } END { if (NR % 2) print r[(NR + 1) / 2]; else print (r[NR / 2] + r[NR / 2 + 1]) / 2 }'; }
+ma=$(median "${alone_p99[@]}")
+ms=$(median "${scraped_p99[@]}")
+awk -v a="$ma" -v s="$ms" 'BEGIN { printf "SET p99 medians: alone %.3f ms, scraped %.3f ms (%.2fx)\n", a, s, s / a }'
 printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1; all = all (NR > 1 ? " " : "") $1 "x" } END {
     if (NR % 2) m = r[(NR + 1) / 2]; else m = (r[NR / 2] + r[NR / 2 + 1]) / 2
     printf "SET p99 scraped / alone: median %.2fx over %d rounds (%s)\n", m, NR, all }'

@@ -73,10 +73,13 @@ local load_redis = erroring({
   REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
 })
 local load_api = erroring({redis = protect(load_redis, {})})
-local fmeta = {__index = env, __newindex = function() readonly(3) end, __metatable = false}
+-- At run time a function reads the globals straight from G rather than
+-- through env (whose __index is G): the same values (G._G is env) one
+-- lookup sooner, for every global a function reads (`redis`, each call).
+local fmeta = {__index = G, __newindex = function() readonly(3) end, __metatable = false}
 local fenv = setmetatable({}, fmeta)
 proxies[fenv] = fenv
 local function switch(loading)
-  fmeta.__index = loading and load_api or env
+  fmeta.__index = loading and load_api or G
 end
 return env, fenv, switch

@@ -27,6 +27,11 @@
 //!   used, are exposed the same way. Here it can only skip the drop of
 //!   the reply's bytes, a leak, and leave the cap lifted until the run's
 //!   end, where the engine sets it again.)
+//! - [`start`], the C function that builds KEYS and ARGV and calls the
+//!   script, runs inside mlua's protected call and owns nothing either:
+//!   an error of the script (or of an allocation) unwinds through it to
+//!   that call. Its light userdata points to a [`Start`] on the frame of
+//!   the engine's call, which waits for it.
 //! - The upvalue is a pointer to the engine's [`RunCtx`], whose `Arc`
 //!   [`install`] leaks one count of, so it outlives the VM.
 //! - Stack room: a C function starts with `LUA_MINSTACK` (20) free slots;
@@ -124,7 +129,9 @@ unsafe extern "C-unwind" fn start(state: *mut ffi::lua_State) -> c_int {
         push_array(state, spec.keys);
         push_array(state, spec.args);
         ffi::lua_pushboolean(state, spec.eval as c_int);
-        (spec.before_run)();
+        // A panic must not unwind through Lua's frames; if putting the
+        // cap back failed that way, the run goes on uncapped.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(spec.before_run));
         ffi::lua_call(state, 5, 2);
     }
     2

@@ -261,9 +261,7 @@ impl ScriptHost {
         }
         Ok(())
     }
-}
 
-impl ScriptHost {
     /// Runs one `redis.call` command, its arguments already in `args`.
     fn run(&mut self, args: &[Bytes], resp: u8, reply: &mut Vec<u8>) -> Result<(), Vec<u8>> {
         let srv = &*self.srv;

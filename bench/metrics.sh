@@ -7,15 +7,18 @@
 #   - used_memory before the first scrape and after them all (the registry
 #     and its families are created at the first scrape);
 #   - SET p99 and throughput from redis-benchmark alone, then with a scrape
-#     every 100 ms beside it (ten times Prometheus's usual rate), and the
-#     scraper's own CPU per scrape (see the scraper below; a `curl` per
-#     scrape would cost a fork and exec each time, more than the scrape).
+#     every SCRAPE_MS (100 ms: ten times Prometheus's usual rate) beside
+#     it, and the scraper's own CPU per scrape (see the scraper below; a
+#     `curl` per scrape would cost a fork and exec each time, more than
+#     the scrape).
 # A benchmark, not a test: it reports, it asserts nothing.
 #
 #   bash bench/metrics.sh
 #   IDLE_CLIENTS=10000 KEYS=100000 bash bench/metrics.sh
 #   ROUNDS=5 ...          # alone/scraped SET pairs (default 3)
 #   SCRAPER=python ...    # scrape from Python rather than a small C client
+#   SCRAPE_MS=1 ...       # scrape every 1 ms instead of 100 (amplifies the
+#                         # effect: about 100 times the scrapes a second)
 #   SCRAPER_IDLE=yes ...  # run the scraper at SCHED_IDLE (chrt --idle 0): its
 #                         # own CPU then waits for a free core, as if it ran
 #                         # on another machine, so the SET tail shows the
@@ -27,6 +30,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 IDLE_CLIENTS=${IDLE_CLIENTS:-1000}
 KEYS=${KEYS:-20000}
 SCRAPES=${SCRAPES:-50}
+SCRAPE_MS=${SCRAPE_MS:-100}
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 
@@ -95,7 +99,7 @@ awk -v d=$((cpu_b - cpu_a)) -v t=$((t1 - t0)) -v i=$((idle_b - idle_a)) -v it=$(
 mem_after=$(used)
 echo "used_memory before the first scrape $mem_before, after $SCRAPES: $mem_after (delta $((mem_after - mem_before)) bytes)"
 
-# p99 of SET alone, then with a scrape every 100 ms, ROUNDS times in turn
+# p99 of SET alone, then with a scrape every SCRAPE_MS, ROUNDS times in turn
 # (on a shared machine the load drifts: pairs taken close together, and
 # their median, say more than one pair).
 set_line() {
@@ -109,7 +113,7 @@ set_line() {
 # a small C client (built here when cc exists) about 0.15 ms, mostly the
 # kernel's share of a 36 KB loopback read. Either reports its CPU;
 # SCRAPER=python picks Python.
-if [ "${SCRAPER:-c}" != python ] && command -v cc >/dev/null && cat >"$tmp/scraper.c" <<'EOF' && cc -O2 -o "$tmp/scraper" "$tmp/scraper.c"
+if [ "${SCRAPER:-c}" != python ] && command -v cc >/dev/null && cat >"$tmp/scraper.c" <<'EOF' && cc -O2 -DPAUSE_NS="$((SCRAPE_MS * 1000000))L" -o "$tmp/scraper" "$tmp/scraper.c"
 #include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
@@ -129,7 +133,7 @@ int main(int argc, char **argv) {
     a.sin_port = htons(atoi(argv[1]));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     const char *req = "GET /metrics HTTP/1.1\r\n\r\n";
-    struct timespec pause = {0, 100 * 1000 * 1000};
+    struct timespec pause = {PAUSE_NS / 1000000000L, PAUSE_NS % 1000000000L};
     long n = 0;
     signal(SIGTERM, on_term);
     while (!stop) {
@@ -153,9 +157,9 @@ then
     start_scraper() { "$tmp/scraper" "$MPORT" & }
 else
     start_scraper() {
-        python3 - "$MPORT" <<'EOF' &
+        python3 - "$MPORT" "$SCRAPE_MS" <<'EOF' &
 import signal, socket, sys, time
-port = int(sys.argv[1])
+port, pause = int(sys.argv[1]), int(sys.argv[2]) / 1000
 n, cpu0 = 0, time.process_time()
 def done(*_):
     if n:
@@ -169,7 +173,7 @@ while True:
         pass
     s.close()
     n += 1
-    time.sleep(0.1)
+    time.sleep(pause)
 EOF
     }
 fi
@@ -193,7 +197,7 @@ for round in $(seq "$ROUNDS"); do
     scraped=$(set_line)
     kill "$scraper" 2>/dev/null || true
     wait "$scraper" 2>/dev/null || true
-    echo "SET, scraped every 100ms: $scraped"
+    echo "SET, scraped every ${SCRAPE_MS}ms: $scraped"
     ratios+=("$(awk -v a="${alone##*p99 }" -v b="${scraped##*p99 }" 'BEGIN { printf "%.2f", b / a }')")
     alone_p99+=("${alone##*p99 }")
     scraped_p99+=("${scraped##*p99 }")

@@ -775,13 +775,13 @@ pub(crate) fn load_file_with(
     };
     let stats = result.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if !loader.functions.is_empty() {
-        if let Some(e) = srv.scripting.functions.lock().as_mut() {
+        srv.scripting.with_functions(|e| {
             for code in &loader.functions {
                 if let Err(err) = e.load_library(code, true) {
                     tracing::warn!("Failed loading a function library from the snapshot: {err}");
                 }
             }
-        }
+        });
     }
     if let Some(p) = loader.problem {
         anyhow::bail!("{}: {p}", path.display());

@@ -2323,9 +2323,7 @@ fn store_and_load(
     srv.tracking.flushed();
     // Functions are part of the dataset (Redis's emptyData flushes them
     // too): a library the primary deleted must not survive the sync.
-    if let Some(e) = srv.scripting.functions.lock().as_mut() {
-        e.flush_functions();
-    }
+    srv.scripting.with_functions(|e| e.flush_functions());
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let path = crate::persist::snapshot_path(srv);
     let format = if srv.keys.is_some() {

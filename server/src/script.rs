@@ -25,6 +25,16 @@ pub struct Scripting {
     pub watch: Arc<Watch>,
     /// The running function's name and command (FUNCTION STATS).
     pub running: Mutex<Running>,
+    /// What [`Scripting::note_functions`] last saw.
+    functions_noted: FunctionsNoted,
+}
+
+/// The functions engine's figures, readable while a function holds it.
+#[derive(Default)]
+struct FunctionsNoted {
+    functions: std::sync::atomic::AtomicUsize,
+    libraries: std::sync::atomic::AtomicUsize,
+    vm_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// The function running now, for FUNCTION STATS. Its buffers are kept
@@ -91,27 +101,51 @@ impl Default for Scripting {
             functions: Mutex::new(functions),
             watch,
             running: Mutex::new(Running::default()),
+            functions_noted: FunctionsNoted::default(),
         }
     }
 }
 
 impl Scripting {
-    /// `(number_of_functions, number_of_libraries)` for INFO.
-    pub fn function_counts(&self) -> (usize, usize) {
-        match self.functions.try_lock() {
-            Some(g) => g
-                .as_ref()
-                .map_or((0, 0), |e| (e.function_count(), e.libraries().count())),
-            None => (0, 0),
-        }
+    /// Runs `f` on the functions' engine (`None` when there is none) and
+    /// notes its counts after, for readers that cannot wait for the lock.
+    pub fn with_functions<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> Option<R> {
+        let mut guard = self.functions.lock();
+        let engine = guard.as_mut()?;
+        let r = f(engine);
+        self.note_functions(engine);
+        Some(r)
     }
 
-    /// Bytes the functions' VM uses (INFO `used_memory_vm_functions`), or
-    /// 0 while a function holds it.
+    /// Notes `engine`'s function and library counts and its VM's size
+    /// (call it with the functions' lock held, after a change or a run).
+    pub fn note_functions(&self, engine: &Engine) {
+        let noted = &self.functions_noted;
+        noted
+            .functions
+            .store(engine.function_count(), Ordering::Relaxed);
+        noted
+            .libraries
+            .store(engine.libraries().count(), Ordering::Relaxed);
+        noted.vm_bytes.store(engine.vm_memory(), Ordering::Relaxed);
+    }
+
+    /// `(number_of_functions, number_of_libraries)` for INFO and FUNCTION
+    /// STATS, also while a function runs (Redis counts them then too).
+    pub fn function_counts(&self) -> (usize, usize) {
+        let noted = &self.functions_noted;
+        (
+            noted.functions.load(Ordering::Relaxed),
+            noted.libraries.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Bytes the functions' VM uses (INFO `used_memory_vm_functions`);
+    /// while a function holds it, as it was last noted.
     pub fn functions_vm_memory(&self) -> usize {
         match self.functions.try_lock() {
             Some(g) => g.as_ref().map_or(0, |e| e.vm_memory()),
-            None => 0,
+            None => self.functions_noted.vm_bytes.load(Ordering::Relaxed),
         }
     }
 

@@ -244,8 +244,20 @@ fn query_buffer_limit_closes_only_that_client() -> Result<()> {
 fn maxclients_refuses_extra_connections() -> Result<()> {
     let r = Rampart::start(&["--maxclients", "2"])?;
     let mut a = r.conn()?;
-    let mut b = r.conn()?;
     assert_eq!(a.cmd(&["PING"])?, b"+PONG\r\n");
+    // The start's readiness probe has closed, but it holds a slot until
+    // the server reads its end (in Redis too): wait for that first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&a.cmd(&["INFO", "clients"])?)
+        .contains("connected_clients:1\r\n")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe's slot was never freed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut b = r.conn()?;
     assert_eq!(b.cmd(&["PING"])?, b"+PONG\r\n");
     let mut c = r.conn()?;
     let (reply, closed) = c.read_until_close(Duration::from_secs(5))?;

@@ -25,6 +25,21 @@ fn wait_busy(conn: &mut RawConn) -> Result<Vec<u8>> {
     }
 }
 
+/// FUNCTION STATS's reply with the running script's `duration_ms` value
+/// replaced by 0, which differs from run to run.
+fn mask_duration(reply: &[u8]) -> Vec<u8> {
+    const FIELD: &[u8] = b"$11\r\nduration_ms\r\n:";
+    let Some(at) = reply.windows(FIELD.len()).position(|w| w == FIELD) else {
+        return reply.to_vec();
+    };
+    let start = at + FIELD.len();
+    let end = reply[start..]
+        .iter()
+        .position(|&b| b == b'\r')
+        .map_or(reply.len(), |n| start + n);
+    [&reply[..start], b"0", &reply[end..]].concat()
+}
+
 fn busy_scenario(port: u16) -> Result<Vec<Vec<u8>>> {
     let mut log = Vec::new();
     let mut a = RawConn::connect(port)?;
@@ -69,6 +84,8 @@ fn busy_scenario(port: u16) -> Result<Vec<Vec<u8>>> {
     ])?);
     a.send(&["FCALL", "spin", "0"])?;
     log.push(wait_busy(&mut c)?);
+    // The running function, by name and command (its duration masked).
+    log.push(mask_duration(&b.cmd(&["FUNCTION", "STATS"])?));
     log.push(b.cmd(&["SCRIPT", "KILL"])?);
     log.push(b.cmd(&["FUNCTION", "KILL"])?);
     log.push(a.read_reply()?);

@@ -362,6 +362,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
         srv.repl.end_tx();
     }
     srv.scripting.running.lock().stop();
+    srv.scripting.note_functions(engine);
     drop(guard);
     ctx.propagated = true;
     reply(ctx, &bytes);
@@ -380,13 +381,12 @@ fn fcall_ro(ctx: &mut Ctx<'_>) {
 /// Runs `f` on the functions engine, or replies it is unavailable.
 fn with_functions(ctx: &mut Ctx<'_>, f: impl FnOnce(&mut Ctx<'_>, &mut rampart_scripting::Engine)) {
     let srv = ctx.srv;
-    let mut guard = srv.scripting.functions.lock();
-    match guard.as_mut() {
-        Some(e) => {
-            e.set_memory_limit(crate::script::vm_memory_cap(srv));
-            f(ctx, e)
-        }
-        None => ctx.out.error("ERR Lua engine unavailable"),
+    let ran = srv.scripting.with_functions(|e| {
+        e.set_memory_limit(crate::script::vm_memory_cap(srv));
+        f(ctx, e)
+    });
+    if ran.is_none() {
+        ctx.out.error("ERR Lua engine unavailable");
     }
 }
 

@@ -2160,18 +2160,32 @@ fn continue_with_a_new_id<P: std::ops::Deref<Target = ServerProcess>>(
 
 #[test]
 fn continue_with_a_new_id_shifts_ids_and_reconnects_sub_replicas_as_in_redis() -> Result<()> {
-    let want = continue_with_a_new_id(|primary| match primary {
-        None => RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"]),
-        Some(p) => RedisOracle::start_with(&[
-            "--repl-diskless-sync-delay",
-            "0",
-            "--replicaof",
-            "127.0.0.1",
-            &p.to_string(),
-        ]),
-    })?;
-    assert!(want.iter().take(4).all(|l| l.ends_with("true")), "{want:?}");
-    assert_eq!(want[7], "B sync_partial_ok 1", "{want:?}");
+    let redis_run = || {
+        continue_with_a_new_id(|primary| match primary {
+            None => RedisOracle::start_with(&["--repl-diskless-sync-delay", "0"]),
+            Some(p) => RedisOracle::start_with(&[
+                "--repl-diskless-sync-delay",
+                "0",
+                "--replicaof",
+                "127.0.0.1",
+                &p.to_string(),
+            ]),
+        })
+    };
+    let as_redis_does = |want: &[String]| {
+        want.iter().take(4).all(|l| l.ends_with("true")) && want[7] == "B sync_partial_ok 1"
+    };
+    // The reference run itself: under a loaded CI machine redis-server's
+    // B once fell back to a full sync (B sync_full 2); a second run of
+    // the oracle settles what Redis does, Rampart's run gets one chance.
+    let mut want = redis_run()?;
+    for _ in 0..2 {
+        if as_redis_does(&want) {
+            break;
+        }
+        want = redis_run()?;
+    }
+    assert!(as_redis_does(&want), "{want:?}");
     let keys = tempfile::tempdir()?;
     let k = keyring(keys.path());
     let got = continue_with_a_new_id(|primary| match primary {

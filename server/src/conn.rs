@@ -192,13 +192,14 @@ pub(crate) async fn connection<S: ConnIo>(srv: Arc<Server>, mut stream: S, peer:
     client.acl_epoch = 0;
     client.tls = stream.is_tls();
     /// Closes the outbox before the socket, however the loop ends.
-    struct Closing(Arc<crate::state::ClientHandle>);
-    impl Drop for Closing {
+    struct Closing<'a>(&'a Server, Arc<crate::state::ClientHandle>);
+    impl Drop for Closing<'_> {
         fn drop(&mut self) {
-            self.0.outbox.close();
+            let sent = self.1.outbox.close();
+            self.0.stats.net_out.add(sent as u64);
         }
     }
-    let closing = Closing(handle.clone());
+    let closing = Closing(&srv, handle.clone());
     if let Some(fd) = stream.deferrable_fd() {
         handle.outbox.open(fd);
     }
@@ -317,7 +318,7 @@ async fn serve<S: ConnIo>(
         }
         srv.client_mem
             .note_peaks(clock / 1_000_000, buf.capacity() as u64, out.len() as u64);
-        let flushed = if !client.close && !out.is_empty() && defer(srv, client, &mut out) {
+        let flushed = if !client.close && !out.is_empty() && defer(client, &mut out) {
             true
         } else {
             match output_limits(srv, client) {
@@ -477,17 +478,15 @@ async fn wait_blocked<S: ConnIo>(
 }
 
 /// Leaves the batch's replies for the end of the thread's turn
-/// ([`crate::outbox`]); false when they must be written now. Under an
-/// output limit they count as unsent until then; what the socket does not
-/// take comes back through `flush_some`, which applies the limit.
-fn defer(srv: &Server, client: &Client, out: &mut Out) -> bool {
+/// ([`crate::outbox`], which counts them in `total_net_output_bytes` as
+/// it sends them); false when they must be written now. Under an output
+/// limit they count as unsent until then; what the socket does not take
+/// comes back through `flush_some`, which applies the limit.
+fn defer(client: &Client, out: &mut Out) -> bool {
     let n = out.len();
     let deferred = crate::outbox::defer(&client.handle, out.buf_mut());
-    if deferred {
-        srv.stats.net_out.add(n as u64);
-        if client.subs.any() {
-            client.handle.mailbox.unsent.store(n, Ordering::Relaxed);
-        }
+    if deferred && client.subs.any() {
+        client.handle.mailbox.unsent.store(n, Ordering::Relaxed);
     }
     deferred
 }

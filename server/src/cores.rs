@@ -40,7 +40,7 @@ impl Cores {
         let mut inboxes = Vec::new();
         for i in 0..n.max(1) {
             let (tx, mut rx) = unbounded_channel::<NewConn>();
-            let turn = Arc::new(crate::outbox::Turn::default());
+            let turn = Arc::new(crate::outbox::Turn::new(srv.clone()));
             let joins = turn.clone();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

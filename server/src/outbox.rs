@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::state::ClientHandle;
+use crate::state::{ClientHandle, Server};
 
 /// Past this many waiting outboxes the turn is written at once: a worker
 /// kept busy without sleeping must not hold replies back for long.
@@ -64,15 +64,17 @@ impl Outbox {
 
     /// Ends deferring before the socket closes: what still waits is sent
     /// once (the hook would have), then the descriptor is forgotten.
-    /// Idempotent.
-    pub(crate) fn close(&self) {
+    /// Idempotent. Returns the bytes sent.
+    pub(crate) fn close(&self) -> usize {
         let mut h = self.held.lock();
+        let mut sent = 0;
         if let Some(fd) = h.fd.take() {
             if !h.buf.is_empty() {
-                let _ = rampart_sys::send_now(fd, &h.buf);
+                sent = rampart_sys::send_now(fd, &h.buf).unwrap_or(0);
             }
         }
         h.buf = Vec::new();
+        sent
     }
 
     /// Bytes waiting here (CLIENT LIST's output buffer figures).
@@ -95,12 +97,12 @@ impl Outbox {
         }
     }
 
-    /// Sends what waits, as the turn ends: the bytes left, which the
-    /// connection is woken to write itself.
-    fn send(&self) -> usize {
+    /// Sends what waits, as the turn ends: `(sent, left)`, the bytes left
+    /// being what the connection is woken to write itself.
+    fn send(&self) -> (usize, usize) {
         let mut h = self.held.lock();
         h.queued = false;
-        let Some(fd) = h.fd else { return 0 };
+        let Some(fd) = h.fd else { return (0, 0) };
         let mut sent = 0;
         while sent < h.buf.len() {
             match rampart_sys::send_now(fd, &h.buf[sent..]) {
@@ -116,27 +118,40 @@ impl Outbox {
             } else {
                 h.buf.clear();
             }
-            return 0;
+            return (sent, 0);
         }
         h.buf.drain(..sent);
         h.stuck = true;
-        h.buf.len()
+        (sent, h.buf.len())
     }
 }
 
 /// The outboxes of one connection runtime waiting for its worker to sleep.
-#[derive(Default)]
 pub(crate) struct Turn {
     waiting: Mutex<Vec<Arc<ClientHandle>>>,
+    /// For `total_net_output_bytes`, counted as bytes reach the socket:
+    /// what a socket does not take goes back to its connection, which
+    /// counts what it writes itself.
+    srv: Arc<Server>,
 }
 
 impl Turn {
+    /// The turn of a connection runtime of `srv`.
+    pub(crate) fn new(srv: Arc<Server>) -> Turn {
+        Turn {
+            waiting: Mutex::new(Vec::new()),
+            srv,
+        }
+    }
+
     /// Sends every waiting outbox: the runtime's park hook.
     pub(crate) fn flush(&self) {
         WORKER.with(|w| w.set(true));
         let mut waiting = self.waiting.lock();
+        let mut total = 0;
         for h in waiting.drain(..) {
-            let left = h.outbox.send();
+            let (sent, left) = h.outbox.send();
+            total += sent;
             // A subscriber's output limit counts what it has not taken.
             if h.mailbox.unsent.load(Ordering::Relaxed) != 0 {
                 h.mailbox.unsent.store(left, Ordering::Relaxed);
@@ -144,6 +159,9 @@ impl Turn {
             if left > 0 {
                 h.wake.notify_one();
             }
+        }
+        if total > 0 {
+            self.srv.stats.net_out.add(total as u64);
         }
     }
 }

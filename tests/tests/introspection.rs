@@ -298,3 +298,49 @@ fn field(line: &str, name: &str) -> Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no {name} in {line}"))?;
     Ok(v.parse()?)
 }
+
+/// INFO's `total_net_output_bytes`.
+fn net_out(c: &mut redis::Connection) -> Result<u64> {
+    let info: String = q(c, &[b"INFO", b"stats"])?;
+    let v = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .ok_or_else(|| anyhow::anyhow!("no total_net_output_bytes in {info}"))?;
+    Ok(v.trim().parse()?)
+}
+
+/// `total_net_output_bytes` counts each byte sent once, on both servers.
+/// Replies that wait for the end of the thread's turn, sent to a client
+/// that stopped reading, are only partly taken by its socket: the rest
+/// goes back to the connection, which must not count it again.
+#[test]
+fn net_output_counts_each_byte_once() -> Result<()> {
+    let oracle = RedisOracle::start()?;
+    let rampart = Rampart::start(&[])?;
+    for server in [&*oracle, &*rampart] {
+        let mut p = server.redis_conn()?;
+        // Under the 64 KB a batch writes at once: each reply waits.
+        let value = vec![b'v'; 60 * 1024];
+        let _: String = q(&mut p, &[b"SET", b"big", &value])?;
+        let before = net_out(&mut p)?;
+        let mut slow = rampart_tests::RawConn::connect(server.port())?;
+        // 12 MB of replies, one GET a batch, none read yet: far more than
+        // loopback's socket buffers take.
+        for _ in 0..200 {
+            slow.send(&["GET", "big"])?;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let mut got = 0;
+        for _ in 0..200 {
+            got += slow.read_reply()?.len() as u64;
+        }
+        let counted = net_out(&mut p)? - before;
+        // The first INFO's own reply counts too: under 4 KB.
+        anyhow::ensure!(
+            counted >= got && counted < got + 4096,
+            "{}: {counted} bytes counted for {got} sent",
+            server.name()
+        );
+    }
+    Ok(())
+}

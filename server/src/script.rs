@@ -118,8 +118,8 @@ impl Scripting {
     }
 
     /// Notes `engine`'s function and library counts and its VM's size
-    /// (call it with the functions' lock held, after a change or a run).
-    pub fn note_functions(&self, engine: &Engine) {
+    /// (call it with the functions' lock held, after a change).
+    fn note_functions(&self, engine: &Engine) {
         let noted = &self.functions_noted;
         noted
             .functions
@@ -127,6 +127,13 @@ impl Scripting {
         noted
             .libraries
             .store(engine.libraries().count(), Ordering::Relaxed);
+        self.note_vm_size(engine);
+    }
+
+    /// Notes the functions' VM's size after a run (FCALL changes no
+    /// library), with the functions' lock held.
+    pub fn note_vm_size(&self, engine: &Engine) {
+        let noted = &self.functions_noted;
         noted.vm_bytes.store(engine.vm_memory(), Ordering::Relaxed);
     }
 

@@ -362,7 +362,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, ro: bool) {
         srv.repl.end_tx();
     }
     srv.scripting.running.lock().stop();
-    srv.scripting.note_functions(engine);
+    srv.scripting.note_vm_size(engine);
     drop(guard);
     ctx.propagated = true;
     reply(ctx, &bytes);
